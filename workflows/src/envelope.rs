@@ -1,0 +1,234 @@
+//! The domain-event envelope the service accepts from Kafka and `POST /events`, parsed once at the edge.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// An event type: lowercase dotted name with at least two segments, e.g. `order.placed`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct EventType(String);
+
+/// A store identifier: 1–64 characters of `[A-Za-z0-9_-]` (UUIDs included).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct StoreId(String);
+
+/// Longest event type accepted.
+pub const MAX_EVENT_TYPE_LEN: usize = 100;
+
+pub(crate) fn valid_dotted_name(s: &str, min_segments: usize) -> bool {
+    let segments: Vec<&str> = s.split('.').collect();
+    s.len() <= MAX_EVENT_TYPE_LEN
+        && segments.len() >= min_segments
+        && segments.iter().all(|seg| {
+            let mut chars = seg.chars();
+            matches!(chars.next(), Some('a'..='z'))
+                && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        })
+}
+
+impl EventType {
+    /// Parse an event type.
+    pub fn parse(raw: &str) -> Result<Self, RejectReason> {
+        if valid_dotted_name(raw, 2) {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(RejectReason::InvalidField { field: "event_type", detail: format!("{raw:?} is not a lowercase dotted name like order.placed") })
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl StoreId {
+    /// Parse a store id.
+    pub fn parse(raw: &str) -> Result<Self, RejectReason> {
+        let ok = (1..=64).contains(&raw.len()) && raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(RejectReason::InvalidField { field: "store_id", detail: "must be 1-64 characters of A-Z a-z 0-9 _ -".into() })
+        }
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for StoreId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why a message was refused (it is quarantined with this reason, or answered with a 400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RejectReason {
+    /// Larger than the configured limit.
+    #[error("message of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    /// Not a JSON object.
+    #[error("not a JSON object: {0}")]
+    NotJson(String),
+    /// A required field is absent.
+    #[error("missing required field {0}")]
+    MissingField(&'static str),
+    /// A field is present but invalid.
+    #[error("invalid field {field}: {detail}")]
+    InvalidField { field: &'static str, detail: String },
+}
+
+impl RejectReason {
+    /// Stable machine-readable code, shared by quarantine rows and problem JSON.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } => "event_too_large",
+            Self::NotJson(_) => "event_not_json",
+            Self::MissingField(_) => "event_missing_field",
+            Self::InvalidField { .. } => "event_invalid_field",
+        }
+    }
+}
+
+/// A parsed domain event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventEnvelope {
+    /// Unique id; the same id seen twice is ingested once.
+    pub event_id: Uuid,
+    /// e.g. `order.placed`.
+    pub event_type: EventType,
+    /// The store the event belongs to.
+    pub store_id: StoreId,
+    /// When it happened on the platform (defaults to when we received it).
+    pub occurred_at: DateTime<Utc>,
+    /// The event's data (`data`, or `payload` as an alias).
+    pub data: Value,
+    /// For `*.updated` events: the attributes before the change.
+    pub previous_attributes: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct RawEnvelope {
+    #[serde(alias = "eventId")]
+    event_id: Option<Value>,
+    #[serde(alias = "eventType", alias = "type")]
+    event_type: Option<Value>,
+    #[serde(alias = "storeId")]
+    store_id: Option<Value>,
+    #[serde(alias = "occurredAt")]
+    occurred_at: Option<Value>,
+    #[serde(alias = "payload")]
+    data: Option<Value>,
+    #[serde(alias = "previousAttributes")]
+    previous_attributes: Option<Value>,
+}
+
+fn required_str<'a>(value: &'a Option<Value>, field: &'static str) -> Result<&'a str, RejectReason> {
+    match value {
+        None | Some(Value::Null) => Err(RejectReason::MissingField(field)),
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(RejectReason::InvalidField { field, detail: "must be a string".into() }),
+    }
+}
+
+impl EventEnvelope {
+    /// Parse raw bytes (Kafka value or HTTP body); `received_at` fills a missing `occurred_at`.
+    pub fn parse(bytes: &[u8], max_bytes: usize, received_at: DateTime<Utc>) -> Result<Self, RejectReason> {
+        if bytes.len() > max_bytes {
+            return Err(RejectReason::TooLarge { size: bytes.len(), limit: max_bytes });
+        }
+        let raw: RawEnvelope = serde_json::from_slice(bytes).map_err(|e| RejectReason::NotJson(e.to_string()))?;
+        let event_id = Uuid::parse_str(required_str(&raw.event_id, "event_id")?)
+            .map_err(|_| RejectReason::InvalidField { field: "event_id", detail: "must be a UUID".into() })?;
+        let event_type = EventType::parse(required_str(&raw.event_type, "event_type")?)?;
+        let store_id = StoreId::parse(required_str(&raw.store_id, "store_id")?)?;
+        let occurred_at = match &raw.occurred_at {
+            None | Some(Value::Null) => received_at,
+            Some(Value::String(s)) => DateTime::parse_from_rfc3339(s)
+                .map_err(|_| RejectReason::InvalidField { field: "occurred_at", detail: "must be an RFC 3339 timestamp".into() })?
+                .with_timezone(&Utc),
+            Some(_) => return Err(RejectReason::InvalidField { field: "occurred_at", detail: "must be a string".into() }),
+        };
+        Ok(Self {
+            event_id,
+            event_type,
+            store_id,
+            occurred_at,
+            data: raw.data.unwrap_or(Value::Object(Default::default())),
+            previous_attributes: raw.previous_attributes.filter(|v| !v.is_null()),
+        })
+    }
+
+    /// The JSON body POSTed to receivers (stored as the delivery's `event_payload`).
+    pub fn webhook_body(&self) -> Value {
+        let mut body = serde_json::json!({
+            "eventId": self.event_id,
+            "eventType": self.event_type.as_str(),
+            "storeId": self.store_id.as_str(),
+            "occurredAt": self.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "data": self.data,
+        });
+        if let (Some(prev), Some(obj)) = (&self.previous_attributes, body.as_object_mut()) {
+            obj.insert("previousAttributes".into(), prev.clone());
+        }
+        body
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMIT: usize = 1024;
+
+    fn parse(s: &str) -> Result<EventEnvelope, RejectReason> {
+        EventEnvelope::parse(s.as_bytes(), LIMIT, Utc::now())
+    }
+
+    #[test]
+    fn a_full_envelope_parses_with_camel_or_snake_case() {
+        let e = parse(r#"{"eventId":"0192f1d4-8a8e-7c2b-9f3e-4b5a6c7d8e9f","eventType":"order.placed","storeId":"store-1","occurredAt":"2026-11-23T10:00:00Z","data":{"orderId":"o-1"}}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(e.event_type.as_str(), "order.placed");
+        assert_eq!(e.data["orderId"], "o-1");
+        let snake = parse(r#"{"event_id":"0192f1d4-8a8e-7c2b-9f3e-4b5a6c7d8e9f","event_type":"order.placed","store_id":"store-1","payload":{}}"#);
+        assert!(snake.is_ok());
+    }
+
+    #[test]
+    fn bad_messages_are_rejected_with_a_reason() {
+        assert_eq!(parse("not json").map_err(|e| e.code()), Err("event_not_json"));
+        assert_eq!(parse("[1]").map_err(|e| e.code()), Err("event_not_json"));
+        assert_eq!(parse(r#"{"event_type":"a.b","store_id":"s"}"#), Err(RejectReason::MissingField("event_id")));
+        assert_eq!(
+            parse(r#"{"event_id":"nope","event_type":"a.b","store_id":"s"}"#).map_err(|e| e.code()),
+            Err("event_invalid_field")
+        );
+        assert_eq!(
+            parse(r#"{"event_id":"0192f1d4-8a8e-7c2b-9f3e-4b5a6c7d8e9f","event_type":"a.b"}"#),
+            Err(RejectReason::MissingField("store_id"))
+        );
+        let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(LIMIT));
+        assert_eq!(parse(&big).map_err(|e| e.code()), Err("event_too_large"));
+    }
+
+    #[test]
+    fn webhook_body_carries_the_envelope_fields() {
+        let e = parse(r#"{"eventId":"0192f1d4-8a8e-7c2b-9f3e-4b5a6c7d8e9f","eventType":"product.updated","storeId":"s","data":{"sku":"A"},"previousAttributes":{"price":1}}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let body = e.webhook_body();
+        assert_eq!(body["eventType"], "product.updated");
+        assert_eq!(body["previousAttributes"]["price"], 1);
+    }
+}

@@ -1,0 +1,14 @@
+//! Pure workflow logic of integration-service: decisions as functions over values, no I/O.
+//!
+//! The shell (`jobs`, the service) does the I/O and asks this crate what to do next.
+
+pub mod delivery;
+pub mod envelope;
+pub mod matching;
+pub mod retry;
+pub mod signing;
+
+pub use delivery::{AttemptOutcome, DeliveryStatus, FailureReason, OutcomeDecision, decide};
+pub use envelope::{EventEnvelope, EventType, RejectReason, StoreId};
+pub use matching::{EventPattern, candidate_patterns, matches_any};
+pub use retry::{MAX_ATTEMPTS, NextStep, RETRY_DELAYS, next_step};
