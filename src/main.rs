@@ -1,1 +1,96 @@
-fn main() {}
+//! `integration-service serve | migrate | openapi | bench`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use integration_service::config::Config;
+use integration_service::startup::{Application, Roles};
+use integration_service::{api, bench, db};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(version, about = "Webhooks, API credentials and marketplace connectors for ShopSTAR3")]
+struct Cli {
+    /// Optional TOML file layered over the embedded defaults (config.default.toml).
+    #[arg(long, global = true, env = "SS3_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service (default).
+    Serve {
+        /// Comma-separated roles: api, ingest, worker (default: all).
+        #[arg(long, default_value = "api,ingest,worker")]
+        roles: Roles,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document (no database needed).
+    Openapi,
+    /// Measure delivery throughput and latency against a local receiver.
+    Bench(bench::BenchArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    init_tracing();
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve { roles: Roles::ALL });
+    if let Command::Openapi = command {
+        println!("{}", api::openapi().spec());
+        return Ok(());
+    }
+    let config = Config::load(cli.config.as_deref())?;
+    match command {
+        Command::Serve { roles } => serve(config, roles).await,
+        Command::Migrate => {
+            let pool = db::pool(config.database_url.expose(), 2)?;
+            db::migrate(&pool).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Bench(args) => bench::run(config, args).await,
+        Command::Openapi => Ok(()),
+    }
+}
+
+async fn serve(config: Config, roles: Roles) -> anyhow::Result<()> {
+    let app = Application::build(config, Arc::new(jobs::SystemClock)).await?;
+    let listener = if roles.api { Some(app.bind().await?) } else { None };
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    app.run(roles, listener, shutdown).await
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => return,
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    shutdown.cancel();
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,rdkafka=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("SS3_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,1 +1,10 @@
+//! Job types of integration-service and their handlers. Handlers reach the outside world only through the
+//! small traits in [`ports`], so they run the same against Postgres, Kafka and HTTP as against test doubles.
 
+pub mod clock;
+pub mod job;
+pub mod ports;
+pub mod webhook;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use job::{Job, JobDecodeError};

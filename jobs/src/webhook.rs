@@ -1,0 +1,127 @@
+//! The webhook delivery job: make one attempt, record it, schedule the next or dead-letter.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tracing::{Instrument, info_span};
+use uuid::Uuid;
+use workflows::{AttemptOutcome, DeliveryStatus, decide, signing};
+
+use crate::clock::Clock;
+use crate::ports::{AttemptRecord, DeliveryStore, OutgoingRequest, SecretError, SigningSecrets, WebhookSender};
+
+/// Make attempt number `dispatch_seq` of a delivery (stale if the delivery has moved on).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliverWebhook {
+    /// The delivery.
+    pub delivery_id: Uuid,
+    /// The delivery's `dispatch_seq` when this job was queued.
+    pub dispatch_seq: i32,
+}
+
+/// What handling a delivery job came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// An attempt was made and recorded.
+    Attempted { outcome: AttemptOutcome, status: DeliveryStatus },
+    /// The job no longer applies (delivered, re-triggered, or unknown): nothing was sent.
+    Stale,
+    /// The subscription is inactive: retries stopped.
+    Cancelled,
+    /// The signing secret could not be read: the attempt was deferred without counting it.
+    Deferred,
+}
+
+/// Dependencies of the handler.
+#[derive(Clone)]
+pub struct WebhookDeps {
+    /// Delivery state.
+    pub store: Arc<dyn DeliveryStore>,
+    /// HTTP.
+    pub sender: Arc<dyn WebhookSender>,
+    /// Signing secrets.
+    pub secrets: Arc<dyn SigningSecrets>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Multiplies real waits between attempts (1.0 in production; tests shrink it). Recorded times are unscaled.
+    pub time_scale: f64,
+    /// How long to wait before trying again when the secret store is unavailable.
+    pub secret_retry: std::time::Duration,
+    /// This worker's name, for the attempt log.
+    pub worker: String,
+}
+
+/// Handle one delivery job. `Err` means our own infrastructure failed; the queue retries the job.
+pub async fn handle(deps: &WebhookDeps, job: &DeliverWebhook) -> anyhow::Result<Handled> {
+    let span = info_span!("webhook_delivery", delivery_id = %job.delivery_id, dispatch_seq = job.dispatch_seq, attempt = tracing::field::Empty);
+    async move {
+        let Some(delivery) = deps.store.load(job.delivery_id).await? else {
+            return Ok(Handled::Stale);
+        };
+        if delivery.dispatch_seq != job.dispatch_seq || !delivery.status.awaits_attempt() {
+            return Ok(Handled::Stale);
+        }
+        if !delivery.subscription_active {
+            deps.store.cancel(delivery.delivery_id, delivery.dispatch_seq, "subscription deactivated or deleted").await?;
+            return Ok(Handled::Cancelled);
+        }
+        let secret = match deps.secrets.signing_secret(delivery.subscription_id).await {
+            Ok(secret) => secret,
+            Err(SecretError::Unavailable(why)) => {
+                tracing::warn!(%why, "signing secret unavailable; deferring without counting an attempt");
+                deps.store.defer(delivery.delivery_id, delivery.dispatch_seq, deps.secret_retry, &why).await?;
+                return Ok(Handled::Deferred);
+            }
+            Err(SecretError::NotFound) => anyhow::bail!("subscription {} has no signing secret", delivery.subscription_id),
+        };
+        let attempt_number = delivery.attempt_number + 1;
+        tracing::Span::current().record("attempt", attempt_number);
+
+        let started_at = deps.clock.now();
+        let request = build_request(&delivery, &secret, started_at.timestamp());
+        let sent = deps.sender.send(request).await;
+        let finished_at = deps.clock.now().max(started_at);
+        let decision = decide(attempt_number, &sent.outcome, finished_at);
+        let next_run_in = decision.next_retry_at.map(|at| scale(at - finished_at, deps.time_scale));
+        let status = decision.status;
+        tracing::info!(status = status.as_str(), "attempt recorded");
+        deps.store
+            .record_attempt(AttemptRecord {
+                delivery,
+                attempt_number,
+                started_at,
+                finished_at,
+                outcome: sent.outcome.clone(),
+                response_body: sent.response_body,
+                decision,
+                next_run_in,
+                worker: deps.worker.clone(),
+            })
+            .await?;
+        Ok(Handled::Attempted { outcome: sent.outcome, status })
+    }
+    .instrument(span)
+    .await
+}
+
+fn scale(delay: chrono::Duration, time_scale: f64) -> std::time::Duration {
+    let ms = delay.num_milliseconds().max(0) as f64 * time_scale.max(0.0);
+    std::time::Duration::from_millis(ms as u64)
+}
+
+/// The signed POST for a delivery. The body is serialised once and those exact bytes are signed and sent.
+pub fn build_request(delivery: &crate::ports::DeliveryToSend, secret: &str, unix_now: i64) -> OutgoingRequest {
+    let body = serde_json::to_vec(&delivery.payload).unwrap_or_default();
+    let id = delivery.delivery_id.to_string();
+    let headers = vec![
+        ("content-type".to_owned(), "application/json".to_owned()),
+        ("user-agent".to_owned(), "ShopSTAR3-Webhooks/1.0".to_owned()),
+        ("x-ss3-event".to_owned(), delivery.event_type.clone()),
+        ("x-ss3-delivery".to_owned(), id.clone()),
+        ("x-ss3-signature".to_owned(), signing::ss3_signature(secret, &body)),
+        ("webhook-id".to_owned(), id.clone()),
+        ("webhook-timestamp".to_owned(), unix_now.to_string()),
+        ("webhook-signature".to_owned(), signing::standard_signature(secret, &id, unix_now, &body)),
+    ];
+    OutgoingRequest { url: delivery.target_url.clone(), headers, body }
+}

@@ -1,0 +1,94 @@
+//! `POST /events`: the same fan-out as Kafka ingest, for operators, tests and set-ups without Kafka.
+
+use chrono::Utc;
+use poem::web::Data;
+use poem_openapi::payload::{Binary, Json};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use uuid::Uuid;
+use workflows::EventEnvelope;
+
+use super::auth::OperatorAuth;
+use super::problem::ApiError;
+use super::{AppState, Tag};
+use crate::db::events::{EventSource, Ingested, list_quarantine};
+
+/// What ingesting the event did.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct IngestResult {
+    /// The event.
+    pub event_id: Uuid,
+    /// False when this event id had been ingested before (nothing was done).
+    pub accepted: bool,
+    /// Deliveries created.
+    pub delivery_ids: Vec<Uuid>,
+}
+
+/// A quarantined Kafka message.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct QuarantinedMessage {
+    /// Id.
+    pub quarantine_id: i64,
+    /// Where it came from.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Stable reason code.
+    pub reason_code: String,
+    /// Reason.
+    pub reason: String,
+    /// Raw payload, lossily decoded as UTF-8.
+    pub payload: Option<String>,
+    /// When.
+    pub received_at: chrono::DateTime<Utc>,
+}
+
+#[derive(ApiResponse)]
+enum Ingest {
+    /// New event: fanned out.
+    #[oai(status = 202)]
+    Accepted(Json<IngestResult>),
+    /// Seen before: nothing done.
+    #[oai(status = 200)]
+    Duplicate(Json<IngestResult>),
+}
+
+/// The events resource.
+pub struct EventsApi;
+
+#[OpenApi(tag = "Tag::Events")]
+impl EventsApi {
+    /// Ingest one domain event (the envelope documented in the README).
+    #[oai(path = "/events", method = "post")]
+    async fn ingest(&self, _auth: OperatorAuth, state: Data<&AppState>, body: Binary<Vec<u8>>) -> poem::Result<Ingest> {
+        let event = EventEnvelope::parse(&body.0, state.max_event_bytes, Utc::now()).map_err(|e| ApiError::Invalid(e.code(), e.to_string()))?;
+        let ingested = state.ingestor.ingest_one(&event, EventSource::Http, None).await.map_err(ApiError::from)?;
+        Ok(match ingested {
+            Ingested::New { deliveries } => Ingest::Accepted(Json(IngestResult { event_id: event.event_id, accepted: true, delivery_ids: deliveries })),
+            Ingested::Duplicate => Ingest::Duplicate(Json(IngestResult { event_id: event.event_id, accepted: false, delivery_ids: vec![] })),
+        })
+    }
+
+    /// The most recent quarantined Kafka messages.
+    #[oai(path = "/quarantine", method = "get")]
+    async fn quarantine(&self, _auth: OperatorAuth, state: Data<&AppState>) -> poem::Result<Json<Vec<QuarantinedMessage>>> {
+        let rows = list_quarantine(&state.pool, 100).await.map_err(ApiError::from)?;
+        Ok(Json(
+            rows.into_iter()
+                .map(|r| QuarantinedMessage {
+                    quarantine_id: r.quarantine_id,
+                    topic: r.kafka_topic,
+                    partition: r.kafka_partition,
+                    offset: r.kafka_offset,
+                    reason_code: r.reason_code,
+                    reason: r.reason,
+                    payload: r.payload.map(|p| String::from_utf8_lossy(&p).into_owned()),
+                    received_at: r.received_at,
+                })
+                .collect(),
+        ))
+    }
+}

@@ -1,0 +1,104 @@
+//! The HTTP API (poem-openapi): one module per resource, one error mapping, OpenAPI at `/openapi.json`, UI at `/docs`.
+
+pub mod auth;
+pub mod deliveries;
+pub mod events;
+pub mod health;
+pub mod problem;
+pub mod subscriptions;
+
+use std::sync::Arc;
+
+use poem::http::{Method, StatusCode};
+use poem::middleware::Tracing;
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
+use poem_openapi::{OpenApiService, Tags};
+use sqlx::PgPool;
+
+use crate::config::Secret;
+use crate::delivery::target::TargetPolicy;
+use crate::ingest::Ingestor;
+use crate::metrics::Metrics;
+use crate::secrets::SecretStore;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// Postgres.
+    pub pool: PgPool,
+    /// Signing secrets and credentials.
+    pub secrets: Arc<dyn SecretStore>,
+    /// Fan-out.
+    pub ingestor: Ingestor,
+    /// Which targets subscriptions may use.
+    pub target_policy: TargetPolicy,
+    /// Operator token.
+    pub admin_token: Secret,
+    /// Size limit of an event.
+    pub max_event_bytes: usize,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Kafka bootstrap servers, when configured (for `/ready`).
+    pub kafka_brokers: Option<String>,
+}
+
+/// OpenAPI tags.
+#[derive(Tags)]
+pub enum Tag {
+    /// Webhook subscriptions.
+    Subscriptions,
+    /// The delivery log, dead letters and re-triggers.
+    Deliveries,
+    /// Domain events over HTTP.
+    Events,
+    /// Liveness, readiness, metrics.
+    Operations,
+}
+
+/// Page size: 50 by default, 1–200.
+pub fn page_limit(limit: Option<i64>) -> i64 {
+    limit.unwrap_or(50).clamp(1, 200)
+}
+
+type Apis = (health::HealthApi, subscriptions::SubscriptionsApi, deliveries::DeliveriesApi, events::EventsApi);
+
+/// The OpenAPI service (also printed by `integration-service openapi`).
+pub fn openapi() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (health::HealthApi, subscriptions::SubscriptionsApi, deliveries::DeliveriesApi, events::EventsApi),
+        "integration-service",
+        env!("CARGO_PKG_VERSION"),
+    )
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> impl Endpoint {
+    let api = openapi();
+    let spec = api.spec_endpoint();
+    let ui = api.swagger_ui();
+    let limit = state.max_event_bytes + 64 * 1024;
+    Route::new()
+        .at("/openapi.json", spec)
+        .nest("/docs", ui)
+        .nest("/", api)
+        .data(state)
+        .around(move |ep, req| body_limit(ep, req, limit))
+        .with(Tracing)
+        .catch_all_error(problem::catch_all)
+}
+
+/// Refuse bodies over `limit` bytes before reading them; requests with a body must say how long it is.
+async fn body_limit<E: Endpoint>(ep: std::sync::Arc<E>, req: Request, limit: usize) -> poem::Result<Response> {
+    let has_body = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
+    let length = req.header("content-length").and_then(|v| v.parse::<usize>().ok());
+    match length {
+        Some(n) if n > limit => {
+            return Ok(problem::problem_response(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("body of {n} bytes exceeds {limit}")));
+        }
+        None if has_body && req.header("transfer-encoding").is_some() => {
+            return Ok(problem::problem_response(StatusCode::LENGTH_REQUIRED, "length_required", "send a Content-Length header".into()));
+        }
+        _ => {}
+    }
+    Ok(ep.call(req).await?.into_response())
+}

@@ -1,0 +1,274 @@
+//! `/subscriptions`: create (the signing secret is shown once), list, get, update, delete, test.
+
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use uuid::Uuid;
+use workflows::{EventEnvelope, EventPattern, EventType};
+
+use super::auth::StoreAuth;
+use super::problem::ApiError;
+use super::{AppState, Tag, page_limit};
+use crate::db::events::{EventSource, Ingested};
+use crate::db::subscriptions::{self, Patch, SubscriptionRow};
+use crate::delivery::target::{TargetError, TargetUrl};
+use crate::secrets::{new_signing_secret, webhook_secret_path};
+
+/// Scope needed for everything here.
+pub const SCOPE: &str = "webhooks:manage";
+
+/// A new subscription.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct CreateSubscription {
+    /// Display name (1–200 characters).
+    pub name: String,
+    /// Absolute http(s) URL receiving the POSTs.
+    pub target_url: String,
+    /// Event names (`order.placed`), prefix wildcards (`order.*`) or `*`.
+    pub events: Vec<String>,
+    /// Defaults to true.
+    pub is_active: Option<bool>,
+}
+
+/// Changes; absent fields are kept.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct UpdateSubscription {
+    /// New name.
+    pub name: Option<String>,
+    /// New target.
+    pub target_url: Option<String>,
+    /// New event filter.
+    pub events: Option<Vec<String>>,
+    /// Deactivating stops pending retries (their status becomes CANCELLED).
+    pub is_active: Option<bool>,
+}
+
+/// A subscription (never its secret).
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct Subscription {
+    /// Id.
+    pub subscription_id: Uuid,
+    /// Store.
+    pub store_id: String,
+    /// Name.
+    pub name: String,
+    /// Target.
+    pub target_url: String,
+    /// Event filter.
+    pub events: Vec<String>,
+    /// Active.
+    pub is_active: bool,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Updated.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The create answer: the only time the signing secret is shown.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct CreatedSubscription {
+    /// The subscription.
+    pub subscription: Subscription,
+    /// `whsec_…`: store it now; it is never shown again.
+    pub signing_secret: String,
+}
+
+/// A page of subscriptions.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct SubscriptionPage {
+    /// Items, oldest first.
+    pub items: Vec<Subscription>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// What `POST /subscriptions/{id}/test` queued.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct TestSent {
+    /// The synthetic event.
+    pub event_id: Uuid,
+    /// Its delivery (follow it in the log).
+    pub delivery_id: Uuid,
+}
+
+#[derive(ApiResponse)]
+enum Created {
+    /// Created.
+    #[oai(status = 201)]
+    Created(Json<CreatedSubscription>),
+}
+
+#[derive(ApiResponse)]
+enum Accepted {
+    /// Queued.
+    #[oai(status = 202)]
+    Accepted(Json<TestSent>),
+}
+
+#[derive(ApiResponse)]
+enum Deleted {
+    /// Deleted; its deliveries stay in the log.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+impl From<SubscriptionRow> for Subscription {
+    fn from(r: SubscriptionRow) -> Self {
+        Self {
+            subscription_id: r.subscription_id,
+            store_id: r.store_id,
+            name: r.name,
+            target_url: r.target_url,
+            events: r.events,
+            is_active: r.is_active,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+fn not_found(id: Uuid) -> ApiError {
+    ApiError::NotFound("subscription_not_found", format!("subscription {id} does not exist in this store"))
+}
+
+fn valid_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if (1..=200).contains(&name.chars().count()) {
+        Ok(name.to_owned())
+    } else {
+        Err(ApiError::Invalid("invalid_name", "name must be 1-200 characters".into()))
+    }
+}
+
+fn valid_events(events: &[String]) -> Result<Vec<String>, ApiError> {
+    if events.is_empty() || events.len() > 100 {
+        return Err(ApiError::Invalid("invalid_event_type", "events must list 1-100 event names or patterns".into()));
+    }
+    let mut out = Vec::with_capacity(events.len());
+    for raw in events {
+        let pattern = EventPattern::parse(raw.trim()).map_err(|e| ApiError::Invalid("invalid_event_type", e.to_string()))?;
+        if !out.iter().any(|p: &String| p == pattern.as_str()) {
+            out.push(pattern.as_str().to_owned());
+        }
+    }
+    Ok(out)
+}
+
+async fn valid_target(state: &AppState, raw: &str) -> Result<String, ApiError> {
+    let url = TargetUrl::parse(raw).map_err(|e| ApiError::Invalid("invalid_target_url", e.to_string()))?;
+    url.check(&state.target_policy).await.map_err(|e| match e {
+        TargetError::Invalid(_) => ApiError::Invalid("invalid_target_url", e.to_string()),
+        TargetError::NotAllowed(_) => ApiError::Invalid("target_not_allowed", e.to_string()),
+    })?;
+    Ok(url.as_str().to_owned())
+}
+
+/// The subscriptions resource.
+pub struct SubscriptionsApi;
+
+#[OpenApi(tag = "Tag::Subscriptions")]
+impl SubscriptionsApi {
+    /// Create a subscription; the answer carries its signing secret, shown this once.
+    #[oai(path = "/subscriptions", method = "post")]
+    async fn create(&self, auth: StoreAuth, state: Data<&AppState>, body: Json<CreateSubscription>) -> poem::Result<Created> {
+        auth.0.require(SCOPE)?;
+        let name = valid_name(&body.name)?;
+        let events = valid_events(&body.events)?;
+        let target = valid_target(&state, &body.target_url).await?;
+        let secret = new_signing_secret();
+        let mut tx = state.pool.begin().await.map_err(ApiError::from)?;
+        let row = subscriptions::insert(&mut tx, auth.0.store_id.as_str(), &name, &target, &events, body.is_active.unwrap_or(true))
+            .await
+            .map_err(ApiError::from)?;
+        // Written before the row commits: a worker never sees a subscription without its secret.
+        state
+            .secrets
+            .put(&webhook_secret_path(row.subscription_id), &secret)
+            .await
+            .map_err(|e| ApiError::Unavailable("secret_store_unavailable", e.to_string()))?;
+        tx.commit().await.map_err(ApiError::from)?;
+        Ok(Created::Created(Json(CreatedSubscription { subscription: row.into(), signing_secret: secret })))
+    }
+
+    /// List the store's subscriptions.
+    #[oai(path = "/subscriptions", method = "get")]
+    async fn list(&self, auth: StoreAuth, state: Data<&AppState>, cursor: Query<Option<Uuid>>, limit: Query<Option<i64>>) -> poem::Result<Json<SubscriptionPage>> {
+        auth.0.require(SCOPE)?;
+        let limit = page_limit(limit.0);
+        let rows = subscriptions::list(&state.pool, auth.0.store_id.as_str(), cursor.0, limit + 1).await.map_err(ApiError::from)?;
+        let more = rows.len() as i64 > limit;
+        let items: Vec<Subscription> = rows.into_iter().take(limit as usize).map(Into::into).collect();
+        let next_cursor = if more { items.last().map(|s| s.subscription_id.to_string()) } else { None };
+        Ok(Json(SubscriptionPage { items, next_cursor }))
+    }
+
+    /// One subscription.
+    #[oai(path = "/subscriptions/:id", method = "get")]
+    async fn get(&self, auth: StoreAuth, state: Data<&AppState>, id: Path<Uuid>) -> poem::Result<Json<Subscription>> {
+        auth.0.require(SCOPE)?;
+        let row = subscriptions::get(&state.pool, auth.0.store_id.as_str(), id.0).await.map_err(ApiError::from)?;
+        Ok(Json(row.ok_or_else(|| not_found(id.0))?.into()))
+    }
+
+    /// Change name, target, events or activity.
+    #[oai(path = "/subscriptions/:id", method = "patch")]
+    async fn update(&self, auth: StoreAuth, state: Data<&AppState>, id: Path<Uuid>, body: Json<UpdateSubscription>) -> poem::Result<Json<Subscription>> {
+        auth.0.require(SCOPE)?;
+        let target_url = match &body.target_url {
+            Some(raw) => Some(valid_target(&state, raw).await?),
+            None => None,
+        };
+        let patch = Patch {
+            name: body.name.as_deref().map(valid_name).transpose()?,
+            target_url,
+            events: body.events.as_deref().map(valid_events).transpose()?,
+            is_active: body.is_active,
+        };
+        let row = subscriptions::update(&state.pool, auth.0.store_id.as_str(), id.0, &patch).await.map_err(ApiError::from)?;
+        Ok(Json(row.ok_or_else(|| not_found(id.0))?.into()))
+    }
+
+    /// Delete: no more deliveries; the delivery log keeps its history.
+    #[oai(path = "/subscriptions/:id", method = "delete")]
+    async fn delete(&self, auth: StoreAuth, state: Data<&AppState>, id: Path<Uuid>) -> poem::Result<Deleted> {
+        auth.0.require(SCOPE)?;
+        if subscriptions::delete(&state.pool, auth.0.store_id.as_str(), id.0).await.map_err(ApiError::from)? {
+            Ok(Deleted::NoContent)
+        } else {
+            Err(not_found(id.0).into())
+        }
+    }
+
+    /// Send a synthetic `webhook.test` event to this subscription through the real pipeline.
+    #[oai(path = "/subscriptions/:id/test", method = "post")]
+    async fn test(&self, auth: StoreAuth, state: Data<&AppState>, id: Path<Uuid>) -> poem::Result<Accepted> {
+        auth.0.require(SCOPE)?;
+        let row = subscriptions::get(&state.pool, auth.0.store_id.as_str(), id.0).await.map_err(ApiError::from)?;
+        let row = row.ok_or_else(|| not_found(id.0))?;
+        if !row.is_active {
+            return Err(ApiError::Conflict("subscription_inactive", "activate the subscription first".into()).into());
+        }
+        let event = EventEnvelope {
+            event_id: Uuid::now_v7(),
+            event_type: EventType::parse("webhook.test").map_err(|e| ApiError::Internal(e.into()))?,
+            store_id: auth.0.store_id.clone(),
+            occurred_at: Utc::now(),
+            data: serde_json::json!({"subscriptionId": row.subscription_id, "message": "Test delivery from ShopSTAR3"}),
+            previous_attributes: None,
+        };
+        match state.ingestor.ingest_one(&event, EventSource::Test, Some(row.subscription_id)).await.map_err(ApiError::from)? {
+            Ingested::New { deliveries } if deliveries.len() == 1 => {
+                Ok(Accepted::Accepted(Json(TestSent { event_id: event.event_id, delivery_id: deliveries[0] })))
+            }
+            other => Err(ApiError::Internal(anyhow::anyhow!("test event fan-out gave {other:?}")).into()),
+        }
+    }
+}

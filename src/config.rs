@@ -1,0 +1,226 @@
+//! Typed configuration: embedded documented defaults, an optional TOML file, then `SS3_` environment variables.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+/// The defaults, with a comment on every key.
+pub const DEFAULT_TOML: &str = include_str!("../config.default.toml");
+
+/// A value that must never be printed.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+/// Development allows private targets; production refuses them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Loopback and private targets allowed.
+    Development,
+    /// Loopback, private and link-local targets refused unless allow-listed.
+    Production,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    /// HTTP listen address.
+    pub listen_addr: SocketAddr,
+    /// Postgres URL.
+    pub database_url: Secret,
+    /// Pool size.
+    pub max_db_connections: u32,
+    /// Development or production.
+    pub mode: Mode,
+    /// Operator token.
+    pub admin_token: Secret,
+    /// Kafka.
+    pub kafka: KafkaConfig,
+    /// Outgoing webhooks.
+    pub delivery: DeliveryConfig,
+    /// Worker pool.
+    pub worker: WorkerConfig,
+    /// Secret store.
+    pub secrets: SecretsConfig,
+}
+
+/// `[kafka]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct KafkaConfig {
+    /// Bootstrap servers; empty disables Kafka.
+    pub brokers: String,
+    /// Consumer group.
+    pub group_id: String,
+    /// Regex of topics to consume.
+    pub topic_regex: String,
+    /// Explicit topics to consume.
+    pub topics: Vec<String>,
+    /// Size limit of a message.
+    pub max_message_bytes: usize,
+    /// Messages per ingest transaction.
+    pub batch_max: usize,
+    /// Wait for a batch to fill.
+    pub batch_linger_ms: u64,
+    /// Topic of our own events.
+    pub publish_topic: String,
+    /// Topics to create at start-up.
+    pub create_topics: Vec<String>,
+    /// Their partitions.
+    pub create_partitions: i32,
+}
+
+impl KafkaConfig {
+    /// Whether Kafka is configured.
+    pub fn enabled(&self) -> bool {
+        !self.brokers.trim().is_empty()
+    }
+}
+
+/// `[delivery]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeliveryConfig {
+    /// Connect timeout.
+    pub connect_timeout_ms: u64,
+    /// Total timeout.
+    pub timeout_ms: u64,
+    /// Response body limit.
+    pub response_body_limit: usize,
+    /// Private hosts allowed in production.
+    pub allowed_private_hosts: Vec<String>,
+}
+
+/// `[worker]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkerConfig {
+    /// Concurrent jobs.
+    pub concurrency: usize,
+    /// Jobs per fetch.
+    pub batch_size: usize,
+    /// Idle poll interval.
+    pub poll_interval_ms: u64,
+    /// Heartbeat interval.
+    pub heartbeat_interval_secs: u64,
+    /// Missed heartbeats before a worker is dead.
+    pub missed_heartbeats: usize,
+    /// Worker name (empty: generated).
+    pub name: String,
+    /// Scale of real waits between attempts.
+    pub time_scale: f64,
+    /// Wait when a secret is unavailable.
+    pub secret_retry_secs: u64,
+    /// Outbox relay poll interval.
+    pub outbox_poll_ms: u64,
+}
+
+/// `[secrets]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SecretsConfig {
+    /// Embedded master key (base64).
+    pub master_key: Secret,
+    /// Key file used when `master_key` is empty.
+    pub key_file: PathBuf,
+}
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A key is missing or has the wrong type.
+    #[error("configuration: {0}")]
+    Parse(#[from] Box<figment::Error>),
+    /// A value is out of range.
+    #[error("configuration key {key}: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+impl Config {
+    /// Load defaults, then `file` if given, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        Self::from_figment(figment.merge(Env::prefixed("SS3_").split("__")).merge(Env::raw().only(&["DATABASE_URL"]).lowercase(true)))
+    }
+
+    /// Defaults only (tests start from here and change fields).
+    pub fn defaults() -> Result<Self, ConfigError> {
+        Self::from_figment(Figment::from(Toml::string(DEFAULT_TOML)))
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Check ranges, naming the key at fault.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, problem: &str| Err(ConfigError::Invalid { key, problem: problem.to_owned() });
+        if self.worker.concurrency == 0 {
+            return invalid("worker.concurrency", "must be at least 1");
+        }
+        if self.worker.batch_size == 0 {
+            return invalid("worker.batch_size", "must be at least 1");
+        }
+        if self.worker.missed_heartbeats == 0 {
+            return invalid("worker.missed_heartbeats", "must be at least 1");
+        }
+        if !(self.worker.time_scale >= 0.0 && self.worker.time_scale.is_finite()) {
+            return invalid("worker.time_scale", "must be a finite number >= 0");
+        }
+        if self.kafka.batch_max == 0 {
+            return invalid("kafka.batch_max", "must be at least 1");
+        }
+        if self.kafka.enabled() && regex_is_empty(&self.kafka.topic_regex) && self.kafka.topics.is_empty() {
+            return invalid("kafka.topic_regex", "set a regex or kafka.topics when kafka.brokers is set");
+        }
+        if !self.database_url.expose().starts_with("postgres") {
+            return invalid("database_url", "must be a postgres:// URL");
+        }
+        Ok(())
+    }
+}
+
+fn regex_is_empty(s: &str) -> bool {
+    s.trim().is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_parse_and_validate() {
+        let c = Config::defaults().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.listen_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.worker.missed_heartbeats, 3);
+        assert!(!c.kafka.enabled());
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?}"), "\"***\"");
+    }
+}

@@ -1,0 +1,160 @@
+//! Ingest: one event → its delivery rows and their first jobs, in the caller's transaction.
+
+use jobs::Job;
+use jobs::webhook::DeliverWebhook;
+use sqlx::PgConnection;
+use uuid::Uuid;
+use workflows::{EventEnvelope, candidate_patterns};
+
+/// Where an event came from, recorded with it.
+#[derive(Debug, Clone)]
+pub enum EventSource {
+    /// A Kafka message.
+    Kafka { topic: String, partition: i32, offset: i64 },
+    /// `POST /events`.
+    Http,
+    /// A synthetic `webhook.test` event.
+    Test,
+}
+
+/// What ingesting an event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ingested {
+    /// New event: these deliveries were created and queued.
+    New { deliveries: Vec<Uuid> },
+    /// The event id was seen before: nothing was written.
+    Duplicate,
+}
+
+/// Record the event and fan it out to matching active subscriptions of its store (or only `only_subscription`).
+/// Returns the jobs to queue in the same transaction.
+pub async fn fan_out(
+    conn: &mut PgConnection,
+    event: &EventEnvelope,
+    source: &EventSource,
+    only_subscription: Option<Uuid>,
+) -> Result<(Ingested, Vec<Job>), sqlx::Error> {
+    let (kind, topic, partition, offset) = match source {
+        EventSource::Kafka { topic, partition, offset } => ("kafka", Some(topic.as_str()), Some(*partition), Some(*offset)),
+        EventSource::Http => ("http", None, None, None),
+        EventSource::Test => ("test", None, None, None),
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO ingested_events (event_id, event_type, store_id, occurred_at, source, kafka_topic, kafka_partition, kafka_offset, fanout)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0)
+         ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(event.event_id)
+    .bind(event.event_type.as_str())
+    .bind(event.store_id.as_str())
+    .bind(event.occurred_at)
+    .bind(kind)
+    .bind(topic)
+    .bind(partition)
+    .bind(offset)
+    .execute(&mut *conn)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Ok((Ingested::Duplicate, Vec::new()));
+    }
+    let deliveries: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO webhook_deliveries (delivery_id, subscription_id, store_id, event_type, event_id, event_payload)
+         SELECT gen_random_uuid(), s.subscription_id, s.store_id, $2, $3, $4
+         FROM webhook_subscriptions s
+         WHERE s.store_id = $1 AND s.is_active AND s.deleted_at IS NULL
+           -- A targeted (test) event goes to that subscription whatever its filter.
+           AND (CASE WHEN $6::uuid IS NULL THEN s.events && $5 ELSE s.subscription_id = $6 END)
+         ON CONFLICT ON CONSTRAINT webhook_deliveries_one_per_event_and_subscription DO NOTHING
+         RETURNING delivery_id",
+    )
+    .bind(event.store_id.as_str())
+    .bind(event.event_type.as_str())
+    .bind(event.event_id)
+    .bind(event.webhook_body())
+    .bind(candidate_patterns(&event.event_type))
+    .bind(only_subscription)
+    .fetch_all(&mut *conn)
+    .await?;
+    if !deliveries.is_empty() {
+        sqlx::query("UPDATE ingested_events SET fanout = $2 WHERE event_id = $1")
+            .bind(event.event_id)
+            .bind(deliveries.len() as i32)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let jobs = deliveries
+        .iter()
+        .map(|&delivery_id| Job::WebhookDelivery(DeliverWebhook { delivery_id, dispatch_seq: 1 }))
+        .collect();
+    Ok((Ingested::New { deliveries }, jobs))
+}
+
+/// A message that could not be parsed, kept with its reason.
+#[derive(Debug, Clone)]
+pub struct Quarantined<'a> {
+    /// Topic.
+    pub topic: &'a str,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Key bytes.
+    pub key: Option<&'a [u8]>,
+    /// Raw value bytes.
+    pub payload: Option<&'a [u8]>,
+    /// Stable code.
+    pub reason_code: &'a str,
+    /// Human-readable reason.
+    pub reason: String,
+}
+
+/// Quarantine a message (a redelivered one is recorded once).
+pub async fn quarantine(conn: &mut PgConnection, q: &Quarantined<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO quarantined_messages (kafka_topic, kafka_partition, kafka_offset, message_key, payload, reason_code, reason)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT ON CONSTRAINT quarantined_messages_once DO NOTHING",
+    )
+    .bind(q.topic)
+    .bind(q.partition)
+    .bind(q.offset)
+    .bind(q.key)
+    .bind(q.payload)
+    .bind(q.reason_code)
+    .bind(&q.reason)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A quarantined message as the API shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct QuarantineRow {
+    /// Id.
+    pub quarantine_id: i64,
+    /// Topic.
+    pub kafka_topic: String,
+    /// Partition.
+    pub kafka_partition: i32,
+    /// Offset.
+    pub kafka_offset: i64,
+    /// Raw payload.
+    pub payload: Option<Vec<u8>>,
+    /// Code.
+    pub reason_code: String,
+    /// Reason.
+    pub reason: String,
+    /// When.
+    pub received_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Most recent quarantined messages.
+pub async fn list_quarantine(pool: &sqlx::PgPool, limit: i64) -> Result<Vec<QuarantineRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT quarantine_id, kafka_topic, kafka_partition, kafka_offset, payload, reason_code, reason, received_at
+         FROM quarantined_messages ORDER BY quarantine_id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}

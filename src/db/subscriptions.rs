@@ -1,0 +1,132 @@
+//! Webhook subscriptions; every query is filtered by store.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::deliveries;
+
+/// A subscription row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SubscriptionRow {
+    /// Id.
+    pub subscription_id: Uuid,
+    /// Store.
+    pub store_id: String,
+    /// Name.
+    pub name: String,
+    /// Target URL.
+    pub target_url: String,
+    /// Event patterns.
+    pub events: Vec<String>,
+    /// Active.
+    pub is_active: bool,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Updated.
+    pub updated_at: DateTime<Utc>,
+}
+
+macro_rules! columns {
+    () => {
+        "subscription_id, store_id, name, target_url, events, is_active, created_at, updated_at"
+    };
+}
+
+/// Insert in the caller's transaction (the signing secret is written before it commits).
+pub async fn insert(
+    conn: &mut PgConnection,
+    store_id: &str,
+    name: &str,
+    target_url: &str,
+    events: &[String],
+    is_active: bool,
+) -> Result<SubscriptionRow, sqlx::Error> {
+    sqlx::query_as(concat!("INSERT INTO webhook_subscriptions (subscription_id, store_id, name, target_url, events, is_active)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING ", columns!(), ""))
+    .bind(Uuid::now_v7())
+    .bind(store_id)
+    .bind(name)
+    .bind(target_url)
+    .bind(events)
+    .bind(is_active)
+    .fetch_one(conn)
+    .await
+}
+
+/// One subscription of a store.
+pub async fn get(pool: &PgPool, store_id: &str, id: Uuid) -> Result<Option<SubscriptionRow>, sqlx::Error> {
+    sqlx::query_as(concat!("SELECT ", columns!(), " FROM webhook_subscriptions WHERE store_id = $1 AND subscription_id = $2 AND deleted_at IS NULL"))
+    .bind(store_id)
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// A page of a store's subscriptions, oldest first, after the cursor.
+pub async fn list(pool: &PgPool, store_id: &str, after: Option<Uuid>, limit: i64) -> Result<Vec<SubscriptionRow>, sqlx::Error> {
+    sqlx::query_as(concat!("SELECT ", columns!(), " FROM webhook_subscriptions
+         WHERE store_id = $1 AND deleted_at IS NULL AND ($2::uuid IS NULL OR subscription_id > $2)
+         ORDER BY subscription_id LIMIT $3"))
+    .bind(store_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Changes to a subscription; `None` keeps the field.
+#[derive(Debug, Clone, Default)]
+pub struct Patch {
+    /// New name.
+    pub name: Option<String>,
+    /// New target.
+    pub target_url: Option<String>,
+    /// New patterns.
+    pub events: Option<Vec<String>>,
+    /// Activate or deactivate.
+    pub is_active: Option<bool>,
+}
+
+/// Apply a patch; deactivating stops the subscription's pending retries in the same transaction.
+pub async fn update(pool: &PgPool, store_id: &str, id: Uuid, patch: &Patch) -> Result<Option<SubscriptionRow>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let row: Option<SubscriptionRow> = sqlx::query_as(concat!("UPDATE webhook_subscriptions SET
+           name = COALESCE($3, name), target_url = COALESCE($4, target_url), events = COALESCE($5, events),
+           is_active = COALESCE($6, is_active), updated_at = now()
+         WHERE store_id = $1 AND subscription_id = $2 AND deleted_at IS NULL
+         RETURNING ", columns!(), ""))
+    .bind(store_id)
+    .bind(id)
+    .bind(&patch.name)
+    .bind(&patch.target_url)
+    .bind(&patch.events)
+    .bind(patch.is_active)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(row) = &row
+        && !row.is_active
+    {
+        deliveries::cancel_waiting(&mut tx, id, "subscription deactivated").await?;
+    }
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// Soft-delete: the delivery log keeps its rows; pending retries stop.
+pub async fn delete(pool: &PgPool, store_id: &str, id: Uuid) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let done = sqlx::query(
+        "UPDATE webhook_subscriptions SET deleted_at = now(), is_active = FALSE, updated_at = now()
+         WHERE store_id = $1 AND subscription_id = $2 AND deleted_at IS NULL",
+    )
+    .bind(store_id)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 1 {
+        deliveries::cancel_waiting(&mut tx, id, "subscription deleted").await?;
+    }
+    tx.commit().await?;
+    Ok(done.rows_affected() == 1)
+}

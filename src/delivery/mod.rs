@@ -1,0 +1,4 @@
+//! Outgoing webhooks: target URL policy and the HTTP sender.
+
+pub mod http;
+pub mod target;

@@ -1,0 +1,13 @@
+//! integration-service: connects ShopSTAR3 to the outside world (webhooks, API credentials, connectors).
+
+pub mod api;
+pub mod bench;
+pub mod config;
+pub mod db;
+pub mod delivery;
+pub mod ingest;
+pub mod metrics;
+pub mod publisher;
+pub mod secrets;
+pub mod startup;
+pub mod worker;

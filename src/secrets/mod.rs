@@ -1,0 +1,60 @@
+//! Where signing secrets and connector credentials live: the embedded encrypted store, or Vault.
+
+pub mod cached;
+pub mod embedded;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use jobs::ports::{SecretError, SigningSecrets};
+use uuid::Uuid;
+
+/// Why the secret store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretStoreError {
+    /// The store cannot be reached now; callers wait and retry.
+    #[error("secret store unavailable: {0}")]
+    Unavailable(String),
+    /// A stored value cannot be decrypted or decoded (wrong master key, corruption).
+    #[error("secret store: {0}")]
+    Corrupt(String),
+}
+
+/// A key-value store for secrets, addressed by path (`webhook/{id}/secret`).
+#[async_trait]
+pub trait SecretStore: Send + Sync {
+    /// Read a secret; `None` if absent.
+    async fn get(&self, path: &str) -> Result<Option<String>, SecretStoreError>;
+    /// Write (or replace) a secret.
+    async fn put(&self, path: &str, value: &str) -> Result<(), SecretStoreError>;
+    /// Remove a secret.
+    async fn delete(&self, path: &str) -> Result<(), SecretStoreError>;
+    /// Whether the store answers (for `/ready`).
+    async fn ready(&self) -> bool;
+}
+
+/// Path of a subscription's signing secret.
+pub fn webhook_secret_path(subscription_id: Uuid) -> String {
+    format!("webhook/{subscription_id}/secret")
+}
+
+/// The delivery worker's view of the secret store.
+pub struct StoreSigningSecrets(pub Arc<dyn SecretStore>);
+
+#[async_trait]
+impl SigningSecrets for StoreSigningSecrets {
+    async fn signing_secret(&self, subscription_id: Uuid) -> Result<String, SecretError> {
+        match self.0.get(&webhook_secret_path(subscription_id)).await {
+            Ok(Some(secret)) => Ok(secret),
+            Ok(None) => Err(SecretError::NotFound),
+            Err(SecretStoreError::Unavailable(why)) => Err(SecretError::Unavailable(why)),
+            Err(SecretStoreError::Corrupt(why)) => Err(SecretError::Unavailable(why)),
+        }
+    }
+}
+
+/// A new signing secret from the OS CSPRNG (256 bits).
+pub fn new_signing_secret() -> String {
+    let bytes: [u8; 32] = rand::random();
+    workflows::signing::secret_from_bytes(&bytes)
+}

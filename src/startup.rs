@@ -1,0 +1,187 @@
+//! Building and running the service from a config: shared by `main` and every integration test.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jobs::Clock;
+use jobs::webhook::WebhookDeps;
+use poem::listener::TcpAcceptor;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{self, AppState};
+use crate::config::{Config, Mode};
+use crate::db;
+use crate::delivery::http::HttpSender;
+use crate::delivery::target::TargetPolicy;
+use crate::ingest::{Ingestor, kafka};
+use crate::metrics::Metrics;
+use crate::publisher::Relay;
+use crate::secrets::cached::CachedSecretStore;
+use crate::secrets::embedded::{EmbeddedSecretStore, load_master_key};
+use crate::secrets::{SecretStore, StoreSigningSecrets};
+use crate::worker::Worker;
+
+/// Which parts of the service this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// The HTTP API.
+    pub api: bool,
+    /// The Kafka consumer.
+    pub ingest: bool,
+    /// The job worker and the outbox relay.
+    pub worker: bool,
+}
+
+impl Roles {
+    /// Everything.
+    pub const ALL: Roles = Roles { api: true, ingest: true, worker: true };
+}
+
+impl FromStr for Roles {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut roles = Roles { api: false, ingest: false, worker: false };
+        for role in s.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+            match role {
+                "api" => roles.api = true,
+                "ingest" => roles.ingest = true,
+                "worker" => roles.worker = true,
+                "all" => roles = Roles::ALL,
+                other => return Err(format!("unknown role {other:?}: use api, ingest, worker (comma-separated) or all")),
+            }
+        }
+        if roles == (Roles { api: false, ingest: false, worker: false }) {
+            return Err("no role given".into());
+        }
+        Ok(roles)
+    }
+}
+
+/// A built service, ready to run roles.
+pub struct Application {
+    config: Config,
+    state: AppState,
+    webhook: WebhookDeps,
+}
+
+/// A unique worker name: host, pid and a random suffix.
+pub fn generated_worker_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "host".into());
+    format!("{host}-{}-{:06x}", std::process::id(), rand::random::<u32>() & 0xff_ffff)
+}
+
+impl Application {
+    /// Connect, migrate, and wire every component. Fails with a message naming what is wrong.
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let pool = db::pool(config.database_url.expose(), config.max_db_connections)?;
+        db::migrate(&pool).await.map_err(|e| anyhow::anyhow!("cannot migrate the database (database_url): {e:#}"))?;
+        let metrics = Arc::new(Metrics::default());
+        let secrets = Self::secret_store(&config, pool.clone())?;
+        let target_policy = TargetPolicy {
+            refuse_private: config.mode == Mode::Production,
+            allowed_hosts: Arc::new(config.delivery.allowed_private_hosts.clone()),
+        };
+        let sender = HttpSender::new(
+            Duration::from_millis(config.delivery.connect_timeout_ms),
+            Duration::from_millis(config.delivery.timeout_ms),
+            config.delivery.response_body_limit,
+            target_policy.clone(),
+        )?;
+        let webhook = WebhookDeps {
+            store: Arc::new(db::deliveries::PgDeliveryStore { pool: pool.clone(), publish_topic: config.kafka.publish_topic.clone() }),
+            sender: Arc::new(sender),
+            secrets: Arc::new(StoreSigningSecrets(secrets.clone())),
+            clock,
+            time_scale: config.worker.time_scale,
+            secret_retry: Duration::from_secs(config.worker.secret_retry_secs),
+            worker: String::new(),
+        };
+        let state = AppState {
+            ingestor: Ingestor::new(pool.clone(), metrics.clone()),
+            pool,
+            secrets,
+            target_policy,
+            admin_token: config.admin_token.clone(),
+            max_event_bytes: config.kafka.max_message_bytes,
+            metrics,
+            kafka_brokers: config.kafka.enabled().then(|| config.kafka.brokers.clone()),
+        };
+        Ok(Self { config, state, webhook })
+    }
+
+    fn secret_store(config: &Config, pool: PgPool) -> anyhow::Result<Arc<dyn SecretStore>> {
+        let key = load_master_key(config.secrets.master_key.expose(), &config.secrets.key_file)?;
+        let embedded: Arc<dyn SecretStore> = Arc::new(EmbeddedSecretStore::new(pool, key));
+        Ok(Arc::new(CachedSecretStore::new(embedded, Duration::from_secs(30), 100_000)))
+    }
+
+    /// Shared state (tests read the pool and secrets from here).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The configuration it was built from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A worker named `name` over this application's queue (tests drive it by hand).
+    pub fn worker(&self, name: &str) -> Worker {
+        let w = &self.config.worker;
+        let apalis = db::queue::apalis_config(w.batch_size, Duration::from_secs(w.heartbeat_interval_secs), w.missed_heartbeats);
+        let deps = WebhookDeps { worker: name.to_owned(), ..self.webhook.clone() };
+        Worker::new(self.state.pool.clone(), apalis, name, deps, w.concurrency, Duration::from_millis(w.poll_interval_ms), self.state.metrics.clone())
+    }
+
+    /// Bind the configured listen address.
+    pub async fn bind(&self) -> anyhow::Result<TcpListener> {
+        TcpListener::bind(self.config.listen_addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {} (listen_addr): {e}", self.config.listen_addr))
+    }
+
+    /// Run `roles` until `shutdown`, then stop claiming work, drain in-flight jobs and return.
+    /// `listener` is required for the api role (tests pass one bound to port 0).
+    pub async fn run(self, roles: Roles, listener: Option<TcpListener>, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let tracker = TaskTracker::new();
+        if roles.worker {
+            let name = if self.config.worker.name.is_empty() { generated_worker_name() } else { self.config.worker.name.clone() };
+            tracing::info!(worker = %name, "starting worker");
+            tracker.spawn(self.worker(&name).run(shutdown.clone()));
+            if self.config.kafka.enabled() {
+                let relay = Relay::new(self.state.pool.clone(), &self.config.kafka.brokers, self.state.metrics.clone())?;
+                tracker.spawn(relay.run(Duration::from_millis(self.config.worker.outbox_poll_ms), shutdown.clone()));
+            }
+        }
+        if roles.ingest && self.config.kafka.enabled() {
+            let k = &self.config.kafka;
+            kafka::create_topics(&k.brokers, &k.create_topics, k.create_partitions).await?;
+            let consumer = kafka::consumer(k)?;
+            tracker.spawn(kafka::run(consumer, self.state.ingestor.clone(), k.clone(), shutdown.clone()));
+        } else if roles.ingest {
+            tracing::info!("kafka.brokers is empty: events arrive over POST /events only");
+        }
+        if roles.api {
+            let listener = listener.ok_or_else(|| anyhow::anyhow!("the api role needs a listener"))?;
+            let addr: SocketAddr = listener.local_addr()?;
+            tracing::info!(%addr, "API listening");
+            let app = api::app(self.state.clone());
+            let signal = shutdown.clone();
+            tracker.spawn(async move {
+                let server = poem::Server::new_with_acceptor(TcpAcceptor::from_tokio(listener)?);
+                server.run_with_graceful_shutdown(app, signal.cancelled_owned(), Some(Duration::from_secs(10))).await
+            });
+        }
+        tracker.close();
+        shutdown.cancelled().await;
+        tracing::info!("shutting down: draining in-flight work");
+        tracker.wait().await;
+        Ok(())
+    }
+}
