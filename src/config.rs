@@ -160,7 +160,11 @@ impl Config {
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        Self::from_figment(figment.merge(Env::prefixed("SS3_").split("__")).merge(Env::raw().only(&["DATABASE_URL"]).lowercase(true)))
+        Self::from_figment(
+            figment
+                .merge(Env::prefixed("SS3_").split("__"))
+                .merge(Env::raw().only(&["DATABASE_URL"]).lowercase(true)),
+        )
     }
 
     /// Defaults only (tests start from here and change fields).
@@ -176,7 +180,12 @@ impl Config {
 
     /// Check ranges, naming the key at fault.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key, problem: &str| Err(ConfigError::Invalid { key, problem: problem.to_owned() });
+        let invalid = |key, problem: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                problem: problem.to_owned(),
+            })
+        };
         if self.worker.concurrency == 0 {
             return invalid("worker.concurrency", "must be at least 1");
         }
@@ -186,14 +195,20 @@ impl Config {
         if self.worker.missed_heartbeats == 0 {
             return invalid("worker.missed_heartbeats", "must be at least 1");
         }
-        if !(self.worker.time_scale >= 0.0 && self.worker.time_scale.is_finite()) {
-            return invalid("worker.time_scale", "must be a finite number >= 0");
+        if !(self.worker.time_scale > 0.0 && self.worker.time_scale <= 1.0) {
+            return invalid("worker.time_scale", "must be in (0, 1]");
         }
         if self.kafka.batch_max == 0 {
             return invalid("kafka.batch_max", "must be at least 1");
         }
-        if self.kafka.enabled() && regex_is_empty(&self.kafka.topic_regex) && self.kafka.topics.is_empty() {
-            return invalid("kafka.topic_regex", "set a regex or kafka.topics when kafka.brokers is set");
+        if self.kafka.enabled()
+            && regex_is_empty(&self.kafka.topic_regex)
+            && self.kafka.topics.is_empty()
+        {
+            return invalid(
+                "kafka.topic_regex",
+                "set a regex or kafka.topics when kafka.brokers is set",
+            );
         }
         if !self.database_url.expose().starts_with("postgres") {
             return invalid("database_url", "must be a postgres:// URL");

@@ -1,7 +1,6 @@
 //! `integration-service serve | migrate | openapi | bench`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use integration_service::config::Config;
@@ -10,7 +9,10 @@ use integration_service::{api, bench, db};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(version, about = "Webhooks, API credentials and marketplace connectors for ShopSTAR3")]
+#[command(
+    version,
+    about = "Webhooks, API credentials and marketplace connectors for ShopSTAR3"
+)]
 struct Cli {
     /// Optional TOML file layered over the embedded defaults (config.default.toml).
     #[arg(long, global = true, env = "SS3_CONFIG")]
@@ -59,8 +61,13 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, roles: Roles) -> anyhow::Result<()> {
-    let app = Application::build(config, Arc::new(jobs::SystemClock)).await?;
-    let listener = if roles.api { Some(app.bind().await?) } else { None };
+    let clock = jobs::clock::for_time_scale(config.worker.time_scale);
+    let app = Application::build(config, clock).await?;
+    let listener = if roles.api {
+        Some(app.bind().await?)
+    } else {
+        None
+    };
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     app.run(roles, listener, shutdown).await
@@ -70,10 +77,11 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => return,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return,
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -86,8 +94,11 @@ async fn stop_on_signal(shutdown: CancellationToken) {
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,rdkafka=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,rdkafka=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if std::env::var("SS3_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();
     } else {

@@ -27,6 +27,8 @@ pub struct Metrics {
     pub cancelled: AtomicU64,
     /// Attempts deferred (secret store unavailable).
     pub deferred: AtomicU64,
+    /// Jobs that ran early and were re-queued for their due time.
+    pub not_yet_due: AtomicU64,
     /// Jobs that hit an infrastructure error.
     pub job_errors: AtomicU64,
     /// Events published to Kafka.
@@ -37,7 +39,10 @@ impl Metrics {
     /// Count a handled delivery job.
     pub fn record_handled(&self, handled: &anyhow::Result<Handled>) {
         let counter = match handled {
-            Ok(Handled::Attempted { outcome: AttemptOutcome::Delivered { .. }, .. }) => &self.attempts_delivered,
+            Ok(Handled::Attempted {
+                outcome: AttemptOutcome::Delivered { .. },
+                ..
+            }) => &self.attempts_delivered,
             Ok(Handled::Attempted { status, .. }) => {
                 if *status == DeliveryStatus::DeadLettered {
                     self.dead_lettered.fetch_add(1, Relaxed);
@@ -47,6 +52,7 @@ impl Metrics {
             Ok(Handled::Stale) => &self.jobs_stale,
             Ok(Handled::Cancelled) => &self.cancelled,
             Ok(Handled::Deferred) => &self.deferred,
+            Ok(Handled::NotYetDue) => &self.not_yet_due,
             Err(_) => &self.job_errors,
         };
         counter.fetch_add(1, Relaxed);
@@ -56,23 +62,77 @@ impl Metrics {
     pub fn render(&self, due: i64, scheduled: i64) -> String {
         let mut out = String::new();
         let counters = [
-            ("ss3_events_ingested_total", "Domain events accepted", &self.events_ingested),
-            ("ss3_events_duplicate_total", "Domain events ignored as duplicates", &self.events_duplicate),
-            ("ss3_messages_quarantined_total", "Kafka messages quarantined", &self.messages_quarantined),
-            ("ss3_attempts_delivered_total", "Delivery attempts answered 2xx", &self.attempts_delivered),
-            ("ss3_attempts_failed_total", "Delivery attempts that failed", &self.attempts_failed),
-            ("ss3_dead_lettered_total", "Deliveries dead-lettered", &self.dead_lettered),
-            ("ss3_jobs_stale_total", "Jobs whose delivery had moved on", &self.jobs_stale),
-            ("ss3_deliveries_cancelled_total", "Deliveries cancelled by an inactive subscription", &self.cancelled),
-            ("ss3_attempts_deferred_total", "Attempts deferred because a secret was unavailable", &self.deferred),
-            ("ss3_job_errors_total", "Jobs that hit an infrastructure error", &self.job_errors),
-            ("ss3_events_published_total", "Events published to Kafka", &self.published),
+            (
+                "ss3_events_ingested_total",
+                "Domain events accepted",
+                &self.events_ingested,
+            ),
+            (
+                "ss3_events_duplicate_total",
+                "Domain events ignored as duplicates",
+                &self.events_duplicate,
+            ),
+            (
+                "ss3_messages_quarantined_total",
+                "Kafka messages quarantined",
+                &self.messages_quarantined,
+            ),
+            (
+                "ss3_attempts_delivered_total",
+                "Delivery attempts answered 2xx",
+                &self.attempts_delivered,
+            ),
+            (
+                "ss3_attempts_failed_total",
+                "Delivery attempts that failed",
+                &self.attempts_failed,
+            ),
+            (
+                "ss3_dead_lettered_total",
+                "Deliveries dead-lettered",
+                &self.dead_lettered,
+            ),
+            (
+                "ss3_jobs_stale_total",
+                "Jobs whose delivery had moved on",
+                &self.jobs_stale,
+            ),
+            (
+                "ss3_deliveries_cancelled_total",
+                "Deliveries cancelled by an inactive subscription",
+                &self.cancelled,
+            ),
+            (
+                "ss3_attempts_deferred_total",
+                "Attempts deferred because a secret was unavailable",
+                &self.deferred,
+            ),
+            (
+                "ss3_job_errors_total",
+                "Jobs that hit an infrastructure error",
+                &self.job_errors,
+            ),
+            (
+                "ss3_events_published_total",
+                "Events published to Kafka",
+                &self.published,
+            ),
         ];
         for (name, help, value) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Relaxed)
+            );
         }
-        let _ = writeln!(out, "# HELP ss3_queue_jobs Jobs waiting in the queue\n# TYPE ss3_queue_jobs gauge");
-        let _ = writeln!(out, "ss3_queue_jobs{{state=\"due\"}} {due}\nss3_queue_jobs{{state=\"scheduled\"}} {scheduled}");
+        let _ = writeln!(
+            out,
+            "# HELP ss3_queue_jobs Jobs waiting in the queue\n# TYPE ss3_queue_jobs gauge"
+        );
+        let _ = writeln!(
+            out,
+            "ss3_queue_jobs{{state=\"due\"}} {due}\nss3_queue_jobs{{state=\"scheduled\"}} {scheduled}"
+        );
         out
     }
 }

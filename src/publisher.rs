@@ -33,7 +33,11 @@ impl Relay {
             // Keep trying while the broker is unreachable; the row stays unpublished until acknowledged.
             .set("message.timeout.ms", "20000")
             .create()?;
-        Ok(Self { pool, producer, metrics })
+        Ok(Self {
+            pool,
+            producer,
+            metrics,
+        })
     }
 
     /// Publish one batch of unpublished rows. Returns how many were published.
@@ -43,8 +47,14 @@ impl Relay {
             let payload = row.payload.to_string();
             let producer = &self.producer;
             async move {
-                let record = FutureRecord::to(&row.topic).key(&row.message_key).payload(&payload);
-                producer.send(record, Duration::from_secs(5)).await.map(|_| row.outbox_id).map_err(|(e, _)| e)
+                let record = FutureRecord::to(&row.topic)
+                    .key(&row.message_key)
+                    .payload(&payload);
+                producer
+                    .send(record, Duration::from_secs(5))
+                    .await
+                    .map(|_| row.outbox_id)
+                    .map_err(|(e, _)| e)
             }
         });
         let results = futures::future::join_all(sends).await;
@@ -52,11 +62,15 @@ impl Relay {
         for result in results {
             match result {
                 Ok(id) => published.push(id),
-                Err(e) => tracing::warn!(error = %e, "publish failed; the row will be retried after its lease"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "publish failed; the row will be retried after its lease")
+                }
             }
         }
         outbox::mark_published(&self.pool, &published).await?;
-        self.metrics.published.fetch_add(published.len() as u64, Relaxed);
+        self.metrics
+            .published
+            .fetch_add(published.len() as u64, Relaxed);
         Ok(published.len())
     }
 

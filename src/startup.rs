@@ -39,24 +39,42 @@ pub struct Roles {
 
 impl Roles {
     /// Everything.
-    pub const ALL: Roles = Roles { api: true, ingest: true, worker: true };
+    pub const ALL: Roles = Roles {
+        api: true,
+        ingest: true,
+        worker: true,
+    };
 }
 
 impl FromStr for Roles {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut roles = Roles { api: false, ingest: false, worker: false };
+        let mut roles = Roles {
+            api: false,
+            ingest: false,
+            worker: false,
+        };
         for role in s.split(',').map(str::trim).filter(|r| !r.is_empty()) {
             match role {
                 "api" => roles.api = true,
                 "ingest" => roles.ingest = true,
                 "worker" => roles.worker = true,
                 "all" => roles = Roles::ALL,
-                other => return Err(format!("unknown role {other:?}: use api, ingest, worker (comma-separated) or all")),
+                other => {
+                    return Err(format!(
+                        "unknown role {other:?}: use api, ingest, worker (comma-separated) or all"
+                    ));
+                }
             }
         }
-        if roles == (Roles { api: false, ingest: false, worker: false }) {
+        if roles
+            == (Roles {
+                api: false,
+                ingest: false,
+                worker: false,
+            })
+        {
             return Err("no role given".into());
         }
         Ok(roles)
@@ -72,15 +90,23 @@ pub struct Application {
 
 /// A unique worker name: host, pid and a random suffix.
 pub fn generated_worker_name() -> String {
-    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "host".into());
-    format!("{host}-{}-{:06x}", std::process::id(), rand::random::<u32>() & 0xff_ffff)
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".into());
+    format!(
+        "{host}-{}-{:06x}",
+        std::process::id(),
+        rand::random::<u32>() & 0xff_ffff
+    )
 }
 
 impl Application {
     /// Connect, migrate, and wire every component. Fails with a message naming what is wrong.
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let pool = db::pool(config.database_url.expose(), config.max_db_connections)?;
-        db::migrate(&pool).await.map_err(|e| anyhow::anyhow!("cannot migrate the database (database_url): {e:#}"))?;
+        db::migrate(&pool)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot migrate the database (database_url): {e:#}"))?;
         let metrics = Arc::new(Metrics::default());
         let secrets = Self::secret_store(&config, pool.clone())?;
         let target_policy = TargetPolicy {
@@ -94,7 +120,10 @@ impl Application {
             target_policy.clone(),
         )?;
         let webhook = WebhookDeps {
-            store: Arc::new(db::deliveries::PgDeliveryStore { pool: pool.clone(), publish_topic: config.kafka.publish_topic.clone() }),
+            store: Arc::new(db::deliveries::PgDeliveryStore {
+                pool: pool.clone(),
+                publish_topic: config.kafka.publish_topic.clone(),
+            }),
             sender: Arc::new(sender),
             secrets: Arc::new(StoreSigningSecrets(secrets.clone())),
             clock,
@@ -112,13 +141,21 @@ impl Application {
             metrics,
             kafka_brokers: config.kafka.enabled().then(|| config.kafka.brokers.clone()),
         };
-        Ok(Self { config, state, webhook })
+        Ok(Self {
+            config,
+            state,
+            webhook,
+        })
     }
 
     fn secret_store(config: &Config, pool: PgPool) -> anyhow::Result<Arc<dyn SecretStore>> {
         let key = load_master_key(config.secrets.master_key.expose(), &config.secrets.key_file)?;
         let embedded: Arc<dyn SecretStore> = Arc::new(EmbeddedSecretStore::new(pool, key));
-        Ok(Arc::new(CachedSecretStore::new(embedded, Duration::from_secs(30), 100_000)))
+        Ok(Arc::new(CachedSecretStore::new(
+            embedded,
+            Duration::from_secs(30),
+            100_000,
+        )))
     }
 
     /// Shared state (tests read the pool and secrets from here).
@@ -134,48 +171,96 @@ impl Application {
     /// A worker named `name` over this application's queue (tests drive it by hand).
     pub fn worker(&self, name: &str) -> Worker {
         let w = &self.config.worker;
-        let apalis = db::queue::apalis_config(w.batch_size, Duration::from_secs(w.heartbeat_interval_secs), w.missed_heartbeats);
-        let deps = WebhookDeps { worker: name.to_owned(), ..self.webhook.clone() };
-        Worker::new(self.state.pool.clone(), apalis, name, deps, w.concurrency, Duration::from_millis(w.poll_interval_ms), self.state.metrics.clone())
+        let apalis = db::queue::apalis_config(
+            w.batch_size,
+            Duration::from_secs(w.heartbeat_interval_secs),
+            w.missed_heartbeats,
+        );
+        let deps = WebhookDeps {
+            worker: name.to_owned(),
+            ..self.webhook.clone()
+        };
+        Worker::new(
+            self.state.pool.clone(),
+            apalis,
+            name,
+            deps,
+            w.concurrency,
+            Duration::from_millis(w.poll_interval_ms),
+            self.state.metrics.clone(),
+        )
     }
 
     /// Bind the configured listen address.
     pub async fn bind(&self) -> anyhow::Result<TcpListener> {
         TcpListener::bind(self.config.listen_addr)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {} (listen_addr): {e}", self.config.listen_addr))
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot listen on {} (listen_addr): {e}",
+                    self.config.listen_addr
+                )
+            })
     }
 
     /// Run `roles` until `shutdown`, then stop claiming work, drain in-flight jobs and return.
     /// `listener` is required for the api role (tests pass one bound to port 0).
-    pub async fn run(self, roles: Roles, listener: Option<TcpListener>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn run(
+        &self,
+        roles: Roles,
+        listener: Option<TcpListener>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
         let tracker = TaskTracker::new();
         if roles.worker {
-            let name = if self.config.worker.name.is_empty() { generated_worker_name() } else { self.config.worker.name.clone() };
+            let name = if self.config.worker.name.is_empty() {
+                generated_worker_name()
+            } else {
+                self.config.worker.name.clone()
+            };
             tracing::info!(worker = %name, "starting worker");
             tracker.spawn(self.worker(&name).run(shutdown.clone()));
             if self.config.kafka.enabled() {
-                let relay = Relay::new(self.state.pool.clone(), &self.config.kafka.brokers, self.state.metrics.clone())?;
-                tracker.spawn(relay.run(Duration::from_millis(self.config.worker.outbox_poll_ms), shutdown.clone()));
+                let relay = Relay::new(
+                    self.state.pool.clone(),
+                    &self.config.kafka.brokers,
+                    self.state.metrics.clone(),
+                )?;
+                tracker.spawn(relay.run(
+                    Duration::from_millis(self.config.worker.outbox_poll_ms),
+                    shutdown.clone(),
+                ));
             }
         }
         if roles.ingest && self.config.kafka.enabled() {
             let k = &self.config.kafka;
             kafka::create_topics(&k.brokers, &k.create_topics, k.create_partitions).await?;
             let consumer = kafka::consumer(k)?;
-            tracker.spawn(kafka::run(consumer, self.state.ingestor.clone(), k.clone(), shutdown.clone()));
+            tracker.spawn(kafka::run(
+                consumer,
+                self.state.ingestor.clone(),
+                k.clone(),
+                shutdown.clone(),
+            ));
         } else if roles.ingest {
             tracing::info!("kafka.brokers is empty: events arrive over POST /events only");
         }
         if roles.api {
-            let listener = listener.ok_or_else(|| anyhow::anyhow!("the api role needs a listener"))?;
+            let listener =
+                listener.ok_or_else(|| anyhow::anyhow!("the api role needs a listener"))?;
             let addr: SocketAddr = listener.local_addr()?;
             tracing::info!(%addr, "API listening");
             let app = api::app(self.state.clone());
             let signal = shutdown.clone();
             tracker.spawn(async move {
                 let server = poem::Server::new_with_acceptor(TcpAcceptor::from_tokio(listener)?);
-                server.run_with_graceful_shutdown(app, signal.cancelled_owned(), Some(Duration::from_secs(10))).await
+                server
+                    .run_with_graceful_shutdown(
+                        app,
+                        signal.cancelled_owned(),
+                        Some(Duration::from_secs(10)),
+                    )
+                    .await
             });
         }
         tracker.close();

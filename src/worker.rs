@@ -41,7 +41,15 @@ impl Worker {
         poll_interval: Duration,
         metrics: Arc<Metrics>,
     ) -> Self {
-        Self { pool, apalis, context: WorkerContext::new(name), webhook, concurrency, poll_interval, metrics }
+        Self {
+            pool,
+            apalis,
+            context: WorkerContext::new(name),
+            webhook,
+            concurrency,
+            poll_interval,
+            metrics,
+        }
     }
 
     /// This worker's name.
@@ -55,50 +63,79 @@ impl Worker {
         Ok(())
     }
 
-    /// Claim one batch of due jobs, run them all, acknowledge them. Returns how many ran.
-    pub async fn run_once(&self) -> anyhow::Result<usize> {
+    /// Claim one batch of due jobs, run them all, acknowledge them.
+    pub async fn run_once(&self) -> anyhow::Result<RunReport> {
         let tasks = queue::fetch(&self.pool, &self.apalis, &self.context).await?;
-        let count = tasks.len();
         let mut running = JoinSet::new();
         for task in tasks {
             running.spawn(self.clone().execute(task));
         }
-        let acks = running.join_all().await;
+        let done = running.join_all().await;
+        let report = RunReport {
+            jobs: done.len(),
+            not_yet_due: done
+                .iter()
+                .filter(|(_, h)| *h == Some(Handled::NotYetDue))
+                .count(),
+        };
+        let acks: Vec<Ack> = done.into_iter().map(|(ack, _)| ack).collect();
         queue::ack(&self.pool, &self.context, &acks).await?;
-        Ok(count)
+        Ok(report)
     }
 
-    /// Run batches until no job is due. Returns how many ran.
+    /// Run batches until nothing is due by this worker's clock. Returns how many jobs made progress.
     pub async fn run_pending_jobs(&self) -> anyhow::Result<usize> {
         let mut total = 0;
         loop {
-            match self.run_once().await? {
-                0 => return Ok(total),
-                n => total += n,
+            let report = self.run_once().await?;
+            total += report.jobs - report.not_yet_due;
+            if report.jobs == report.not_yet_due {
+                return Ok(total);
             }
         }
     }
 
-    async fn execute(self, task: PgTask) -> Ack {
+    async fn execute(self, task: PgTask) -> (Ack, Option<Handled>) {
         let Some(task_id) = task.task_id().cloned() else {
             unreachable!("tasks fetched from Postgres always carry their id")
         };
         let attempt = task.attempt() + 1;
-        let result = match Job::decode(&task.args) {
-            Ok(Job::WebhookDelivery(job)) => {
-                let handled = webhook::handle(&self.webhook, &job).await;
-                self.metrics.record_handled(&handled);
-                handled.map(|_: Handled| ()).map_err(|e| format!("{e:#}"))
-            }
+        let handled = match Job::decode(&task.args) {
+            Ok(Job::WebhookDelivery(job)) => webhook::handle(&self.webhook, &job).await,
             Err(e) => {
                 tracing::error!(%task_id, error = %e, "undecodable job left as Failed in apalis.jobs for inspection");
-                return Ack { task_id, attempt: 25, result: Err(e.to_string()) };
+                return (
+                    Ack {
+                        task_id,
+                        attempt: 25,
+                        result: Err(e.to_string()),
+                    },
+                    None,
+                );
             }
         };
-        if let Err(e) = &result {
-            tracing::warn!(%task_id, attempt, error = %e, "job hit an infrastructure error; apalis will run it again");
+        self.metrics.record_handled(&handled);
+        match handled {
+            Ok(h) => (
+                Ack {
+                    task_id,
+                    attempt,
+                    result: Ok(()),
+                },
+                Some(h),
+            ),
+            Err(e) => {
+                tracing::warn!(%task_id, attempt, error = %format!("{e:#}"), "job hit an infrastructure error; apalis will run it again");
+                (
+                    Ack {
+                        task_id,
+                        attempt,
+                        result: Err(format!("{e:#}")),
+                    },
+                    None,
+                )
+            }
         }
-        Ack { task_id, attempt, result }
     }
 
     /// The worker loop: until `shutdown`, keep up to `concurrency` jobs running; then drain and acknowledge.
@@ -112,13 +149,13 @@ impl Worker {
                     return;
                 }
             }
-            let mut running: JoinSet<Ack> = JoinSet::new();
+            let mut running: JoinSet<(Ack, Option<Handled>)> = JoinSet::new();
             let mut unacked: Vec<Ack> = Vec::new();
             let mut next_heartbeat = Instant::now() + self.apalis.heartbeat_interval;
             let mut drain_retries = 0;
             loop {
                 while let Some(done) = running.try_join_next() {
-                    unacked.extend(done.ok());
+                    unacked.extend(done.ok().map(|(ack, _)| ack));
                 }
                 if !unacked.is_empty() {
                     match queue::ack(&self.pool, &self.context, &unacked).await {
@@ -165,7 +202,7 @@ impl Worker {
                 if queue_drained || slots_full {
                     // Wait for a job to finish, the poll interval, or shutdown.
                     tokio::select! {
-                        Some(done) = running.join_next(), if !running.is_empty() => unacked.extend(done.ok()),
+                        Some(done) = running.join_next(), if !running.is_empty() => unacked.extend(done.ok().map(|(ack, _)| ack)),
                         _ = tokio::time::sleep(self.poll_interval), if !slots_full => {}
                         _ = tokio::time::sleep_until(next_heartbeat.into()) => {}
                         _ = shutdown.cancelled(), if !shutdown.is_cancelled() => {}
@@ -179,6 +216,15 @@ impl Worker {
     }
 }
 
+/// What one `run_once` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunReport {
+    /// Jobs claimed and run.
+    pub jobs: usize,
+    /// Of those, jobs that were early and re-queued for their due time.
+    pub not_yet_due: usize,
+}
+
 /// Exponential backoff from 100 ms to 5 s for infrastructure errors.
 #[derive(Debug, Default)]
 pub struct Backoff {
@@ -188,7 +234,8 @@ pub struct Backoff {
 impl Backoff {
     /// Sleep for the next delay; `Err` if cancelled meanwhile.
     pub async fn wait(&mut self, cancel: &CancellationToken) -> Result<(), ()> {
-        let delay = Duration::from_millis(100u64.saturating_mul(1 << self.failures.min(6)).min(5_000));
+        let delay =
+            Duration::from_millis(100u64.saturating_mul(1 << self.failures.min(6)).min(5_000));
         self.failures += 1;
         tokio::select! {
             _ = tokio::time::sleep(delay) => Ok(()),

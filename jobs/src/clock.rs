@@ -47,3 +47,39 @@ impl Clock for ManualClock {
         *self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+/// A clock running `1 / scale` times faster than real time from the moment it is made: with `scale = 1/60`,
+/// a 1-minute retry waits one real second. Recorded times are in this fast-forwarded time. For tests and demos.
+#[derive(Debug, Clone)]
+pub struct ScaledClock {
+    origin: DateTime<Utc>,
+    started: std::time::Instant,
+    scale: f64,
+}
+
+impl ScaledClock {
+    /// Starts at the current time; `scale` must be > 0.
+    pub fn new(scale: f64) -> Self {
+        Self {
+            origin: Utc::now(),
+            started: std::time::Instant::now(),
+            scale: scale.max(f64::MIN_POSITIVE),
+        }
+    }
+}
+
+impl Clock for ScaledClock {
+    fn now(&self) -> DateTime<Utc> {
+        let virtual_ms = self.started.elapsed().as_secs_f64() * 1000.0 / self.scale;
+        self.origin + Duration::milliseconds(virtual_ms as i64)
+    }
+}
+
+/// The clock a process uses for `time_scale` (1.0: the system clock).
+pub fn for_time_scale(scale: f64) -> Arc<dyn Clock> {
+    if (scale - 1.0).abs() < f64::EPSILON {
+        Arc::new(SystemClock)
+    } else {
+        Arc::new(ScaledClock::new(scale))
+    }
+}

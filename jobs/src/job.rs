@@ -24,7 +24,9 @@ impl Job {
     /// Unique per scheduled attempt, so a job queued twice by mistake is refused by apalis' unique index.
     pub fn idempotency_key(&self) -> String {
         match self {
-            Job::WebhookDelivery(d) => format!("delivery:{}:attempt:{}", d.delivery_id, d.dispatch_seq),
+            Job::WebhookDelivery(d) => {
+                format!("delivery:{}:attempt:{}", d.delivery_id, d.dispatch_seq)
+            }
         }
     }
 
@@ -47,9 +49,15 @@ mod tests {
 
     #[test]
     fn jobs_round_trip_and_keys_name_the_attempt() {
-        let job = Job::WebhookDelivery(DeliverWebhook { delivery_id: Uuid::nil(), dispatch_seq: 3 });
+        let job = Job::WebhookDelivery(DeliverWebhook {
+            delivery_id: Uuid::nil(),
+            dispatch_seq: 3,
+        });
         assert_eq!(Job::decode(&job.encode()).ok(), Some(job.clone()));
-        assert_eq!(job.idempotency_key(), format!("delivery:{}:attempt:3", Uuid::nil()));
+        assert_eq!(
+            job.idempotency_key(),
+            format!("delivery:{}:attempt:3", Uuid::nil())
+        );
         assert!(Job::decode(b"{\"kind\":\"unknown\"}").is_err());
     }
 }

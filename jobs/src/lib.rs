@@ -6,5 +6,5 @@ pub mod job;
 pub mod ports;
 pub mod webhook;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, ScaledClock, SystemClock};
 pub use job::{Job, JobDecodeError};

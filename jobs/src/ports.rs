@@ -23,6 +23,8 @@ pub struct DeliveryToSend {
     pub status: DeliveryStatus,
     /// Attempts made in the current schedule.
     pub attempt_number: u32,
+    /// When the next attempt is due (set while FAILED).
+    pub next_retry_at: Option<DateTime<Utc>>,
     /// Number of the attempt currently queued; jobs with another number are stale.
     pub dispatch_seq: i32,
     /// Where to POST.
@@ -63,9 +65,21 @@ pub trait DeliveryStore: Send + Sync {
     /// Returns false when the delivery moved on meanwhile (the record was not applied).
     async fn record_attempt(&self, record: AttemptRecord) -> anyhow::Result<bool>;
     /// Stop retrying: the subscription is no longer active.
-    async fn cancel(&self, delivery_id: Uuid, dispatch_seq: i32, reason: &str) -> anyhow::Result<()>;
-    /// Queue the same attempt again later without counting it (a dependency of ours was unavailable).
-    async fn defer(&self, delivery_id: Uuid, dispatch_seq: i32, run_in: std::time::Duration, reason: &str) -> anyhow::Result<()>;
+    async fn cancel(
+        &self,
+        delivery_id: Uuid,
+        dispatch_seq: i32,
+        reason: &str,
+    ) -> anyhow::Result<()>;
+    /// Queue the same attempt again later without counting it (not yet due, or a dependency of ours was unavailable).
+    /// `reason`, when given, is shown as the delivery's last error.
+    async fn defer(
+        &self,
+        delivery_id: Uuid,
+        dispatch_seq: i32,
+        run_in: std::time::Duration,
+        reason: Option<&str>,
+    ) -> anyhow::Result<()>;
 }
 
 /// An HTTP POST to a receiver.

@@ -8,7 +8,9 @@ use uuid::Uuid;
 use workflows::{AttemptOutcome, DeliveryStatus, decide, signing};
 
 use crate::clock::Clock;
-use crate::ports::{AttemptRecord, DeliveryStore, OutgoingRequest, SecretError, SigningSecrets, WebhookSender};
+use crate::ports::{
+    AttemptRecord, DeliveryStore, OutgoingRequest, SecretError, SigningSecrets, WebhookSender,
+};
 
 /// Make attempt number `dispatch_seq` of a delivery (stale if the delivery has moved on).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,14 +25,22 @@ pub struct DeliverWebhook {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Handled {
     /// An attempt was made and recorded.
-    Attempted { outcome: AttemptOutcome, status: DeliveryStatus },
+    Attempted {
+        outcome: AttemptOutcome,
+        status: DeliveryStatus,
+    },
     /// The job no longer applies (delivered, re-triggered, or unknown): nothing was sent.
     Stale,
     /// The subscription is inactive: retries stopped.
     Cancelled,
     /// The signing secret could not be read: the attempt was deferred without counting it.
     Deferred,
+    /// The job ran before the delivery's `next_retry_at` (clock skew, whole-second queue precision): re-queued for then.
+    NotYetDue,
 }
+
+/// Jobs may run this much before `next_retry_at`: apalis stores `run_at` in whole seconds.
+pub const DUE_TOLERANCE: chrono::Duration = chrono::Duration::seconds(1);
 
 /// Dependencies of the handler.
 #[derive(Clone)]
@@ -61,6 +71,13 @@ pub async fn handle(deps: &WebhookDeps, job: &DeliverWebhook) -> anyhow::Result<
         if delivery.dispatch_seq != job.dispatch_seq || !delivery.status.awaits_attempt() {
             return Ok(Handled::Stale);
         }
+        let now = deps.clock.now();
+        if let Some(due) = delivery.next_retry_at
+            && due - DUE_TOLERANCE > now
+        {
+            deps.store.defer(delivery.delivery_id, delivery.dispatch_seq, scale(due - now, deps.time_scale), None).await?;
+            return Ok(Handled::NotYetDue);
+        }
         if !delivery.subscription_active {
             deps.store.cancel(delivery.delivery_id, delivery.dispatch_seq, "subscription deactivated or deleted").await?;
             return Ok(Handled::Cancelled);
@@ -69,7 +86,7 @@ pub async fn handle(deps: &WebhookDeps, job: &DeliverWebhook) -> anyhow::Result<
             Ok(secret) => secret,
             Err(SecretError::Unavailable(why)) => {
                 tracing::warn!(%why, "signing secret unavailable; deferring without counting an attempt");
-                deps.store.defer(delivery.delivery_id, delivery.dispatch_seq, deps.secret_retry, &why).await?;
+                deps.store.defer(delivery.delivery_id, delivery.dispatch_seq, deps.secret_retry, Some(&why)).await?;
                 return Ok(Handled::Deferred);
             }
             Err(SecretError::NotFound) => anyhow::bail!("subscription {} has no signing secret", delivery.subscription_id),
@@ -110,7 +127,11 @@ fn scale(delay: chrono::Duration, time_scale: f64) -> std::time::Duration {
 }
 
 /// The signed POST for a delivery. The body is serialised once and those exact bytes are signed and sent.
-pub fn build_request(delivery: &crate::ports::DeliveryToSend, secret: &str, unix_now: i64) -> OutgoingRequest {
+pub fn build_request(
+    delivery: &crate::ports::DeliveryToSend,
+    secret: &str,
+    unix_now: i64,
+) -> OutgoingRequest {
     let body = serde_json::to_vec(&delivery.payload).unwrap_or_default();
     let id = delivery.delivery_id.to_string();
     let headers = vec![
@@ -118,10 +139,20 @@ pub fn build_request(delivery: &crate::ports::DeliveryToSend, secret: &str, unix
         ("user-agent".to_owned(), "ShopSTAR3-Webhooks/1.0".to_owned()),
         ("x-ss3-event".to_owned(), delivery.event_type.clone()),
         ("x-ss3-delivery".to_owned(), id.clone()),
-        ("x-ss3-signature".to_owned(), signing::ss3_signature(secret, &body)),
+        (
+            "x-ss3-signature".to_owned(),
+            signing::ss3_signature(secret, &body),
+        ),
         ("webhook-id".to_owned(), id.clone()),
         ("webhook-timestamp".to_owned(), unix_now.to_string()),
-        ("webhook-signature".to_owned(), signing::standard_signature(secret, &id, unix_now, &body)),
+        (
+            "webhook-signature".to_owned(),
+            signing::standard_signature(secret, &id, unix_now, &body),
+        ),
     ];
-    OutgoingRequest { url: delivery.target_url.clone(), headers, body }
+    OutgoingRequest {
+        url: delivery.target_url.clone(),
+        headers,
+        body,
+    }
 }

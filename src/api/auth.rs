@@ -27,12 +27,17 @@ pub struct StoreScope {
 impl StoreScope {
     /// Fail with 403 unless `scope` was granted.
     pub fn require(&self, scope: &'static str) -> Result<(), ApiError> {
-        if self.scopes.iter().any(|s| s == scope) { Ok(()) } else { Err(ApiError::MissingScope(scope)) }
+        if self.scopes.iter().any(|s| s == scope) {
+            Ok(())
+        } else {
+            Err(ApiError::MissingScope(scope))
+        }
     }
 }
 
 fn state(req: &Request) -> Result<&AppState, ApiError> {
-    req.data::<AppState>().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("AppState missing")))
+    req.data::<AppState>()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("AppState missing")))
 }
 
 fn is_operator(state: &AppState, bearer: &Bearer) -> bool {
@@ -50,11 +55,18 @@ async fn check_store(req: &Request, bearer: Bearer) -> poem::Result<StoreScope> 
     if !is_operator(state, &bearer) {
         return Err(ApiError::Unauthorized.into());
     }
-    let raw = req
-        .header(STORE_HEADER)
-        .ok_or_else(|| ApiError::Invalid("store_id_required", format!("operators name the store in the {STORE_HEADER} header")))?;
-    let store_id = StoreId::parse(raw).map_err(|e| ApiError::Invalid("invalid_store_id", e.to_string()))?;
-    Ok(StoreScope { store_id, scopes: ALL_SCOPES.iter().map(|s| (*s).to_owned()).collect() })
+    let raw = req.header(STORE_HEADER).ok_or_else(|| {
+        ApiError::Invalid(
+            "store_id_required",
+            format!("operators name the store in the {STORE_HEADER} header"),
+        )
+    })?;
+    let store_id =
+        StoreId::parse(raw).map_err(|e| ApiError::Invalid("invalid_store_id", e.to_string()))?;
+    Ok(StoreScope {
+        store_id,
+        scopes: ALL_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
+    })
 }
 
 /// A platform operator (`Authorization: Bearer <admin token>`).
@@ -63,8 +75,19 @@ async fn check_store(req: &Request, bearer: Bearer) -> poem::Result<StoreScope> 
 pub struct OperatorAuth(pub ());
 
 async fn check_operator(req: &Request, bearer: Bearer) -> poem::Result<()> {
-    if is_operator(state(req)?, &bearer) { Ok(()) } else { Err(ApiError::Unauthorized.into()) }
+    if is_operator(state(req)?, &bearer) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized.into())
+    }
 }
 
 /// Scopes an operator holds in any store.
-const ALL_SCOPES: &[&str] = &["catalog:read", "inventory:read", "inventory:write", "orders:read", "customers:read", "webhooks:manage"];
+const ALL_SCOPES: &[&str] = &[
+    "catalog:read",
+    "inventory:read",
+    "inventory:write",
+    "orders:read",
+    "customers:read",
+    "webhooks:manage",
+];

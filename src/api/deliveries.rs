@@ -107,11 +107,20 @@ pub struct Restarted {
 }
 
 fn encode_cursor(row: &DeliveryRow) -> String {
-    B64.encode(format!("{}|{}", row.created_at.timestamp_micros(), row.delivery_id))
+    B64.encode(format!(
+        "{}|{}",
+        row.created_at.timestamp_micros(),
+        row.delivery_id
+    ))
 }
 
 fn decode_cursor(raw: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
-    let bad = || ApiError::Invalid("invalid_cursor", "cursor is not one this API returned".into());
+    let bad = || {
+        ApiError::Invalid(
+            "invalid_cursor",
+            "cursor is not one this API returned".into(),
+        )
+    };
     let text = String::from_utf8(B64.decode(raw).map_err(|_| bad())?).map_err(|_| bad())?;
     let (micros, id) = text.split_once('|').ok_or_else(bad)?;
     let at = DateTime::from_timestamp_micros(micros.parse().map_err(|_| bad())?).ok_or_else(bad)?;
@@ -122,7 +131,10 @@ fn parse_status(raw: Option<String>) -> Result<Option<DeliveryStatus>, ApiError>
     raw.map(|s| {
         DeliveryStatus::parse(&s).ok_or_else(|| {
             let valid: Vec<&str> = DeliveryStatus::ALL.iter().map(|s| s.as_str()).collect();
-            ApiError::Invalid("invalid_status", format!("status must be one of {}", valid.join(", ")))
+            ApiError::Invalid(
+                "invalid_status",
+                format!("status must be one of {}", valid.join(", ")),
+            )
         })
     })
     .transpose()
@@ -141,11 +153,17 @@ fn attempt(a: AttemptRow) -> Attempt {
     }
 }
 
-async fn with_attempts(state: &AppState, rows: Vec<DeliveryRow>) -> Result<Vec<Delivery>, ApiError> {
+async fn with_attempts(
+    state: &AppState,
+    rows: Vec<DeliveryRow>,
+) -> Result<Vec<Delivery>, ApiError> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.delivery_id).collect();
     let mut by_delivery: HashMap<Uuid, Vec<Attempt>> = HashMap::new();
     for a in deliveries::attempts(&state.pool, &ids).await? {
-        by_delivery.entry(a.delivery_id).or_default().push(attempt(a));
+        by_delivery
+            .entry(a.delivery_id)
+            .or_default()
+            .push(attempt(a));
     }
     Ok(rows
         .into_iter()
@@ -171,22 +189,40 @@ async fn with_attempts(state: &AppState, rows: Vec<DeliveryRow>) -> Result<Vec<D
         .collect())
 }
 
-async fn page(state: &AppState, store_id: &str, filter: LogFilter, limit: Option<i64>) -> Result<DeliveryPage, ApiError> {
+async fn page(
+    state: &AppState,
+    store_id: &str,
+    filter: LogFilter,
+    limit: Option<i64>,
+) -> Result<DeliveryPage, ApiError> {
     if let (Some(from), Some(to)) = (filter.from, filter.to)
         && from >= to
     {
-        return Err(ApiError::Invalid("invalid_date_range", "from must be before to".into()));
+        return Err(ApiError::Invalid(
+            "invalid_date_range",
+            "from must be before to".into(),
+        ));
     }
     let limit = page_limit(limit);
     let mut rows = deliveries::list(&state.pool, store_id, &filter, limit + 1).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(encode_cursor) } else { None };
-    Ok(DeliveryPage { items: with_attempts(state, rows).await?, next_cursor })
+    let next_cursor = if more {
+        rows.last().map(encode_cursor)
+    } else {
+        None
+    };
+    Ok(DeliveryPage {
+        items: with_attempts(state, rows).await?,
+        next_cursor,
+    })
 }
 
 fn not_found(id: Uuid) -> ApiError {
-    ApiError::NotFound("delivery_not_found", format!("delivery {id} does not exist in this store"))
+    ApiError::NotFound(
+        "delivery_not_found",
+        format!("delivery {id} does not exist in this store"),
+    )
 }
 
 /// The deliveries resource.
@@ -218,7 +254,9 @@ impl DeliveriesApi {
             to: to.0,
             before: cursor.0.as_deref().map(decode_cursor).transpose()?,
         };
-        Ok(Json(page(&state, auth.0.store_id.as_str(), filter, limit.0).await?))
+        Ok(Json(
+            page(&state, auth.0.store_id.as_str(), filter, limit.0).await?,
+        ))
     }
 
     /// One subscription's delivery log (same filters as `/deliveries`).
@@ -245,26 +283,43 @@ impl DeliveriesApi {
             to: to.0,
             before: cursor.0.as_deref().map(decode_cursor).transpose()?,
         };
-        Ok(Json(page(&state, auth.0.store_id.as_str(), filter, limit.0).await?))
+        Ok(Json(
+            page(&state, auth.0.store_id.as_str(), filter, limit.0).await?,
+        ))
     }
 
     /// Dead letters of the store, newest first.
     #[oai(path = "/dead-letters", method = "get")]
-    async fn dead_letters(&self, auth: StoreAuth, state: Data<&AppState>, cursor: Query<Option<String>>, limit: Query<Option<i64>>) -> poem::Result<Json<DeliveryPage>> {
+    async fn dead_letters(
+        &self,
+        auth: StoreAuth,
+        state: Data<&AppState>,
+        cursor: Query<Option<String>>,
+        limit: Query<Option<i64>>,
+    ) -> poem::Result<Json<DeliveryPage>> {
         auth.0.require(SCOPE)?;
         let filter = LogFilter {
             status: Some(DeliveryStatus::DeadLettered),
             before: cursor.0.as_deref().map(decode_cursor).transpose()?,
             ..LogFilter::default()
         };
-        Ok(Json(page(&state, auth.0.store_id.as_str(), filter, limit.0).await?))
+        Ok(Json(
+            page(&state, auth.0.store_id.as_str(), filter, limit.0).await?,
+        ))
     }
 
     /// One delivery with every attempt.
     #[oai(path = "/deliveries/:id", method = "get")]
-    async fn get(&self, auth: StoreAuth, state: Data<&AppState>, id: Path<Uuid>) -> poem::Result<Json<Delivery>> {
+    async fn get(
+        &self,
+        auth: StoreAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+    ) -> poem::Result<Json<Delivery>> {
         auth.0.require(SCOPE)?;
-        let row = deliveries::get(&state.pool, auth.0.store_id.as_str(), id.0).await.map_err(ApiError::from)?;
+        let row = deliveries::get(&state.pool, auth.0.store_id.as_str(), id.0)
+            .await
+            .map_err(ApiError::from)?;
         let row = row.ok_or_else(|| not_found(id.0))?;
         let mut items = with_attempts(&state, vec![row]).await?;
         Ok(Json(items.remove(0)))
@@ -272,30 +327,68 @@ impl DeliveriesApi {
 
     /// Re-trigger a dead-lettered (or cancelled) delivery: a fresh attempt now, the schedule restarts, the log keeps history.
     #[oai(path = "/deliveries/:id/retrigger", method = "post")]
-    async fn retrigger(&self, auth: StoreAuth, state: Data<&AppState>, id: Path<Uuid>) -> poem::Result<Json<Restarted>> {
+    async fn retrigger(
+        &self,
+        auth: StoreAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+    ) -> poem::Result<Json<Restarted>> {
         auth.0.require(SCOPE)?;
-        restart_one(&state, auth.0.store_id.as_str(), id.0, Restart::DeadOrCancelled).await.map(Json).map_err(Into::into)
+        restart_one(
+            &state,
+            auth.0.store_id.as_str(),
+            id.0,
+            Restart::DeadOrCancelled,
+        )
+        .await
+        .map(Json)
+        .map_err(Into::into)
     }
 
     /// Send any finished delivery again (delivered ones too), with the same delivery id.
     #[oai(path = "/deliveries/:id/resend", method = "post")]
-    async fn resend(&self, auth: StoreAuth, state: Data<&AppState>, id: Path<Uuid>) -> poem::Result<Json<Restarted>> {
+    async fn resend(
+        &self,
+        auth: StoreAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+    ) -> poem::Result<Json<Restarted>> {
         auth.0.require(SCOPE)?;
-        restart_one(&state, auth.0.store_id.as_str(), id.0, Restart::AnyFinished).await.map(Json).map_err(Into::into)
+        restart_one(&state, auth.0.store_id.as_str(), id.0, Restart::AnyFinished)
+            .await
+            .map(Json)
+            .map_err(Into::into)
     }
 
     /// Re-trigger every dead letter of a subscription dead-lettered since a time.
     #[oai(path = "/subscriptions/:id/dead-letters/retrigger", method = "post")]
-    async fn retrigger_since(&self, auth: StoreAuth, state: Data<&AppState>, id: Path<Uuid>, body: Json<RetriggerSince>) -> poem::Result<Json<Restarted>> {
+    async fn retrigger_since(
+        &self,
+        auth: StoreAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+        body: Json<RetriggerSince>,
+    ) -> poem::Result<Json<Restarted>> {
         auth.0.require(SCOPE)?;
-        let ids = deliveries::restart(&state.pool, auth.0.store_id.as_str(), Restart::DeadOrCancelled, None, Some((id.0, body.since)))
-            .await
-            .map_err(ApiError::from)?;
+        let ids = deliveries::restart(
+            &state.pool,
+            auth.0.store_id.as_str(),
+            Restart::DeadOrCancelled,
+            None,
+            Some((id.0, body.since)),
+        )
+        .await
+        .map_err(ApiError::from)?;
         Ok(Json(Restarted { delivery_ids: ids }))
     }
 }
 
-async fn restart_one(state: &AppState, store_id: &str, id: Uuid, which: Restart) -> Result<Restarted, ApiError> {
+async fn restart_one(
+    state: &AppState,
+    store_id: &str,
+    id: Uuid,
+    which: Restart,
+) -> Result<Restarted, ApiError> {
     let ids = deliveries::restart(&state.pool, store_id, which, Some(id), None).await?;
     if !ids.is_empty() {
         return Ok(Restarted { delivery_ids: ids });
@@ -305,7 +398,10 @@ async fn restart_one(state: &AppState, store_id: &str, id: Uuid, which: Restart)
         None => Err(not_found(id)),
         Some(row) => Err(ApiError::Conflict(
             "delivery_not_restartable",
-            format!("delivery is {} (or its subscription is inactive or deleted)", row.status),
+            format!(
+                "delivery is {} (or its subscription is inactive or deleted)",
+                row.status
+            ),
         )),
     }
 }

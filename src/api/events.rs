@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 use poem::web::Data;
-use poem_openapi::payload::{Binary, Json};
+use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 use workflows::EventEnvelope;
@@ -63,19 +63,45 @@ pub struct EventsApi;
 impl EventsApi {
     /// Ingest one domain event (the envelope documented in the README).
     #[oai(path = "/events", method = "post")]
-    async fn ingest(&self, _auth: OperatorAuth, state: Data<&AppState>, body: Binary<Vec<u8>>) -> poem::Result<Ingest> {
-        let event = EventEnvelope::parse(&body.0, state.max_event_bytes, Utc::now()).map_err(|e| ApiError::Invalid(e.code(), e.to_string()))?;
-        let ingested = state.ingestor.ingest_one(&event, EventSource::Http, None).await.map_err(ApiError::from)?;
+    async fn ingest(
+        &self,
+        _auth: OperatorAuth,
+        state: Data<&AppState>,
+        body: Json<serde_json::Value>,
+    ) -> poem::Result<Ingest> {
+        // Same parser as Kafka ingest, so both paths accept and refuse exactly the same envelopes.
+        let bytes = serde_json::to_vec(&body.0).map_err(|e| ApiError::Internal(e.into()))?;
+        let event = EventEnvelope::parse(&bytes, state.max_event_bytes, Utc::now())
+            .map_err(|e| ApiError::Invalid(e.code(), e.to_string()))?;
+        let ingested = state
+            .ingestor
+            .ingest_one(&event, EventSource::Http, None)
+            .await
+            .map_err(ApiError::from)?;
         Ok(match ingested {
-            Ingested::New { deliveries } => Ingest::Accepted(Json(IngestResult { event_id: event.event_id, accepted: true, delivery_ids: deliveries })),
-            Ingested::Duplicate => Ingest::Duplicate(Json(IngestResult { event_id: event.event_id, accepted: false, delivery_ids: vec![] })),
+            Ingested::New { deliveries } => Ingest::Accepted(Json(IngestResult {
+                event_id: event.event_id,
+                accepted: true,
+                delivery_ids: deliveries,
+            })),
+            Ingested::Duplicate => Ingest::Duplicate(Json(IngestResult {
+                event_id: event.event_id,
+                accepted: false,
+                delivery_ids: vec![],
+            })),
         })
     }
 
     /// The most recent quarantined Kafka messages.
     #[oai(path = "/quarantine", method = "get")]
-    async fn quarantine(&self, _auth: OperatorAuth, state: Data<&AppState>) -> poem::Result<Json<Vec<QuarantinedMessage>>> {
-        let rows = list_quarantine(&state.pool, 100).await.map_err(ApiError::from)?;
+    async fn quarantine(
+        &self,
+        _auth: OperatorAuth,
+        state: Data<&AppState>,
+    ) -> poem::Result<Json<Vec<QuarantinedMessage>>> {
+        let rows = list_quarantine(&state.pool, 100)
+            .await
+            .map_err(ApiError::from)?;
         Ok(Json(
             rows.into_iter()
                 .map(|r| QuarantinedMessage {

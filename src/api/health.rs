@@ -36,8 +36,16 @@ async fn kafka_reachable(brokers: String) -> bool {
     tokio::task::spawn_blocking(move || {
         use rdkafka::ClientConfig;
         use rdkafka::producer::{BaseProducer, Producer};
-        let producer: Result<BaseProducer, _> = ClientConfig::new().set("bootstrap.servers", &brokers).create();
-        producer.map(|p| p.client().fetch_metadata(None, Duration::from_secs(2)).is_ok()).unwrap_or(false)
+        let producer: Result<BaseProducer, _> = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .create();
+        producer
+            .map(|p| {
+                p.client()
+                    .fetch_metadata(None, Duration::from_secs(2))
+                    .is_ok()
+            })
+            .unwrap_or(false)
     })
     .await
     .unwrap_or(false)
@@ -64,8 +72,17 @@ impl HealthApi {
             None => None,
         };
         let ready = postgres && secrets && kafka.unwrap_or(true);
-        let body = Json(Readiness { ready, postgres, secrets, kafka });
-        if ready { Ready::Ready(body) } else { Ready::NotReady(body) }
+        let body = Json(Readiness {
+            ready,
+            postgres,
+            secrets,
+            kafka,
+        });
+        if ready {
+            Ready::Ready(body)
+        } else {
+            Ready::NotReady(body)
+        }
     }
 
     /// Counters and queue depth in Prometheus text format.

@@ -60,12 +60,22 @@ pub fn page_limit(limit: Option<i64>) -> i64 {
     limit.unwrap_or(50).clamp(1, 200)
 }
 
-type Apis = (health::HealthApi, subscriptions::SubscriptionsApi, deliveries::DeliveriesApi, events::EventsApi);
+type Apis = (
+    health::HealthApi,
+    subscriptions::SubscriptionsApi,
+    deliveries::DeliveriesApi,
+    events::EventsApi,
+);
 
 /// The OpenAPI service (also printed by `integration-service openapi`).
 pub fn openapi() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (health::HealthApi, subscriptions::SubscriptionsApi, deliveries::DeliveriesApi, events::EventsApi),
+        (
+            health::HealthApi,
+            subscriptions::SubscriptionsApi,
+            deliveries::DeliveriesApi,
+            events::EventsApi,
+        ),
         "integration-service",
         env!("CARGO_PKG_VERSION"),
     )
@@ -88,15 +98,29 @@ pub fn app(state: AppState) -> impl Endpoint {
 }
 
 /// Refuse bodies over `limit` bytes before reading them; requests with a body must say how long it is.
-async fn body_limit<E: Endpoint>(ep: std::sync::Arc<E>, req: Request, limit: usize) -> poem::Result<Response> {
+async fn body_limit<E: Endpoint>(
+    ep: std::sync::Arc<E>,
+    req: Request,
+    limit: usize,
+) -> poem::Result<Response> {
     let has_body = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
-    let length = req.header("content-length").and_then(|v| v.parse::<usize>().ok());
+    let length = req
+        .header("content-length")
+        .and_then(|v| v.parse::<usize>().ok());
     match length {
         Some(n) if n > limit => {
-            return Ok(problem::problem_response(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("body of {n} bytes exceeds {limit}")));
+            return Ok(problem::problem_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("body of {n} bytes exceeds {limit}"),
+            ));
         }
         None if has_body && req.header("transfer-encoding").is_some() => {
-            return Ok(problem::problem_response(StatusCode::LENGTH_REQUIRED, "length_required", "send a Content-Length header".into()));
+            return Ok(problem::problem_response(
+                StatusCode::LENGTH_REQUIRED,
+                "length_required",
+                "send a Content-Length header".into(),
+            ));
         }
         _ => {}
     }

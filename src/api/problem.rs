@@ -1,7 +1,7 @@
 //! The API's error enum, mapped once to `application/problem+json` (RFC 9457) with a stable `code`.
 
-use poem::http::StatusCode;
 use poem::Response;
+use poem::http::StatusCode;
 use serde::Serialize;
 
 use crate::db::errors::{Conflict, classify};
@@ -101,7 +101,9 @@ impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         match classify(&e) {
             Some(Conflict::AlreadyExists(code)) => Self::Conflict(code, "already exists".into()),
-            Some(Conflict::Invalid(code)) => Self::Invalid(code, "a value was refused by a constraint".into()),
+            Some(Conflict::Invalid(code)) => {
+                Self::Invalid(code, "a value was refused by a constraint".into())
+            }
             None => Self::Internal(e.into()),
         }
     }
@@ -128,6 +130,10 @@ pub async fn catch_all(err: poem::Error) -> Response {
         s if s.is_client_error() => "invalid_request",
         _ => "internal_error",
     };
-    let detail = if status.is_server_error() { "internal error".to_owned() } else { err.to_string() };
+    let detail = if status.is_server_error() {
+        "internal error".to_owned()
+    } else {
+        err.to_string()
+    };
     problem_response(status, code, detail)
 }

@@ -136,7 +136,10 @@ impl From<SubscriptionRow> for Subscription {
 }
 
 fn not_found(id: Uuid) -> ApiError {
-    ApiError::NotFound("subscription_not_found", format!("subscription {id} does not exist in this store"))
+    ApiError::NotFound(
+        "subscription_not_found",
+        format!("subscription {id} does not exist in this store"),
+    )
 }
 
 fn valid_name(name: &str) -> Result<String, ApiError> {
@@ -144,17 +147,24 @@ fn valid_name(name: &str) -> Result<String, ApiError> {
     if (1..=200).contains(&name.chars().count()) {
         Ok(name.to_owned())
     } else {
-        Err(ApiError::Invalid("invalid_name", "name must be 1-200 characters".into()))
+        Err(ApiError::Invalid(
+            "invalid_name",
+            "name must be 1-200 characters".into(),
+        ))
     }
 }
 
 fn valid_events(events: &[String]) -> Result<Vec<String>, ApiError> {
     if events.is_empty() || events.len() > 100 {
-        return Err(ApiError::Invalid("invalid_event_type", "events must list 1-100 event names or patterns".into()));
+        return Err(ApiError::Invalid(
+            "invalid_event_type",
+            "events must list 1-100 event names or patterns".into(),
+        ));
     }
     let mut out = Vec::with_capacity(events.len());
     for raw in events {
-        let pattern = EventPattern::parse(raw.trim()).map_err(|e| ApiError::Invalid("invalid_event_type", e.to_string()))?;
+        let pattern = EventPattern::parse(raw.trim())
+            .map_err(|e| ApiError::Invalid("invalid_event_type", e.to_string()))?;
         if !out.iter().any(|p: &String| p == pattern.as_str()) {
             out.push(pattern.as_str().to_owned());
         }
@@ -163,7 +173,8 @@ fn valid_events(events: &[String]) -> Result<Vec<String>, ApiError> {
 }
 
 async fn valid_target(state: &AppState, raw: &str) -> Result<String, ApiError> {
-    let url = TargetUrl::parse(raw).map_err(|e| ApiError::Invalid("invalid_target_url", e.to_string()))?;
+    let url = TargetUrl::parse(raw)
+        .map_err(|e| ApiError::Invalid("invalid_target_url", e.to_string()))?;
     url.check(&state.target_policy).await.map_err(|e| match e {
         TargetError::Invalid(_) => ApiError::Invalid("invalid_target_url", e.to_string()),
         TargetError::NotAllowed(_) => ApiError::Invalid("target_not_allowed", e.to_string()),
@@ -178,16 +189,28 @@ pub struct SubscriptionsApi;
 impl SubscriptionsApi {
     /// Create a subscription; the answer carries its signing secret, shown this once.
     #[oai(path = "/subscriptions", method = "post")]
-    async fn create(&self, auth: StoreAuth, state: Data<&AppState>, body: Json<CreateSubscription>) -> poem::Result<Created> {
+    async fn create(
+        &self,
+        auth: StoreAuth,
+        state: Data<&AppState>,
+        body: Json<CreateSubscription>,
+    ) -> poem::Result<Created> {
         auth.0.require(SCOPE)?;
         let name = valid_name(&body.name)?;
         let events = valid_events(&body.events)?;
         let target = valid_target(&state, &body.target_url).await?;
         let secret = new_signing_secret();
         let mut tx = state.pool.begin().await.map_err(ApiError::from)?;
-        let row = subscriptions::insert(&mut tx, auth.0.store_id.as_str(), &name, &target, &events, body.is_active.unwrap_or(true))
-            .await
-            .map_err(ApiError::from)?;
+        let row = subscriptions::insert(
+            &mut tx,
+            auth.0.store_id.as_str(),
+            &name,
+            &target,
+            &events,
+            body.is_active.unwrap_or(true),
+        )
+        .await
+        .map_err(ApiError::from)?;
         // Written before the row commits: a worker never sees a subscription without its secret.
         state
             .secrets
@@ -195,32 +218,64 @@ impl SubscriptionsApi {
             .await
             .map_err(|e| ApiError::Unavailable("secret_store_unavailable", e.to_string()))?;
         tx.commit().await.map_err(ApiError::from)?;
-        Ok(Created::Created(Json(CreatedSubscription { subscription: row.into(), signing_secret: secret })))
+        Ok(Created::Created(Json(CreatedSubscription {
+            subscription: row.into(),
+            signing_secret: secret,
+        })))
     }
 
     /// List the store's subscriptions.
     #[oai(path = "/subscriptions", method = "get")]
-    async fn list(&self, auth: StoreAuth, state: Data<&AppState>, cursor: Query<Option<Uuid>>, limit: Query<Option<i64>>) -> poem::Result<Json<SubscriptionPage>> {
+    async fn list(
+        &self,
+        auth: StoreAuth,
+        state: Data<&AppState>,
+        cursor: Query<Option<Uuid>>,
+        limit: Query<Option<i64>>,
+    ) -> poem::Result<Json<SubscriptionPage>> {
         auth.0.require(SCOPE)?;
         let limit = page_limit(limit.0);
-        let rows = subscriptions::list(&state.pool, auth.0.store_id.as_str(), cursor.0, limit + 1).await.map_err(ApiError::from)?;
+        let rows = subscriptions::list(&state.pool, auth.0.store_id.as_str(), cursor.0, limit + 1)
+            .await
+            .map_err(ApiError::from)?;
         let more = rows.len() as i64 > limit;
-        let items: Vec<Subscription> = rows.into_iter().take(limit as usize).map(Into::into).collect();
-        let next_cursor = if more { items.last().map(|s| s.subscription_id.to_string()) } else { None };
+        let items: Vec<Subscription> = rows
+            .into_iter()
+            .take(limit as usize)
+            .map(Into::into)
+            .collect();
+        let next_cursor = if more {
+            items.last().map(|s| s.subscription_id.to_string())
+        } else {
+            None
+        };
         Ok(Json(SubscriptionPage { items, next_cursor }))
     }
 
     /// One subscription.
     #[oai(path = "/subscriptions/:id", method = "get")]
-    async fn get(&self, auth: StoreAuth, state: Data<&AppState>, id: Path<Uuid>) -> poem::Result<Json<Subscription>> {
+    async fn get(
+        &self,
+        auth: StoreAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+    ) -> poem::Result<Json<Subscription>> {
         auth.0.require(SCOPE)?;
-        let row = subscriptions::get(&state.pool, auth.0.store_id.as_str(), id.0).await.map_err(ApiError::from)?;
+        let row = subscriptions::get(&state.pool, auth.0.store_id.as_str(), id.0)
+            .await
+            .map_err(ApiError::from)?;
         Ok(Json(row.ok_or_else(|| not_found(id.0))?.into()))
     }
 
     /// Change name, target, events or activity.
     #[oai(path = "/subscriptions/:id", method = "patch")]
-    async fn update(&self, auth: StoreAuth, state: Data<&AppState>, id: Path<Uuid>, body: Json<UpdateSubscription>) -> poem::Result<Json<Subscription>> {
+    async fn update(
+        &self,
+        auth: StoreAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+        body: Json<UpdateSubscription>,
+    ) -> poem::Result<Json<Subscription>> {
         auth.0.require(SCOPE)?;
         let target_url = match &body.target_url {
             Some(raw) => Some(valid_target(&state, raw).await?),
@@ -232,15 +287,25 @@ impl SubscriptionsApi {
             events: body.events.as_deref().map(valid_events).transpose()?,
             is_active: body.is_active,
         };
-        let row = subscriptions::update(&state.pool, auth.0.store_id.as_str(), id.0, &patch).await.map_err(ApiError::from)?;
+        let row = subscriptions::update(&state.pool, auth.0.store_id.as_str(), id.0, &patch)
+            .await
+            .map_err(ApiError::from)?;
         Ok(Json(row.ok_or_else(|| not_found(id.0))?.into()))
     }
 
     /// Delete: no more deliveries; the delivery log keeps its history.
     #[oai(path = "/subscriptions/:id", method = "delete")]
-    async fn delete(&self, auth: StoreAuth, state: Data<&AppState>, id: Path<Uuid>) -> poem::Result<Deleted> {
+    async fn delete(
+        &self,
+        auth: StoreAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+    ) -> poem::Result<Deleted> {
         auth.0.require(SCOPE)?;
-        if subscriptions::delete(&state.pool, auth.0.store_id.as_str(), id.0).await.map_err(ApiError::from)? {
+        if subscriptions::delete(&state.pool, auth.0.store_id.as_str(), id.0)
+            .await
+            .map_err(ApiError::from)?
+        {
             Ok(Deleted::NoContent)
         } else {
             Err(not_found(id.0).into())
@@ -249,26 +314,48 @@ impl SubscriptionsApi {
 
     /// Send a synthetic `webhook.test` event to this subscription through the real pipeline.
     #[oai(path = "/subscriptions/:id/test", method = "post")]
-    async fn test(&self, auth: StoreAuth, state: Data<&AppState>, id: Path<Uuid>) -> poem::Result<Accepted> {
+    async fn test(
+        &self,
+        auth: StoreAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+    ) -> poem::Result<Accepted> {
         auth.0.require(SCOPE)?;
-        let row = subscriptions::get(&state.pool, auth.0.store_id.as_str(), id.0).await.map_err(ApiError::from)?;
+        let row = subscriptions::get(&state.pool, auth.0.store_id.as_str(), id.0)
+            .await
+            .map_err(ApiError::from)?;
         let row = row.ok_or_else(|| not_found(id.0))?;
         if !row.is_active {
-            return Err(ApiError::Conflict("subscription_inactive", "activate the subscription first".into()).into());
+            return Err(ApiError::Conflict(
+                "subscription_inactive",
+                "activate the subscription first".into(),
+            )
+            .into());
         }
         let event = EventEnvelope {
             event_id: Uuid::now_v7(),
-            event_type: EventType::parse("webhook.test").map_err(|e| ApiError::Internal(e.into()))?,
+            event_type: EventType::parse("webhook.test")
+                .map_err(|e| ApiError::Internal(e.into()))?,
             store_id: auth.0.store_id.clone(),
             occurred_at: Utc::now(),
             data: serde_json::json!({"subscriptionId": row.subscription_id, "message": "Test delivery from ShopSTAR3"}),
             previous_attributes: None,
         };
-        match state.ingestor.ingest_one(&event, EventSource::Test, Some(row.subscription_id)).await.map_err(ApiError::from)? {
+        match state
+            .ingestor
+            .ingest_one(&event, EventSource::Test, Some(row.subscription_id))
+            .await
+            .map_err(ApiError::from)?
+        {
             Ingested::New { deliveries } if deliveries.len() == 1 => {
-                Ok(Accepted::Accepted(Json(TestSent { event_id: event.event_id, delivery_id: deliveries[0] })))
+                Ok(Accepted::Accepted(Json(TestSent {
+                    event_id: event.event_id,
+                    delivery_id: deliveries[0],
+                })))
             }
-            other => Err(ApiError::Internal(anyhow::anyhow!("test event fan-out gave {other:?}")).into()),
+            other => {
+                Err(ApiError::Internal(anyhow::anyhow!("test event fan-out gave {other:?}")).into())
+            }
         }
     }
 }

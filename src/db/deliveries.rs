@@ -32,13 +32,15 @@ struct SendRow {
     event_payload: Value,
     status: String,
     attempt_number: i32,
+    next_retry_at: Option<DateTime<Utc>>,
     dispatch_seq: i32,
     target_url: String,
     subscription_active: bool,
 }
 
 fn status(s: &str) -> anyhow::Result<DeliveryStatus> {
-    DeliveryStatus::parse(s).ok_or_else(|| anyhow::anyhow!("unknown delivery status {s:?} in the database"))
+    DeliveryStatus::parse(s)
+        .ok_or_else(|| anyhow::anyhow!("unknown delivery status {s:?} in the database"))
 }
 
 /// The envelope of an event we publish, with `data` as the event's own fields.
@@ -57,7 +59,7 @@ impl DeliveryStore for PgDeliveryStore {
     async fn load(&self, delivery_id: Uuid) -> anyhow::Result<Option<DeliveryToSend>> {
         let row: Option<SendRow> = sqlx::query_as(
             "SELECT d.delivery_id, d.subscription_id, d.store_id, d.event_type, d.event_payload, d.status,
-                    d.attempt_number, d.dispatch_seq, s.target_url, (s.is_active AND s.deleted_at IS NULL) AS subscription_active
+                    d.attempt_number, d.next_retry_at, d.dispatch_seq, s.target_url, (s.is_active AND s.deleted_at IS NULL) AS subscription_active
              FROM webhook_deliveries d JOIN webhook_subscriptions s USING (subscription_id)
              WHERE d.delivery_id = $1",
         )
@@ -73,6 +75,7 @@ impl DeliveryStore for PgDeliveryStore {
                 payload: r.event_payload,
                 status: status(&r.status)?,
                 attempt_number: r.attempt_number.max(0) as u32,
+                next_retry_at: r.next_retry_at,
                 dispatch_seq: r.dispatch_seq,
                 target_url: r.target_url,
                 subscription_active: r.subscription_active,
@@ -84,10 +87,20 @@ impl DeliveryStore for PgDeliveryStore {
     async fn record_attempt(&self, rec: AttemptRecord) -> anyhow::Result<bool> {
         let d = &rec.delivery;
         let (http_status, error, elapsed_ms, outcome) = match &rec.outcome {
-            AttemptOutcome::Delivered { status, elapsed_ms } => (Some(*status as i32), None, *elapsed_ms, "DELIVERED"),
-            AttemptOutcome::Failed { reason, status, elapsed_ms, .. } => {
-                (status.map(i32::from), Some(reason.to_string()), *elapsed_ms, "FAILED")
+            AttemptOutcome::Delivered { status, elapsed_ms } => {
+                (Some(*status as i32), None, *elapsed_ms, "DELIVERED")
             }
+            AttemptOutcome::Failed {
+                reason,
+                status,
+                elapsed_ms,
+                ..
+            } => (
+                status.map(i32::from),
+                Some(reason.to_string()),
+                *elapsed_ms,
+                "FAILED",
+            ),
         };
         let retry = rec.decision.next_retry_at.is_some();
         let mut tx = self.pool.begin().await?;
@@ -136,20 +149,35 @@ impl DeliveryStore for PgDeliveryStore {
             return Ok(false);
         }
         if retry {
-            let next = Job::WebhookDelivery(DeliverWebhook { delivery_id: d.delivery_id, dispatch_seq: d.dispatch_seq + 1 });
+            let next = Job::WebhookDelivery(DeliverWebhook {
+                delivery_id: d.delivery_id,
+                dispatch_seq: d.dispatch_seq + 1,
+            });
             queue::push(&mut tx, vec![(next, rec.next_run_in.unwrap_or_default())]).await?;
         }
         match rec.decision.status {
             DeliveryStatus::Delivered => {
                 let data = json!({"deliveryId": d.delivery_id, "subscriptionId": d.subscription_id, "storeId": d.store_id, "eventType": d.event_type});
                 let event = published_event("webhook.delivered", &d.store_id, data);
-                outbox::insert(&mut tx, &self.publish_topic, &d.delivery_id.to_string(), &event).await?;
+                outbox::insert(
+                    &mut tx,
+                    &self.publish_topic,
+                    &d.delivery_id.to_string(),
+                    &event,
+                )
+                .await?;
             }
             DeliveryStatus::DeadLettered => {
                 let reason = error.unwrap_or_else(|| "all attempts failed".into());
                 let data = json!({"deliveryId": d.delivery_id, "subscriptionId": d.subscription_id, "storeId": d.store_id, "eventType": d.event_type, "reason": reason});
                 let event = published_event("webhook.dead_lettered", &d.store_id, data);
-                outbox::insert(&mut tx, &self.publish_topic, &d.delivery_id.to_string(), &event).await?;
+                outbox::insert(
+                    &mut tx,
+                    &self.publish_topic,
+                    &d.delivery_id.to_string(),
+                    &event,
+                )
+                .await?;
             }
             _ => {}
         }
@@ -157,7 +185,12 @@ impl DeliveryStore for PgDeliveryStore {
         Ok(true)
     }
 
-    async fn cancel(&self, delivery_id: Uuid, dispatch_seq: i32, reason: &str) -> anyhow::Result<()> {
+    async fn cancel(
+        &self,
+        delivery_id: Uuid,
+        dispatch_seq: i32,
+        reason: &str,
+    ) -> anyhow::Result<()> {
         sqlx::query(
             "UPDATE webhook_deliveries SET status = 'CANCELLED', next_retry_at = NULL, last_error = $3, updated_at = now()
              WHERE delivery_id = $1 AND dispatch_seq = $2 AND status IN ('PENDING', 'FAILED')",
@@ -170,19 +203,28 @@ impl DeliveryStore for PgDeliveryStore {
         Ok(())
     }
 
-    async fn defer(&self, delivery_id: Uuid, dispatch_seq: i32, run_in: Duration, reason: &str) -> anyhow::Result<()> {
+    async fn defer(
+        &self,
+        delivery_id: Uuid,
+        dispatch_seq: i32,
+        run_in: Duration,
+        reason: Option<&str>,
+    ) -> anyhow::Result<()> {
         let mut tx = self.pool.begin().await?;
         let moved = sqlx::query(
-            "UPDATE webhook_deliveries SET dispatch_seq = dispatch_seq + 1, last_error = $3, updated_at = now()
+            "UPDATE webhook_deliveries SET dispatch_seq = dispatch_seq + 1, last_error = COALESCE($3, last_error), updated_at = now()
              WHERE delivery_id = $1 AND dispatch_seq = $2 AND status IN ('PENDING', 'FAILED')",
         )
         .bind(delivery_id)
         .bind(dispatch_seq)
-        .bind(format!("deferred, no attempt counted: {reason}"))
+        .bind(reason.map(|r| format!("deferred, no attempt counted: {r}")))
         .execute(&mut *tx)
         .await?;
         if moved.rows_affected() == 1 {
-            let job = Job::WebhookDelivery(DeliverWebhook { delivery_id, dispatch_seq: dispatch_seq + 1 });
+            let job = Job::WebhookDelivery(DeliverWebhook {
+                delivery_id,
+                dispatch_seq: dispatch_seq + 1,
+            });
             queue::push(&mut tx, vec![(job, run_in)]).await?;
         }
         tx.commit().await?;
@@ -191,7 +233,11 @@ impl DeliveryStore for PgDeliveryStore {
 }
 
 /// Stop the pending retries of a subscription (it was deactivated or deleted).
-pub async fn cancel_waiting(conn: &mut PgConnection, subscription_id: Uuid, reason: &str) -> Result<u64, sqlx::Error> {
+pub async fn cancel_waiting(
+    conn: &mut PgConnection,
+    subscription_id: Uuid,
+    reason: &str,
+) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE webhook_deliveries SET status = 'CANCELLED', next_retry_at = NULL, last_error = $2, updated_at = now()
          WHERE subscription_id = $1 AND status IN ('PENDING', 'FAILED')",
@@ -246,9 +292,19 @@ pub async fn restart(
     .await?;
     let jobs = rows
         .iter()
-        .map(|&(delivery_id, dispatch_seq)| (Job::WebhookDelivery(DeliverWebhook { delivery_id, dispatch_seq }), Duration::ZERO))
+        .map(|&(delivery_id, dispatch_seq)| {
+            (
+                Job::WebhookDelivery(DeliverWebhook {
+                    delivery_id,
+                    dispatch_seq,
+                }),
+                Duration::ZERO,
+            )
+        })
         .collect();
-    queue::push(&mut tx, jobs).await.map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+    queue::push(&mut tx, jobs)
+        .await
+        .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
     tx.commit().await?;
     Ok(rows.into_iter().map(|(id, _)| id).collect())
 }
@@ -338,9 +394,17 @@ macro_rules! delivery_columns {
 }
 
 /// A page of a store's delivery log, newest first.
-pub async fn list(pool: &PgPool, store_id: &str, filter: &LogFilter, limit: i64) -> Result<Vec<DeliveryRow>, sqlx::Error> {
+pub async fn list(
+    pool: &PgPool,
+    store_id: &str,
+    filter: &LogFilter,
+    limit: i64,
+) -> Result<Vec<DeliveryRow>, sqlx::Error> {
     let (before_at, before_id) = filter.before.unzip();
-    sqlx::query_as(concat!("SELECT ", delivery_columns!(), " FROM webhook_deliveries
+    sqlx::query_as(concat!(
+        "SELECT ",
+        delivery_columns!(),
+        " FROM webhook_deliveries
          WHERE store_id = $1
            AND ($2::uuid IS NULL OR subscription_id = $2)
            AND ($3::text IS NULL OR status = $3)
@@ -349,7 +413,8 @@ pub async fn list(pool: &PgPool, store_id: &str, filter: &LogFilter, limit: i64)
            AND ($6::timestamptz IS NULL OR created_at < $6)
            AND ($7::timestamptz IS NULL OR (created_at, delivery_id) < ($7, $8))
          ORDER BY created_at DESC, delivery_id DESC
-         LIMIT $9"))
+         LIMIT $9"
+    ))
     .bind(store_id)
     .bind(filter.subscription_id)
     .bind(filter.status.map(DeliveryStatus::as_str))
@@ -364,16 +429,27 @@ pub async fn list(pool: &PgPool, store_id: &str, filter: &LogFilter, limit: i64)
 }
 
 /// One delivery of a store.
-pub async fn get(pool: &PgPool, store_id: &str, delivery_id: Uuid) -> Result<Option<DeliveryRow>, sqlx::Error> {
-    sqlx::query_as(concat!("SELECT ", delivery_columns!(), " FROM webhook_deliveries WHERE store_id = $1 AND delivery_id = $2"))
-        .bind(store_id)
-        .bind(delivery_id)
-        .fetch_optional(pool)
-        .await
+pub async fn get(
+    pool: &PgPool,
+    store_id: &str,
+    delivery_id: Uuid,
+) -> Result<Option<DeliveryRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        delivery_columns!(),
+        " FROM webhook_deliveries WHERE store_id = $1 AND delivery_id = $2"
+    ))
+    .bind(store_id)
+    .bind(delivery_id)
+    .fetch_optional(pool)
+    .await
 }
 
 /// Attempts of these deliveries, oldest first.
-pub async fn attempts(pool: &PgPool, delivery_ids: &[Uuid]) -> Result<Vec<AttemptRow>, sqlx::Error> {
+pub async fn attempts(
+    pool: &PgPool,
+    delivery_ids: &[Uuid],
+) -> Result<Vec<AttemptRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT delivery_id, attempt_number, outcome, started_at, finished_at, http_status, response_body, response_time_ms, error
          FROM webhook_delivery_attempts WHERE delivery_id = ANY($1) ORDER BY delivery_id, dispatch_seq",

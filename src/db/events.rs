@@ -10,7 +10,11 @@ use workflows::{EventEnvelope, candidate_patterns};
 #[derive(Debug, Clone)]
 pub enum EventSource {
     /// A Kafka message.
-    Kafka { topic: String, partition: i32, offset: i64 },
+    Kafka {
+        topic: String,
+        partition: i32,
+        offset: i64,
+    },
     /// `POST /events`.
     Http,
     /// A synthetic `webhook.test` event.
@@ -35,7 +39,16 @@ pub async fn fan_out(
     only_subscription: Option<Uuid>,
 ) -> Result<(Ingested, Vec<Job>), sqlx::Error> {
     let (kind, topic, partition, offset) = match source {
-        EventSource::Kafka { topic, partition, offset } => ("kafka", Some(topic.as_str()), Some(*partition), Some(*offset)),
+        EventSource::Kafka {
+            topic,
+            partition,
+            offset,
+        } => (
+            "kafka",
+            Some(topic.as_str()),
+            Some(*partition),
+            Some(*offset),
+        ),
         EventSource::Http => ("http", None, None, None),
         EventSource::Test => ("test", None, None, None),
     };
@@ -84,7 +97,12 @@ pub async fn fan_out(
     }
     let jobs = deliveries
         .iter()
-        .map(|&delivery_id| Job::WebhookDelivery(DeliverWebhook { delivery_id, dispatch_seq: 1 }))
+        .map(|&delivery_id| {
+            Job::WebhookDelivery(DeliverWebhook {
+                delivery_id,
+                dispatch_seq: 1,
+            })
+        })
         .collect();
     Ok((Ingested::New { deliveries }, jobs))
 }
@@ -149,7 +167,10 @@ pub struct QuarantineRow {
 }
 
 /// Most recent quarantined messages.
-pub async fn list_quarantine(pool: &sqlx::PgPool, limit: i64) -> Result<Vec<QuarantineRow>, sqlx::Error> {
+pub async fn list_quarantine(
+    pool: &sqlx::PgPool,
+    limit: i64,
+) -> Result<Vec<QuarantineRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT quarantine_id, kafka_topic, kafka_partition, kafka_offset, payload, reason_code, reason, received_at
          FROM quarantined_messages ORDER BY quarantine_id DESC LIMIT $1",

@@ -5,7 +5,12 @@ use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
 /// Add an event to the outbox in the caller's transaction.
-pub async fn insert(conn: &mut PgConnection, topic: &str, key: &str, payload: &Value) -> Result<(), sqlx::Error> {
+pub async fn insert(
+    conn: &mut PgConnection,
+    topic: &str,
+    key: &str,
+    payload: &Value,
+) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO outbox (topic, message_key, payload) VALUES ($1, $2, $3)")
         .bind(topic)
         .bind(key)
@@ -31,7 +36,11 @@ pub struct OutboxRow {
 }
 
 /// Claim up to `limit` unpublished rows for `lease` seconds (no lock is held while publishing).
-pub async fn claim(pool: &PgPool, limit: i64, lease_secs: i64) -> Result<Vec<OutboxRow>, sqlx::Error> {
+pub async fn claim(
+    pool: &PgPool,
+    limit: i64,
+    lease_secs: i64,
+) -> Result<Vec<OutboxRow>, sqlx::Error> {
     sqlx::query_as(
         "UPDATE outbox SET claimed_until = now() + make_interval(secs => $2)
          WHERE outbox_id IN (
@@ -65,5 +74,7 @@ pub async fn by_topic(pool: &PgPool, topic: &str) -> Result<Vec<OutboxRow>, sqlx
 
 /// Unpublished rows.
 pub async fn backlog(pool: &PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetch_one(pool).await
+    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(pool)
+        .await
 }

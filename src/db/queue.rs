@@ -20,7 +20,10 @@ use sqlx::{PgConnection, PgPool};
 const MAX_INFRA_RETRIES: usize = 25;
 
 /// Queue `jobs` (each with the real delay before it is due) in the caller's transaction.
-pub async fn push(conn: &mut PgConnection, jobs: Vec<(Job, Duration)>) -> Result<(), apalis_postgres::Error> {
+pub async fn push(
+    conn: &mut PgConnection,
+    jobs: Vec<(Job, Duration)>,
+) -> Result<(), apalis_postgres::Error> {
     if jobs.is_empty() {
         return Ok(());
     }
@@ -39,7 +42,11 @@ pub async fn push(conn: &mut PgConnection, jobs: Vec<(Job, Duration)>) -> Result
 }
 
 /// apalis' config for our queue, with heartbeats set explicitly (its Default has 10 missed heartbeats).
-pub fn apalis_config(batch_size: usize, heartbeat: Duration, missed_heartbeats: usize) -> ApalisConfig {
+pub fn apalis_config(
+    batch_size: usize,
+    heartbeat: Duration,
+    missed_heartbeats: usize,
+) -> ApalisConfig {
     ApalisConfig::default()
         .queue(QUEUE)
         .batch_size(batch_size)
@@ -48,10 +55,17 @@ pub fn apalis_config(batch_size: usize, heartbeat: Duration, missed_heartbeats: 
 }
 
 /// Register the worker (re-queues jobs of dead workers first).
-pub async fn register(pool: &PgPool, config: &ApalisConfig, worker: &WorkerContext) -> Result<(), apalis_postgres::Error> {
+pub async fn register(
+    pool: &PgPool,
+    config: &ApalisConfig,
+    worker: &WorkerContext,
+) -> Result<(), apalis_postgres::Error> {
     let mut tx = pool.begin().await?;
     queries::reenqueue_orphaned(&mut *tx, QUEUE, config.orphaned_duration().as_secs()).await?;
-    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
     sqlx::query(
         "INSERT INTO apalis.workers (id, worker_type, storage_name, layers, last_seen)
          VALUES ($1, $2, 'PgStorage', '', to_timestamp($3))
@@ -67,7 +81,11 @@ pub async fn register(pool: &PgPool, config: &ApalisConfig, worker: &WorkerConte
 }
 
 /// Heartbeat, then re-queue the jobs of workers that stopped beating. Returns how many were re-queued.
-pub async fn heartbeat(pool: &PgPool, config: &ApalisConfig, worker: &WorkerContext) -> Result<u64, apalis_postgres::Error> {
+pub async fn heartbeat(
+    pool: &PgPool,
+    config: &ApalisConfig,
+    worker: &WorkerContext,
+) -> Result<u64, apalis_postgres::Error> {
     let mut tx = pool.begin().await?;
     if queries::keep_alive(&mut *tx, QUEUE, worker).await.is_err() {
         // Our row vanished (e.g. the database was restored): register again.
@@ -75,13 +93,18 @@ pub async fn heartbeat(pool: &PgPool, config: &ApalisConfig, worker: &WorkerCont
         register(pool, config, worker).await?;
         return Ok(0);
     }
-    let requeued = queries::reenqueue_orphaned(&mut *tx, QUEUE, config.orphaned_duration().as_secs()).await?;
+    let requeued =
+        queries::reenqueue_orphaned(&mut *tx, QUEUE, config.orphaned_duration().as_secs()).await?;
     tx.commit().await?;
     Ok(requeued)
 }
 
 /// Claim up to `batch_size` due jobs.
-pub async fn fetch(pool: &PgPool, config: &ApalisConfig, worker: &WorkerContext) -> Result<Vec<PgTask>, apalis_postgres::Error> {
+pub async fn fetch(
+    pool: &PgPool,
+    config: &ApalisConfig,
+    worker: &WorkerContext,
+) -> Result<Vec<PgTask>, apalis_postgres::Error> {
     let mut tx = pool.begin().await?;
     let tasks = queries::fetch_next(&mut *tx, config, worker).await?;
     tx.commit().await?;
@@ -100,7 +123,11 @@ pub struct Ack {
 }
 
 /// Report finished jobs to apalis in one statement.
-pub async fn ack(pool: &PgPool, worker: &WorkerContext, acks: &[Ack]) -> Result<(), apalis_postgres::Error> {
+pub async fn ack(
+    pool: &PgPool,
+    worker: &WorkerContext,
+    acks: &[Ack],
+) -> Result<(), apalis_postgres::Error> {
     if acks.is_empty() {
         return Ok(());
     }
@@ -109,7 +136,11 @@ pub async fn ack(pool: &PgPool, worker: &WorkerContext, acks: &[Ack]) -> Result<
         .map(|a| TaskResult {
             task_id: a.task_id.clone(),
             attempt: a.attempt,
-            status: if a.result.is_ok() { Status::Done } else { Status::Failed },
+            status: if a.result.is_ok() {
+                Status::Done
+            } else {
+                Status::Failed
+            },
             result: a.result.clone().map(|()| serde_json::Value::Null),
         })
         .collect();

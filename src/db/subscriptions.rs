@@ -55,7 +55,11 @@ pub async fn insert(
 }
 
 /// One subscription of a store.
-pub async fn get(pool: &PgPool, store_id: &str, id: Uuid) -> Result<Option<SubscriptionRow>, sqlx::Error> {
+pub async fn get(
+    pool: &PgPool,
+    store_id: &str,
+    id: Uuid,
+) -> Result<Option<SubscriptionRow>, sqlx::Error> {
     sqlx::query_as(concat!("SELECT ", columns!(), " FROM webhook_subscriptions WHERE store_id = $1 AND subscription_id = $2 AND deleted_at IS NULL"))
     .bind(store_id)
     .bind(id)
@@ -64,10 +68,19 @@ pub async fn get(pool: &PgPool, store_id: &str, id: Uuid) -> Result<Option<Subsc
 }
 
 /// A page of a store's subscriptions, oldest first, after the cursor.
-pub async fn list(pool: &PgPool, store_id: &str, after: Option<Uuid>, limit: i64) -> Result<Vec<SubscriptionRow>, sqlx::Error> {
-    sqlx::query_as(concat!("SELECT ", columns!(), " FROM webhook_subscriptions
+pub async fn list(
+    pool: &PgPool,
+    store_id: &str,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<SubscriptionRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM webhook_subscriptions
          WHERE store_id = $1 AND deleted_at IS NULL AND ($2::uuid IS NULL OR subscription_id > $2)
-         ORDER BY subscription_id LIMIT $3"))
+         ORDER BY subscription_id LIMIT $3"
+    ))
     .bind(store_id)
     .bind(after)
     .bind(limit)
@@ -89,7 +102,12 @@ pub struct Patch {
 }
 
 /// Apply a patch; deactivating stops the subscription's pending retries in the same transaction.
-pub async fn update(pool: &PgPool, store_id: &str, id: Uuid, patch: &Patch) -> Result<Option<SubscriptionRow>, sqlx::Error> {
+pub async fn update(
+    pool: &PgPool,
+    store_id: &str,
+    id: Uuid,
+    patch: &Patch,
+) -> Result<Option<SubscriptionRow>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let row: Option<SubscriptionRow> = sqlx::query_as(concat!("UPDATE webhook_subscriptions SET
            name = COALESCE($3, name), target_url = COALESCE($4, target_url), events = COALESCE($5, events),

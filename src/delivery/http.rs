@@ -29,9 +29,17 @@ impl Resolve for PublicOnlyResolver {
         let policy = self.policy.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed_anyway = !policy.refuse_private || policy.allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(&host));
-            let kept: Vec<SocketAddr> = addrs.into_iter().filter(|a| allowed_anyway || is_public(&a.ip())).collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed_anyway = !policy.refuse_private
+                || policy
+                    .allowed_hosts
+                    .iter()
+                    .any(|h| h.eq_ignore_ascii_case(&host));
+            let kept: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| allowed_anyway || is_public(&a.ip()))
+                .collect();
             if kept.is_empty() {
                 return Err(format!("{host} resolves only to non-public addresses").into());
             }
@@ -42,20 +50,37 @@ impl Resolve for PublicOnlyResolver {
 
 impl HttpSender {
     /// A sender with these timeouts and policy.
-    pub fn new(connect_timeout: Duration, timeout: Duration, body_limit: usize, policy: TargetPolicy) -> anyhow::Result<Self> {
+    pub fn new(
+        connect_timeout: Duration,
+        timeout: Duration,
+        body_limit: usize,
+        policy: TargetPolicy,
+    ) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(connect_timeout)
             .timeout(timeout)
             .pool_max_idle_per_host(64)
-            .dns_resolver(Arc::new(PublicOnlyResolver { policy: policy.clone() }))
+            .dns_resolver(Arc::new(PublicOnlyResolver {
+                policy: policy.clone(),
+            }))
             .build()?;
-        Ok(Self { client, policy, body_limit })
+        Ok(Self {
+            client,
+            policy,
+            body_limit,
+        })
     }
 }
 
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<chrono::Duration> {
-    let secs: i64 = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    let secs: i64 = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     Some(chrono::Duration::seconds(secs.clamp(0, 86_400)))
 }
 
@@ -64,7 +89,9 @@ async fn capped_body(mut response: reqwest::Response, limit: usize) -> String {
     let mut body = Vec::new();
     while body.len() < limit {
         match response.chunk().await {
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk[..chunk.len().min(limit - body.len())]),
+            Ok(Some(chunk)) => {
+                body.extend_from_slice(&chunk[..chunk.len().min(limit - body.len())])
+            }
             _ => break,
         }
     }
@@ -81,7 +108,15 @@ impl WebhookSender for HttpSender {
             && let Err(TargetError::NotAllowed(ip)) = url.check_literal(&self.policy)
         {
             let reason = FailureReason::TargetRefused(format!("{ip} is not a public address"));
-            return SendResult { outcome: AttemptOutcome::Failed { reason, status: None, elapsed_ms: 0, retry_after: None }, response_body: None };
+            return SendResult {
+                outcome: AttemptOutcome::Failed {
+                    reason,
+                    status: None,
+                    elapsed_ms: 0,
+                    retry_after: None,
+                },
+                response_body: None,
+            };
         }
         let mut builder = self.client.post(&request.url).body(request.body);
         for (name, value) in &request.headers {
@@ -96,13 +131,33 @@ impl WebhookSender for HttpSender {
                 let outcome = if is_success(status) {
                     AttemptOutcome::Delivered { status, elapsed_ms }
                 } else {
-                    AttemptOutcome::Failed { reason: FailureReason::HttpStatus(status), status: Some(status), elapsed_ms, retry_after: wait }
+                    AttemptOutcome::Failed {
+                        reason: FailureReason::HttpStatus(status),
+                        status: Some(status),
+                        elapsed_ms,
+                        retry_after: wait,
+                    }
                 };
-                SendResult { outcome, response_body: Some(body) }
+                SendResult {
+                    outcome,
+                    response_body: Some(body),
+                }
             }
             Err(e) => {
-                let reason = if e.is_timeout() { FailureReason::Timeout } else { FailureReason::Connection(error_chain(&e)) };
-                SendResult { outcome: AttemptOutcome::Failed { reason, status: None, elapsed_ms: elapsed(started), retry_after: None }, response_body: None }
+                let reason = if e.is_timeout() {
+                    FailureReason::Timeout
+                } else {
+                    FailureReason::Connection(error_chain(&e))
+                };
+                SendResult {
+                    outcome: AttemptOutcome::Failed {
+                        reason,
+                        status: None,
+                        elapsed_ms: elapsed(started),
+                        retry_after: None,
+                    },
+                    response_body: None,
+                }
             }
         }
     }

@@ -21,7 +21,9 @@ pub enum TargetError {
     #[error("target_url must be an absolute http or https URL: {0}")]
     Invalid(String),
     /// It points at a loopback, private or link-local address.
-    #[error("target_url resolves to a non-public address ({0}); allowed only in development mode or via delivery.allowed_private_hosts")]
+    #[error(
+        "target_url resolves to a non-public address ({0}); allowed only in development mode or via delivery.allowed_private_hosts"
+    )]
     NotAllowed(String),
 }
 
@@ -34,10 +36,15 @@ impl TargetUrl {
     pub fn parse(raw: &str) -> Result<Self, TargetError> {
         let url = Url::parse(raw.trim()).map_err(|e| TargetError::Invalid(e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(TargetError::Invalid(format!("scheme {:?} is not http or https", url.scheme())));
+            return Err(TargetError::Invalid(format!(
+                "scheme {:?} is not http or https",
+                url.scheme()
+            )));
         }
         if url.host().is_none() || !url.username().is_empty() || url.password().is_some() {
-            return Err(TargetError::Invalid("needs a host and no credentials".into()));
+            return Err(TargetError::Invalid(
+                "needs a host and no credentials".into(),
+            ));
         }
         if raw.len() > 2048 {
             return Err(TargetError::Invalid("longer than 2048 characters".into()));
@@ -55,8 +62,17 @@ impl TargetUrl {
         if !policy.refuse_private {
             return Ok(());
         }
-        let host = self.0.host_str().unwrap_or_default().trim_matches(['[', ']']).to_owned();
-        if policy.allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
+        let host = self
+            .0
+            .host_str()
+            .unwrap_or_default()
+            .trim_matches(['[', ']'])
+            .to_owned();
+        if policy
+            .allowed_hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(&host))
+        {
             return Ok(());
         }
         let ips: Vec<IpAddr> = match self.0.host() {
@@ -113,35 +129,6 @@ fn is_public_v6(ip: &Ipv6Addr) -> bool {
         || (first & 0xffc0) == 0xfe80) // link-local
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn production() -> TargetPolicy {
-        TargetPolicy { refuse_private: true, allowed_hosts: Arc::new(vec!["127.0.0.2".into()]) }
-    }
-
-    #[test]
-    fn only_absolute_http_urls_parse() {
-        assert!(TargetUrl::parse("https://example.com/hook").is_ok());
-        for bad in ["ftp://example.com", "/relative", "https://user:pw@example.com/", "not a url", "http://"] {
-            assert!(TargetUrl::parse(bad).is_err(), "{bad} accepted");
-        }
-    }
-
-    #[tokio::test]
-    async fn production_refuses_private_addresses_unless_allow_listed() {
-        for private in ["http://127.0.0.1/", "http://10.1.2.3/", "http://169.254.169.254/", "http://[::1]/", "http://[fd00::1]/", "http://[::ffff:192.168.1.1]/", "http://localhost:8080/"] {
-            let url = TargetUrl::parse(private).unwrap_or_else(|e| panic!("{e}"));
-            assert!(matches!(url.check(&production()).await, Err(TargetError::NotAllowed(_))), "{private} allowed");
-        }
-        let allowed = TargetUrl::parse("http://127.0.0.2:9000/").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(allowed.check(&production()).await, Ok(()));
-        let public = TargetUrl::parse("http://93.184.216.34/").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(public.check(&production()).await, Ok(()));
-    }
-}
-
 impl TargetUrl {
     /// The policy check for IP-literal hosts only (no DNS); names pass here and are checked by the resolver.
     pub fn check_literal(&self, policy: &TargetPolicy) -> Result<(), TargetError> {
@@ -150,7 +137,68 @@ impl TargetUrl {
             Some(Host::Ipv6(ip)) => IpAddr::V6(ip),
             _ => return Ok(()),
         };
-        let allowed = !policy.refuse_private || is_public(&ip) || policy.allowed_hosts.iter().any(|h| h.parse::<IpAddr>().ok() == Some(ip));
-        if allowed { Ok(()) } else { Err(TargetError::NotAllowed(ip.to_string())) }
+        let allowed = !policy.refuse_private
+            || is_public(&ip)
+            || policy
+                .allowed_hosts
+                .iter()
+                .any(|h| h.parse::<IpAddr>().ok() == Some(ip));
+        if allowed {
+            Ok(())
+        } else {
+            Err(TargetError::NotAllowed(ip.to_string()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn production() -> TargetPolicy {
+        TargetPolicy {
+            refuse_private: true,
+            allowed_hosts: Arc::new(vec!["127.0.0.2".into()]),
+        }
+    }
+
+    #[test]
+    fn only_absolute_http_urls_parse() {
+        assert!(TargetUrl::parse("https://example.com/hook").is_ok());
+        for bad in [
+            "ftp://example.com",
+            "/relative",
+            "https://user:pw@example.com/",
+            "not a url",
+            "http://",
+        ] {
+            assert!(TargetUrl::parse(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[tokio::test]
+    async fn production_refuses_private_addresses_unless_allow_listed() {
+        for private in [
+            "http://127.0.0.1/",
+            "http://10.1.2.3/",
+            "http://169.254.169.254/",
+            "http://[::1]/",
+            "http://[fd00::1]/",
+            "http://[::ffff:192.168.1.1]/",
+            "http://localhost:8080/",
+        ] {
+            let url = TargetUrl::parse(private).unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                matches!(
+                    url.check(&production()).await,
+                    Err(TargetError::NotAllowed(_))
+                ),
+                "{private} allowed"
+            );
+        }
+        let allowed = TargetUrl::parse("http://127.0.0.2:9000/").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(allowed.check(&production()).await, Ok(()));
+        let public = TargetUrl::parse("http://93.184.216.34/").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(public.check(&production()).await, Ok(()));
     }
 }

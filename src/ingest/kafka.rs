@@ -43,7 +43,11 @@ fn to_incoming(msg: &OwnedMessage, max_bytes: usize) -> Incoming<'_> {
     match EventEnvelope::parse(payload, max_bytes, Utc::now()) {
         Ok(event) => Incoming::Event(
             event,
-            EventSource::Kafka { topic: msg.topic().to_owned(), partition: msg.partition(), offset: msg.offset() },
+            EventSource::Kafka {
+                topic: msg.topic().to_owned(),
+                partition: msg.partition(),
+                offset: msg.offset(),
+            },
         ),
         Err(reason) => Incoming::Poison(Quarantined {
             topic: msg.topic(),
@@ -74,7 +78,12 @@ fn commit_list(batch: &[OwnedMessage]) -> anyhow::Result<TopicPartitionList> {
 }
 
 /// Consume until `shutdown`: gather a batch, write it in one transaction (retrying until it commits), then commit offsets.
-pub async fn run(consumer: StreamConsumer, ingestor: Ingestor, config: KafkaConfig, shutdown: CancellationToken) {
+pub async fn run(
+    consumer: StreamConsumer,
+    ingestor: Ingestor,
+    config: KafkaConfig,
+    shutdown: CancellationToken,
+) {
     let linger = Duration::from_millis(config.batch_linger_ms);
     let mut backoff = Backoff::default();
     loop {
@@ -105,7 +114,10 @@ pub async fn run(consumer: StreamConsumer, ingestor: Ingestor, config: KafkaConf
                 Err(_) => break,
             }
         }
-        let incoming: Vec<Incoming<'_>> = batch.iter().map(|m| to_incoming(m, config.max_message_bytes)).collect();
+        let incoming: Vec<Incoming<'_>> = batch
+            .iter()
+            .map(|m| to_incoming(m, config.max_message_bytes))
+            .collect();
         let mut write_backoff = Backoff::default();
         loop {
             match ingestor.ingest_batch(&incoming).await {
@@ -114,7 +126,9 @@ pub async fn run(consumer: StreamConsumer, ingestor: Ingestor, config: KafkaConf
                     tracing::warn!(error = %format!("{e:#}"), messages = batch.len(), "cannot write batch; retrying before committing offsets");
                     if write_backoff.wait(&shutdown).await.is_err() {
                         // Not committed: another member (or our successor) will read these messages again.
-                        tracing::info!("shutting down with an unwritten batch; its offsets stay uncommitted");
+                        tracing::info!(
+                            "shutting down with an unwritten batch; its offsets stay uncommitted"
+                        );
                         return;
                     }
                 }
@@ -138,15 +152,24 @@ pub async fn run(consumer: StreamConsumer, ingestor: Ingestor, config: KafkaConf
 }
 
 /// Create `topics` if missing (tansu does not auto-create topics).
-pub async fn create_topics(brokers: &str, topics: &[String], partitions: i32) -> anyhow::Result<()> {
+pub async fn create_topics(
+    brokers: &str,
+    topics: &[String],
+    partitions: i32,
+) -> anyhow::Result<()> {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
     use rdkafka::types::RDKafkaErrorCode;
     if topics.is_empty() {
         return Ok(());
     }
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
-    let new: Vec<NewTopic<'_>> = topics.iter().map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1))).collect();
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .collect();
     for result in admin.create_topics(&new, &AdminOptions::new()).await? {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}

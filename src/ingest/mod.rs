@@ -43,7 +43,8 @@ impl Ingestor {
         for item in batch {
             match item {
                 Incoming::Event(event, source) => {
-                    let (ingested, new_jobs) = events::fan_out(&mut tx, event, source, None).await?;
+                    let (ingested, new_jobs) =
+                        events::fan_out(&mut tx, event, source, None).await?;
                     jobs.extend(new_jobs.into_iter().map(|j| (j, std::time::Duration::ZERO)));
                     results.push(ingested);
                 }
@@ -58,19 +59,38 @@ impl Ingestor {
             }
         }
         for r in &results {
-            let counter = if matches!(r, Ingested::Duplicate) { &self.metrics.events_duplicate } else { &self.metrics.events_ingested };
+            let counter = if matches!(r, Ingested::Duplicate) {
+                &self.metrics.events_duplicate
+            } else {
+                &self.metrics.events_ingested
+            };
             counter.fetch_add(1, Relaxed);
         }
         Ok(results)
     }
 
     /// Ingest one event (HTTP); `only_subscription` restricts fan-out (the test endpoint).
-    pub async fn ingest_one(&self, event: &EventEnvelope, source: EventSource, only_subscription: Option<Uuid>) -> anyhow::Result<Ingested> {
+    pub async fn ingest_one(
+        &self,
+        event: &EventEnvelope,
+        source: EventSource,
+        only_subscription: Option<Uuid>,
+    ) -> anyhow::Result<Ingested> {
         let mut tx = self.pool.begin().await?;
         let (ingested, jobs) = events::fan_out(&mut tx, event, &source, only_subscription).await?;
-        queue::push(&mut tx, jobs.into_iter().map(|j| (j, std::time::Duration::ZERO)).collect()).await?;
+        queue::push(
+            &mut tx,
+            jobs.into_iter()
+                .map(|j| (j, std::time::Duration::ZERO))
+                .collect(),
+        )
+        .await?;
         tx.commit().await?;
-        let counter = if matches!(ingested, Ingested::Duplicate) { &self.metrics.events_duplicate } else { &self.metrics.events_ingested };
+        let counter = if matches!(ingested, Ingested::Duplicate) {
+            &self.metrics.events_duplicate
+        } else {
+            &self.metrics.events_ingested
+        };
         counter.fetch_add(1, Relaxed);
         Ok(ingested)
     }

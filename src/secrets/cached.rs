@@ -20,12 +20,20 @@ pub struct CachedSecretStore {
 impl CachedSecretStore {
     /// Wrap `inner`.
     pub fn new(inner: Arc<dyn SecretStore>, ttl: Duration, max_entries: usize) -> Self {
-        Self { inner, ttl, max_entries, entries: Mutex::new(HashMap::new()) }
+        Self {
+            inner,
+            ttl,
+            max_entries,
+            entries: Mutex::new(HashMap::new()),
+        }
     }
 
     fn cached(&self, path: &str) -> Option<Option<String>> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.get(path).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, v)| v.clone())
+        entries
+            .get(path)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, v)| v.clone())
     }
 
     fn remember(&self, path: &str, value: Option<String>) {
@@ -38,7 +46,10 @@ impl CachedSecretStore {
     }
 
     fn forget(&self, path: &str) {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(path);
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(path);
     }
 }
 

@@ -27,18 +27,27 @@ pub enum MasterKeyError {
     Malformed,
     /// The key file could not be read or created.
     #[error("secrets.key_file {path}: {source}")]
-    File { path: String, source: std::io::Error },
+    File {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Decode the configured key, or read (creating if missing) the key file.
 pub fn load_master_key(configured: &str, key_file: &Path) -> Result<[u8; 32], MasterKeyError> {
     let decode = |s: &str| -> Result<[u8; 32], MasterKeyError> {
-        B64.decode(s.trim()).ok().and_then(|v| <[u8; 32]>::try_from(v).ok()).ok_or(MasterKeyError::Malformed)
+        B64.decode(s.trim())
+            .ok()
+            .and_then(|v| <[u8; 32]>::try_from(v).ok())
+            .ok_or(MasterKeyError::Malformed)
     };
     if !configured.is_empty() {
         return decode(configured);
     }
-    let file_err = |source| MasterKeyError::File { path: key_file.display().to_string(), source };
+    let file_err = |source| MasterKeyError::File {
+        path: key_file.display().to_string(),
+        source,
+    };
     match std::fs::read_to_string(key_file) {
         Ok(text) => decode(&text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -71,7 +80,11 @@ impl EmbeddedSecretStore {
     /// A store using `key`.
     pub fn new(pool: PgPool, key: [u8; 32]) -> Self {
         let key_id = hex_prefix(&Sha256::digest(key));
-        Self { pool, cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key)), key_id }
+        Self {
+            pool,
+            cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key)),
+            key_id,
+        }
     }
 }
 
@@ -82,29 +95,48 @@ fn hex_prefix(digest: &[u8]) -> String {
 #[async_trait]
 impl SecretStore for EmbeddedSecretStore {
     async fn get(&self, path: &str) -> Result<Option<String>, SecretStoreError> {
-        let row: Option<(String, Vec<u8>, Vec<u8>)> =
-            sqlx::query_as("SELECT key_id, nonce, ciphertext FROM encrypted_secrets WHERE path = $1")
-                .bind(path)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(unavailable)?;
-        let Some((key_id, nonce, ciphertext)) = row else { return Ok(None) };
+        let row: Option<(String, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+            "SELECT key_id, nonce, ciphertext FROM encrypted_secrets WHERE path = $1",
+        )
+        .bind(path)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let Some((key_id, nonce, ciphertext)) = row else {
+            return Ok(None);
+        };
         if key_id != self.key_id {
-            return Err(SecretStoreError::Corrupt(format!("{path} was encrypted with key {key_id}, not the configured key")));
+            return Err(SecretStoreError::Corrupt(format!(
+                "{path} was encrypted with key {key_id}, not the configured key"
+            )));
         }
         // The path is authenticated too, so a ciphertext copied to another path does not decrypt.
         let plain = self
             .cipher
-            .decrypt(Nonce::from_slice(&nonce), Payload { msg: &ciphertext, aad: path.as_bytes() })
+            .decrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &ciphertext,
+                    aad: path.as_bytes(),
+                },
+            )
             .map_err(|_| SecretStoreError::Corrupt(format!("{path} does not decrypt")))?;
-        String::from_utf8(plain).map(Some).map_err(|_| SecretStoreError::Corrupt(format!("{path} is not UTF-8")))
+        String::from_utf8(plain)
+            .map(Some)
+            .map_err(|_| SecretStoreError::Corrupt(format!("{path} is not UTF-8")))
     }
 
     async fn put(&self, path: &str, value: &str) -> Result<(), SecretStoreError> {
         let nonce: [u8; 12] = rand::random();
         let ciphertext = self
             .cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: value.as_bytes(), aad: path.as_bytes() })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: value.as_bytes(),
+                    aad: path.as_bytes(),
+                },
+            )
             .map_err(|_| SecretStoreError::Corrupt("encryption failed".into()))?;
         sqlx::query(
             "INSERT INTO encrypted_secrets (path, key_id, nonce, ciphertext) VALUES ($1, $2, $3, $4)
@@ -122,7 +154,11 @@ impl SecretStore for EmbeddedSecretStore {
     }
 
     async fn delete(&self, path: &str) -> Result<(), SecretStoreError> {
-        sqlx::query("DELETE FROM encrypted_secrets WHERE path = $1").bind(path).execute(&self.pool).await.map_err(unavailable)?;
+        sqlx::query("DELETE FROM encrypted_secrets WHERE path = $1")
+            .bind(path)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 

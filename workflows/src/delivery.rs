@@ -23,8 +23,13 @@ pub enum DeliveryStatus {
 
 impl DeliveryStatus {
     /// All statuses, in the order the API documents them.
-    pub const ALL: [DeliveryStatus; 5] =
-        [Self::Pending, Self::Failed, Self::Delivered, Self::DeadLettered, Self::Cancelled];
+    pub const ALL: [DeliveryStatus; 5] = [
+        Self::Pending,
+        Self::Failed,
+        Self::Delivered,
+        Self::DeadLettered,
+        Self::Cancelled,
+    ];
 
     /// The database and API spelling.
     pub fn as_str(self) -> &'static str {
@@ -78,7 +83,12 @@ pub enum AttemptOutcome {
     /// 2xx from the receiver.
     Delivered { status: u16, elapsed_ms: i64 },
     /// Anything else.
-    Failed { reason: FailureReason, status: Option<u16>, elapsed_ms: i64, retry_after: Option<Duration> },
+    Failed {
+        reason: FailureReason,
+        status: Option<u16>,
+        elapsed_ms: i64,
+        retry_after: Option<Duration>,
+    },
 }
 
 /// The state a delivery moves to after an attempt.
@@ -95,7 +105,11 @@ pub struct OutcomeDecision {
 }
 
 /// Decide the delivery's next state after attempt `attempt` finished at `finished_at` with `outcome`.
-pub fn decide(attempt: u32, outcome: &AttemptOutcome, finished_at: DateTime<Utc>) -> OutcomeDecision {
+pub fn decide(
+    attempt: u32,
+    outcome: &AttemptOutcome,
+    finished_at: DateTime<Utc>,
+) -> OutcomeDecision {
     match outcome {
         AttemptOutcome::Delivered { .. } => OutcomeDecision {
             status: DeliveryStatus::Delivered,
@@ -103,20 +117,22 @@ pub fn decide(attempt: u32, outcome: &AttemptOutcome, finished_at: DateTime<Utc>
             delivered_at: Some(finished_at),
             dead_lettered: false,
         },
-        AttemptOutcome::Failed { retry_after, .. } => match next_step(attempt, finished_at, *retry_after) {
-            NextStep::Retry { at, .. } => OutcomeDecision {
-                status: DeliveryStatus::Failed,
-                next_retry_at: Some(at),
-                delivered_at: None,
-                dead_lettered: false,
-            },
-            NextStep::DeadLetter => OutcomeDecision {
-                status: DeliveryStatus::DeadLettered,
-                next_retry_at: None,
-                delivered_at: None,
-                dead_lettered: true,
-            },
-        },
+        AttemptOutcome::Failed { retry_after, .. } => {
+            match next_step(attempt, finished_at, *retry_after) {
+                NextStep::Retry { at, .. } => OutcomeDecision {
+                    status: DeliveryStatus::Failed,
+                    next_retry_at: Some(at),
+                    delivered_at: None,
+                    dead_lettered: false,
+                },
+                NextStep::DeadLetter => OutcomeDecision {
+                    status: DeliveryStatus::DeadLettered,
+                    next_retry_at: None,
+                    delivered_at: None,
+                    dead_lettered: true,
+                },
+            }
+        }
     }
 }
 
@@ -130,7 +146,12 @@ mod tests {
     use super::*;
 
     fn failed() -> AttemptOutcome {
-        AttemptOutcome::Failed { reason: FailureReason::HttpStatus(500), status: Some(500), elapsed_ms: 3, retry_after: None }
+        AttemptOutcome::Failed {
+            reason: FailureReason::HttpStatus(500),
+            status: Some(500),
+            elapsed_ms: 3,
+            retry_after: None,
+        }
     }
 
     #[test]
@@ -144,7 +165,14 @@ mod tests {
     #[test]
     fn success_delivers_and_stops_retrying() {
         let now = Utc::now();
-        let d = decide(3, &AttemptOutcome::Delivered { status: 204, elapsed_ms: 1 }, now);
+        let d = decide(
+            3,
+            &AttemptOutcome::Delivered {
+                status: 204,
+                elapsed_ms: 1,
+            },
+            now,
+        );
         assert_eq!(d.status, DeliveryStatus::Delivered);
         assert_eq!(d.delivered_at, Some(now));
         assert_eq!(d.next_retry_at, None);

@@ -33,7 +33,10 @@ impl EventType {
         if valid_dotted_name(raw, 2) {
             Ok(Self(raw.to_owned()))
         } else {
-            Err(RejectReason::InvalidField { field: "event_type", detail: format!("{raw:?} is not a lowercase dotted name like order.placed") })
+            Err(RejectReason::InvalidField {
+                field: "event_type",
+                detail: format!("{raw:?} is not a lowercase dotted name like order.placed"),
+            })
         }
     }
 
@@ -46,11 +49,17 @@ impl EventType {
 impl StoreId {
     /// Parse a store id.
     pub fn parse(raw: &str) -> Result<Self, RejectReason> {
-        let ok = (1..=64).contains(&raw.len()) && raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        let ok = (1..=64).contains(&raw.len())
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if ok {
             Ok(Self(raw.to_owned()))
         } else {
-            Err(RejectReason::InvalidField { field: "store_id", detail: "must be 1-64 characters of A-Z a-z 0-9 _ -".into() })
+            Err(RejectReason::InvalidField {
+                field: "store_id",
+                detail: "must be 1-64 characters of A-Z a-z 0-9 _ -".into(),
+            })
         }
     }
 
@@ -134,31 +143,57 @@ struct RawEnvelope {
     previous_attributes: Option<Value>,
 }
 
-fn required_str<'a>(value: &'a Option<Value>, field: &'static str) -> Result<&'a str, RejectReason> {
+fn required_str<'a>(
+    value: &'a Option<Value>,
+    field: &'static str,
+) -> Result<&'a str, RejectReason> {
     match value {
         None | Some(Value::Null) => Err(RejectReason::MissingField(field)),
         Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(RejectReason::InvalidField { field, detail: "must be a string".into() }),
+        Some(_) => Err(RejectReason::InvalidField {
+            field,
+            detail: "must be a string".into(),
+        }),
     }
 }
 
 impl EventEnvelope {
     /// Parse raw bytes (Kafka value or HTTP body); `received_at` fills a missing `occurred_at`.
-    pub fn parse(bytes: &[u8], max_bytes: usize, received_at: DateTime<Utc>) -> Result<Self, RejectReason> {
+    pub fn parse(
+        bytes: &[u8],
+        max_bytes: usize,
+        received_at: DateTime<Utc>,
+    ) -> Result<Self, RejectReason> {
         if bytes.len() > max_bytes {
-            return Err(RejectReason::TooLarge { size: bytes.len(), limit: max_bytes });
+            return Err(RejectReason::TooLarge {
+                size: bytes.len(),
+                limit: max_bytes,
+            });
         }
-        let raw: RawEnvelope = serde_json::from_slice(bytes).map_err(|e| RejectReason::NotJson(e.to_string()))?;
-        let event_id = Uuid::parse_str(required_str(&raw.event_id, "event_id")?)
-            .map_err(|_| RejectReason::InvalidField { field: "event_id", detail: "must be a UUID".into() })?;
+        let raw: RawEnvelope =
+            serde_json::from_slice(bytes).map_err(|e| RejectReason::NotJson(e.to_string()))?;
+        let event_id = Uuid::parse_str(required_str(&raw.event_id, "event_id")?).map_err(|_| {
+            RejectReason::InvalidField {
+                field: "event_id",
+                detail: "must be a UUID".into(),
+            }
+        })?;
         let event_type = EventType::parse(required_str(&raw.event_type, "event_type")?)?;
         let store_id = StoreId::parse(required_str(&raw.store_id, "store_id")?)?;
         let occurred_at = match &raw.occurred_at {
             None | Some(Value::Null) => received_at,
             Some(Value::String(s)) => DateTime::parse_from_rfc3339(s)
-                .map_err(|_| RejectReason::InvalidField { field: "occurred_at", detail: "must be an RFC 3339 timestamp".into() })?
+                .map_err(|_| RejectReason::InvalidField {
+                    field: "occurred_at",
+                    detail: "must be an RFC 3339 timestamp".into(),
+                })?
                 .with_timezone(&Utc),
-            Some(_) => return Err(RejectReason::InvalidField { field: "occurred_at", detail: "must be a string".into() }),
+            Some(_) => {
+                return Err(RejectReason::InvalidField {
+                    field: "occurred_at",
+                    detail: "must be a string".into(),
+                });
+            }
         };
         Ok(Self {
             event_id,
@@ -202,15 +237,23 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(e.event_type.as_str(), "order.placed");
         assert_eq!(e.data["orderId"], "o-1");
-        let snake = parse(r#"{"event_id":"0192f1d4-8a8e-7c2b-9f3e-4b5a6c7d8e9f","event_type":"order.placed","store_id":"store-1","payload":{}}"#);
+        let snake = parse(
+            r#"{"event_id":"0192f1d4-8a8e-7c2b-9f3e-4b5a6c7d8e9f","event_type":"order.placed","store_id":"store-1","payload":{}}"#,
+        );
         assert!(snake.is_ok());
     }
 
     #[test]
     fn bad_messages_are_rejected_with_a_reason() {
-        assert_eq!(parse("not json").map_err(|e| e.code()), Err("event_not_json"));
+        assert_eq!(
+            parse("not json").map_err(|e| e.code()),
+            Err("event_not_json")
+        );
         assert_eq!(parse("[1]").map_err(|e| e.code()), Err("event_not_json"));
-        assert_eq!(parse(r#"{"event_type":"a.b","store_id":"s"}"#), Err(RejectReason::MissingField("event_id")));
+        assert_eq!(
+            parse(r#"{"event_type":"a.b","store_id":"s"}"#),
+            Err(RejectReason::MissingField("event_id"))
+        );
         assert_eq!(
             parse(r#"{"event_id":"nope","event_type":"a.b","store_id":"s"}"#).map_err(|e| e.code()),
             Err("event_invalid_field")

@@ -8,7 +8,9 @@ pub struct EventPattern(String);
 
 /// Why a pattern was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid event pattern {0:?}: use an event name like order.placed, a prefix wildcard like order.*, or *")]
+#[error(
+    "invalid event pattern {0:?}: use an event name like order.placed, a prefix wildcard like order.*, or *"
+)]
 pub struct InvalidPattern(pub String);
 
 impl EventPattern {
@@ -19,7 +21,11 @@ impl EventPattern {
                 Some(prefix) => crate::envelope::valid_dotted_name(prefix, 1),
                 None => EventType::parse(raw).is_ok(),
             };
-        if ok { Ok(Self(raw.to_owned())) } else { Err(InvalidPattern(raw.to_owned())) }
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(InvalidPattern(raw.to_owned()))
+        }
     }
 
     /// The stored spelling.
@@ -82,7 +88,17 @@ mod tests {
 
     #[test]
     fn malformed_patterns_are_refused() {
-        for bad in ["", "order", "order.", ".placed", "order.**", "Order.Placed", "order.*.x", "*.placed", "order placed"] {
+        for bad in [
+            "",
+            "order",
+            "order.",
+            ".placed",
+            "order.**",
+            "Order.Placed",
+            "order.*.x",
+            "*.placed",
+            "order placed",
+        ] {
             assert!(EventPattern::parse(bad).is_err(), "{bad:?} was accepted");
         }
     }
@@ -102,7 +118,8 @@ mod tests {
         prop_oneof![
             Just("*".to_owned()),
             event_type_strategy(),
-            proptest::collection::vec("[a-c][a-c0-9_]{0,2}", 1..3).prop_map(|p| format!("{}.*", p.join("."))),
+            proptest::collection::vec("[a-c][a-c0-9_]{0,2}", 1..3)
+                .prop_map(|p| format!("{}.*", p.join("."))),
         ]
     }
 

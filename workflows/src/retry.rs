@@ -26,7 +26,11 @@ pub enum NextStep {
 ///
 /// A receiver's `Retry-After` may push the next attempt later than the schedule, never earlier,
 /// and never beyond the next step of the schedule after it (so a hostile header cannot park a delivery forever).
-pub fn next_step(failed_attempt: u32, failed_at: DateTime<Utc>, retry_after: Option<Duration>) -> NextStep {
+pub fn next_step(
+    failed_attempt: u32,
+    failed_at: DateTime<Utc>,
+    retry_after: Option<Duration>,
+) -> NextStep {
     if failed_attempt == 0 || failed_attempt >= MAX_ATTEMPTS {
         return NextStep::DeadLetter;
     }
@@ -37,7 +41,10 @@ pub fn next_step(failed_attempt: u32, failed_at: DateTime<Utc>, retry_after: Opt
         Some(asked) if asked > scheduled => asked.min(ceiling),
         _ => scheduled,
     };
-    NextStep::Retry { attempt: failed_attempt + 1, at: failed_at + delay }
+    NextStep::Retry {
+        attempt: failed_attempt + 1,
+        at: failed_at + delay,
+    }
 }
 
 #[cfg(test)]
@@ -46,7 +53,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn t0() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").map(|t| t.with_timezone(&Utc)).unwrap_or_default()
+        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default()
     }
 
     #[test]
@@ -55,7 +64,10 @@ mod tests {
         for (failed, (attempt, minutes)) in (1..=4).zip(expected) {
             assert_eq!(
                 next_step(failed, t0(), None),
-                NextStep::Retry { attempt, at: t0() + Duration::minutes(minutes) }
+                NextStep::Retry {
+                    attempt,
+                    at: t0() + Duration::minutes(minutes)
+                }
             );
         }
         assert_eq!(next_step(5, t0(), None), NextStep::DeadLetter);
@@ -64,11 +76,29 @@ mod tests {
     #[test]
     fn retry_after_can_delay_but_not_hasten_nor_park_forever() {
         let shorter = next_step(1, t0(), Some(Duration::seconds(5)));
-        assert_eq!(shorter, NextStep::Retry { attempt: 2, at: t0() + Duration::minutes(1) });
+        assert_eq!(
+            shorter,
+            NextStep::Retry {
+                attempt: 2,
+                at: t0() + Duration::minutes(1)
+            }
+        );
         let longer = next_step(1, t0(), Some(Duration::minutes(3)));
-        assert_eq!(longer, NextStep::Retry { attempt: 2, at: t0() + Duration::minutes(3) });
+        assert_eq!(
+            longer,
+            NextStep::Retry {
+                attempt: 2,
+                at: t0() + Duration::minutes(3)
+            }
+        );
         let huge = next_step(1, t0(), Some(Duration::days(30)));
-        assert_eq!(huge, NextStep::Retry { attempt: 2, at: t0() + Duration::minutes(5) });
+        assert_eq!(
+            huge,
+            NextStep::Retry {
+                attempt: 2,
+                at: t0() + Duration::minutes(5)
+            }
+        );
     }
 
     proptest! {
@@ -76,7 +106,7 @@ mod tests {
         fn attempts_strictly_increase_and_never_exceed_the_maximum(failed in 0u32..20, secs in 0i64..1_000_000) {
             match next_step(failed, t0(), Some(Duration::seconds(secs))) {
                 NextStep::Retry { attempt, at } => {
-                    prop_assert!(failed >= 1 && failed < MAX_ATTEMPTS);
+                    prop_assert!((1..MAX_ATTEMPTS).contains(&failed));
                     prop_assert_eq!(attempt, failed + 1);
                     prop_assert!(at > t0());
                     prop_assert!(at - t0() <= Duration::hours(2));

@@ -43,13 +43,17 @@ pub fn ss3_signature(secret: &str, body: &[u8]) -> String {
 /// The Standard Webhooks key: the base64 part of the secret after `whsec_` (or the raw bytes if it is not base64).
 fn standard_key(secret: &str) -> Vec<u8> {
     let encoded = secret.strip_prefix(SECRET_PREFIX).unwrap_or(secret);
-    B64.decode(encoded).unwrap_or_else(|_| secret.as_bytes().to_vec())
+    B64.decode(encoded)
+        .unwrap_or_else(|_| secret.as_bytes().to_vec())
 }
 
 /// The value of `webhook-signature` (`v1,<base64>`) for message `msg_id` sent at unix `timestamp`.
 pub fn standard_signature(secret: &str, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
     let ts = timestamp.to_string();
-    let mac = hmac(&standard_key(secret), &[msg_id.as_bytes(), b".", ts.as_bytes(), b".", body]);
+    let mac = hmac(
+        &standard_key(secret),
+        &[msg_id.as_bytes(), b".", ts.as_bytes(), b".", body],
+    );
     format!("v1,{}", B64.encode(mac))
 }
 
@@ -69,9 +73,14 @@ pub enum VerifyError {
 
 /// Receiver side: verify `X-SS3-Signature` in constant time.
 pub fn verify_ss3(secret: &str, body: &[u8], header: &str) -> Result<(), VerifyError> {
-    let presented = hex::decode(header.trim()).map_err(|_| VerifyError::Malformed("X-SS3-Signature"))?;
+    let presented =
+        hex::decode(header.trim()).map_err(|_| VerifyError::Malformed("X-SS3-Signature"))?;
     let expected = hmac(secret.as_bytes(), &[body]);
-    if bool::from(presented.ct_eq(&expected)) { Ok(()) } else { Err(VerifyError::Mismatch) }
+    if bool::from(presented.ct_eq(&expected)) {
+        Ok(())
+    } else {
+        Err(VerifyError::Mismatch)
+    }
 }
 
 /// Receiver side: verify Standard Webhooks headers at unix time `now`, accepting timestamps within `tolerance_secs`.
@@ -86,7 +95,10 @@ pub fn verify_standard(
     now: i64,
     tolerance_secs: i64,
 ) -> Result<(), VerifyError> {
-    let ts: i64 = timestamp_header.trim().parse().map_err(|_| VerifyError::Malformed("webhook-timestamp"))?;
+    let ts: i64 = timestamp_header
+        .trim()
+        .parse()
+        .map_err(|_| VerifyError::Malformed("webhook-timestamp"))?;
     if (now - ts).abs() > tolerance_secs {
         return Err(VerifyError::Stale);
     }
@@ -94,7 +106,11 @@ pub fn verify_standard(
     let matched = signature_header
         .split_whitespace()
         .any(|candidate| bool::from(candidate.as_bytes().ct_eq(expected.as_bytes())));
-    if matched { Ok(()) } else { Err(VerifyError::Mismatch) }
+    if matched {
+        Ok(())
+    } else {
+        Err(VerifyError::Mismatch)
+    }
 }
 
 #[cfg(test)]
@@ -103,7 +119,8 @@ mod tests {
 
     /// The README's test vector: keep both in sync.
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    const BODY: &[u8] = br#"{"eventId":"0192f1d4-8a8e-7c2b-9f3e-4b5a6c7d8e9f","eventType":"order.placed"}"#;
+    const BODY: &[u8] =
+        br#"{"eventId":"0192f1d4-8a8e-7c2b-9f3e-4b5a6c7d8e9f","eventType":"order.placed"}"#;
     const MSG_ID: &str = "0192f1d4-0000-7000-8000-000000000001";
     const TS: i64 = 1_767_225_600;
 
@@ -115,25 +132,61 @@ mod tests {
         assert_eq!(verify_ss3(SECRET, BODY, ss3), Ok(()));
         let sig = standard_signature(SECRET, MSG_ID, TS, BODY);
         assert_eq!(sig, "v1,/1xXlQyUvacMcRJWmw4pHZ4BzohX6wTsE98KsPcttBE=");
-        assert_eq!(verify_standard(SECRET, MSG_ID, &TS.to_string(), &sig, BODY, TS + 10, DEFAULT_TOLERANCE_SECS), Ok(()));
+        assert_eq!(
+            verify_standard(
+                SECRET,
+                MSG_ID,
+                &TS.to_string(),
+                &sig,
+                BODY,
+                TS + 10,
+                DEFAULT_TOLERANCE_SECS
+            ),
+            Ok(())
+        );
     }
 
     #[test]
     fn a_changed_body_or_secret_fails_verification() {
         let sig = ss3_signature(SECRET, BODY);
         assert_eq!(verify_ss3(SECRET, b"{}", &sig), Err(VerifyError::Mismatch));
-        assert_eq!(verify_ss3("whsec_other", BODY, &sig), Err(VerifyError::Mismatch));
-        assert_eq!(verify_ss3(SECRET, BODY, "zz"), Err(VerifyError::Malformed("X-SS3-Signature")));
+        assert_eq!(
+            verify_ss3("whsec_other", BODY, &sig),
+            Err(VerifyError::Mismatch)
+        );
+        assert_eq!(
+            verify_ss3(SECRET, BODY, "zz"),
+            Err(VerifyError::Malformed("X-SS3-Signature"))
+        );
     }
 
     #[test]
     fn stale_timestamps_are_refused_and_rotation_lists_are_accepted() {
         let sig = standard_signature(SECRET, MSG_ID, TS, BODY);
         assert_eq!(
-            verify_standard(SECRET, MSG_ID, &TS.to_string(), &sig, BODY, TS + 301, DEFAULT_TOLERANCE_SECS),
+            verify_standard(
+                SECRET,
+                MSG_ID,
+                &TS.to_string(),
+                &sig,
+                BODY,
+                TS + 301,
+                DEFAULT_TOLERANCE_SECS
+            ),
             Err(VerifyError::Stale)
         );
         let both = format!("v1,bm90LWl0 {sig}");
-        assert_eq!(verify_standard(SECRET, MSG_ID, &TS.to_string(), &both, BODY, TS, DEFAULT_TOLERANCE_SECS), Ok(()));
+        assert_eq!(
+            verify_standard(
+                SECRET,
+                MSG_ID,
+                &TS.to_string(),
+                &both,
+                BODY,
+                TS,
+                DEFAULT_TOLERANCE_SECS
+            ),
+            Ok(())
+        );
     }
 }

@@ -1,0 +1,273 @@
+//! Test harness: a fresh database per test, the app built through `startup`, a programmable receiver.
+
+#![allow(dead_code)]
+
+pub mod kafka;
+pub mod receiver;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use integration_service::config::{Config, Secret};
+use integration_service::startup::{Application, Roles};
+use integration_service::worker::Worker;
+use jobs::{Clock, ManualClock};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub use receiver::Receiver;
+
+/// Operator token every test app accepts.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// Where tests create their databases (the script may point elsewhere).
+pub fn admin_database_url() -> String {
+    std::env::var("SS3_TEST_DATABASE_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A database created for one test and dropped after it.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub async fn create() -> Self {
+        let name = format!("itest_{}", Uuid::new_v4().simple());
+        let admin = PgPool::connect(&admin_database_url())
+            .await
+            .expect("connect to the test Postgres (is it running?)");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .expect("create test database");
+        admin.close().await;
+        let base = admin_database_url();
+        let url = format!(
+            "{}/{name}",
+            base.rsplit_once('/').map(|(b, _)| b).unwrap_or(&base)
+        );
+        Self { name, url }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs outside async context: use a private runtime on a plain thread.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                if let Ok(admin) = PgPool::connect(&admin_database_url()).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&admin)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A config for tests: fresh database, operator token, embedded secrets with a random key, no waits between attempts.
+pub fn test_config(db: &TestDb) -> Config {
+    let mut config = Config::defaults().expect("defaults parse");
+    config.database_url = Secret::new(db.url.clone());
+    config.admin_token = Secret::new(ADMIN_TOKEN);
+    config.max_db_connections = 10;
+    let key: [u8; 32] = rand::random();
+    config.secrets.master_key = Secret::new(base64_encode(&key));
+    config.worker.time_scale = 0.0;
+    config.worker.poll_interval_ms = 50;
+    config.listen_addr = "127.0.0.1:0".parse().expect("addr");
+    config
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A fixed start time for clock-driven tests.
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0)
+        .single()
+        .expect("valid time")
+}
+
+/// The service under test with its API served on an ephemeral port.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub pool: PgPool,
+    pub clock: ManualClock,
+    pub app: Arc<Application>,
+    pub http: reqwest::Client,
+    pub shutdown: CancellationToken,
+    pub db: Arc<TestDb>,
+}
+
+impl TestApp {
+    /// Default test config, manual clock at `t0()`.
+    pub async fn spawn() -> Self {
+        let db = TestDb::create().await;
+        let config = test_config(&db);
+        Self::spawn_with(
+            db,
+            config,
+            Roles {
+                api: true,
+                ingest: false,
+                worker: false,
+            },
+        )
+        .await
+    }
+
+    /// A custom config and roles (the worker role runs the real loop; otherwise tests drive workers by hand).
+    pub async fn spawn_with(db: TestDb, config: Config, roles: Roles) -> Self {
+        let clock = ManualClock::new(t0());
+        Self::spawn_with_clock(Arc::new(db), config, roles, clock.clone(), Arc::new(clock)).await
+    }
+
+    pub async fn spawn_with_clock(
+        db: Arc<TestDb>,
+        config: Config,
+        roles: Roles,
+        clock: ManualClock,
+        used: Arc<dyn Clock>,
+    ) -> Self {
+        let app = Application::build(config, used)
+            .await
+            .expect("application builds");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let pool = app.state().pool.clone();
+        let shutdown = CancellationToken::new();
+        let app = Arc::new(app);
+        let runner = Arc::clone(&app);
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            runner
+                .run(roles, Some(listener), token)
+                .await
+                .expect("app runs")
+        });
+        Self {
+            addr,
+            pool,
+            clock,
+            app,
+            http: reqwest::Client::new(),
+            shutdown,
+            db,
+        }
+    }
+
+    /// A worker of this app, registered, to drive by hand.
+    pub async fn worker(&self, name: &str) -> Worker {
+        let worker = self.app.worker(name);
+        worker.register().await.expect("register worker");
+        worker
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A request as an operator acting on `store`.
+    pub fn as_store(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        store: &str,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("x-ss3-store-id", store)
+    }
+
+    /// Create a subscription; returns its id and signing secret.
+    pub async fn subscribe(&self, store: &str, target: &str, events: &[&str]) -> (Uuid, String) {
+        let response = self
+            .as_store(reqwest::Method::POST, "/subscriptions", store)
+            .json(&json!({"name": "test", "targetUrl": target, "events": events}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(
+            response.status(),
+            201,
+            "create subscription: {}",
+            response.text().await.unwrap_or_default()
+        );
+        let body: Value = response.json().await.expect("json");
+        let id = body["subscription"]["subscriptionId"]
+            .as_str()
+            .expect("id")
+            .parse()
+            .expect("uuid");
+        (
+            id,
+            body["signingSecret"].as_str().expect("secret").to_owned(),
+        )
+    }
+
+    /// POST /events as an operator.
+    pub async fn post_event(&self, event: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url("/events"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(event)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// A delivery as the API shows it.
+    pub async fn delivery(&self, store: &str, id: &str) -> Value {
+        let response = self
+            .as_store(reqwest::Method::GET, &format!("/deliveries/{id}"), store)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("json")
+    }
+
+    /// Count rows of a query returning one bigint.
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.pool)
+            .await
+            .expect("count")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A domain event in the documented envelope.
+pub fn event(event_type: &str, store: &str, data: Value) -> Value {
+    json!({
+        "eventId": Uuid::new_v4(),
+        "eventType": event_type,
+        "storeId": store,
+        "occurredAt": "2026-11-23T10:00:00Z",
+        "data": data,
+    })
+}

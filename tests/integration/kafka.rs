@@ -1,0 +1,192 @@
+//! End to end through real Kafka (tansu): the ingest loop, the worker loop and the outbox relay all running.
+
+use std::time::Duration;
+
+use integration_service::config::Config;
+use integration_service::startup::Roles;
+use serde_json::{Value, json};
+use uuid::Uuid;
+use workflows::signing::verify_ss3;
+
+use crate::common::kafka::{brokers, create_topics, produce, producer, read};
+use crate::common::{Receiver, TestApp, TestDb, event, test_config};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Topics private to one test: consumed by regex, published to a topic outside it.
+struct Topics {
+    orders: String,
+    products: String,
+    publish: String,
+    regex: String,
+}
+
+fn topics() -> Topics {
+    let run = Uuid::new_v4().simple().to_string();
+    Topics {
+        orders: format!("ss3.t{run}.orders"),
+        products: format!("ss3.t{run}.products"),
+        publish: format!("integration.t{run}.webhooks"),
+        regex: format!("^ss3\\.t{run}\\..+"),
+    }
+}
+
+fn kafka_config(db: &TestDb, topics: &Topics, group: &str) -> Config {
+    let mut config = test_config(db);
+    config.kafka.brokers = brokers();
+    config.kafka.topic_regex = topics.regex.clone();
+    config.kafka.group_id = group.to_owned();
+    config.kafka.publish_topic = topics.publish.clone();
+    config.worker.time_scale = 1.0;
+    config
+}
+
+async fn spawn(db: TestDb, config: Config) -> TestApp {
+    let app = TestApp::spawn_with(db, config, Roles::ALL).await;
+    // The real loops use the real clock.
+    app
+}
+
+/// Catches: ingest not committing to Postgres, a broken signature, webhook.delivered never reaching Kafka.
+#[tokio::test]
+async fn an_event_produced_to_kafka_is_delivered_signed_and_webhook_delivered_is_published() {
+    let t = topics();
+    create_topics(&[t.orders.clone(), t.products.clone(), t.publish.clone()]).await;
+    let db = TestDb::create().await;
+    let config = kafka_config(&db, &t, &format!("g-{}", Uuid::new_v4()));
+    let app = spawn(db, config).await;
+    let mut receiver = Receiver::start(&[]).await;
+    let (sub, secret) = app
+        .subscribe("store-k", &receiver.url(), &["order.placed", "product.*"])
+        .await;
+
+    let order = event("order.placed", "store-k", json!({"orderId": "k-1"}));
+    produce(
+        &producer(),
+        &t.orders,
+        "store-k",
+        order.to_string().as_bytes(),
+    )
+    .await;
+    let got = receiver.next(WAIT).await;
+    assert_eq!(got.header("x-ss3-event"), "order.placed");
+    assert_eq!(
+        verify_ss3(&secret, &got.body, got.header("x-ss3-signature")),
+        Ok(())
+    );
+    let delivery_id = got.header("x-ss3-delivery").to_owned();
+
+    let published = read(&t.publish, 1, WAIT).await;
+    assert_eq!(published[0]["eventType"], "webhook.delivered");
+    assert_eq!(
+        published[0]["data"],
+        json!({"deliveryId": delivery_id, "subscriptionId": sub, "storeId": "store-k", "eventType": "order.placed"})
+    );
+    let delivery = app.delivery("store-k", &delivery_id).await;
+    assert_eq!(delivery["status"], "DELIVERED");
+
+    // A second topic matched by the same regex.
+    let product = event("product.updated", "store-k", json!({"sku": "S"}));
+    produce(
+        &producer(),
+        &t.products,
+        "store-k",
+        product.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        receiver.next(WAIT).await.header("x-ss3-event"),
+        "product.updated"
+    );
+}
+
+/// Catches: a poison message crashing or blocking the consumer, or being dropped silently.
+#[tokio::test]
+async fn a_poison_message_is_quarantined_and_the_next_good_message_is_still_delivered() {
+    let t = topics();
+    create_topics(&[t.orders.clone(), t.publish.clone()]).await;
+    let db = TestDb::create().await;
+    let config = kafka_config(&db, &t, &format!("g-{}", Uuid::new_v4()));
+    let app = spawn(db, config).await;
+    let mut receiver = Receiver::start(&[]).await;
+    app.subscribe("store-k", &receiver.url(), &["*"]).await;
+
+    let p = producer();
+    let poison_offset = produce(&p, &t.orders, "k", b"{not json").await;
+    let no_store = json!({"eventId": Uuid::new_v4(), "eventType": "order.placed"});
+    produce(&p, &t.orders, "k", no_store.to_string().as_bytes()).await;
+    let good = event("order.placed", "store-k", json!({"n": 1}));
+    produce(&p, &t.orders, "k", good.to_string().as_bytes()).await;
+
+    let got = receiver.next(WAIT).await;
+    let body: Value = serde_json::from_slice(&got.body).expect("json");
+    assert_eq!(body["eventId"], good["eventId"]);
+    let rows: Vec<(String, i64, String, Vec<u8>)> =
+        sqlx::query_as("SELECT kafka_topic, kafka_offset, reason_code, payload FROM quarantined_messages ORDER BY kafka_offset")
+            .fetch_all(&app.pool)
+            .await
+            .expect("rows");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        (rows[0].0.as_str(), rows[0].1, rows[0].2.as_str()),
+        (t.orders.as_str(), poison_offset, "event_not_json")
+    );
+    assert_eq!(rows[0].3, b"{not json", "the raw bytes are kept");
+    assert_eq!(rows[1].2, "event_missing_field");
+}
+
+/// Catches: a redelivered message or a consumer replaying old offsets creating duplicate deliveries.
+#[tokio::test]
+async fn redelivered_messages_and_a_consumer_replaying_old_offsets_create_nothing_new() {
+    let t = topics();
+    create_topics(&[t.orders.clone(), t.publish.clone()]).await;
+    let db = TestDb::create().await;
+    let url = db.url.clone();
+    let config = kafka_config(&db, &t, &format!("g-{}", Uuid::new_v4()));
+    let app = spawn(db, config.clone()).await;
+    let mut receiver = Receiver::start(&[]).await;
+    app.subscribe("store-k", &receiver.url(), &["*"]).await;
+
+    let p = producer();
+    let e1 = event("order.placed", "store-k", json!({"n": 1}));
+    let e2 = event("order.placed", "store-k", json!({"n": 2}));
+    for payload in [&e1, &e1, &e2, &e1] {
+        produce(&p, &t.orders, "k", payload.to_string().as_bytes()).await;
+    }
+    receiver.next(WAIT).await;
+    receiver.next(WAIT).await;
+    receiver.expect_silence(Duration::from_secs(1)).await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM webhook_deliveries").await,
+        2
+    );
+
+    // Another consumer group starts from the earliest offset: it re-reads all four messages.
+    app.shutdown.cancel();
+    let mut replay = config;
+    replay.kafka.group_id = format!("g-{}", Uuid::new_v4());
+    let db2 = TestDb {
+        name: format!("unused_{}", Uuid::new_v4().simple()),
+        url,
+    };
+    let second = TestApp::spawn_with(db2, replay, Roles::ALL).await;
+    let marker = event("order.placed", "store-k", json!({"n": "marker"}));
+    produce(&p, &t.orders, "k", marker.to_string().as_bytes()).await;
+    let got = receiver.next(WAIT).await;
+    let body: Value = serde_json::from_slice(&got.body).expect("json");
+    assert_eq!(
+        body["eventId"], marker["eventId"],
+        "only the new event is delivered after the replay"
+    );
+    receiver.expect_silence(Duration::from_millis(500)).await;
+    assert_eq!(
+        second
+            .count("SELECT count(*) FROM webhook_deliveries")
+            .await,
+        3
+    );
+    assert_eq!(
+        second.count("SELECT count(*) FROM ingested_events").await,
+        3
+    );
+}

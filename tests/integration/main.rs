@@ -1,0 +1,9 @@
+//! Integration tests against real Postgres, tansu (Kafka) and a real local HTTP receiver.
+//! One binary (linked once); run them with `scripts/test.sh`, which starts the servers.
+
+mod common;
+
+mod api;
+mod kafka;
+mod pipeline;
+mod restart;

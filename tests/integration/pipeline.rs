@@ -1,0 +1,416 @@
+//! The delivery pipeline driven by hand: HTTP ingest, a worker stepped with `run_once`, an injected clock.
+
+use std::time::Duration;
+
+use chrono::Duration as Minutes;
+use reqwest::Method;
+use serde_json::{Value, json};
+use workflows::signing::{DEFAULT_TOLERANCE_SECS, verify_ss3, verify_standard};
+
+use crate::common::{Receiver, TestApp, event, t0};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Catches: wrong headers, a signature over other bytes than those sent, the wrong key.
+#[tokio::test]
+async fn event_reaches_the_receiver_signed_with_the_subscription_secret() {
+    let app = TestApp::spawn().await;
+    let mut receiver = Receiver::start(&[]).await;
+    let (_, secret) = app
+        .subscribe("store-a", &receiver.url(), &["order.placed"])
+        .await;
+    let response = app
+        .post_event(&event("order.placed", "store-a", json!({"orderId": "o-1"})))
+        .await;
+    assert_eq!(response.status(), 202);
+    let body: Value = response.json().await.expect("json");
+    let delivery_id = body["deliveryIds"][0]
+        .as_str()
+        .expect("one delivery")
+        .to_owned();
+
+    app.worker("w1")
+        .await
+        .run_pending_jobs()
+        .await
+        .expect("run");
+    let got = receiver.next(WAIT).await;
+    assert_eq!(got.header("content-type"), "application/json");
+    assert_eq!(got.header("x-ss3-event"), "order.placed");
+    assert_eq!(got.header("x-ss3-delivery"), delivery_id);
+    assert_eq!(got.header("webhook-id"), delivery_id);
+    assert_eq!(
+        verify_ss3(&secret, &got.body, got.header("x-ss3-signature")),
+        Ok(())
+    );
+    let ts: i64 = got.header("webhook-timestamp").parse().expect("timestamp");
+    assert_eq!(
+        verify_standard(
+            &secret,
+            &delivery_id,
+            got.header("webhook-timestamp"),
+            got.header("webhook-signature"),
+            &got.body,
+            ts,
+            DEFAULT_TOLERANCE_SECS
+        ),
+        Ok(())
+    );
+    let sent: Value = serde_json::from_slice(&got.body).expect("JSON body");
+    assert_eq!(sent["data"]["orderId"], "o-1");
+    assert_eq!(sent["eventType"], "order.placed");
+
+    let delivery = app.delivery("store-a", &delivery_id).await;
+    assert_eq!(delivery["status"], "DELIVERED");
+    assert_eq!(delivery["attempts"].as_array().map(Vec::len), Some(1));
+    assert_eq!(delivery["attempts"][0]["httpStatus"], 200);
+    let published = app
+        .count("SELECT count(*) FROM outbox WHERE payload->>'eventType' = 'webhook.delivered'")
+        .await;
+    assert_eq!(published, 1, "webhook.delivered is in the outbox");
+}
+
+/// Catches: fan-out ignoring wildcards, or leaking events to another store's subscriptions.
+#[tokio::test]
+async fn one_event_reaches_only_the_matching_subscriptions_of_its_store() {
+    let app = TestApp::spawn().await;
+    let mut receiver = Receiver::start(&[]).await;
+    let (exact, _) = app
+        .subscribe(
+            "store-a",
+            &format!("{}?s=exact", receiver.url()),
+            &["order.placed"],
+        )
+        .await;
+    let (wildcard, _) = app
+        .subscribe(
+            "store-a",
+            &format!("{}?s=wild", receiver.url()),
+            &["order.*"],
+        )
+        .await;
+    app.subscribe("store-a", &receiver.url(), &["product.updated"])
+        .await;
+    app.subscribe("store-b", &receiver.url(), &["*"]).await;
+
+    let response = app
+        .post_event(&event("order.placed", "store-a", json!({})))
+        .await;
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["deliveryIds"].as_array().map(Vec::len), Some(2));
+    app.worker("w1")
+        .await
+        .run_pending_jobs()
+        .await
+        .expect("run");
+    receiver.next(WAIT).await;
+    receiver.next(WAIT).await;
+    receiver.expect_silence(Duration::from_millis(300)).await;
+
+    let rows: Vec<(uuid::Uuid,)> =
+        sqlx::query_as("SELECT subscription_id FROM webhook_deliveries ORDER BY subscription_id")
+            .fetch_all(&app.pool)
+            .await
+            .expect("rows");
+    let mut expected = vec![exact, wildcard];
+    expected.sort();
+    assert_eq!(rows.into_iter().map(|r| r.0).collect::<Vec<_>>(), expected);
+}
+
+async fn attempt_times(
+    app: &TestApp,
+    store: &str,
+    delivery_id: &str,
+) -> Vec<chrono::DateTime<chrono::Utc>> {
+    let delivery = app.delivery(store, delivery_id).await;
+    delivery["attempts"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .map(|a| {
+            a["startedAt"]
+                .as_str()
+                .expect("startedAt")
+                .parse()
+                .expect("time")
+        })
+        .collect()
+}
+
+/// Catches: a wrong schedule, early attempts, a missing dead letter, a re-trigger that changes the delivery id.
+#[tokio::test]
+async fn failing_receiver_is_retried_at_1_5_30_120_minutes_then_dead_lettered_and_retrigger_delivers()
+ {
+    let app = TestApp::spawn().await;
+    let mut receiver = Receiver::start(&[500, 500, 503, 500, 500]).await;
+    app.subscribe("store-a", &receiver.url(), &["order.*"])
+        .await;
+    let body: Value = app
+        .post_event(&event("order.placed", "store-a", json!({})))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = body["deliveryIds"][0]
+        .as_str()
+        .expect("delivery")
+        .to_owned();
+    let worker = app.worker("w1").await;
+
+    let due = [
+        t0(),
+        t0() + Minutes::minutes(1),
+        t0() + Minutes::minutes(6),
+        t0() + Minutes::minutes(36),
+        t0() + Minutes::minutes(156),
+    ];
+    for (n, at) in due.iter().enumerate() {
+        if n > 0 {
+            // Two seconds early: the job is not run, only re-queued for its time.
+            app.clock.set(*at - Minutes::seconds(2));
+            let early = worker.run_once().await.expect("run");
+            assert_eq!(
+                (early.jobs, early.not_yet_due),
+                (1, 1),
+                "attempt {} ran early",
+                n + 1
+            );
+            receiver.expect_silence(Duration::from_millis(100)).await;
+        }
+        app.clock.set(*at);
+        assert_eq!(
+            worker.run_pending_jobs().await.expect("run"),
+            1,
+            "attempt {} at its time",
+            n + 1
+        );
+        let got = receiver.next(WAIT).await;
+        assert_eq!(got.header("x-ss3-delivery"), id);
+        let row = app.delivery("store-a", &id).await;
+        if n < 4 {
+            assert_eq!(row["status"], "FAILED");
+            let next: chrono::DateTime<chrono::Utc> = row["nextRetryAt"]
+                .as_str()
+                .expect("next")
+                .parse()
+                .expect("time");
+            assert_eq!(next, due[n + 1], "next_retry_at after attempt {}", n + 1);
+        }
+    }
+    let dead = app.delivery("store-a", &id).await;
+    assert_eq!(dead["status"], "DEAD_LETTERED");
+    assert_eq!(dead["attemptNumber"], 5);
+    assert_eq!(attempt_times(&app, "store-a", &id).await, due.to_vec());
+    let dead_events = app
+        .count("SELECT count(*) FROM outbox WHERE payload->>'eventType' = 'webhook.dead_lettered'")
+        .await;
+    assert_eq!(dead_events, 1);
+    let listed: Value = app
+        .as_store(Method::GET, "/dead-letters", "store-a")
+        .send()
+        .await
+        .expect("req")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["items"][0]["deliveryId"], id.as_str());
+
+    // Re-trigger: fresh attempt now, same delivery id, history kept.
+    app.clock.set(t0() + Minutes::hours(5));
+    let response = app
+        .as_store(
+            Method::POST,
+            &format!("/deliveries/{id}/retrigger"),
+            "store-a",
+        )
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(response.status(), 200);
+    worker.run_pending_jobs().await.expect("run");
+    assert_eq!(receiver.next(WAIT).await.header("x-ss3-delivery"), id);
+    let delivered = app.delivery("store-a", &id).await;
+    assert_eq!(delivered["status"], "DELIVERED");
+    assert_eq!(delivered["attempts"].as_array().map(Vec::len), Some(6));
+    assert_eq!(
+        delivered["attempts"][5]["attemptNumber"], 1,
+        "the schedule restarted"
+    );
+    let again = app
+        .as_store(
+            Method::POST,
+            &format!("/deliveries/{id}/retrigger"),
+            "store-a",
+        )
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(
+        again.status(),
+        409,
+        "a delivered delivery is not dead: use resend"
+    );
+}
+
+/// Catches: a duplicate event id (platform retry) fanning out twice.
+#[tokio::test]
+async fn a_duplicate_event_id_creates_no_second_delivery() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(&[]).await;
+    app.subscribe("store-a", &receiver.url(), &["*"]).await;
+    let e = event(
+        "inventory.updated",
+        "store-a",
+        json!({"sku": "A", "quantity": 3}),
+    );
+    assert_eq!(app.post_event(&e).await.status(), 202);
+    let second = app.post_event(&e).await;
+    assert_eq!(second.status(), 200);
+    let body: Value = second.json().await.expect("json");
+    assert_eq!(body["accepted"], false);
+    assert_eq!(
+        app.count("SELECT count(*) FROM webhook_deliveries").await,
+        1
+    );
+    assert_eq!(app.count("SELECT count(*) FROM apalis.jobs").await, 1);
+}
+
+/// Catches: retries continuing to a subscription that was switched off, or the log losing a deleted subscription's rows.
+#[tokio::test]
+async fn deactivation_stops_pending_retries_and_deletion_keeps_the_log() {
+    let app = TestApp::spawn().await;
+    let mut receiver = Receiver::start(&[500]).await;
+    let (sub, _) = app
+        .subscribe("store-a", &receiver.url(), &["order.placed"])
+        .await;
+    let body: Value = app
+        .post_event(&event("order.placed", "store-a", json!({})))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = body["deliveryIds"][0]
+        .as_str()
+        .expect("delivery")
+        .to_owned();
+    let worker = app.worker("w1").await;
+    worker.run_pending_jobs().await.expect("run");
+    receiver.next(WAIT).await;
+    assert_eq!(app.delivery("store-a", &id).await["status"], "FAILED");
+
+    let patched = app
+        .as_store(Method::PATCH, &format!("/subscriptions/{sub}"), "store-a")
+        .json(&json!({"isActive": false}))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(patched.status(), 200);
+    let cancelled = app.delivery("store-a", &id).await;
+    assert_eq!(cancelled["status"], "CANCELLED");
+    assert_eq!(cancelled["lastError"], "subscription deactivated");
+    app.clock.set(t0() + Minutes::minutes(2));
+    worker.run_pending_jobs().await.expect("run");
+    receiver.expect_silence(Duration::from_millis(200)).await;
+
+    let deleted = app
+        .as_store(Method::DELETE, &format!("/subscriptions/{sub}"), "store-a")
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(deleted.status(), 204);
+    assert_eq!(
+        app.as_store(Method::GET, &format!("/subscriptions/{sub}"), "store-a")
+            .send()
+            .await
+            .expect("req")
+            .status(),
+        404
+    );
+    let log: Value = app
+        .as_store(
+            Method::GET,
+            &format!("/subscriptions/{sub}/deliveries"),
+            "store-a",
+        )
+        .send()
+        .await
+        .expect("req")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        log["items"].as_array().map(Vec::len),
+        Some(1),
+        "the deleted subscription's deliveries stay in the log"
+    );
+}
+
+/// Catches: resend refusing delivered deliveries, or bulk re-trigger touching the wrong rows.
+#[tokio::test]
+async fn resend_repeats_a_delivered_delivery_and_bulk_retrigger_restarts_dead_letters_since_a_time()
+{
+    let app = TestApp::spawn().await;
+    let mut receiver = Receiver::start(&[]).await;
+    let (sub, _) = app
+        .subscribe("store-a", &receiver.url(), &["order.placed"])
+        .await;
+    let body: Value = app
+        .post_event(&event("order.placed", "store-a", json!({})))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = body["deliveryIds"][0]
+        .as_str()
+        .expect("delivery")
+        .to_owned();
+    let worker = app.worker("w1").await;
+    worker.run_pending_jobs().await.expect("run");
+    receiver.next(WAIT).await;
+    let resend = app
+        .as_store(Method::POST, &format!("/deliveries/{id}/resend"), "store-a")
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(resend.status(), 200);
+    worker.run_pending_jobs().await.expect("run");
+    assert_eq!(receiver.next(WAIT).await.header("x-ss3-delivery"), id);
+
+    // Two dead letters, made so directly; bulk re-trigger since "a minute ago" restarts both.
+    sqlx::query("UPDATE webhook_deliveries SET status = 'DEAD_LETTERED', attempt_number = 5, updated_at = now()")
+        .execute(&app.pool)
+        .await
+        .expect("update");
+    let body: Value = app
+        .post_event(&event("order.placed", "store-a", json!({})))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let second = body["deliveryIds"][0]
+        .as_str()
+        .expect("delivery")
+        .to_owned();
+    sqlx::query("UPDATE webhook_deliveries SET status = 'DEAD_LETTERED', attempt_number = 5, updated_at = now() - interval '1 day' WHERE delivery_id = $1::uuid")
+        .bind(&second)
+        .execute(&app.pool)
+        .await
+        .expect("update");
+    let since = chrono::Utc::now() - Minutes::minutes(1);
+    let response = app
+        .as_store(
+            Method::POST,
+            &format!("/subscriptions/{sub}/dead-letters/retrigger"),
+            "store-a",
+        )
+        .json(&json!({"since": since}))
+        .send()
+        .await
+        .expect("req");
+    let restarted: Value = response.json().await.expect("json");
+    assert_eq!(
+        restarted["deliveryIds"],
+        json!([id]),
+        "only the dead letter from after `since`"
+    );
+}
