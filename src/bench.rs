@@ -1,10 +1,242 @@
-//! `integration-service bench`: throughput and latency against a local receiver (filled in below).
+//! `integration-service bench`: deliveries/s and event→receiver latency, through Kafka and through HTTP ingest,
+//! against a local receiver, in this process (the receiver shares the machine, as it would on a 2-core box).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use poem::web::Data;
+use poem::{EndpointExt, Route, handler};
+use serde_json::json;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::config::{Config, Secret};
+use crate::db::subscriptions;
+use crate::secrets::webhook_secret_path;
+use crate::startup::{Application, Roles};
 
 /// Arguments of the bench command.
 #[derive(Debug, Clone, clap::Args)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    /// Events per throughput run.
+    #[arg(long, default_value_t = 2000)]
+    pub events: usize,
+    /// Fan-outs to measure (subscriptions matching every event).
+    #[arg(long, value_delimiter = ',', default_value = "1,10")]
+    pub fanout: Vec<usize>,
+    /// Ingest paths: kafka, http.
+    #[arg(long, value_delimiter = ',', default_value = "kafka,http")]
+    pub via: Vec<String>,
+    /// Event rate of the latency run (events/s).
+    #[arg(long, default_value_t = 200)]
+    pub rate: u32,
+    /// Length of the latency run.
+    #[arg(long, default_value_t = 10)]
+    pub latency_secs: u64,
+}
 
-/// Run the benchmark.
-pub async fn run(_config: crate::config::Config, _args: BenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+#[derive(Default)]
+struct Seen {
+    latencies_us: Vec<u64>,
+    deliveries: HashSet<String>,
+    duplicates: usize,
+}
+
+#[derive(Clone)]
+struct ReceiverState {
+    base: Instant,
+    seen: Arc<Mutex<Seen>>,
+}
+
+#[handler]
+async fn receive(req: &poem::Request, body: Vec<u8>, state: Data<&ReceiverState>) -> &'static str {
+    let now = state.base.elapsed().as_micros() as u64;
+    let sent = serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| v["data"]["sentAtUs"].as_u64()).unwrap_or(now);
+    let id = req.header("x-ss3-delivery").unwrap_or_default().to_owned();
+    let mut seen = state.seen.lock().unwrap_or_else(|p| p.into_inner());
+    if seen.deliveries.insert(id) {
+        seen.latencies_us.push(now.saturating_sub(sent));
+    } else {
+        seen.duplicates += 1;
+    }
+    "ok"
+}
+
+async fn start_receiver(state: ReceiverState) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let app = Route::new().at("/hook", poem::post(receive)).data(state);
+    tokio::spawn(async move {
+        if let Ok(acceptor) = poem::listener::TcpAcceptor::from_tokio(listener) {
+            let _ = poem::Server::new_with_acceptor(acceptor).run(app).await;
+        }
+    });
+    Ok(format!("http://{addr}/hook"))
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+struct Scenario {
+    config: Config,
+    db_name: String,
+    admin: PgPool,
+}
+
+impl Scenario {
+    /// A fresh database on the configured server, dropped at the end.
+    async fn new(base: &Config) -> anyhow::Result<Self> {
+        let url = base.database_url.expose();
+        let (server, _) = url.rsplit_once('/').ok_or_else(|| anyhow::anyhow!("database_url has no database name"))?;
+        let admin = PgPool::connect(&format!("{server}/postgres")).await?;
+        let db_name = format!("ss3_bench_{}", Uuid::new_v4().simple());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}"))).execute(&admin).await?;
+        let mut config = base.clone();
+        config.database_url = Secret::new(format!("{server}/{db_name}"));
+        Ok(Self { config, db_name, admin })
+    }
+
+    async fn drop_db(self) {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name))).execute(&self.admin).await;
+    }
+}
+
+/// Run every scenario and print a table.
+pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
+    println!("| ingest | fan-out | mode | events | deliveries | duplicates | deliveries/s | p50 ms | p95 ms | p99 ms |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for via in &args.via {
+        if via == "kafka" && !config.kafka.enabled() {
+            eprintln!("skipping kafka: set SS3_KAFKA__BROKERS");
+            continue;
+        }
+        for &fanout in &args.fanout {
+            scenario(&config, via, fanout, Load::Burst(args.events)).await?;
+            scenario(&config, via, fanout, Load::Rate(args.rate, Duration::from_secs(args.latency_secs))).await?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum Load {
+    Burst(usize),
+    Rate(u32, Duration),
+}
+
+async fn scenario(base: &Config, via: &str, fanout: usize, load: Load) -> anyhow::Result<()> {
+    let scenario = Scenario::new(base).await?;
+    let mut config = scenario.config.clone();
+    let topic = format!("ss3.bench.{}", Uuid::new_v4().simple());
+    config.kafka.topics = vec![topic.clone()];
+    config.kafka.topic_regex = String::new();
+    config.kafka.group_id = format!("bench-{}", Uuid::new_v4());
+    config.admin_token = Secret::new("bench-token");
+    if via == "kafka" {
+        crate::ingest::kafka::create_topics(&config.kafka.brokers, &[topic.clone()], config.kafka.create_partitions).await?;
+    } else {
+        config.kafka.brokers = String::new();
+    }
+    let app = Arc::new(Application::build(config.clone(), Arc::new(jobs::SystemClock)).await?);
+    let state = ReceiverState { base: Instant::now(), seen: Arc::default() };
+    let target = start_receiver(state.clone()).await?;
+    for n in 0..fanout {
+        let mut tx = app.state().pool.begin().await?;
+        let row = subscriptions::insert(&mut tx, "bench", &format!("bench-{n}"), &target, &["*".to_owned()], true).await?;
+        app.state().secrets.put(&webhook_secret_path(row.subscription_id), &crate::secrets::new_signing_secret()).await?;
+        tx.commit().await?;
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let api = format!("http://{}", listener.local_addr()?);
+    let shutdown = CancellationToken::new();
+    let runner = Arc::clone(&app);
+    let token = shutdown.clone();
+    let running = tokio::spawn(async move { runner.run(Roles::ALL, Some(listener), token).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let event = |base: Instant| {
+        json!({"eventId": Uuid::new_v4(), "eventType": "order.placed", "storeId": "bench",
+               "data": {"orderId": "o", "sentAtUs": base.elapsed().as_micros() as u64}})
+        .to_string()
+    };
+    let producer: Option<rdkafka::producer::FutureProducer> = if via == "kafka" {
+        Some(rdkafka::ClientConfig::new().set("bootstrap.servers", &config.kafka.brokers).set("linger.ms", "1").create()?)
+    } else {
+        None
+    };
+    let http = reqwest::Client::new();
+    let send = |body: String| {
+        let producer = producer.clone();
+        let http = http.clone();
+        let api = api.clone();
+        let topic = topic.clone();
+        async move {
+            match producer {
+                Some(p) => {
+                    let record = rdkafka::producer::FutureRecord::<str, str>::to(&topic).payload(&body);
+                    p.send(record, Duration::from_secs(10)).await.map(|_| ()).map_err(|(e, _)| anyhow::anyhow!(e))
+                }
+                None => {
+                    let r = http.post(format!("{api}/events")).bearer_auth("bench-token").header("content-type", "application/json").body(body).send().await?;
+                    anyhow::ensure!(r.status().is_success(), "POST /events: {}", r.status());
+                    Ok(())
+                }
+            }
+        }
+    };
+
+    let started = Instant::now();
+    let (mode, events) = match load {
+        Load::Burst(n) => {
+            let results: Vec<anyhow::Result<()>> = futures::stream::iter((0..n).map(|_| send(event(state.base)))).buffer_unordered(64).collect().await;
+            results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+            ("burst".to_owned(), n)
+        }
+        Load::Rate(rate, length) => {
+            let n = (rate as u64 * length.as_secs()) as usize;
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+            let mut inflight = futures::stream::FuturesUnordered::new();
+            for _ in 0..n {
+                tick.tick().await;
+                inflight.push(send(event(state.base)));
+                while let Some(Some(r)) = futures::FutureExt::now_or_never(inflight.next()) {
+                    r?;
+                }
+            }
+            while let Some(r) = inflight.next().await {
+                r?;
+            }
+            (format!("{rate}/s"), n)
+        }
+    };
+    let expected = events * fanout;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while state.seen.lock().unwrap_or_else(|p| p.into_inner()).deliveries.len() < expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut seen = std::mem::take(&mut *state.seen.lock().unwrap_or_else(|p| p.into_inner()));
+    seen.latencies_us.sort_unstable();
+    let got = seen.deliveries.len();
+    println!(
+        "| {via} | {fanout} | {mode} | {events} | {got}/{expected} | {} | {:.0} | {:.1} | {:.1} | {:.1} |",
+        seen.duplicates,
+        got as f64 / elapsed,
+        percentile(&seen.latencies_us, 0.50),
+        percentile(&seen.latencies_us, 0.95),
+        percentile(&seen.latencies_us, 0.99),
+    );
+    shutdown.cancel();
+    let _ = running.await;
+    app.state().pool.close().await;
+    scenario.drop_db().await;
+    Ok(())
 }

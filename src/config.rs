@@ -82,6 +82,8 @@ pub struct KafkaConfig {
     pub batch_max: usize,
     /// Wait for a batch to fill.
     pub batch_linger_ms: u64,
+    /// Broker-side fetch wait.
+    pub fetch_wait_ms: u64,
     /// Topic of our own events.
     pub publish_topic: String,
     /// Topics to create at start-up.

@@ -37,14 +37,14 @@ pub struct Metrics {
 
 impl Metrics {
     /// Count a handled delivery job.
-    pub fn record_handled(&self, handled: &anyhow::Result<Handled>) {
+    pub fn record_handled(&self, handled: Result<&Handled, &String>) {
         let counter = match handled {
             Ok(Handled::Attempted {
                 outcome: AttemptOutcome::Delivered { .. },
                 ..
             }) => &self.attempts_delivered,
             Ok(Handled::Attempted { status, .. }) => {
-                if *status == DeliveryStatus::DeadLettered {
+                if status == &DeliveryStatus::DeadLettered {
                     self.dead_lettered.fetch_add(1, Relaxed);
                 }
                 &self.attempts_failed

@@ -24,7 +24,7 @@ use crate::publisher::Relay;
 use crate::secrets::cached::CachedSecretStore;
 use crate::secrets::embedded::{EmbeddedSecretStore, load_master_key};
 use crate::secrets::{SecretStore, StoreSigningSecrets};
-use crate::worker::Worker;
+use crate::worker::{Worker, WorkerSettings};
 
 /// Which parts of the service this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,10 +120,6 @@ impl Application {
             target_policy.clone(),
         )?;
         let webhook = WebhookDeps {
-            store: Arc::new(db::deliveries::PgDeliveryStore {
-                pool: pool.clone(),
-                publish_topic: config.kafka.publish_topic.clone(),
-            }),
             sender: Arc::new(sender),
             secrets: Arc::new(StoreSigningSecrets(secrets.clone())),
             clock,
@@ -180,15 +176,13 @@ impl Application {
             worker: name.to_owned(),
             ..self.webhook.clone()
         };
-        Worker::new(
-            self.state.pool.clone(),
+        let settings = WorkerSettings {
             apalis,
-            name,
-            deps,
-            w.concurrency,
-            Duration::from_millis(w.poll_interval_ms),
-            self.state.metrics.clone(),
-        )
+            concurrency: w.concurrency,
+            poll_interval: Duration::from_millis(w.poll_interval_ms),
+            publish_topic: self.config.kafka.publish_topic.clone(),
+        };
+        Worker::new(self.state.pool.clone(), name, deps, settings, self.state.metrics.clone())
     }
 
     /// Bind the configured listen address.
@@ -221,6 +215,8 @@ impl Application {
             tracing::info!(worker = %name, "starting worker");
             tracker.spawn(self.worker(&name).run(shutdown.clone()));
             if self.config.kafka.enabled() {
+                let k = &self.config.kafka;
+                kafka::create_topics(&k.brokers, std::slice::from_ref(&k.publish_topic), k.create_partitions).await?;
                 let relay = Relay::new(
                     self.state.pool.clone(),
                     &self.config.kafka.brokers,

@@ -1,21 +1,27 @@
-//! The worker role: claims due jobs from the apalis-postgres queue, runs them with bounded concurrency,
-//! acknowledges them, heartbeats, and re-queues the jobs of dead workers.
+//! The worker role: claims due jobs from the apalis-postgres queue, runs them with bounded concurrency, and writes
+//! what they did together with their acknowledgements in one transaction per flush. It heartbeats, re-queues the
+//! jobs of dead workers, and wakes on apalis' insert notifications (polling covers jobs scheduled for later).
 //!
 //! `run_once` / `run_pending_jobs` are the same code the loop runs; tests call them by hand.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use apalis_core::task::task_id::TaskId;
 use apalis_core::worker::context::WorkerContext;
 use apalis_postgres::{Config as ApalisConfig, PgTask};
 use jobs::Job;
-use jobs::webhook::{self, Handled, WebhookDeps};
+use jobs::ports::DeliveryToSend;
+use jobs::webhook::{self, Effect, Handled, WebhookDeps};
 use sqlx::PgPool;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use uuid::Uuid;
 
 use crate::db::queue::{self, Ack};
+use crate::db::{deliveries, effects};
 use crate::metrics::Metrics;
 
 /// One worker process's view of the queue.
@@ -27,27 +33,58 @@ pub struct Worker {
     webhook: WebhookDeps,
     concurrency: usize,
     poll_interval: Duration,
+    publish_topic: String,
     metrics: Arc<Metrics>,
+}
+
+/// A job that ran: what apalis needs to hear, and what it asks to write.
+struct Finished {
+    task_id: TaskId,
+    attempt: usize,
+    result: Result<(Handled, Effect), String>,
+}
+
+/// A claimed job with the delivery it refers to, loaded with the rest of its batch.
+struct Claimed {
+    task_id: TaskId,
+    attempt: usize,
+    job: Result<Job, String>,
+    delivery: Option<DeliveryToSend>,
+}
+
+/// What one `run_once` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunReport {
+    /// Jobs claimed and run.
+    pub jobs: usize,
+    /// Of those, jobs that were early and re-queued for their due time.
+    pub not_yet_due: usize,
+}
+
+/// Settings of a worker.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// apalis queue config (batch size, heartbeats).
+    pub apalis: ApalisConfig,
+    /// Jobs run at once.
+    pub concurrency: usize,
+    /// Idle poll interval.
+    pub poll_interval: Duration,
+    /// Topic for webhook.delivered / webhook.dead_lettered.
+    pub publish_topic: String,
 }
 
 impl Worker {
     /// A worker named `name` (must be unique per process).
-    pub fn new(
-        pool: PgPool,
-        apalis: ApalisConfig,
-        name: &str,
-        webhook: WebhookDeps,
-        concurrency: usize,
-        poll_interval: Duration,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    pub fn new(pool: PgPool, name: &str, webhook: WebhookDeps, settings: WorkerSettings, metrics: Arc<Metrics>) -> Self {
         Self {
             pool,
-            apalis,
+            apalis: settings.apalis,
             context: WorkerContext::new(name),
             webhook,
-            concurrency,
-            poll_interval,
+            concurrency: settings.concurrency,
+            poll_interval: settings.poll_interval,
+            publish_topic: settings.publish_topic,
             metrics,
         }
     }
@@ -63,24 +100,78 @@ impl Worker {
         Ok(())
     }
 
-    /// Claim one batch of due jobs, run them all, acknowledge them.
-    pub async fn run_once(&self) -> anyhow::Result<RunReport> {
-        let tasks = queue::fetch(&self.pool, &self.apalis, &self.context).await?;
-        let mut running = JoinSet::new();
-        for task in tasks {
-            running.spawn(self.clone().execute(task));
+    /// Claim up to `limit` due jobs and load their deliveries in one query.
+    async fn claim(&self, limit: usize) -> anyhow::Result<Vec<Claimed>> {
+        let tasks: Vec<PgTask> = queue::fetch(&self.pool, &self.apalis.clone().batch_size(limit.max(1)), &self.context).await?;
+        if tasks.is_empty() {
+            return Ok(Vec::new());
         }
-        let done = running.join_all().await;
-        let report = RunReport {
-            jobs: done.len(),
-            not_yet_due: done
-                .iter()
-                .filter(|(_, h)| *h == Some(Handled::NotYetDue))
-                .count(),
+        let jobs: Vec<Result<Job, String>> = tasks.iter().map(|t| Job::decode(&t.args).map_err(|e| e.to_string())).collect();
+        let ids: Vec<Uuid> = jobs
+            .iter()
+            .filter_map(|j| match j {
+                Ok(Job::WebhookDelivery(d)) => Some(d.delivery_id),
+                Err(_) => None,
+            })
+            .collect();
+        let mut loaded: HashMap<Uuid, DeliveryToSend> = deliveries::load_for_send(&self.pool, &ids).await?;
+        Ok(tasks
+            .into_iter()
+            .zip(jobs)
+            .filter_map(|(task, job)| {
+                let task_id = task.task_id().cloned()?;
+                let delivery = match &job {
+                    Ok(Job::WebhookDelivery(d)) => loaded.remove(&d.delivery_id),
+                    Err(_) => None,
+                };
+                Some(Claimed { task_id, attempt: task.attempt() + 1, job, delivery })
+            })
+            .collect())
+    }
+
+    async fn execute(self, claimed: Claimed) -> Finished {
+        let Claimed { task_id, attempt, job, delivery } = claimed;
+        let result = match job {
+            Ok(Job::WebhookDelivery(job)) => webhook::handle(&self.webhook, &job, delivery).await.map_err(|e| format!("{e:#}")),
+            Err(e) => Err(format!("undecodable job: {e}")),
         };
-        let acks: Vec<Ack> = done.into_iter().map(|(ack, _)| ack).collect();
-        queue::ack(&self.pool, &self.context, &acks).await?;
-        Ok(report)
+        if let Err(e) = &result {
+            tracing::warn!(%task_id, attempt, error = %e, "job failed on our side; apalis will run it again");
+        }
+        Finished { task_id, attempt, result }
+    }
+
+    /// Write the effects of finished jobs and acknowledge them, atomically: a crash before commit re-runs them.
+    async fn flush(&self, finished: &[Finished]) -> anyhow::Result<()> {
+        if finished.is_empty() {
+            return Ok(());
+        }
+        let effects: Vec<&Effect> = finished.iter().filter_map(|f| f.result.as_ref().ok().map(|(_, e)| e)).collect();
+        let acks: Vec<Ack> = finished
+            .iter()
+            .map(|f| Ack { task_id: f.task_id.clone(), attempt: f.attempt, result: f.result.as_ref().map(|_| ()).map_err(Clone::clone) })
+            .collect();
+        let mut tx = self.pool.begin().await?;
+        effects::apply(&mut tx, &effects, &self.publish_topic).await?;
+        queue::ack(&mut tx, &self.context, &acks).await?;
+        tx.commit().await?;
+        for f in finished {
+            self.metrics.record_handled(f.result.as_ref().map(|(h, _)| h));
+        }
+        Ok(())
+    }
+
+    /// Claim one batch of due jobs, run them all, write and acknowledge them.
+    pub async fn run_once(&self) -> anyhow::Result<RunReport> {
+        let claimed = self.claim(self.apalis.batch_size).await?;
+        let mut running = JoinSet::new();
+        for c in claimed {
+            running.spawn(self.clone().execute(c));
+        }
+        let finished = running.join_all().await;
+        self.flush(&finished).await?;
+        let not_yet_due = finished.iter().filter(|f| matches!(f.result, Ok((Handled::NotYetDue, _)))).count();
+        Ok(RunReport { jobs: finished.len(), not_yet_due })
     }
 
     /// Run batches until nothing is due by this worker's clock. Returns how many jobs made progress.
@@ -95,50 +186,7 @@ impl Worker {
         }
     }
 
-    async fn execute(self, task: PgTask) -> (Ack, Option<Handled>) {
-        let Some(task_id) = task.task_id().cloned() else {
-            unreachable!("tasks fetched from Postgres always carry their id")
-        };
-        let attempt = task.attempt() + 1;
-        let handled = match Job::decode(&task.args) {
-            Ok(Job::WebhookDelivery(job)) => webhook::handle(&self.webhook, &job).await,
-            Err(e) => {
-                tracing::error!(%task_id, error = %e, "undecodable job left as Failed in apalis.jobs for inspection");
-                return (
-                    Ack {
-                        task_id,
-                        attempt: 25,
-                        result: Err(e.to_string()),
-                    },
-                    None,
-                );
-            }
-        };
-        self.metrics.record_handled(&handled);
-        match handled {
-            Ok(h) => (
-                Ack {
-                    task_id,
-                    attempt,
-                    result: Ok(()),
-                },
-                Some(h),
-            ),
-            Err(e) => {
-                tracing::warn!(%task_id, attempt, error = %format!("{e:#}"), "job hit an infrastructure error; apalis will run it again");
-                (
-                    Ack {
-                        task_id,
-                        attempt,
-                        result: Err(format!("{e:#}")),
-                    },
-                    None,
-                )
-            }
-        }
-    }
-
-    /// The worker loop: until `shutdown`, keep up to `concurrency` jobs running; then drain and acknowledge.
+    /// The worker loop: until `shutdown`, keep up to `concurrency` jobs running; then drain, write and acknowledge.
     pub async fn run(self, shutdown: CancellationToken) {
         let span = tracing::info_span!("worker", worker = %self.name());
         async move {
@@ -149,18 +197,20 @@ impl Worker {
                     return;
                 }
             }
-            let mut running: JoinSet<(Ack, Option<Handled>)> = JoinSet::new();
-            let mut unacked: Vec<Ack> = Vec::new();
+            let wake = Arc::new(tokio::sync::Notify::new());
+            tokio::spawn(listen_for_new_jobs(self.pool.clone(), wake.clone(), shutdown.clone()));
+            let mut running: JoinSet<Finished> = JoinSet::new();
+            let mut finished: Vec<Finished> = Vec::new();
             let mut next_heartbeat = Instant::now() + self.apalis.heartbeat_interval;
             let mut drain_retries = 0;
             loop {
                 while let Some(done) = running.try_join_next() {
-                    unacked.extend(done.ok().map(|(ack, _)| ack));
+                    finished.extend(done.ok());
                 }
-                if !unacked.is_empty() {
-                    match queue::ack(&self.pool, &self.context, &unacked).await {
-                        Ok(()) => unacked.clear(),
-                        Err(e) => tracing::warn!(error = %e, pending = unacked.len(), "cannot acknowledge jobs yet"),
+                if !finished.is_empty() {
+                    match self.flush(&finished).await {
+                        Ok(()) => finished.clear(),
+                        Err(e) => tracing::warn!(error = %format!("{e:#}"), pending = finished.len(), "cannot write finished jobs yet"),
                     }
                 }
                 if Instant::now() >= next_heartbeat {
@@ -172,8 +222,8 @@ impl Worker {
                     next_heartbeat = Instant::now() + self.apalis.heartbeat_interval;
                 }
                 if shutdown.is_cancelled() && running.is_empty() {
-                    // Unacknowledged jobs after shutdown are re-queued by orphan recovery once our heartbeat stops.
-                    if unacked.is_empty() || drain_retries >= 20 {
+                    // Jobs not written by now are re-queued by orphan recovery once our heartbeat stops.
+                    if finished.is_empty() || drain_retries >= 20 {
                         break;
                     }
                     drain_retries += 1;
@@ -183,16 +233,16 @@ impl Worker {
                 let wanted = self.concurrency.saturating_sub(running.len()).min(self.apalis.batch_size);
                 let mut queue_drained = true;
                 if wanted > 0 && !shutdown.is_cancelled() {
-                    match queue::fetch(&self.pool, &self.apalis.clone().batch_size(wanted), &self.context).await {
-                        Ok(tasks) => {
+                    match self.claim(wanted).await {
+                        Ok(claimed) => {
                             backoff.reset();
-                            queue_drained = tasks.len() < wanted;
-                            for task in tasks {
-                                running.spawn(self.clone().execute(task));
+                            queue_drained = claimed.len() < wanted;
+                            for c in claimed {
+                                running.spawn(self.clone().execute(c));
                             }
                         }
                         Err(e) => {
-                            tracing::warn!(error = %e, "cannot fetch jobs; backing off");
+                            tracing::warn!(error = %format!("{e:#}"), "cannot claim jobs; backing off");
                             let _ = backoff.wait(&shutdown).await;
                             continue;
                         }
@@ -200,10 +250,11 @@ impl Worker {
                 }
                 let slots_full = running.len() >= self.concurrency;
                 if queue_drained || slots_full {
-                    // Wait for a job to finish, the poll interval, or shutdown.
+                    // Wait for a job to finish, new work, the poll interval, a heartbeat, or shutdown.
                     tokio::select! {
-                        Some(done) = running.join_next(), if !running.is_empty() => unacked.extend(done.ok().map(|(ack, _)| ack)),
+                        Some(done) = running.join_next(), if !running.is_empty() => finished.extend(done.ok()),
                         _ = tokio::time::sleep(self.poll_interval), if !slots_full => {}
+                        _ = wake.notified(), if !slots_full => {}
                         _ = tokio::time::sleep_until(next_heartbeat.into()) => {}
                         _ = shutdown.cancelled(), if !shutdown.is_cancelled() => {}
                     }
@@ -216,13 +267,34 @@ impl Worker {
     }
 }
 
-/// What one `run_once` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RunReport {
-    /// Jobs claimed and run.
-    pub jobs: usize,
-    /// Of those, jobs that were early and re-queued for their due time.
-    pub not_yet_due: usize,
+/// Wake the worker when apalis' insert trigger announces a job due now (retries scheduled later are found by polling).
+async fn listen_for_new_jobs(pool: PgPool, wake: Arc<tokio::sync::Notify>, shutdown: CancellationToken) {
+    let mut backoff = Backoff::default();
+    while !shutdown.is_cancelled() {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot LISTEN yet; polling meanwhile");
+                let _ = backoff.wait(&shutdown).await;
+                continue;
+            }
+        };
+        if listener.listen("apalis::job::insert").await.is_err() {
+            let _ = backoff.wait(&shutdown).await;
+            continue;
+        }
+        backoff.reset();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                notification = listener.recv() => match notification {
+                    Ok(n) if n.payload().contains(jobs::job::QUEUE) => wake.notify_one(),
+                    Ok(_) => {}
+                    Err(_) => break,
+                },
+            }
+        }
+    }
 }
 
 /// Exponential backoff from 100 ms to 5 s for infrastructure errors.
@@ -234,8 +306,7 @@ pub struct Backoff {
 impl Backoff {
     /// Sleep for the next delay; `Err` if cancelled meanwhile.
     pub async fn wait(&mut self, cancel: &CancellationToken) -> Result<(), ()> {
-        let delay =
-            Duration::from_millis(100u64.saturating_mul(1 << self.failures.min(6)).min(5_000));
+        let delay = Duration::from_millis(100u64.saturating_mul(1 << self.failures.min(6)).min(5_000));
         self.failures += 1;
         tokio::select! {
             _ = tokio::time::sleep(delay) => Ok(()),

@@ -6,6 +6,7 @@ use serde_json::Value;
 use uuid::Uuid;
 use workflows::{AttemptOutcome, DeliveryStatus, OutcomeDecision};
 
+
 /// A delivery as the worker needs it to make an attempt.
 #[derive(Debug, Clone)]
 pub struct DeliveryToSend {
@@ -50,36 +51,10 @@ pub struct AttemptRecord {
     pub response_body: Option<String>,
     /// The state the delivery moves to.
     pub decision: OutcomeDecision,
-    /// Real time until the next attempt's task becomes due (scaled in tests), when there is one.
+    /// Real time until the next attempt's task becomes due (scaled by `time_scale`), when there is one.
     pub next_run_in: Option<std::time::Duration>,
     /// Worker name for the log.
     pub worker: String,
-}
-
-/// Delivery state in Postgres.
-#[async_trait]
-pub trait DeliveryStore: Send + Sync {
-    /// Load a delivery with its subscription, or `None` if it does not exist.
-    async fn load(&self, delivery_id: Uuid) -> anyhow::Result<Option<DeliveryToSend>>;
-    /// Record an attempt and move the delivery on (schedule the next task, write outbox events).
-    /// Returns false when the delivery moved on meanwhile (the record was not applied).
-    async fn record_attempt(&self, record: AttemptRecord) -> anyhow::Result<bool>;
-    /// Stop retrying: the subscription is no longer active.
-    async fn cancel(
-        &self,
-        delivery_id: Uuid,
-        dispatch_seq: i32,
-        reason: &str,
-    ) -> anyhow::Result<()>;
-    /// Queue the same attempt again later without counting it (not yet due, or a dependency of ours was unavailable).
-    /// `reason`, when given, is shown as the delivery's last error.
-    async fn defer(
-        &self,
-        delivery_id: Uuid,
-        dispatch_seq: i32,
-        run_in: std::time::Duration,
-        reason: Option<&str>,
-    ) -> anyhow::Result<()>;
 }
 
 /// An HTTP POST to a receiver.

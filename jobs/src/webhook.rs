@@ -1,6 +1,8 @@
-//! The webhook delivery job: make one attempt, record it, schedule the next or dead-letter.
+//! The webhook delivery job: decide what one job does, make the attempt, and return the effect as a value.
+//! The runner writes the effects of many jobs, and their acknowledgements, in one transaction.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tracing::{Instrument, info_span};
@@ -8,9 +10,7 @@ use uuid::Uuid;
 use workflows::{AttemptOutcome, DeliveryStatus, decide, signing};
 
 use crate::clock::Clock;
-use crate::ports::{
-    AttemptRecord, DeliveryStore, OutgoingRequest, SecretError, SigningSecrets, WebhookSender,
-};
+use crate::ports::{AttemptRecord, DeliveryToSend, OutgoingRequest, SecretError, SigningSecrets, WebhookSender};
 
 /// Make attempt number `dispatch_seq` of a delivery (stale if the delivery has moved on).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,22 +21,32 @@ pub struct DeliverWebhook {
     pub dispatch_seq: i32,
 }
 
-/// What handling a delivery job came to.
+/// What handling a delivery job came to (for metrics and tests).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Handled {
-    /// An attempt was made and recorded.
-    Attempted {
-        outcome: AttemptOutcome,
-        status: DeliveryStatus,
-    },
+    /// An attempt was made.
+    Attempted { outcome: AttemptOutcome, status: DeliveryStatus },
     /// The job no longer applies (delivered, re-triggered, or unknown): nothing was sent.
     Stale,
-    /// The subscription is inactive: retries stopped.
+    /// The subscription is inactive: retries stop.
     Cancelled,
-    /// The signing secret could not be read: the attempt was deferred without counting it.
+    /// The signing secret could not be read: the attempt is deferred without counting it.
     Deferred,
     /// The job ran before the delivery's `next_retry_at` (clock skew, whole-second queue precision): re-queued for then.
     NotYetDue,
+}
+
+/// The state change a job asks for, written by the runner.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// Nothing to write.
+    None,
+    /// Record an attempt and move the delivery on (next job, outbox event).
+    Record(Box<AttemptRecord>),
+    /// Stop retrying.
+    Cancel { delivery_id: Uuid, dispatch_seq: i32, reason: String },
+    /// Queue the same attempt again after `run_in`, without counting it; `reason` becomes the last error.
+    Defer { delivery_id: Uuid, dispatch_seq: i32, run_in: Duration, reason: Option<String> },
 }
 
 /// Jobs may run this much before `next_retry_at`: apalis stores `run_at` in whole seconds.
@@ -45,49 +55,46 @@ pub const DUE_TOLERANCE: chrono::Duration = chrono::Duration::seconds(1);
 /// Dependencies of the handler.
 #[derive(Clone)]
 pub struct WebhookDeps {
-    /// Delivery state.
-    pub store: Arc<dyn DeliveryStore>,
     /// HTTP.
     pub sender: Arc<dyn WebhookSender>,
     /// Signing secrets.
     pub secrets: Arc<dyn SigningSecrets>,
     /// Time.
     pub clock: Arc<dyn Clock>,
-    /// Multiplies real waits between attempts (1.0 in production; tests shrink it). Recorded times are unscaled.
+    /// Multiplies real waits between attempts (see `ScaledClock`).
     pub time_scale: f64,
     /// How long to wait before trying again when the secret store is unavailable.
-    pub secret_retry: std::time::Duration,
+    pub secret_retry: Duration,
     /// This worker's name, for the attempt log.
     pub worker: String,
 }
 
-/// Handle one delivery job. `Err` means our own infrastructure failed; the queue retries the job.
-pub async fn handle(deps: &WebhookDeps, job: &DeliverWebhook) -> anyhow::Result<Handled> {
+/// Handle one delivery job whose delivery was loaded as `delivery`. `Err` means our own infrastructure failed.
+pub async fn handle(deps: &WebhookDeps, job: &DeliverWebhook, delivery: Option<DeliveryToSend>) -> anyhow::Result<(Handled, Effect)> {
     let span = info_span!("webhook_delivery", delivery_id = %job.delivery_id, dispatch_seq = job.dispatch_seq, attempt = tracing::field::Empty);
     async move {
-        let Some(delivery) = deps.store.load(job.delivery_id).await? else {
-            return Ok(Handled::Stale);
-        };
+        let Some(delivery) = delivery else { return Ok((Handled::Stale, Effect::None)) };
         if delivery.dispatch_seq != job.dispatch_seq || !delivery.status.awaits_attempt() {
-            return Ok(Handled::Stale);
+            return Ok((Handled::Stale, Effect::None));
         }
+        let (delivery_id, dispatch_seq) = (delivery.delivery_id, delivery.dispatch_seq);
         let now = deps.clock.now();
         if let Some(due) = delivery.next_retry_at
             && due - DUE_TOLERANCE > now
         {
-            deps.store.defer(delivery.delivery_id, delivery.dispatch_seq, scale(due - now, deps.time_scale), None).await?;
-            return Ok(Handled::NotYetDue);
+            let run_in = scale(due - now, deps.time_scale);
+            return Ok((Handled::NotYetDue, Effect::Defer { delivery_id, dispatch_seq, run_in, reason: None }));
         }
         if !delivery.subscription_active {
-            deps.store.cancel(delivery.delivery_id, delivery.dispatch_seq, "subscription deactivated or deleted").await?;
-            return Ok(Handled::Cancelled);
+            let reason = "subscription deactivated or deleted".to_owned();
+            return Ok((Handled::Cancelled, Effect::Cancel { delivery_id, dispatch_seq, reason }));
         }
         let secret = match deps.secrets.signing_secret(delivery.subscription_id).await {
             Ok(secret) => secret,
             Err(SecretError::Unavailable(why)) => {
                 tracing::warn!(%why, "signing secret unavailable; deferring without counting an attempt");
-                deps.store.defer(delivery.delivery_id, delivery.dispatch_seq, deps.secret_retry, Some(&why)).await?;
-                return Ok(Handled::Deferred);
+                let effect = Effect::Defer { delivery_id, dispatch_seq, run_in: deps.secret_retry, reason: Some(why) };
+                return Ok((Handled::Deferred, effect));
             }
             Err(SecretError::NotFound) => anyhow::bail!("subscription {} has no signing secret", delivery.subscription_id),
         };
@@ -100,38 +107,32 @@ pub async fn handle(deps: &WebhookDeps, job: &DeliverWebhook) -> anyhow::Result<
         let finished_at = deps.clock.now().max(started_at);
         let decision = decide(attempt_number, &sent.outcome, finished_at);
         let next_run_in = decision.next_retry_at.map(|at| scale(at - finished_at, deps.time_scale));
-        let status = decision.status;
-        tracing::info!(status = status.as_str(), "attempt recorded");
-        deps.store
-            .record_attempt(AttemptRecord {
-                delivery,
-                attempt_number,
-                started_at,
-                finished_at,
-                outcome: sent.outcome.clone(),
-                response_body: sent.response_body,
-                decision,
-                next_run_in,
-                worker: deps.worker.clone(),
-            })
-            .await?;
-        Ok(Handled::Attempted { outcome: sent.outcome, status })
+        let handled = Handled::Attempted { outcome: sent.outcome.clone(), status: decision.status };
+        tracing::debug!(status = decision.status.as_str(), "attempt made");
+        let record = AttemptRecord {
+            delivery,
+            attempt_number,
+            started_at,
+            finished_at,
+            outcome: sent.outcome,
+            response_body: sent.response_body,
+            decision,
+            next_run_in,
+            worker: deps.worker.clone(),
+        };
+        Ok((handled, Effect::Record(Box::new(record))))
     }
     .instrument(span)
     .await
 }
 
-fn scale(delay: chrono::Duration, time_scale: f64) -> std::time::Duration {
+fn scale(delay: chrono::Duration, time_scale: f64) -> Duration {
     let ms = delay.num_milliseconds().max(0) as f64 * time_scale.max(0.0);
-    std::time::Duration::from_millis(ms as u64)
+    Duration::from_millis(ms as u64)
 }
 
 /// The signed POST for a delivery. The body is serialised once and those exact bytes are signed and sent.
-pub fn build_request(
-    delivery: &crate::ports::DeliveryToSend,
-    secret: &str,
-    unix_now: i64,
-) -> OutgoingRequest {
+pub fn build_request(delivery: &DeliveryToSend, secret: &str, unix_now: i64) -> OutgoingRequest {
     let body = serde_json::to_vec(&delivery.payload).unwrap_or_default();
     let id = delivery.delivery_id.to_string();
     let headers = vec![
@@ -139,20 +140,10 @@ pub fn build_request(
         ("user-agent".to_owned(), "ShopSTAR3-Webhooks/1.0".to_owned()),
         ("x-ss3-event".to_owned(), delivery.event_type.clone()),
         ("x-ss3-delivery".to_owned(), id.clone()),
-        (
-            "x-ss3-signature".to_owned(),
-            signing::ss3_signature(secret, &body),
-        ),
+        ("x-ss3-signature".to_owned(), signing::ss3_signature(secret, &body)),
         ("webhook-id".to_owned(), id.clone()),
         ("webhook-timestamp".to_owned(), unix_now.to_string()),
-        (
-            "webhook-signature".to_owned(),
-            signing::standard_signature(secret, &id, unix_now, &body),
-        ),
+        ("webhook-signature".to_owned(), signing::standard_signature(secret, &id, unix_now, &body)),
     ];
-    OutgoingRequest {
-        url: delivery.target_url.clone(),
-        headers,
-        body,
-    }
+    OutgoingRequest { url: delivery.target_url.clone(), headers, body }
 }

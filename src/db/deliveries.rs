@@ -2,26 +2,18 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use jobs::Job;
-use jobs::ports::{AttemptRecord, DeliveryStore, DeliveryToSend};
+use jobs::ports::DeliveryToSend;
 use jobs::webhook::DeliverWebhook;
 use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
-use workflows::{AttemptOutcome, DeliveryStatus};
+use workflows::DeliveryStatus;
 
-use super::{outbox, queue};
-
-/// Deliveries backed by Postgres; state changes, next jobs and outbox events commit together.
-#[derive(Clone)]
-pub struct PgDeliveryStore {
-    /// Pool.
-    pub pool: PgPool,
-    /// Topic for webhook.delivered / webhook.dead_lettered.
-    pub publish_topic: String,
-}
+use super::queue;
 
 #[derive(sqlx::FromRow)]
 struct SendRow {
@@ -38,9 +30,39 @@ struct SendRow {
     subscription_active: bool,
 }
 
-fn status(s: &str) -> anyhow::Result<DeliveryStatus> {
-    DeliveryStatus::parse(s)
-        .ok_or_else(|| anyhow::anyhow!("unknown delivery status {s:?} in the database"))
+/// Load the deliveries a batch of jobs refers to, with their subscriptions, in one query.
+pub async fn load_for_send(pool: &PgPool, ids: &[Uuid]) -> anyhow::Result<HashMap<Uuid, DeliveryToSend>> {
+    let rows: Vec<SendRow> = sqlx::query_as(
+        "SELECT d.delivery_id, d.subscription_id, d.store_id, d.event_type, d.event_payload, d.status,
+                d.attempt_number, d.next_retry_at, d.dispatch_seq, s.target_url,
+                (s.is_active AND s.deleted_at IS NULL) AS subscription_active
+         FROM webhook_deliveries d JOIN webhook_subscriptions s USING (subscription_id)
+         WHERE d.delivery_id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            let status = DeliveryStatus::parse(&r.status).ok_or_else(|| anyhow::anyhow!("unknown delivery status {:?} in the database", r.status))?;
+            Ok((
+                r.delivery_id,
+                DeliveryToSend {
+                    delivery_id: r.delivery_id,
+                    subscription_id: r.subscription_id,
+                    store_id: r.store_id,
+                    event_type: r.event_type,
+                    payload: r.event_payload,
+                    status,
+                    attempt_number: r.attempt_number.max(0) as u32,
+                    next_retry_at: r.next_retry_at,
+                    dispatch_seq: r.dispatch_seq,
+                    target_url: r.target_url,
+                    subscription_active: r.subscription_active,
+                },
+            ))
+        })
+        .collect()
 }
 
 /// The envelope of an event we publish, with `data` as the event's own fields.
@@ -52,184 +74,6 @@ pub fn published_event(event_type: &str, store_id: &str, data: Value) -> Value {
         "occurredAt": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "data": data,
     })
-}
-
-#[async_trait]
-impl DeliveryStore for PgDeliveryStore {
-    async fn load(&self, delivery_id: Uuid) -> anyhow::Result<Option<DeliveryToSend>> {
-        let row: Option<SendRow> = sqlx::query_as(
-            "SELECT d.delivery_id, d.subscription_id, d.store_id, d.event_type, d.event_payload, d.status,
-                    d.attempt_number, d.next_retry_at, d.dispatch_seq, s.target_url, (s.is_active AND s.deleted_at IS NULL) AS subscription_active
-             FROM webhook_deliveries d JOIN webhook_subscriptions s USING (subscription_id)
-             WHERE d.delivery_id = $1",
-        )
-        .bind(delivery_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(DeliveryToSend {
-                delivery_id: r.delivery_id,
-                subscription_id: r.subscription_id,
-                store_id: r.store_id,
-                event_type: r.event_type,
-                payload: r.event_payload,
-                status: status(&r.status)?,
-                attempt_number: r.attempt_number.max(0) as u32,
-                next_retry_at: r.next_retry_at,
-                dispatch_seq: r.dispatch_seq,
-                target_url: r.target_url,
-                subscription_active: r.subscription_active,
-            })
-        })
-        .transpose()
-    }
-
-    async fn record_attempt(&self, rec: AttemptRecord) -> anyhow::Result<bool> {
-        let d = &rec.delivery;
-        let (http_status, error, elapsed_ms, outcome) = match &rec.outcome {
-            AttemptOutcome::Delivered { status, elapsed_ms } => {
-                (Some(*status as i32), None, *elapsed_ms, "DELIVERED")
-            }
-            AttemptOutcome::Failed {
-                reason,
-                status,
-                elapsed_ms,
-                ..
-            } => (
-                status.map(i32::from),
-                Some(reason.to_string()),
-                *elapsed_ms,
-                "FAILED",
-            ),
-        };
-        let retry = rec.decision.next_retry_at.is_some();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO webhook_delivery_attempts
-               (delivery_id, dispatch_seq, attempt_number, outcome, started_at, finished_at, http_status, response_body, response_time_ms, error, worker)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-             ON CONFLICT (delivery_id, dispatch_seq) DO NOTHING",
-        )
-        .bind(d.delivery_id)
-        .bind(d.dispatch_seq)
-        .bind(rec.attempt_number as i32)
-        .bind(outcome)
-        .bind(rec.started_at)
-        .bind(rec.finished_at)
-        .bind(http_status)
-        .bind(&rec.response_body)
-        .bind(elapsed_ms.min(i32::MAX as i64) as i32)
-        .bind(&error)
-        .bind(&rec.worker)
-        .execute(&mut *tx)
-        .await?;
-        let updated = sqlx::query(
-            "UPDATE webhook_deliveries SET
-               status = $3, attempt_number = $4, next_retry_at = $5, delivered_at = COALESCE($6, delivered_at),
-               http_status = $7, response_body = $8, response_time_ms = $9, last_error = $10,
-               dispatch_seq = dispatch_seq + $11, updated_at = now()
-             WHERE delivery_id = $1 AND dispatch_seq = $2 AND status IN ('PENDING', 'FAILED')",
-        )
-        .bind(d.delivery_id)
-        .bind(d.dispatch_seq)
-        .bind(rec.decision.status.as_str())
-        .bind(rec.attempt_number as i32)
-        .bind(rec.decision.next_retry_at)
-        .bind(rec.decision.delivered_at)
-        .bind(http_status)
-        .bind(&rec.response_body)
-        .bind(elapsed_ms.min(i32::MAX as i64) as i32)
-        .bind(&error)
-        .bind(i32::from(retry))
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
-            // Re-triggered or cancelled while we were sending: the attempt is logged, the state is not ours to change.
-            tx.commit().await?;
-            return Ok(false);
-        }
-        if retry {
-            let next = Job::WebhookDelivery(DeliverWebhook {
-                delivery_id: d.delivery_id,
-                dispatch_seq: d.dispatch_seq + 1,
-            });
-            queue::push(&mut tx, vec![(next, rec.next_run_in.unwrap_or_default())]).await?;
-        }
-        match rec.decision.status {
-            DeliveryStatus::Delivered => {
-                let data = json!({"deliveryId": d.delivery_id, "subscriptionId": d.subscription_id, "storeId": d.store_id, "eventType": d.event_type});
-                let event = published_event("webhook.delivered", &d.store_id, data);
-                outbox::insert(
-                    &mut tx,
-                    &self.publish_topic,
-                    &d.delivery_id.to_string(),
-                    &event,
-                )
-                .await?;
-            }
-            DeliveryStatus::DeadLettered => {
-                let reason = error.unwrap_or_else(|| "all attempts failed".into());
-                let data = json!({"deliveryId": d.delivery_id, "subscriptionId": d.subscription_id, "storeId": d.store_id, "eventType": d.event_type, "reason": reason});
-                let event = published_event("webhook.dead_lettered", &d.store_id, data);
-                outbox::insert(
-                    &mut tx,
-                    &self.publish_topic,
-                    &d.delivery_id.to_string(),
-                    &event,
-                )
-                .await?;
-            }
-            _ => {}
-        }
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn cancel(
-        &self,
-        delivery_id: Uuid,
-        dispatch_seq: i32,
-        reason: &str,
-    ) -> anyhow::Result<()> {
-        sqlx::query(
-            "UPDATE webhook_deliveries SET status = 'CANCELLED', next_retry_at = NULL, last_error = $3, updated_at = now()
-             WHERE delivery_id = $1 AND dispatch_seq = $2 AND status IN ('PENDING', 'FAILED')",
-        )
-        .bind(delivery_id)
-        .bind(dispatch_seq)
-        .bind(reason)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn defer(
-        &self,
-        delivery_id: Uuid,
-        dispatch_seq: i32,
-        run_in: Duration,
-        reason: Option<&str>,
-    ) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
-        let moved = sqlx::query(
-            "UPDATE webhook_deliveries SET dispatch_seq = dispatch_seq + 1, last_error = COALESCE($3, last_error), updated_at = now()
-             WHERE delivery_id = $1 AND dispatch_seq = $2 AND status IN ('PENDING', 'FAILED')",
-        )
-        .bind(delivery_id)
-        .bind(dispatch_seq)
-        .bind(reason.map(|r| format!("deferred, no attempt counted: {r}")))
-        .execute(&mut *tx)
-        .await?;
-        if moved.rows_affected() == 1 {
-            let job = Job::WebhookDelivery(DeliverWebhook {
-                delivery_id,
-                dispatch_seq: dispatch_seq + 1,
-            });
-            queue::push(&mut tx, vec![(job, run_in)]).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
 }
 
 /// Stop the pending retries of a subscription (it was deactivated or deleted).

@@ -1,6 +1,7 @@
 //! Postgres: the pool, migrations, and one repository module per table family. All SQL lives under here.
 
 pub mod deliveries;
+pub mod effects;
 pub mod errors;
 pub mod events;
 pub mod outbox;

@@ -122,9 +122,9 @@ pub struct Ack {
     pub result: Result<(), String>,
 }
 
-/// Report finished jobs to apalis in one statement.
+/// Report finished jobs to apalis in one statement, in the caller's transaction.
 pub async fn ack(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     worker: &WorkerContext,
     acks: &[Ack],
 ) -> Result<(), apalis_postgres::Error> {
@@ -145,8 +145,7 @@ pub async fn ack(
         })
         .collect();
     let refs: Vec<&queries::ResultPayload> = results.iter().collect();
-    let mut conn = pool.acquire().await?;
-    queries::handle_results(&mut *conn, &refs, worker.name()).await?;
+    queries::handle_results(conn, &refs, worker.name()).await?;
     Ok(())
 }
 

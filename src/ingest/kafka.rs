@@ -25,6 +25,7 @@ pub fn consumer(config: &KafkaConfig) -> anyhow::Result<StreamConsumer> {
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("session.timeout.ms", "10000")
+        .set("fetch.wait.max.ms", config.fetch_wait_ms.to_string())
         // Pick up topics created after start-up that match the regex.
         .set("topic.metadata.refresh.interval.ms", "10000")
         .create()?;
