@@ -54,7 +54,10 @@ struct ReceiverState {
 #[handler]
 async fn receive(req: &poem::Request, body: Vec<u8>, state: Data<&ReceiverState>) -> &'static str {
     let now = state.base.elapsed().as_micros() as u64;
-    let sent = serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| v["data"]["sentAtUs"].as_u64()).unwrap_or(now);
+    let sent = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["data"]["sentAtUs"].as_u64())
+        .unwrap_or(now);
     let id = req.header("x-ss3-delivery").unwrap_or_default().to_owned();
     let mut seen = state.seen.lock().unwrap_or_else(|p| p.into_inner());
     if seen.deliveries.insert(id) {
@@ -95,23 +98,38 @@ impl Scenario {
     /// A fresh database on the configured server, dropped at the end.
     async fn new(base: &Config) -> anyhow::Result<Self> {
         let url = base.database_url.expose();
-        let (server, _) = url.rsplit_once('/').ok_or_else(|| anyhow::anyhow!("database_url has no database name"))?;
+        let (server, _) = url
+            .rsplit_once('/')
+            .ok_or_else(|| anyhow::anyhow!("database_url has no database name"))?;
         let admin = PgPool::connect(&format!("{server}/postgres")).await?;
         let db_name = format!("ss3_bench_{}", Uuid::new_v4().simple());
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}"))).execute(&admin).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}")))
+            .execute(&admin)
+            .await?;
         let mut config = base.clone();
         config.database_url = Secret::new(format!("{server}/{db_name}"));
-        Ok(Self { config, db_name, admin })
+        Ok(Self {
+            config,
+            db_name,
+            admin,
+        })
     }
 
     async fn drop_db(self) {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name))).execute(&self.admin).await;
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.db_name
+        )))
+        .execute(&self.admin)
+        .await;
     }
 }
 
 /// Run every scenario and print a table.
 pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
-    println!("| ingest | fan-out | mode | events | deliveries | duplicates | deliveries/s | p50 ms | p95 ms | p99 ms |");
+    println!(
+        "| ingest | fan-out | mode | events | deliveries | duplicates | deliveries/s | p50 ms | p95 ms | p99 ms |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for via in &args.via {
         if via == "kafka" && !config.kafka.enabled() {
@@ -120,7 +138,13 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
         }
         for &fanout in &args.fanout {
             scenario(&config, via, fanout, Load::Burst(args.events)).await?;
-            scenario(&config, via, fanout, Load::Rate(args.rate, Duration::from_secs(args.latency_secs))).await?;
+            scenario(
+                &config,
+                via,
+                fanout,
+                Load::Rate(args.rate, Duration::from_secs(args.latency_secs)),
+            )
+            .await?;
         }
     }
     Ok(())
@@ -141,17 +165,39 @@ async fn scenario(base: &Config, via: &str, fanout: usize, load: Load) -> anyhow
     config.kafka.group_id = format!("bench-{}", Uuid::new_v4());
     config.admin_token = Secret::new("bench-token");
     if via == "kafka" {
-        crate::ingest::kafka::create_topics(&config.kafka.brokers, &[topic.clone()], config.kafka.create_partitions).await?;
+        crate::ingest::kafka::create_topics(
+            &config.kafka.brokers,
+            std::slice::from_ref(&topic),
+            config.kafka.create_partitions,
+        )
+        .await?;
     } else {
         config.kafka.brokers = String::new();
     }
     let app = Arc::new(Application::build(config.clone(), Arc::new(jobs::SystemClock)).await?);
-    let state = ReceiverState { base: Instant::now(), seen: Arc::default() };
+    let state = ReceiverState {
+        base: Instant::now(),
+        seen: Arc::default(),
+    };
     let target = start_receiver(state.clone()).await?;
     for n in 0..fanout {
         let mut tx = app.state().pool.begin().await?;
-        let row = subscriptions::insert(&mut tx, "bench", &format!("bench-{n}"), &target, &["*".to_owned()], true).await?;
-        app.state().secrets.put(&webhook_secret_path(row.subscription_id), &crate::secrets::new_signing_secret()).await?;
+        let row = subscriptions::insert(
+            &mut tx,
+            "bench",
+            &format!("bench-{n}"),
+            &target,
+            &["*".to_owned()],
+            true,
+        )
+        .await?;
+        app.state()
+            .secrets
+            .put(
+                &webhook_secret_path(row.subscription_id),
+                &crate::secrets::new_signing_secret(),
+            )
+            .await?;
         tx.commit().await?;
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -168,7 +214,12 @@ async fn scenario(base: &Config, via: &str, fanout: usize, load: Load) -> anyhow
         .to_string()
     };
     let producer: Option<rdkafka::producer::FutureProducer> = if via == "kafka" {
-        Some(rdkafka::ClientConfig::new().set("bootstrap.servers", &config.kafka.brokers).set("linger.ms", "1").create()?)
+        Some(
+            rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", &config.kafka.brokers)
+                .set("linger.ms", "1")
+                .create()?,
+        )
     } else {
         None
     };
@@ -181,11 +232,21 @@ async fn scenario(base: &Config, via: &str, fanout: usize, load: Load) -> anyhow
         async move {
             match producer {
                 Some(p) => {
-                    let record = rdkafka::producer::FutureRecord::<str, str>::to(&topic).payload(&body);
-                    p.send(record, Duration::from_secs(10)).await.map(|_| ()).map_err(|(e, _)| anyhow::anyhow!(e))
+                    let record =
+                        rdkafka::producer::FutureRecord::<str, str>::to(&topic).payload(&body);
+                    p.send(record, Duration::from_secs(10))
+                        .await
+                        .map(|_| ())
+                        .map_err(|(e, _)| anyhow::anyhow!(e))
                 }
                 None => {
-                    let r = http.post(format!("{api}/events")).bearer_auth("bench-token").header("content-type", "application/json").body(body).send().await?;
+                    let r = http
+                        .post(format!("{api}/events"))
+                        .bearer_auth("bench-token")
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await?;
                     anyhow::ensure!(r.status().is_success(), "POST /events: {}", r.status());
                     Ok(())
                 }
@@ -196,7 +257,11 @@ async fn scenario(base: &Config, via: &str, fanout: usize, load: Load) -> anyhow
     let started = Instant::now();
     let (mode, events) = match load {
         Load::Burst(n) => {
-            let results: Vec<anyhow::Result<()>> = futures::stream::iter((0..n).map(|_| send(event(state.base)))).buffer_unordered(64).collect().await;
+            let results: Vec<anyhow::Result<()>> =
+                futures::stream::iter((0..n).map(|_| send(event(state.base))))
+                    .buffer_unordered(64)
+                    .collect()
+                    .await;
             results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
             ("burst".to_owned(), n)
         }
@@ -219,7 +284,15 @@ async fn scenario(base: &Config, via: &str, fanout: usize, load: Load) -> anyhow
     };
     let expected = events * fanout;
     let deadline = Instant::now() + Duration::from_secs(300);
-    while state.seen.lock().unwrap_or_else(|p| p.into_inner()).deliveries.len() < expected && Instant::now() < deadline {
+    while state
+        .seen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .deliveries
+        .len()
+        < expected
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let elapsed = started.elapsed().as_secs_f64();

@@ -133,6 +133,10 @@ pub struct WorkerConfig {
     pub secret_retry_secs: u64,
     /// Outbox relay poll interval.
     pub outbox_poll_ms: u64,
+    /// How often finished jobs are swept from apalis.jobs.
+    pub sweep_interval_secs: u64,
+    /// How long acknowledged jobs stay in apalis.jobs.
+    pub job_retention_secs: u64,
 }
 
 /// `[secrets]`.

@@ -181,8 +181,16 @@ impl Application {
             concurrency: w.concurrency,
             poll_interval: Duration::from_millis(w.poll_interval_ms),
             publish_topic: self.config.kafka.publish_topic.clone(),
+            sweep_every: Duration::from_secs(w.sweep_interval_secs),
+            job_retention: Duration::from_secs(w.job_retention_secs),
         };
-        Worker::new(self.state.pool.clone(), name, deps, settings, self.state.metrics.clone())
+        Worker::new(
+            self.state.pool.clone(),
+            name,
+            deps,
+            settings,
+            self.state.metrics.clone(),
+        )
     }
 
     /// Bind the configured listen address.
@@ -216,7 +224,12 @@ impl Application {
             tracker.spawn(self.worker(&name).run(shutdown.clone()));
             if self.config.kafka.enabled() {
                 let k = &self.config.kafka;
-                kafka::create_topics(&k.brokers, std::slice::from_ref(&k.publish_topic), k.create_partitions).await?;
+                kafka::create_topics(
+                    &k.brokers,
+                    std::slice::from_ref(&k.publish_topic),
+                    k.create_partitions,
+                )
+                .await?;
                 let relay = Relay::new(
                     self.state.pool.clone(),
                     &self.config.kafka.brokers,

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use apalis_core::task::task_id::TaskId;
 use apalis_core::worker::context::WorkerContext;
@@ -34,6 +34,8 @@ pub struct Worker {
     concurrency: usize,
     poll_interval: Duration,
     publish_topic: String,
+    sweep_every: Duration,
+    job_retention: Duration,
     metrics: Arc<Metrics>,
 }
 
@@ -72,11 +74,21 @@ pub struct WorkerSettings {
     pub poll_interval: Duration,
     /// Topic for webhook.delivered / webhook.dead_lettered.
     pub publish_topic: String,
+    /// How often finished jobs are swept.
+    pub sweep_every: Duration,
+    /// How long acknowledged jobs stay in apalis.jobs.
+    pub job_retention: Duration,
 }
 
 impl Worker {
     /// A worker named `name` (must be unique per process).
-    pub fn new(pool: PgPool, name: &str, webhook: WebhookDeps, settings: WorkerSettings, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        pool: PgPool,
+        name: &str,
+        webhook: WebhookDeps,
+        settings: WorkerSettings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             pool,
             apalis: settings.apalis,
@@ -85,6 +97,8 @@ impl Worker {
             concurrency: settings.concurrency,
             poll_interval: settings.poll_interval,
             publish_topic: settings.publish_topic,
+            sweep_every: settings.sweep_every,
+            job_retention: settings.job_retention,
             metrics,
         }
     }
@@ -102,11 +116,19 @@ impl Worker {
 
     /// Claim up to `limit` due jobs and load their deliveries in one query.
     async fn claim(&self, limit: usize) -> anyhow::Result<Vec<Claimed>> {
-        let tasks: Vec<PgTask> = queue::fetch(&self.pool, &self.apalis.clone().batch_size(limit.max(1)), &self.context).await?;
+        let tasks: Vec<PgTask> = queue::fetch(
+            &self.pool,
+            &self.apalis.clone().batch_size(limit.max(1)),
+            &self.context,
+        )
+        .await?;
         if tasks.is_empty() {
             return Ok(Vec::new());
         }
-        let jobs: Vec<Result<Job, String>> = tasks.iter().map(|t| Job::decode(&t.args).map_err(|e| e.to_string())).collect();
+        let jobs: Vec<Result<Job, String>> = tasks
+            .iter()
+            .map(|t| Job::decode(&t.args).map_err(|e| e.to_string()))
+            .collect();
         let ids: Vec<Uuid> = jobs
             .iter()
             .filter_map(|j| match j {
@@ -114,7 +136,8 @@ impl Worker {
                 Err(_) => None,
             })
             .collect();
-        let mut loaded: HashMap<Uuid, DeliveryToSend> = deliveries::load_for_send(&self.pool, &ids).await?;
+        let mut loaded: HashMap<Uuid, DeliveryToSend> =
+            deliveries::load_for_send(&self.pool, &ids).await?;
         Ok(tasks
             .into_iter()
             .zip(jobs)
@@ -124,21 +147,37 @@ impl Worker {
                     Ok(Job::WebhookDelivery(d)) => loaded.remove(&d.delivery_id),
                     Err(_) => None,
                 };
-                Some(Claimed { task_id, attempt: task.attempt() + 1, job, delivery })
+                Some(Claimed {
+                    task_id,
+                    attempt: task.attempt() + 1,
+                    job,
+                    delivery,
+                })
             })
             .collect())
     }
 
     async fn execute(self, claimed: Claimed) -> Finished {
-        let Claimed { task_id, attempt, job, delivery } = claimed;
+        let Claimed {
+            task_id,
+            attempt,
+            job,
+            delivery,
+        } = claimed;
         let result = match job {
-            Ok(Job::WebhookDelivery(job)) => webhook::handle(&self.webhook, &job, delivery).await.map_err(|e| format!("{e:#}")),
+            Ok(Job::WebhookDelivery(job)) => webhook::handle(&self.webhook, &job, delivery)
+                .await
+                .map_err(|e| format!("{e:#}")),
             Err(e) => Err(format!("undecodable job: {e}")),
         };
         if let Err(e) = &result {
             tracing::warn!(%task_id, attempt, error = %e, "job failed on our side; apalis will run it again");
         }
-        Finished { task_id, attempt, result }
+        Finished {
+            task_id,
+            attempt,
+            result,
+        }
     }
 
     /// Write the effects of finished jobs and acknowledge them, atomically: a crash before commit re-runs them.
@@ -146,17 +185,25 @@ impl Worker {
         if finished.is_empty() {
             return Ok(());
         }
-        let effects: Vec<&Effect> = finished.iter().filter_map(|f| f.result.as_ref().ok().map(|(_, e)| e)).collect();
+        let effects: Vec<&Effect> = finished
+            .iter()
+            .filter_map(|f| f.result.as_ref().ok().map(|(_, e)| e))
+            .collect();
         let acks: Vec<Ack> = finished
             .iter()
-            .map(|f| Ack { task_id: f.task_id.clone(), attempt: f.attempt, result: f.result.as_ref().map(|_| ()).map_err(Clone::clone) })
+            .map(|f| Ack {
+                task_id: f.task_id.clone(),
+                attempt: f.attempt,
+                result: f.result.as_ref().map(|_| ()).map_err(Clone::clone),
+            })
             .collect();
         let mut tx = self.pool.begin().await?;
         effects::apply(&mut tx, &effects, &self.publish_topic).await?;
         queue::ack(&mut tx, &self.context, &acks).await?;
         tx.commit().await?;
         for f in finished {
-            self.metrics.record_handled(f.result.as_ref().map(|(h, _)| h));
+            self.metrics
+                .record_handled(f.result.as_ref().map(|(h, _)| h));
         }
         Ok(())
     }
@@ -170,8 +217,14 @@ impl Worker {
         }
         let finished = running.join_all().await;
         self.flush(&finished).await?;
-        let not_yet_due = finished.iter().filter(|f| matches!(f.result, Ok((Handled::NotYetDue, _)))).count();
-        Ok(RunReport { jobs: finished.len(), not_yet_due })
+        let not_yet_due = finished
+            .iter()
+            .filter(|f| matches!(f.result, Ok((Handled::NotYetDue, _))))
+            .count();
+        Ok(RunReport {
+            jobs: finished.len(),
+            not_yet_due,
+        })
     }
 
     /// Run batches until nothing is due by this worker's clock. Returns how many jobs made progress.
@@ -187,6 +240,10 @@ impl Worker {
     }
 
     /// The worker loop: until `shutdown`, keep up to `concurrency` jobs running; then drain, write and acknowledge.
+    ///
+    /// Three parts run at once so none waits on another: the claimer fetches due jobs in batches whenever at least
+    /// half a batch of slots is free; each job runs in its own task and hands its result to the writer; the writer
+    /// writes whatever has finished, and acknowledges it, in one transaction per flush.
     pub async fn run(self, shutdown: CancellationToken) {
         let span = tracing::info_span!("worker", worker = %self.name());
         async move {
@@ -198,77 +255,150 @@ impl Worker {
                 }
             }
             let wake = Arc::new(tokio::sync::Notify::new());
-            tokio::spawn(listen_for_new_jobs(self.pool.clone(), wake.clone(), shutdown.clone()));
-            let mut running: JoinSet<Finished> = JoinSet::new();
-            let mut finished: Vec<Finished> = Vec::new();
-            let mut next_heartbeat = Instant::now() + self.apalis.heartbeat_interval;
-            let mut drain_retries = 0;
-            loop {
-                while let Some(done) = running.try_join_next() {
-                    finished.extend(done.ok());
-                }
-                if !finished.is_empty() {
-                    match self.flush(&finished).await {
-                        Ok(()) => finished.clear(),
-                        Err(e) => tracing::warn!(error = %format!("{e:#}"), pending = finished.len(), "cannot write finished jobs yet"),
+            tokio::spawn(listen_for_new_jobs(
+                self.pool.clone(),
+                wake.clone(),
+                shutdown.clone(),
+            ));
+            let slots = Arc::new(tokio::sync::Semaphore::new(self.concurrency));
+            let (to_writer, from_jobs) =
+                tokio::sync::mpsc::channel::<Finished>(self.concurrency * 4);
+            let writer = tokio::spawn(self.clone().write_finished(from_jobs));
+            let heartbeat = tokio::spawn(self.clone().heartbeat(shutdown.clone()));
+            let sweeper = tokio::spawn(self.clone().sweep(
+                self.sweep_every,
+                self.job_retention,
+                shutdown.clone(),
+            ));
+            let claim_at_least = (self.apalis.batch_size / 2).clamp(1, self.concurrency);
+            while !shutdown.is_cancelled() {
+                let free = slots.available_permits();
+                if free < claim_at_least {
+                    tokio::select! {
+                        _ = wait_for_permits(&slots, claim_at_least) => {}
+                        _ = shutdown.cancelled() => break,
                     }
-                }
-                if Instant::now() >= next_heartbeat {
-                    match queue::heartbeat(&self.pool, &self.apalis, &self.context).await {
-                        Ok(0) => {}
-                        Ok(requeued) => tracing::info!(requeued, "re-queued jobs of dead workers"),
-                        Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
-                    }
-                    next_heartbeat = Instant::now() + self.apalis.heartbeat_interval;
-                }
-                if shutdown.is_cancelled() && running.is_empty() {
-                    // Jobs not written by now are re-queued by orphan recovery once our heartbeat stops.
-                    if finished.is_empty() || drain_retries >= 20 {
-                        break;
-                    }
-                    drain_retries += 1;
-                    tokio::time::sleep(Duration::from_millis(250)).await;
                     continue;
                 }
-                let wanted = self.concurrency.saturating_sub(running.len()).min(self.apalis.batch_size);
-                let mut queue_drained = true;
-                if wanted > 0 && !shutdown.is_cancelled() {
-                    match self.claim(wanted).await {
-                        Ok(claimed) => {
-                            backoff.reset();
-                            queue_drained = claimed.len() < wanted;
-                            for c in claimed {
-                                running.spawn(self.clone().execute(c));
+                let wanted = free.min(self.apalis.batch_size);
+                match self.claim(wanted).await {
+                    Ok(claimed) => {
+                        backoff.reset();
+                        let drained = claimed.len() < wanted;
+                        for c in claimed {
+                            let Ok(permit) = slots.clone().acquire_owned().await else {
+                                break;
+                            };
+                            let (job, tx) = (self.clone(), to_writer.clone());
+                            tokio::spawn(async move {
+                                let _ = tx.send(job.execute(c).await).await;
+                                drop(permit);
+                            });
+                        }
+                        if drained {
+                            tokio::select! {
+                                _ = tokio::time::sleep(self.poll_interval) => {}
+                                _ = wake.notified() => {}
+                                _ = shutdown.cancelled() => {}
                             }
                         }
-                        Err(e) => {
-                            tracing::warn!(error = %format!("{e:#}"), "cannot claim jobs; backing off");
-                            let _ = backoff.wait(&shutdown).await;
-                            continue;
-                        }
                     }
-                }
-                let slots_full = running.len() >= self.concurrency;
-                if queue_drained || slots_full {
-                    // Wait for a job to finish, new work, the poll interval, a heartbeat, or shutdown.
-                    tokio::select! {
-                        Some(done) = running.join_next(), if !running.is_empty() => finished.extend(done.ok()),
-                        _ = tokio::time::sleep(self.poll_interval), if !slots_full => {}
-                        _ = wake.notified(), if !slots_full => {}
-                        _ = tokio::time::sleep_until(next_heartbeat.into()) => {}
-                        _ = shutdown.cancelled(), if !shutdown.is_cancelled() => {}
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "cannot claim jobs; backing off");
+                        let _ = backoff.wait(&shutdown).await;
                     }
                 }
             }
+            // Drain: every running job finishes and hands its result to the writer, which writes it and stops.
+            let _ = slots.acquire_many(self.concurrency as u32).await;
+            drop(to_writer);
+            let _ = writer.await;
+            heartbeat.abort();
+            sweeper.abort();
             tracing::info!("worker drained and stopped");
         }
         .instrument(span)
         .await
     }
+
+    /// Write finished jobs as they come, batching whatever has arrived; retry a failed write until it succeeds.
+    async fn write_finished(self, mut from_jobs: tokio::sync::mpsc::Receiver<Finished>) {
+        let mut pending: Vec<Finished> = Vec::new();
+        let mut backoff = Backoff::default();
+        let never = CancellationToken::new();
+        loop {
+            if pending.is_empty() {
+                match from_jobs.recv().await {
+                    Some(f) => pending.push(f),
+                    None => return,
+                }
+            }
+            while pending.len() < 1000 {
+                match from_jobs.try_recv() {
+                    Ok(f) => pending.push(f),
+                    Err(_) => break,
+                }
+            }
+            match self.flush(&pending).await {
+                Ok(()) => {
+                    pending.clear();
+                    backoff.reset();
+                }
+                Err(e) => {
+                    // Unacknowledged jobs stay locked by us; nothing is lost, they are written once Postgres answers.
+                    tracing::warn!(error = %format!("{e:#}"), pending = pending.len(), "cannot write finished jobs yet");
+                    let _ = backoff.wait(&never).await;
+                }
+            }
+        }
+    }
+
+    /// Beat every heartbeat interval and re-queue the jobs of workers that stopped beating.
+    async fn heartbeat(self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(self.apalis.heartbeat_interval);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.cancelled() => return,
+            }
+            match queue::heartbeat(&self.pool, &self.apalis, &self.context).await {
+                Ok(0) => {}
+                Ok(requeued) => tracing::info!(requeued, "re-queued jobs of dead workers"),
+                Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+            }
+        }
+    }
+
+    /// Every `every`, delete acknowledged jobs older than `retention` and refresh statistics.
+    async fn sweep(self, every: Duration, retention: Duration, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            match queue::sweep_finished(&self.pool, retention).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::debug!(deleted, "swept finished jobs"),
+                Err(e) => tracing::warn!(error = %e, "sweeping finished jobs failed"),
+            }
+        }
+    }
+}
+
+/// Resolves once `n` permits are free (without taking them).
+async fn wait_for_permits(slots: &tokio::sync::Semaphore, n: usize) {
+    if let Ok(permits) = slots.acquire_many(n as u32).await {
+        drop(permits);
+    }
 }
 
 /// Wake the worker when apalis' insert trigger announces a job due now (retries scheduled later are found by polling).
-async fn listen_for_new_jobs(pool: PgPool, wake: Arc<tokio::sync::Notify>, shutdown: CancellationToken) {
+async fn listen_for_new_jobs(
+    pool: PgPool,
+    wake: Arc<tokio::sync::Notify>,
+    shutdown: CancellationToken,
+) {
     let mut backoff = Backoff::default();
     while !shutdown.is_cancelled() {
         let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
@@ -306,7 +436,8 @@ pub struct Backoff {
 impl Backoff {
     /// Sleep for the next delay; `Err` if cancelled meanwhile.
     pub async fn wait(&mut self, cancel: &CancellationToken) -> Result<(), ()> {
-        let delay = Duration::from_millis(100u64.saturating_mul(1 << self.failures.min(6)).min(5_000));
+        let delay =
+            Duration::from_millis(100u64.saturating_mul(1 << self.failures.min(6)).min(5_000));
         self.failures += 1;
         tokio::select! {
             _ = tokio::time::sleep(delay) => Ok(()),

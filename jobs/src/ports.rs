@@ -6,7 +6,6 @@ use serde_json::Value;
 use uuid::Uuid;
 use workflows::{AttemptOutcome, DeliveryStatus, OutcomeDecision};
 
-
 /// A delivery as the worker needs it to make an attempt.
 #[derive(Debug, Clone)]
 pub struct DeliveryToSend {

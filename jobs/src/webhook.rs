@@ -10,7 +10,9 @@ use uuid::Uuid;
 use workflows::{AttemptOutcome, DeliveryStatus, decide, signing};
 
 use crate::clock::Clock;
-use crate::ports::{AttemptRecord, DeliveryToSend, OutgoingRequest, SecretError, SigningSecrets, WebhookSender};
+use crate::ports::{
+    AttemptRecord, DeliveryToSend, OutgoingRequest, SecretError, SigningSecrets, WebhookSender,
+};
 
 /// Make attempt number `dispatch_seq` of a delivery (stale if the delivery has moved on).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,7 +27,10 @@ pub struct DeliverWebhook {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Handled {
     /// An attempt was made.
-    Attempted { outcome: AttemptOutcome, status: DeliveryStatus },
+    Attempted {
+        outcome: AttemptOutcome,
+        status: DeliveryStatus,
+    },
     /// The job no longer applies (delivered, re-triggered, or unknown): nothing was sent.
     Stale,
     /// The subscription is inactive: retries stop.
@@ -44,9 +49,18 @@ pub enum Effect {
     /// Record an attempt and move the delivery on (next job, outbox event).
     Record(Box<AttemptRecord>),
     /// Stop retrying.
-    Cancel { delivery_id: Uuid, dispatch_seq: i32, reason: String },
+    Cancel {
+        delivery_id: Uuid,
+        dispatch_seq: i32,
+        reason: String,
+    },
     /// Queue the same attempt again after `run_in`, without counting it; `reason` becomes the last error.
-    Defer { delivery_id: Uuid, dispatch_seq: i32, run_in: Duration, reason: Option<String> },
+    Defer {
+        delivery_id: Uuid,
+        dispatch_seq: i32,
+        run_in: Duration,
+        reason: Option<String>,
+    },
 }
 
 /// Jobs may run this much before `next_retry_at`: apalis stores `run_at` in whole seconds.
@@ -70,7 +84,11 @@ pub struct WebhookDeps {
 }
 
 /// Handle one delivery job whose delivery was loaded as `delivery`. `Err` means our own infrastructure failed.
-pub async fn handle(deps: &WebhookDeps, job: &DeliverWebhook, delivery: Option<DeliveryToSend>) -> anyhow::Result<(Handled, Effect)> {
+pub async fn handle(
+    deps: &WebhookDeps,
+    job: &DeliverWebhook,
+    delivery: Option<DeliveryToSend>,
+) -> anyhow::Result<(Handled, Effect)> {
     let span = info_span!("webhook_delivery", delivery_id = %job.delivery_id, dispatch_seq = job.dispatch_seq, attempt = tracing::field::Empty);
     async move {
         let Some(delivery) = delivery else { return Ok((Handled::Stale, Effect::None)) };
@@ -140,10 +158,20 @@ pub fn build_request(delivery: &DeliveryToSend, secret: &str, unix_now: i64) -> 
         ("user-agent".to_owned(), "ShopSTAR3-Webhooks/1.0".to_owned()),
         ("x-ss3-event".to_owned(), delivery.event_type.clone()),
         ("x-ss3-delivery".to_owned(), id.clone()),
-        ("x-ss3-signature".to_owned(), signing::ss3_signature(secret, &body)),
+        (
+            "x-ss3-signature".to_owned(),
+            signing::ss3_signature(secret, &body),
+        ),
         ("webhook-id".to_owned(), id.clone()),
         ("webhook-timestamp".to_owned(), unix_now.to_string()),
-        ("webhook-signature".to_owned(), signing::standard_signature(secret, &id, unix_now, &body)),
+        (
+            "webhook-signature".to_owned(),
+            signing::standard_signature(secret, &id, unix_now, &body),
+        ),
     ];
-    OutgoingRequest { url: delivery.target_url.clone(), headers, body }
+    OutgoingRequest {
+        url: delivery.target_url.clone(),
+        headers,
+        body,
+    }
 }

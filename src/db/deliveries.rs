@@ -31,7 +31,10 @@ struct SendRow {
 }
 
 /// Load the deliveries a batch of jobs refers to, with their subscriptions, in one query.
-pub async fn load_for_send(pool: &PgPool, ids: &[Uuid]) -> anyhow::Result<HashMap<Uuid, DeliveryToSend>> {
+pub async fn load_for_send(
+    pool: &PgPool,
+    ids: &[Uuid],
+) -> anyhow::Result<HashMap<Uuid, DeliveryToSend>> {
     let rows: Vec<SendRow> = sqlx::query_as(
         "SELECT d.delivery_id, d.subscription_id, d.store_id, d.event_type, d.event_payload, d.status,
                 d.attempt_number, d.next_retry_at, d.dispatch_seq, s.target_url,
@@ -44,7 +47,9 @@ pub async fn load_for_send(pool: &PgPool, ids: &[Uuid]) -> anyhow::Result<HashMa
     .await?;
     rows.into_iter()
         .map(|r| {
-            let status = DeliveryStatus::parse(&r.status).ok_or_else(|| anyhow::anyhow!("unknown delivery status {:?} in the database", r.status))?;
+            let status = DeliveryStatus::parse(&r.status).ok_or_else(|| {
+                anyhow::anyhow!("unknown delivery status {:?} in the database", r.status)
+            })?;
             Ok((
                 r.delivery_id,
                 DeliveryToSend {

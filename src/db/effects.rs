@@ -14,8 +14,21 @@ use super::deliveries::published_event;
 use super::queue;
 
 /// Apply `effects`; the conditional updates skip deliveries that moved on meanwhile (re-triggered, cancelled).
-pub async fn apply(conn: &mut PgConnection, effects: &[&Effect], publish_topic: &str) -> anyhow::Result<()> {
-    let records: Vec<_> = effects.iter().filter_map(|e| if let Effect::Record(r) = e { Some(r.as_ref()) } else { None }).collect();
+pub async fn apply(
+    conn: &mut PgConnection,
+    effects: &[&Effect],
+    publish_topic: &str,
+) -> anyhow::Result<()> {
+    let records: Vec<_> = effects
+        .iter()
+        .filter_map(|e| {
+            if let Effect::Record(r) = e {
+                Some(r.as_ref())
+            } else {
+                None
+            }
+        })
+        .collect();
     let mut next_jobs: Vec<(Job, Duration)> = Vec::new();
     let mut outbox: Vec<(String, Value)> = Vec::new();
 
@@ -23,8 +36,20 @@ pub async fn apply(conn: &mut PgConnection, effects: &[&Effect], publish_topic: 
         let mut a = AttemptColumns::default();
         for r in &records {
             let (http_status, error, elapsed_ms, outcome) = match &r.outcome {
-                AttemptOutcome::Delivered { status, elapsed_ms } => (Some(i32::from(*status)), None, *elapsed_ms, "DELIVERED"),
-                AttemptOutcome::Failed { reason, status, elapsed_ms, .. } => (status.map(i32::from), Some(reason.to_string()), *elapsed_ms, "FAILED"),
+                AttemptOutcome::Delivered { status, elapsed_ms } => {
+                    (Some(i32::from(*status)), None, *elapsed_ms, "DELIVERED")
+                }
+                AttemptOutcome::Failed {
+                    reason,
+                    status,
+                    elapsed_ms,
+                    ..
+                } => (
+                    status.map(i32::from),
+                    Some(reason.to_string()),
+                    *elapsed_ms,
+                    "FAILED",
+                ),
             };
             a.delivery_id.push(r.delivery.delivery_id);
             a.dispatch_seq.push(r.delivery.dispatch_seq);
@@ -34,7 +59,8 @@ pub async fn apply(conn: &mut PgConnection, effects: &[&Effect], publish_topic: 
             a.finished_at.push(r.finished_at);
             a.http_status.push(http_status);
             a.response_body.push(r.response_body.clone());
-            a.elapsed_ms.push(elapsed_ms.clamp(0, i64::from(i32::MAX)) as i32);
+            a.elapsed_ms
+                .push(elapsed_ms.clamp(0, i64::from(i32::MAX)) as i32);
             a.error.push(error);
             a.worker.push(r.worker.clone());
             a.status.push(r.decision.status.as_str().to_owned());
@@ -89,10 +115,19 @@ pub async fn apply(conn: &mut PgConnection, effects: &[&Effect], publish_topic: 
         .bind(&a.bump)
         .fetch_all(&mut *conn)
         .await?;
-        for r in records.iter().filter(|r| applied.contains(&r.delivery.delivery_id)) {
+        for r in records
+            .iter()
+            .filter(|r| applied.contains(&r.delivery.delivery_id))
+        {
             let d = &r.delivery;
             if let Some(run_in) = r.next_run_in.filter(|_| r.decision.next_retry_at.is_some()) {
-                next_jobs.push((Job::WebhookDelivery(DeliverWebhook { delivery_id: d.delivery_id, dispatch_seq: d.dispatch_seq + 1 }), run_in));
+                next_jobs.push((
+                    Job::WebhookDelivery(DeliverWebhook {
+                        delivery_id: d.delivery_id,
+                        dispatch_seq: d.dispatch_seq + 1,
+                    }),
+                    run_in,
+                ));
             }
             let mut data = json!({"deliveryId": d.delivery_id, "subscriptionId": d.subscription_id, "storeId": d.store_id, "eventType": d.event_type});
             let kind = match r.decision.status {
@@ -103,13 +138,21 @@ pub async fn apply(conn: &mut PgConnection, effects: &[&Effect], publish_topic: 
                 }
                 _ => continue,
             };
-            outbox.push((d.delivery_id.to_string(), published_event(kind, &d.store_id, data)));
+            outbox.push((
+                d.delivery_id.to_string(),
+                published_event(kind, &d.store_id, data),
+            ));
         }
     }
 
     let (mut ids, mut seqs, mut reasons) = (Vec::new(), Vec::new(), Vec::new());
     for e in effects {
-        if let Effect::Cancel { delivery_id, dispatch_seq, reason } = e {
+        if let Effect::Cancel {
+            delivery_id,
+            dispatch_seq,
+            reason,
+        } = e
+        {
             ids.push(*delivery_id);
             seqs.push(*dispatch_seq);
             reasons.push(reason.clone());
@@ -131,14 +174,25 @@ pub async fn apply(conn: &mut PgConnection, effects: &[&Effect], publish_topic: 
     let deferred: Vec<_> = effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Defer { delivery_id, dispatch_seq, run_in, reason } => Some((*delivery_id, *dispatch_seq, *run_in, reason.clone())),
+            Effect::Defer {
+                delivery_id,
+                dispatch_seq,
+                run_in,
+                reason,
+            } => Some((*delivery_id, *dispatch_seq, *run_in, reason.clone())),
             _ => None,
         })
         .collect();
     if !deferred.is_empty() {
         let ids: Vec<Uuid> = deferred.iter().map(|d| d.0).collect();
         let seqs: Vec<i32> = deferred.iter().map(|d| d.1).collect();
-        let reasons: Vec<Option<String>> = deferred.iter().map(|d| d.3.as_ref().map(|r| format!("deferred, no attempt counted: {r}"))).collect();
+        let reasons: Vec<Option<String>> = deferred
+            .iter()
+            .map(|d| {
+                d.3.as_ref()
+                    .map(|r| format!("deferred, no attempt counted: {r}"))
+            })
+            .collect();
         let moved: Vec<Uuid> = sqlx::query_scalar(
             "UPDATE webhook_deliveries d SET dispatch_seq = d.dispatch_seq + 1, last_error = COALESCE(i.reason, d.last_error), updated_at = now()
              FROM unnest($1::uuid[], $2::int[], $3::text[]) AS i(delivery_id, dispatch_seq, reason)
@@ -150,8 +204,16 @@ pub async fn apply(conn: &mut PgConnection, effects: &[&Effect], publish_topic: 
         .bind(&reasons)
         .fetch_all(&mut *conn)
         .await?;
-        for (delivery_id, dispatch_seq, run_in, _) in deferred.into_iter().filter(|d| moved.contains(&d.0)) {
-            next_jobs.push((Job::WebhookDelivery(DeliverWebhook { delivery_id, dispatch_seq: dispatch_seq + 1 }), run_in));
+        for (delivery_id, dispatch_seq, run_in, _) in
+            deferred.into_iter().filter(|d| moved.contains(&d.0))
+        {
+            next_jobs.push((
+                Job::WebhookDelivery(DeliverWebhook {
+                    delivery_id,
+                    dispatch_seq: dispatch_seq + 1,
+                }),
+                run_in,
+            ));
         }
     }
 

@@ -159,3 +159,32 @@ pub async fn depth(pool: &PgPool) -> Result<(i64, i64), sqlx::Error> {
     .fetch_one(pool)
     .await
 }
+
+/// Delete acknowledged jobs older than `retention` (our delivery rows are the record; apalis keeps finished
+/// jobs forever otherwise, and its acknowledgement query slows down as they pile up), then refresh the
+/// planner's statistics. One worker at a time does it (advisory lock). Returns how many rows were deleted.
+pub async fn sweep_finished(pool: &PgPool, retention: Duration) -> Result<u64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let locked: bool = sqlx::query_scalar(
+        "SELECT pg_try_advisory_xact_lock(hashtext('integration-service:sweep'))",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if !locked {
+        return Ok(0);
+    }
+    let deleted = sqlx::query(
+        "DELETE FROM apalis.jobs WHERE id IN (
+             SELECT id FROM apalis.jobs
+             WHERE job_type = $1 AND status = 'Done' AND done_at < now() - make_interval(secs => $2)
+             LIMIT 50000 FOR UPDATE SKIP LOCKED)",
+    )
+    .bind(QUEUE)
+    .bind(retention.as_secs_f64())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    sqlx::query("ANALYZE apalis.jobs").execute(pool).await?;
+    Ok(deleted)
+}
