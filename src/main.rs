@@ -50,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
     match command {
         Command::Serve { roles } => serve(config, roles).await,
         Command::Migrate => {
+            db::ensure_database(config.database_url.expose()).await?;
             let pool = db::pool(config.database_url.expose(), 2)?;
             db::migrate(&pool).await?;
             println!("migrations applied");
@@ -61,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, roles: Roles) -> anyhow::Result<()> {
+    db::ensure_database(config.database_url.expose()).await?;
     let clock = jobs::clock::for_time_scale(config.worker.time_scale);
     let app = Application::build(config, clock).await?;
     let listener = if roles.api {

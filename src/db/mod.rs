@@ -27,6 +27,16 @@ pub fn pool(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
         .connect_lazy_with(options.application_name("integration-service")))
 }
 
+/// Create the database named in `url` if it does not exist (so `cargo run` works on a fresh machine).
+pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
+    use sqlx::migrate::MigrateDatabase;
+    if !sqlx::Postgres::database_exists(url).await? {
+        sqlx::Postgres::create_database(url).await?;
+        tracing::info!("created the database named in database_url");
+    }
+    Ok(())
+}
+
 /// Run apalis' migrations and ours.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     apalis_postgres::PostgresStorage::setup(pool).await?;

@@ -4,6 +4,7 @@
 mod common;
 
 mod api;
+mod compose;
 mod kafka;
 mod pipeline;
 mod restart;
