@@ -63,6 +63,27 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// Secret store.
     pub secrets: SecretsConfig,
+    /// API credentials.
+    pub credentials: CredentialsConfig,
+}
+
+/// `[credentials]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CredentialsConfig {
+    /// bcrypt cost.
+    pub bcrypt_cost: u32,
+    /// Validation cache TTL.
+    pub cache_ttl_secs: u64,
+    /// Validation cache bound.
+    pub cache_max_entries: usize,
+    /// `last_used_at` precision.
+    pub last_used_precision_secs: u64,
+    /// `last_used_at` flush interval.
+    pub last_used_flush_secs: u64,
+    /// Access token lifetime.
+    pub access_token_ttl_secs: u64,
+    /// Token the gateway must present to `/credentials/validate` (empty: none).
+    pub gateway_token: Secret,
 }
 
 /// `[kafka]`.
@@ -203,6 +224,9 @@ impl Config {
         }
         if !(self.worker.time_scale > 0.0 && self.worker.time_scale <= 1.0) {
             return invalid("worker.time_scale", "must be in (0, 1]");
+        }
+        if !(4..=31).contains(&self.credentials.bcrypt_cost) {
+            return invalid("credentials.bcrypt_cost", "must be between 4 and 31");
         }
         if self.kafka.batch_max == 0 {
             return invalid("kafka.batch_max", "must be at least 1");

@@ -33,6 +33,10 @@ pub struct Metrics {
     pub job_errors: AtomicU64,
     /// Events published to Kafka.
     pub published: AtomicU64,
+    /// Validations answered valid.
+    pub validations_valid: AtomicU64,
+    /// Validations answered invalid.
+    pub validations_invalid: AtomicU64,
 }
 
 impl Metrics {
@@ -54,6 +58,16 @@ impl Metrics {
             Ok(Handled::Deferred) => &self.deferred,
             Ok(Handled::NotYetDue) => &self.not_yet_due,
             Err(_) => &self.job_errors,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+
+    /// Count a gateway validation.
+    pub fn record_validation(&self, valid: bool) {
+        let counter = if valid {
+            &self.validations_valid
+        } else {
+            &self.validations_invalid
         };
         counter.fetch_add(1, Relaxed);
     }

@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::api::{self, AppState};
 use crate::config::{Config, Mode};
+use crate::credentials::{Validator, ValidatorSettings};
 use crate::db;
 use crate::delivery::http::HttpSender;
 use crate::delivery::target::TargetPolicy;
@@ -127,7 +128,20 @@ impl Application {
             secret_retry: Duration::from_secs(config.worker.secret_retry_secs),
             worker: String::new(),
         };
+        let c = &config.credentials;
+        let validator = Validator::new(
+            pool.clone(),
+            ValidatorSettings {
+                bcrypt_cost: c.bcrypt_cost,
+                cache_ttl: Duration::from_secs(c.cache_ttl_secs),
+                cache_max_entries: c.cache_max_entries,
+                last_used_precision: Duration::from_secs(c.last_used_precision_secs),
+            },
+        )
+        .await?;
         let state = AppState {
+            validator,
+            credentials: config.credentials.clone(),
             ingestor: Ingestor::new(pool.clone(), metrics.clone()),
             pool,
             secrets,
@@ -255,6 +269,8 @@ impl Application {
             tracing::info!("kafka.brokers is empty: events arrive over POST /events only");
         }
         if roles.api {
+            let flush = Duration::from_secs(self.config.credentials.last_used_flush_secs.max(1));
+            tracker.spawn(self.state.validator.clone().run(flush, shutdown.clone()));
             let listener =
                 listener.ok_or_else(|| anyhow::anyhow!("the api role needs a listener"))?;
             let addr: SocketAddr = listener.local_addr()?;

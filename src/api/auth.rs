@@ -1,13 +1,15 @@
 //! Who is calling. Handlers take an extractor in their signature, so none can forget authorisation.
 //!
-//! Today: an operator token from config, with the store chosen by the `X-SS3-Store-Id` header.
-//! The credentials work swaps `check_store` for API-key / OAuth validation; handlers do not change.
+//! `Authorization: Bearer <token>` where the token is either
+//! - an API key or OAuth access token issued by this service: the store and scopes are the credential's, or
+//! - the operator token from config (platform operators): the store is named by `X-SS3-Store-Id`, all scopes.
 
 use poem::Request;
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::Bearer;
 use subtle::ConstantTimeEq;
 use workflows::StoreId;
+use workflows::credentials::SCOPES;
 
 use super::AppState;
 use super::problem::ApiError;
@@ -22,6 +24,8 @@ pub struct StoreScope {
     pub store_id: StoreId,
     /// Granted scopes.
     pub scopes: Vec<String>,
+    /// A platform operator (not a store's credential).
+    pub operator: bool,
 }
 
 impl StoreScope {
@@ -33,6 +37,15 @@ impl StoreScope {
             Err(ApiError::MissingScope(scope))
         }
     }
+
+    /// Fail with 403 unless the caller is a platform operator.
+    pub fn require_operator(&self) -> Result<(), ApiError> {
+        if self.operator {
+            Ok(())
+        } else {
+            Err(ApiError::OperatorOnly)
+        }
+    }
 }
 
 fn state(req: &Request) -> Result<&AppState, ApiError> {
@@ -40,32 +53,45 @@ fn state(req: &Request) -> Result<&AppState, ApiError> {
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("AppState missing")))
 }
 
-fn is_operator(state: &AppState, bearer: &Bearer) -> bool {
+fn is_operator(state: &AppState, token: &str) -> bool {
     let expected = state.admin_token.expose().as_bytes();
-    !expected.is_empty() && bool::from(bearer.token.as_bytes().ct_eq(expected))
+    !expected.is_empty() && bool::from(token.as_bytes().ct_eq(expected))
 }
 
-/// A store-scoped caller (`Authorization: Bearer <token>`, `X-SS3-Store-Id: <store>`).
+/// A store-scoped caller.
 #[derive(SecurityScheme)]
 #[oai(ty = "bearer", checker = "check_store")]
 pub struct StoreAuth(pub StoreScope);
 
 async fn check_store(req: &Request, bearer: Bearer) -> poem::Result<StoreScope> {
     let state = state(req)?;
-    if !is_operator(state, &bearer) {
-        return Err(ApiError::Unauthorized.into());
+    if is_operator(state, &bearer.token) {
+        let raw = req.header(STORE_HEADER).ok_or_else(|| {
+            ApiError::Invalid(
+                "store_id_required",
+                format!("operators name the store in the {STORE_HEADER} header"),
+            )
+        })?;
+        let store_id = StoreId::parse(raw)
+            .map_err(|e| ApiError::Invalid("invalid_store_id", e.to_string()))?;
+        let scopes = SCOPES.iter().map(|(s, _)| (*s).to_owned()).collect();
+        return Ok(StoreScope {
+            store_id,
+            scopes,
+            operator: true,
+        });
     }
-    let raw = req.header(STORE_HEADER).ok_or_else(|| {
-        ApiError::Invalid(
-            "store_id_required",
-            format!("operators name the store in the {STORE_HEADER} header"),
-        )
-    })?;
-    let store_id =
-        StoreId::parse(raw).map_err(|e| ApiError::Invalid("invalid_store_id", e.to_string()))?;
+    let grant = state
+        .validator
+        .validate(&bearer.token)
+        .await
+        .map_err(ApiError::Internal)?
+        .ok_or(ApiError::Unauthorized)?;
+    let store_id = StoreId::parse(&grant.store_id).map_err(|e| ApiError::Internal(e.into()))?;
     Ok(StoreScope {
         store_id,
-        scopes: ALL_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
+        scopes: grant.scopes,
+        operator: false,
     })
 }
 
@@ -75,19 +101,15 @@ async fn check_store(req: &Request, bearer: Bearer) -> poem::Result<StoreScope> 
 pub struct OperatorAuth(pub ());
 
 async fn check_operator(req: &Request, bearer: Bearer) -> poem::Result<()> {
-    if is_operator(state(req)?, &bearer) {
+    if is_operator(state(req)?, &bearer.token) {
         Ok(())
     } else {
         Err(ApiError::Unauthorized.into())
     }
 }
 
-/// Scopes an operator holds in any store.
-const ALL_SCOPES: &[&str] = &[
-    "catalog:read",
-    "inventory:read",
-    "inventory:write",
-    "orders:read",
-    "customers:read",
-    "webhooks:manage",
-];
+/// Whether the gateway presented the configured gateway token (always true when none is configured).
+pub fn gateway_allowed(state: &AppState, presented: Option<&str>) -> bool {
+    let expected = state.credentials.gateway_token.expose().as_bytes();
+    expected.is_empty() || presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(expected)))
+}

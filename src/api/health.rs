@@ -89,6 +89,12 @@ impl HealthApi {
     #[oai(path = "/metrics", method = "get")]
     async fn metrics(&self, state: Data<&AppState>) -> PlainText<String> {
         let (due, scheduled) = queue::depth(&state.pool).await.unwrap_or((-1, -1));
-        PlainText(state.metrics.render(due, scheduled))
+        let cache = state.validator.cache_stats();
+        let mut text = state.metrics.render(due, scheduled);
+        text.push_str(&format!(
+            "# HELP ss3_validation_cache_total Credential validations by cache outcome\n# TYPE ss3_validation_cache_total counter\nss3_validation_cache_total{{outcome=\"hit\"}} {}\nss3_validation_cache_total{{outcome=\"miss\"}} {}\n",
+            cache.hits, cache.misses
+        ));
+        PlainText(text)
     }
 }

@@ -1,9 +1,11 @@
 //! The HTTP API (poem-openapi): one module per resource, one error mapping, OpenAPI at `/openapi.json`, UI at `/docs`.
 
 pub mod auth;
+pub mod credentials;
 pub mod deliveries;
 pub mod events;
 pub mod health;
+pub mod oauth;
 pub mod problem;
 pub mod subscriptions;
 
@@ -15,7 +17,8 @@ use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use poem_openapi::{OpenApiService, Tags};
 use sqlx::PgPool;
 
-use crate::config::Secret;
+use crate::config::{CredentialsConfig, Secret};
+use crate::credentials::Validator;
 use crate::delivery::target::TargetPolicy;
 use crate::ingest::Ingestor;
 use crate::metrics::Metrics;
@@ -40,6 +43,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Kafka bootstrap servers, when configured (for `/ready`).
     pub kafka_brokers: Option<String>,
+    /// API key and access token validation.
+    pub validator: Validator,
+    /// `[credentials]` settings.
+    pub credentials: CredentialsConfig,
 }
 
 /// OpenAPI tags.
@@ -51,6 +58,8 @@ pub enum Tag {
     Deliveries,
     /// Domain events over HTTP.
     Events,
+    /// API keys and OAuth clients of external apps.
+    Credentials,
     /// Liveness, readiness, metrics.
     Operations,
 }
@@ -65,6 +74,8 @@ type Apis = (
     subscriptions::SubscriptionsApi,
     deliveries::DeliveriesApi,
     events::EventsApi,
+    credentials::CredentialsApi,
+    oauth::OAuthApi,
 );
 
 /// The OpenAPI service (also printed by `integration-service openapi`).
@@ -75,6 +86,8 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
             subscriptions::SubscriptionsApi,
             deliveries::DeliveriesApi,
             events::EventsApi,
+            credentials::CredentialsApi,
+            oauth::OAuthApi,
         ),
         "integration-service",
         env!("CARGO_PKG_VERSION"),

@@ -16,6 +16,7 @@ pub fn classify(err: &sqlx::Error) -> Option<Conflict> {
     match db.code().as_deref() {
         Some("23505") => Some(Conflict::AlreadyExists(match constraint {
             "api_credentials_store_name" => "credential_name_taken",
+            "api_credentials_client_id" => "credential_id_collision",
             _ => "already_exists",
         })),
         Some("23514") => Some(Conflict::Invalid(match constraint {

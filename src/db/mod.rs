@@ -1,5 +1,6 @@
 //! Postgres: the pool, migrations, and one repository module per table family. All SQL lives under here.
 
+pub mod credentials;
 pub mod deliveries;
 pub mod effects;
 pub mod errors;

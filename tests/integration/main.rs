@@ -5,6 +5,7 @@ mod common;
 
 mod api;
 mod compose;
+mod credentials;
 mod kafka;
 mod pipeline;
 mod restart;

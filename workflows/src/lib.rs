@@ -2,6 +2,7 @@
 //!
 //! The shell (`jobs`, the service) does the I/O and asks this crate what to do next.
 
+pub mod credentials;
 pub mod delivery;
 pub mod envelope;
 pub mod matching;

@@ -89,6 +89,9 @@ pub fn test_config(db: &TestDb) -> Config {
     config.worker.time_scale = 0.0;
     config.worker.poll_interval_ms = 50;
     config.listen_addr = "127.0.0.1:0".parse().expect("addr");
+    // Behaviour, not cost, is under test: the cheapest bcrypt cost keeps the suite fast.
+    config.credentials.bcrypt_cost = 4;
+    config.credentials.last_used_flush_secs = 1;
     config
 }
 

@@ -1,0 +1,279 @@
+//! Validating API keys and OAuth access tokens: the API gateway's hot path.
+//!
+//! parse → cache (keyed hash of the presented token) → indexed lookup by the public part → bcrypt on a blocking
+//! thread (against a dummy hash when the prefix is unknown, so both failures cost the same) → active/expiry →
+//! coalesced `last_used_at` → answer. Changes evict cache entries at once in this process, and in every other
+//! process through Postgres NOTIFY; the cache TTL bounds staleness if a notification is missed.
+
+mod cache;
+mod touch;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use workflows::credentials::{Presented, parse_presented};
+
+pub use cache::CacheStats;
+use cache::{CacheKey, ValidationCache};
+use touch::Touches;
+
+use crate::db::credentials as repo;
+use crate::worker::Backoff;
+
+/// What a valid credential grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// The credential (for an access token: its OAuth client).
+    pub credential_id: Uuid,
+    /// Its store.
+    pub store_id: String,
+    /// Its scopes (for an access token: the token's).
+    pub scopes: Vec<String>,
+    /// When it stops being valid (credential expiry, or the access token's).
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+/// Validation settings.
+#[derive(Debug, Clone)]
+pub struct ValidatorSettings {
+    /// bcrypt cost of new hashes (and of the dummy hash).
+    pub bcrypt_cost: u32,
+    /// How long a successful validation is reused.
+    pub cache_ttl: Duration,
+    /// Most entries kept.
+    pub cache_max_entries: usize,
+    /// `last_used_at` is written at most once per credential per this.
+    pub last_used_precision: Duration,
+}
+
+/// Validates presented credentials. Cheap to clone.
+#[derive(Clone)]
+pub struct Validator {
+    pool: PgPool,
+    cache: Arc<ValidationCache>,
+    touches: Arc<Touches>,
+    key: Arc<[u8; 32]>,
+    dummy_hash: Arc<String>,
+    settings: ValidatorSettings,
+}
+
+fn sha256(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+impl Validator {
+    /// A validator; computes the dummy hash once (one bcrypt at start-up).
+    pub async fn new(pool: PgPool, settings: ValidatorSettings) -> anyhow::Result<Self> {
+        let cost = settings.bcrypt_cost;
+        let dummy =
+            tokio::task::spawn_blocking(move || bcrypt::hash(rand::random::<[u8; 16]>(), cost))
+                .await??;
+        Ok(Self {
+            cache: Arc::new(ValidationCache::new(
+                settings.cache_ttl,
+                settings.cache_max_entries,
+            )),
+            touches: Arc::new(Touches::new(settings.last_used_precision)),
+            key: Arc::new(rand::random()),
+            dummy_hash: Arc::new(dummy),
+            pool,
+            settings,
+        })
+    }
+
+    fn cache_key(&self, token: &str) -> CacheKey {
+        #[allow(clippy::expect_used)]
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&*self.key).expect("HMAC takes any key length");
+        mac.update(token.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// bcrypt-hash a secret on a blocking thread.
+    pub async fn hash_secret(&self, secret: String) -> anyhow::Result<String> {
+        let cost = self.settings.bcrypt_cost;
+        Ok(tokio::task::spawn_blocking(move || bcrypt::hash(secret, cost)).await??)
+    }
+
+    /// bcrypt-verify on a blocking thread: never on the async executor.
+    async fn verify(secret: &str, hash: String) -> bool {
+        let secret = secret.to_owned();
+        tokio::task::spawn_blocking(move || bcrypt::verify(secret, &hash).unwrap_or(false))
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Check a client id and secret (API key parts or OAuth client credentials). `None`: invalid, whatever the reason.
+    pub async fn check_secret(
+        &self,
+        client_id: &str,
+        secret: &str,
+    ) -> anyhow::Result<Option<repo::SecretRow>> {
+        let row = repo::by_client_id(&self.pool, client_id).await?;
+        let Some(row) = row else {
+            // Same cost as a wrong secret, so response times do not reveal which prefixes exist.
+            Self::verify(secret, self.dummy_hash.to_string()).await;
+            return Ok(None);
+        };
+        let now = Utc::now();
+        let mut ok = Self::verify(secret, row.hashed_secret.clone()).await;
+        if !ok
+            && let (Some(previous), Some(until)) =
+                (&row.previous_hashed_secret, row.previous_valid_until)
+            && until > now
+        {
+            ok = Self::verify(secret, previous.clone()).await;
+        }
+        let usable = ok && row.is_active && row.expires_at.is_none_or(|e| e > now);
+        Ok(usable.then_some(row))
+    }
+
+    /// Validate what the gateway forwarded. `Ok(None)` is "invalid", `Err` is our infrastructure failing.
+    pub async fn validate(&self, presented: &str) -> anyhow::Result<Option<Grant>> {
+        let parsed = parse_presented(presented);
+        if parsed == Presented::Malformed {
+            return Ok(None);
+        }
+        let key = self.cache_key(presented.trim());
+        let now = Utc::now();
+        if let Some(grant) = self.cache.get(&key, now) {
+            self.touches.record(grant.credential_id, now);
+            return Ok(Some(grant));
+        }
+        let grant = match parsed {
+            Presented::ApiKey { prefix, secret } => {
+                self.check_secret(prefix, secret).await?.map(|row| Grant {
+                    credential_id: row.credential_id,
+                    store_id: row.store_id,
+                    scopes: row.scopes,
+                    valid_until: row.expires_at,
+                })
+            }
+            Presented::AccessToken(token) => repo::token(&self.pool, &sha256(token))
+                .await?
+                .and_then(|t| {
+                    let valid_until = t
+                        .client_expires_at
+                        .map_or(t.expires_at, |c| c.min(t.expires_at));
+                    (t.is_active && valid_until > now).then_some(Grant {
+                        credential_id: t.credential_id,
+                        store_id: t.store_id,
+                        scopes: t.scopes,
+                        valid_until: Some(valid_until),
+                    })
+                }),
+            Presented::Malformed => None,
+        };
+        if let Some(grant) = &grant {
+            self.cache.insert(key, grant.clone());
+            self.touches.record(grant.credential_id, now);
+        }
+        Ok(grant)
+    }
+
+    /// Issue an access token for a verified client.
+    pub async fn issue_token(
+        &self,
+        credential_id: Uuid,
+        scopes: &[String],
+        lifetime: Duration,
+    ) -> anyhow::Result<(String, DateTime<Utc>)> {
+        let token = format!(
+            "{}{}",
+            workflows::credentials::ACCESS_TOKEN_PREFIX,
+            random_base62(43)
+        );
+        let expires_at = Utc::now() + chrono::Duration::from_std(lifetime)?;
+        repo::insert_token(
+            &self.pool,
+            &sha256(&token),
+            credential_id,
+            scopes,
+            expires_at,
+        )
+        .await?;
+        Ok((token, expires_at))
+    }
+
+    /// Evict a credential here and tell other processes to do the same.
+    pub async fn changed(&self, credential_id: Uuid) -> anyhow::Result<()> {
+        self.cache.evict(credential_id);
+        repo::notify_changed(&self.pool, credential_id).await?;
+        Ok(())
+    }
+
+    /// Cache hit/miss counters.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// Background work: evict on other processes' changes; flush `last_used_at`. Runs until `shutdown`.
+    pub async fn run(self, flush_every: Duration, shutdown: CancellationToken) {
+        let listener = tokio::spawn(self.clone().listen(shutdown.clone()));
+        let mut tick = tokio::time::interval(flush_every);
+        loop {
+            let stop = tokio::select! {
+                _ = tick.tick() => false,
+                _ = shutdown.cancelled() => true,
+            };
+            let (ids, at) = self.touches.take();
+            if !ids.is_empty()
+                && let Err(e) = repo::touch(&self.pool, &ids, &at).await
+            {
+                tracing::warn!(error = %e, "cannot write last_used_at; keeping it for the next flush");
+                self.touches.put_back(ids, at);
+            }
+            if stop {
+                break;
+            }
+        }
+        let _ = listener.await;
+    }
+
+    async fn listen(self, shutdown: CancellationToken) {
+        let mut backoff = Backoff::default();
+        while !shutdown.is_cancelled() {
+            let Ok(mut listener) = sqlx::postgres::PgListener::connect_with(&self.pool).await
+            else {
+                let _ = backoff.wait(&shutdown).await;
+                continue;
+            };
+            if listener.listen("ss3_credentials_changed").await.is_err() {
+                let _ = backoff.wait(&shutdown).await;
+                continue;
+            }
+            // Notifications sent while we were not listening are lost: start from an empty cache.
+            self.cache.clear();
+            backoff.reset();
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    n = listener.recv() => match n {
+                        Ok(n) => match n.payload().parse::<Uuid>() {
+                            Ok(id) => self.cache.evict(id),
+                            Err(_) => self.cache.clear(),
+                        },
+                        Err(_) => break,
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// Base62 from the OS CSPRNG.
+pub fn random_base62(len: usize) -> String {
+    loop {
+        let bytes: [u8; 128] = rand::random();
+        let s = workflows::credentials::base62(bytes, len);
+        if s.len() == len {
+            return s;
+        }
+    }
+}

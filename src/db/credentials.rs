@@ -1,0 +1,298 @@
+//! API credentials and OAuth access tokens. Every management query is filtered by store.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// A credential as stored (the API never shows `hashed_secret`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CredentialRow {
+    /// Id.
+    pub credential_id: Uuid,
+    /// Store.
+    pub store_id: String,
+    /// Name (unique per store).
+    pub name: String,
+    /// API_KEY or OAUTH_CLIENT.
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    /// Public part.
+    pub client_id: String,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// Active.
+    pub is_active: bool,
+    /// Last use (coalesced).
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Expiry.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Who created it.
+    pub created_by: String,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Updated.
+    pub updated_at: DateTime<Utc>,
+}
+
+macro_rules! columns {
+    () => {
+        "credential_id, store_id, name, type, client_id, scopes, is_active, last_used_at, expires_at, created_by, created_at, updated_at"
+    };
+}
+
+/// What validation needs: the hashes and the state.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SecretRow {
+    /// Id.
+    pub credential_id: Uuid,
+    /// Store.
+    pub store_id: String,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// Active.
+    pub is_active: bool,
+    /// Expiry.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// bcrypt of the current secret.
+    pub hashed_secret: String,
+    /// bcrypt of the previous secret, during a rotation grace period.
+    pub previous_hashed_secret: Option<String>,
+    /// End of the grace period.
+    pub previous_valid_until: Option<DateTime<Utc>>,
+}
+
+/// A new credential.
+#[derive(Debug, Clone)]
+pub struct NewCredential<'a> {
+    /// Store.
+    pub store_id: &'a str,
+    /// Name.
+    pub name: &'a str,
+    /// API_KEY or OAUTH_CLIENT.
+    pub kind: &'a str,
+    /// Public part.
+    pub client_id: &'a str,
+    /// bcrypt hash.
+    pub hashed_secret: &'a str,
+    /// Scopes.
+    pub scopes: &'a [String],
+    /// Expiry.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Creator.
+    pub created_by: &'a str,
+}
+
+/// Insert.
+pub async fn insert(pool: &PgPool, c: &NewCredential<'_>) -> Result<CredentialRow, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "INSERT INTO api_credentials (credential_id, store_id, name, type, client_id, hashed_secret, scopes, expires_at, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ",
+        columns!()
+    ))
+    .bind(Uuid::now_v7())
+    .bind(c.store_id)
+    .bind(c.name)
+    .bind(c.kind)
+    .bind(c.client_id)
+    .bind(c.hashed_secret)
+    .bind(c.scopes)
+    .bind(c.expires_at)
+    .bind(c.created_by)
+    .fetch_one(pool)
+    .await
+}
+
+/// One credential of a store.
+pub async fn get(
+    pool: &PgPool,
+    store_id: &str,
+    id: Uuid,
+) -> Result<Option<CredentialRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM api_credentials WHERE store_id = $1 AND credential_id = $2"
+    ))
+    .bind(store_id)
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// A page of a store's credentials.
+pub async fn list(
+    pool: &PgPool,
+    store_id: &str,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<CredentialRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM api_credentials WHERE store_id = $1 AND ($2::uuid IS NULL OR credential_id > $2) ORDER BY credential_id LIMIT $3"
+    ))
+    .bind(store_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Changes; `None` keeps the field. `expires_at: Some(None)` clears the expiry.
+#[derive(Debug, Clone, Default)]
+pub struct Patch {
+    /// Name.
+    pub name: Option<String>,
+    /// Scopes.
+    pub scopes: Option<Vec<String>>,
+    /// Expiry.
+    pub expires_at: Option<Option<DateTime<Utc>>>,
+    /// Active.
+    pub is_active: Option<bool>,
+}
+
+/// Apply a patch.
+pub async fn update(
+    pool: &PgPool,
+    store_id: &str,
+    id: Uuid,
+    p: &Patch,
+) -> Result<Option<CredentialRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "UPDATE api_credentials SET
+           name = COALESCE($3, name), scopes = COALESCE($4, scopes),
+           expires_at = CASE WHEN $5 THEN $6 ELSE expires_at END,
+           is_active = COALESCE($7, is_active), updated_at = now()
+         WHERE store_id = $1 AND credential_id = $2 RETURNING ",
+        columns!()
+    ))
+    .bind(store_id)
+    .bind(id)
+    .bind(&p.name)
+    .bind(&p.scopes)
+    .bind(p.expires_at.is_some())
+    .bind(p.expires_at.flatten())
+    .bind(p.is_active)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Replace the secret; with `grace_until`, the old one keeps working until then.
+pub async fn rotate(
+    pool: &PgPool,
+    store_id: &str,
+    id: Uuid,
+    new_hash: &str,
+    grace_until: Option<DateTime<Utc>>,
+) -> Result<Option<CredentialRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "UPDATE api_credentials SET
+           previous_hashed_secret = CASE WHEN $4::timestamptz IS NULL THEN NULL ELSE hashed_secret END,
+           previous_valid_until = $4, hashed_secret = $3, updated_at = now()
+         WHERE store_id = $1 AND credential_id = $2 RETURNING ",
+        columns!()
+    ))
+    .bind(store_id)
+    .bind(id)
+    .bind(new_hash)
+    .bind(grace_until)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Delete (its access tokens go with it).
+pub async fn delete(pool: &PgPool, store_id: &str, id: Uuid) -> Result<bool, sqlx::Error> {
+    let done =
+        sqlx::query("DELETE FROM api_credentials WHERE store_id = $1 AND credential_id = $2")
+            .bind(store_id)
+            .bind(id)
+            .execute(pool)
+            .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Look a credential up by its public part (the validation path).
+pub async fn by_client_id(
+    pool: &PgPool,
+    client_id: &str,
+) -> Result<Option<SecretRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT credential_id, store_id, scopes, is_active, expires_at, hashed_secret, previous_hashed_secret, previous_valid_until
+         FROM api_credentials WHERE client_id = $1",
+    )
+    .bind(client_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Store an access token's hash.
+pub async fn insert_token(
+    pool: &PgPool,
+    hash: &[u8],
+    credential_id: Uuid,
+    scopes: &[String],
+    expires_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO oauth_access_tokens (token_hash, credential_id, scopes, expires_at) VALUES ($1, $2, $3, $4)")
+        .bind(hash)
+        .bind(credential_id)
+        .bind(scopes)
+        .bind(expires_at)
+        .execute(pool)
+        .await?;
+    // Expired tokens are useless: drop a few on each issue so the table does not grow without bound.
+    sqlx::query("DELETE FROM oauth_access_tokens WHERE token_hash IN (SELECT token_hash FROM oauth_access_tokens WHERE expires_at < now() - interval '1 hour' LIMIT 100)")
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// An access token with its client's state.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TokenRow {
+    /// The client.
+    pub credential_id: Uuid,
+    /// Store.
+    pub store_id: String,
+    /// The token's scopes.
+    pub scopes: Vec<String>,
+    /// The token's expiry.
+    pub expires_at: DateTime<Utc>,
+    /// The client is active.
+    pub is_active: bool,
+    /// The client's own expiry.
+    pub client_expires_at: Option<DateTime<Utc>>,
+}
+
+/// Look an access token up by its hash.
+pub async fn token(pool: &PgPool, hash: &[u8]) -> Result<Option<TokenRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT t.credential_id, c.store_id, t.scopes, t.expires_at, c.is_active, c.expires_at AS client_expires_at
+         FROM oauth_access_tokens t JOIN api_credentials c USING (credential_id) WHERE t.token_hash = $1",
+    )
+    .bind(hash)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Write coalesced `last_used_at` values in one statement (never moving one backwards).
+pub async fn touch(pool: &PgPool, ids: &[Uuid], at: &[DateTime<Utc>]) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE api_credentials c SET last_used_at = GREATEST(c.last_used_at, i.at)
+         FROM unnest($1::uuid[], $2::timestamptz[]) AS i(id, at) WHERE c.credential_id = i.id",
+    )
+    .bind(ids)
+    .bind(at)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Tell every process that a credential changed (they evict it from their validation caches).
+pub async fn notify_changed(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify('ss3_credentials_changed', $1)")
+        .bind(id.to_string())
+        .execute(pool)
+        .await?;
+    Ok(())
+}
