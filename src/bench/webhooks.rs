@@ -1,4 +1,4 @@
-//! `integration-service bench`: deliveries/s and event→receiver latency, through Kafka and through HTTP ingest,
+//! Webhook suite: deliveries/s and event→receiver latency, through Kafka and through HTTP ingest,
 //! against a local receiver, in this process (the receiver shares the machine, as it would on a 2-core box).
 
 use std::collections::HashSet;
@@ -18,25 +18,7 @@ use crate::db::subscriptions;
 use crate::secrets::webhook_secret_path;
 use crate::startup::{Application, Roles};
 
-/// Arguments of the bench command.
-#[derive(Debug, Clone, clap::Args)]
-pub struct BenchArgs {
-    /// Events per throughput run.
-    #[arg(long, default_value_t = 2000)]
-    pub events: usize,
-    /// Fan-outs to measure (subscriptions matching every event).
-    #[arg(long, value_delimiter = ',', default_value = "1,10")]
-    pub fanout: Vec<usize>,
-    /// Ingest paths: kafka, http.
-    #[arg(long, value_delimiter = ',', default_value = "kafka,http")]
-    pub via: Vec<String>,
-    /// Event rate of the latency run (events/s).
-    #[arg(long, default_value_t = 200)]
-    pub rate: u32,
-    /// Length of the latency run.
-    #[arg(long, default_value_t = 10)]
-    pub latency_secs: u64,
-}
+use super::{BenchArgs, percentile};
 
 #[derive(Default)]
 struct Seen {
@@ -80,23 +62,15 @@ async fn start_receiver(state: ReceiverState) -> anyhow::Result<String> {
     Ok(format!("http://{addr}/hook"))
 }
 
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i] as f64 / 1000.0
-}
-
-struct Scenario {
-    config: Config,
+pub(super) struct Scenario {
+    pub(super) config: Config,
     db_name: String,
     admin: PgPool,
 }
 
 impl Scenario {
     /// A fresh database on the configured server, dropped at the end.
-    async fn new(base: &Config) -> anyhow::Result<Self> {
+    pub(super) async fn new(base: &Config) -> anyhow::Result<Self> {
         let url = base.database_url.expose();
         let (server, _) = url
             .rsplit_once('/')
@@ -115,7 +89,7 @@ impl Scenario {
         })
     }
 
-    async fn drop_db(self) {
+    pub(super) async fn drop_db(self) {
         let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
             self.db_name
@@ -126,7 +100,7 @@ impl Scenario {
 }
 
 /// Run every scenario and print a table.
-pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
+pub(super) async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     println!(
         "| ingest | fan-out | mode | events | deliveries | duplicates | deliveries/s | p50 ms | p95 ms | p99 ms |"
     );

@@ -1,0 +1,59 @@
+//! `integration-service bench`: measured figures for docs/benchmarks.md (never assertions).
+
+mod credentials;
+mod webhooks;
+
+use crate::config::Config;
+
+/// Arguments of the bench command.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Suites to run: webhooks, credentials.
+    #[arg(long, value_delimiter = ',', default_value = "webhooks")]
+    pub suite: Vec<String>,
+    /// Webhooks: events per throughput run.
+    #[arg(long, default_value_t = 2000)]
+    pub events: usize,
+    /// Webhooks: fan-outs to measure (subscriptions matching every event).
+    #[arg(long, value_delimiter = ',', default_value = "1,10")]
+    pub fanout: Vec<usize>,
+    /// Webhooks: ingest paths (kafka, http).
+    #[arg(long, value_delimiter = ',', default_value = "kafka,http")]
+    pub via: Vec<String>,
+    /// Webhooks: event rate of the latency run (events/s).
+    #[arg(long, default_value_t = 200)]
+    pub rate: u32,
+    /// Webhooks: length of the latency run.
+    #[arg(long, default_value_t = 10)]
+    pub latency_secs: u64,
+    /// Credentials: validations of one key (cached path).
+    #[arg(long, default_value_t = 100_000)]
+    pub validations: usize,
+    /// Credentials: distinct keys validated once each (bcrypt path).
+    #[arg(long, default_value_t = 200)]
+    pub distinct_keys: usize,
+    /// Credentials: requests in flight.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+}
+
+/// Run the selected suites.
+pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
+    for suite in &args.suite {
+        match suite.as_str() {
+            "webhooks" => webhooks::run(config.clone(), args.clone()).await?,
+            "credentials" => credentials::run(config.clone(), args.clone()).await?,
+            other => anyhow::bail!("unknown suite {other:?}: use webhooks, credentials"),
+        }
+    }
+    Ok(())
+}
+
+/// The `p` quantile of sorted microsecond samples, in milliseconds.
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
