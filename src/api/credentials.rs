@@ -11,7 +11,7 @@ use workflows::credentials::{API_KEY_PREFIX, CLIENT_ID_PREFIX, SCOPES, Scope, pa
 
 use super::auth::{StoreAuth, gateway_allowed};
 use super::problem::ApiError;
-use super::{AppState, Tag, page_limit};
+use super::{AppState, Tag, next_page, page_limit, valid_name};
 use crate::credentials::random_base62;
 use crate::db::credentials::{self as repo, CredentialRow, NewCredential, Patch};
 
@@ -190,18 +190,6 @@ fn not_found(id: Uuid) -> ApiError {
     )
 }
 
-fn valid_name(name: &str) -> Result<String, ApiError> {
-    let name = name.trim();
-    if (1..=200).contains(&name.chars().count()) {
-        Ok(name.to_owned())
-    } else {
-        Err(ApiError::Invalid(
-            "invalid_name",
-            "name must be 1-200 characters".into(),
-        ))
-    }
-}
-
 fn valid_scopes(raw: &[String]) -> Result<Vec<String>, ApiError> {
     if raw.is_empty() {
         return Err(ApiError::Invalid(
@@ -336,17 +324,8 @@ impl CredentialsApi {
         let rows = repo::list(&state.pool, auth.0.store_id.as_str(), cursor.0, limit + 1)
             .await
             .map_err(ApiError::from)?;
-        let more = rows.len() as i64 > limit;
-        let items: Vec<Credential> = rows
-            .into_iter()
-            .take(limit as usize)
-            .map(Into::into)
-            .collect();
-        let next_cursor = if more {
-            items.last().map(|c| c.credential_id.to_string())
-        } else {
-            None
-        };
+        let (items, next_cursor) =
+            next_page(rows, limit, |x: &Credential| x.credential_id.to_string());
         Ok(Json(CredentialPage { items, next_cursor }))
     }
 

@@ -64,6 +64,39 @@ pub enum Tag {
     Operations,
 }
 
+/// A trimmed display name of 1–200 characters.
+pub fn valid_name(name: &str) -> Result<String, problem::ApiError> {
+    let name = name.trim();
+    if (1..=200).contains(&name.chars().count()) {
+        Ok(name.to_owned())
+    } else {
+        Err(problem::ApiError::Invalid(
+            "invalid_name",
+            "name must be 1-200 characters".into(),
+        ))
+    }
+}
+
+/// Keyset paging: `rows` was fetched with `limit + 1`; returns the page and the cursor of the next one.
+pub fn next_page<R, T: From<R>>(
+    rows: Vec<R>,
+    limit: i64,
+    cursor_of: impl Fn(&T) -> String,
+) -> (Vec<T>, Option<String>) {
+    let more = rows.len() as i64 > limit;
+    let items: Vec<T> = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(Into::into)
+        .collect();
+    let next = if more {
+        items.last().map(cursor_of)
+    } else {
+        None
+    };
+    (items, next)
+}
+
 /// Page size: 50 by default, 1–200.
 pub fn page_limit(limit: Option<i64>) -> i64 {
     limit.unwrap_or(50).clamp(1, 200)

@@ -10,7 +10,7 @@ use workflows::{EventEnvelope, EventPattern, EventType};
 
 use super::auth::StoreAuth;
 use super::problem::ApiError;
-use super::{AppState, Tag, page_limit};
+use super::{AppState, Tag, next_page, page_limit, valid_name};
 use crate::db::events::{EventSource, Ingested};
 use crate::db::subscriptions::{self, Patch, SubscriptionRow};
 use crate::delivery::target::{TargetError, TargetUrl};
@@ -142,18 +142,6 @@ fn not_found(id: Uuid) -> ApiError {
     )
 }
 
-fn valid_name(name: &str) -> Result<String, ApiError> {
-    let name = name.trim();
-    if (1..=200).contains(&name.chars().count()) {
-        Ok(name.to_owned())
-    } else {
-        Err(ApiError::Invalid(
-            "invalid_name",
-            "name must be 1-200 characters".into(),
-        ))
-    }
-}
-
 fn valid_events(events: &[String]) -> Result<Vec<String>, ApiError> {
     if events.is_empty() || events.len() > 100 {
         return Err(ApiError::Invalid(
@@ -238,17 +226,9 @@ impl SubscriptionsApi {
         let rows = subscriptions::list(&state.pool, auth.0.store_id.as_str(), cursor.0, limit + 1)
             .await
             .map_err(ApiError::from)?;
-        let more = rows.len() as i64 > limit;
-        let items: Vec<Subscription> = rows
-            .into_iter()
-            .take(limit as usize)
-            .map(Into::into)
-            .collect();
-        let next_cursor = if more {
-            items.last().map(|s| s.subscription_id.to_string())
-        } else {
-            None
-        };
+        let (items, next_cursor) = next_page(rows, limit, |x: &Subscription| {
+            x.subscription_id.to_string()
+        });
         Ok(Json(SubscriptionPage { items, next_cursor }))
     }
 
