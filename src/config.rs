@@ -65,6 +65,38 @@ pub struct Config {
     pub secrets: SecretsConfig,
     /// API credentials.
     pub credentials: CredentialsConfig,
+    /// Vault.
+    pub vault: VaultConfig,
+}
+
+/// `[vault]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct VaultConfig {
+    /// Address; empty: embedded store.
+    pub addr: String,
+    /// Token.
+    pub token: Secret,
+    /// AppRole mount.
+    pub approle_mount: String,
+    /// AppRole role id.
+    pub role_id: Secret,
+    /// AppRole secret id.
+    pub secret_id: Secret,
+    /// KV v2 mount.
+    pub mount: String,
+    /// Key prefix.
+    pub prefix: String,
+    /// Request timeout.
+    pub timeout_ms: u64,
+    /// Read cache TTL.
+    pub cache_ttl_secs: u64,
+}
+
+impl VaultConfig {
+    /// Whether Vault is configured.
+    pub fn enabled(&self) -> bool {
+        !self.addr.trim().is_empty()
+    }
 }
 
 /// `[credentials]`.

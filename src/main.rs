@@ -35,6 +35,17 @@ enum Command {
     Openapi,
     /// Measure delivery throughput and latency against a local receiver.
     Bench(bench::BenchArgs),
+    /// Secret store maintenance.
+    Secrets {
+        #[command(subcommand)]
+        action: SecretsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Copy every secret of the embedded store to Vault (vault.addr / VAULT_ADDR).
+    CopyToVault,
 }
 
 #[tokio::main]
@@ -57,6 +68,14 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => bench::run(config, args).await,
+        Command::Secrets {
+            action: SecretsCommand::CopyToVault,
+        } => {
+            let copied =
+                integration_service::secrets::migrate::copy_embedded_to_vault(&config).await?;
+            println!("copied {copied} secrets to Vault");
+            Ok(())
+        }
         Command::Openapi => Ok(()),
     }
 }

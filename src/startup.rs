@@ -24,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::publisher::Relay;
 use crate::secrets::cached::CachedSecretStore;
 use crate::secrets::embedded::{EmbeddedSecretStore, load_master_key};
+use crate::secrets::vault::VaultSecretStore;
 use crate::secrets::{SecretStore, StoreSigningSecrets};
 use crate::worker::{Worker, WorkerSettings};
 
@@ -87,6 +88,7 @@ pub struct Application {
     config: Config,
     state: AppState,
     webhook: WebhookDeps,
+    vault: Option<Arc<VaultSecretStore>>,
 }
 
 /// A unique worker name: host, pid and a random suffix.
@@ -109,7 +111,7 @@ impl Application {
             .await
             .map_err(|e| anyhow::anyhow!("cannot migrate the database (database_url): {e:#}"))?;
         let metrics = Arc::new(Metrics::default());
-        let secrets = Self::secret_store(&config, pool.clone())?;
+        let (secrets, vault) = Self::secret_store(&config, pool.clone()).await?;
         let target_policy = TargetPolicy {
             refuse_private: config.mode == Mode::Production,
             allowed_hosts: Arc::new(config.delivery.allowed_private_hosts.clone()),
@@ -155,17 +157,43 @@ impl Application {
             config,
             state,
             webhook,
+            vault,
         })
     }
 
-    fn secret_store(config: &Config, pool: PgPool) -> anyhow::Result<Arc<dyn SecretStore>> {
+    /// Vault when `vault.addr` is set, the embedded store otherwise; both behind a short read cache.
+    async fn secret_store(
+        config: &Config,
+        pool: PgPool,
+    ) -> anyhow::Result<(Arc<dyn SecretStore>, Option<Arc<VaultSecretStore>>)> {
+        if config.vault.enabled() {
+            let vault = Arc::new(
+                VaultSecretStore::connect(&config.vault)
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "cannot log in to Vault at {} (vault.addr): {e}",
+                            config.vault.addr
+                        )
+                    })?,
+            );
+            let cached = CachedSecretStore::new(
+                vault.clone(),
+                Duration::from_secs(config.vault.cache_ttl_secs),
+                100_000,
+            );
+            return Ok((Arc::new(cached), Some(vault)));
+        }
         let key = load_master_key(config.secrets.master_key.expose(), &config.secrets.key_file)?;
         let embedded: Arc<dyn SecretStore> = Arc::new(EmbeddedSecretStore::new(pool, key));
-        Ok(Arc::new(CachedSecretStore::new(
-            embedded,
-            Duration::from_secs(30),
-            100_000,
-        )))
+        Ok((
+            Arc::new(CachedSecretStore::new(
+                embedded,
+                Duration::from_secs(30),
+                100_000,
+            )),
+            None,
+        ))
     }
 
     /// Shared state (tests read the pool and secrets from here).
@@ -228,6 +256,9 @@ impl Application {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let tracker = TaskTracker::new();
+        if let Some(vault) = &self.vault {
+            tracker.spawn(vault.clone().keep_token_alive(shutdown.clone()));
+        }
         if roles.worker {
             let name = if self.config.worker.name.is_empty() {
                 generated_worker_name()

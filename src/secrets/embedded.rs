@@ -92,6 +92,16 @@ fn hex_prefix(digest: &[u8]) -> String {
     digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
 }
 
+impl EmbeddedSecretStore {
+    /// Every stored path (for copying to Vault).
+    pub async fn paths(&self) -> Result<Vec<String>, SecretStoreError> {
+        sqlx::query_scalar("SELECT path FROM encrypted_secrets ORDER BY path")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)
+    }
+}
+
 #[async_trait]
 impl SecretStore for EmbeddedSecretStore {
     async fn get(&self, path: &str) -> Result<Option<String>, SecretStoreError> {

@@ -2,6 +2,8 @@
 
 pub mod cached;
 pub mod embedded;
+pub mod migrate;
+pub mod vault;
 
 use std::sync::Arc;
 
@@ -31,6 +33,11 @@ pub trait SecretStore: Send + Sync {
     async fn delete(&self, path: &str) -> Result<(), SecretStoreError>;
     /// Whether the store answers (for `/ready`).
     async fn ready(&self) -> bool;
+}
+
+/// Path of a connector credential (`api-key` or `api-secret`).
+pub fn connector_secret_path(config_id: Uuid, name: &str) -> String {
+    format!("connector/{config_id}/{name}")
 }
 
 /// Path of a subscription's signing secret.

@@ -9,3 +9,4 @@ mod credentials;
 mod kafka;
 mod pipeline;
 mod restart;
+mod vault;

@@ -4,6 +4,7 @@
 
 pub mod kafka;
 pub mod receiver;
+pub mod vault;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
