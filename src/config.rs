@@ -125,6 +125,8 @@ pub struct KafkaConfig {
     pub brokers: String,
     /// Consumer group.
     pub group_id: String,
+    /// Static membership id (empty: dynamic).
+    pub group_instance_id: String,
     /// Regex of topics to consume.
     pub topic_regex: String,
     /// Explicit topics to consume.

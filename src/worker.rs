@@ -15,6 +15,7 @@ use jobs::Job;
 use jobs::ports::DeliveryToSend;
 use jobs::webhook::{self, Effect, Handled, WebhookDeps};
 use sqlx::PgPool;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -262,7 +263,7 @@ impl Worker {
             ));
             let slots = Arc::new(tokio::sync::Semaphore::new(self.concurrency));
             let (to_writer, from_jobs) =
-                tokio::sync::mpsc::channel::<Finished>(self.concurrency * 4);
+                tokio::sync::mpsc::channel::<(Finished, OwnedSemaphorePermit)>(self.concurrency);
             let writer = tokio::spawn(self.clone().write_finished(from_jobs));
             let heartbeat = tokio::spawn(self.clone().heartbeat(shutdown.clone()));
             let sweeper = tokio::spawn(self.clone().sweep(
@@ -291,8 +292,9 @@ impl Worker {
                             };
                             let (job, tx) = (self.clone(), to_writer.clone());
                             tokio::spawn(async move {
-                                let _ = tx.send(job.execute(c).await).await;
-                                drop(permit);
+                                // The slot is freed by the writer once the result is written and acknowledged, so
+                                // `concurrency` bounds the claimed-but-unacknowledged jobs: what a crash can re-send.
+                                let _ = tx.send((job.execute(c).await, permit)).await;
                             });
                         }
                         if drained {
@@ -310,7 +312,12 @@ impl Worker {
                 }
             }
             // Drain: every running job finishes and hands its result to the writer, which writes it and stops.
-            let _ = slots.acquire_many(self.concurrency as u32).await;
+            // Bounded: if Postgres stays down, stop anyway; unacknowledged jobs are re-queued by orphan recovery.
+            let drained = tokio::time::timeout(DRAIN_TIMEOUT, slots.acquire_many(self.concurrency as u32)).await;
+            if drained.is_err() {
+                tracing::warn!("could not write every finished job before shutting down; they will run again elsewhere");
+                writer.abort();
+            }
             drop(to_writer);
             let _ = writer.await;
             heartbeat.abort();
@@ -322,26 +329,33 @@ impl Worker {
     }
 
     /// Write finished jobs as they come, batching whatever has arrived; retry a failed write until it succeeds.
-    async fn write_finished(self, mut from_jobs: tokio::sync::mpsc::Receiver<Finished>) {
+    async fn write_finished(
+        self,
+        mut from_jobs: tokio::sync::mpsc::Receiver<(Finished, OwnedSemaphorePermit)>,
+    ) {
         let mut pending: Vec<Finished> = Vec::new();
+        let mut slots: Vec<OwnedSemaphorePermit> = Vec::new();
         let mut backoff = Backoff::default();
         let never = CancellationToken::new();
         loop {
             if pending.is_empty() {
                 match from_jobs.recv().await {
-                    Some(f) => pending.push(f),
+                    Some((f, slot)) => {
+                        pending.push(f);
+                        slots.push(slot);
+                    }
                     None => return,
                 }
             }
-            while pending.len() < 1000 {
-                match from_jobs.try_recv() {
-                    Ok(f) => pending.push(f),
-                    Err(_) => break,
-                }
+            while let Ok((f, slot)) = from_jobs.try_recv() {
+                pending.push(f);
+                slots.push(slot);
             }
             match self.flush(&pending).await {
                 Ok(()) => {
                     pending.clear();
+                    // Written and acknowledged: these jobs' slots may take new work.
+                    slots.clear();
                     backoff.reset();
                 }
                 Err(e) => {
@@ -385,6 +399,9 @@ impl Worker {
         }
     }
 }
+
+/// How long a stopping worker waits for its running jobs to be written.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Resolves once `n` permits are free (without taking them).
 async fn wait_for_permits(slots: &tokio::sync::Semaphore, n: usize) {

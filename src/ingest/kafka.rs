@@ -11,20 +11,25 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use workflows::EventEnvelope;
 
-use super::{Incoming, Ingestor};
+use super::{Incoming, Ingestor, OffsetUpdate};
 use crate::config::KafkaConfig;
 use crate::db::events::{EventSource, Quarantined};
 use crate::worker::Backoff;
 
 /// Build the consumer and subscribe to the configured regex and topics.
 pub fn consumer(config: &KafkaConfig) -> anyhow::Result<StreamConsumer> {
-    let consumer: StreamConsumer = ClientConfig::new()
+    let mut client = ClientConfig::new();
+    if !config.group_instance_id.trim().is_empty() {
+        client.set("group.instance.id", config.group_instance_id.trim());
+    }
+    let consumer: StreamConsumer = client
         .set("bootstrap.servers", &config.brokers)
         .set("group.id", &config.group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("session.timeout.ms", "10000")
+        .set("max.poll.interval.ms", "15000")
         .set("fetch.wait.max.ms", config.fetch_wait_ms.to_string())
         // Pick up topics created after start-up that match the regex.
         .set("topic.metadata.refresh.interval.ms", "10000")
@@ -63,6 +68,62 @@ fn to_incoming(msg: &OwnedMessage, max_bytes: usize) -> Incoming<'_> {
     }
 }
 
+/// What to do with a batch, given where Postgres says each partition resumes.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct BatchPlan {
+    /// Indexes of the messages to ingest.
+    keep: Vec<usize>,
+    /// Partitions the broker delivered past our stored offset: seek back there (their messages are dropped).
+    seek: Vec<(String, i32, i64)>,
+}
+
+/// Keep messages at or after the stored resume point; a partition whose first message is *past* it (a gap) is
+/// dropped and sought back. A partition with no stored point is taken as the broker gives it.
+fn plan(messages: &[(String, i32, i64)], resume: &HashMap<(String, i32), i64>) -> BatchPlan {
+    let mut first: HashMap<(&str, i32), i64> = HashMap::new();
+    for (topic, partition, offset) in messages {
+        let e = first.entry((topic.as_str(), *partition)).or_insert(*offset);
+        *e = (*e).min(*offset);
+    }
+    let mut plan = BatchPlan::default();
+    for ((topic, partition), first) in &first {
+        if let Some(&next) = resume.get(&((*topic).to_owned(), *partition))
+            && *first > next
+        {
+            plan.seek.push(((*topic).to_owned(), *partition, next));
+        }
+    }
+    for (i, (topic, partition, offset)) in messages.iter().enumerate() {
+        let gap = plan
+            .seek
+            .iter()
+            .any(|(t, p, _)| t == topic && p == partition);
+        let done = resume
+            .get(&(topic.clone(), *partition))
+            .is_some_and(|next| offset < next);
+        if !gap && !done {
+            plan.keep.push(i);
+        }
+    }
+    plan.seek.sort();
+    plan
+}
+
+/// Where to seek when a partition resumed past `next`: a growing step before it, because tansu answers a fetch
+/// that starts inside a record batch with the *following* batch (measured: a fetch at 2000 returned 2156 first),
+/// so seeking to `next` itself would skip the rest of its batch. Messages below `next` are dropped by `plan`.
+/// `None` once the step exceeds any batch size: the offsets are really gone (e.g. retention).
+fn seek_back(
+    steps: &mut HashMap<(String, i32), i64>,
+    topic: &str,
+    partition: i32,
+    next: i64,
+) -> Option<i64> {
+    let step = steps.entry((topic.to_owned(), partition)).or_insert(0);
+    *step = if *step == 0 { 64 } else { *step * 2 };
+    (*step <= 1 << 20).then(|| (next - *step).max(0))
+}
+
 /// The next offset to commit per partition: one past the highest offset in the batch
 /// (a batch is a contiguous run of each partition's stream, so every offset below it is done).
 fn commit_list(batch: &[OwnedMessage]) -> anyhow::Result<TopicPartitionList> {
@@ -87,6 +148,8 @@ pub async fn run(
 ) {
     let linger = Duration::from_millis(config.batch_linger_ms);
     let mut backoff = Backoff::default();
+    // Per partition: how far before our stored offset the last seek went (see `seek_back`).
+    let mut seek_steps: HashMap<(String, i32), i64> = HashMap::new();
     loop {
         let first = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -115,13 +178,57 @@ pub async fn run(
                 Err(_) => break,
             }
         }
-        let incoming: Vec<Incoming<'_>> = batch
+        let positions: Vec<(String, i32, i64)> = batch
             .iter()
-            .map(|m| to_incoming(m, config.max_message_bytes))
+            .map(|m| (m.topic().to_owned(), m.partition(), m.offset()))
             .collect();
         let mut write_backoff = Backoff::default();
         loop {
-            match ingestor.ingest_batch(&incoming).await {
+            let result = async {
+                let (topics, partitions): (Vec<String>, Vec<i32>) = positions.iter().map(|(t, p, _)| (t.clone(), *p)).unzip();
+                let resume: HashMap<(String, i32), i64> = ingestor
+                    .resume_points(&config.group_id, topics, partitions)
+                    .await?
+                    .into_iter()
+                    .map(|(t, p, o)| ((t, p), o))
+                    .collect();
+                let mut plan = plan(&positions, &resume);
+                for (topic, partition, offset) in std::mem::take(&mut plan.seek) {
+                    match seek_back(&mut seek_steps, &topic, partition, offset) {
+                        Some(target) => {
+                            tracing::warn!(%topic, partition, offset, target, "the broker resumed past our stored offset; seeking back");
+                            consumer.seek(&topic, partition, Offset::Offset(target), Duration::from_secs(5))?;
+                        }
+                        None => {
+                            // Seeking back further cannot help: the broker no longer has these offsets.
+                            tracing::error!(%topic, partition, offset, "messages after our stored offset are gone from the broker; accepting the gap");
+                            plan.keep.extend(positions.iter().enumerate().filter(|(_, (t, p, _))| *t == topic && *p == partition).map(|(i, _)| i));
+                        }
+                    }
+                }
+                // A partition that delivered what we expected is back on track.
+                for &i in &plan.keep {
+                    let (topic, partition, _) = &positions[i];
+                    seek_steps.remove(&(topic.clone(), *partition));
+                }
+                plan.keep.sort_unstable();
+                let kept: Vec<&OwnedMessage> = plan.keep.iter().map(|&i| &batch[i]).collect();
+                let incoming: Vec<Incoming<'_>> = kept.iter().map(|m| to_incoming(m, config.max_message_bytes)).collect();
+                let mut next: HashMap<(&str, i32), i64> = HashMap::new();
+                for m in &kept {
+                    let e = next.entry((m.topic(), m.partition())).or_insert(0);
+                    *e = (*e).max(m.offset() + 1);
+                }
+                let mut update = OffsetUpdate { group: config.group_id.clone(), ..OffsetUpdate::default() };
+                for ((topic, partition), offset) in next {
+                    update.topics.push(topic.to_owned());
+                    update.partitions.push(partition);
+                    update.next.push(offset);
+                }
+                ingestor.ingest_batch(&incoming, Some(&update)).await
+            }
+            .await;
+            match result {
                 Ok(_) => break,
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), messages = batch.len(), "cannot write batch; retrying before committing offsets");
@@ -178,4 +285,58 @@ pub async fn create_topics(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msgs(list: &[(i32, i64)]) -> Vec<(String, i32, i64)> {
+        list.iter().map(|&(p, o)| ("t".to_owned(), p, o)).collect()
+    }
+
+    #[test]
+    fn messages_before_the_stored_offset_are_skipped_and_a_gap_is_sought_back() {
+        let resume: HashMap<(String, i32), i64> =
+            [(("t".to_owned(), 0), 10), (("t".to_owned(), 1), 2000)].into();
+        let batch = msgs(&[
+            (0, 8),
+            (0, 9),
+            (0, 10),
+            (0, 11),
+            (1, 3051),
+            (1, 3052),
+            (2, 5),
+        ]);
+        let plan = plan(&batch, &resume);
+        assert_eq!(
+            plan.keep,
+            vec![2, 3, 6],
+            "offsets 8 and 9 were ingested; partition 1 has a gap; partition 2 is new"
+        );
+        assert_eq!(plan.seek, vec![("t".to_owned(), 1, 2000)]);
+    }
+
+    #[test]
+    fn seeking_back_steps_further_each_time_and_gives_up_eventually() {
+        let mut steps = HashMap::new();
+        assert_eq!(seek_back(&mut steps, "t", 1, 2000), Some(1936));
+        assert_eq!(seek_back(&mut steps, "t", 1, 2000), Some(1872));
+        assert_eq!(seek_back(&mut steps, "t", 1, 2000), Some(1744));
+        while seek_back(&mut steps, "t", 1, 2000).is_some() {}
+        assert_eq!(seek_back(&mut steps, "t", 1, 2000), None);
+    }
+
+    #[test]
+    fn a_batch_that_continues_where_we_stopped_is_kept_whole() {
+        let resume: HashMap<(String, i32), i64> = [(("t".to_owned(), 0), 10)].into();
+        let plan = plan(&msgs(&[(0, 10), (0, 11)]), &resume);
+        assert_eq!(
+            plan,
+            BatchPlan {
+                keep: vec![0, 1],
+                seek: vec![]
+            }
+        );
+    }
 }

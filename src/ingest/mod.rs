@@ -21,6 +21,19 @@ pub enum Incoming<'a> {
     Poison(Quarantined<'a>),
 }
 
+/// The next offset of each partition a Kafka batch touched.
+#[derive(Debug, Clone, Default)]
+pub struct OffsetUpdate {
+    /// Consumer group.
+    pub group: String,
+    /// Topics (parallel to `partitions` and `next`).
+    pub topics: Vec<String>,
+    /// Partitions.
+    pub partitions: Vec<i32>,
+    /// Next offsets.
+    pub next: Vec<i64>,
+}
+
 /// Fans events out to webhook subscriptions.
 #[derive(Clone)]
 pub struct Ingestor {
@@ -34,10 +47,28 @@ impl Ingestor {
         Self { pool, metrics }
     }
 
-    /// Write a batch in ONE transaction: events with their deliveries and jobs, poison messages to quarantine.
-    /// Nothing is written unless everything is.
-    pub async fn ingest_batch(&self, batch: &[Incoming<'_>]) -> anyhow::Result<Vec<Ingested>> {
+    /// Where ingest must resume on these partitions, per Postgres.
+    pub async fn resume_points(
+        &self,
+        group: &str,
+        topics: Vec<String>,
+        partitions: Vec<i32>,
+    ) -> anyhow::Result<Vec<(String, i32, i64)>> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(events::next_offsets(&mut conn, group, &topics, &partitions).await?)
+    }
+
+    /// Write a batch in ONE transaction: events with their deliveries and jobs, poison messages to quarantine,
+    /// and (for Kafka) the next offset of each partition. Nothing is written unless everything is.
+    pub async fn ingest_batch(
+        &self,
+        batch: &[Incoming<'_>],
+        offsets: Option<&OffsetUpdate>,
+    ) -> anyhow::Result<Vec<Ingested>> {
         let mut tx = self.pool.begin().await?;
+        if let Some(o) = offsets {
+            events::store_offsets(&mut tx, &o.group, &o.topics, &o.partitions, &o.next).await?;
+        }
         let mut results = Vec::with_capacity(batch.len());
         let mut jobs = Vec::new();
         for item in batch {

@@ -8,5 +8,6 @@ mod compose;
 mod credentials;
 mod kafka;
 mod pipeline;
+mod processes;
 mod restart;
 mod vault;

@@ -1,0 +1,288 @@
+//! Several real processes on one Postgres and one consumer group, under kill -9 and connection loss.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::common::kafka::{brokers, create_topics, producer};
+use crate::common::process::{ServiceProcess, wait_healthy};
+use crate::common::{ADMIN_TOKEN, Receiver, TestDb};
+
+/// The process tests each load both cores; running them one at a time keeps their timing meaningful.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+struct Cluster {
+    env: BTreeMap<String, String>,
+    api: String,
+    topic: String,
+    db: TestDb,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port()
+}
+
+async fn cluster() -> Cluster {
+    let run = Uuid::new_v4().simple().to_string();
+    let topic = format!("ss3.p{run}.orders");
+    let publish = format!("integration.p{run}");
+    create_topics(&[topic.clone(), publish.clone()]).await;
+    let db = TestDb::create().await;
+    let port = free_port();
+    let key: [u8; 32] = rand::random();
+    let env: BTreeMap<String, String> = [
+        ("DATABASE_URL", db.url.clone()),
+        ("SS3_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+        (
+            "SS3_SECRETS__MASTER_KEY",
+            base64::engine::general_purpose::STANDARD.encode(key),
+        ),
+        ("SS3_KAFKA__BROKERS", brokers()),
+        ("SS3_KAFKA__TOPIC_REGEX", format!("^ss3\\.p{run}\\..+")),
+        ("SS3_KAFKA__GROUP_ID", format!("g-{run}")),
+        ("SS3_KAFKA__PUBLISH_TOPIC", publish),
+        ("SS3_WORKER__HEARTBEAT_INTERVAL_SECS", "1".into()),
+        ("SS3_WORKER__MISSED_HEARTBEATS", "2".into()),
+        ("SS3_WORKER__POLL_INTERVAL_MS", "100".into()),
+        ("SS3_LISTEN_ADDR", format!("127.0.0.1:{port}")),
+        ("SS3_CREDENTIALS__BCRYPT_COST", "4".into()),
+        (
+            "RUST_LOG",
+            std::env::var("SS3_TEST_CHILD_LOG").unwrap_or_else(|_| "warn".into()),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    Cluster {
+        env,
+        api: format!("http://127.0.0.1:{port}"),
+        topic,
+        db,
+    }
+}
+
+async fn subscribe(cluster: &Cluster, target: &str) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/subscriptions", cluster.api))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("x-ss3-store-id", "store-p")
+        .json(&json!({"name": "p", "targetUrl": target, "events": ["*"]}))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(response.status(), 201);
+}
+
+async fn produce_events(topic: &str, n: usize) {
+    let p = producer();
+    let sends = (0..n).map(|i| {
+        let body = json!({"eventId": Uuid::new_v4(), "eventType": "order.placed", "storeId": "store-p", "data": {"n": i}}).to_string();
+        let p = p.clone();
+        let topic = topic.to_owned();
+        async move {
+            p.send(rdkafka::producer::FutureRecord::<str, str>::to(&topic).key(&format!("k{i}")).payload(&body), Duration::from_secs(30)).await.map(|_| ()).map_err(|(e, _)| e)
+        }
+    });
+    for r in futures::future::join_all(sends).await {
+        r.expect("produce");
+    }
+}
+
+/// Receipts per delivery id until `want` distinct ids arrived (or `within` passed).
+async fn collect(
+    receiver: &mut Receiver,
+    want: usize,
+    within: Duration,
+    mut on_progress: impl FnMut(usize),
+) -> HashMap<String, usize> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let deadline = Instant::now() + within;
+    while seen.len() < want && Instant::now() < deadline {
+        for r in receiver.drain() {
+            *seen
+                .entry(r.header("x-ss3-delivery").to_owned())
+                .or_default() += 1;
+        }
+        on_progress(seen.len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    seen
+}
+
+async fn db_counts(url: &str) -> (i64, i64, i64) {
+    let pool = sqlx::PgPool::connect(url).await.expect("connect");
+    let counts = sqlx::query_as("SELECT (SELECT count(*) FROM ingested_events), count(*), count(*) FILTER (WHERE status = 'DELIVERED') FROM webhook_deliveries")
+        .fetch_one(&pool)
+        .await
+        .expect("counts");
+    pool.close().await;
+    counts
+}
+
+/// Catches: lost or doubled deliveries when processes die (the claim/ack protocol, orphan recovery, offset commits).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_and_one_ingest_deliver_10_000_events_despite_kill_9_of_a_worker_and_of_the_ingest()
+ {
+    const EVENTS: usize = 10_000;
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let cluster = cluster().await;
+    let mut receiver = Receiver::start(&[]).await;
+    let _api = ServiceProcess::spawn("api", &cluster.env, "api");
+    wait_healthy(&format!("{}/health", cluster.api), Duration::from_secs(30)).await;
+    subscribe(&cluster, &receiver.url()).await;
+    let mut worker_1 = ServiceProcess::spawn("worker", &cluster.env, "worker-1");
+    let _worker_2 = ServiceProcess::spawn("worker", &cluster.env, "worker-2");
+    // A stable instance id, as a StatefulSet pod would have: the restarted process takes over its partitions.
+    let mut ingest_env = cluster.env.clone();
+    ingest_env.insert("SS3_KAFKA__GROUP_INSTANCE_ID".into(), "ingest-0".into());
+    let mut ingest = ServiceProcess::spawn("ingest", &ingest_env, "ingest");
+
+    produce_events(&cluster.topic, EVENTS).await;
+    let mut killed_worker = false;
+    let mut killed_ingest_at: Option<usize> = None;
+    let mut restarted: Option<ServiceProcess> = None;
+    let seen = collect(
+        &mut receiver,
+        EVENTS,
+        Duration::from_secs(
+            std::env::var("SS3_TEST_WAIT")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(240),
+        ),
+        |delivered| {
+            if killed_ingest_at.is_none() && delivered >= EVENTS / 5 {
+                ingest.kill_9();
+                killed_ingest_at = Some(delivered);
+                restarted = Some(ServiceProcess::spawn("ingest", &ingest_env, "ingest-2"));
+            }
+            if !killed_worker && delivered >= EVENTS / 3 {
+                worker_1.kill_9();
+                killed_worker = true;
+            }
+        },
+    )
+    .await;
+    if seen.len() != EVENTS {
+        let pool = sqlx::PgPool::connect(&cluster.db.url)
+            .await
+            .expect("connect");
+        let jobs: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT status || ':' || coalesce(lock_by, '-'), count(*) FROM apalis.jobs GROUP BY 1",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("jobs");
+        let workers: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, (now() - last_seen)::text FROM apalis.workers")
+                .fetch_all(&pool)
+                .await
+                .expect("workers");
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, count(*) FROM webhook_deliveries GROUP BY 1")
+                .fetch_all(&pool)
+                .await
+                .expect("rows");
+        let parts: Vec<(i32, i64, i64, i64)> = sqlx::query_as("SELECT kafka_partition, min(kafka_offset), max(kafka_offset), count(*) FROM ingested_events GROUP BY 1 ORDER BY 1").fetch_all(&pool).await.expect("parts");
+        let gaps: Vec<(i32, i64, i64)> = sqlx::query_as("SELECT kafka_partition, kafka_offset, next - kafka_offset FROM (SELECT kafka_partition, kafka_offset, lead(kafka_offset) OVER (PARTITION BY kafka_partition ORDER BY kafka_offset) AS next FROM ingested_events) x WHERE next - kafka_offset > 1").fetch_all(&pool).await.expect("gaps");
+        eprintln!(
+            "PARTITIONS (p, min, max, count) {parts:?}\nGAPS (p, after offset, jump) {gaps:?}"
+        );
+        panic!(
+            "{} of {EVENTS} delivered; db {:?}; deliveries {rows:?}; jobs {jobs:?}; workers {workers:?}",
+            seen.len(),
+            db_counts(&cluster.db.url).await
+        );
+    }
+    assert!(
+        killed_worker && killed_ingest_at.is_some(),
+        "both kills happened mid-run"
+    );
+    let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    // Only jobs in flight in the killed worker (at most its concurrency) may arrive twice, with the same id.
+    assert!(duplicates <= 64, "{duplicates} duplicate receipts");
+    let (events, deliveries, delivered) = db_counts(&cluster.db.url).await;
+    assert_eq!(
+        (events, deliveries),
+        (EVENTS as i64, EVENTS as i64),
+        "no event lost, no duplicate delivery row"
+    );
+    let mut settled = delivered;
+    for _ in 0..50 {
+        if settled == EVENTS as i64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        settled = db_counts(&cluster.db.url).await.2;
+    }
+    assert_eq!(settled, EVENTS as i64, "every row is DELIVERED");
+    drop(restarted);
+}
+
+/// Catches: the service dying, or losing work, when Postgres drops every connection mid-run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_reconnects_and_finishes_after_postgres_drops_its_connections_mid_run() {
+    const EVENTS: usize = 3_000;
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let cluster = cluster().await;
+    let mut receiver = Receiver::start(&[]).await;
+    let mut all = ServiceProcess::spawn("api,ingest,worker", &cluster.env, "all");
+    wait_healthy(&format!("{}/health", cluster.api), Duration::from_secs(30)).await;
+    subscribe(&cluster, &receiver.url()).await;
+    let admin = sqlx::PgPool::connect(&crate::common::admin_database_url())
+        .await
+        .expect("admin");
+    produce_events(&cluster.topic, EVENTS).await;
+
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut terminated = 0;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while seen.len() < EVENTS && Instant::now() < deadline {
+        for r in receiver.drain() {
+            *seen
+                .entry(r.header("x-ss3-delivery").to_owned())
+                .or_default() += 1;
+        }
+        if terminated == 0 && seen.len() >= EVENTS / 4 {
+            let killed: Vec<bool> = sqlx::query_scalar(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            )
+            .bind(&cluster.db.name)
+            .fetch_all(&admin)
+            .await
+            .expect("terminate");
+            terminated = killed.len();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(terminated > 0, "connections were killed mid-run");
+    assert_eq!(
+        seen.len(),
+        EVENTS,
+        "every delivery arrived after the connections were killed"
+    );
+    let ready: Value = reqwest::get(format!("{}/ready", cluster.api))
+        .await
+        .expect("req")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ready["postgres"], true);
+    assert!(
+        all.terminate(Duration::from_secs(20)),
+        "SIGTERM drains and exits"
+    );
+    let (events, deliveries, delivered) = db_counts(&cluster.db.url).await;
+    assert_eq!(
+        (events, deliveries, delivered),
+        (EVENTS as i64, EVENTS as i64, EVENTS as i64)
+    );
+    admin.close().await;
+}
