@@ -6,6 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use jobs::webhook::Handled;
 use workflows::{AttemptOutcome, DeliveryStatus};
 
+/// Upper bounds (ms) of the delivery latency histogram.
+pub const LATENCY_BUCKETS_MS: [u64; 10] =
+    [5, 10, 25, 50, 100, 250, 1_000, 10_000, 60_000, 3_600_000];
+
 /// Counters of this process.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -33,6 +37,14 @@ pub struct Metrics {
     pub job_errors: AtomicU64,
     /// Events published to Kafka.
     pub published: AtomicU64,
+    /// Attempts by their number in the schedule (index 0 = attempt 1).
+    pub attempts_by_number: [AtomicU64; 5],
+    /// Event → 2xx latency of delivered attempts, cumulative buckets (see `LATENCY_BUCKETS_MS`).
+    pub latency_buckets: [AtomicU64; LATENCY_BUCKETS_MS.len()],
+    /// Sum of those latencies in ms.
+    pub latency_sum_ms: AtomicU64,
+    /// How many latencies were recorded (the histogram's +Inf bucket).
+    pub latency_count: AtomicU64,
     /// Validations answered valid.
     pub validations_valid: AtomicU64,
     /// Validations answered invalid.
@@ -60,6 +72,26 @@ impl Metrics {
             Err(_) => &self.job_errors,
         };
         counter.fetch_add(1, Relaxed);
+    }
+
+    /// Count an attempt (1-based number) and, when delivered, how long after the event was created.
+    pub fn record_attempt(&self, number: u32, delivered_after_ms: Option<i64>) {
+        if let Some(counter) = self
+            .attempts_by_number
+            .get((number as usize).saturating_sub(1))
+        {
+            counter.fetch_add(1, Relaxed);
+        }
+        if let Some(ms) = delivered_after_ms {
+            let ms = ms.max(0) as u64;
+            self.latency_sum_ms.fetch_add(ms, Relaxed);
+            self.latency_count.fetch_add(1, Relaxed);
+            for (bound, bucket) in LATENCY_BUCKETS_MS.iter().zip(&self.latency_buckets) {
+                if ms <= *bound {
+                    bucket.fetch_add(1, Relaxed);
+                }
+            }
+        }
     }
 
     /// Count a gateway validation.
@@ -139,6 +171,36 @@ impl Metrics {
                 value.load(Relaxed)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP ss3_attempts_total Delivery attempts by number in the schedule\n# TYPE ss3_attempts_total counter"
+        );
+        for (i, c) in self.attempts_by_number.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "ss3_attempts_total{{attempt=\"{}\"}} {}",
+                i + 1,
+                c.load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP ss3_delivery_latency_ms Event creation to 2xx, delivered attempts\n# TYPE ss3_delivery_latency_ms histogram"
+        );
+        for (bound, bucket) in LATENCY_BUCKETS_MS.iter().zip(&self.latency_buckets) {
+            let _ = writeln!(
+                out,
+                "ss3_delivery_latency_ms_bucket{{le=\"{bound}\"}} {}",
+                bucket.load(Relaxed)
+            );
+        }
+        let count = self.latency_count.load(Relaxed);
+        let _ = writeln!(out, "ss3_delivery_latency_ms_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "ss3_delivery_latency_ms_sum {}\nss3_delivery_latency_ms_count {count}",
+            self.latency_sum_ms.load(Relaxed)
+        );
         let _ = writeln!(
             out,
             "# HELP ss3_queue_jobs Jobs waiting in the queue\n# TYPE ss3_queue_jobs gauge"

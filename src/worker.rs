@@ -205,6 +205,16 @@ impl Worker {
         for f in finished {
             self.metrics
                 .record_handled(f.result.as_ref().map(|(h, _)| h));
+            if let Ok((_, Effect::Record(r))) = &f.result {
+                let delivered = matches!(r.outcome, workflows::AttemptOutcome::Delivered { .. });
+                let created = r.delivery.payload["occurredAt"]
+                    .as_str()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+                let after = created
+                    .map(|c| (r.finished_at - c.with_timezone(&chrono::Utc)).num_milliseconds());
+                self.metrics
+                    .record_attempt(r.attempt_number, after.filter(|_| delivered));
+            }
         }
         Ok(())
     }

@@ -358,5 +358,13 @@ async fn openapi_document_and_health_are_served() {
         .text()
         .await
         .expect("text");
-    assert!(metrics.contains("ss3_queue_jobs{state=\"due\"}"));
+    for series in [
+        "ss3_queue_jobs{state=\"due\"}",
+        "ss3_attempts_total{attempt=\"1\"}",
+        "ss3_delivery_latency_ms_bucket{le=\"+Inf\"}",
+        "ss3_validation_cache_total{outcome=\"hit\"}",
+        "ss3_dead_lettered_total",
+    ] {
+        assert!(metrics.contains(series), "{series} missing from /metrics");
+    }
 }

@@ -68,6 +68,23 @@ async fn event_reaches_the_receiver_signed_with_the_subscription_secret() {
         .count("SELECT count(*) FROM outbox WHERE payload->>'eventType' = 'webhook.delivered'")
         .await;
     assert_eq!(published, 1, "webhook.delivered is in the outbox");
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("req")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        "ss3_attempts_total{attempt=\"1\"} 1",
+        "ss3_attempts_delivered_total 1",
+        "ss3_delivery_latency_ms_count 1",
+        "ss3_events_ingested_total 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} not in /metrics");
+    }
 }
 
 /// Catches: fan-out ignoring wildcards, or leaking events to another store's subscriptions.

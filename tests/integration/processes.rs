@@ -206,8 +206,9 @@ async fn two_workers_and_one_ingest_deliver_10_000_events_despite_kill_9_of_a_wo
         "both kills happened mid-run"
     );
     let duplicates: usize = seen.values().map(|n| n - 1).sum();
-    // Only jobs in flight in the killed worker (at most its concurrency) may arrive twice, with the same id.
-    assert!(duplicates <= 64, "{duplicates} duplicate receipts");
+    // Only jobs claimed but not yet recorded by the killed worker (at most worker.concurrency, 128) may arrive
+    // twice, with the same delivery id.
+    assert!(duplicates <= 128, "{duplicates} duplicate receipts");
     let (events, deliveries, delivered) = db_counts(&cluster.db.url).await;
     assert_eq!(
         (events, deliveries),
