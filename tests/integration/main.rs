@@ -4,6 +4,7 @@
 mod common;
 
 mod api;
+mod broker;
 mod compose;
 mod credentials;
 mod kafka;

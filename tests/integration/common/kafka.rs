@@ -53,8 +53,13 @@ pub async fn produce(producer: &FutureProducer, topic: &str, key: &str, payload:
 
 /// Read messages of `topic` from the beginning until `want` have arrived (or fail after `within`).
 pub async fn read(topic: &str, want: usize, within: Duration) -> Vec<Value> {
+    read_from(&brokers(), topic, want, within).await
+}
+
+/// `read` against a given broker.
+pub async fn read_from(brokers: &str, topic: &str, want: usize, within: Duration) -> Vec<Value> {
     let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", brokers)
         .set("group.id", format!("reader-{}", Uuid::new_v4()))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
