@@ -2,6 +2,7 @@
 
 mod credentials;
 mod webhooks;
+mod workers;
 
 use crate::config::Config;
 
@@ -32,6 +33,9 @@ pub struct BenchArgs {
     /// Credentials: distinct keys validated once each (bcrypt path).
     #[arg(long, default_value_t = 200)]
     pub distinct_keys: usize,
+    /// Workers: deliveries queued before the worker processes start.
+    #[arg(long, default_value_t = 20_000)]
+    pub backlog: usize,
     /// Credentials: requests in flight.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
@@ -43,7 +47,8 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
         match suite.as_str() {
             "webhooks" => webhooks::run(config.clone(), args.clone()).await?,
             "credentials" => credentials::run(config.clone(), args.clone()).await?,
-            other => anyhow::bail!("unknown suite {other:?}: use webhooks, credentials"),
+            "workers" => workers::run(config.clone(), args.clone()).await?,
+            other => anyhow::bail!("unknown suite {other:?}: use webhooks, credentials, workers"),
         }
     }
     Ok(())

@@ -21,16 +21,16 @@ use crate::startup::{Application, Roles};
 use super::{BenchArgs, percentile};
 
 #[derive(Default)]
-struct Seen {
-    latencies_us: Vec<u64>,
-    deliveries: HashSet<String>,
-    duplicates: usize,
+pub(super) struct Seen {
+    pub(super) latencies_us: Vec<u64>,
+    pub(super) deliveries: HashSet<String>,
+    pub(super) duplicates: usize,
 }
 
 #[derive(Clone)]
-struct ReceiverState {
-    base: Instant,
-    seen: Arc<Mutex<Seen>>,
+pub(super) struct ReceiverState {
+    pub(super) base: Instant,
+    pub(super) seen: Arc<Mutex<Seen>>,
 }
 
 #[handler]
@@ -50,7 +50,7 @@ async fn receive(req: &poem::Request, body: Vec<u8>, state: Data<&ReceiverState>
     "ok"
 }
 
-async fn start_receiver(state: ReceiverState) -> anyhow::Result<String> {
+pub(super) async fn start_receiver(state: ReceiverState) -> anyhow::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let app = Route::new().at("/hook", poem::post(receive)).data(state);

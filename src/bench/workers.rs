@@ -1,0 +1,176 @@
+//! Workers suite: deliveries/s with 1 and 2 worker *processes* (this binary, `serve --roles worker`) draining the
+//! same backlog, and the recovery time after kill -9 of one of two workers.
+
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+use workflows::{EventEnvelope, EventType, StoreId};
+
+use super::BenchArgs;
+use super::webhooks::{ReceiverState, Scenario, start_receiver};
+use crate::config::Config;
+use crate::db::events::EventSource;
+use crate::db::subscriptions;
+use crate::secrets::webhook_secret_path;
+use crate::startup::Application;
+
+fn spawn_worker(config: &Config, name: &str) -> anyhow::Result<Child> {
+    let c = config;
+    Ok(Command::new(std::env::current_exe()?)
+        .args(["serve", "--roles", "worker"])
+        .env("DATABASE_URL", c.database_url.expose())
+        .env("SS3_SECRETS__KEY_FILE", &c.secrets.key_file)
+        .env("SS3_SECRETS__MASTER_KEY", c.secrets.master_key.expose())
+        .env("SS3_KAFKA__BROKERS", "")
+        .env("SS3_WORKER__NAME", name)
+        .env(
+            "SS3_WORKER__HEARTBEAT_INTERVAL_SECS",
+            c.worker.heartbeat_interval_secs.to_string(),
+        )
+        .env(
+            "SS3_WORKER__MISSED_HEARTBEATS",
+            c.worker.missed_heartbeats.to_string(),
+        )
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?)
+}
+
+/// A fresh database with `backlog` pending deliveries (10 subscriptions) to a local receiver.
+async fn prepared(
+    base: &Config,
+    backlog: usize,
+) -> anyhow::Result<(Scenario, Arc<Application>, ReceiverState)> {
+    let scenario = Scenario::new(base).await?;
+    let mut config = scenario.config.clone();
+    config.kafka.brokers = String::new();
+    let app = Arc::new(Application::build(config, Arc::new(jobs::SystemClock)).await?);
+    let state = ReceiverState {
+        base: Instant::now(),
+        seen: Arc::default(),
+    };
+    let target = start_receiver(state.clone()).await?;
+    for n in 0..10 {
+        let mut tx = app.state().pool.begin().await?;
+        let row = subscriptions::insert(
+            &mut tx,
+            "bench",
+            &format!("w-{n}"),
+            &target,
+            &["*".to_owned()],
+            true,
+        )
+        .await?;
+        app.state()
+            .secrets
+            .put(
+                &webhook_secret_path(row.subscription_id),
+                &crate::secrets::new_signing_secret(),
+            )
+            .await?;
+        tx.commit().await?;
+    }
+    for _ in 0..backlog.div_ceil(10) {
+        let event = EventEnvelope {
+            event_id: Uuid::new_v4(),
+            event_type: EventType::parse("order.placed")?,
+            store_id: StoreId::parse("bench")?,
+            occurred_at: chrono::Utc::now(),
+            data: serde_json::json!({}),
+            previous_attributes: None,
+        };
+        app.state()
+            .ingestor
+            .ingest_one(&event, EventSource::Http, None)
+            .await?;
+    }
+    Ok((scenario, app, state))
+}
+
+fn delivered(state: &ReceiverState) -> usize {
+    state
+        .seen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .deliveries
+        .len()
+}
+
+pub(super) async fn run(base: Config, args: BenchArgs) -> anyhow::Result<()> {
+    let backlog = args.backlog.div_ceil(10) * 10;
+    println!("| worker processes | backlog | delivered | seconds | deliveries/s |");
+    println!("|---|---|---|---|---|");
+    for processes in [1, 2] {
+        let (scenario, app, state) = prepared(&base, backlog).await?;
+        let started = Instant::now();
+        let mut children: Vec<Child> = (0..processes)
+            .map(|i| spawn_worker(&scenario.config, &format!("bench-{i}")))
+            .collect::<anyhow::Result<_>>()?;
+        while delivered(&state) < backlog && started.elapsed() < Duration::from_secs(600) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "| {processes} | {backlog} | {} | {secs:.1} | {:.0} |",
+            delivered(&state),
+            delivered(&state) as f64 / secs
+        );
+        for c in &mut children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        app.state().pool.close().await;
+        scenario.drop_db().await;
+    }
+
+    // Recovery: kill -9 one of two workers once a third is delivered; time until every job it held is delivered.
+    let (scenario, app, state) = prepared(&base, backlog).await?;
+    let pool = app.state().pool.clone();
+    let mut victim = spawn_worker(&scenario.config, "bench-victim")?;
+    let mut survivor = spawn_worker(&scenario.config, "bench-survivor")?;
+    while delivered(&state) < backlog / 3 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    victim.kill()?;
+    victim.wait()?;
+    let killed_at = Instant::now();
+    let held: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT (convert_from(job, 'UTF8')::jsonb->>'delivery_id')::uuid FROM apalis.jobs WHERE lock_by = 'bench-victim' AND status IN ('Queued', 'Running')",
+    )
+    .fetch_all(&pool)
+    .await?;
+    let held_set: HashSet<Uuid> = held.iter().copied().collect();
+    loop {
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries WHERE delivery_id = ANY($1) AND status <> 'DELIVERED'")
+            .bind(&held)
+            .fetch_one(&pool)
+            .await?;
+        if left == 0 || killed_at.elapsed() > Duration::from_secs(300) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let recovery = killed_at.elapsed().as_secs_f64();
+    while delivered(&state) < backlog && killed_at.elapsed() < Duration::from_secs(600) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let c = &scenario.config.worker;
+    println!(
+        "\nkill -9 of one of two workers: it held {} claimed jobs; all were delivered by the survivor {recovery:.1} s later \
+         (orphan timeout = heartbeat {} s x {} missed = {} s); {} of {backlog} delivered in the end",
+        held_set.len(),
+        c.heartbeat_interval_secs,
+        c.missed_heartbeats,
+        c.heartbeat_interval_secs * c.missed_heartbeats as u64,
+        delivered(&state)
+    );
+    let _ = survivor.kill();
+    let _ = survivor.wait();
+    app.state().pool.close().await;
+    scenario.drop_db().await;
+    Ok(())
+}
