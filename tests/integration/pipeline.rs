@@ -431,3 +431,41 @@ async fn resend_repeats_a_delivered_delivery_and_bulk_retrigger_restarts_dead_le
         "only the dead letter from after `since`"
     );
 }
+
+/// Catches: the test endpoint bypassing the pipeline (no delivery row, unsigned) or ignoring the event filter.
+#[tokio::test]
+async fn the_test_endpoint_sends_a_signed_webhook_test_event_through_the_pipeline() {
+    let app = TestApp::spawn().await;
+    let mut receiver = Receiver::start(&[]).await;
+    let (sub, secret) = app
+        .subscribe("store-a", &receiver.url(), &["order.placed"])
+        .await;
+    let response = app
+        .as_store(
+            Method::POST,
+            &format!("/subscriptions/{sub}/test"),
+            "store-a",
+        )
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(response.status(), 202);
+    let body: Value = response.json().await.expect("json");
+    let delivery_id = body["deliveryId"].as_str().expect("delivery").to_owned();
+    app.worker("w").await.run_pending_jobs().await.expect("run");
+    let got = receiver.next(WAIT).await;
+    assert_eq!(
+        got.header("x-ss3-event"),
+        "webhook.test",
+        "sent although the subscription filters order.placed only"
+    );
+    assert_eq!(got.header("x-ss3-delivery"), delivery_id);
+    assert_eq!(
+        verify_ss3(&secret, &got.body, got.header("x-ss3-signature")),
+        Ok(())
+    );
+    assert_eq!(
+        app.delivery("store-a", &delivery_id).await["status"],
+        "DELIVERED"
+    );
+}
