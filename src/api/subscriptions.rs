@@ -170,6 +170,38 @@ async fn valid_target(state: &AppState, raw: &str) -> Result<String, ApiError> {
     Ok(url.as_str().to_owned())
 }
 
+/// Why a subscription could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// The insert failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// The signing secret could not be stored.
+    #[error(transparent)]
+    SecretStore(#[from] crate::secrets::SecretStoreError),
+}
+
+/// Insert a (validated) subscription and store its new signing secret before the row commits, so a worker never
+/// sees a subscription without its secret. Returns the row and the secret (shown to the caller once).
+pub async fn create_with_secret(
+    state: &AppState,
+    store_id: &str,
+    name: &str,
+    target: &str,
+    events: &[String],
+    is_active: bool,
+) -> Result<(SubscriptionRow, String), CreateError> {
+    let secret = new_signing_secret();
+    let mut tx = state.pool.begin().await?;
+    let row = subscriptions::insert(&mut tx, store_id, name, target, events, is_active).await?;
+    state
+        .secrets
+        .put(&webhook_secret_path(row.subscription_id), &secret)
+        .await?;
+    tx.commit().await?;
+    Ok((row, secret))
+}
+
 /// The subscriptions resource.
 pub struct SubscriptionsApi;
 
@@ -187,10 +219,8 @@ impl SubscriptionsApi {
         let name = valid_name(&body.name)?;
         let events = valid_events(&body.events)?;
         let target = valid_target(&state, &body.target_url).await?;
-        let secret = new_signing_secret();
-        let mut tx = state.pool.begin().await.map_err(ApiError::from)?;
-        let row = subscriptions::insert(
-            &mut tx,
+        let (row, secret) = create_with_secret(
+            &state,
             auth.0.store_id.as_str(),
             &name,
             &target,
@@ -198,14 +228,12 @@ impl SubscriptionsApi {
             body.is_active.unwrap_or(true),
         )
         .await
-        .map_err(ApiError::from)?;
-        // Written before the row commits: a worker never sees a subscription without its secret.
-        state
-            .secrets
-            .put(&webhook_secret_path(row.subscription_id), &secret)
-            .await
-            .map_err(|e| ApiError::Unavailable("secret_store_unavailable", e.to_string()))?;
-        tx.commit().await.map_err(ApiError::from)?;
+        .map_err(|e| match e {
+            CreateError::Database(e) => ApiError::from(e),
+            CreateError::SecretStore(e) => {
+                ApiError::Unavailable("secret_store_unavailable", e.to_string())
+            }
+        })?;
         Ok(Created::Created(Json(CreatedSubscription {
             subscription: row.into(),
             signing_secret: secret,

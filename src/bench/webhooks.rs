@@ -13,9 +13,8 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::api::subscriptions::create_with_secret;
 use crate::config::{Config, Secret};
-use crate::db::subscriptions;
-use crate::secrets::webhook_secret_path;
 use crate::startup::{Application, Roles};
 
 use super::{BenchArgs, percentile};
@@ -155,9 +154,8 @@ async fn scenario(base: &Config, via: &str, fanout: usize, load: Load) -> anyhow
     };
     let target = start_receiver(state.clone()).await?;
     for n in 0..fanout {
-        let mut tx = app.state().pool.begin().await?;
-        let row = subscriptions::insert(
-            &mut tx,
+        create_with_secret(
+            app.state(),
             "bench",
             &format!("bench-{n}"),
             &target,
@@ -165,14 +163,6 @@ async fn scenario(base: &Config, via: &str, fanout: usize, load: Load) -> anyhow
             true,
         )
         .await?;
-        app.state()
-            .secrets
-            .put(
-                &webhook_secret_path(row.subscription_id),
-                &crate::secrets::new_signing_secret(),
-            )
-            .await?;
-        tx.commit().await?;
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let api = format!("http://{}", listener.local_addr()?);

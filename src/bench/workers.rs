@@ -11,10 +11,9 @@ use workflows::{EventEnvelope, EventType, StoreId};
 
 use super::BenchArgs;
 use super::webhooks::{ReceiverState, Scenario, start_receiver};
+use crate::api::subscriptions::create_with_secret;
 use crate::config::Config;
 use crate::db::events::EventSource;
-use crate::db::subscriptions;
-use crate::secrets::webhook_secret_path;
 use crate::startup::Application;
 
 fn spawn_worker(config: &Config, name: &str) -> anyhow::Result<Child> {
@@ -55,9 +54,8 @@ async fn prepared(
     };
     let target = start_receiver(state.clone()).await?;
     for n in 0..10 {
-        let mut tx = app.state().pool.begin().await?;
-        let row = subscriptions::insert(
-            &mut tx,
+        create_with_secret(
+            app.state(),
             "bench",
             &format!("w-{n}"),
             &target,
@@ -65,14 +63,6 @@ async fn prepared(
             true,
         )
         .await?;
-        app.state()
-            .secrets
-            .put(
-                &webhook_secret_path(row.subscription_id),
-                &crate::secrets::new_signing_secret(),
-            )
-            .await?;
-        tx.commit().await?;
     }
     for _ in 0..backlog.div_ceil(10) {
         let event = EventEnvelope {

@@ -246,30 +246,16 @@ async fn the_signing_secret_is_shown_once_and_lists_page_by_cursor() {
                 .to_string(),
         );
     }
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/subscriptions?limit=2&cursor={c}"),
-            None => "/subscriptions?limit=2".into(),
-        };
-        let page: Value = app
-            .as_store(Method::GET, &path, "store-a")
-            .send()
-            .await
-            .expect("req")
-            .json()
-            .await
-            .expect("json");
-        assert!(!page.to_string().contains("whsec_"), "no secret in lists");
-        for item in page["items"].as_array().expect("items") {
-            seen.push(item["subscriptionId"].as_str().expect("id").to_owned());
-        }
-        match page["nextCursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
-        }
-    }
+    let pages = all_pages(&app, "/subscriptions?limit=2", "store-a").await;
+    assert!(
+        pages.iter().all(|p| !p.to_string().contains("whsec_")),
+        "no secret in lists"
+    );
+    let seen: Vec<String> = pages
+        .iter()
+        .flat_map(|p| p["items"].as_array().cloned().unwrap_or_default())
+        .map(|i| i["subscriptionId"].as_str().unwrap_or_default().to_owned())
+        .collect();
     assert_eq!(seen, ids);
     let stored: Vec<u8> = sqlx::query_scalar("SELECT ciphertext FROM encrypted_secrets LIMIT 1")
         .fetch_one(&app.pool)
@@ -284,35 +270,38 @@ async fn the_signing_secret_is_shown_once_and_lists_page_by_cursor() {
         app.post_event(&event("order.placed", "store-a", json!({})))
             .await;
     }
-    let mut deliveries = Vec::new();
-    let mut cursor: Option<String> = None;
+    let deliveries: Vec<String> = all_pages(&app, "/deliveries?limit=4", "store-a")
+        .await
+        .iter()
+        .flat_map(|p| p["items"].as_array().cloned().unwrap_or_default())
+        .map(|d| d["deliveryId"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let unique: std::collections::HashSet<_> = deliveries.iter().collect();
+    assert_eq!((deliveries.len(), unique.len()), (15, 15));
+}
+
+/// Every page of a list, following `nextCursor`.
+async fn all_pages(app: &TestApp, first: &str, store: &str) -> Vec<Value> {
+    let mut pages = Vec::new();
+    let mut path = first.to_owned();
     loop {
-        let path = match &cursor {
-            Some(c) => format!("/deliveries?limit=4&cursor={c}"),
-            None => "/deliveries?limit=4".into(),
-        };
         let page: Value = app
-            .as_store(Method::GET, &path, "store-a")
+            .as_store(Method::GET, &path, store)
             .send()
             .await
             .expect("req")
             .json()
             .await
             .expect("json");
-        deliveries.extend(
-            page["items"]
-                .as_array()
-                .expect("items")
-                .iter()
-                .map(|d| d["deliveryId"].as_str().expect("id").to_owned()),
-        );
-        match page["nextCursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
+        let next = page["nextCursor"]
+            .as_str()
+            .map(|c| format!("{first}&cursor={c}"));
+        pages.push(page);
+        match next {
+            Some(p) => path = p,
+            None => return pages,
         }
     }
-    let unique: std::collections::HashSet<_> = deliveries.iter().collect();
-    assert_eq!((deliveries.len(), unique.len()), (15, 15));
 }
 
 /// Catches: the API document not being served.
