@@ -62,4 +62,13 @@ export SS3_TEST_BINARY="${CARGO_TARGET_DIR:-$PWD/target}/debug/integration-servi
 log "Postgres $PGHOST_:$PGPORT_, tansu 127.0.0.1:$KAFKA_PORT, OpenBao 127.0.0.1:$VAULT_PORT"
 
 cargo build --workspace --bins
-cargo test --workspace "$@"
+# --all-targets: unit, property and integration tests (no doc tests: there are none, and their empty run would
+# close the output with "0 passed").
+set +e
+cargo test --workspace --all-targets "$@" 2>&1 | tee "$CACHE/test-output.log"
+status=${PIPESTATUS[0]}
+set -e
+passed=$(grep -Eo '^test result: .* ([0-9]+) passed' "$CACHE/test-output.log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '^test result: .*; ([0-9]+) failed' "$CACHE/test-output.log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+echo "Summary: $passed passed, $failed failed"
+exit "$status"
