@@ -130,16 +130,9 @@ async fn store_a_cannot_see_or_touch_store_b() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start(&[]).await;
     let (sub_b, _) = app.subscribe("store-b", &receiver.url(), &["*"]).await;
-    let body: Value = app
-        .post_event(&event("order.placed", "store-b", json!({})))
-        .await
-        .json()
-        .await
-        .expect("json");
-    let delivery_b = body["deliveryIds"][0]
-        .as_str()
-        .expect("delivery")
-        .to_owned();
+    let delivery_b = app
+        .first_delivery(&event("order.placed", "store-b", json!({})))
+        .await;
 
     for (method, path) in [
         (Method::GET, format!("/subscriptions/{sub_b}")),

@@ -162,16 +162,9 @@ async fn failing_receiver_is_retried_at_1_5_30_120_minutes_then_dead_lettered_an
     let mut receiver = Receiver::start(&[500, 500, 503, 500, 500]).await;
     app.subscribe("store-a", &receiver.url(), &["order.*"])
         .await;
-    let body: Value = app
-        .post_event(&event("order.placed", "store-a", json!({})))
-        .await
-        .json()
-        .await
-        .expect("json");
-    let id = body["deliveryIds"][0]
-        .as_str()
-        .expect("delivery")
-        .to_owned();
+    let id = app
+        .first_delivery(&event("order.placed", "store-a", json!({})))
+        .await;
     let worker = app.worker("w1").await;
 
     let due = [
@@ -300,16 +293,9 @@ async fn deactivation_stops_pending_retries_and_deletion_keeps_the_log() {
     let (sub, _) = app
         .subscribe("store-a", &receiver.url(), &["order.placed"])
         .await;
-    let body: Value = app
-        .post_event(&event("order.placed", "store-a", json!({})))
-        .await
-        .json()
-        .await
-        .expect("json");
-    let id = body["deliveryIds"][0]
-        .as_str()
-        .expect("delivery")
-        .to_owned();
+    let id = app
+        .first_delivery(&event("order.placed", "store-a", json!({})))
+        .await;
     let worker = app.worker("w1").await;
     worker.run_pending_jobs().await.expect("run");
     receiver.next(WAIT).await;
@@ -371,16 +357,9 @@ async fn resend_repeats_a_delivered_delivery_and_bulk_retrigger_restarts_dead_le
     let (sub, _) = app
         .subscribe("store-a", &receiver.url(), &["order.placed"])
         .await;
-    let body: Value = app
-        .post_event(&event("order.placed", "store-a", json!({})))
-        .await
-        .json()
-        .await
-        .expect("json");
-    let id = body["deliveryIds"][0]
-        .as_str()
-        .expect("delivery")
-        .to_owned();
+    let id = app
+        .first_delivery(&event("order.placed", "store-a", json!({})))
+        .await;
     let worker = app.worker("w1").await;
     worker.run_pending_jobs().await.expect("run");
     receiver.next(WAIT).await;
@@ -398,16 +377,9 @@ async fn resend_repeats_a_delivered_delivery_and_bulk_retrigger_restarts_dead_le
         .execute(&app.pool)
         .await
         .expect("update");
-    let body: Value = app
-        .post_event(&event("order.placed", "store-a", json!({})))
-        .await
-        .json()
-        .await
-        .expect("json");
-    let second = body["deliveryIds"][0]
-        .as_str()
-        .expect("delivery")
-        .to_owned();
+    let second = app
+        .first_delivery(&event("order.placed", "store-a", json!({})))
+        .await;
     sqlx::query("UPDATE webhook_deliveries SET status = 'DEAD_LETTERED', attempt_number = 5, updated_at = now() - interval '1 day' WHERE delivery_id = $1::uuid")
         .bind(&second)
         .execute(&app.pool)

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::Duration as Minutes;
 use integration_service::db::queue;
 use integration_service::startup::Roles;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::common::{Receiver, TestApp, TestDb, event, t0, test_config};
 
@@ -31,16 +31,9 @@ async fn a_pending_retry_survives_a_restart_of_every_process_and_fires_once() {
     )
     .await;
     first.subscribe("store-a", &receiver.url(), &["*"]).await;
-    let body: Value = first
-        .post_event(&event("order.placed", "store-a", json!({})))
-        .await
-        .json()
-        .await
-        .expect("json");
-    let id = body["deliveryIds"][0]
-        .as_str()
-        .expect("delivery")
-        .to_owned();
+    let id = first
+        .first_delivery(&event("order.placed", "store-a", json!({})))
+        .await;
     first
         .worker("before-restart")
         .await

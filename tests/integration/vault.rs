@@ -137,16 +137,9 @@ async fn while_vault_is_unreachable_a_delivery_waits_without_using_an_attempt_th
     .await;
     let mut receiver = Receiver::start(&[]).await;
     let (_, secret) = app.subscribe("store-v", &receiver.url(), &["*"]).await;
-    let body: Value = app
-        .post_event(&event("order.placed", "store-v", json!({})))
-        .await
-        .json()
-        .await
-        .expect("json");
-    let id = body["deliveryIds"][0]
-        .as_str()
-        .expect("delivery")
-        .to_owned();
+    let id = app
+        .first_delivery(&event("order.placed", "store-v", json!({})))
+        .await;
 
     vault.freeze();
     let worker = app.worker("w").await;

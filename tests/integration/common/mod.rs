@@ -240,6 +240,15 @@ impl TestApp {
             .expect("request")
     }
 
+    /// POST /events and return the first delivery it created.
+    pub async fn first_delivery(&self, event: &Value) -> String {
+        let body: Value = self.post_event(event).await.json().await.expect("json");
+        body["deliveryIds"][0]
+            .as_str()
+            .expect("the event created a delivery")
+            .to_owned()
+    }
+
     /// A delivery as the API shows it.
     pub async fn delivery(&self, store: &str, id: &str) -> Value {
         let response = self
