@@ -293,3 +293,107 @@ async fn copy_to_vault_moves_embedded_secrets_and_deliveries_still_verify() {
         .send()
         .await;
 }
+
+/// Catches: a secret rotated in Vault never reaching the signer (a cache without expiry).
+#[tokio::test]
+async fn a_secret_rotated_in_vault_is_used_once_the_cache_ttl_has_passed() {
+    let (addr, token) = shared();
+    let db = TestDb::create().await;
+    let mut config = test_config(&db);
+    let prefix = prefix();
+    use_vault(&mut config, &addr, &token, &prefix);
+    config.vault.cache_ttl_secs = 1;
+    let app = TestApp::spawn_with(
+        db,
+        config,
+        Roles {
+            api: true,
+            ingest: false,
+            worker: false,
+        },
+    )
+    .await;
+    let mut receiver = Receiver::start(&[]).await;
+    let (sub, old) = app.subscribe("store-r", &receiver.url(), &["*"]).await;
+    let worker = app.worker("w").await;
+    app.post_event(&event("order.placed", "store-r", json!({})))
+        .await;
+    worker.run_pending_jobs().await.expect("run");
+    let first = receiver.next(WAIT).await;
+    assert_eq!(
+        verify_ss3(&old, &first.body, first.header("x-ss3-signature")),
+        Ok(())
+    );
+
+    // Rotated directly in Vault (e.g. by an operator), not through this service.
+    let new = "whsec_cm90YXRlZC1pbi12YXVsdC1ieS1hbi1vcGVyYXRvcg==";
+    #[derive(serde::Serialize)]
+    struct Stored<'a> {
+        value: &'a str,
+    }
+    vaultrs::kv2::set(
+        &client(&addr, &token),
+        "ss3/kv",
+        &format!("{prefix}/webhook/{sub}/secret"),
+        &Stored { value: new },
+    )
+    .await
+    .expect("rotate");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.post_event(&event("order.placed", "store-r", json!({})))
+        .await;
+    worker.run_pending_jobs().await.expect("run");
+    let second = receiver.next(WAIT).await;
+    assert_eq!(
+        verify_ss3(new, &second.body, second.header("x-ss3-signature")),
+        Ok(()),
+        "signed with the rotated secret"
+    );
+}
+
+/// Catches: a short-lived Vault token expiring under the service (renewal not running).
+#[tokio::test]
+async fn a_short_lived_vault_token_is_renewed_before_it_expires() {
+    let vault = OwnVault::start().await;
+    let root = client(&vault.addr, "root");
+    let mut request = vaultrs::api::token::requests::CreateTokenRequest::builder();
+    request
+        .ttl("8s")
+        .renewable(true)
+        .policies(vec!["root".to_owned()]);
+    let short = vaultrs::token::new(&root, Some(&mut request))
+        .await
+        .expect("token")
+        .client_token;
+    let db = TestDb::create().await;
+    let mut config = test_config(&db);
+    use_vault(&mut config, &vault.addr, &short, &prefix());
+    let app = TestApp::spawn_with(
+        db,
+        config,
+        Roles {
+            api: true,
+            ingest: false,
+            worker: false,
+        },
+    )
+    .await;
+    // Past the token's original TTL: only renewal keeps it valid.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let receiver = Receiver::start(&[]).await;
+    // Writing a subscription's secret needs a valid token (`subscribe` asserts 201).
+    app.subscribe("store-t", &receiver.url(), &["*"]).await;
+    let ready: Value = app
+        .http
+        .get(app.url("/ready"))
+        .send()
+        .await
+        .expect("req")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        ready["secrets"], true,
+        "the token is still valid after its first TTL"
+    );
+}
