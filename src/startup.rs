@@ -46,6 +46,12 @@ impl Roles {
         ingest: true,
         worker: true,
     };
+    /// The HTTP API only.
+    pub const API: Roles = Roles {
+        api: true,
+        ingest: false,
+        worker: false,
+    };
 }
 
 impl FromStr for Roles {

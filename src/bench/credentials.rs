@@ -58,19 +58,7 @@ pub(super) async fn run(base: Config, args: BenchArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let runner = Arc::clone(&app);
     let token = shutdown.clone();
-    let running = tokio::spawn(async move {
-        runner
-            .run(
-                Roles {
-                    api: true,
-                    ingest: false,
-                    worker: false,
-                },
-                Some(listener),
-                token,
-            )
-            .await
-    });
+    let running = tokio::spawn(async move { runner.run(Roles::API, Some(listener), token).await });
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;

@@ -1,7 +1,8 @@
 //! The apalis-postgres queue: enqueue inside our transactions, claim, acknowledge, heartbeat.
 //!
 //! We use apalis-postgres' storage and its own queries (`push_tasks`, `fetch_next` with `FOR UPDATE SKIP LOCKED`,
-//! `handle_results`, `register_worker`, `keep_alive`, `reenqueue_orphaned`); apalis' status column is only ever
+//! `handle_results`, `keep_alive`, `reenqueue_orphaned`; the `apalis.workers` row is inserted here because
+//! `register_worker` takes a crate-private type); apalis' status column is only ever
 //! written by those queries.
 
 use std::time::{Duration, SystemTime};

@@ -90,14 +90,17 @@ impl Ingestor {
             }
         }
         for r in &results {
-            let counter = if matches!(r, Ingested::Duplicate) {
-                &self.metrics.events_duplicate
-            } else {
-                &self.metrics.events_ingested
-            };
-            counter.fetch_add(1, Relaxed);
+            self.count(r);
         }
         Ok(results)
+    }
+
+    fn count(&self, ingested: &Ingested) {
+        let counter = match ingested {
+            Ingested::Duplicate => &self.metrics.events_duplicate,
+            Ingested::New { .. } => &self.metrics.events_ingested,
+        };
+        counter.fetch_add(1, Relaxed);
     }
 
     /// Ingest one event (HTTP); `only_subscription` restricts fan-out (the test endpoint).
@@ -117,12 +120,7 @@ impl Ingestor {
         )
         .await?;
         tx.commit().await?;
-        let counter = if matches!(ingested, Ingested::Duplicate) {
-            &self.metrics.events_duplicate
-        } else {
-            &self.metrics.events_ingested
-        };
-        counter.fetch_add(1, Relaxed);
+        self.count(&ingested);
         Ok(ingested)
     }
 }

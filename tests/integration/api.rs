@@ -187,16 +187,7 @@ async fn production_mode_refuses_private_targets_unless_allow_listed() {
     let mut config = test_config(&db);
     config.mode = Mode::Production;
     config.delivery.allowed_private_hosts = vec!["127.0.0.2".into()];
-    let app = TestApp::spawn_with(
-        db,
-        config,
-        Roles {
-            api: true,
-            ingest: false,
-            worker: false,
-        },
-    )
-    .await;
+    let app = TestApp::spawn_with(db, config, Roles::API).await;
     for target in [
         "http://127.0.0.1:9/x",
         "http://10.0.0.1/x",

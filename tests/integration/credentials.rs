@@ -292,11 +292,7 @@ async fn deactivation_reaches_another_process_cache_well_within_the_ttl() {
     let db = Arc::new(TestDb::create().await);
     let mut config = test_config(&db);
     config.credentials.cache_ttl_secs = 60;
-    let api = Roles {
-        api: true,
-        ingest: false,
-        worker: false,
-    };
+    let api = Roles::API;
     let clock = jobs::ManualClock::new(crate::common::t0());
     let a = TestApp::spawn_with_clock(
         db.clone(),

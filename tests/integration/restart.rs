@@ -21,11 +21,7 @@ async fn a_pending_retry_survives_a_restart_of_every_process_and_fires_once() {
     let first = TestApp::spawn_with_clock(
         db.clone(),
         config.clone(),
-        Roles {
-            api: true,
-            ingest: false,
-            worker: false,
-        },
+        Roles::API,
         clock(),
         Arc::new(clock_at(t0())),
     )
@@ -48,11 +44,7 @@ async fn a_pending_retry_survives_a_restart_of_every_process_and_fires_once() {
     let second = TestApp::spawn_with_clock(
         db.clone(),
         config,
-        Roles {
-            api: true,
-            ingest: false,
-            worker: false,
-        },
+        Roles::API,
         clock(),
         Arc::new(clock_at(t0() + Minutes::minutes(1))),
     )
@@ -80,16 +72,7 @@ async fn a_job_held_by_a_killed_worker_is_taken_over_after_the_heartbeat_timeout
     let mut config = test_config(&db);
     config.worker.heartbeat_interval_secs = 1;
     config.worker.missed_heartbeats = 1;
-    let app = TestApp::spawn_with(
-        db,
-        config,
-        Roles {
-            api: true,
-            ingest: false,
-            worker: false,
-        },
-    )
-    .await;
+    let app = TestApp::spawn_with(db, config, Roles::API).await;
     let mut receiver = Receiver::start(&[]).await;
     app.subscribe("store-a", &receiver.url(), &["*"]).await;
     app.post_event(&event("order.placed", "store-a", json!({})))

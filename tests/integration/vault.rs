@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use workflows::signing::verify_ss3;
 
-use crate::common::vault::{OwnVault, client, shared, use_vault};
+use crate::common::vault::{OwnVault, client, read_raw, shared, use_vault};
 use crate::common::{Receiver, TestApp, TestDb, event, test_config};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -43,18 +43,10 @@ async fn a_signing_secret_is_written_read_and_rotated_at_the_documented_vault_pa
         store.get(&path).await.expect("get").as_deref(),
         Some("whsec_rotated")
     );
-    #[derive(serde::Deserialize)]
-    struct Stored {
-        value: String,
-    }
-    let raw: Stored = vaultrs::kv2::read(
-        &client(&addr, &token),
-        "ss3/kv",
-        &format!("{prefix}/webhook/{id}/secret"),
-    )
-    .await
-    .expect("read raw");
-    assert_eq!(raw.value, "whsec_rotated");
+    assert_eq!(
+        read_raw(&addr, &token, &format!("{prefix}/webhook/{id}/secret")).await,
+        "whsec_rotated"
+    );
     store.delete(&path).await.expect("delete");
     assert_eq!(store.get(&path).await.expect("get"), None);
 }
@@ -67,16 +59,7 @@ async fn a_delivery_is_signed_with_the_secret_held_in_vault() {
     let mut config = test_config(&db);
     let prefix = prefix();
     use_vault(&mut config, &addr, &token, &prefix);
-    let app = TestApp::spawn_with(
-        db,
-        config,
-        Roles {
-            api: true,
-            ingest: false,
-            worker: false,
-        },
-    )
-    .await;
+    let app = TestApp::spawn_with(db, config, Roles::API).await;
     let mut receiver = Receiver::start(&[]).await;
     let (sub, secret) = app.subscribe("store-v", &receiver.url(), &["*"]).await;
     assert_eq!(
@@ -84,18 +67,10 @@ async fn a_delivery_is_signed_with_the_secret_held_in_vault() {
         0,
         "nothing stored locally"
     );
-    #[derive(serde::Deserialize)]
-    struct Stored {
-        value: String,
-    }
-    let in_vault: Stored = vaultrs::kv2::read(
-        &client(&addr, &token),
-        "ss3/kv",
-        &format!("{prefix}/webhook/{sub}/secret"),
-    )
-    .await
-    .expect("in vault");
-    assert_eq!(in_vault.value, secret);
+    assert_eq!(
+        read_raw(&addr, &token, &format!("{prefix}/webhook/{sub}/secret")).await,
+        secret
+    );
     app.post_event(&event("order.placed", "store-v", json!({})))
         .await;
     app.worker("w").await.run_pending_jobs().await.expect("run");
@@ -125,16 +100,7 @@ async fn while_vault_is_unreachable_a_delivery_waits_without_using_an_attempt_th
     use_vault(&mut config, &vault.addr, "root", &prefix());
     config.worker.secret_retry_secs = 1;
     config.worker.time_scale = 1.0;
-    let app = TestApp::spawn_with(
-        db,
-        config,
-        Roles {
-            api: true,
-            ingest: false,
-            worker: false,
-        },
-    )
-    .await;
+    let app = TestApp::spawn_with(db, config, Roles::API).await;
     let mut receiver = Receiver::start(&[]).await;
     let (_, secret) = app.subscribe("store-v", &receiver.url(), &["*"]).await;
     let id = app
@@ -242,11 +208,7 @@ async fn copy_to_vault_moves_embedded_secrets_and_deliveries_still_verify() {
     let (addr, token) = shared();
     let db = std::sync::Arc::new(TestDb::create().await);
     let embedded_config = test_config(&db);
-    let api = Roles {
-        api: true,
-        ingest: false,
-        worker: false,
-    };
+    let api = Roles::API;
     let clock = jobs::ManualClock::new(crate::common::t0());
     let embedded = TestApp::spawn_with_clock(
         db.clone(),
@@ -303,16 +265,7 @@ async fn a_secret_rotated_in_vault_is_used_once_the_cache_ttl_has_passed() {
     let prefix = prefix();
     use_vault(&mut config, &addr, &token, &prefix);
     config.vault.cache_ttl_secs = 1;
-    let app = TestApp::spawn_with(
-        db,
-        config,
-        Roles {
-            api: true,
-            ingest: false,
-            worker: false,
-        },
-    )
-    .await;
+    let app = TestApp::spawn_with(db, config, Roles::API).await;
     let mut receiver = Receiver::start(&[]).await;
     let (sub, old) = app.subscribe("store-r", &receiver.url(), &["*"]).await;
     let worker = app.worker("w").await;
@@ -368,16 +321,7 @@ async fn a_short_lived_vault_token_is_renewed_before_it_expires() {
     let db = TestDb::create().await;
     let mut config = test_config(&db);
     use_vault(&mut config, &vault.addr, &short, &prefix());
-    let app = TestApp::spawn_with(
-        db,
-        config,
-        Roles {
-            api: true,
-            ingest: false,
-            worker: false,
-        },
-    )
-    .await;
+    let app = TestApp::spawn_with(db, config, Roles::API).await;
     // Past the token's original TTL: only renewal keeps it valid.
     tokio::time::sleep(Duration::from_secs(12)).await;
     let receiver = Receiver::start(&[]).await;

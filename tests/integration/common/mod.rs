@@ -125,16 +125,7 @@ impl TestApp {
     pub async fn spawn() -> Self {
         let db = TestDb::create().await;
         let config = test_config(&db);
-        Self::spawn_with(
-            db,
-            config,
-            Roles {
-                api: true,
-                ingest: false,
-                worker: false,
-            },
-        )
-        .await
+        Self::spawn_with(db, config, Roles::API).await
     }
 
     /// A custom config and roles (the worker role runs the real loop; otherwise tests drive workers by hand).

@@ -28,6 +28,18 @@ pub fn client(addr: &str, token: &str) -> VaultClient {
     .expect("client")
 }
 
+/// The value stored at `<ss3/kv>/<path>`, read directly (not through the service).
+pub async fn read_raw(addr: &str, token: &str, path: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Stored {
+        value: String,
+    }
+    let stored: Stored = vaultrs::kv2::read(&client(addr, token), "ss3/kv", path)
+        .await
+        .expect("read from Vault");
+    stored.value
+}
+
 /// `config` pointed at Vault, with keys under a prefix private to the test.
 pub fn use_vault(config: &mut Config, addr: &str, token: &str, prefix: &str) {
     config.vault.addr = addr.to_owned();
