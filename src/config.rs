@@ -67,6 +67,23 @@ pub struct Config {
     pub credentials: CredentialsConfig,
     /// Vault.
     pub vault: VaultConfig,
+    /// Marketplace connectors.
+    pub connectors: ConnectorsConfig,
+}
+
+/// `[connectors]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConnectorsConfig {
+    /// Topic of records pulled from channels (`marketplace.order.received`).
+    pub inbound_topic: String,
+    /// Connect timeout to channel APIs.
+    pub connect_timeout_ms: u64,
+    /// Total time of one channel request.
+    pub timeout_ms: u64,
+    /// A `429 Retry-After` up to this long is waited out in place; longer fails the attempt with that delay.
+    pub max_inline_wait_ms: u64,
+    /// Poll interval of a new config that polls and does not set one.
+    pub default_poll_interval_secs: u32,
 }
 
 /// `[vault]`.

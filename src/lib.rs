@@ -3,6 +3,7 @@
 pub mod api;
 pub mod bench;
 pub mod config;
+pub mod connectors;
 pub mod credentials;
 pub mod db;
 pub mod delivery;

@@ -49,6 +49,16 @@ pub struct Metrics {
     pub validations_valid: AtomicU64,
     /// Validations answered invalid.
     pub validations_invalid: AtomicU64,
+    /// Connector sync attempts that succeeded (or had nothing to do).
+    pub connector_synced: AtomicU64,
+    /// Connector sync attempts that failed.
+    pub connector_failed: AtomicU64,
+    /// Connector jobs dead-lettered.
+    pub connector_dead_lettered: AtomicU64,
+    /// Connector polls run.
+    pub connector_polls: AtomicU64,
+    /// Records pulled by polls (before deduplication).
+    pub connector_polled_records: AtomicU64,
 }
 
 impl Metrics {
@@ -72,6 +82,31 @@ impl Metrics {
             Err(_) => &self.job_errors,
         };
         counter.fetch_add(1, Relaxed);
+    }
+
+    /// Count a handled connector job.
+    pub fn record_connector(&self, handled: &jobs::connector::handler::Handled) {
+        use jobs::connector::handler::Handled as C;
+        match handled {
+            C::Attempted {
+                status: DeliveryStatus::Delivered,
+            } => self.connector_synced.fetch_add(1, Relaxed),
+            C::Attempted { status } => {
+                if *status == DeliveryStatus::DeadLettered {
+                    self.connector_dead_lettered.fetch_add(1, Relaxed);
+                }
+                self.connector_failed.fetch_add(1, Relaxed)
+            }
+            C::Polled { published, .. } => {
+                self.connector_polled_records
+                    .fetch_add(*published as u64, Relaxed);
+                self.connector_polls.fetch_add(1, Relaxed)
+            }
+            C::Stale => self.jobs_stale.fetch_add(1, Relaxed),
+            C::Cancelled => self.cancelled.fetch_add(1, Relaxed),
+            C::Deferred => self.deferred.fetch_add(1, Relaxed),
+            C::NotYetDue => self.not_yet_due.fetch_add(1, Relaxed),
+        };
     }
 
     /// Count an attempt (1-based number) and, when delivered, how long after the event was created.
@@ -157,6 +192,31 @@ impl Metrics {
                 "ss3_job_errors_total",
                 "Jobs that hit an infrastructure error",
                 &self.job_errors,
+            ),
+            (
+                "ss3_connector_synced_total",
+                "Connector sync attempts that succeeded",
+                &self.connector_synced,
+            ),
+            (
+                "ss3_connector_failed_total",
+                "Connector sync attempts that failed",
+                &self.connector_failed,
+            ),
+            (
+                "ss3_connector_dead_lettered_total",
+                "Connector jobs dead-lettered",
+                &self.connector_dead_lettered,
+            ),
+            (
+                "ss3_connector_polls_total",
+                "Connector polls run",
+                &self.connector_polls,
+            ),
+            (
+                "ss3_connector_polled_records_total",
+                "Records found by connector polls",
+                &self.connector_polled_records,
             ),
             (
                 "ss3_events_published_total",

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jobs::Clock;
+use jobs::connector::handler::ConnectorDeps;
+use jobs::connector::{RateLimiters, Registry};
 use jobs::webhook::WebhookDeps;
 use poem::listener::TcpAcceptor;
 use sqlx::PgPool;
@@ -15,8 +17,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::api::{self, AppState};
 use crate::config::{Config, Mode};
+use crate::connectors::{ReqwestChannel, StoreConnectorSecrets};
 use crate::credentials::{Validator, ValidatorSettings};
 use crate::db;
+use crate::db::connector_effects::Topics;
 use crate::delivery::http::HttpSender;
 use crate::delivery::target::TargetPolicy;
 use crate::ingest::{Ingestor, kafka};
@@ -131,9 +135,24 @@ impl Application {
         let webhook = WebhookDeps {
             sender: Arc::new(sender),
             secrets: Arc::new(StoreSigningSecrets(secrets.clone())),
+            clock: clock.clone(),
+            time_scale: config.worker.time_scale,
+            secret_retry: Duration::from_secs(config.worker.secret_retry_secs),
+            worker: String::new(),
+        };
+        let k = &config.connectors;
+        let connectors = ConnectorDeps {
+            registry: Arc::new(Registry::standard()),
+            secrets: Arc::new(StoreConnectorSecrets(secrets.clone())),
+            http: Arc::new(ReqwestChannel::new(
+                Duration::from_millis(k.connect_timeout_ms),
+                Duration::from_millis(k.timeout_ms),
+            )?),
+            limiters: Arc::new(RateLimiters::default()),
             clock,
             time_scale: config.worker.time_scale,
             secret_retry: Duration::from_secs(config.worker.secret_retry_secs),
+            max_inline_wait: Duration::from_millis(k.max_inline_wait_ms),
             worker: String::new(),
         };
         let c = &config.credentials;
@@ -158,6 +177,8 @@ impl Application {
             max_event_bytes: config.kafka.max_message_bytes,
             metrics,
             kafka_brokers: config.kafka.enabled().then(|| config.kafka.brokers.clone()),
+            connectors,
+            connectors_default_poll: config.connectors.default_poll_interval_secs,
         };
         Ok(Self {
             config,
@@ -224,11 +245,18 @@ impl Application {
             worker: name.to_owned(),
             ..self.webhook.clone()
         };
+        let connector = ConnectorDeps {
+            worker: name.to_owned(),
+            ..self.state.connectors.clone()
+        };
         let settings = WorkerSettings {
             apalis,
             concurrency: w.concurrency,
             poll_interval: Duration::from_millis(w.poll_interval_ms),
-            publish_topic: self.config.kafka.publish_topic.clone(),
+            topics: Topics {
+                publish: self.config.kafka.publish_topic.clone(),
+                inbound: self.config.connectors.inbound_topic.clone(),
+            },
             sweep_every: Duration::from_secs(w.sweep_interval_secs),
             job_retention: Duration::from_secs(w.job_retention_secs),
         };
@@ -236,6 +264,7 @@ impl Application {
             self.state.pool.clone(),
             name,
             deps,
+            connector,
             settings,
             self.state.metrics.clone(),
         )
@@ -277,7 +306,10 @@ impl Application {
                 let k = &self.config.kafka;
                 kafka::create_topics(
                     &k.brokers,
-                    std::slice::from_ref(&k.publish_topic),
+                    &[
+                        k.publish_topic.clone(),
+                        self.config.connectors.inbound_topic.clone(),
+                    ],
                     k.create_partitions,
                 )
                 .await?;

@@ -4,7 +4,6 @@
 //!
 //! `run_once` / `run_pending_jobs` are the same code the loop runs; tests call them by hand.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,17 +11,20 @@ use apalis_core::task::task_id::TaskId;
 use apalis_core::worker::context::WorkerContext;
 use apalis_postgres::{Config as ApalisConfig, PgTask};
 use jobs::Job;
+use jobs::connector::handler::{
+    self as connector, ConnectorDeps, ConnectorJobToRun, PollConnector, PollToRun, SyncConnector,
+};
 use jobs::ports::DeliveryToSend;
-use jobs::webhook::{self, Effect, Handled, WebhookDeps};
+use jobs::webhook::{self, DeliverWebhook, Effect, Handled, WebhookDeps};
 use sqlx::PgPool;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use uuid::Uuid;
 
+use crate::db::connector_effects::{self, Topics};
 use crate::db::queue::{self, Ack};
-use crate::db::{deliveries, effects};
+use crate::db::{connectors, deliveries, effects};
 use crate::metrics::Metrics;
 
 /// One worker process's view of the queue.
@@ -32,27 +34,50 @@ pub struct Worker {
     apalis: ApalisConfig,
     context: WorkerContext,
     webhook: WebhookDeps,
+    connector: ConnectorDeps,
     concurrency: usize,
     poll_interval: Duration,
-    publish_topic: String,
+    topics: Topics,
     sweep_every: Duration,
     job_retention: Duration,
     metrics: Arc<Metrics>,
+}
+
+/// What a job came to, and the effect it asks the writer to apply.
+enum Done {
+    Webhook(Handled, Effect),
+    Connector(connector::Handled, connector::Effect),
+}
+
+impl Done {
+    fn not_yet_due(&self) -> bool {
+        matches!(
+            self,
+            Done::Webhook(Handled::NotYetDue, _)
+                | Done::Connector(connector::Handled::NotYetDue, _)
+        )
+    }
 }
 
 /// A job that ran: what apalis needs to hear, and what it asks to write.
 struct Finished {
     task_id: TaskId,
     attempt: usize,
-    result: Result<(Handled, Effect), String>,
+    result: Result<Done, String>,
 }
 
-/// A claimed job with the delivery it refers to, loaded with the rest of its batch.
+/// A claimed job with the row it refers to, loaded with the rest of its batch.
+enum Work {
+    Webhook(DeliverWebhook, Option<DeliveryToSend>),
+    ConnectorSync(SyncConnector, Option<ConnectorJobToRun>),
+    ConnectorPoll(PollConnector, Option<PollToRun>),
+    Undecodable(String),
+}
+
 struct Claimed {
     task_id: TaskId,
     attempt: usize,
-    job: Result<Job, String>,
-    delivery: Option<DeliveryToSend>,
+    work: Work,
 }
 
 /// What one `run_once` did.
@@ -73,8 +98,8 @@ pub struct WorkerSettings {
     pub concurrency: usize,
     /// Idle poll interval.
     pub poll_interval: Duration,
-    /// Topic for webhook.delivered / webhook.dead_lettered.
-    pub publish_topic: String,
+    /// Topics for published events (webhook.*, connector.dead_lettered) and records pulled from channels.
+    pub topics: Topics,
     /// How often finished jobs are swept.
     pub sweep_every: Duration,
     /// How long acknowledged jobs stay in apalis.jobs.
@@ -87,6 +112,7 @@ impl Worker {
         pool: PgPool,
         name: &str,
         webhook: WebhookDeps,
+        connector: ConnectorDeps,
         settings: WorkerSettings,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -95,9 +121,10 @@ impl Worker {
             apalis: settings.apalis,
             context: WorkerContext::new(name),
             webhook,
+            connector,
             concurrency: settings.concurrency,
             poll_interval: settings.poll_interval,
-            publish_topic: settings.publish_topic,
+            topics: settings.topics,
             sweep_every: settings.sweep_every,
             job_retention: settings.job_retention,
             metrics,
@@ -130,29 +157,44 @@ impl Worker {
             .iter()
             .map(|t| Job::decode(&t.args).map_err(|e| e.to_string()))
             .collect();
-        let ids: Vec<Uuid> = jobs
-            .iter()
-            .filter_map(|j| match j {
-                Ok(Job::WebhookDelivery(d)) => Some(d.delivery_id),
-                Err(_) => None,
-            })
-            .collect();
-        let mut loaded: HashMap<Uuid, DeliveryToSend> =
-            deliveries::load_for_send(&self.pool, &ids).await?;
+        let (mut delivery_ids, mut job_ids, mut poll_ids) = (Vec::new(), Vec::new(), Vec::new());
+        for job in jobs.iter().flatten() {
+            match job {
+                Job::WebhookDelivery(d) => delivery_ids.push(d.delivery_id),
+                Job::ConnectorSync(j) => job_ids.push(j.job_id),
+                Job::ConnectorPoll(p) => poll_ids.push(p.config_id),
+            }
+        }
+        let (mut deliveries, mut connector_jobs, polls) = tokio::try_join!(
+            deliveries::load_for_send(&self.pool, &delivery_ids),
+            async { Ok::<_, anyhow::Error>(connectors::load_jobs(&self.pool, &job_ids).await?) },
+            async { Ok::<_, anyhow::Error>(connectors::load_polls(&self.pool, &poll_ids).await?) },
+        )?;
         Ok(tasks
             .into_iter()
             .zip(jobs)
             .filter_map(|(task, job)| {
                 let task_id = task.task_id().cloned()?;
-                let delivery = match &job {
-                    Ok(Job::WebhookDelivery(d)) => loaded.remove(&d.delivery_id),
-                    Err(_) => None,
+                let work = match job {
+                    Ok(Job::WebhookDelivery(d)) => {
+                        let loaded = deliveries.remove(&d.delivery_id);
+                        Work::Webhook(d, loaded)
+                    }
+                    Ok(Job::ConnectorSync(j)) => {
+                        let loaded = connector_jobs.remove(&j.job_id);
+                        Work::ConnectorSync(j, loaded)
+                    }
+                    // Two polls of one config in a batch: only the current one matters; the other is stale either way.
+                    Ok(Job::ConnectorPoll(p)) => {
+                        let loaded = polls.get(&p.config_id).cloned();
+                        Work::ConnectorPoll(p, loaded)
+                    }
+                    Err(e) => Work::Undecodable(e),
                 };
                 Some(Claimed {
                     task_id,
                     attempt: task.attempt() + 1,
-                    job,
-                    delivery,
+                    work,
                 })
             })
             .collect())
@@ -162,15 +204,25 @@ impl Worker {
         let Claimed {
             task_id,
             attempt,
-            job,
-            delivery,
+            work,
         } = claimed;
-        let result = match job {
-            Ok(Job::WebhookDelivery(job)) => webhook::handle(&self.webhook, &job, delivery)
+        let result = match work {
+            Work::Webhook(job, delivery) => webhook::handle(&self.webhook, &job, delivery)
                 .await
-                .map_err(|e| format!("{e:#}")),
-            Err(e) => Err(format!("undecodable job: {e}")),
-        };
+                .map(|(h, e)| Done::Webhook(h, e)),
+            Work::ConnectorSync(job, loaded) => {
+                connector::handle_sync(&self.connector, &job, loaded)
+                    .await
+                    .map(|(h, e)| Done::Connector(h, e))
+            }
+            Work::ConnectorPoll(job, loaded) => {
+                connector::handle_poll(&self.connector, &job, loaded)
+                    .await
+                    .map(|(h, e)| Done::Connector(h, e))
+            }
+            Work::Undecodable(e) => Err(anyhow::anyhow!("undecodable job: {e}")),
+        }
+        .map_err(|e| format!("{e:#}"));
         if let Err(e) = &result {
             tracing::warn!(%task_id, attempt, error = %e, "job failed on our side; apalis will run it again");
         }
@@ -186,10 +238,14 @@ impl Worker {
         if finished.is_empty() {
             return Ok(());
         }
-        let effects: Vec<&Effect> = finished
-            .iter()
-            .filter_map(|f| f.result.as_ref().ok().map(|(_, e)| e))
-            .collect();
+        let mut effects: Vec<&Effect> = Vec::new();
+        let mut connector_effects: Vec<&connector::Effect> = Vec::new();
+        for done in finished.iter().filter_map(|f| f.result.as_ref().ok()) {
+            match done {
+                Done::Webhook(_, e) => effects.push(e),
+                Done::Connector(_, e) => connector_effects.push(e),
+            }
+        }
         let acks: Vec<Ack> = finished
             .iter()
             .map(|f| Ack {
@@ -199,13 +255,21 @@ impl Worker {
             })
             .collect();
         let mut tx = self.pool.begin().await?;
-        effects::apply(&mut tx, &effects, &self.publish_topic).await?;
+        effects::apply(&mut tx, &effects, &self.topics.publish).await?;
+        connector_effects::apply(&mut tx, &connector_effects, &self.topics).await?;
         queue::ack(&mut tx, &self.context, &acks).await?;
         tx.commit().await?;
         for f in finished {
-            self.metrics
-                .record_handled(f.result.as_ref().map(|(h, _)| h));
-            if let Ok((_, Effect::Record(r))) = &f.result {
+            let webhook = match &f.result {
+                Ok(Done::Webhook(h, _)) => Ok(h),
+                Ok(Done::Connector(h, _)) => {
+                    self.metrics.record_connector(h);
+                    continue;
+                }
+                Err(e) => Err(e),
+            };
+            self.metrics.record_handled(webhook);
+            if let Ok(Done::Webhook(_, Effect::Record(r))) = &f.result {
                 let delivered = matches!(r.outcome, workflows::AttemptOutcome::Delivered { .. });
                 let created = r.delivery.payload["occurredAt"]
                     .as_str()
@@ -230,7 +294,7 @@ impl Worker {
         self.flush(&finished).await?;
         let not_yet_due = finished
             .iter()
-            .filter(|f| matches!(f.result, Ok((Handled::NotYetDue, _))))
+            .filter(|f| f.result.as_ref().is_ok_and(Done::not_yet_due))
             .count();
         Ok(RunReport {
             jobs: finished.len(),

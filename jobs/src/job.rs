@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::connector::handler::{PollConnector, SyncConnector};
 use crate::webhook::DeliverWebhook;
 
 /// The apalis queue (`apalis.jobs.job_type`) all our jobs share.
@@ -13,6 +14,10 @@ pub const QUEUE: &str = "integration-service";
 pub enum Job {
     /// Make one attempt of a webhook delivery.
     WebhookDelivery(DeliverWebhook),
+    /// Make one attempt of an outbound connector sync.
+    ConnectorSync(SyncConnector),
+    /// Run one scheduled (or requested) connector poll.
+    ConnectorPoll(PollConnector),
 }
 
 /// A task payload that is not one of our jobs (written by a newer or older version, or corrupted).
@@ -27,6 +32,10 @@ impl Job {
             Job::WebhookDelivery(d) => {
                 format!("delivery:{}:attempt:{}", d.delivery_id, d.dispatch_seq)
             }
+            Job::ConnectorSync(j) => {
+                format!("connector-job:{}:attempt:{}", j.job_id, j.dispatch_seq)
+            }
+            Job::ConnectorPoll(p) => format!("poll:{}:{}", p.config_id, p.poll_seq),
         }
     }
 

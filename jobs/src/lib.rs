@@ -2,6 +2,8 @@
 //! small traits in [`ports`], so they run the same against Postgres, Kafka and HTTP as against test doubles.
 
 pub mod clock;
+pub mod connector;
+pub mod connectors;
 pub mod job;
 pub mod ports;
 pub mod webhook;

@@ -20,8 +20,10 @@ pub struct IngestResult {
     pub event_id: Uuid,
     /// False when this event id had been ingested before (nothing was done).
     pub accepted: bool,
-    /// Deliveries created.
+    /// Webhook deliveries created.
     pub delivery_ids: Vec<Uuid>,
+    /// Connector jobs created.
+    pub connector_job_ids: Vec<Uuid>,
 }
 
 /// A quarantined Kafka message.
@@ -79,15 +81,20 @@ impl EventsApi {
             .await
             .map_err(ApiError::from)?;
         Ok(match ingested {
-            Ingested::New { deliveries } => Ingest::Accepted(Json(IngestResult {
+            Ingested::New {
+                deliveries,
+                connector_jobs,
+            } => Ingest::Accepted(Json(IngestResult {
                 event_id: event.event_id,
                 accepted: true,
                 delivery_ids: deliveries,
+                connector_job_ids: connector_jobs,
             })),
             Ingested::Duplicate => Ingest::Duplicate(Json(IngestResult {
                 event_id: event.event_id,
                 accepted: false,
                 delivery_ids: vec![],
+                connector_job_ids: vec![],
             })),
         })
     }

@@ -1,6 +1,7 @@
 //! The HTTP API (poem-openapi): one module per resource, one error mapping, OpenAPI at `/openapi.json`, UI at `/docs`.
 
 pub mod auth;
+pub mod connectors;
 pub mod credentials;
 pub mod deliveries;
 pub mod events;
@@ -23,6 +24,7 @@ use crate::delivery::target::TargetPolicy;
 use crate::ingest::Ingestor;
 use crate::metrics::Metrics;
 use crate::secrets::SecretStore;
+use jobs::connector::handler::ConnectorDeps;
 
 /// What handlers share.
 #[derive(Clone)]
@@ -47,6 +49,10 @@ pub struct AppState {
     pub validator: Validator,
     /// `[credentials]` settings.
     pub credentials: CredentialsConfig,
+    /// Connector adapters, credentials and channel HTTP (test connection uses them directly).
+    pub connectors: ConnectorDeps,
+    /// Poll interval of new polling configs that set none.
+    pub connectors_default_poll: u32,
 }
 
 /// OpenAPI tags.
@@ -60,6 +66,8 @@ pub enum Tag {
     Events,
     /// API keys and OAuth clients of external apps.
     Credentials,
+    /// Marketplace connectors, their sync log and jobs.
+    Connectors,
     /// Liveness, readiness, metrics.
     Operations,
 }
@@ -109,6 +117,7 @@ type Apis = (
     events::EventsApi,
     credentials::CredentialsApi,
     oauth::OAuthApi,
+    connectors::ConnectorsApi,
 );
 
 /// The OpenAPI service (also printed by `integration-service openapi`).
@@ -121,6 +130,7 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
             events::EventsApi,
             credentials::CredentialsApi,
             oauth::OAuthApi,
+            connectors::ConnectorsApi,
         ),
         "integration-service",
         env!("CARGO_PKG_VERSION"),

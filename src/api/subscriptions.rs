@@ -355,7 +355,7 @@ impl SubscriptionsApi {
             .await
             .map_err(ApiError::from)?
         {
-            Ingested::New { deliveries } if deliveries.len() == 1 => {
+            Ingested::New { deliveries, .. } if deliveries.len() == 1 => {
                 Ok(Accepted::Accepted(Json(TestSent {
                     event_id: event.event_id,
                     delivery_id: deliveries[0],

@@ -1,6 +1,7 @@
-//! Ingest: one event → its delivery rows and their first jobs, in the caller's transaction.
+//! Ingest: one event → its webhook delivery rows and connector job rows, and their first jobs, in the caller's transaction.
 
 use jobs::Job;
+use jobs::connector::handler::SyncConnector;
 use jobs::webhook::DeliverWebhook;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -24,8 +25,11 @@ pub enum EventSource {
 /// What ingesting an event did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ingested {
-    /// New event: these deliveries were created and queued.
-    New { deliveries: Vec<Uuid> },
+    /// New event: these webhook deliveries and connector jobs were created and queued.
+    New {
+        deliveries: Vec<Uuid>,
+        connector_jobs: Vec<Uuid>,
+    },
     /// The event id was seen before: nothing was written.
     Duplicate,
 }
@@ -70,15 +74,27 @@ pub async fn fan_out(
     if inserted.rows_affected() == 0 {
         return Ok((Ingested::Duplicate, Vec::new()));
     }
-    let deliveries: Vec<Uuid> = sqlx::query_scalar(
-        "INSERT INTO webhook_deliveries (delivery_id, subscription_id, store_id, event_type, event_id, event_payload)
-         SELECT gen_random_uuid(), s.subscription_id, s.store_id, $2, $3, $4
-         FROM webhook_subscriptions s
-         WHERE s.store_id = $1 AND s.is_active AND s.deleted_at IS NULL
-           -- A targeted (test) event goes to that subscription whatever its filter.
-           AND (CASE WHEN $6::uuid IS NULL THEN s.events && $5 ELSE s.subscription_id = $6 END)
-         ON CONFLICT ON CONSTRAINT webhook_deliveries_one_per_event_and_subscription DO NOTHING
-         RETURNING delivery_id",
+    // Webhook deliveries and connector jobs in one statement (one round trip per event).
+    let created: Vec<(bool, Uuid)> = sqlx::query_as(
+        "WITH deliveries AS (
+           INSERT INTO webhook_deliveries (delivery_id, subscription_id, store_id, event_type, event_id, event_payload)
+           SELECT gen_random_uuid(), s.subscription_id, s.store_id, $2, $3, $4
+           FROM webhook_subscriptions s
+           WHERE s.store_id = $1 AND s.is_active AND s.deleted_at IS NULL
+             -- A targeted (test) event goes to that subscription whatever its filter.
+             AND (CASE WHEN $6::uuid IS NULL THEN s.events && $5 ELSE s.subscription_id = $6 END)
+           ON CONFLICT ON CONSTRAINT webhook_deliveries_one_per_event_and_subscription DO NOTHING
+           RETURNING delivery_id
+         ), connector_jobs AS (
+           INSERT INTO connector_jobs (job_id, config_id, store_id, event_type, event_id, event_payload)
+           SELECT gen_random_uuid(), c.config_id, c.store_id, $2, $3, $4
+           FROM connector_configs c
+           WHERE $6::uuid IS NULL AND c.store_id = $1 AND c.is_active AND c.deleted_at IS NULL
+             AND c.event_subscriptions && $5
+           ON CONFLICT ON CONSTRAINT connector_jobs_one_per_event_and_config DO NOTHING
+           RETURNING job_id
+         )
+         SELECT TRUE, delivery_id FROM deliveries UNION ALL SELECT FALSE, job_id FROM connector_jobs",
     )
     .bind(event.store_id.as_str())
     .bind(event.event_type.as_str())
@@ -88,14 +104,18 @@ pub async fn fan_out(
     .bind(only_subscription)
     .fetch_all(&mut *conn)
     .await?;
-    if !deliveries.is_empty() {
+    let (deliveries, connector_jobs): (Vec<_>, Vec<_>) =
+        created.into_iter().partition(|(webhook, _)| *webhook);
+    let deliveries: Vec<Uuid> = deliveries.into_iter().map(|(_, id)| id).collect();
+    let connector_jobs: Vec<Uuid> = connector_jobs.into_iter().map(|(_, id)| id).collect();
+    if !deliveries.is_empty() || !connector_jobs.is_empty() {
         sqlx::query("UPDATE ingested_events SET fanout = $2 WHERE event_id = $1")
             .bind(event.event_id)
-            .bind(deliveries.len() as i32)
+            .bind((deliveries.len() + connector_jobs.len()) as i32)
             .execute(&mut *conn)
             .await?;
     }
-    let jobs = deliveries
+    let mut jobs: Vec<Job> = deliveries
         .iter()
         .map(|&delivery_id| {
             Job::WebhookDelivery(DeliverWebhook {
@@ -104,7 +124,19 @@ pub async fn fan_out(
             })
         })
         .collect();
-    Ok((Ingested::New { deliveries }, jobs))
+    jobs.extend(connector_jobs.iter().map(|&job_id| {
+        Job::ConnectorSync(SyncConnector {
+            job_id,
+            dispatch_seq: 1,
+        })
+    }));
+    Ok((
+        Ingested::New {
+            deliveries,
+            connector_jobs,
+        },
+        jobs,
+    ))
 }
 
 /// A message that could not be parsed, kept with its reason.

@@ -6,6 +6,7 @@ mod common;
 mod api;
 mod broker;
 mod compose;
+mod connectors;
 mod credentials;
 mod kafka;
 mod pipeline;

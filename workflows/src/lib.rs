@@ -2,10 +2,14 @@
 //!
 //! The shell (`jobs`, the service) does the I/O and asks this crate what to do next.
 
+pub mod catalog;
+pub mod channels;
+pub mod connector;
 pub mod credentials;
 pub mod delivery;
 pub mod envelope;
 pub mod matching;
+pub mod ratelimit;
 pub mod retry;
 pub mod signing;
 

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod channels;
 pub mod kafka;
 pub mod process;
 pub mod receiver;

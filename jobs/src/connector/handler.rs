@@ -1,0 +1,459 @@
+//! The two connector jobs: an outbound sync of one event to one config (same schedule and dead-letter path as a
+//! webhook delivery), and a scheduled inbound poll. Like the webhook handler, they return effects as values.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use workflows::connector::{SyncFailure, decide_sync, entity_of};
+use workflows::ratelimit::RateLimit;
+use workflows::{DeliveryStatus, OutcomeDecision};
+
+use super::{
+    Channel, ChannelHttp, ConnectorAdapter, ConnectorConfig, ConnectorContext, ConnectorError,
+    ConnectorEvent, Credentials, PolledRecord, RateLimiters, Registry,
+};
+use crate::clock::Clock;
+use crate::ports::SecretError;
+use crate::webhook::DUE_TOLERANCE;
+
+/// Make attempt `dispatch_seq` of a connector job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncConnector {
+    /// The job row (`connector_jobs`).
+    pub job_id: Uuid,
+    /// Its `dispatch_seq` when queued.
+    pub dispatch_seq: i32,
+}
+
+/// Run poll number `poll_seq` of a config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollConnector {
+    /// The config.
+    pub config_id: Uuid,
+    /// Its `poll_seq` when queued; any other value means this poll was superseded.
+    pub poll_seq: i32,
+}
+
+/// A connector job as the worker loads it.
+#[derive(Debug, Clone)]
+pub struct ConnectorJobToRun {
+    /// Job id.
+    pub job_id: Uuid,
+    /// Its config.
+    pub config: ConnectorConfig,
+    /// False when the config was deactivated or deleted.
+    pub config_active: bool,
+    /// Status.
+    pub status: DeliveryStatus,
+    /// Attempts in the current schedule.
+    pub attempt_number: u32,
+    /// Due time of the next attempt.
+    pub next_retry_at: Option<DateTime<Utc>>,
+    /// Current attempt number queued.
+    pub dispatch_seq: i32,
+    /// The event.
+    pub event: ConnectorEvent,
+}
+
+/// A poll as the worker loads it.
+#[derive(Debug, Clone)]
+pub struct PollToRun {
+    /// Its config.
+    pub config: ConnectorConfig,
+    /// Active and not deleted.
+    pub active: bool,
+    /// Current poll number.
+    pub poll_seq: i32,
+    /// Where the last poll stopped.
+    pub cursor: Option<String>,
+    /// Time between polls.
+    pub interval: Duration,
+    /// When this poll was due.
+    pub next_poll_at: Option<DateTime<Utc>>,
+}
+
+/// Reads connector credentials.
+#[async_trait]
+pub trait ConnectorSecrets: Send + Sync {
+    /// Every credential field set for the config (an empty set when none is).
+    async fn credentials(&self, config_id: Uuid) -> Result<Credentials, SecretError>;
+}
+
+/// Dependencies of the connector handlers.
+#[derive(Clone)]
+pub struct ConnectorDeps {
+    /// Adapters.
+    pub registry: Arc<Registry>,
+    /// Credentials.
+    pub secrets: Arc<dyn ConnectorSecrets>,
+    /// HTTP.
+    pub http: Arc<dyn ChannelHttp>,
+    /// Per-config rate limits.
+    pub limiters: Arc<RateLimiters>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Multiplies real waits (see `ScaledClock`).
+    pub time_scale: f64,
+    /// Wait when the secret store is unavailable.
+    pub secret_retry: Duration,
+    /// A `Retry-After` up to this is waited out in place.
+    pub max_inline_wait: Duration,
+    /// This worker's name.
+    pub worker: String,
+}
+
+/// What a connector job came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// An attempt was made.
+    Attempted { status: DeliveryStatus },
+    /// A poll ran (or failed; the next one is scheduled either way).
+    Polled { published: usize, failed: bool },
+    /// Superseded or unknown: nothing was done.
+    Stale,
+    /// The config is inactive: retries stop.
+    Cancelled,
+    /// Credentials could not be read: deferred without counting an attempt.
+    Deferred,
+    /// Ran before its due time: re-queued for then.
+    NotYetDue,
+}
+
+/// One outbound attempt, for the sync log and the job row.
+#[derive(Debug, Clone)]
+pub struct SyncRecord {
+    /// The job as loaded.
+    pub job: ConnectorJobToRun,
+    /// 1-based attempt number.
+    pub attempt_number: u32,
+    /// Started.
+    pub started_at: DateTime<Utc>,
+    /// Finished.
+    pub finished_at: DateTime<Utc>,
+    /// `product`, `inventory`, `order`… (the adapter's, or the event's on failure).
+    pub entity_type: String,
+    /// Records written.
+    pub records: u32,
+    /// Requests sent to the channel.
+    pub requests: u32,
+    /// Why it was skipped, when there was nothing to do.
+    pub skipped: Option<String>,
+    /// Why it failed.
+    pub failure: Option<SyncFailure>,
+    /// The job's next state.
+    pub decision: OutcomeDecision,
+    /// Real time until the next attempt, when there is one.
+    pub next_run_in: Option<Duration>,
+    /// Worker.
+    pub worker: String,
+}
+
+/// One poll, for the sync log, the cursor and the published events.
+#[derive(Debug, Clone)]
+pub struct PollRecord {
+    /// The config.
+    pub config: ConnectorConfig,
+    /// The poll's number.
+    pub poll_seq: i32,
+    /// Started.
+    pub started_at: DateTime<Utc>,
+    /// Finished.
+    pub finished_at: DateTime<Utc>,
+    /// Entity polled.
+    pub entity_type: String,
+    /// Records found.
+    pub records: Vec<PolledRecord>,
+    /// New cursor.
+    pub cursor: Option<String>,
+    /// Why it failed.
+    pub failure: Option<String>,
+    /// Requests sent.
+    pub requests: u32,
+    /// When the next poll is due (service clock) and in how long (real time).
+    pub next_poll_at: DateTime<Utc>,
+    /// Real time until the next poll.
+    pub next_run_in: Duration,
+    /// Worker.
+    pub worker: String,
+}
+
+/// What a connector job asks the runner to write.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// Nothing.
+    None,
+    /// Log an outbound attempt and move the job on.
+    Synced(Box<SyncRecord>),
+    /// Stop retrying a job.
+    Cancel {
+        job_id: Uuid,
+        dispatch_seq: i32,
+        reason: String,
+    },
+    /// Queue the same attempt again later without counting it.
+    Defer {
+        job_id: Uuid,
+        dispatch_seq: i32,
+        run_in: Duration,
+        reason: Option<String>,
+    },
+    /// Log a poll, store its cursor, publish its new records, schedule the next poll.
+    Polled(Box<PollRecord>),
+    /// Run the same poll again later (credentials unreadable).
+    PollDeferred {
+        config_id: Uuid,
+        poll_seq: i32,
+        run_in: Duration,
+    },
+}
+
+fn scale(delay: chrono::Duration, time_scale: f64) -> Duration {
+    let ms = delay.num_milliseconds().max(0) as f64 * time_scale.max(0.0);
+    Duration::from_millis(ms as u64)
+}
+
+/// Why a context could not be built.
+pub enum NoContext {
+    /// The secret store is unavailable: try later.
+    SecretsUnavailable(String),
+    /// Something a retry cannot fix (unknown type, bad settings, missing credentials).
+    Broken(ConnectorError),
+}
+
+impl ConnectorDeps {
+    /// The adapter, credentials and rate-limited channel of a config.
+    pub async fn prepare(
+        &self,
+        config: &ConnectorConfig,
+    ) -> Result<(Arc<dyn ConnectorAdapter>, Credentials, Channel), NoContext> {
+        let adapter = self
+            .registry
+            .get(&config.connector_type)
+            .cloned()
+            .ok_or_else(|| {
+                NoContext::Broken(ConnectorError::Settings(format!(
+                    "unknown connector type {}",
+                    config.connector_type
+                )))
+            })?;
+        adapter
+            .check_settings(&config.settings)
+            .map_err(|e| NoContext::Broken(ConnectorError::Settings(e)))?;
+        let credentials = match self.secrets.credentials(config.config_id).await {
+            Ok(c) => c,
+            Err(SecretError::Unavailable(why)) => return Err(NoContext::SecretsUnavailable(why)),
+            Err(SecretError::NotFound) => Credentials::default(),
+        };
+        for field in adapter.required_credentials() {
+            credentials.require(*field).map_err(NoContext::Broken)?;
+        }
+        let limit = rate_limit(&config.settings).unwrap_or_else(|| adapter.default_rate_limit());
+        let bucket = self.limiters.bucket(config.config_id, limit);
+        Ok((
+            adapter,
+            credentials,
+            Channel::new(self.http.clone(), bucket, self.max_inline_wait),
+        ))
+    }
+}
+
+/// `settings.rateLimit = {perSecond, burst}`, when set.
+pub fn rate_limit(settings: &serde_json::Value) -> Option<RateLimit> {
+    let r = settings.get("rateLimit")?;
+    Some(RateLimit {
+        per_second: r.get("perSecond")?.as_f64()?,
+        burst: r
+            .get("burst")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(1) as u32,
+    })
+}
+
+/// Handle one outbound job whose row was loaded as `loaded`. `Err` is our own infrastructure failing.
+pub async fn handle_sync(
+    deps: &ConnectorDeps,
+    job: &SyncConnector,
+    loaded: Option<ConnectorJobToRun>,
+) -> anyhow::Result<(Handled, Effect)> {
+    let Some(loaded) = loaded else {
+        return Ok((Handled::Stale, Effect::None));
+    };
+    if loaded.dispatch_seq != job.dispatch_seq || !loaded.status.awaits_attempt() {
+        return Ok((Handled::Stale, Effect::None));
+    }
+    let (job_id, dispatch_seq) = (loaded.job_id, loaded.dispatch_seq);
+    let now = deps.clock.now();
+    if let Some(due) = loaded.next_retry_at
+        && due - DUE_TOLERANCE > now
+    {
+        let run_in = scale(due - now, deps.time_scale);
+        return Ok((
+            Handled::NotYetDue,
+            Effect::Defer {
+                job_id,
+                dispatch_seq,
+                run_in,
+                reason: None,
+            },
+        ));
+    }
+    if !loaded.config_active {
+        let reason = "connector config deactivated or deleted".to_owned();
+        return Ok((
+            Handled::Cancelled,
+            Effect::Cancel {
+                job_id,
+                dispatch_seq,
+                reason,
+            },
+        ));
+    }
+    let attempt_number = loaded.attempt_number + 1;
+    let started_at = deps.clock.now();
+    let (result, requests) = match deps.prepare(&loaded.config).await {
+        Err(NoContext::SecretsUnavailable(why)) => {
+            tracing::warn!(%why, %job_id, "connector credentials unavailable; deferring without counting an attempt");
+            let effect = Effect::Defer {
+                job_id,
+                dispatch_seq,
+                run_in: deps.secret_retry,
+                reason: Some(why),
+            };
+            return Ok((Handled::Deferred, effect));
+        }
+        Err(NoContext::Broken(e)) => (Err(e), 0),
+        Ok((adapter, credentials, channel)) => {
+            let ctx = ConnectorContext {
+                config: &loaded.config,
+                credentials: &credentials,
+                channel: &channel,
+                now: started_at,
+            };
+            let result = adapter.handle_event(&ctx, &loaded.event).await;
+            (result, channel.calls())
+        }
+    };
+    let finished_at = deps.clock.now().max(started_at);
+    let failure = result.as_ref().err().map(ConnectorError::as_failure);
+    let decision = decide_sync(attempt_number, failure.as_ref(), finished_at);
+    let next_run_in = decision
+        .next_retry_at
+        .map(|at| scale(at - finished_at, deps.time_scale));
+    let (entity_type, records, skipped) = match &result {
+        Ok(r) => (r.entity_type.clone(), r.records, r.skipped.clone()),
+        Err(_) => (entity_of(&loaded.event.event_type).to_owned(), 0, None),
+    };
+    if let Some(f) = &failure {
+        tracing::info!(%job_id, attempt_number, reason = %f.reason, permanent = f.permanent, "connector sync failed");
+    }
+    let handled = Handled::Attempted {
+        status: decision.status,
+    };
+    let record = SyncRecord {
+        job: loaded,
+        attempt_number,
+        started_at,
+        finished_at,
+        entity_type,
+        records,
+        requests,
+        skipped,
+        failure,
+        decision,
+        next_run_in,
+        worker: deps.worker.clone(),
+    };
+    Ok((handled, Effect::Synced(Box::new(record))))
+}
+
+/// Handle one poll job whose config was loaded as `loaded`.
+pub async fn handle_poll(
+    deps: &ConnectorDeps,
+    job: &PollConnector,
+    loaded: Option<PollToRun>,
+) -> anyhow::Result<(Handled, Effect)> {
+    let Some(loaded) = loaded else {
+        return Ok((Handled::Stale, Effect::None));
+    };
+    if loaded.poll_seq != job.poll_seq || !loaded.active {
+        return Ok((Handled::Stale, Effect::None));
+    }
+    let mut now = deps.clock.now();
+    if let Some(due) = loaded.next_poll_at
+        && due > now
+    {
+        let run_in = scale(due - now, deps.time_scale);
+        if due - DUE_TOLERANCE > now {
+            return Ok((
+                Handled::NotYetDue,
+                Effect::PollDeferred {
+                    config_id: job.config_id,
+                    poll_seq: job.poll_seq,
+                    run_in,
+                },
+            ));
+        }
+        // The queue keeps whole seconds, so a poll can be claimed up to a second early: wait for its time, so polls
+        // are never closer than the interval.
+        tokio::time::sleep(run_in).await;
+        now = deps.clock.now().max(due);
+    }
+    let started_at = now;
+    let (result, requests) = match deps.prepare(&loaded.config).await {
+        Err(NoContext::SecretsUnavailable(why)) => {
+            tracing::warn!(%why, "connector credentials unavailable; poll deferred");
+            let effect = Effect::PollDeferred {
+                config_id: job.config_id,
+                poll_seq: job.poll_seq,
+                run_in: deps.secret_retry,
+            };
+            return Ok((Handled::Deferred, effect));
+        }
+        Err(NoContext::Broken(e)) => (Err(e), 0),
+        Ok((adapter, credentials, channel)) => {
+            let ctx = ConnectorContext {
+                config: &loaded.config,
+                credentials: &credentials,
+                channel: &channel,
+                now,
+            };
+            let result = adapter.poll(&ctx, loaded.cursor.as_deref()).await;
+            (result, channel.calls())
+        }
+    };
+    let finished_at = deps.clock.now().max(started_at);
+    let interval =
+        chrono::Duration::from_std(loaded.interval).unwrap_or(chrono::Duration::minutes(5));
+    // Polls start at least one interval apart (a late poll moves the schedule; there is never a catch-up burst).
+    let next_poll_at = (started_at + interval).max(finished_at);
+    let (entity_type, records, cursor, failure) = match result {
+        Ok(r) => (r.entity_type, r.records, r.cursor, None),
+        Err(e) => {
+            tracing::warn!(config_id = %job.config_id, error = %e, "poll failed; the next one is scheduled");
+            ("order".to_owned(), Vec::new(), None, Some(e.to_string()))
+        }
+    };
+    let handled = Handled::Polled {
+        published: records.len(),
+        failed: failure.is_some(),
+    };
+    let record = PollRecord {
+        config: loaded.config,
+        poll_seq: loaded.poll_seq,
+        started_at,
+        finished_at,
+        entity_type,
+        records,
+        cursor,
+        failure,
+        requests,
+        next_run_in: scale(next_poll_at - finished_at, deps.time_scale),
+        next_poll_at,
+        worker: deps.worker.clone(),
+    };
+    Ok((handled, Effect::Polled(Box::new(record))))
+}

@@ -1,0 +1,90 @@
+//! The sales channels. Each module is one [`crate::connector::ConnectorAdapter`]; shared plumbing is here.
+
+pub mod amazon;
+pub mod ebay;
+pub mod google;
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::connector::channel::is_unauthorized;
+use crate::connector::tokens::TokenCache;
+use crate::connector::{ChannelRequest, ConnectorContext, ConnectorError};
+
+/// Percent-encode one URL path segment or query value (everything but RFC 3986 unreserved characters).
+pub fn encode(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for b in raw.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Read an OAuth token answer (`access_token`, `expires_in`).
+pub fn token_answer(answer: &Value) -> Result<(String, Duration), ConnectorError> {
+    let token = answer["access_token"]
+        .as_str()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ConnectorError::Credentials("token endpoint answered without access_token".into())
+        })?;
+    let lifetime = answer["expires_in"].as_u64().unwrap_or(3600);
+    Ok((token.to_owned(), Duration::from_secs(lifetime)))
+}
+
+/// Exchange at a token endpoint: a refused grant or client (400/401) is a credentials problem, not a retry.
+pub async fn fetch_token(
+    ctx: &ConnectorContext<'_>,
+    request: ChannelRequest,
+) -> Result<(String, Duration), ConnectorError> {
+    match ctx.channel.call(&request).await {
+        Ok(answer) => token_answer(&answer),
+        Err(ConnectorError::Channel(f)) if matches!(f.status, Some(400 | 401 | 403)) => {
+            Err(ConnectorError::Credentials(format!(
+                "the channel refused the credentials: {}",
+                f.reason
+            )))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The cache key of a config's access token.
+pub fn token_key(ctx: &ConnectorContext<'_>) -> String {
+    format!("{}:{}", ctx.config.config_id, ctx.credentials.fingerprint())
+}
+
+/// Call with a bearer token; a 401 drops the cached token so the retry fetches a new one.
+pub async fn call_with_token(
+    ctx: &ConnectorContext<'_>,
+    tokens: &TokenCache,
+    request: &ChannelRequest,
+) -> Result<Value, ConnectorError> {
+    let result = ctx.channel.call(request).await;
+    if let Err(e) = &result
+        && is_unauthorized(e)
+    {
+        tokens.forget(&token_key(ctx));
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_everything_but_unreserved() {
+        assert_eq!(encode("TS-42_a.b~"), "TS-42_a.b~");
+        assert_eq!(encode("a/b c"), "a%2Fb%20c");
+        assert_eq!(
+            encode("2026-11-20T10:00:00+00:00"),
+            "2026-11-20T10%3A00%3A00%2B00%3A00"
+        );
+    }
+}

@@ -1,0 +1,130 @@
+//! The service side of connectors: HTTP to channels with reqwest, and credentials in the secret store.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use jobs::connector::handler::ConnectorSecrets;
+use jobs::connector::{
+    Body, ChannelHttp, ChannelRequest, ChannelResponse, CredentialField, Credentials, Method,
+};
+use jobs::ports::SecretError;
+use uuid::Uuid;
+
+use crate::secrets::{SecretStore, SecretStoreError, connector_secret_path};
+
+/// Channel answers are kept up to this many bytes (order pages are the largest).
+const BODY_LIMIT: usize = 4 * 1024 * 1024;
+
+/// reqwest to the channels' APIs.
+pub struct ReqwestChannel {
+    client: reqwest::Client,
+}
+
+impl ReqwestChannel {
+    /// A client with these timeouts.
+    pub fn new(connect_timeout: Duration, timeout: Duration) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .timeout(timeout)
+            .user_agent(concat!("ShopSTAR3-Connectors/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self { client })
+    }
+}
+
+#[async_trait]
+impl ChannelHttp for ReqwestChannel {
+    async fn send(&self, request: &ChannelRequest) -> Result<ChannelResponse, String> {
+        let method = match request.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+        };
+        let mut builder = self
+            .client
+            .request(method, &request.url)
+            .header("accept", "application/json");
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        builder = match &request.body {
+            Body::Empty => builder,
+            Body::Json(v) => builder.json(v),
+            Body::Form(fields) => builder.form(fields),
+        };
+        let started = Instant::now();
+        let mut response = builder.send().await.map_err(|e| {
+            if e.is_timeout() {
+                format!("timed out after {:?}", started.elapsed())
+            } else {
+                format!("{e}")
+            }
+        })?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(workflows::connector::parse_retry_after)
+            .and_then(|d| d.to_std().ok());
+        let mut body = Vec::new();
+        while body.len() < BODY_LIMIT {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    body.extend_from_slice(&chunk[..chunk.len().min(BODY_LIMIT - body.len())])
+                }
+                Ok(None) => break,
+                Err(e) => return Err(format!("reading the answer: {e}")),
+            }
+        }
+        Ok(ChannelResponse {
+            status,
+            retry_after,
+            body,
+        })
+    }
+}
+
+/// Connector credentials in the secret store, at `connector/{config_id}/{api-key|api-secret|refresh-token}`.
+pub struct StoreConnectorSecrets(pub Arc<dyn SecretStore>);
+
+fn unavailable(e: SecretStoreError) -> SecretError {
+    SecretError::Unavailable(e.to_string())
+}
+
+#[async_trait]
+impl ConnectorSecrets for StoreConnectorSecrets {
+    async fn credentials(&self, config_id: Uuid) -> Result<Credentials, SecretError> {
+        let mut credentials = Credentials::default();
+        for field in CredentialField::ALL {
+            if let Some(value) = self
+                .0
+                .get(&connector_secret_path(config_id, field.path()))
+                .await
+                .map_err(unavailable)?
+            {
+                credentials.0.insert(field, value);
+            }
+        }
+        Ok(credentials)
+    }
+}
+
+/// Write a config's credentials (every field given replaces the stored one; fields not given are removed).
+pub async fn store_credentials(
+    secrets: &dyn SecretStore,
+    config_id: Uuid,
+    credentials: &Credentials,
+) -> Result<(), SecretStoreError> {
+    for field in CredentialField::ALL {
+        let path = connector_secret_path(config_id, field.path());
+        match credentials.0.get(&field) {
+            Some(value) => secrets.put(&path, value).await?,
+            None => secrets.delete(&path).await?,
+        }
+    }
+    Ok(())
+}
