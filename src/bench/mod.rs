@@ -1,5 +1,6 @@
 //! `integration-service bench`: measured figures for docs/benchmarks.md (never assertions).
 
+mod connectors;
 mod credentials;
 mod webhooks;
 mod workers;
@@ -9,13 +10,13 @@ use crate::config::Config;
 /// Arguments of the bench command.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Suites to run: webhooks, credentials.
+    /// Suites to run: webhooks, credentials, workers, connectors.
     #[arg(long, value_delimiter = ',', default_value = "webhooks")]
     pub suite: Vec<String>,
     /// Webhooks: events per throughput run.
     #[arg(long, default_value_t = 2000)]
     pub events: usize,
-    /// Webhooks: fan-outs to measure (subscriptions matching every event).
+    /// Webhooks and connectors: fan-outs to measure (webhook subscriptions matching every event).
     #[arg(long, value_delimiter = ',', default_value = "1,10")]
     pub fanout: Vec<usize>,
     /// Webhooks: ingest paths (kafka, http).
@@ -48,7 +49,10 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
             "webhooks" => webhooks::run(config.clone(), args.clone()).await?,
             "credentials" => credentials::run(config.clone(), args.clone()).await?,
             "workers" => workers::run(config.clone(), args.clone()).await?,
-            other => anyhow::bail!("unknown suite {other:?}: use webhooks, credentials, workers"),
+            "connectors" => connectors::run(config.clone(), args.clone()).await?,
+            other => anyhow::bail!(
+                "unknown suite {other:?}: use webhooks, credentials, workers, connectors"
+            ),
         }
     }
     Ok(())

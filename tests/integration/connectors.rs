@@ -842,3 +842,100 @@ async fn two_worker_processes_never_run_the_same_poll_twice() {
         1
     );
 }
+
+/// Catches: connector credentials written anywhere but Vault's documented paths, or read from elsewhere.
+#[tokio::test]
+async fn with_vault_connector_credentials_live_in_vault_and_the_adapter_uses_them() {
+    use crate::common::vault::{read_raw, shared, use_vault};
+    let (addr, token) = shared();
+    let prefix = format!("it-{}", uuid::Uuid::new_v4().simple());
+    let db = TestDb::create().await;
+    let mut config = test_config(&db);
+    use_vault(&mut config, &addr, &token, &prefix);
+    let app = TestApp::spawn_with(db, config, Roles::API).await;
+    let fake = FakeChannels::start().await;
+    let id = create(&app, &amazon_body(&fake, 0)).await["configId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    for (field, value) in [
+        ("api-key", AMAZON_CLIENT_ID),
+        ("api-secret", AMAZON_CLIENT_SECRET),
+        ("refresh-token", AMAZON_REFRESH_TOKEN),
+    ] {
+        assert_eq!(
+            read_raw(&addr, &token, &format!("{prefix}/connector/{id}/{field}")).await,
+            value,
+            "{field}"
+        );
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM encrypted_secrets").await,
+        0,
+        "nothing in the embedded store"
+    );
+    app.post_event(&event(
+        "inventory.updated",
+        STORE,
+        json!({"sku": "A", "quantity": 1}),
+    ))
+    .await;
+    app.worker("w").await.run_pending_jobs().await.expect("run");
+    assert_eq!(
+        fake.token_calls().len(),
+        1,
+        "the LWA exchange used the credentials read from Vault"
+    );
+    assert_eq!(fake.api_calls().len(), 1);
+}
+
+/// Catches: Kafka ingest not fanning out to connectors, or polled orders never reaching Kafka.
+#[tokio::test]
+async fn through_kafka_an_event_reaches_amazon_and_polled_orders_are_published_to_kafka() {
+    use crate::common::kafka::{brokers, create_topics, produce, producer, read};
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let (topic, publish, inbound) = (
+        format!("ss3.c{run}.inventory"),
+        format!("integration.c{run}.webhooks"),
+        format!("integration.c{run}.marketplace"),
+    );
+    create_topics(&[topic.clone(), publish.clone(), inbound.clone()]).await;
+    let db = TestDb::create().await;
+    let mut config = test_config(&db);
+    config.kafka.brokers = brokers();
+    config.kafka.topic_regex = format!("^ss3\\.c{run}\\..+");
+    config.kafka.group_id = format!("g-{run}");
+    config.kafka.publish_topic = publish;
+    config.connectors.inbound_topic = inbound.clone();
+    let app = TestApp::spawn_with(db, config, Roles::ALL).await;
+    let fake = FakeChannels::start().await;
+    fake.add_order("113-K", "2026-11-20T10:00:00Z");
+    create(&app, &amazon_body(&fake, 3600)).await;
+
+    let orders = read(&inbound, 1, Duration::from_secs(30)).await;
+    assert_eq!(orders[0]["eventType"], "marketplace.order.received");
+    assert_eq!(orders[0]["data"]["externalOrderId"], "113-K");
+
+    let body = event(
+        "inventory.updated",
+        STORE,
+        json!({"sku": "K-1", "quantity": 4}),
+    );
+    produce(&producer(), &topic, STORE, body.to_string().as_bytes()).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !fake.api_calls().iter().any(|c| c.method == "PATCH") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the Kafka event never reached Amazon: {:?}",
+            fake.calls()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let patch = fake
+        .api_calls()
+        .into_iter()
+        .find(|c| c.method == "PATCH")
+        .expect("patch");
+    assert_eq!(patch.path, "/listings/2021-08-01/items/A2SELLER/K-1");
+    assert_eq!(patch.json()["patches"][0]["value"][0]["quantity"], 4);
+}

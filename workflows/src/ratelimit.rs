@@ -93,7 +93,7 @@ mod tests {
         }
         let wait = b.try_take(t0).expect_err("empty");
         assert_eq!(wait, Duration::from_millis(500));
-        assert_eq!(b.try_take(t0 + Duration::from_millis(499)).is_err(), true);
+        assert!(b.try_take(t0 + Duration::from_millis(499)).is_err());
         assert_eq!(b.try_take(t0 + Duration::from_millis(500)), Ok(()));
     }
 

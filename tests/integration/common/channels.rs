@@ -1,7 +1,7 @@
-//! A local fake of the three channels' APIs (Amazon SP-API + LWA, eBay Sell Inventory + OAuth, Google Merchant API
-//! + OAuth JWT bearer). It checks auth the way the real services do, answers in their shapes (pagination with
-//! NextToken, bulk multi-status answers, 404 for a SKU without offers), records every request, and can be told
-//! to fail the next N matching requests with a status and `Retry-After`.
+//! A local fake of the three channels' APIs: Amazon SP-API with LWA, eBay Sell Inventory with OAuth, and Google
+//! Merchant API with the OAuth JWT bearer grant. It checks auth the way the real services do, answers in their
+//! shapes (pagination with NextToken, bulk multi-status answers, 404 for a SKU without offers), records every
+//! request, and can be told to fail the next N matching requests with a status and `Retry-After`.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;

@@ -1,0 +1,187 @@
+//! Connector suite: outbound connector jobs/s against a local fake of Amazon's Listings API (LWA token endpoint
+//! included), while the same events fan out to webhook subscriptions. Everything runs in this process on the
+//! same machine, through the HTTP API and the real worker loop.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use poem::web::Data;
+use poem::{EndpointExt, Route, handler};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::BenchArgs;
+use super::webhooks::{ReceiverState, Scenario, start_receiver};
+use crate::api::subscriptions::create_with_secret;
+use crate::config::{Config, Secret};
+use crate::startup::{Application, Roles};
+
+#[handler]
+async fn fake_amazon(req: &poem::Request, calls: Data<&Arc<AtomicU64>>) -> poem::Response {
+    calls.fetch_add(1, Ordering::Relaxed);
+    let body = if req.uri().path().ends_with("/token") {
+        json!({"access_token": "Atza|bench", "token_type": "bearer", "expires_in": 3600})
+    } else {
+        json!({"sku": "bench", "status": "ACCEPTED", "submissionId": "bench", "issues": []})
+    };
+    poem::Response::builder()
+        .content_type("application/json")
+        .body(body.to_string())
+}
+
+async fn start_fake() -> anyhow::Result<(String, Arc<AtomicU64>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let calls = Arc::new(AtomicU64::new(0));
+    let app = Route::new().at("/*path", fake_amazon).data(calls.clone());
+    tokio::spawn(async move {
+        if let Ok(acceptor) = poem::listener::TcpAcceptor::from_tokio(listener) {
+            let _ = poem::Server::new_with_acceptor(acceptor).run(app).await;
+        }
+    });
+    Ok((format!("http://{addr}"), calls))
+}
+
+/// Run the suite and print a table.
+pub(super) async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
+    println!(
+        "| events | webhook fan-out | connector jobs | jobs/s | webhook deliveries | deliveries/s | channel requests | wall s |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for &fanout in &args.fanout {
+        scenario(&config, args.events, fanout).await?;
+    }
+    Ok(())
+}
+
+async fn scenario(base: &Config, events: usize, fanout: usize) -> anyhow::Result<()> {
+    let scenario = Scenario::new(base).await?;
+    let mut config = scenario.config.clone();
+    config.kafka.brokers = String::new();
+    config.admin_token = Secret::new("bench-token");
+    let app = Arc::new(Application::build(config.clone(), Arc::new(jobs::SystemClock)).await?);
+    let receiver = ReceiverState {
+        base: Instant::now(),
+        seen: Arc::default(),
+    };
+    let target = start_receiver(receiver.clone()).await?;
+    for n in 0..fanout {
+        create_with_secret(
+            app.state(),
+            "bench",
+            &format!("bench-{n}"),
+            &target,
+            &["*".to_owned()],
+            true,
+        )
+        .await?;
+    }
+    let (fake, calls) = start_fake().await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let api = format!("http://{}", listener.local_addr()?);
+    let shutdown = CancellationToken::new();
+    let runner = Arc::clone(&app);
+    let token = shutdown.clone();
+    let running = tokio::spawn(async move { runner.run(Roles::ALL, Some(listener), token).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let http = reqwest::Client::new();
+    // The channel's own rate limit is lifted: this measures our side, not Amazon's 5 requests/s.
+    let created = http
+        .post(format!("{api}/connectors"))
+        .bearer_auth("bench-token")
+        .header("x-ss3-store-id", "bench")
+        .json(&json!({
+            "connectorType": "amazon", "displayName": "bench", "pollIntervalSecs": 0,
+            "eventSubscriptions": ["inventory.updated"],
+            "settings": {"sellerId": "S", "marketplaceId": "M", "endpoint": fake, "lwaEndpoint": format!("{fake}/auth/o2/token"),
+                         "rateLimit": {"perSecond": 100000.0, "burst": 1000}},
+            "credentials": {"apiKey": "id", "apiSecret": "secret", "refreshToken": "refresh"},
+        }))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        created.status() == 201,
+        "create connector: {}",
+        created.text().await?
+    );
+
+    let started = Instant::now();
+    let send = |n: usize| {
+        let (http, api) = (http.clone(), api.clone());
+        async move {
+            let event = json!({"eventId": Uuid::new_v4(), "eventType": "inventory.updated", "storeId": "bench",
+                               "data": {"sku": format!("SKU-{n}"), "quantity": n % 50}});
+            let r = http
+                .post(format!("{api}/events"))
+                .bearer_auth("bench-token")
+                .json(&event)
+                .send()
+                .await?;
+            anyhow::ensure!(r.status().is_success(), "POST /events: {}", r.status());
+            Ok(())
+        }
+    };
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter((0..events).map(send))
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+
+    let pool = app.state().pool.clone();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let (mut jobs_done, mut jobs_at, mut hooks_at) = (0i64, None, None);
+    loop {
+        let hooks = receiver
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .deliveries
+            .len();
+        if hooks >= events * fanout && hooks_at.is_none() {
+            hooks_at = Some(started.elapsed());
+        }
+        if jobs_at.is_none() {
+            jobs_done = sqlx::query_scalar(
+                "SELECT count(*) FROM connector_jobs WHERE status = 'SUCCEEDED'",
+            )
+            .fetch_one(&pool)
+            .await?;
+            if jobs_done as usize >= events {
+                jobs_at = Some(started.elapsed());
+            }
+        }
+        if (jobs_at.is_some() && hooks_at.is_some()) || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let hooks = receiver
+        .seen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .deliveries
+        .len();
+    let per_sec =
+        |n: usize, at: Option<Duration>| at.map_or(f64::NAN, |d| n as f64 / d.as_secs_f64());
+    println!(
+        "| {events} | {fanout} | {jobs_done}/{events} | {:.0} | {hooks}/{} | {:.0} | {} | {:.1} |",
+        per_sec(jobs_done as usize, jobs_at),
+        events * fanout,
+        if fanout == 0 {
+            f64::NAN
+        } else {
+            per_sec(hooks, hooks_at)
+        },
+        calls.load(Ordering::Relaxed),
+        started.elapsed().as_secs_f64(),
+    );
+    shutdown.cancel();
+    let _ = running.await;
+    pool.close().await;
+    scenario.drop_db().await;
+    Ok(())
+}
