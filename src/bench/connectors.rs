@@ -1,6 +1,7 @@
 //! Connector suite: outbound connector jobs/s against a local fake of Amazon's Listings API (LWA token endpoint
 //! included), while the same events fan out to webhook subscriptions. Everything runs in this process on the
-//! same machine, through the HTTP API and the real worker loop.
+//! same machine, through the HTTP API and the real worker loop. Two phases per fan-out: the events are ingested
+//! with no worker running (ingest rate), then the worker role starts and drains the backlog (jobs/s).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,16 +49,21 @@ async fn start_fake() -> anyhow::Result<(String, Arc<AtomicU64>)> {
 /// Run the suite and print a table.
 pub(super) async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     println!(
-        "| events | webhook fan-out | connector jobs | jobs/s | webhook deliveries | deliveries/s | channel requests | wall s |"
+        "| events | webhook fan-out | ingest events/s | connector jobs | jobs/s | webhook deliveries | deliveries/s | channel requests | drain s |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for &fanout in &args.fanout {
-        scenario(&config, args.events, fanout).await?;
+        scenario(&config, args.events, fanout, args.channel_rate).await?;
     }
     Ok(())
 }
 
-async fn scenario(base: &Config, events: usize, fanout: usize) -> anyhow::Result<()> {
+async fn scenario(
+    base: &Config,
+    events: usize,
+    fanout: usize,
+    channel_rate: f64,
+) -> anyhow::Result<()> {
     let scenario = Scenario::new(base).await?;
     let mut config = scenario.config.clone();
     config.kafka.brokers = String::new();
@@ -85,11 +91,16 @@ async fn scenario(base: &Config, events: usize, fanout: usize) -> anyhow::Result
     let shutdown = CancellationToken::new();
     let runner = Arc::clone(&app);
     let token = shutdown.clone();
-    let running = tokio::spawn(async move { runner.run(Roles::ALL, Some(listener), token).await });
+    let running = tokio::spawn(async move { runner.run(Roles::API, Some(listener), token).await });
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let http = reqwest::Client::new();
-    // The channel's own rate limit is lifted: this measures our side, not Amazon's 5 requests/s.
+    // By default the channel's rate limit is lifted: this measures our side, not Amazon's 5 requests/s.
+    let rate = if channel_rate > 0.0 {
+        json!({"perSecond": channel_rate, "burst": 1})
+    } else {
+        json!({"perSecond": 100000.0, "burst": 1000})
+    };
     let created = http
         .post(format!("{api}/connectors"))
         .bearer_auth("bench-token")
@@ -98,7 +109,7 @@ async fn scenario(base: &Config, events: usize, fanout: usize) -> anyhow::Result
             "connectorType": "amazon", "displayName": "bench", "pollIntervalSecs": 0,
             "eventSubscriptions": ["inventory.updated"],
             "settings": {"sellerId": "S", "marketplaceId": "M", "endpoint": fake, "lwaEndpoint": format!("{fake}/auth/o2/token"),
-                         "rateLimit": {"perSecond": 100000.0, "burst": 1000}},
+                         "rateLimit": rate},
             "credentials": {"apiKey": "id", "apiSecret": "secret", "refreshToken": "refresh"},
         }))
         .send()
@@ -109,7 +120,7 @@ async fn scenario(base: &Config, events: usize, fanout: usize) -> anyhow::Result
         created.text().await?
     );
 
-    let started = Instant::now();
+    let ingest_started = Instant::now();
     let send = |n: usize| {
         let (http, api) = (http.clone(), api.clone());
         async move {
@@ -130,6 +141,16 @@ async fn scenario(base: &Config, events: usize, fanout: usize) -> anyhow::Result
         .collect()
         .await;
     results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    let ingest_rate = events as f64 / ingest_started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let worker_role = Roles {
+        api: false,
+        ingest: false,
+        worker: true,
+    };
+    let (runner, token) = (Arc::clone(&app), shutdown.clone());
+    let working = tokio::spawn(async move { runner.run(worker_role, None, token).await });
 
     let pool = app.state().pool.clone();
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -168,7 +189,7 @@ async fn scenario(base: &Config, events: usize, fanout: usize) -> anyhow::Result
     let per_sec =
         |n: usize, at: Option<Duration>| at.map_or(f64::NAN, |d| n as f64 / d.as_secs_f64());
     println!(
-        "| {events} | {fanout} | {jobs_done}/{events} | {:.0} | {hooks}/{} | {:.0} | {} | {:.1} |",
+        "| {events} | {fanout} | {ingest_rate:.0} | {jobs_done}/{events} | {:.0} | {hooks}/{} | {:.0} | {} | {:.1} |",
         per_sec(jobs_done as usize, jobs_at),
         events * fanout,
         if fanout == 0 {
@@ -181,6 +202,7 @@ async fn scenario(base: &Config, events: usize, fanout: usize) -> anyhow::Result
     );
     shutdown.cancel();
     let _ = running.await;
+    let _ = working.await;
     pool.close().await;
     scenario.drop_db().await;
     Ok(())

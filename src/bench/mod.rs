@@ -37,6 +37,9 @@ pub struct BenchArgs {
     /// Workers: deliveries queued before the worker processes start.
     #[arg(long, default_value_t = 20_000)]
     pub backlog: usize,
+    /// Connectors: the fake channel's rate limit set on the config (calls/s); 0 lifts it to measure our side.
+    #[arg(long, default_value_t = 0.0)]
+    pub channel_rate: f64,
     /// Credentials: requests in flight.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,

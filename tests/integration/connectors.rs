@@ -939,3 +939,68 @@ async fn through_kafka_an_event_reaches_amazon_and_polled_orders_are_published_t
     assert_eq!(patch.path, "/listings/2021-08-01/items/A2SELLER/K-1");
     assert_eq!(patch.json()["patches"][0]["value"][0]["quantity"], 4);
 }
+
+/// Catches: a config's rate limit not enforced, or jobs waiting for it counted as failed attempts (a backlog
+/// larger than the limit would otherwise dead-letter work the channel never refused).
+#[tokio::test]
+async fn a_configs_rate_limit_paces_its_calls_and_waiting_jobs_use_no_attempts() {
+    let db = TestDb::create().await;
+    let mut config = test_config(&db);
+    config.connectors.max_inline_wait_ms = 100;
+    let app = TestApp::spawn_with(db, config, Roles::API).await;
+    let fake = FakeChannels::start().await;
+    let mut body = amazon_body(&fake, 0);
+    body["settings"]["rateLimit"] = json!({"perSecond": 2.0, "burst": 1});
+    let id = create(&app, &body).await["configId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    for n in 0..4 {
+        app.post_event(&event(
+            "inventory.updated",
+            STORE,
+            json!({"sku": format!("R-{n}"), "quantity": n}),
+        ))
+        .await;
+    }
+    let worker = app.worker("w").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        worker.run_pending_jobs().await.expect("run");
+        let jobs = get(&app, &format!("/connectors/{id}/jobs")).await["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if jobs.iter().all(|j| j["status"] == "SUCCEEDED") {
+            assert!(
+                jobs.iter().all(|j| j["attemptNumber"] == 1),
+                "waiting counted as attempts: {jobs:?}"
+            );
+            break;
+        }
+        assert!(
+            jobs.iter()
+                .all(|j| j["status"] != "FAILED" && j["status"] != "DEAD_LETTERED"),
+            "{jobs:?}"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "jobs never finished: {jobs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut calls = fake.calls();
+    calls.sort_by_key(|c| c.at);
+    assert_eq!(
+        calls.len(),
+        5,
+        "one LWA exchange and four PATCHes, nothing repeated"
+    );
+    for pair in calls.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(
+            gap >= Duration::from_millis(450),
+            "calls {gap:?} apart at 2 per second"
+        );
+    }
+}

@@ -170,7 +170,7 @@ impl Channel {
     }
 
     /// Wait for the config's next token; a wait longer than `max_inline_wait` (the channel paused us with a long
-    /// `Retry-After`, or the limit is very low) fails the attempt with that delay instead of holding a worker slot.
+    /// `Retry-After`, or a backlog exceeds the limit) is returned as `RateLimited` instead of holding a worker slot.
     async fn take_token(&self) -> Result<(), ConnectorError> {
         loop {
             let wait = {
@@ -181,15 +181,7 @@ impl Channel {
                 }
             };
             if wait > self.max_inline_wait {
-                return Err(ConnectorError::Channel(SyncFailure {
-                    reason: format!(
-                        "rate limited: this config may call the channel again in {} s",
-                        wait.as_secs()
-                    ),
-                    status: None,
-                    retry_after: chrono::Duration::from_std(wait).ok(),
-                    permanent: false,
-                }));
+                return Err(ConnectorError::RateLimited(wait));
             }
             tokio::time::sleep(wait).await;
         }

@@ -211,6 +211,20 @@ pub enum Effect {
     },
 }
 
+/// A rate-limited job waits `wait` plus up to as much again, so a backlog deferred together does not come back
+/// all at once (real time: the bucket is in real time, whatever the service clock's scale).
+fn spread(wait: Duration) -> Duration {
+    let jitter = wait.as_millis().max(200) as u64;
+    wait + Duration::from_millis(rand_below(jitter))
+}
+
+fn rand_below(n: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(n);
+    h.finish() % n.max(1)
+}
+
 fn scale(delay: chrono::Duration, time_scale: f64) -> Duration {
     let ms = delay.num_milliseconds().max(0) as f64 * time_scale.max(0.0);
     Duration::from_millis(ms as u64)
@@ -337,6 +351,17 @@ pub async fn handle_sync(
             (result, channel.calls())
         }
     };
+    if let Err(ConnectorError::RateLimited(wait)) = &result {
+        let effect = Effect::Defer {
+            job_id,
+            dispatch_seq,
+            run_in: spread(*wait),
+            reason: Some(format!(
+                "waiting for this config's rate limit ({requests} request(s) sent)"
+            )),
+        };
+        return Ok((Handled::Deferred, effect));
+    }
     let finished_at = deps.clock.now().max(started_at);
     let failure = result.as_ref().err().map(ConnectorError::as_failure);
     let decision = decide_sync(attempt_number, failure.as_ref(), finished_at);
@@ -425,6 +450,14 @@ pub async fn handle_poll(
             (result, channel.calls())
         }
     };
+    if let Err(ConnectorError::RateLimited(wait)) = &result {
+        let effect = Effect::PollDeferred {
+            config_id: job.config_id,
+            poll_seq: job.poll_seq,
+            run_in: spread(*wait),
+        };
+        return Ok((Handled::Deferred, effect));
+    }
     let finished_at = deps.clock.now().max(started_at);
     let interval =
         chrono::Duration::from_std(loaded.interval).unwrap_or(chrono::Duration::minutes(5));

@@ -155,6 +155,10 @@ pub enum ConnectorError {
     /// The config's settings are invalid: fix them, then re-trigger.
     #[error("{0}")]
     Settings(String),
+    /// Our own rate limiter for this config (or a long `Retry-After` it is honouring) says to wait this long:
+    /// the job is deferred without counting an attempt, and no worker slot is held meanwhile.
+    #[error("rate limit of this config: next call allowed in {} ms", .0.as_millis())]
+    RateLimited(std::time::Duration),
 }
 
 impl ConnectorError {
