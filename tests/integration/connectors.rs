@@ -1004,3 +1004,121 @@ async fn a_configs_rate_limit_paces_its_calls_and_waiting_jobs_use_no_attempts()
         );
     }
 }
+
+/// Catches: bad setup accepted, or refused without a stable problem code.
+#[tokio::test]
+async fn bad_connector_requests_get_problem_json_with_stable_codes() {
+    let app = TestApp::spawn().await;
+    let fake = FakeChannels::start().await;
+    let post = |body: Value| {
+        app.as_store(Method::POST, "/connectors", STORE)
+            .json(&body)
+            .send()
+    };
+    let code = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        let p: Value = r.json().await.expect("problem json");
+        (status, p["code"].as_str().unwrap_or_default().to_owned())
+    };
+    let mut unknown = ebay_body(&fake);
+    unknown["connectorType"] = json!("shopify");
+    assert_eq!(
+        code(post(unknown).await.expect("req")).await,
+        (422, "unknown_connector_type".into())
+    );
+    let mut unsupported = ebay_body(&fake);
+    unsupported["eventSubscriptions"] = json!(["order.fulfilled"]);
+    assert_eq!(
+        code(post(unsupported).await.expect("req")).await,
+        (422, "unsupported_event".into())
+    );
+    let mut no_seller = amazon_body(&fake, 0);
+    no_seller["settings"]
+        .as_object_mut()
+        .expect("object")
+        .remove("sellerId");
+    assert_eq!(
+        code(post(no_seller).await.expect("req")).await,
+        (422, "invalid_settings".into())
+    );
+    let mut polling_google = google_body(&fake);
+    polling_google["pollIntervalSecs"] = json!(60);
+    assert_eq!(
+        code(post(polling_google).await.expect("req")).await,
+        (422, "connector_does_not_poll".into())
+    );
+    let mut half = amazon_body(&fake, 0);
+    half["credentials"] = json!({"apiKey": "only"});
+    assert_eq!(
+        code(post(half).await.expect("req")).await,
+        (422, "credentials_incomplete".into())
+    );
+
+    let google = create(&app, &google_body(&fake)).await["configId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let poll = app
+        .as_store(Method::POST, &format!("/connectors/{google}/poll"), STORE)
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(code(poll).await, (409, "poll_not_possible".into()));
+    let missing = app
+        .as_store(
+            Method::GET,
+            &format!("/connectors/{}", uuid::Uuid::new_v4()),
+            STORE,
+        )
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(code(missing).await, (404, "connector_not_found".into()));
+    let other_store = app
+        .as_store(Method::GET, &format!("/connectors/{google}"), "store-other")
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(
+        other_store.status(),
+        404,
+        "a config is only visible to its store"
+    );
+    app.post_event(&event("product.updated", STORE, product("G-1")))
+        .await;
+    app.worker("w").await.run_pending_jobs().await.expect("run");
+    let job = get(&app, &format!("/connectors/{google}/jobs")).await["items"][0]["jobId"]
+        .as_str()
+        .expect("job")
+        .to_owned();
+    let retrigger = app
+        .as_store(
+            Method::POST,
+            &format!("/connectors/{google}/jobs/{job}/retrigger"),
+            STORE,
+        )
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(code(retrigger).await, (409, "job_not_retriggerable".into()));
+
+    // A store's own API key, even with every scope, cannot manage connectors.
+    let created: Value = app
+        .as_store(Method::POST, "/credentials", STORE)
+        .json(&json!({"name": "app", "type": "API_KEY", "scopes": ["catalog:read", "webhooks:manage"]}))
+        .send()
+        .await
+        .expect("req")
+        .json()
+        .await
+        .expect("json");
+    let key = created["apiKey"].as_str().expect("key");
+    let denied = app
+        .http
+        .get(app.url("/connectors"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(code(denied).await, (403, "operator_only".into()));
+}

@@ -14,7 +14,7 @@ use workflows::channels::amazon::{
 use workflows::connector::SyncFailure;
 use workflows::ratelimit::RateLimit;
 
-use super::{call_with_token, encode, fetch_token, token_key};
+use super::{api_request, call_with_token, encode, fetch_token, token_key};
 use crate::connector::tokens::TokenCache;
 use crate::connector::{
     ChannelRequest, ConnectorAdapter, ConnectorContext, ConnectorError, ConnectorEvent,
@@ -101,14 +101,8 @@ impl Amazon {
         body: Option<Value>,
     ) -> Result<Value, ConnectorError> {
         let token = self.access_token(ctx, s).await?;
-        let mut request = ChannelRequest::new(
-            method,
-            format!("{}{path_and_query}", s.endpoint.trim_end_matches('/')),
-        )
-        .header("x-amz-access-token", token);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
+        let request = api_request(method, &s.endpoint, &path_and_query, body)
+            .header("x-amz-access-token", token);
         call_with_token(ctx, &self.tokens, &request).await
     }
 

@@ -12,7 +12,7 @@ use workflows::channels::ebay::{
 use workflows::connector::{StatusClass, SyncFailure, classify_status};
 use workflows::ratelimit::RateLimit;
 
-use super::{call_with_token, encode, fetch_token, token_key};
+use super::{api_request, call_with_token, encode, fetch_token, token_key};
 use crate::connector::tokens::TokenCache;
 use crate::connector::{
     ChannelRequest, ConnectorAdapter, ConnectorContext, ConnectorError, ConnectorEvent,
@@ -100,15 +100,9 @@ impl Ebay {
         body: Option<Value>,
     ) -> Result<Value, ConnectorError> {
         let token = self.access_token(ctx, s).await?;
-        let mut request = ChannelRequest::new(
-            method,
-            format!("{}{path}", s.endpoint.trim_end_matches('/')),
-        )
-        .bearer(&token)
-        .header("content-language", s.content_language.clone());
-        if let Some(body) = body {
-            request = request.json(body);
-        }
+        let request = api_request(method, &s.endpoint, &path, body)
+            .bearer(&token)
+            .header("content-language", s.content_language.clone());
         call_with_token(ctx, &self.tokens, &request).await
     }
 

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::connector::channel::is_unauthorized;
 use crate::connector::tokens::TokenCache;
-use crate::connector::{ChannelRequest, ConnectorContext, ConnectorError};
+use crate::connector::{ChannelRequest, ConnectorContext, ConnectorError, Method};
 
 /// Percent-encode one URL path segment or query value (everything but RFC 3986 unreserved characters).
 pub fn encode(raw: &str) -> String {
@@ -23,6 +23,15 @@ pub fn encode(raw: &str) -> String {
         }
     }
     out
+}
+
+/// A request to `base` + `path` (query included), with a JSON body when given.
+pub fn api_request(method: Method, base: &str, path: &str, body: Option<Value>) -> ChannelRequest {
+    let request = ChannelRequest::new(method, format!("{}{path}", base.trim_end_matches('/')));
+    match body {
+        Some(body) => request.json(body),
+        None => request,
+    }
 }
 
 /// Read an OAuth token answer (`access_token`, `expires_in`).
