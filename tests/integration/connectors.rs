@@ -1122,3 +1122,120 @@ async fn bad_connector_requests_get_problem_json_with_stable_codes() {
         .expect("req");
     assert_eq!(code(denied).await, (403, "operator_only".into()));
 }
+
+/// Catches: a refusal no retry can fix being retried for hours, an expired token never renewed, a failed poll
+/// losing its cursor or its schedule, and "test connection" hiding why it failed.
+#[tokio::test]
+async fn refusals_dead_letter_at_once_expired_tokens_are_renewed_and_failed_polls_keep_their_cursor()
+ {
+    let app = TestApp::spawn().await;
+    let fake = FakeChannels::start().await;
+    let worker = app.worker("w").await;
+
+    // 400 from Amazon: the listing itself is wrong; dead-lettered after one attempt.
+    let amazon = create(&app, &amazon_body(&fake, 0)).await["configId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    fake.fail("/listings/", 1, 400, None);
+    app.post_event(&event("product.updated", STORE, product("BAD")))
+        .await;
+    worker.run_pending_jobs().await.expect("run");
+    let job = get(&app, &format!("/connectors/{amazon}/jobs")).await["items"][0].clone();
+    assert_eq!(
+        (job["status"].as_str(), job["attemptNumber"].as_i64()),
+        (Some("DEAD_LETTERED"), Some(1)),
+        "{job}"
+    );
+
+    // 401 from eBay: the cached token is dropped, the attempt is retried, and the retry fetches a new token.
+    let ebay = create(&app, &ebay_body(&fake)).await["configId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    fake.clear_calls();
+    fake.fail("/sell/", 1, 401, None);
+    app.post_event(&event(
+        "inventory.updated",
+        STORE,
+        json!({"sku": "E-1", "quantity": 1}),
+    ))
+    .await;
+    worker.run_pending_jobs().await.expect("run");
+    assert_eq!(
+        get(&app, &format!("/connectors/{ebay}/jobs")).await["items"][0]["status"],
+        "FAILED"
+    );
+    app.clock.set(t0() + Minutes::minutes(1));
+    worker.run_pending_jobs().await.expect("run");
+    assert_eq!(
+        get(&app, &format!("/connectors/{ebay}/jobs")).await["items"][0]["status"],
+        "SUCCEEDED"
+    );
+    assert_eq!(
+        fake.calls()
+            .iter()
+            .filter(|c| c.path == "/identity/v1/oauth2/token")
+            .count(),
+        2,
+        "a new token after the 401"
+    );
+
+    // A failed poll is logged, keeps its cursor, and the next poll is still scheduled.
+    fake.add_order("113-P", "2026-11-20T10:00:00Z");
+    let polling = create(&app, &amazon_body(&fake, 600)).await["configId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    fake.fail("/orders/v0/orders", 1, 503, None);
+    worker.run_pending_jobs().await.expect("run");
+    let failed = sync_log(&app, &polling, "direction=INBOUND").await;
+    assert_eq!(failed[0]["status"], "FAILED");
+    assert!(
+        failed[0]["errorSummary"]
+            .as_str()
+            .unwrap_or("")
+            .contains("503"),
+        "{failed:?}"
+    );
+    let config = get(&app, &format!("/connectors/{polling}")).await;
+    assert_eq!(config["pollCursor"], Value::Null, "the cursor did not move");
+    let next: chrono::DateTime<chrono::Utc> = config["nextPollAt"]
+        .as_str()
+        .expect("next poll")
+        .parse()
+        .expect("time");
+    app.clock.set(next);
+    worker.run_pending_jobs().await.expect("run");
+    let runs = sync_log(&app, &polling, "direction=INBOUND").await;
+    assert_eq!(
+        (runs[0]["status"].as_str(), runs[0]["recordCount"].as_i64()),
+        (Some("SUCCEEDED"), Some(1)),
+        "{runs:?}"
+    );
+
+    // Test connection with credentials the channel refuses says so.
+    let replaced = app
+        .as_store(Method::PUT, &format!("/connectors/{ebay}/credentials"), STORE)
+        .json(&json!({"apiKey": EBAY_CLIENT_ID, "apiSecret": "wrong", "refreshToken": EBAY_REFRESH_TOKEN}))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(replaced.status(), 204);
+    let tested: Value = app
+        .as_store(Method::POST, &format!("/connectors/{ebay}/test"), STORE)
+        .send()
+        .await
+        .expect("req")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(tested["ok"], false);
+    assert!(
+        tested["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("refused the credentials"),
+        "{tested}"
+    );
+}
