@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jobs::Clock;
+use jobs::connector::Registry;
 use jobs::connector::handler::ConnectorDeps;
-use jobs::connector::{RateLimiters, Registry};
 use jobs::webhook::WebhookDeps;
 use poem::listener::TcpAcceptor;
 use sqlx::PgPool;
@@ -21,6 +21,7 @@ use crate::connectors::{ReqwestChannel, StoreConnectorSecrets};
 use crate::credentials::{Validator, ValidatorSettings};
 use crate::db;
 use crate::db::connector_effects::Topics;
+use crate::db::rate_limits::PgRateGate;
 use crate::delivery::http::HttpSender;
 use crate::delivery::target::TargetPolicy;
 use crate::ingest::{Ingestor, kafka};
@@ -148,7 +149,7 @@ impl Application {
                 Duration::from_millis(k.connect_timeout_ms),
                 Duration::from_millis(k.timeout_ms),
             )?),
-            limiters: Arc::new(RateLimiters::default()),
+            gate: Arc::new(PgRateGate(pool.clone())),
             clock,
             time_scale: config.worker.time_scale,
             secret_retry: Duration::from_secs(config.worker.secret_retry_secs),

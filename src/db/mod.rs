@@ -9,6 +9,7 @@ pub mod errors;
 pub mod events;
 pub mod outbox;
 pub mod queue;
+pub mod rate_limits;
 pub mod subscriptions;
 
 use std::time::Duration;

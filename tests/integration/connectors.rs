@@ -754,11 +754,11 @@ async fn a_deactivated_config_receives_nothing_and_its_retries_stop() {
     assert_eq!(other["connectorJobIds"], json!([]));
 }
 
-/// Catches: two worker processes running the same poll, or polling more than once per interval.
-#[tokio::test]
-async fn two_worker_processes_never_run_the_same_poll_twice() {
+/// An API-only test app on the real clock, and the environment of worker processes sharing its database.
+async fn app_for_processes(max_inline_wait_ms: u64) -> (TestApp, BTreeMap<String, String>) {
     let db = TestDb::create().await;
-    let config = test_config(&db);
+    let mut config = test_config(&db);
+    config.connectors.max_inline_wait_ms = max_inline_wait_ms;
     let key = config.secrets.master_key.expose().to_owned();
     let url = db.url.clone();
     // The API schedules polls by the same (real) clock as the worker processes.
@@ -771,8 +771,6 @@ async fn two_worker_processes_never_run_the_same_poll_twice() {
         std::sync::Arc::new(jobs::SystemClock),
     )
     .await;
-    let fake = FakeChannels::start().await;
-    fake.add_order("113-9", "2026-11-20T10:00:00Z");
     let _ = binary();
     let env: BTreeMap<String, String> = [
         ("DATABASE_URL", url),
@@ -780,12 +778,24 @@ async fn two_worker_processes_never_run_the_same_poll_twice() {
         ("SS3_SECRETS__MASTER_KEY", key),
         ("SS3_WORKER__POLL_INTERVAL_MS", "50".into()),
         ("SS3_WORKER__HEARTBEAT_INTERVAL_SECS", "1".into()),
-        ("SS3_LISTEN_ADDR", "127.0.0.1:0".into()),
+        (
+            "SS3_CONNECTORS__MAX_INLINE_WAIT_MS",
+            max_inline_wait_ms.to_string(),
+        ),
         ("RUST_LOG", "warn".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
+    (app, env)
+}
+
+/// Catches: two worker processes running the same poll, or polling more than once per interval.
+#[tokio::test]
+async fn two_worker_processes_never_run_the_same_poll_twice() {
+    let (app, env) = app_for_processes(5000).await;
+    let fake = FakeChannels::start().await;
+    fake.add_order("113-9", "2026-11-20T10:00:00Z");
     let mut w1 = ServiceProcess::spawn("worker", &env, "poll-worker-1");
     let mut w2 = ServiceProcess::spawn("worker", &env, "poll-worker-2");
     let id = create(&app, &amazon_body(&fake, 1)).await["configId"]
@@ -1237,5 +1247,62 @@ async fn refusals_dead_letter_at_once_expired_tokens_are_renewed_and_failed_poll
             .unwrap_or("")
             .contains("refused the credentials"),
         "{tested}"
+    );
+}
+
+/// Catches: a config's rate limit applied per process, so N workers call the channel N times too fast.
+#[tokio::test]
+async fn two_worker_processes_share_one_rate_limit_per_config() {
+    let (app, env) = app_for_processes(200).await;
+    let fake = FakeChannels::start().await;
+    let mut body = amazon_body(&fake, 0);
+    body["settings"]["rateLimit"] = json!({"perSecond": 4.0, "burst": 1});
+    let id = create(&app, &body).await["configId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    for n in 0..10 {
+        app.post_event(&event(
+            "inventory.updated",
+            STORE,
+            json!({"sku": format!("S-{n}"), "quantity": n}),
+        ))
+        .await;
+    }
+    let _w1 = ServiceProcess::spawn("worker", &env, "rate-worker-1");
+    let _w2 = ServiceProcess::spawn("worker", &env, "rate-worker-2");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let jobs = get(&app, &format!("/connectors/{id}/jobs")).await["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if jobs.len() == 10 && jobs.iter().all(|j| j["status"] == "SUCCEEDED") {
+            assert!(jobs.iter().all(|j| j["attemptNumber"] == 1), "{jobs:?}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "jobs never finished: {jobs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut calls = fake.calls();
+    calls.sort_by_key(|c| c.at);
+    let patches = calls.iter().filter(|c| c.method == "PATCH").count();
+    assert_eq!(patches, 10, "each SKU once");
+    for pair in calls.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(
+            gap >= Duration::from_millis(200),
+            "two calls {gap:?} apart at 4 per second across both processes"
+        );
+    }
+    let log = sync_log(&app, &id, "limit=200").await;
+    let workers: std::collections::BTreeSet<&str> =
+        log.iter().filter_map(|r| r["worker"].as_str()).collect();
+    eprintln!(
+        "jobs ran on {} worker process(es): {workers:?}",
+        workers.len()
     );
 }

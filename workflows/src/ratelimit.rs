@@ -1,7 +1,8 @@
-//! A token bucket per connector config: `burst` calls at once, then `per_second`; a `Retry-After` pauses it.
-//! Pure: the caller passes the time in, so the arithmetic is tested without sleeping.
+//! A config's rate limit as GCRA (the generic cell rate algorithm, a token bucket kept as one timestamp): the
+//! "theoretical arrival time" `tat` is all the state, so it lives in one Postgres row shared by every worker
+//! process, read and advanced by Postgres' clock. Pure: the caller passes `tat` and now.
 
-use std::time::{Duration, Instant};
+use chrono::{DateTime, Duration, Utc};
 
 /// Calls a channel allows.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -12,114 +13,151 @@ pub struct RateLimit {
     pub burst: u32,
 }
 
-/// The bucket.
-#[derive(Debug, Clone)]
-pub struct TokenBucket {
-    limit: RateLimit,
-    tokens: f64,
-    updated: Instant,
-    paused_until: Option<Instant>,
+impl RateLimit {
+    /// Time between calls at the sustained rate.
+    pub fn emission(&self) -> Duration {
+        let micros = (1_000_000.0 / self.per_second.max(0.001)).round() as i64;
+        Duration::microseconds(micros.max(1))
+    }
+
+    /// How far ahead of the sustained rate a burst may run.
+    pub fn tolerance(&self) -> Duration {
+        self.emission() * (self.burst.max(1) as i32 - 1)
+    }
 }
 
-impl TokenBucket {
-    /// A full bucket at `now`.
-    pub fn new(limit: RateLimit, now: Instant) -> Self {
-        let limit = RateLimit {
-            per_second: limit.per_second.max(0.001),
-            burst: limit.burst.max(1),
-        };
-        Self {
-            limit,
-            tokens: f64::from(limit.burst),
-            updated: now,
-            paused_until: None,
-        }
-    }
+/// The answer to "may I call?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// Call after `wait` (zero: now); the state becomes `tat`.
+    Granted { wait: Duration, tat: DateTime<Utc> },
+    /// The turn is more than `max_wait` away: nothing was reserved; ask again after `wait`.
+    Denied { wait: Duration },
+}
 
-    /// The limit it enforces.
-    pub fn limit(&self) -> RateLimit {
-        self.limit
+/// Reserve the next call slot at `now`, unless it is more than `max_wait` away.
+pub fn reserve(
+    tat: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    limit: RateLimit,
+    max_wait: Duration,
+) -> Reservation {
+    let t = tat.map_or(now, |tat| tat.max(now));
+    let wait = (t - limit.tolerance() - now).max(Duration::zero());
+    if wait > max_wait {
+        return Reservation::Denied { wait };
     }
+    Reservation::Granted {
+        wait,
+        tat: t + limit.emission(),
+    }
+}
 
-    fn refill(&mut self, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
-        self.tokens =
-            (self.tokens + elapsed * self.limit.per_second).min(f64::from(self.limit.burst));
-        self.updated = now.max(self.updated);
-    }
-
-    /// Take a token: `Ok` to call now, or how long to wait before asking again.
-    pub fn try_take(&mut self, now: Instant) -> Result<(), Duration> {
-        if let Some(until) = self.paused_until {
-            if until > now {
-                return Err(until - now);
-            }
-            self.paused_until = None;
-        }
-        self.refill(now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64(
-                (1.0 - self.tokens) / self.limit.per_second,
-            ))
-        }
-    }
-
-    /// The channel said `Retry-After`: nobody calls it for this config until `until`, and the burst is spent.
-    pub fn pause_until(&mut self, until: Instant) {
-        self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
-        self.tokens = 0.0;
-        self.updated = until.max(self.updated);
-    }
+/// The channel said `Retry-After: pause`: no call before `now + pause`, then the sustained rate (no burst).
+pub fn pause(
+    tat: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    limit: RateLimit,
+    pause: Duration,
+) -> DateTime<Utc> {
+    let blocked = now + pause + limit.tolerance();
+    tat.map_or(blocked, |tat| tat.max(blocked))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     const LIMIT: RateLimit = RateLimit {
         per_second: 2.0,
         burst: 3,
     };
 
-    #[test]
-    fn allows_a_burst_then_the_sustained_rate() {
-        let t0 = Instant::now();
-        let mut b = TokenBucket::new(LIMIT, t0);
-        for _ in 0..3 {
-            assert_eq!(b.try_take(t0), Ok(()));
+    fn t0() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z")
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default()
+    }
+
+    /// Reserve at `now`, returning the wait, and keep the new state.
+    fn take(tat: &mut Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<Duration> {
+        match reserve(*tat, now, LIMIT, Duration::seconds(60)) {
+            Reservation::Granted { wait, tat: next } => {
+                *tat = Some(next);
+                Some(wait)
+            }
+            Reservation::Denied { .. } => None,
         }
-        let wait = b.try_take(t0).expect_err("empty");
-        assert_eq!(wait, Duration::from_millis(500));
-        assert!(b.try_take(t0 + Duration::from_millis(499)).is_err());
-        assert_eq!(b.try_take(t0 + Duration::from_millis(500)), Ok(()));
     }
 
     #[test]
-    fn refills_up_to_the_burst_only() {
-        let t0 = Instant::now();
-        let mut b = TokenBucket::new(LIMIT, t0);
-        let later = t0 + Duration::from_secs(3600);
+    fn a_burst_goes_at_once_then_calls_are_spaced_at_the_sustained_rate() {
+        let mut tat = None;
         for _ in 0..3 {
-            assert_eq!(b.try_take(later), Ok(()));
+            assert_eq!(take(&mut tat, t0()), Some(Duration::zero()));
         }
-        assert!(b.try_take(later).is_err());
+        assert_eq!(take(&mut tat, t0()), Some(Duration::milliseconds(500)));
+        assert_eq!(take(&mut tat, t0()), Some(Duration::milliseconds(1000)));
     }
 
     #[test]
-    fn retry_after_pauses_every_call_until_it_passes() {
-        let t0 = Instant::now();
-        let mut b = TokenBucket::new(LIMIT, t0);
-        b.pause_until(t0 + Duration::from_secs(2));
+    fn a_quiet_period_refills_the_burst_but_no_more() {
+        let mut tat = None;
+        for _ in 0..3 {
+            take(&mut tat, t0());
+        }
+        let later = t0() + Duration::hours(1);
+        for _ in 0..3 {
+            assert_eq!(take(&mut tat, later), Some(Duration::zero()));
+        }
+        assert_eq!(take(&mut tat, later), Some(Duration::milliseconds(500)));
+    }
+
+    #[test]
+    fn a_turn_beyond_max_wait_is_denied_without_reserving() {
+        let tat = Some(t0() + Duration::seconds(10) + LIMIT.tolerance());
+        let denied = reserve(tat, t0(), LIMIT, Duration::seconds(5));
         assert_eq!(
-            b.try_take(t0 + Duration::from_secs(1)),
-            Err(Duration::from_secs(1))
+            denied,
+            Reservation::Denied {
+                wait: Duration::seconds(10)
+            }
         );
-        // After the pause the bucket starts empty and refills at the sustained rate.
-        let after = t0 + Duration::from_secs(2);
-        assert!(b.try_take(after).is_err());
-        assert_eq!(b.try_take(after + Duration::from_millis(500)), Ok(()));
+    }
+
+    #[test]
+    fn a_pause_blocks_every_call_until_it_ends_then_paces_without_burst() {
+        let mut tat = Some(pause(None, t0(), LIMIT, Duration::seconds(2)));
+        assert_eq!(take(&mut tat, t0()), Some(Duration::seconds(2)));
+        assert_eq!(take(&mut tat, t0()), Some(Duration::milliseconds(2500)));
+        // A pause never shortens an existing wait.
+        let far = Some(t0() + Duration::hours(1));
+        assert_eq!(
+            pause(far, t0(), LIMIT, Duration::seconds(1)),
+            t0() + Duration::hours(1)
+        );
+    }
+
+    proptest! {
+        /// Over any window, callers granted slots never exceed burst + rate × window.
+        #[test]
+        fn granted_slots_never_exceed_the_limit(arrivals in proptest::collection::vec(0i64..10_000, 1..200)) {
+            let mut sorted = arrivals;
+            sorted.sort_unstable();
+            let mut tat = None;
+            let mut slots = Vec::new();
+            for ms in sorted {
+                let now = t0() + Duration::milliseconds(ms);
+                if let Some(wait) = take(&mut tat, now) {
+                    slots.push(now + wait);
+                }
+            }
+            slots.sort();
+            for (i, start) in slots.iter().enumerate() {
+                let in_window = slots[i..].iter().take_while(|s| **s < *start + Duration::seconds(1)).count();
+                prop_assert!(in_window as f64 <= f64::from(LIMIT.burst) + LIMIT.per_second);
+            }
+        }
     }
 }

@@ -1,17 +1,16 @@
 //! HTTP to a sales channel: one port ([`ChannelHttp`], reqwest in the service), wrapped by [`Channel`], which
-//! takes a token from the config's bucket before every call and honours `429 Retry-After` (a short wait is
-//! waited out in place; a long one fails the attempt with the channel's delay, and pauses the config's bucket).
+//! takes the config's next turn from the shared [`RateGate`] before every call and honours `429 Retry-After`
+//! (every process pauses the config; a short wait is waited out in place, a long one fails the attempt).
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
 use uuid::Uuid;
 use workflows::connector::{StatusClass, SyncFailure, classify_status};
-use workflows::ratelimit::{RateLimit, TokenBucket};
+use workflows::ratelimit::{RateLimit, Reservation};
 
 use super::ConnectorError;
 
@@ -117,25 +116,19 @@ pub trait ChannelHttp: Send + Sync {
     async fn send(&self, request: &ChannelRequest) -> Result<ChannelResponse, String>;
 }
 
-/// One token bucket per connector config, shared by every job of this process.
-#[derive(Default)]
-pub struct RateLimiters {
-    buckets: Mutex<HashMap<Uuid, Arc<Mutex<TokenBucket>>>>,
-}
-
-impl RateLimiters {
-    /// The bucket of a config (replaced when its limit changed).
-    pub fn bucket(&self, config_id: Uuid, limit: RateLimit) -> Arc<Mutex<TokenBucket>> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let bucket = buckets
-            .entry(config_id)
-            .or_insert_with(|| Arc::new(Mutex::new(TokenBucket::new(limit, Instant::now()))));
-        let current = bucket.lock().unwrap_or_else(|p| p.into_inner()).limit();
-        if current != limit {
-            *bucket = Arc::new(Mutex::new(TokenBucket::new(limit, Instant::now())));
-        }
-        bucket.clone()
-    }
+/// The shared rate limit of connector configs (Postgres in the service): one state per config for every process.
+#[async_trait]
+pub trait RateGate: Send + Sync {
+    /// Reserve the config's next call slot unless it is more than `max_wait` away.
+    async fn reserve(
+        &self,
+        config_id: Uuid,
+        limit: RateLimit,
+        max_wait: Duration,
+    ) -> Result<Reservation, String>;
+    /// No call of the config before `pause` from now (the channel's `Retry-After`).
+    async fn pause(&self, config_id: Uuid, limit: RateLimit, pause: Duration)
+    -> Result<(), String>;
 }
 
 /// Times a 429 is waited out in place before the attempt fails.
@@ -144,21 +137,27 @@ const INLINE_RETRIES: u32 = 2;
 /// HTTP to one config's channel.
 pub struct Channel {
     http: Arc<dyn ChannelHttp>,
-    bucket: Arc<Mutex<TokenBucket>>,
+    gate: Arc<dyn RateGate>,
+    config_id: Uuid,
+    limit: RateLimit,
     max_inline_wait: Duration,
     calls: AtomicU32,
 }
 
 impl Channel {
-    /// A channel whose calls take tokens from `bucket`; a `Retry-After` up to `max_inline_wait` is waited out.
+    /// A channel whose calls take turns through `gate` at `limit`; waits up to `max_inline_wait` are waited out.
     pub fn new(
         http: Arc<dyn ChannelHttp>,
-        bucket: Arc<Mutex<TokenBucket>>,
+        gate: Arc<dyn RateGate>,
+        config_id: Uuid,
+        limit: RateLimit,
         max_inline_wait: Duration,
     ) -> Self {
         Self {
             http,
-            bucket,
+            gate,
+            config_id,
+            limit,
             max_inline_wait,
             calls: AtomicU32::new(0),
         }
@@ -169,21 +168,31 @@ impl Channel {
         self.calls.load(Ordering::Relaxed)
     }
 
-    /// Wait for the config's next token; a wait longer than `max_inline_wait` (the channel paused us with a long
-    /// `Retry-After`, or a backlog exceeds the limit) is returned as `RateLimited` instead of holding a worker slot.
-    async fn take_token(&self) -> Result<(), ConnectorError> {
-        loop {
-            let wait = {
-                let mut bucket = self.bucket.lock().unwrap_or_else(|p| p.into_inner());
-                match bucket.try_take(Instant::now()) {
-                    Ok(()) => return Ok(()),
-                    Err(wait) => wait,
+    /// Wait for the config's next turn; a turn further than `max_inline_wait` away (the channel paused us with a
+    /// long `Retry-After`, or a backlog exceeds the limit) is returned as `RateLimited` instead of holding a slot.
+    async fn take_turn(&self) -> Result<(), ConnectorError> {
+        match self
+            .gate
+            .reserve(self.config_id, self.limit, self.max_inline_wait)
+            .await
+        {
+            Ok(Reservation::Granted { wait, .. }) => {
+                if let Ok(wait) = wait.to_std()
+                    && !wait.is_zero()
+                {
+                    tokio::time::sleep(wait).await;
                 }
-            };
-            if wait > self.max_inline_wait {
-                return Err(ConnectorError::RateLimited(wait));
+                Ok(())
             }
-            tokio::time::sleep(wait).await;
+            Ok(Reservation::Denied { wait }) => Err(ConnectorError::RateLimited(
+                wait.to_std().unwrap_or_default(),
+            )),
+            Err(e) => Err(ConnectorError::Channel(SyncFailure {
+                reason: format!("rate limiter unavailable: {e}"),
+                status: None,
+                retry_after: None,
+                permanent: false,
+            })),
         }
     }
 
@@ -191,7 +200,7 @@ impl Channel {
     pub async fn send(&self, request: &ChannelRequest) -> Result<ChannelResponse, ConnectorError> {
         let mut waited = 0;
         loop {
-            self.take_token().await?;
+            self.take_turn().await?;
             self.calls.fetch_add(1, Ordering::Relaxed);
             let response = self.http.send(request).await.map_err(|e| {
                 ConnectorError::Channel(SyncFailure {
@@ -204,10 +213,10 @@ impl Channel {
             if response.status == 429
                 && let Some(wait) = response.retry_after
             {
-                self.bucket
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .pause_until(Instant::now() + wait);
+                // Every process stops calling this config until then.
+                if let Err(e) = self.gate.pause(self.config_id, self.limit, wait).await {
+                    tracing::warn!(error = %e, "could not record the channel's Retry-After");
+                }
                 if wait <= self.max_inline_wait && waited < INLINE_RETRIES {
                     waited += 1;
                     tracing::debug!(?wait, "channel asked to slow down; waiting in place");

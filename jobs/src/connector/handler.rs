@@ -14,7 +14,7 @@ use workflows::{DeliveryStatus, OutcomeDecision};
 
 use super::{
     Channel, ChannelHttp, ConnectorAdapter, ConnectorConfig, ConnectorContext, ConnectorError,
-    ConnectorEvent, Credentials, PolledRecord, RateLimiters, Registry,
+    ConnectorEvent, Credentials, PolledRecord, RateGate, Registry,
 };
 use crate::clock::Clock;
 use crate::ports::SecretError;
@@ -92,8 +92,8 @@ pub struct ConnectorDeps {
     pub secrets: Arc<dyn ConnectorSecrets>,
     /// HTTP.
     pub http: Arc<dyn ChannelHttp>,
-    /// Per-config rate limits.
-    pub limiters: Arc<RateLimiters>,
+    /// Per-config rate limits, shared by every process.
+    pub gate: Arc<dyn RateGate>,
     /// Time.
     pub clock: Arc<dyn Clock>,
     /// Multiplies real waits (see `ScaledClock`).
@@ -212,7 +212,7 @@ pub enum Effect {
 }
 
 /// A rate-limited job waits `wait` plus up to as much again, so a backlog deferred together does not come back
-/// all at once (real time: the bucket is in real time, whatever the service clock's scale).
+/// all at once (real time: rate limits run on Postgres' clock, whatever the service clock's scale).
 fn spread(wait: Duration) -> Duration {
     let jitter = wait.as_millis().max(200) as u64;
     wait + Duration::from_millis(rand_below(jitter))
@@ -266,12 +266,14 @@ impl ConnectorDeps {
             credentials.require(*field).map_err(NoContext::Broken)?;
         }
         let limit = rate_limit(&config.settings).unwrap_or_else(|| adapter.default_rate_limit());
-        let bucket = self.limiters.bucket(config.config_id, limit);
-        Ok((
-            adapter,
-            credentials,
-            Channel::new(self.http.clone(), bucket, self.max_inline_wait),
-        ))
+        let channel = Channel::new(
+            self.http.clone(),
+            self.gate.clone(),
+            config.config_id,
+            limit,
+            self.max_inline_wait,
+        );
+        Ok((adapter, credentials, channel))
     }
 }
 

@@ -17,9 +17,7 @@ use workflows::catalog::PayloadError;
 use workflows::connector::SyncFailure;
 use workflows::ratelimit::RateLimit;
 
-pub use channel::{
-    Body, Channel, ChannelHttp, ChannelRequest, ChannelResponse, Method, RateLimiters,
-};
+pub use channel::{Body, Channel, ChannelHttp, ChannelRequest, ChannelResponse, Method, RateGate};
 
 /// A store's configuration of one connector (its non-secret part).
 #[derive(Debug, Clone)]

@@ -1,0 +1,82 @@
+//! The shared rate limit of connector configs: one row per config in an unlogged table, locked for the few
+//! microseconds of a reservation, so every process takes turns from the same state on one clock (Postgres').
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use jobs::connector::RateGate;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+use workflows::ratelimit::{RateLimit, Reservation, pause, reserve};
+
+/// [`RateGate`] on Postgres.
+#[derive(Clone)]
+pub struct PgRateGate(pub PgPool);
+
+/// Lock the config's row (creating it) and read its state and the current time.
+async fn lock(
+    conn: &mut PgConnection,
+    config_id: Uuid,
+) -> Result<(Option<DateTime<Utc>>, DateTime<Utc>), sqlx::Error> {
+    sqlx::query_as(
+        "INSERT INTO connector_rate_limits (config_id) VALUES ($1)
+         ON CONFLICT (config_id) DO UPDATE SET config_id = EXCLUDED.config_id
+         RETURNING tat, clock_timestamp()",
+    )
+    .bind(config_id)
+    .fetch_one(conn)
+    .await
+}
+
+async fn store(
+    conn: &mut PgConnection,
+    config_id: Uuid,
+    tat: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE connector_rate_limits SET tat = $2 WHERE config_id = $1")
+        .bind(config_id)
+        .bind(tat)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl RateGate for PgRateGate {
+    async fn reserve(
+        &self,
+        config_id: Uuid,
+        limit: RateLimit,
+        max_wait: Duration,
+    ) -> Result<Reservation, String> {
+        let run = async {
+            let mut tx = self.0.begin().await?;
+            let (tat, now) = lock(&mut tx, config_id).await?;
+            let max_wait = chrono::Duration::from_std(max_wait).unwrap_or_default();
+            let reservation = reserve(tat, now, limit, max_wait);
+            if let Reservation::Granted { tat, .. } = reservation {
+                store(&mut tx, config_id, tat).await?;
+                tx.commit().await?;
+            }
+            Ok::<_, sqlx::Error>(reservation)
+        };
+        run.await.map_err(|e| e.to_string())
+    }
+
+    async fn pause(&self, config_id: Uuid, limit: RateLimit, wait: Duration) -> Result<(), String> {
+        let run = async {
+            let mut tx = self.0.begin().await?;
+            let (tat, now) = lock(&mut tx, config_id).await?;
+            let until = pause(
+                tat,
+                now,
+                limit,
+                chrono::Duration::from_std(wait).unwrap_or_default(),
+            );
+            store(&mut tx, config_id, until).await?;
+            tx.commit().await
+        };
+        run.await.map_err(|e| e.to_string())
+    }
+}
