@@ -49,11 +49,18 @@ async fn start_fake() -> anyhow::Result<(String, Arc<AtomicU64>)> {
 /// Run the suite and print a table.
 pub(super) async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     println!(
-        "| events | webhook fan-out | ingest events/s | connector jobs | jobs/s | webhook deliveries | deliveries/s | channel requests | drain s |"
+        "| events | configs | webhook fan-out | ingest events/s | connector jobs | jobs/s | webhook deliveries | deliveries/s | channel requests | drain s |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for &fanout in &args.fanout {
-        scenario(&config, args.events, fanout, args.channel_rate).await?;
+        scenario(
+            &config,
+            args.events,
+            args.configs.max(1),
+            fanout,
+            args.channel_rate,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -61,6 +68,7 @@ pub(super) async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
 async fn scenario(
     base: &Config,
     events: usize,
+    configs: usize,
     fanout: usize,
     channel_rate: f64,
 ) -> anyhow::Result<()> {
@@ -101,12 +109,13 @@ async fn scenario(
     } else {
         json!({"perSecond": 100000.0, "burst": 1000})
     };
-    let created = http
+    for n in 0..configs {
+        let created = http
         .post(format!("{api}/connectors"))
         .bearer_auth("bench-token")
         .header("x-ss3-store-id", "bench")
         .json(&json!({
-            "connectorType": "amazon", "displayName": "bench", "pollIntervalSecs": 0,
+            "connectorType": "amazon", "displayName": format!("bench-{n}"), "pollIntervalSecs": 0,
             "eventSubscriptions": ["inventory.updated"],
             "settings": {"sellerId": "S", "marketplaceId": "M", "endpoint": fake, "lwaEndpoint": format!("{fake}/auth/o2/token"),
                          "rateLimit": rate},
@@ -114,11 +123,13 @@ async fn scenario(
         }))
         .send()
         .await?;
-    anyhow::ensure!(
-        created.status() == 201,
-        "create connector: {}",
-        created.text().await?
-    );
+        anyhow::ensure!(
+            created.status() == 201,
+            "create connector: {}",
+            created.text().await?
+        );
+    }
+    let jobs_expected = events * configs;
 
     let ingest_started = Instant::now();
     let send = |n: usize| {
@@ -171,7 +182,7 @@ async fn scenario(
             )
             .fetch_one(&pool)
             .await?;
-            if jobs_done as usize >= events {
+            if jobs_done as usize >= jobs_expected {
                 jobs_at = Some(started.elapsed());
             }
         }
@@ -189,7 +200,7 @@ async fn scenario(
     let per_sec =
         |n: usize, at: Option<Duration>| at.map_or(f64::NAN, |d| n as f64 / d.as_secs_f64());
     println!(
-        "| {events} | {fanout} | {ingest_rate:.0} | {jobs_done}/{events} | {:.0} | {hooks}/{} | {:.0} | {} | {:.1} |",
+        "| {events} | {configs} | {fanout} | {ingest_rate:.0} | {jobs_done}/{jobs_expected} | {:.0} | {hooks}/{} | {:.0} | {} | {:.1} |",
         per_sec(jobs_done as usize, jobs_at),
         events * fanout,
         if fanout == 0 {

@@ -40,6 +40,9 @@ pub struct BenchArgs {
     /// Connectors: the fake channel's rate limit set on the config (calls/s); 0 lifts it to measure our side.
     #[arg(long, default_value_t = 0.0)]
     pub channel_rate: f64,
+    /// Connectors: Amazon configs every event fans out to (each has its own rate-limit row).
+    #[arg(long, default_value_t = 1)]
+    pub configs: usize,
     /// Credentials: requests in flight.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
