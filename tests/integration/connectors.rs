@@ -62,6 +62,32 @@ async fn create(app: &TestApp, body: &Value) -> Value {
     response.json().await.expect("json")
 }
 
+/// Create a config and return its id.
+async fn create_id(app: &TestApp, body: &Value) -> String {
+    create(app, body).await["configId"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
+/// An Amazon config limited to `per_second` calls (burst 1), and `events` stock updates of distinct SKUs for it.
+async fn rate_limited_backlog(
+    app: &TestApp,
+    fake: &FakeChannels,
+    per_second: f64,
+    events: usize,
+) -> String {
+    let mut body = amazon_body(fake, 0);
+    body["settings"]["rateLimit"] = json!({"perSecond": per_second, "burst": 1});
+    let id = create_id(app, &body).await;
+    for n in 0..events {
+        let data = json!({"sku": format!("R-{n}"), "quantity": n});
+        app.post_event(&event("inventory.updated", STORE, data))
+            .await;
+    }
+    id
+}
+
 async fn get(app: &TestApp, path: &str) -> Value {
     let response = app
         .as_store(Method::GET, path, STORE)
@@ -376,10 +402,7 @@ async fn channel_5xx_and_429_are_retried_on_the_schedule_then_dead_lettered_and_
             "ebay" => ebay_body(&fake),
             _ => google_body(&fake),
         };
-        let id = create(&app, &body).await["configId"]
-            .as_str()
-            .expect("id")
-            .to_owned();
+        let id = create_id(&app, &body).await;
         fake.fail(failing_path, 5, status, None);
         app.post_event(&event("product.updated", STORE, product("TS-42")))
             .await;
@@ -475,10 +498,7 @@ async fn channel_5xx_and_429_are_retried_on_the_schedule_then_dead_lettered_and_
 async fn a_short_retry_after_is_waited_out_in_place() {
     let app = TestApp::spawn().await;
     let fake = FakeChannels::start().await;
-    let id = create(&app, &amazon_body(&fake, 0)).await["configId"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = create_id(&app, &amazon_body(&fake, 0)).await;
     fake.fail("/listings/", 1, 429, Some(1));
     app.post_event(&event(
         "inventory.updated",
@@ -706,10 +726,7 @@ async fn credentials_are_write_only() {
 async fn a_deactivated_config_receives_nothing_and_its_retries_stop() {
     let app = TestApp::spawn().await;
     let fake = FakeChannels::start().await;
-    let id = create(&app, &amazon_body(&fake, 0)).await["configId"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = create_id(&app, &amazon_body(&fake, 0)).await;
     fake.fail("/listings/", 1, 503, None);
     let worker = app.worker("w").await;
     app.post_event(&event("product.updated", STORE, product("A")))
@@ -798,10 +815,7 @@ async fn two_worker_processes_never_run_the_same_poll_twice() {
     fake.add_order("113-9", "2026-11-20T10:00:00Z");
     let mut w1 = ServiceProcess::spawn("worker", &env, "poll-worker-1");
     let mut w2 = ServiceProcess::spawn("worker", &env, "poll-worker-2");
-    let id = create(&app, &amazon_body(&fake, 1)).await["configId"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = create_id(&app, &amazon_body(&fake, 1)).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
     // Graceful stop: a poll in flight finishes and is written, so every request to the fake has its log row.
     let (stopped_1, stopped_2) = tokio::task::spawn_blocking(move || {
@@ -864,10 +878,7 @@ async fn with_vault_connector_credentials_live_in_vault_and_the_adapter_uses_the
     use_vault(&mut config, &addr, &token, &prefix);
     let app = TestApp::spawn_with(db, config, Roles::API).await;
     let fake = FakeChannels::start().await;
-    let id = create(&app, &amazon_body(&fake, 0)).await["configId"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = create_id(&app, &amazon_body(&fake, 0)).await;
     for (field, value) in [
         ("api-key", AMAZON_CLIENT_ID),
         ("api-secret", AMAZON_CLIENT_SECRET),
@@ -959,20 +970,7 @@ async fn a_configs_rate_limit_paces_its_calls_and_waiting_jobs_use_no_attempts()
     config.connectors.max_inline_wait_ms = 100;
     let app = TestApp::spawn_with(db, config, Roles::API).await;
     let fake = FakeChannels::start().await;
-    let mut body = amazon_body(&fake, 0);
-    body["settings"]["rateLimit"] = json!({"perSecond": 2.0, "burst": 1});
-    let id = create(&app, &body).await["configId"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    for n in 0..4 {
-        app.post_event(&event(
-            "inventory.updated",
-            STORE,
-            json!({"sku": format!("R-{n}"), "quantity": n}),
-        ))
-        .await;
-    }
+    let id = rate_limited_backlog(&app, &fake, 2.0, 4).await;
     let worker = app.worker("w").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -1064,10 +1062,7 @@ async fn bad_connector_requests_get_problem_json_with_stable_codes() {
         (422, "credentials_incomplete".into())
     );
 
-    let google = create(&app, &google_body(&fake)).await["configId"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let google = create_id(&app, &google_body(&fake)).await;
     let poll = app
         .as_store(Method::POST, &format!("/connectors/{google}/poll"), STORE)
         .send()
@@ -1143,10 +1138,7 @@ async fn refusals_dead_letter_at_once_expired_tokens_are_renewed_and_failed_poll
     let worker = app.worker("w").await;
 
     // 400 from Amazon: the listing itself is wrong; dead-lettered after one attempt.
-    let amazon = create(&app, &amazon_body(&fake, 0)).await["configId"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let amazon = create_id(&app, &amazon_body(&fake, 0)).await;
     fake.fail("/listings/", 1, 400, None);
     app.post_event(&event("product.updated", STORE, product("BAD")))
         .await;
@@ -1159,10 +1151,7 @@ async fn refusals_dead_letter_at_once_expired_tokens_are_renewed_and_failed_poll
     );
 
     // 401 from eBay: the cached token is dropped, the attempt is retried, and the retry fetches a new token.
-    let ebay = create(&app, &ebay_body(&fake)).await["configId"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let ebay = create_id(&app, &ebay_body(&fake)).await;
     fake.clear_calls();
     fake.fail("/sell/", 1, 401, None);
     app.post_event(&event(
@@ -1193,10 +1182,7 @@ async fn refusals_dead_letter_at_once_expired_tokens_are_renewed_and_failed_poll
 
     // A failed poll is logged, keeps its cursor, and the next poll is still scheduled.
     fake.add_order("113-P", "2026-11-20T10:00:00Z");
-    let polling = create(&app, &amazon_body(&fake, 600)).await["configId"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let polling = create_id(&app, &amazon_body(&fake, 600)).await;
     fake.fail("/orders/v0/orders", 1, 503, None);
     worker.run_pending_jobs().await.expect("run");
     let failed = sync_log(&app, &polling, "direction=INBOUND").await;
@@ -1255,20 +1241,7 @@ async fn refusals_dead_letter_at_once_expired_tokens_are_renewed_and_failed_poll
 async fn two_worker_processes_share_one_rate_limit_per_config() {
     let (app, env) = app_for_processes(200).await;
     let fake = FakeChannels::start().await;
-    let mut body = amazon_body(&fake, 0);
-    body["settings"]["rateLimit"] = json!({"perSecond": 4.0, "burst": 1});
-    let id = create(&app, &body).await["configId"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    for n in 0..10 {
-        app.post_event(&event(
-            "inventory.updated",
-            STORE,
-            json!({"sku": format!("S-{n}"), "quantity": n}),
-        ))
-        .await;
-    }
+    let id = rate_limited_backlog(&app, &fake, 4.0, 10).await;
     let _w1 = ServiceProcess::spawn("worker", &env, "rate-worker-1");
     let _w2 = ServiceProcess::spawn("worker", &env, "rate-worker-2");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
