@@ -682,6 +682,16 @@ mod tests {
         );
         assert_eq!(r.next_run_in, Some(Duration::from_secs(300)));
 
+        let (d, _) = deps(vec![403], None, Ok(()));
+        let (handled, _) = sync(&d, job(0)).await;
+        assert_eq!(
+            handled,
+            Handled::Attempted {
+                status: DeliveryStatus::Failed
+            },
+            "SP-API's 403 for a stale token is retried"
+        );
+
         let (d, _) = deps(vec![400], None, Ok(()));
         let (handled, _) = sync(&d, job(0)).await;
         assert_eq!(

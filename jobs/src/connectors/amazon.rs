@@ -103,7 +103,16 @@ impl Amazon {
         let token = self.access_token(ctx, s).await?;
         let request = api_request(method, &s.endpoint, &path_and_query, body)
             .header("x-amz-access-token", token);
-        call_with_token(ctx, &self.tokens, &request).await
+        match call_with_token(ctx, &self.tokens, &request).await {
+            // SP-API answers an expired or revoked access token with 403 `Unauthorized`, not 401: drop the token and
+            // retry on the schedule (a role truly missing still dead-letters after the fifth attempt).
+            Err(ConnectorError::Channel(mut f)) if f.status == Some(403) => {
+                self.tokens.forget(&token_key(ctx));
+                f.permanent = false;
+                Err(ConnectorError::Channel(f))
+            }
+            other => other,
+        }
     }
 
     fn listing_path(s: &Settings, sku: &str) -> String {
