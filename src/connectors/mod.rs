@@ -11,6 +11,7 @@ use jobs::connector::{
 use jobs::ports::SecretError;
 use uuid::Uuid;
 
+use crate::delivery::http::{capped_body, retry_after};
 use crate::secrets::{SecretStore, SecretStoreError, connector_secret_path};
 
 /// Channel answers are kept up to this many bytes (order pages are the largest).
@@ -56,7 +57,7 @@ impl ChannelHttp for ReqwestChannel {
             Body::Form(fields) => builder.form(fields),
         };
         let started = Instant::now();
-        let mut response = builder.send().await.map_err(|e| {
+        let response = builder.send().await.map_err(|e| {
             if e.is_timeout() {
                 format!("timed out after {:?}", started.elapsed())
             } else {
@@ -64,21 +65,10 @@ impl ChannelHttp for ReqwestChannel {
             }
         })?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(workflows::connector::parse_retry_after)
-            .and_then(|d| d.to_std().ok());
-        let mut body = Vec::new();
-        while body.len() < BODY_LIMIT {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    body.extend_from_slice(&chunk[..chunk.len().min(BODY_LIMIT - body.len())])
-                }
-                Ok(None) => break,
-                Err(e) => return Err(format!("reading the answer: {e}")),
-            }
+        let retry_after = retry_after(response.headers()).and_then(|d| d.to_std().ok());
+        let (body, error) = capped_body(response, BODY_LIMIT).await;
+        if let Some(e) = error {
+            return Err(format!("reading the answer: {e}"));
         }
         Ok(ChannelResponse {
             status,

@@ -73,29 +73,28 @@ impl HttpSender {
     }
 }
 
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<chrono::Duration> {
-    let secs: i64 = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(chrono::Duration::seconds(secs.clamp(0, 86_400)))
+/// The answer's `Retry-After`, when it is in seconds.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<chrono::Duration> {
+    workflows::parse_retry_after(headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?)
 }
 
-/// Read at most `limit` bytes of the body; the rest is not downloaded.
-async fn capped_body(mut response: reqwest::Response, limit: usize) -> String {
+/// Read at most `limit` bytes of the body; the rest is not downloaded. A read error ends the body early and is
+/// returned beside what was read.
+pub async fn capped_body(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> (Vec<u8>, Option<reqwest::Error>) {
     let mut body = Vec::new();
     while body.len() < limit {
         match response.chunk().await {
             Ok(Some(chunk)) => {
                 body.extend_from_slice(&chunk[..chunk.len().min(limit - body.len())])
             }
-            _ => break,
+            Ok(None) => break,
+            Err(e) => return (body, Some(e)),
         }
     }
-    String::from_utf8_lossy(&body).into_owned()
+    (body, None)
 }
 
 #[async_trait]
@@ -126,7 +125,9 @@ impl WebhookSender for HttpSender {
             Ok(response) => {
                 let status = response.status().as_u16();
                 let wait = retry_after(response.headers());
-                let body = capped_body(response, self.body_limit).await;
+                // A receiver that breaks off its answer still answered: keep what arrived.
+                let (body, _) = capped_body(response, self.body_limit).await;
+                let body = String::from_utf8_lossy(&body).into_owned();
                 let elapsed_ms = elapsed(started);
                 let outcome = if is_success(status) {
                     AttemptOutcome::Delivered { status, elapsed_ms }

@@ -96,12 +96,6 @@ pub fn entity_of(event_type: &str) -> &str {
     event_type.split('.').next().unwrap_or(event_type)
 }
 
-/// `Retry-After` in delta-seconds (the form every channel here sends), capped at a day.
-pub fn parse_retry_after(raw: &str) -> Option<Duration> {
-    let secs: i64 = raw.trim().parse().ok()?;
-    Some(Duration::seconds(secs.clamp(0, 86_400)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,7 +160,5 @@ mod tests {
         }
         assert_eq!(parse_job_status("DELIVERED"), None);
         assert_eq!(entity_of("order.fulfilled"), "order");
-        assert_eq!(parse_retry_after(" 7 "), Some(Duration::seconds(7)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
     }
 }

@@ -16,4 +16,4 @@ pub mod signing;
 pub use delivery::{AttemptOutcome, DeliveryStatus, FailureReason, OutcomeDecision, decide};
 pub use envelope::{EventEnvelope, EventType, RejectReason, StoreId};
 pub use matching::{EventPattern, candidate_patterns, matches_any};
-pub use retry::{MAX_ATTEMPTS, NextStep, RETRY_DELAYS, next_step};
+pub use retry::{MAX_ATTEMPTS, NextStep, RETRY_DELAYS, next_step, parse_retry_after};

@@ -47,10 +47,24 @@ pub fn next_step(
     }
 }
 
+/// A `Retry-After` header in delta-seconds (what receivers and channels send here), capped at a day; the HTTP-date
+/// form is ignored.
+pub fn parse_retry_after(raw: &str) -> Option<Duration> {
+    let secs: i64 = raw.trim().parse().ok()?;
+    Some(Duration::seconds(secs.clamp(0, 86_400)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn retry_after_is_read_in_seconds_and_capped_at_a_day() {
+        assert_eq!(parse_retry_after(" 7 "), Some(Duration::seconds(7)));
+        assert_eq!(parse_retry_after("999999"), Some(Duration::days(1)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    }
 
     fn t0() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
