@@ -75,6 +75,12 @@ impl Clock for ScaledClock {
     }
 }
 
+/// Real time to wait for `delay` of service time at `time_scale` (see `ScaledClock`); never negative.
+pub fn real_wait(delay: Duration, time_scale: f64) -> std::time::Duration {
+    let ms = delay.num_milliseconds().max(0) as f64 * time_scale.max(0.0);
+    std::time::Duration::from_millis(ms as u64)
+}
+
 /// The clock a process uses for `time_scale` (1.0: the system clock).
 pub fn for_time_scale(scale: f64) -> Arc<dyn Clock> {
     if (scale - 1.0).abs() < f64::EPSILON {

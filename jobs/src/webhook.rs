@@ -9,7 +9,7 @@ use tracing::{Instrument, info_span};
 use uuid::Uuid;
 use workflows::{AttemptOutcome, DeliveryStatus, decide, signing};
 
-use crate::clock::Clock;
+use crate::clock::{Clock, real_wait};
 use crate::ports::{
     AttemptRecord, DeliveryToSend, OutgoingRequest, SecretError, SigningSecrets, WebhookSender,
 };
@@ -100,7 +100,7 @@ pub async fn handle(
         if let Some(due) = delivery.next_retry_at
             && due - DUE_TOLERANCE > now
         {
-            let run_in = scale(due - now, deps.time_scale);
+            let run_in = real_wait(due - now, deps.time_scale);
             return Ok((Handled::NotYetDue, Effect::Defer { delivery_id, dispatch_seq, run_in, reason: None }));
         }
         if !delivery.subscription_active {
@@ -124,7 +124,7 @@ pub async fn handle(
         let sent = deps.sender.send(request).await;
         let finished_at = deps.clock.now().max(started_at);
         let decision = decide(attempt_number, &sent.outcome, finished_at);
-        let next_run_in = decision.next_retry_at.map(|at| scale(at - finished_at, deps.time_scale));
+        let next_run_in = decision.next_retry_at.map(|at| real_wait(at - finished_at, deps.time_scale));
         let handled = Handled::Attempted { outcome: sent.outcome.clone(), status: decision.status };
         tracing::debug!(status = decision.status.as_str(), "attempt made");
         let record = AttemptRecord {
@@ -142,11 +142,6 @@ pub async fn handle(
     }
     .instrument(span)
     .await
-}
-
-fn scale(delay: chrono::Duration, time_scale: f64) -> Duration {
-    let ms = delay.num_milliseconds().max(0) as f64 * time_scale.max(0.0);
-    Duration::from_millis(ms as u64)
 }
 
 /// The signed POST for a delivery. The body is serialised once and those exact bytes are signed and sent.

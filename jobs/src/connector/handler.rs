@@ -16,7 +16,7 @@ use super::{
     Channel, ChannelHttp, ConnectorAdapter, ConnectorConfig, ConnectorContext, ConnectorError,
     ConnectorEvent, Credentials, PolledRecord, RateGate, Registry,
 };
-use crate::clock::Clock;
+use crate::clock::{Clock, real_wait};
 use crate::ports::SecretError;
 use crate::webhook::DUE_TOLERANCE;
 
@@ -215,19 +215,7 @@ pub enum Effect {
 /// all at once (real time: rate limits run on Postgres' clock, whatever the service clock's scale).
 fn spread(wait: Duration) -> Duration {
     let jitter = wait.as_millis().max(200) as u64;
-    wait + Duration::from_millis(rand_below(jitter))
-}
-
-fn rand_below(n: u64) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(n);
-    h.finish() % n.max(1)
-}
-
-fn scale(delay: chrono::Duration, time_scale: f64) -> Duration {
-    let ms = delay.num_milliseconds().max(0) as f64 * time_scale.max(0.0);
-    Duration::from_millis(ms as u64)
+    wait + Duration::from_millis(rand::random_range(0..jitter))
 }
 
 /// Why a context could not be built.
@@ -254,9 +242,8 @@ impl ConnectorDeps {
                     config.connector_type
                 )))
             })?;
-        adapter
-            .check_settings(&config.settings)
-            .map_err(|e| NoContext::Broken(ConnectorError::Settings(e)))?;
+        // Settings are validated at setup; each adapter parses them again where it uses them (a bad value is a
+        // `ConnectorError::Settings` from there), so they are not parsed a third time here.
         let credentials = match self.secrets.credentials(config.config_id).await {
             Ok(c) => c,
             Err(SecretError::Unavailable(why)) => return Err(NoContext::SecretsUnavailable(why)),
@@ -306,7 +293,7 @@ pub async fn handle_sync(
     if let Some(due) = loaded.next_retry_at
         && due - DUE_TOLERANCE > now
     {
-        let run_in = scale(due - now, deps.time_scale);
+        let run_in = real_wait(due - now, deps.time_scale);
         return Ok((
             Handled::NotYetDue,
             Effect::Defer {
@@ -369,7 +356,7 @@ pub async fn handle_sync(
     let decision = decide_sync(attempt_number, failure.as_ref(), finished_at);
     let next_run_in = decision
         .next_retry_at
-        .map(|at| scale(at - finished_at, deps.time_scale));
+        .map(|at| real_wait(at - finished_at, deps.time_scale));
     let (entity_type, records, skipped) = match &result {
         Ok(r) => (r.entity_type.clone(), r.records, r.skipped.clone()),
         Err(_) => (entity_of(&loaded.event.event_type).to_owned(), 0, None),
@@ -413,7 +400,7 @@ pub async fn handle_poll(
     if let Some(due) = loaded.next_poll_at
         && due > now
     {
-        let run_in = scale(due - now, deps.time_scale);
+        let run_in = real_wait(due - now, deps.time_scale);
         if due - DUE_TOLERANCE > now {
             return Ok((
                 Handled::NotYetDue,
@@ -486,7 +473,7 @@ pub async fn handle_poll(
         cursor,
         failure,
         requests,
-        next_run_in: scale(next_poll_at - finished_at, deps.time_scale),
+        next_run_in: real_wait(next_poll_at - finished_at, deps.time_scale),
         next_poll_at,
         worker: deps.worker.clone(),
     };
