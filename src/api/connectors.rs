@@ -270,12 +270,21 @@ fn field_name(f: CredentialField) -> &'static str {
     }
 }
 
-fn to_connector(r: ConfigRow, adapter: Option<&Arc<dyn ConnectorAdapter>>) -> Connector {
-    let complete = adapter.is_some_and(|a| {
+/// Every credential field the connector needs is among those set.
+fn credentials_complete(adapter: Option<&Arc<dyn ConnectorAdapter>>, set: &[String]) -> bool {
+    adapter.is_some_and(|a| {
         a.required_credentials()
             .iter()
-            .all(|f| r.credentials_set.iter().any(|s| s == field_name(*f)))
-    });
+            .all(|f| set.iter().any(|s| s == field_name(*f)))
+    })
+}
+
+/// A config as the API shows it (its adapter says which credentials make it complete).
+fn to_connector(state: &AppState, r: ConfigRow) -> Connector {
+    let complete = credentials_complete(
+        state.connectors.registry.get(&r.connector_type),
+        &r.credentials_set,
+    );
     Connector {
         config_id: r.config_id,
         store_id: r.store_id,
@@ -588,7 +597,7 @@ impl ConnectorsApi {
             .map_err(ApiError::from)?
             .ok_or_else(|| not_found(row.config_id))?;
         tx.commit().await.map_err(ApiError::from)?;
-        Ok(Created::Created(Json(to_connector(row, Some(&adapter)))))
+        Ok(Created::Created(Json(to_connector(&state, row))))
     }
 
     /// The store's connectors.
@@ -605,20 +614,8 @@ impl ConnectorsApi {
         let rows = connectors::list(&state.pool, auth.0.store_id.as_str(), cursor.0, limit + 1)
             .await
             .map_err(ApiError::from)?;
-        let more = rows.len() as i64 > limit;
-        let items: Vec<Connector> = rows
-            .into_iter()
-            .take(limit as usize)
-            .map(|r| {
-                let a = state.connectors.registry.get(&r.connector_type).cloned();
-                to_connector(r, a.as_ref())
-            })
-            .collect();
-        let next_cursor = if more {
-            items.last().map(|c| c.config_id.to_string())
-        } else {
-            None
-        };
+        let rows: Vec<Connector> = rows.into_iter().map(|r| to_connector(&state, r)).collect();
+        let (items, next_cursor) = next_page(rows, limit, |c: &Connector| c.config_id.to_string());
         Ok(Json(ConnectorPage { items, next_cursor }))
     }
 
@@ -632,8 +629,7 @@ impl ConnectorsApi {
     ) -> poem::Result<Json<Connector>> {
         auth.0.require_operator()?;
         let row = load(&state, auth.0.store_id.as_str(), id.0).await?;
-        let a = state.connectors.registry.get(&row.connector_type).cloned();
-        Ok(Json(to_connector(row, a.as_ref())))
+        Ok(Json(to_connector(&state, row)))
     }
 
     /// Change name, events, settings or poll interval.
@@ -693,7 +689,7 @@ impl ConnectorsApi {
             .map_err(ApiError::from)?
             .ok_or_else(|| not_found(id.0))?;
         tx.commit().await.map_err(ApiError::from)?;
-        Ok(Json(to_connector(row, Some(&adapter))))
+        Ok(Json(to_connector(&state, row)))
     }
 
     /// Start syncing (needs complete credentials); a polling connector polls at once.
@@ -712,10 +708,7 @@ impl ConnectorsApi {
             .map_err(ApiError::from)?
             .ok_or_else(|| not_found(id.0))?;
         let adapter = adapter(&state, &current.connector_type)?;
-        if !to_connector(current.clone(), Some(&adapter))
-            .credentials
-            .complete
-        {
+        if !credentials_complete(Some(&adapter), &current.credentials_set) {
             return Err(ApiError::Conflict(
                 "connector_credentials_missing",
                 "set credentials before activating".into(),
@@ -739,7 +732,7 @@ impl ConnectorsApi {
             .map_err(ApiError::from)?
             .ok_or_else(|| not_found(id.0))?;
         tx.commit().await.map_err(ApiError::from)?;
-        Ok(Json(to_connector(row, Some(&adapter))))
+        Ok(Json(to_connector(&state, row)))
     }
 
     /// Stop syncing: waiting jobs are cancelled, no more polls; events are no longer fanned out to it.
@@ -762,8 +755,7 @@ impl ConnectorsApi {
             .map_err(ApiError::from)?
             .ok_or_else(|| not_found(id.0))?;
         tx.commit().await.map_err(ApiError::from)?;
-        let a = state.connectors.registry.get(&row.connector_type).cloned();
-        Ok(Json(to_connector(row, a.as_ref())))
+        Ok(Json(to_connector(&state, row)))
     }
 
     /// Delete: credentials are erased; the sync log keeps its history.

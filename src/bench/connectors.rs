@@ -15,10 +15,9 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::BenchArgs;
-use super::webhooks::{ReceiverState, Scenario, start_receiver};
-use crate::api::subscriptions::create_with_secret;
+use super::webhooks::{Scenario, app_with_subscribers};
 use crate::config::{Config, Secret};
-use crate::startup::{Application, Roles};
+use crate::startup::Roles;
 
 #[handler]
 async fn fake_amazon(req: &poem::Request, calls: Data<&Arc<AtomicU64>>) -> poem::Response {
@@ -76,23 +75,7 @@ async fn scenario(
     let mut config = scenario.config.clone();
     config.kafka.brokers = String::new();
     config.admin_token = Secret::new("bench-token");
-    let app = Arc::new(Application::build(config.clone(), Arc::new(jobs::SystemClock)).await?);
-    let receiver = ReceiverState {
-        base: Instant::now(),
-        seen: Arc::default(),
-    };
-    let target = start_receiver(receiver.clone()).await?;
-    for n in 0..fanout {
-        create_with_secret(
-            app.state(),
-            "bench",
-            &format!("bench-{n}"),
-            &target,
-            &["*".to_owned()],
-            true,
-        )
-        .await?;
-    }
+    let (app, receiver) = app_with_subscribers(&config, fanout).await?;
     let (fake, calls) = start_fake().await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let api = format!("http://{}", listener.local_addr()?);

@@ -61,6 +61,32 @@ pub(super) async fn start_receiver(state: ReceiverState) -> anyhow::Result<Strin
     Ok(format!("http://{addr}/hook"))
 }
 
+/// The service built from `config`, with `fanout` subscriptions of store `bench`, matching every event, to a local
+/// receiver.
+pub(super) async fn app_with_subscribers(
+    config: &Config,
+    fanout: usize,
+) -> anyhow::Result<(Arc<Application>, ReceiverState)> {
+    let app = Arc::new(Application::build(config.clone(), Arc::new(jobs::SystemClock)).await?);
+    let state = ReceiverState {
+        base: Instant::now(),
+        seen: Arc::default(),
+    };
+    let target = start_receiver(state.clone()).await?;
+    for n in 0..fanout {
+        create_with_secret(
+            app.state(),
+            "bench",
+            &format!("bench-{n}"),
+            &target,
+            &["*".to_owned()],
+            true,
+        )
+        .await?;
+    }
+    Ok((app, state))
+}
+
 pub(super) struct Scenario {
     pub(super) config: Config,
     db_name: String,
@@ -147,23 +173,7 @@ async fn scenario(base: &Config, via: &str, fanout: usize, load: Load) -> anyhow
     } else {
         config.kafka.brokers = String::new();
     }
-    let app = Arc::new(Application::build(config.clone(), Arc::new(jobs::SystemClock)).await?);
-    let state = ReceiverState {
-        base: Instant::now(),
-        seen: Arc::default(),
-    };
-    let target = start_receiver(state.clone()).await?;
-    for n in 0..fanout {
-        create_with_secret(
-            app.state(),
-            "bench",
-            &format!("bench-{n}"),
-            &target,
-            &["*".to_owned()],
-            true,
-        )
-        .await?;
-    }
+    let (app, state) = app_with_subscribers(&config, fanout).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let api = format!("http://{}", listener.local_addr()?);
     let shutdown = CancellationToken::new();

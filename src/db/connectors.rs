@@ -256,14 +256,9 @@ pub async fn schedule_poll(
             )],
         )
         .await
-        .map_err(queue_error)?;
+        .map_err(queue::as_sqlx)?;
     }
     Ok(seq)
-}
-
-/// apalis' error as a sqlx one (it wraps sqlx underneath).
-pub fn queue_error(e: apalis_postgres::Error) -> sqlx::Error {
-    sqlx::Error::Protocol(format!("queue: {e}"))
 }
 
 #[derive(sqlx::FromRow)]
@@ -467,7 +462,7 @@ pub async fn retrigger(
         )],
     )
     .await
-    .map_err(queue_error)?;
+    .map_err(queue::as_sqlx)?;
     tx.commit().await?;
     get_job(pool, store_id, config_id, job_id).await
 }

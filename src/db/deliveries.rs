@@ -151,9 +151,7 @@ pub async fn restart(
             )
         })
         .collect();
-    queue::push(&mut tx, jobs)
-        .await
-        .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+    queue::push(&mut tx, jobs).await.map_err(queue::as_sqlx)?;
     tx.commit().await?;
     Ok(rows.into_iter().map(|(id, _)| id).collect())
 }

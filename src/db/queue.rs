@@ -42,6 +42,11 @@ pub async fn push(
     queries::push_tasks(conn, QUEUE, tasks).await
 }
 
+/// A queue error inside a repository function that returns `sqlx::Error` (apalis wraps sqlx underneath).
+pub fn as_sqlx(e: apalis_postgres::Error) -> sqlx::Error {
+    sqlx::Error::Protocol(format!("queue: {e}"))
+}
+
 /// apalis' config for our queue, with heartbeats set explicitly (its Default has 10 missed heartbeats).
 pub fn apalis_config(
     batch_size: usize,
