@@ -14,7 +14,7 @@ use workflows::channels::amazon::{
 use workflows::connector::SyncFailure;
 use workflows::ratelimit::RateLimit;
 
-use super::{api_request, call_with_token, encode, fetch_token, token_key};
+use super::{api_request, cached_token, call_with_token, encode, token_key};
 use crate::connector::tokens::TokenCache;
 use crate::connector::{
     ChannelRequest, ConnectorAdapter, ConnectorContext, ConnectorError, ConnectorEvent,
@@ -75,21 +75,16 @@ impl Amazon {
         ctx: &ConnectorContext<'_>,
         s: &Settings,
     ) -> Result<String, ConnectorError> {
-        let c = ctx.credentials;
-        let (client_id, client_secret, refresh) = (
-            c.require(CredentialField::ApiKey)?,
-            c.require(CredentialField::ApiSecret)?,
-            c.require(CredentialField::RefreshToken)?,
-        );
-        let request = ChannelRequest::new(Method::Post, &s.lwa_endpoint).form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh),
-            ("client_id", client_id),
-            ("client_secret", client_secret),
-        ]);
-        self.tokens
-            .get_or_fetch(&token_key(ctx), || fetch_token(ctx, request))
-            .await
+        cached_token(ctx, &self.tokens, || {
+            let c = ctx.credentials;
+            Ok(ChannelRequest::new(Method::Post, &s.lwa_endpoint).form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", c.require(CredentialField::RefreshToken)?),
+                ("client_id", c.require(CredentialField::ApiKey)?),
+                ("client_secret", c.require(CredentialField::ApiSecret)?),
+            ]))
+        })
+        .await
     }
 
     async fn call(

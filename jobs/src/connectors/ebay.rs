@@ -12,7 +12,7 @@ use workflows::channels::ebay::{
 use workflows::connector::{StatusClass, SyncFailure, classify_status};
 use workflows::ratelimit::RateLimit;
 
-use super::{api_request, call_with_token, encode, fetch_token, token_key};
+use super::{api_request, cached_token, call_with_token, encode};
 use crate::connector::tokens::TokenCache;
 use crate::connector::{
     ChannelRequest, ConnectorAdapter, ConnectorContext, ConnectorError, ConnectorEvent,
@@ -67,28 +67,28 @@ impl Ebay {
         ctx: &ConnectorContext<'_>,
         s: &Settings,
     ) -> Result<String, ConnectorError> {
-        let c = ctx.credentials;
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-            "{}:{}",
-            c.require(CredentialField::ApiKey)?,
-            c.require(CredentialField::ApiSecret)?
-        ));
-        let url = s.token_url.clone().unwrap_or_else(|| {
-            format!(
-                "{}/identity/v1/oauth2/token",
-                s.endpoint.trim_end_matches('/')
-            )
-        });
-        let request = ChannelRequest::new(Method::Post, url)
-            .header("authorization", format!("Basic {basic}"))
-            .form(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", c.require(CredentialField::RefreshToken)?),
-                ("scope", SCOPE),
-            ]);
-        self.tokens
-            .get_or_fetch(&token_key(ctx), || fetch_token(ctx, request))
-            .await
+        cached_token(ctx, &self.tokens, || {
+            let c = ctx.credentials;
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                c.require(CredentialField::ApiKey)?,
+                c.require(CredentialField::ApiSecret)?
+            ));
+            let url = s.token_url.clone().unwrap_or_else(|| {
+                format!(
+                    "{}/identity/v1/oauth2/token",
+                    s.endpoint.trim_end_matches('/')
+                )
+            });
+            Ok(ChannelRequest::new(Method::Post, url)
+                .header("authorization", format!("Basic {basic}"))
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", c.require(CredentialField::RefreshToken)?),
+                    ("scope", SCOPE),
+                ]))
+        })
+        .await
     }
 
     async fn call(

@@ -10,7 +10,7 @@ use workflows::catalog::listings;
 use workflows::channels::google::{Feed, jwt_claims, product_input};
 use workflows::ratelimit::RateLimit;
 
-use super::{call_with_token, encode, fetch_token, token_key};
+use super::{cached_token, call_with_token, encode};
 use crate::connector::tokens::TokenCache;
 use crate::connector::{
     ChannelRequest, ConnectorAdapter, ConnectorContext, ConnectorError, ConnectorEvent,
@@ -95,16 +95,16 @@ impl GoogleShopping {
         ctx: &ConnectorContext<'_>,
         s: &Settings,
     ) -> Result<String, ConnectorError> {
-        let email = ctx.credentials.require(CredentialField::ApiKey)?;
-        let key = ctx.credentials.require(CredentialField::ApiSecret)?;
-        let assertion = sign_jwt(key, &jwt_claims(email, &s.token_url, ctx.now.timestamp()))?;
-        let request = ChannelRequest::new(Method::Post, &s.token_url).form(&[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-            ("assertion", &assertion),
-        ]);
-        self.tokens
-            .get_or_fetch(&token_key(ctx), || fetch_token(ctx, request))
-            .await
+        cached_token(ctx, &self.tokens, || {
+            let email = ctx.credentials.require(CredentialField::ApiKey)?;
+            let key = ctx.credentials.require(CredentialField::ApiSecret)?;
+            let assertion = sign_jwt(key, &jwt_claims(email, &s.token_url, ctx.now.timestamp()))?;
+            Ok(ChannelRequest::new(Method::Post, &s.token_url).form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", &assertion),
+            ]))
+        })
+        .await
     }
 }
 

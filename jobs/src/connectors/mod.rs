@@ -46,21 +46,28 @@ pub fn token_answer(answer: &Value) -> Result<(String, Duration), ConnectorError
     Ok((token.to_owned(), Duration::from_secs(lifetime)))
 }
 
-/// Exchange at a token endpoint: a refused grant or client (400/401) is a credentials problem, not a retry.
-pub async fn fetch_token(
+/// The config's cached access token, or one fetched with the request `build` makes: built only on a cache miss,
+/// so a signed assertion (Google) is not re-signed for every call. At the token endpoint, a refused grant or client
+/// (400/401/403) is a credentials problem, not a retry.
+pub async fn cached_token(
     ctx: &ConnectorContext<'_>,
-    request: ChannelRequest,
-) -> Result<(String, Duration), ConnectorError> {
-    match ctx.channel.call(&request).await {
-        Ok(answer) => token_answer(&answer),
-        Err(ConnectorError::Channel(f)) if matches!(f.status, Some(400 | 401 | 403)) => {
-            Err(ConnectorError::Credentials(format!(
-                "the channel refused the credentials: {}",
-                f.reason
-            )))
-        }
-        Err(e) => Err(e),
-    }
+    tokens: &TokenCache,
+    build: impl FnOnce() -> Result<ChannelRequest, ConnectorError>,
+) -> Result<String, ConnectorError> {
+    tokens
+        .get_or_fetch(&token_key(ctx), || async {
+            match ctx.channel.call(&build()?).await {
+                Ok(answer) => token_answer(&answer),
+                Err(ConnectorError::Channel(f)) if matches!(f.status, Some(400 | 401 | 403)) => {
+                    Err(ConnectorError::Credentials(format!(
+                        "the channel refused the credentials: {}",
+                        f.reason
+                    )))
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .await
 }
 
 /// The cache key of a config's access token.
