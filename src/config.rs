@@ -84,6 +84,25 @@ pub struct ConnectorsConfig {
     pub max_inline_wait_ms: u64,
     /// Poll interval of a new config that polls and does not set one.
     pub default_poll_interval_secs: u32,
+    /// Hosts channel endpoints may resolve to in production mode even though they are not public.
+    pub allowed_private_hosts: Vec<String>,
+    /// `[connectors.amazon]`: SP-API and LWA URLs.
+    pub amazon: jobs::connectors::amazon::Endpoints,
+    /// `[connectors.ebay]`: API and token URLs.
+    pub ebay: jobs::connectors::ebay::Endpoints,
+    /// `[connectors.google_shopping]`: Merchant API and token URLs.
+    pub google_shopping: jobs::connectors::google::Endpoints,
+}
+
+impl ConnectorsConfig {
+    /// The channels' endpoints, as the adapters take them.
+    pub fn endpoints(&self) -> jobs::connectors::ChannelEndpoints {
+        jobs::connectors::ChannelEndpoints {
+            amazon: self.amazon.clone(),
+            ebay: self.ebay.clone(),
+            google_shopping: self.google_shopping.clone(),
+        }
+    }
 }
 
 /// `[vault]`.
@@ -240,6 +259,7 @@ impl Config {
         }
         Self::from_figment(
             figment
+                .merge(vault_env())
                 .merge(Env::prefixed("SS3_").split("__"))
                 .merge(Env::raw().only(&["DATABASE_URL"]).lowercase(true)),
         )
@@ -294,8 +314,24 @@ impl Config {
         if !self.database_url.expose().starts_with("postgres") {
             return invalid("database_url", "must be a postgres:// URL");
         }
+        for (key, url) in self.connectors.endpoints().urls() {
+            let parsed = url::Url::parse(url).ok();
+            if !parsed.is_some_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host()) {
+                return invalid(key, "must be an absolute http(s) URL");
+            }
+        }
         Ok(())
     }
+}
+
+/// Vault's own variables, as every Vault client reads them: `VAULT_ADDR` → `vault.addr`, `VAULT_TOKEN` →
+/// `vault.token`. They override the config file; `SS3_VAULT__ADDR` / `SS3_VAULT__TOKEN` override them.
+fn vault_env() -> Env {
+    Env::raw().filter_map(|key| match key.as_str().to_ascii_uppercase().as_str() {
+        "VAULT_ADDR" => Some("vault.addr".into()),
+        "VAULT_TOKEN" => Some("vault.token".into()),
+        _ => None,
+    })
 }
 
 fn regex_is_empty(s: &str) -> bool {
@@ -312,6 +348,39 @@ mod tests {
         assert_eq!(c.listen_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(c.worker.missed_heartbeats, 3);
         assert!(!c.kafka.enabled());
+    }
+
+    /// Catches: the documented defaults drifting from the adapters' own (the real marketplace hosts).
+    #[test]
+    fn default_channel_endpoints_are_the_real_hosts() {
+        let c = Config::defaults().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.connectors.endpoints(),
+            jobs::connectors::ChannelEndpoints::default()
+        );
+        for (key, url) in c.connectors.endpoints().urls() {
+            assert!(url.starts_with("https://"), "{key} = {url}");
+        }
+    }
+
+    /// Catches: `VAULT_ADDR` / `VAULT_TOKEN` documented as honoured but never read (the service then silently used
+    /// the embedded store), or overriding the more specific `SS3_VAULT__*`.
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns figment's own (large) error
+    fn vault_env_vars_are_honoured_below_ss3_ones() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("VAULT_ADDR", "http://vault.example:8200");
+            jail.set_env("VAULT_TOKEN", "s.token-from-vault-env");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.vault.addr, "http://vault.example:8200");
+            assert_eq!(c.vault.token.expose(), "s.token-from-vault-env");
+            assert!(c.vault.enabled());
+            jail.set_env("SS3_VAULT__ADDR", "http://ss3.example:8200");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.vault.addr, "http://ss3.example:8200");
+            assert_eq!(c.vault.token.expose(), "s.token-from-vault-env");
+            Ok(())
+        });
     }
 
     #[test]

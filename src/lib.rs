@@ -12,4 +12,5 @@ pub mod metrics;
 pub mod publisher;
 pub mod secrets;
 pub mod startup;
+pub mod supervisor;
 pub mod worker;

@@ -9,11 +9,9 @@ use jobs::Clock;
 use jobs::connector::Registry;
 use jobs::connector::handler::ConnectorDeps;
 use jobs::webhook::WebhookDeps;
-use poem::listener::TcpAcceptor;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::api::{self, AppState};
 use crate::config::{Config, Mode};
@@ -31,6 +29,7 @@ use crate::secrets::cached::CachedSecretStore;
 use crate::secrets::embedded::{EmbeddedSecretStore, load_master_key};
 use crate::secrets::vault::VaultSecretStore;
 use crate::secrets::{SecretStore, StoreSigningSecrets};
+use crate::supervisor::{FailFastAcceptor, Supervisor};
 use crate::worker::{Worker, WorkerSettings};
 
 /// Which parts of the service this process runs.
@@ -142,12 +141,17 @@ impl Application {
             worker: String::new(),
         };
         let k = &config.connectors;
+        let channel_policy = TargetPolicy {
+            refuse_private: config.mode == Mode::Production,
+            allowed_hosts: Arc::new(k.allowed_private_hosts.clone()),
+        };
         let connectors = ConnectorDeps {
-            registry: Arc::new(Registry::standard()),
+            registry: Arc::new(Registry::standard(&k.endpoints())),
             secrets: Arc::new(StoreConnectorSecrets(secrets.clone())),
             http: Arc::new(ReqwestChannel::new(
                 Duration::from_millis(k.connect_timeout_ms),
                 Duration::from_millis(k.timeout_ms),
+                channel_policy,
             )?),
             gate: Arc::new(PgRateGate(pool.clone())),
             clock,
@@ -284,16 +288,22 @@ impl Application {
     }
 
     /// Run `roles` until `shutdown`, then stop claiming work, drain in-flight jobs and return.
-    /// `listener` is required for the api role (tests pass one bound to port 0).
+    /// `listener` is required for the api role (tests pass one bound to port 0). A role that stops on its own
+    /// stops the others, and the error names it (`main` then exits non-zero).
     pub async fn run(
         &self,
         roles: Roles,
         listener: Option<TcpListener>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
-        let tracker = TaskTracker::new();
+        let roles_of = Supervisor::new(&shutdown);
+        let shutdown = roles_of.stop();
         if let Some(vault) = &self.vault {
-            tracker.spawn(vault.clone().keep_token_alive(shutdown.clone()));
+            let renew = vault.clone().keep_token_alive(shutdown.clone());
+            roles_of.spawn("vault token renewal", async move {
+                renew.await;
+                Ok(())
+            });
         }
         if roles.worker {
             let name = if self.config.worker.name.is_empty() {
@@ -302,7 +312,11 @@ impl Application {
                 self.config.worker.name.clone()
             };
             tracing::info!(worker = %name, "starting worker");
-            tracker.spawn(self.worker(&name).run(shutdown.clone()));
+            let worker = self.worker(&name).run(shutdown.clone());
+            roles_of.spawn("worker", async move {
+                worker.await;
+                Ok(())
+            });
             if self.config.kafka.enabled() {
                 let k = &self.config.kafka;
                 kafka::create_topics(
@@ -319,49 +333,76 @@ impl Application {
                     &self.config.kafka.brokers,
                     self.state.metrics.clone(),
                 )?;
-                tracker.spawn(relay.run(
+                let relay = relay.run(
                     Duration::from_millis(self.config.worker.outbox_poll_ms),
                     shutdown.clone(),
-                ));
+                );
+                roles_of.spawn("worker (outbox relay)", async move {
+                    relay.await;
+                    Ok(())
+                });
             }
         }
         if roles.ingest && self.config.kafka.enabled() {
             let k = &self.config.kafka;
             kafka::create_topics(&k.brokers, &k.create_topics, k.create_partitions).await?;
             let consumer = kafka::consumer(k)?;
-            tracker.spawn(kafka::run(
+            let ingest = kafka::run(
                 consumer,
                 self.state.ingestor.clone(),
                 k.clone(),
                 shutdown.clone(),
-            ));
+            );
+            roles_of.spawn("ingest", async move {
+                ingest.await;
+                Ok(())
+            });
         } else if roles.ingest {
             tracing::info!("kafka.brokers is empty: events arrive over POST /events only");
         }
         if roles.api {
             let flush = Duration::from_secs(self.config.credentials.last_used_flush_secs.max(1));
-            tracker.spawn(self.state.validator.clone().run(flush, shutdown.clone()));
+            let flusher = self.state.validator.clone().run(flush, shutdown.clone());
+            roles_of.spawn("api (last-used flush)", async move {
+                flusher.await;
+                Ok(())
+            });
             let listener =
                 listener.ok_or_else(|| anyhow::anyhow!("the api role needs a listener"))?;
             let addr: SocketAddr = listener.local_addr()?;
             tracing::info!(%addr, "API listening");
-            let app = api::app(self.state.clone());
-            let signal = shutdown.clone();
-            tracker.spawn(async move {
-                let server = poem::Server::new_with_acceptor(TcpAcceptor::from_tokio(listener)?);
-                server
-                    .run_with_graceful_shutdown(
-                        app,
-                        signal.cancelled_owned(),
-                        Some(Duration::from_secs(10)),
-                    )
-                    .await
-            });
+            roles_of.spawn(
+                "api",
+                serve_api(api::app(self.state.clone()), listener, shutdown),
+            );
         }
-        tracker.close();
-        shutdown.cancelled().await;
-        tracing::info!("shutting down: draining in-flight work");
-        tracker.wait().await;
-        Ok(())
+        roles_of.finish().await
+    }
+}
+
+/// Serve the API until `shutdown`; an error if the listener breaks for good.
+async fn serve_api(
+    app: impl poem::Endpoint + 'static,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let broken = CancellationToken::new();
+    let acceptor = FailFastAcceptor::new(listener, broken.clone())?;
+    let error = acceptor.error();
+    let stop = {
+        let broken = broken.clone();
+        async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = broken.cancelled() => {}
+            }
+        }
+    };
+    poem::Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(app, stop, Some(Duration::from_secs(10)))
+        .await?;
+    match error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        Some(e) => Err(anyhow::anyhow!("its listener failed: {e}")),
+        None => Ok(()),
     }
 }

@@ -467,6 +467,23 @@ fn secret_store_error(e: crate::secrets::SecretStoreError) -> ApiError {
     ApiError::Unavailable("secret_store_unavailable", e.to_string())
 }
 
+/// Erase a deleted config's credentials, then clear its tombstone's `credentials_set`. Never inside the delete's
+/// transaction: erased secrets cannot come back if that transaction then failed to commit.
+async fn erase_credentials(state: &AppState, id: Uuid) -> Result<(), ApiError> {
+    if let Err(e) = store_credentials(state.secrets.as_ref(), id, &Credentials::default()).await {
+        tracing::error!(config_id = %id, error = %e, "connector deleted, but its credentials could not be erased yet; a repeated DELETE retries");
+        return Err(ApiError::Unavailable(
+            "secret_store_unavailable",
+            format!(
+                "the connector is deleted, but erasing its credentials failed ({e}); repeat the DELETE to retry"
+            ),
+        ));
+    }
+    connectors::credentials_erased(&state.pool, id)
+        .await
+        .map_err(ApiError::from)
+}
+
 async fn load(state: &AppState, store_id: &str, id: Uuid) -> Result<ConfigRow, ApiError> {
     let mut conn = state.pool.acquire().await.map_err(ApiError::from)?;
     connectors::get(&mut conn, store_id, id, false)
@@ -758,7 +775,9 @@ impl ConnectorsApi {
         Ok(Json(to_connector(&state, row)))
     }
 
-    /// Delete: credentials are erased; the sync log keeps its history.
+    /// Delete: the config stops at once (waiting jobs are cancelled); its credentials are erased from the secret
+    /// store after that commits. If the erasure fails (`503 secret_store_unavailable`), the config stays deleted
+    /// and a repeated `DELETE` retries the erasure. The sync log keeps its history.
     #[oai(path = "/connectors/:id", method = "delete")]
     async fn delete(
         &self,
@@ -767,17 +786,23 @@ impl ConnectorsApi {
         id: Path<Uuid>,
     ) -> poem::Result<NoContent> {
         auth.0.require_operator()?;
+        let store_id = auth.0.store_id.as_str();
         let mut tx = state.pool.begin().await.map_err(ApiError::from)?;
-        if !connectors::delete(&mut tx, auth.0.store_id.as_str(), id.0)
+        if connectors::delete(&mut tx, store_id, id.0)
             .await
             .map_err(ApiError::from)?
         {
-            return Err(not_found(id.0).into());
+            tx.commit().await.map_err(ApiError::from)?;
+        } else {
+            drop(tx);
+            let pending = connectors::pending_erasure(&state.pool, store_id, id.0)
+                .await
+                .map_err(ApiError::from)?;
+            if !pending {
+                return Err(not_found(id.0).into());
+            }
         }
-        store_credentials(state.secrets.as_ref(), id.0, &Credentials::default())
-            .await
-            .map_err(secret_store_error)?;
-        tx.commit().await.map_err(ApiError::from)?;
+        erase_credentials(&state, id.0).await?;
         Ok(NoContent::NoContent)
     }
 

@@ -75,8 +75,10 @@ async fn scenario(
     let mut config = scenario.config.clone();
     config.kafka.brokers = String::new();
     config.admin_token = Secret::new("bench-token");
-    let (app, receiver) = app_with_subscribers(&config, fanout).await?;
     let (fake, calls) = start_fake().await?;
+    config.connectors.amazon.lwa_endpoint = format!("{fake}/auth/o2/token");
+    config.connectors.amazon.sp_api_na = fake.clone();
+    let (app, receiver) = app_with_subscribers(&config, fanout).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let api = format!("http://{}", listener.local_addr()?);
     let shutdown = CancellationToken::new();
@@ -100,8 +102,7 @@ async fn scenario(
         .json(&json!({
             "connectorType": "amazon", "displayName": format!("bench-{n}"), "pollIntervalSecs": 0,
             "eventSubscriptions": ["inventory.updated"],
-            "settings": {"sellerId": "S", "marketplaceId": "M", "endpoint": fake, "lwaEndpoint": format!("{fake}/auth/o2/token"),
-                         "rateLimit": rate},
+            "settings": {"sellerId": "S", "marketplaceId": "M", "rateLimit": rate},
             "credentials": {"apiKey": "id", "apiSecret": "secret", "refreshToken": "refresh"},
         }))
         .send()

@@ -11,27 +11,35 @@ use jobs::connector::{
 use jobs::ports::SecretError;
 use uuid::Uuid;
 
-use crate::delivery::http::{capped_body, retry_after};
+use crate::delivery::http::{capped_body, error_chain, retry_after};
+use crate::delivery::target::{PublicOnlyResolver, TargetError, TargetPolicy};
 use crate::secrets::{SecretStore, SecretStoreError, connector_secret_path};
 
 /// Channel answers are kept up to this many bytes (order pages are the largest).
 const BODY_LIMIT: usize = 4 * 1024 * 1024;
 
-/// reqwest to the channels' APIs.
+/// reqwest to the channels' APIs, under the same address policy as webhooks (production mode: public addresses
+/// only, checked on the resolved addresses at connect time and on IP literals before sending).
 pub struct ReqwestChannel {
     client: reqwest::Client,
+    policy: TargetPolicy,
 }
 
 impl ReqwestChannel {
-    /// A client with these timeouts.
-    pub fn new(connect_timeout: Duration, timeout: Duration) -> anyhow::Result<Self> {
+    /// A client with these timeouts and address policy.
+    pub fn new(
+        connect_timeout: Duration,
+        timeout: Duration,
+        policy: TargetPolicy,
+    ) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .connect_timeout(connect_timeout)
             .timeout(timeout)
             .user_agent(concat!("ShopSTAR3-Connectors/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(PublicOnlyResolver::new(policy.clone()))
             .build()?;
-        Ok(Self { client })
+        Ok(Self { client, policy })
     }
 }
 
@@ -44,9 +52,17 @@ impl ChannelHttp for ReqwestChannel {
             Method::Put => reqwest::Method::PUT,
             Method::Patch => reqwest::Method::PATCH,
         };
+        let url = url::Url::parse(&request.url).map_err(|e| format!("invalid URL: {e}"))?;
+        if let Err(TargetError::NotAllowed(why) | TargetError::Invalid(why)) =
+            self.policy.check_literal(&url)
+        {
+            return Err(format!(
+                "refused in production mode: {why} (allow it with connectors.allowed_private_hosts)"
+            ));
+        }
         let mut builder = self
             .client
-            .request(method, &request.url)
+            .request(method, url)
             .header("accept", "application/json");
         for (name, value) in &request.headers {
             builder = builder.header(name, value);
@@ -61,7 +77,7 @@ impl ChannelHttp for ReqwestChannel {
             if e.is_timeout() {
                 format!("timed out after {:?}", started.elapsed())
             } else {
-                format!("{e}")
+                error_chain(&e)
             }
         })?;
         let status = response.status().as_u16();

@@ -184,7 +184,7 @@ pub async fn delete(
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE connector_configs SET deleted_at = now(), is_active = FALSE, poll_seq = poll_seq + 1, next_poll_at = NULL,
-                credentials_set = '{}', updated_at = now()
+                updated_at = now()
          WHERE store_id = $1 AND config_id = $2 AND deleted_at IS NULL",
     )
     .bind(store_id)
@@ -195,6 +195,36 @@ pub async fn delete(
         cancel_waiting(conn, config_id, "connector config deleted").await?;
     }
     Ok(done.rows_affected() == 1)
+}
+
+/// Whether a deleted config still has credentials to erase: its tombstone keeps `credentials_set` until the secret
+/// store confirms the erasure (see [`credentials_erased`]), so a failed erasure can be retried.
+pub async fn pending_erasure(
+    pool: &PgPool,
+    store_id: &str,
+    config_id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let pending: Option<bool> = sqlx::query_scalar(
+        "SELECT credentials_set <> '{}' FROM connector_configs
+         WHERE store_id = $1 AND config_id = $2 AND deleted_at IS NOT NULL",
+    )
+    .bind(store_id)
+    .bind(config_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(pending.unwrap_or(false))
+}
+
+/// Record that a deleted config's credentials are gone from the secret store.
+pub async fn credentials_erased(pool: &PgPool, config_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE connector_configs SET credentials_set = '{}'
+         WHERE config_id = $1 AND deleted_at IS NOT NULL",
+    )
+    .bind(config_id)
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 async fn cancel_waiting(

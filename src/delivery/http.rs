@@ -1,51 +1,19 @@
 //! The reqwest sender: timeouts, no redirects, bounded response capture, SSRF check at connect time.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use jobs::ports::{OutgoingRequest, SendResult, WebhookSender};
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use workflows::delivery::is_success;
 use workflows::{AttemptOutcome, FailureReason};
 
-use super::target::{TargetError, TargetPolicy, TargetUrl, is_public};
+use super::target::{PublicOnlyResolver, TargetError, TargetPolicy, TargetUrl};
 
 /// Sends webhooks with reqwest.
 pub struct HttpSender {
     client: reqwest::Client,
     policy: TargetPolicy,
     body_limit: usize,
-}
-
-/// Resolves names and, in production mode, drops non-public addresses, so DNS rebinding cannot reach them.
-struct PublicOnlyResolver {
-    policy: TargetPolicy,
-}
-
-impl Resolve for PublicOnlyResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let policy = self.policy.clone();
-        Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed_anyway = !policy.refuse_private
-                || policy
-                    .allowed_hosts
-                    .iter()
-                    .any(|h| h.eq_ignore_ascii_case(&host));
-            let kept: Vec<SocketAddr> = addrs
-                .into_iter()
-                .filter(|a| allowed_anyway || is_public(&a.ip()))
-                .collect();
-            if kept.is_empty() {
-                return Err(format!("{host} resolves only to non-public addresses").into());
-            }
-            Ok(Box::new(kept.into_iter()) as Addrs)
-        })
-    }
 }
 
 impl HttpSender {
@@ -61,9 +29,7 @@ impl HttpSender {
             .connect_timeout(connect_timeout)
             .timeout(timeout)
             .pool_max_idle_per_host(64)
-            .dns_resolver(Arc::new(PublicOnlyResolver {
-                policy: policy.clone(),
-            }))
+            .dns_resolver(PublicOnlyResolver::new(policy.clone()))
             .build()?;
         Ok(Self {
             client,
@@ -106,7 +72,7 @@ impl WebhookSender for HttpSender {
         if let Ok(url) = TargetUrl::parse(&request.url)
             && let Err(TargetError::NotAllowed(ip)) = url.check_literal(&self.policy)
         {
-            let reason = FailureReason::TargetRefused(format!("{ip} is not a public address"));
+            let reason = FailureReason::TargetRefused(format!("not a public address: {ip}"));
             return SendResult {
                 outcome: AttemptOutcome::Failed {
                     reason,
@@ -164,7 +130,8 @@ impl WebhookSender for HttpSender {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error and its sources, joined (reqwest's own message omits the cause, e.g. the resolver's refusal).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -1,8 +1,9 @@
 //! Which receiver addresses are allowed: parsed URLs, and the SSRF policy applied at creation and at connect time.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
 /// Whether private addresses may be targeted, and which hosts are allowed anyway.
@@ -20,9 +21,10 @@ pub enum TargetError {
     /// Not an absolute http(s) URL with a host.
     #[error("target_url must be an absolute http or https URL: {0}")]
     Invalid(String),
-    /// It points at a loopback, private or link-local address.
+    /// It points at an address of an IANA special-purpose block (loopback, private, link-local…), directly or
+    /// embedded in an IPv6 address.
     #[error(
-        "target_url resolves to a non-public address ({0}); allowed only in development mode or via delivery.allowed_private_hosts"
+        "target_url resolves to a non-public address: {0}; allowed only in development mode or via delivery.allowed_private_hosts"
     )]
     NotAllowed(String),
 }
@@ -68,11 +70,7 @@ impl TargetUrl {
             .unwrap_or_default()
             .trim_matches(['[', ']'])
             .to_owned();
-        if policy
-            .allowed_hosts
-            .iter()
-            .any(|h| h.eq_ignore_ascii_case(&host))
-        {
+        if policy.allows_host(&host) {
             return Ok(());
         }
         let ips: Vec<IpAddr> = match self.0.host() {
@@ -87,67 +85,87 @@ impl TargetUrl {
                     .collect()
             }
         };
-        match ips.iter().find(|ip| !is_public(ip)) {
-            Some(ip) => Err(TargetError::NotAllowed(ip.to_string())),
+        match ips.into_iter().find_map(refusal) {
+            Some(refused) => Err(refused),
             None => Ok(()),
         }
     }
 }
 
-/// Whether `ip` is a public unicast address.
+/// Whether `ip` is public: in no IANA special-purpose block, directly or embedded in IPv6 (see `workflows::net`).
 pub fn is_public(ip: &IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public_v4(&v4),
-            None => is_public_v6(v6),
-        },
+    workflows::net::is_public(*ip)
+}
+
+fn refusal(ip: IpAddr) -> Option<TargetError> {
+    workflows::net::check(ip)
+        .err()
+        .map(|why| TargetError::NotAllowed(why.to_string()))
+}
+
+/// Resolves names and, when the policy refuses private addresses, drops the non-public ones, so DNS rebinding
+/// cannot reach them. Used by every outgoing client (webhooks and channel APIs).
+pub struct PublicOnlyResolver {
+    policy: TargetPolicy,
+}
+
+impl PublicOnlyResolver {
+    /// A resolver applying `policy`.
+    pub fn new(policy: TargetPolicy) -> Arc<Self> {
+        Arc::new(Self { policy })
     }
 }
 
-fn is_public_v4(ip: &Ipv4Addr) -> bool {
-    let [a, b, ..] = ip.octets();
-    !(ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_unspecified()
-        || ip.is_broadcast()
-        || ip.is_multicast()
-        || ip.is_documentation()
-        || a == 0
-        || (a == 100 && (64..128).contains(&b)) // carrier-grade NAT
-        || (a == 198 && (b == 18 || b == 19)) // benchmarking
-        || a >= 240)
+impl Resolve for PublicOnlyResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if !policy.refuse_private || policy.allows_host(&host) {
+                return Ok(Box::new(addrs.into_iter()) as Addrs);
+            }
+            let first_refusal = addrs.iter().find_map(|a| refusal(a.ip()));
+            let kept: Vec<SocketAddr> = addrs.into_iter().filter(|a| is_public(&a.ip())).collect();
+            if kept.is_empty() {
+                let why = first_refusal.map(|e| e.to_string()).unwrap_or_default();
+                return Err(format!("{host} resolves only to non-public addresses: {why}").into());
+            }
+            Ok(Box::new(kept.into_iter()) as Addrs)
+        })
+    }
 }
 
-fn is_public_v6(ip: &Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
-    !(ip.is_loopback()
-        || ip.is_unspecified()
-        || ip.is_multicast()
-        || (first & 0xfe00) == 0xfc00 // unique local
-        || (first & 0xffc0) == 0xfe80) // link-local
+impl TargetPolicy {
+    /// Whether `host` (a name or an IP address) is allow-listed.
+    pub fn allows_host(&self, host: &str) -> bool {
+        let host = host.trim_matches(['[', ']']);
+        let ip = host.parse::<IpAddr>().ok();
+        self.allowed_hosts.iter().any(|h| {
+            h.eq_ignore_ascii_case(host) || (ip.is_some() && h.parse::<IpAddr>().ok() == ip)
+        })
+    }
+
+    /// The check of a URL whose host is an IP literal (reqwest does not resolve literals, so the resolver never
+    /// sees them); names pass here and are checked by [`PublicOnlyResolver`] at connect time.
+    pub fn check_literal(&self, url: &Url) -> Result<(), TargetError> {
+        let ip = match url.host() {
+            Some(Host::Ipv4(ip)) => IpAddr::V4(ip),
+            Some(Host::Ipv6(ip)) => IpAddr::V6(ip),
+            _ => return Ok(()),
+        };
+        if !self.refuse_private || self.allows_host(&ip.to_string()) {
+            return Ok(());
+        }
+        refusal(ip).map_or(Ok(()), Err)
+    }
 }
 
 impl TargetUrl {
     /// The policy check for IP-literal hosts only (no DNS); names pass here and are checked by the resolver.
     pub fn check_literal(&self, policy: &TargetPolicy) -> Result<(), TargetError> {
-        let ip = match self.0.host() {
-            Some(Host::Ipv4(ip)) => IpAddr::V4(ip),
-            Some(Host::Ipv6(ip)) => IpAddr::V6(ip),
-            _ => return Ok(()),
-        };
-        let allowed = !policy.refuse_private
-            || is_public(&ip)
-            || policy
-                .allowed_hosts
-                .iter()
-                .any(|h| h.parse::<IpAddr>().ok() == Some(ip));
-        if allowed {
-            Ok(())
-        } else {
-            Err(TargetError::NotAllowed(ip.to_string()))
-        }
+        policy.check_literal(&self.0)
     }
 }
 

@@ -33,43 +33,72 @@ pub enum MasterKeyError {
     },
 }
 
-/// Decode the configured key, or read (creating if missing) the key file.
+/// Decode the configured key, or read the key file, creating it on first start: a fresh random key, written
+/// owner-only (0600, in a 0700 directory) and published atomically, so processes starting together on a shared
+/// volume all end up with the one key, and none reads a half-written file.
 pub fn load_master_key(configured: &str, key_file: &Path) -> Result<[u8; 32], MasterKeyError> {
-    let decode = |s: &str| -> Result<[u8; 32], MasterKeyError> {
-        B64.decode(s.trim())
-            .ok()
-            .and_then(|v| <[u8; 32]>::try_from(v).ok())
-            .ok_or(MasterKeyError::Malformed)
-    };
     if !configured.is_empty() {
-        return decode(configured);
+        return decode_key(configured);
     }
     let file_err = |source| MasterKeyError::File {
         path: key_file.display().to_string(),
         source,
     };
     match std::fs::read_to_string(key_file) {
-        Ok(text) => decode(&text),
+        Ok(text) => decode_key(&text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key: [u8; 32] = rand::random();
-            if let Some(dir) = key_file.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(file_err)?;
+            if create_private(key_file, &B64.encode(key)).map_err(file_err)? {
+                tracing::warn!(path = %key_file.display(), "generated a new master key for the embedded secret store; back it up");
+                return Ok(key);
             }
-            write_private(key_file, &B64.encode(key)).map_err(file_err)?;
-            tracing::warn!(path = %key_file.display(), "generated a new master key for the embedded secret store; back it up");
-            Ok(key)
+            // Another process created it first: use theirs.
+            decode_key(&std::fs::read_to_string(key_file).map_err(file_err)?)
         }
         Err(e) => Err(file_err(e)),
     }
 }
 
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+fn decode_key(text: &str) -> Result<[u8; 32], MasterKeyError> {
+    B64.decode(text.trim())
+        .ok()
+        .and_then(|v| <[u8; 32]>::try_from(v).ok())
+        .ok_or(MasterKeyError::Malformed)
+}
+
+/// Write `text` to a private temporary file beside `path`, then link it to `path`, which fails if `path` exists.
+/// Returns whether this call created `path`.
+fn create_private(path: &Path, text: &str) -> std::io::Result<bool> {
     use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
+    let tmp = dir.join(format!(
+        ".master.key.{}.{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(text.as_bytes())
+    let written = options.open(&tmp).and_then(|mut f| {
+        f.write_all(text.as_bytes())?;
+        f.sync_all()
+    });
+    let linked = written.and_then(|()| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 fn unavailable(e: sqlx::Error) -> SecretStoreError {
@@ -174,5 +203,51 @@ impl SecretStore for EmbeddedSecretStore {
 
     async fn ready(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or_default()
+    }
+
+    /// Catches: a key (or its folder) readable by other users, and processes starting together on one volume
+    /// ending with different keys, failing on the file another just created, or reading it half-written.
+    #[test]
+    fn the_first_start_creates_one_private_key_even_when_processes_race() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state").join("master.key");
+        let keys: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| load_master_key("", &path)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("thread"))
+                .collect()
+        });
+        let first = *keys[0].as_ref().expect("created");
+        for key in &keys {
+            assert_eq!(key.as_ref().ok(), Some(&first));
+        }
+        assert_eq!(mode(&path), 0o600, "key file mode");
+        assert_eq!(
+            mode(dir.path().join("state").as_path()),
+            0o700,
+            "folder mode"
+        );
+        assert_eq!(load_master_key("", &path).ok(), Some(first));
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("state"))
+            .expect("dir")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left, ["master.key"], "no temporary file left behind");
     }
 }

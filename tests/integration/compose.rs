@@ -100,3 +100,190 @@ fn compose_has_every_dependency_and_role_with_env_the_config_reads() {
         );
     }
 }
+
+/// Catches: the master key of the embedded store committed to git (every clone encrypting with a public key), and
+/// compose shipping a fixed default key or operator token.
+#[test]
+fn no_master_key_or_default_credential_is_shipped() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let tracked = std::process::Command::new("git")
+        .args(["ls-files", "--", ".integration-service"])
+        .current_dir(root)
+        .output()
+        .expect("git ls-files");
+    assert!(tracked.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&tracked.stdout),
+        "",
+        "a key file is tracked"
+    );
+    let ignore = std::fs::read_to_string(format!("{root}/.gitignore")).expect(".gitignore");
+    assert!(
+        ignore.lines().any(|l| l.trim() == "/.integration-service/"),
+        "the key folder is ignored"
+    );
+    let doc = compose();
+    for role in ["migrate", "api", "ingest", "worker"] {
+        let env = env_of(&doc["services"][role]);
+        assert!(
+            !env.contains_key("SS3_SECRETS__MASTER_KEY"),
+            "{role}: no master key in compose (secrets live in Vault)"
+        );
+        let token = env
+            .get("SS3_ADMIN_TOKEN")
+            .map(String::as_str)
+            .unwrap_or_default();
+        assert!(
+            token.starts_with("${SS3_ADMIN_TOKEN:?"),
+            "{role}: the operator token is required, not defaulted: {token}"
+        );
+    }
+}
+
+/// Compose's interpolation of `${VAR}`, `${VAR:-default}` and `${VAR:?message}`, with `shell` as the environment.
+fn interpolate(value: &str, shell: &BTreeMap<&str, String>) -> String {
+    let (mut out, mut rest) = (String::new(), value);
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = start + rest[start..].find('}').expect("closing brace");
+        let expr = &rest[start + 2..end];
+        let (name, fallback) = if let Some((name, default)) = expr.split_once(":-") {
+            (name, Some(default.to_owned()))
+        } else if let Some((name, message)) = expr.split_once(":?") {
+            assert!(
+                shell.contains_key(name),
+                "compose refuses to start: {message}"
+            );
+            (name, None)
+        } else {
+            (expr, None)
+        };
+        out.push_str(&shell.get(name).cloned().or(fallback).unwrap_or_default());
+        rest = &rest[end + 1..];
+    }
+    out + rest
+}
+
+fn command_of(service: &Value) -> Vec<String> {
+    service["command"]
+        .as_sequence()
+        .expect("command")
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Catches: `VAULT_ADDR` / `VAULT_TOKEN` documented as honoured but never read, so the compose stack silently kept
+/// its secrets in the embedded store (with the all-zero master key compose shipped).
+#[tokio::test]
+async fn with_exactly_the_compose_environment_a_signing_secret_created_through_the_api_lands_in_vault()
+ {
+    use crate::common::process::{ServiceProcess, binary, wait_healthy};
+    use crate::common::{ADMIN_TOKEN, TestDb, admin_database_url, vault};
+    let (vault_addr, vault_token) = vault::shared();
+    let db = TestDb::create().await;
+    let pg = url::Url::parse(&admin_database_url()).expect("admin url");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    // Service hostnames become the suite's local servers; the database is this test's own.
+    let local = [
+        (
+            "postgres:5432/integration_service".to_owned(),
+            format!(
+                "{}:{}/{}",
+                pg.host_str().unwrap_or("127.0.0.1"),
+                pg.port().unwrap_or(5432),
+                db.name
+            ),
+        ),
+        (
+            "kafka:9092".to_owned(),
+            std::env::var("SS3_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9".into()),
+        ),
+        ("http://vault:8200".to_owned(), vault_addr.clone()),
+        ("0.0.0.0:8080".to_owned(), format!("127.0.0.1:{port}")),
+    ];
+    let shell = BTreeMap::from([("SS3_ADMIN_TOKEN", ADMIN_TOKEN.to_owned())]);
+    let doc = compose();
+    let environment = |service: &Value| -> BTreeMap<String, String> {
+        env_of(service)
+            .into_iter()
+            .map(|(k, v)| {
+                let mut v = interpolate(&v, &shell);
+                for (from, to) in &local {
+                    v = v.replace(from.as_str(), to);
+                }
+                if k == "VAULT_TOKEN" && v == "root" {
+                    v = vault_token.clone();
+                }
+                (k, v)
+            })
+            .collect()
+    };
+    let dir = tempfile::tempdir().expect("working directory");
+    let migrate = &doc["services"]["migrate"];
+    let migrated = std::process::Command::new(binary())
+        .args(command_of(migrate))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(environment(migrate))
+        .current_dir(dir.path())
+        .status()
+        .expect("run migrate");
+    assert!(migrated.success(), "the migrate service failed");
+    let api = &doc["services"]["api"];
+    assert_eq!(command_of(api), ["serve", "--roles", "api"]);
+    let env = environment(api);
+    let _service = ServiceProcess::spawn_in("api", &env, "compose-api", Some(dir.path()));
+    let base = format!("http://127.0.0.1:{port}");
+    wait_healthy(
+        &format!("{base}/health"),
+        std::time::Duration::from_secs(30),
+    )
+    .await;
+
+    let created: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/subscriptions"))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("x-ss3-store-id", "store-compose")
+        .json(&serde_json::json!({"name": "compose", "targetUrl": "http://93.184.216.34/hook", "events": ["order.placed"]}))
+        .send()
+        .await
+        .expect("create subscription")
+        .json()
+        .await
+        .expect("json");
+    let id = created["subscription"]["subscriptionId"]
+        .as_str()
+        .expect("created");
+    let secret = created["signingSecret"]
+        .as_str()
+        .expect("secret shown once");
+    let mount = env
+        .get("SS3_VAULT__MOUNT")
+        .cloned()
+        .unwrap_or_else(|| "ss3/kv".into());
+    let defaults: toml::Table = DEFAULT_TOML.parse().expect("defaults");
+    let prefix = defaults["vault"]["prefix"].as_str().expect("vault.prefix");
+    let stored: serde_json::Value = vaultrs::kv2::read(
+        &vault::client(&vault_addr, &vault_token),
+        &mount,
+        &format!("{prefix}/webhook/{id}/secret"),
+    )
+    .await
+    .expect("the signing secret is in Vault at the documented path");
+    assert_eq!(stored["value"], secret);
+    let pool = sqlx::PgPool::connect(&db.url).await.expect("connect");
+    let embedded: i64 = sqlx::query_scalar("SELECT count(*) FROM encrypted_secrets")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(embedded, 0, "nothing in the embedded store");
+    assert!(
+        !dir.path().join(".integration-service").exists(),
+        "no key file was generated"
+    );
+}

@@ -17,33 +17,41 @@ use integration_service::startup::Roles;
 const STORE: &str = "store-c";
 
 /// `poll`: seconds between order polls, 0 for none.
-fn amazon_body(fake: &FakeChannels, poll: i32) -> Value {
+fn amazon_body(poll: i32) -> Value {
     json!({
         "connectorType": "amazon",
         "displayName": "Amazon US",
-        "settings": {"sellerId": "A2SELLER", "marketplaceId": "ATVPDKIKX0DER", "endpoint": fake.url(),
-                     "lwaEndpoint": format!("{}/auth/o2/token", fake.url()), "ordersCreatedAfter": "2026-11-01T00:00:00Z"},
+        "settings": {"sellerId": "A2SELLER", "marketplaceId": "ATVPDKIKX0DER", "ordersCreatedAfter": "2026-11-01T00:00:00Z"},
         "pollIntervalSecs": poll,
         "credentials": {"apiKey": AMAZON_CLIENT_ID, "apiSecret": AMAZON_CLIENT_SECRET, "refreshToken": AMAZON_REFRESH_TOKEN},
     })
 }
 
-fn ebay_body(fake: &FakeChannels) -> Value {
+fn ebay_body() -> Value {
     json!({
         "connectorType": "ebay",
         "displayName": "eBay",
-        "settings": {"endpoint": fake.url()},
+        "settings": {},
         "credentials": {"apiKey": EBAY_CLIENT_ID, "apiSecret": EBAY_CLIENT_SECRET, "refreshToken": EBAY_REFRESH_TOKEN},
     })
 }
 
-fn google_body(fake: &FakeChannels) -> Value {
+fn google_body() -> Value {
     json!({
         "connectorType": "google_shopping",
         "displayName": "Google Shopping",
-        "settings": {"merchantId": "123", "dataSourceId": "456", "endpoint": fake.url(), "tokenUrl": format!("{}/token", fake.url())},
+        "settings": {"merchantId": "123", "dataSourceId": "456"},
         "credentials": {"apiKey": GOOGLE_CLIENT_EMAIL, "apiSecret": google_private_key()},
     })
+}
+
+/// An API-only test app whose channel endpoints (deployment configuration) are a fresh fake.
+async fn app_with_fake() -> (TestApp, FakeChannels) {
+    let fake = FakeChannels::start().await;
+    let db = TestDb::create().await;
+    let mut config = test_config(&db);
+    fake.configure(&mut config);
+    (TestApp::spawn_with(db, config, Roles::API).await, fake)
 }
 
 async fn create(app: &TestApp, body: &Value) -> Value {
@@ -71,13 +79,8 @@ async fn create_id(app: &TestApp, body: &Value) -> String {
 }
 
 /// An Amazon config limited to `per_second` calls (burst 1), and `events` stock updates of distinct SKUs for it.
-async fn rate_limited_backlog(
-    app: &TestApp,
-    fake: &FakeChannels,
-    per_second: f64,
-    events: usize,
-) -> String {
-    let mut body = amazon_body(fake, 0);
+async fn rate_limited_backlog(app: &TestApp, per_second: f64, events: usize) -> String {
+    let mut body = amazon_body(0);
     body["settings"]["rateLimit"] = json!({"perSecond": per_second, "burst": 1});
     let id = create_id(app, &body).await;
     for n in 0..events {
@@ -120,9 +123,8 @@ fn fulfilled(order: &str) -> Value {
 /// Catches: wrong paths, query, auth header, LWA form, listing attributes, a shipment confirmed twice on retry.
 #[tokio::test]
 async fn amazon_events_make_exactly_the_listings_inventory_and_shipment_calls() {
-    let app = TestApp::spawn().await;
-    let fake = FakeChannels::start().await;
-    let config = create(&app, &amazon_body(&fake, 0)).await;
+    let (app, fake) = app_with_fake().await;
+    let config = create(&app, &amazon_body(0)).await;
     let id = config["configId"].as_str().expect("id").to_owned();
     assert_eq!(
         config["eventSubscriptions"],
@@ -257,10 +259,9 @@ async fn amazon_events_make_exactly_the_listings_inventory_and_shipment_calls() 
 /// Catches: eBay calls not batched, wrong auth (Basic for the token, Bearer after), prices sent without offer ids.
 #[tokio::test]
 async fn ebay_events_use_bulk_inventory_calls_and_update_existing_offers() {
-    let app = TestApp::spawn().await;
-    let fake = FakeChannels::start().await;
+    let (app, fake) = app_with_fake().await;
     fake.set_offers("TS-42", &["5001"]);
-    let config = create(&app, &ebay_body(&fake)).await;
+    let config = create(&app, &ebay_body()).await;
     let worker = app.worker("w").await;
     let data = json!({"productId": "p-1", "title": "Trail Shoe", "brand": "Acme", "price": {"amount": "89.9", "currency": "USD"},
         "variants": [{"sku": "TS-42", "quantity": 7, "attributes": {"Size": "42"}}, {"sku": "TS-43", "quantity": 2}]});
@@ -338,9 +339,8 @@ async fn ebay_events_use_bulk_inventory_calls_and_update_existing_offers() {
 /// Catches: an unsigned or wrongly-claimed JWT, a product input in the wrong shape or data source.
 #[tokio::test]
 async fn google_product_updates_insert_product_inputs_with_a_service_account_token() {
-    let app = TestApp::spawn().await;
-    let fake = FakeChannels::start().await;
-    create(&app, &google_body(&fake)).await;
+    let (app, fake) = app_with_fake().await;
+    create(&app, &google_body()).await;
     let worker = app.worker("w").await;
     app.post_event(&event("product.updated", STORE, product("TS-42")))
         .await;
@@ -395,12 +395,11 @@ async fn channel_5xx_and_429_are_retried_on_the_schedule_then_dead_lettered_and_
         ("ebay", "/sell/", 500),
         ("google_shopping", "/products/", 429),
     ] {
-        let app = TestApp::spawn().await;
-        let fake = FakeChannels::start().await;
+        let (app, fake) = app_with_fake().await;
         let body = match kind {
-            "amazon" => amazon_body(&fake, 0),
-            "ebay" => ebay_body(&fake),
-            _ => google_body(&fake),
+            "amazon" => amazon_body(0),
+            "ebay" => ebay_body(),
+            _ => google_body(),
         };
         let id = create_id(&app, &body).await;
         fake.fail(failing_path, 5, status, None);
@@ -496,9 +495,8 @@ async fn channel_5xx_and_429_are_retried_on_the_schedule_then_dead_lettered_and_
 /// Catches: a 429 not waited out, or the config's other calls not paced after it.
 #[tokio::test]
 async fn a_short_retry_after_is_waited_out_in_place() {
-    let app = TestApp::spawn().await;
-    let fake = FakeChannels::start().await;
-    let id = create_id(&app, &amazon_body(&fake, 0)).await;
+    let (app, fake) = app_with_fake().await;
+    let id = create_id(&app, &amazon_body(0)).await;
     fake.fail("/listings/", 1, 429, Some(1));
     app.post_event(&event(
         "inventory.updated",
@@ -535,12 +533,11 @@ async fn a_short_retry_after_is_waited_out_in_place() {
 #[tokio::test]
 async fn amazon_poll_walks_pages_publishes_orders_advances_the_cursor_and_publishes_nothing_twice()
 {
-    let app = TestApp::spawn().await;
-    let fake = FakeChannels::start().await;
+    let (app, fake) = app_with_fake().await;
     fake.add_order("113-1", "2026-11-20T10:00:00Z");
     fake.add_order("113-2", "2026-11-21T11:00:00Z");
     fake.add_order("113-3", "2026-11-22T12:00:00Z");
-    let config = create(&app, &amazon_body(&fake, 600)).await;
+    let config = create(&app, &amazon_body(600)).await;
     let id = config["configId"].as_str().expect("id").to_owned();
     assert_eq!(config["pollIntervalSecs"], 600);
     let worker = app.worker("w").await;
@@ -634,9 +631,8 @@ async fn amazon_poll_walks_pages_publishes_orders_advances_the_cursor_and_publis
 /// Catches: a credential echoed by any endpoint, or stored in the database in clear.
 #[tokio::test]
 async fn credentials_are_write_only() {
-    let app = TestApp::spawn().await;
-    let fake = FakeChannels::start().await;
-    let created = create(&app, &amazon_body(&fake, 0)).await;
+    let (app, _fake) = app_with_fake().await;
+    let created = create(&app, &amazon_body(0)).await;
     let id = created["configId"].as_str().expect("id").to_owned();
     let replaced = app
         .as_store(Method::PUT, &format!("/connectors/{id}/credentials"), STORE)
@@ -707,7 +703,7 @@ async fn credentials_are_write_only() {
         );
     }
     // Activation without credentials is refused.
-    let mut bare = amazon_body(&fake, 0);
+    let mut bare = amazon_body(0);
     bare.as_object_mut().expect("object").remove("credentials");
     bare["isActive"] = json!(true);
     let refused = app
@@ -724,9 +720,8 @@ async fn credentials_are_write_only() {
 /// Catches: events fanned out to an inactive config, or its waiting retries continuing.
 #[tokio::test]
 async fn a_deactivated_config_receives_nothing_and_its_retries_stop() {
-    let app = TestApp::spawn().await;
-    let fake = FakeChannels::start().await;
-    let id = create_id(&app, &amazon_body(&fake, 0)).await;
+    let (app, fake) = app_with_fake().await;
+    let id = create_id(&app, &amazon_body(0)).await;
     fake.fail("/listings/", 1, 503, None);
     let worker = app.worker("w").await;
     app.post_event(&event("product.updated", STORE, product("A")))
@@ -772,9 +767,13 @@ async fn a_deactivated_config_receives_nothing_and_its_retries_stop() {
 }
 
 /// An API-only test app on the real clock, and the environment of worker processes sharing its database.
-async fn app_for_processes(max_inline_wait_ms: u64) -> (TestApp, BTreeMap<String, String>) {
+async fn app_for_processes(
+    max_inline_wait_ms: u64,
+    fake: &FakeChannels,
+) -> (TestApp, BTreeMap<String, String>) {
     let db = TestDb::create().await;
     let mut config = test_config(&db);
+    fake.configure(&mut config);
     config.connectors.max_inline_wait_ms = max_inline_wait_ms;
     let key = config.secrets.master_key.expose().to_owned();
     let url = db.url.clone();
@@ -803,6 +802,7 @@ async fn app_for_processes(max_inline_wait_ms: u64) -> (TestApp, BTreeMap<String
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
+    .chain(fake.env())
     .collect();
     (app, env)
 }
@@ -810,12 +810,12 @@ async fn app_for_processes(max_inline_wait_ms: u64) -> (TestApp, BTreeMap<String
 /// Catches: two worker processes running the same poll, or polling more than once per interval.
 #[tokio::test]
 async fn two_worker_processes_never_run_the_same_poll_twice() {
-    let (app, env) = app_for_processes(5000).await;
     let fake = FakeChannels::start().await;
+    let (app, env) = app_for_processes(5000, &fake).await;
     fake.add_order("113-9", "2026-11-20T10:00:00Z");
     let mut w1 = ServiceProcess::spawn("worker", &env, "poll-worker-1");
     let mut w2 = ServiceProcess::spawn("worker", &env, "poll-worker-2");
-    let id = create_id(&app, &amazon_body(&fake, 1)).await;
+    let id = create_id(&app, &amazon_body(1)).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
     // Graceful stop: a poll in flight finishes and is written, so every request to the fake has its log row.
     let (stopped_1, stopped_2) = tokio::task::spawn_blocking(move || {
@@ -876,9 +876,10 @@ async fn with_vault_connector_credentials_live_in_vault_and_the_adapter_uses_the
     let db = TestDb::create().await;
     let mut config = test_config(&db);
     use_vault(&mut config, &addr, &token, &prefix);
-    let app = TestApp::spawn_with(db, config, Roles::API).await;
     let fake = FakeChannels::start().await;
-    let id = create_id(&app, &amazon_body(&fake, 0)).await;
+    fake.configure(&mut config);
+    let app = TestApp::spawn_with(db, config, Roles::API).await;
+    let id = create_id(&app, &amazon_body(0)).await;
     for (field, value) in [
         ("api-key", AMAZON_CLIENT_ID),
         ("api-secret", AMAZON_CLIENT_SECRET),
@@ -928,10 +929,11 @@ async fn through_kafka_an_event_reaches_amazon_and_polled_orders_are_published_t
     config.kafka.group_id = format!("g-{run}");
     config.kafka.publish_topic = publish;
     config.connectors.inbound_topic = inbound.clone();
-    let app = TestApp::spawn_with(db, config, Roles::ALL).await;
     let fake = FakeChannels::start().await;
+    fake.configure(&mut config);
+    let app = TestApp::spawn_with(db, config, Roles::ALL).await;
     fake.add_order("113-K", "2026-11-20T10:00:00Z");
-    create(&app, &amazon_body(&fake, 3600)).await;
+    create(&app, &amazon_body(3600)).await;
 
     let orders = read(&inbound, 1, Duration::from_secs(30)).await;
     assert_eq!(orders[0]["eventType"], "marketplace.order.received");
@@ -968,9 +970,10 @@ async fn a_configs_rate_limit_paces_its_calls_and_waiting_jobs_use_no_attempts()
     let db = TestDb::create().await;
     let mut config = test_config(&db);
     config.connectors.max_inline_wait_ms = 100;
-    let app = TestApp::spawn_with(db, config, Roles::API).await;
     let fake = FakeChannels::start().await;
-    let id = rate_limited_backlog(&app, &fake, 2.0, 4).await;
+    fake.configure(&mut config);
+    let app = TestApp::spawn_with(db, config, Roles::API).await;
+    let id = rate_limited_backlog(&app, 2.0, 4).await;
     let worker = app.worker("w").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -1016,8 +1019,7 @@ async fn a_configs_rate_limit_paces_its_calls_and_waiting_jobs_use_no_attempts()
 /// Catches: bad setup accepted, or refused without a stable problem code.
 #[tokio::test]
 async fn bad_connector_requests_get_problem_json_with_stable_codes() {
-    let app = TestApp::spawn().await;
-    let fake = FakeChannels::start().await;
+    let (app, _fake) = app_with_fake().await;
     let post = |body: Value| {
         app.as_store(Method::POST, "/connectors", STORE)
             .json(&body)
@@ -1028,19 +1030,19 @@ async fn bad_connector_requests_get_problem_json_with_stable_codes() {
         let p: Value = r.json().await.expect("problem json");
         (status, p["code"].as_str().unwrap_or_default().to_owned())
     };
-    let mut unknown = ebay_body(&fake);
+    let mut unknown = ebay_body();
     unknown["connectorType"] = json!("shopify");
     assert_eq!(
         code(post(unknown).await.expect("req")).await,
         (422, "unknown_connector_type".into())
     );
-    let mut unsupported = ebay_body(&fake);
+    let mut unsupported = ebay_body();
     unsupported["eventSubscriptions"] = json!(["order.fulfilled"]);
     assert_eq!(
         code(post(unsupported).await.expect("req")).await,
         (422, "unsupported_event".into())
     );
-    let mut no_seller = amazon_body(&fake, 0);
+    let mut no_seller = amazon_body(0);
     no_seller["settings"]
         .as_object_mut()
         .expect("object")
@@ -1049,20 +1051,20 @@ async fn bad_connector_requests_get_problem_json_with_stable_codes() {
         code(post(no_seller).await.expect("req")).await,
         (422, "invalid_settings".into())
     );
-    let mut polling_google = google_body(&fake);
+    let mut polling_google = google_body();
     polling_google["pollIntervalSecs"] = json!(60);
     assert_eq!(
         code(post(polling_google).await.expect("req")).await,
         (422, "connector_does_not_poll".into())
     );
-    let mut half = amazon_body(&fake, 0);
+    let mut half = amazon_body(0);
     half["credentials"] = json!({"apiKey": "only"});
     assert_eq!(
         code(post(half).await.expect("req")).await,
         (422, "credentials_incomplete".into())
     );
 
-    let google = create_id(&app, &google_body(&fake)).await;
+    let google = create_id(&app, &google_body()).await;
     let poll = app
         .as_store(Method::POST, &format!("/connectors/{google}/poll"), STORE)
         .send()
@@ -1133,12 +1135,11 @@ async fn bad_connector_requests_get_problem_json_with_stable_codes() {
 #[tokio::test]
 async fn refusals_dead_letter_at_once_expired_tokens_are_renewed_and_failed_polls_keep_their_cursor()
  {
-    let app = TestApp::spawn().await;
-    let fake = FakeChannels::start().await;
+    let (app, fake) = app_with_fake().await;
     let worker = app.worker("w").await;
 
     // 400 from Amazon: the listing itself is wrong; dead-lettered after one attempt.
-    let amazon = create_id(&app, &amazon_body(&fake, 0)).await;
+    let amazon = create_id(&app, &amazon_body(0)).await;
     fake.fail("/listings/", 1, 400, None);
     app.post_event(&event("product.updated", STORE, product("BAD")))
         .await;
@@ -1151,7 +1152,7 @@ async fn refusals_dead_letter_at_once_expired_tokens_are_renewed_and_failed_poll
     );
 
     // 401 from eBay: the cached token is dropped, the attempt is retried, and the retry fetches a new token.
-    let ebay = create_id(&app, &ebay_body(&fake)).await;
+    let ebay = create_id(&app, &ebay_body()).await;
     fake.clear_calls();
     fake.fail("/sell/", 1, 401, None);
     app.post_event(&event(
@@ -1182,7 +1183,7 @@ async fn refusals_dead_letter_at_once_expired_tokens_are_renewed_and_failed_poll
 
     // A failed poll is logged, keeps its cursor, and the next poll is still scheduled.
     fake.add_order("113-P", "2026-11-20T10:00:00Z");
-    let polling = create_id(&app, &amazon_body(&fake, 600)).await;
+    let polling = create_id(&app, &amazon_body(600)).await;
     fake.fail("/orders/v0/orders", 1, 503, None);
     worker.run_pending_jobs().await.expect("run");
     let failed = sync_log(&app, &polling, "direction=INBOUND").await;
@@ -1239,9 +1240,9 @@ async fn refusals_dead_letter_at_once_expired_tokens_are_renewed_and_failed_poll
 /// Catches: a config's rate limit applied per process, so N workers call the channel N times too fast.
 #[tokio::test]
 async fn two_worker_processes_share_one_rate_limit_per_config() {
-    let (app, env) = app_for_processes(200).await;
     let fake = FakeChannels::start().await;
-    let id = rate_limited_backlog(&app, &fake, 4.0, 10).await;
+    let (app, env) = app_for_processes(200, &fake).await;
+    let id = rate_limited_backlog(&app, 4.0, 10).await;
     let _w1 = ServiceProcess::spawn("worker", &env, "rate-worker-1");
     let _w2 = ServiceProcess::spawn("worker", &env, "rate-worker-2");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);

@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod delivery;
 pub mod envelope;
 pub mod matching;
+pub mod net;
 pub mod ratelimit;
 pub mod retry;
 pub mod signing;

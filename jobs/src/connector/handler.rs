@@ -583,7 +583,7 @@ mod tests {
             seen: Mutex::default(),
         });
         let deps = ConnectorDeps {
-            registry: Arc::new(Registry::standard()),
+            registry: Arc::new(Registry::standard(&Default::default())),
             secrets: Arc::new(Secrets(secrets)),
             http: http.clone(),
             gate: Arc::new(Gate(gate)),
@@ -601,7 +601,7 @@ mod tests {
             config_id: Uuid::nil(),
             store_id: "s".into(),
             connector_type: "amazon".into(),
-            settings: json!({"sellerId": "S", "marketplaceId": "M", "endpoint": "http://amazon", "lwaEndpoint": "http://lwa/token"}),
+            settings: json!({"sellerId": "S", "marketplaceId": "M"}),
         }
     }
 

@@ -28,7 +28,7 @@ pub struct ConnectorConfig {
     pub store_id: String,
     /// `amazon`, `ebay`, `google_shopping`.
     pub connector_type: String,
-    /// Non-sensitive settings (endpoints, seller and marketplace ids, rate limit).
+    /// Non-sensitive settings (seller and marketplace ids, region, rate limit; never URLs).
     pub settings: Value,
 }
 
@@ -239,14 +239,15 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Amazon, eBay and Google Shopping.
-    pub fn standard() -> Self {
+    /// Amazon, eBay and Google Shopping, calling the deployment's `endpoints`.
+    pub fn standard(endpoints: &crate::connectors::ChannelEndpoints) -> Self {
+        use crate::connectors::{amazon::Amazon, ebay::Ebay, google::GoogleShopping};
         Self::default()
-            .with(Arc::new(crate::connectors::amazon::Amazon::default()))
-            .with(Arc::new(crate::connectors::ebay::Ebay::default()))
-            .with(Arc::new(
-                crate::connectors::google::GoogleShopping::default(),
-            ))
+            .with(Arc::new(Amazon::new(endpoints.amazon.clone())))
+            .with(Arc::new(Ebay::new(endpoints.ebay.clone())))
+            .with(Arc::new(GoogleShopping::new(
+                endpoints.google_shopping.clone(),
+            )))
     }
 
     /// Add (or replace) an adapter.

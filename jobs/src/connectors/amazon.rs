@@ -14,7 +14,9 @@ use workflows::channels::amazon::{
 use workflows::connector::SyncFailure;
 use workflows::ratelimit::RateLimit;
 
-use super::{api_request, cached_token, call_with_token, encode, token_key};
+use super::{
+    api_request, cached_token, call_with_token, encode, refuse_endpoint_settings, token_key,
+};
 use crate::connector::tokens::TokenCache;
 use crate::connector::{
     ChannelRequest, ConnectorAdapter, ConnectorContext, ConnectorError, ConnectorEvent,
@@ -34,12 +36,9 @@ pub struct Settings {
     pub seller_id: String,
     /// Marketplace, e.g. `ATVPDKIKX0DER` (US).
     pub marketplace_id: String,
-    /// SP-API regional endpoint.
-    #[serde(default = "default_endpoint")]
-    pub endpoint: String,
-    /// LWA token endpoint.
-    #[serde(default = "default_lwa")]
-    pub lwa_endpoint: String,
+    /// Which of the deployment's SP-API regional endpoints serves the marketplace.
+    #[serde(default)]
+    pub region: Region,
     /// Product type of listings.
     #[serde(default = "default_product_type")]
     pub product_type: String,
@@ -50,11 +49,53 @@ pub struct Settings {
     pub orders_created_after: Option<DateTime<Utc>>,
 }
 
-fn default_endpoint() -> String {
-    "https://sellingpartnerapi-na.amazon.com".into()
+/// The SP-API regions (each serves a set of marketplaces).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Region {
+    /// North America (US, CA, MX, BR).
+    #[default]
+    Na,
+    /// Europe, Middle East, India.
+    Eu,
+    /// Far East (JP, AU, SG).
+    Fe,
 }
-fn default_lwa() -> String {
-    "https://api.amazon.com/auth/o2/token".into()
+
+/// Where Amazon's APIs are: deployment configuration (`[connectors.amazon]`), never a connector setting, so no API
+/// call can send a config's refresh token and client secret anywhere else.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Endpoints {
+    /// Login with Amazon token endpoint.
+    pub lwa_endpoint: String,
+    /// SP-API, North America.
+    pub sp_api_na: String,
+    /// SP-API, Europe.
+    pub sp_api_eu: String,
+    /// SP-API, Far East.
+    pub sp_api_fe: String,
+}
+
+impl Default for Endpoints {
+    fn default() -> Self {
+        Self {
+            lwa_endpoint: "https://api.amazon.com/auth/o2/token".into(),
+            sp_api_na: "https://sellingpartnerapi-na.amazon.com".into(),
+            sp_api_eu: "https://sellingpartnerapi-eu.amazon.com".into(),
+            sp_api_fe: "https://sellingpartnerapi-fe.amazon.com".into(),
+        }
+    }
+}
+
+impl Endpoints {
+    /// The SP-API base URL of `region`.
+    pub fn sp_api(&self, region: Region) -> &str {
+        match region {
+            Region::Na => &self.sp_api_na,
+            Region::Eu => &self.sp_api_eu,
+            Region::Fe => &self.sp_api_fe,
+        }
+    }
 }
 fn default_product_type() -> String {
     "PRODUCT".into()
@@ -67,22 +108,29 @@ fn default_language() -> String {
 #[derive(Default)]
 pub struct Amazon {
     tokens: TokenCache,
+    endpoints: Endpoints,
 }
 
 impl Amazon {
-    async fn access_token(
-        &self,
-        ctx: &ConnectorContext<'_>,
-        s: &Settings,
-    ) -> Result<String, ConnectorError> {
+    /// An adapter calling these endpoints.
+    pub fn new(endpoints: Endpoints) -> Self {
+        Self {
+            tokens: TokenCache::default(),
+            endpoints,
+        }
+    }
+
+    async fn access_token(&self, ctx: &ConnectorContext<'_>) -> Result<String, ConnectorError> {
         cached_token(ctx, &self.tokens, || {
             let c = ctx.credentials;
-            Ok(ChannelRequest::new(Method::Post, &s.lwa_endpoint).form(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", c.require(CredentialField::RefreshToken)?),
-                ("client_id", c.require(CredentialField::ApiKey)?),
-                ("client_secret", c.require(CredentialField::ApiSecret)?),
-            ]))
+            Ok(
+                ChannelRequest::new(Method::Post, &self.endpoints.lwa_endpoint).form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", c.require(CredentialField::RefreshToken)?),
+                    ("client_id", c.require(CredentialField::ApiKey)?),
+                    ("client_secret", c.require(CredentialField::ApiSecret)?),
+                ]),
+            )
         })
         .await
     }
@@ -95,9 +143,10 @@ impl Amazon {
         path_and_query: String,
         body: Option<Value>,
     ) -> Result<Value, ConnectorError> {
-        let token = self.access_token(ctx, s).await?;
-        let request = api_request(method, &s.endpoint, &path_and_query, body)
-            .header("x-amz-access-token", token);
+        let token = self.access_token(ctx).await?;
+        let base = self.endpoints.sp_api(s.region);
+        let request =
+            api_request(method, base, &path_and_query, body).header("x-amz-access-token", token);
         match call_with_token(ctx, &self.tokens, &request).await {
             // SP-API answers an expired or revoked access token with 403 `Unauthorized`, not 401: drop the token and
             // retry on the schedule (a role truly missing still dead-letters after the fifth attempt).
@@ -185,6 +234,7 @@ impl ConnectorAdapter for Amazon {
     }
 
     fn check_settings(&self, settings: &Value) -> Result<(), String> {
+        refuse_endpoint_settings(settings, "amazon")?;
         parse_settings::<Settings>(settings)
             .map(drop)
             .map_err(|e| e.to_string())

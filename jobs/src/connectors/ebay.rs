@@ -12,7 +12,7 @@ use workflows::channels::ebay::{
 use workflows::connector::{StatusClass, SyncFailure, classify_status};
 use workflows::ratelimit::RateLimit;
 
-use super::{api_request, cached_token, call_with_token, encode};
+use super::{api_request, cached_token, call_with_token, encode, refuse_endpoint_settings};
 use crate::connector::tokens::TokenCache;
 use crate::connector::{
     ChannelRequest, ConnectorAdapter, ConnectorContext, ConnectorError, ConnectorEvent,
@@ -26,11 +26,6 @@ pub const SCOPE: &str = "https://api.ebay.com/oauth/api_scope/sell.inventory";
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Settings {
-    /// API host.
-    #[serde(default = "default_endpoint")]
-    pub endpoint: String,
-    /// OAuth token endpoint (default `{endpoint}/identity/v1/oauth2/token`).
-    pub token_url: Option<String>,
     /// Marketplace of the offers.
     #[serde(default = "default_marketplace")]
     pub marketplace_id: String,
@@ -42,8 +37,23 @@ pub struct Settings {
     pub content_language: String,
 }
 
-fn default_endpoint() -> String {
-    "https://api.ebay.com".into()
+/// Where eBay's APIs are: deployment configuration (`[connectors.ebay]`), never a connector setting, so no API
+/// call can send a config's credentials anywhere else.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Endpoints {
+    /// API base URL (`https://api.sandbox.ebay.com` for the sandbox).
+    pub api: String,
+    /// OAuth token endpoint.
+    pub token_url: String,
+}
+
+impl Default for Endpoints {
+    fn default() -> Self {
+        Self {
+            api: "https://api.ebay.com".into(),
+            token_url: "https://api.ebay.com/identity/v1/oauth2/token".into(),
+        }
+    }
 }
 fn default_marketplace() -> String {
     "EBAY_US".into()
@@ -59,14 +69,19 @@ fn default_language() -> String {
 #[derive(Default)]
 pub struct Ebay {
     tokens: TokenCache,
+    endpoints: Endpoints,
 }
 
 impl Ebay {
-    async fn access_token(
-        &self,
-        ctx: &ConnectorContext<'_>,
-        s: &Settings,
-    ) -> Result<String, ConnectorError> {
+    /// An adapter calling these endpoints.
+    pub fn new(endpoints: Endpoints) -> Self {
+        Self {
+            tokens: TokenCache::default(),
+            endpoints,
+        }
+    }
+
+    async fn access_token(&self, ctx: &ConnectorContext<'_>) -> Result<String, ConnectorError> {
         cached_token(ctx, &self.tokens, || {
             let c = ctx.credentials;
             let basic = base64::engine::general_purpose::STANDARD.encode(format!(
@@ -74,13 +89,7 @@ impl Ebay {
                 c.require(CredentialField::ApiKey)?,
                 c.require(CredentialField::ApiSecret)?
             ));
-            let url = s.token_url.clone().unwrap_or_else(|| {
-                format!(
-                    "{}/identity/v1/oauth2/token",
-                    s.endpoint.trim_end_matches('/')
-                )
-            });
-            Ok(ChannelRequest::new(Method::Post, url)
+            Ok(ChannelRequest::new(Method::Post, &self.endpoints.token_url)
                 .header("authorization", format!("Basic {basic}"))
                 .form(&[
                     ("grant_type", "refresh_token"),
@@ -99,8 +108,8 @@ impl Ebay {
         path: String,
         body: Option<Value>,
     ) -> Result<Value, ConnectorError> {
-        let token = self.access_token(ctx, s).await?;
-        let request = api_request(method, &s.endpoint, &path, body)
+        let token = self.access_token(ctx).await?;
+        let request = api_request(method, &self.endpoints.api, &path, body)
             .bearer(&token)
             .header("content-language", s.content_language.clone());
         call_with_token(ctx, &self.tokens, &request).await
@@ -192,6 +201,7 @@ impl ConnectorAdapter for Ebay {
     }
 
     fn check_settings(&self, settings: &Value) -> Result<(), String> {
+        refuse_endpoint_settings(settings, "ebay")?;
         parse_settings::<Settings>(settings)
             .map(drop)
             .map_err(|e| e.to_string())

@@ -10,7 +10,7 @@ use workflows::catalog::listings;
 use workflows::channels::google::{Feed, jwt_claims, product_input};
 use workflows::ratelimit::RateLimit;
 
-use super::{cached_token, call_with_token, encode};
+use super::{cached_token, call_with_token, encode, refuse_endpoint_settings};
 use crate::connector::tokens::TokenCache;
 use crate::connector::{
     ChannelRequest, ConnectorAdapter, ConnectorContext, ConnectorError, ConnectorEvent,
@@ -25,12 +25,6 @@ pub struct Settings {
     pub merchant_id: String,
     /// Id of the API data source products are inserted into.
     pub data_source_id: String,
-    /// Merchant API host.
-    #[serde(default = "default_endpoint")]
-    pub endpoint: String,
-    /// OAuth token endpoint (also the JWT audience).
-    #[serde(default = "default_token_url")]
-    pub token_url: String,
     /// Content language.
     #[serde(default = "default_language")]
     pub content_language: String,
@@ -39,11 +33,23 @@ pub struct Settings {
     pub feed_label: String,
 }
 
-fn default_endpoint() -> String {
-    "https://merchantapi.googleapis.com".into()
+/// Where Google's APIs are: deployment configuration (`[connectors.google_shopping]`), never a connector setting,
+/// so no API call can send a signed service-account assertion anywhere else.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Endpoints {
+    /// Merchant API base URL.
+    pub api: String,
+    /// OAuth token endpoint (also the JWT audience).
+    pub token_url: String,
 }
-fn default_token_url() -> String {
-    "https://oauth2.googleapis.com/token".into()
+
+impl Default for Endpoints {
+    fn default() -> Self {
+        Self {
+            api: "https://merchantapi.googleapis.com".into(),
+            token_url: "https://oauth2.googleapis.com/token".into(),
+        }
+    }
 }
 fn default_language() -> String {
     "en".into()
@@ -87,19 +93,25 @@ pub fn sign_jwt(private_key_pem: &str, claims: &Value) -> Result<String, Connect
 #[derive(Default)]
 pub struct GoogleShopping {
     tokens: TokenCache,
+    endpoints: Endpoints,
 }
 
 impl GoogleShopping {
-    async fn access_token(
-        &self,
-        ctx: &ConnectorContext<'_>,
-        s: &Settings,
-    ) -> Result<String, ConnectorError> {
+    /// An adapter calling these endpoints.
+    pub fn new(endpoints: Endpoints) -> Self {
+        Self {
+            tokens: TokenCache::default(),
+            endpoints,
+        }
+    }
+
+    async fn access_token(&self, ctx: &ConnectorContext<'_>) -> Result<String, ConnectorError> {
+        let token_url = &self.endpoints.token_url;
         cached_token(ctx, &self.tokens, || {
             let email = ctx.credentials.require(CredentialField::ApiKey)?;
             let key = ctx.credentials.require(CredentialField::ApiSecret)?;
-            let assertion = sign_jwt(key, &jwt_claims(email, &s.token_url, ctx.now.timestamp()))?;
-            Ok(ChannelRequest::new(Method::Post, &s.token_url).form(&[
+            let assertion = sign_jwt(key, &jwt_claims(email, token_url, ctx.now.timestamp()))?;
+            Ok(ChannelRequest::new(Method::Post, token_url).form(&[
                 ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
                 ("assertion", &assertion),
             ]))
@@ -130,6 +142,7 @@ impl ConnectorAdapter for GoogleShopping {
     }
 
     fn check_settings(&self, settings: &Value) -> Result<(), String> {
+        refuse_endpoint_settings(settings, "google_shopping")?;
         parse_settings::<Settings>(settings)
             .map(drop)
             .map_err(|e| e.to_string())
@@ -163,12 +176,12 @@ impl ConnectorAdapter for GoogleShopping {
         );
         let url = format!(
             "{}/products/v1/accounts/{}/productInputs:insert?dataSource={}",
-            s.endpoint.trim_end_matches('/'),
+            self.endpoints.api.trim_end_matches('/'),
             encode(&s.merchant_id),
             encode(&data_source)
         );
         for l in &items {
-            let token = self.access_token(ctx, &s).await?;
+            let token = self.access_token(ctx).await?;
             let request = ChannelRequest::new(Method::Post, &url)
                 .bearer(&token)
                 .json(product_input(l, &feed));
@@ -183,10 +196,10 @@ impl ConnectorAdapter for GoogleShopping {
 
     async fn test_connection(&self, ctx: &ConnectorContext<'_>) -> Result<String, ConnectorError> {
         let s: Settings = parse_settings(&ctx.config.settings)?;
-        let token = self.access_token(ctx, &s).await?;
+        let token = self.access_token(ctx).await?;
         let url = format!(
             "{}/accounts/v1/accounts/{}",
-            s.endpoint.trim_end_matches('/'),
+            self.endpoints.api.trim_end_matches('/'),
             encode(&s.merchant_id)
         );
         let answer = call_with_token(

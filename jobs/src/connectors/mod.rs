@@ -6,11 +6,61 @@ pub mod google;
 
 use std::time::Duration;
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::connector::channel::is_unauthorized;
 use crate::connector::tokens::TokenCache;
 use crate::connector::{ChannelRequest, ConnectorContext, ConnectorError, Method};
+
+/// Every channel's API locations: deployment configuration (`[connectors.amazon]`, `[connectors.ebay]`,
+/// `[connectors.google_shopping]`), defaulting to the real hosts. Settings of a connector never name a URL.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ChannelEndpoints {
+    /// Amazon SP-API and Login with Amazon.
+    pub amazon: amazon::Endpoints,
+    /// eBay.
+    pub ebay: ebay::Endpoints,
+    /// Google Merchant API and Google OAuth.
+    pub google_shopping: google::Endpoints,
+}
+
+impl ChannelEndpoints {
+    /// Every configured URL, with the config key it comes from.
+    pub fn urls(&self) -> Vec<(&'static str, &str)> {
+        let a = &self.amazon;
+        vec![
+            ("connectors.amazon.lwa_endpoint", a.lwa_endpoint.as_str()),
+            ("connectors.amazon.sp_api_na", a.sp_api_na.as_str()),
+            ("connectors.amazon.sp_api_eu", a.sp_api_eu.as_str()),
+            ("connectors.amazon.sp_api_fe", a.sp_api_fe.as_str()),
+            ("connectors.ebay.api", self.ebay.api.as_str()),
+            ("connectors.ebay.token_url", self.ebay.token_url.as_str()),
+            (
+                "connectors.google_shopping.api",
+                self.google_shopping.api.as_str(),
+            ),
+            (
+                "connectors.google_shopping.token_url",
+                self.google_shopping.token_url.as_str(),
+            ),
+        ]
+    }
+}
+
+/// Settings that used to name URLs (`endpoint`, `lwaEndpoint`, `tokenUrl`) are refused at setup: pointing a
+/// config's credentials at another host would read them back. Stored configs that still carry them are ignored.
+pub fn refuse_endpoint_settings(settings: &Value, connector_type: &str) -> Result<(), String> {
+    for key in ["endpoint", "lwaEndpoint", "tokenUrl"] {
+        if settings.get(key).is_some() {
+            return Err(format!(
+                "settings.{key} is not a connector setting: channel endpoints are deployment configuration \
+                 ([connectors.{connector_type}] in the service's config)"
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Percent-encode one URL path segment or query value (everything but RFC 3986 unreserved characters).
 pub fn encode(raw: &str) -> String {

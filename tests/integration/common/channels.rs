@@ -462,6 +462,50 @@ impl FakeChannels {
         format!("http://{}", self.addr)
     }
 
+    /// The channel endpoints of a deployment whose every channel is this fake, as `(config key, URL)`.
+    pub fn endpoints(&self) -> Vec<(&'static str, String)> {
+        let base = self.url();
+        vec![
+            ("amazon.lwa_endpoint", format!("{base}/auth/o2/token")),
+            ("amazon.sp_api_na", base.clone()),
+            ("amazon.sp_api_eu", base.clone()),
+            ("amazon.sp_api_fe", base.clone()),
+            ("ebay.api", base.clone()),
+            ("ebay.token_url", format!("{base}/identity/v1/oauth2/token")),
+            ("google_shopping.api", base.clone()),
+            ("google_shopping.token_url", format!("{base}/token")),
+        ]
+    }
+
+    /// Point `config`'s channel endpoints (deployment configuration) at this fake.
+    pub fn configure(&self, config: &mut integration_service::config::Config) {
+        let c = &mut config.connectors;
+        for (key, url) in self.endpoints() {
+            let slot = match key {
+                "amazon.lwa_endpoint" => &mut c.amazon.lwa_endpoint,
+                "amazon.sp_api_na" => &mut c.amazon.sp_api_na,
+                "amazon.sp_api_eu" => &mut c.amazon.sp_api_eu,
+                "amazon.sp_api_fe" => &mut c.amazon.sp_api_fe,
+                "ebay.api" => &mut c.ebay.api,
+                "ebay.token_url" => &mut c.ebay.token_url,
+                "google_shopping.api" => &mut c.google_shopping.api,
+                _ => &mut c.google_shopping.token_url,
+            };
+            *slot = url;
+        }
+    }
+
+    /// The same, as environment variables of a service process.
+    pub fn env(&self) -> Vec<(String, String)> {
+        self.endpoints()
+            .into_iter()
+            .map(|(key, url)| {
+                let var = key.to_uppercase().replace('.', "__");
+                (format!("SS3_CONNECTORS__{var}"), url)
+            })
+            .collect()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -19,9 +19,23 @@ pub struct ServiceProcess {
 
 impl ServiceProcess {
     pub fn spawn(roles: &str, env: &BTreeMap<String, String>, log_name: &str) -> Self {
+        Self::spawn_in(roles, env, log_name, None)
+    }
+
+    /// The same, in working directory `dir` (where relative paths such as `secrets.key_file` land).
+    pub fn spawn_in(
+        roles: &str,
+        env: &BTreeMap<String, String>,
+        log_name: &str,
+        dir: Option<&std::path::Path>,
+    ) -> Self {
         let log = std::env::temp_dir().join(format!("ss3-{log_name}-{}.log", std::process::id()));
         let out = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(binary())
+        let mut command = Command::new(binary());
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
+        let child = command
             .args(["serve", "--roles", roles])
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
