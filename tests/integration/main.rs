@@ -5,11 +5,13 @@ mod common;
 
 mod api;
 mod broker;
+mod commit_outcome;
 mod compose;
 mod connectors;
 mod credentials;
 mod kafka;
 mod pipeline;
+mod poison;
 mod processes;
 mod restart;
 mod vault;
