@@ -2,6 +2,7 @@
 
 mod batch;
 pub mod kafka;
+mod resume;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
