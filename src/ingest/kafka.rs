@@ -166,11 +166,13 @@ impl KafkaIngest {
             match self.write_once(batch, outcome_unknown).await {
                 Ok(()) => return Ok(()),
                 Err(e) => {
-                    outcome_unknown = matches!(
+                    let unknown_now = matches!(
                         e.downcast_ref::<BatchError>(),
                         Some(BatchError::CommitUnknown(_))
                     );
-                    if outcome_unknown {
+                    // Sticky: a later attempt failing otherwise does not make the lost commit's outcome known.
+                    outcome_unknown |= unknown_now;
+                    if unknown_now {
                         tracing::warn!(error = %format!("{e:#}"), messages = batch.len(), "batch commit outcome unknown; re-reading the stored offsets before writing again");
                     } else {
                         tracing::warn!(error = %format!("{e:#}"), messages = batch.len(), "cannot write batch; retrying before committing offsets");
