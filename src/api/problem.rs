@@ -102,7 +102,7 @@ impl From<sqlx::Error> for ApiError {
         match classify(&e) {
             Some(Conflict::AlreadyExists(code)) => Self::Conflict(code, "already exists".into()),
             Some(Conflict::Invalid(code)) => {
-                Self::Invalid(code, "a value was refused by a constraint".into())
+                Self::Invalid(code, "a value was refused by the database".into())
             }
             None => Self::Internal(e.into()),
         }

@@ -1,19 +1,48 @@
-//! The one place that turns SQLSTATEs and constraint names into stable error codes.
+//! The one place that turns SQLSTATEs and constraint names into stable error codes, and that decides whose
+//! fault a failed statement is (the data's, or our infrastructure's).
 
 /// A database error the API can explain to a client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conflict {
     /// A unique constraint was violated: the named thing already exists.
     AlreadyExists(&'static str),
-    /// A CHECK constraint refused a value.
+    /// The values were refused (a CHECK constraint, or any other data error): the code says which.
     Invalid(&'static str),
 }
 
-/// Classify `err` if it is a constraint violation we know how to explain.
+/// Whose fault a failed statement is. Ingest quarantines on `Data` and retries on `Infrastructure`;
+/// the API answers `Data` with a 4xx problem and `Infrastructure` with a 5xx.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The values written: the same statement with the same values fails again, so retrying is pointless.
+    /// Carries a stable reason code (quarantine rows and problem JSON use it).
+    Data(&'static str),
+    /// Connection lost, server down or restarting, pool exhausted, a serialization failure or deadlock, or our own
+    /// bug (an SQL error of another class): retrying later can succeed, and quarantining would drain good messages.
+    Infrastructure,
+}
+
+/// Classify `err`. Data errors are SQLSTATE classes 22 (data exception: invalid text, `\u0000` in jsonb,
+/// out-of-range numbers and dates), 23 (integrity constraint violation) and 54 (program limit exceeded: a value
+/// too large to index or store), and values the driver cannot encode. Everything else is infrastructure.
+pub fn fault(err: &sqlx::Error) -> Fault {
+    match err {
+        sqlx::Error::Database(db) => match db.code().as_deref().map(|c| c.get(..2)) {
+            Some(Some("22")) => Fault::Data("data_exception"),
+            Some(Some("23")) => Fault::Data("constraint_violation"),
+            Some(Some("54")) => Fault::Data("program_limit_exceeded"),
+            _ => Fault::Infrastructure,
+        },
+        sqlx::Error::Encode(_) => Fault::Data("unencodable_value"),
+        _ => Fault::Infrastructure,
+    }
+}
+
+/// Classify `err` if the client's data caused it; `None` means a 5xx.
 pub fn classify(err: &sqlx::Error) -> Option<Conflict> {
-    let db = err.as_database_error()?;
-    let constraint = db.constraint().unwrap_or_default();
-    match db.code().as_deref() {
+    let db = err.as_database_error();
+    let constraint = db.and_then(|d| d.constraint()).unwrap_or_default();
+    match db.and_then(|d| d.code()).as_deref() {
         Some("23505") => Some(Conflict::AlreadyExists(match constraint {
             "api_credentials_store_name" => "credential_name_taken",
             "api_credentials_client_id" => "credential_id_collision",
@@ -23,6 +52,98 @@ pub fn classify(err: &sqlx::Error) -> Option<Conflict> {
             c if c.starts_with("webhook_subscriptions") => "invalid_subscription",
             _ => "invalid_value",
         })),
-        _ => None,
+        _ => match fault(err) {
+            Fault::Data(code) => Some(Conflict::Invalid(code)),
+            Fault::Infrastructure => None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use sqlx::error::{DatabaseError, ErrorKind};
+
+    use super::*;
+
+    /// A server error with a given SQLSTATE, as sqlx would surface it.
+    #[derive(Debug)]
+    struct Sqlstate(&'static str);
+
+    impl std::fmt::Display for Sqlstate {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "SQLSTATE {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Sqlstate {}
+
+    impl DatabaseError for Sqlstate {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.0))
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> ErrorKind {
+            ErrorKind::Other
+        }
+    }
+
+    fn db(code: &'static str) -> sqlx::Error {
+        sqlx::Error::Database(Box::new(Sqlstate(code)))
+    }
+
+    #[test]
+    fn errors_a_message_can_cause_are_the_datas_fault() {
+        for (code, reason) in [
+            ("22P05", "data_exception"), // \u0000 in jsonb
+            ("22021", "data_exception"), // a NUL byte in text
+            ("22008", "data_exception"), // datetime out of range
+            ("23505", "constraint_violation"),
+            ("23514", "constraint_violation"),
+            ("54000", "program_limit_exceeded"), // index row too large
+        ] {
+            assert_eq!(fault(&db(code)), Fault::Data(reason), "SQLSTATE {code}");
+        }
+        let encode = sqlx::Error::Encode("cannot encode".into());
+        assert_eq!(fault(&encode), Fault::Data("unencodable_value"));
+    }
+
+    #[test]
+    fn connection_server_and_concurrency_errors_are_retried_as_infrastructure() {
+        for code in [
+            "40001", "40P01", "08006", "57P01", "53300", "42P01", "XX000",
+        ] {
+            assert_eq!(fault(&db(code)), Fault::Infrastructure, "SQLSTATE {code}");
+        }
+        let io = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        for err in [io, sqlx::Error::PoolTimedOut, sqlx::Error::PoolClosed] {
+            assert_eq!(fault(&err), Fault::Infrastructure, "{err}");
+        }
+    }
+
+    #[test]
+    fn the_api_explains_data_errors_and_keeps_named_constraints() {
+        assert_eq!(
+            classify(&db("22P05")),
+            Some(Conflict::Invalid("data_exception"))
+        );
+        assert_eq!(
+            classify(&db("23505")),
+            Some(Conflict::AlreadyExists("already_exists"))
+        );
+        assert_eq!(classify(&db("40001")), None);
+        assert_eq!(classify(&sqlx::Error::PoolTimedOut), None);
     }
 }

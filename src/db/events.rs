@@ -139,26 +139,28 @@ pub async fn fan_out(
     ))
 }
 
-/// A message that could not be parsed, kept with its reason.
+/// A message the parser or Postgres refused, kept whole (raw key and value bytes) with its reason.
 #[derive(Debug, Clone)]
 pub struct Quarantined<'a> {
-    /// Topic.
+    /// The topic it was read from.
     pub topic: &'a str,
-    /// Partition.
+    /// Its partition.
     pub partition: i32,
-    /// Offset.
+    /// Its offset: with topic and partition, the row's identity (a redelivered message is recorded once).
     pub offset: i64,
-    /// Key bytes.
+    /// Key bytes, as received.
     pub key: Option<&'a [u8]>,
-    /// Raw value bytes.
+    /// Value bytes, as received.
     pub payload: Option<&'a [u8]>,
-    /// Stable code.
+    /// Stable code: the parser's (`event_not_object`, `nul_character`…) or the database's
+    /// (`data_exception`, `constraint_violation`…, see `db::errors::fault`).
     pub reason_code: &'a str,
     /// Human-readable reason.
     pub reason: String,
 }
 
-/// Quarantine a message (a redelivered one is recorded once).
+/// Quarantine a message (a redelivered one is recorded once). The reason is text: a NUL in it (which Postgres
+/// cannot store) is written as `\0`, so a quarantine row can never fail for the reason it quarantines.
 pub async fn quarantine(conn: &mut PgConnection, q: &Quarantined<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO quarantined_messages (kafka_topic, kafka_partition, kafka_offset, message_key, payload, reason_code, reason)
@@ -171,7 +173,7 @@ pub async fn quarantine(conn: &mut PgConnection, q: &Quarantined<'_>) -> Result<
     .bind(q.key)
     .bind(q.payload)
     .bind(q.reason_code)
-    .bind(&q.reason)
+    .bind(q.reason.replace('\0', "\\0"))
     .execute(conn)
     .await?;
     Ok(())

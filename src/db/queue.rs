@@ -43,8 +43,12 @@ pub async fn push(
 }
 
 /// A queue error inside a repository function that returns `sqlx::Error` (apalis wraps sqlx underneath).
+/// The database's own error is passed through unchanged, so `db::errors::fault` still sees its SQLSTATE.
 pub fn as_sqlx(e: apalis_postgres::Error) -> sqlx::Error {
-    sqlx::Error::Protocol(format!("queue: {e}"))
+    match e {
+        apalis_postgres::Error::Database(e) => e,
+        other => sqlx::Error::Protocol(format!("queue: {other}")),
+    }
 }
 
 /// apalis' config for our queue, with heartbeats set explicitly (its Default has 10 missed heartbeats).

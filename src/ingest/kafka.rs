@@ -11,9 +11,9 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use workflows::EventEnvelope;
 
-use super::{Incoming, Ingestor, OffsetUpdate};
+use super::resume::{plan, seek_back};
+use super::{BatchError, Incoming, Ingestor, OffsetUpdate};
 use crate::config::KafkaConfig;
-use crate::db::events::{EventSource, Quarantined};
 use crate::worker::Backoff;
 
 /// Build the consumer and subscribe to the configured regex and topics.
@@ -45,83 +45,15 @@ pub fn consumer(config: &KafkaConfig) -> anyhow::Result<StreamConsumer> {
 }
 
 fn to_incoming(msg: &OwnedMessage, max_bytes: usize) -> Incoming<'_> {
-    let payload = msg.payload().unwrap_or_default();
-    match EventEnvelope::parse(payload, max_bytes, Utc::now()) {
-        Ok(event) => Incoming::Event(
-            event,
-            EventSource::Kafka {
-                topic: msg.topic().to_owned(),
-                partition: msg.partition(),
-                offset: msg.offset(),
-            },
-        ),
-        Err(reason) => Incoming::Poison(Quarantined {
-            topic: msg.topic(),
-            partition: msg.partition(),
-            offset: msg.offset(),
-            key: msg.key(),
-            // Oversized payloads are kept too (bounded by the broker's own message limit): nothing is dropped.
-            payload: msg.payload(),
-            reason_code: reason.code(),
-            reason: reason.to_string(),
-        }),
+    Incoming {
+        topic: msg.topic(),
+        partition: msg.partition(),
+        offset: msg.offset(),
+        key: msg.key(),
+        // Oversized payloads are kept too (bounded by the broker's own message limit): nothing is dropped.
+        payload: msg.payload(),
+        parsed: EventEnvelope::parse(msg.payload().unwrap_or_default(), max_bytes, Utc::now()),
     }
-}
-
-/// What to do with a batch, given where Postgres says each partition resumes.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct BatchPlan {
-    /// Indexes of the messages to ingest.
-    keep: Vec<usize>,
-    /// Partitions the broker delivered past our stored offset: seek back there (their messages are dropped).
-    seek: Vec<(String, i32, i64)>,
-}
-
-/// Keep messages at or after the stored resume point; a partition whose first message is *past* it (a gap) is
-/// dropped and sought back. A partition with no stored point is taken as the broker gives it.
-fn plan(messages: &[(String, i32, i64)], resume: &HashMap<(String, i32), i64>) -> BatchPlan {
-    let mut first: HashMap<(&str, i32), i64> = HashMap::new();
-    for (topic, partition, offset) in messages {
-        let e = first.entry((topic.as_str(), *partition)).or_insert(*offset);
-        *e = (*e).min(*offset);
-    }
-    let mut plan = BatchPlan::default();
-    for ((topic, partition), first) in &first {
-        if let Some(&next) = resume.get(&((*topic).to_owned(), *partition))
-            && *first > next
-        {
-            plan.seek.push(((*topic).to_owned(), *partition, next));
-        }
-    }
-    for (i, (topic, partition, offset)) in messages.iter().enumerate() {
-        let gap = plan
-            .seek
-            .iter()
-            .any(|(t, p, _)| t == topic && p == partition);
-        let done = resume
-            .get(&(topic.clone(), *partition))
-            .is_some_and(|next| offset < next);
-        if !gap && !done {
-            plan.keep.push(i);
-        }
-    }
-    plan.seek.sort();
-    plan
-}
-
-/// Where to seek when a partition resumed past `next`: a growing step before it, because tansu answers a fetch
-/// that starts inside a record batch with the *following* batch (measured: a fetch at 2000 returned 2156 first),
-/// so seeking to `next` itself would skip the rest of its batch. Messages below `next` are dropped by `plan`.
-/// `None` once the step exceeds any batch size: the offsets are really gone (e.g. retention).
-fn seek_back(
-    steps: &mut HashMap<(String, i32), i64>,
-    topic: &str,
-    partition: i32,
-    next: i64,
-) -> Option<i64> {
-    let step = steps.entry((topic.to_owned(), partition)).or_insert(0);
-    *step = if *step == 0 { 64 } else { *step * 2 };
-    (*step <= 1 << 20).then(|| (next - *step).max(0))
 }
 
 /// The next offset to commit per partition: one past the highest offset in the batch
@@ -139,37 +71,77 @@ fn commit_list(batch: &[OwnedMessage]) -> anyhow::Result<TopicPartitionList> {
     Ok(list)
 }
 
-/// Consume until `shutdown`: gather a batch, write it in one transaction (retrying until it commits), then commit offsets.
+/// Consume until `shutdown`: gather a batch, write it in one transaction (retrying until it commits), then commit
+/// offsets to the broker.
 pub async fn run(
     consumer: StreamConsumer,
     ingestor: Ingestor,
     config: KafkaConfig,
     shutdown: CancellationToken,
 ) {
-    let linger = Duration::from_millis(config.batch_linger_ms);
-    let mut backoff = Backoff::default();
-    // Per partition: how far before our stored offset the last seek went (see `seek_back`).
-    let mut seek_steps: HashMap<(String, i32), i64> = HashMap::new();
-    loop {
-        let first = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            msg = consumer.recv() => msg,
-        };
-        let first = match first {
-            Ok(msg) => msg.detach(),
-            Err(e) => {
-                tracing::warn!(error = %e, "Kafka receive failed; backing off");
-                if backoff.wait(&shutdown).await.is_err() {
-                    break;
+    let mut ingest = KafkaIngest {
+        consumer,
+        ingestor,
+        config,
+        seek_steps: HashMap::new(),
+    };
+    while let Some(batch) = ingest.next_batch(&shutdown).await {
+        if ingest.write_until_stored(&batch, &shutdown).await.is_err() {
+            // Not committed: another member (or our successor) will read these messages again.
+            tracing::info!("shutting down with an unwritten batch; its offsets stay uncommitted");
+            return;
+        }
+        match commit_list(&batch) {
+            // Async: a lost commit only means a redelivery, which is a no-op.
+            Ok(list) => {
+                if let Err(e) = ingest.consumer.commit(&list, CommitMode::Async) {
+                    tracing::warn!(error = %e, "offset commit failed; messages will be redelivered and ignored");
                 }
-                continue;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot build offset list"),
+        }
+    }
+    // Commit synchronously what was consumed before leaving the group.
+    if let Err(e) = ingest.consumer.commit_consumer_state(CommitMode::Sync) {
+        tracing::debug!(error = %e, "final commit skipped");
+    }
+    tracing::info!("ingest stopped");
+}
+
+/// Shutdown was requested while a batch was still unwritten.
+struct ShuttingDown;
+
+/// The consumer loop's state.
+struct KafkaIngest {
+    consumer: StreamConsumer,
+    ingestor: Ingestor,
+    config: KafkaConfig,
+    /// Per partition: how far before our stored offset the last seek went (see `seek_back`).
+    seek_steps: HashMap<(String, i32), i64>,
+}
+
+impl KafkaIngest {
+    /// Wait for a message, then gather more for up to `batch_linger_ms` (or `batch_max`). `None` on shutdown.
+    async fn next_batch(&self, shutdown: &CancellationToken) -> Option<Vec<OwnedMessage>> {
+        let mut backoff = Backoff::default();
+        let first = loop {
+            let received = tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                msg = self.consumer.recv() => msg,
+            };
+            match received {
+                Ok(msg) => break msg.detach(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Kafka receive failed; backing off");
+                    backoff.wait(shutdown).await.ok()?;
+                }
             }
         };
-        backoff.reset();
         let mut batch = vec![first];
-        let deadline = tokio::time::Instant::now() + linger;
-        while batch.len() < config.batch_max {
-            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(self.config.batch_linger_ms);
+        while batch.len() < self.config.batch_max {
+            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
                 Ok(Ok(msg)) => batch.push(msg.detach()),
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "Kafka receive failed mid-batch");
@@ -178,85 +150,139 @@ pub async fn run(
                 Err(_) => break,
             }
         }
+        Some(batch)
+    }
+
+    /// Write `batch` until Postgres holds it. Only infrastructure errors get here (a message Postgres refuses is
+    /// quarantined by `ingest_batch`), so retrying with backoff ends when the database is back. `Err` on shutdown.
+    async fn write_until_stored(
+        &mut self,
+        batch: &[OwnedMessage],
+        shutdown: &CancellationToken,
+    ) -> Result<(), ShuttingDown> {
+        let mut backoff = Backoff::default();
+        let mut outcome_unknown = false;
+        loop {
+            match self.write_once(batch, outcome_unknown).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    let unknown_now = matches!(
+                        e.downcast_ref::<BatchError>(),
+                        Some(BatchError::CommitUnknown(_))
+                    );
+                    // Sticky: a later attempt failing otherwise does not make the lost commit's outcome known.
+                    outcome_unknown |= unknown_now;
+                    if unknown_now {
+                        tracing::warn!(error = %format!("{e:#}"), messages = batch.len(), "batch commit outcome unknown; re-reading the stored offsets before writing again");
+                    } else {
+                        tracing::warn!(error = %format!("{e:#}"), messages = batch.len(), "cannot write batch; retrying before committing offsets");
+                    }
+                    if backoff.wait(shutdown).await.is_err() {
+                        return Err(ShuttingDown);
+                    }
+                }
+            }
+        }
+    }
+
+    /// One attempt. It first re-reads where Postgres says each partition resumes, so after a commit whose outcome
+    /// was unknown the messages it did store are skipped, and the ones it did not are written: never assumed.
+    async fn write_once(
+        &mut self,
+        batch: &[OwnedMessage],
+        after_unknown_commit: bool,
+    ) -> anyhow::Result<()> {
         let positions: Vec<(String, i32, i64)> = batch
             .iter()
             .map(|m| (m.topic().to_owned(), m.partition(), m.offset()))
             .collect();
-        let mut write_backoff = Backoff::default();
-        loop {
-            let result = async {
-                let (topics, partitions): (Vec<String>, Vec<i32>) = positions.iter().map(|(t, p, _)| (t.clone(), *p)).unzip();
-                let resume: HashMap<(String, i32), i64> = ingestor
-                    .resume_points(&config.group_id, topics, partitions)
-                    .await?
-                    .into_iter()
-                    .map(|(t, p, o)| ((t, p), o))
-                    .collect();
-                let mut plan = plan(&positions, &resume);
-                for (topic, partition, offset) in std::mem::take(&mut plan.seek) {
-                    match seek_back(&mut seek_steps, &topic, partition, offset) {
-                        Some(target) => {
-                            tracing::warn!(%topic, partition, offset, target, "the broker resumed past our stored offset; seeking back");
-                            consumer.seek(&topic, partition, Offset::Offset(target), Duration::from_secs(5))?;
-                        }
-                        None => {
-                            // Seeking back further cannot help: the broker no longer has these offsets.
-                            tracing::error!(%topic, partition, offset, "messages after our stored offset are gone from the broker; accepting the gap");
-                            plan.keep.extend(positions.iter().enumerate().filter(|(_, (t, p, _))| *t == topic && *p == partition).map(|(i, _)| i));
-                        }
-                    }
-                }
-                // A partition that delivered what we expected is back on track.
-                for &i in &plan.keep {
-                    let (topic, partition, _) = &positions[i];
-                    seek_steps.remove(&(topic.clone(), *partition));
-                }
-                plan.keep.sort_unstable();
-                let kept: Vec<&OwnedMessage> = plan.keep.iter().map(|&i| &batch[i]).collect();
-                let incoming: Vec<Incoming<'_>> = kept.iter().map(|m| to_incoming(m, config.max_message_bytes)).collect();
-                let mut next: HashMap<(&str, i32), i64> = HashMap::new();
-                for m in &kept {
-                    let e = next.entry((m.topic(), m.partition())).or_insert(0);
-                    *e = (*e).max(m.offset() + 1);
-                }
-                let mut update = OffsetUpdate { group: config.group_id.clone(), ..OffsetUpdate::default() };
-                for ((topic, partition), offset) in next {
-                    update.topics.push(topic.to_owned());
-                    update.partitions.push(partition);
-                    update.next.push(offset);
-                }
-                ingestor.ingest_batch(&incoming, Some(&update)).await
+        let (topics, partitions): (Vec<String>, Vec<i32>) =
+            positions.iter().map(|(t, p, _)| (t.clone(), *p)).unzip();
+        let resume: HashMap<(String, i32), i64> = self
+            .ingestor
+            .resume_points(&self.config.group_id, topics, partitions)
+            .await?
+            .into_iter()
+            .map(|(t, p, o)| ((t, p), o))
+            .collect();
+        let keep = self.keep_or_seek(&positions, &resume)?;
+        if keep.is_empty() {
+            if after_unknown_commit {
+                tracing::info!(
+                    messages = batch.len(),
+                    "the batch whose commit outcome was unknown is stored"
+                );
             }
-            .await;
-            match result {
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), messages = batch.len(), "cannot write batch; retrying before committing offsets");
-                    if write_backoff.wait(&shutdown).await.is_err() {
-                        // Not committed: another member (or our successor) will read these messages again.
-                        tracing::info!(
-                            "shutting down with an unwritten batch; its offsets stay uncommitted"
-                        );
-                        return;
-                    }
+            return Ok(());
+        }
+        let kept: Vec<&OwnedMessage> = keep.iter().map(|&i| &batch[i]).collect();
+        let incoming: Vec<Incoming<'_>> = kept
+            .iter()
+            .map(|m| to_incoming(m, self.config.max_message_bytes))
+            .collect();
+        let update = offset_update(&self.config.group_id, &kept);
+        self.ingestor.ingest_batch(&incoming, Some(&update)).await?;
+        Ok(())
+    }
+
+    /// Indexes of the messages to write, per `plan`; partitions with a gap are sought back (see `seek_back`).
+    fn keep_or_seek(
+        &mut self,
+        positions: &[(String, i32, i64)],
+        resume: &HashMap<(String, i32), i64>,
+    ) -> anyhow::Result<Vec<usize>> {
+        let mut plan = plan(positions, resume);
+        for (topic, partition, offset) in std::mem::take(&mut plan.seek) {
+            match seek_back(&mut self.seek_steps, &topic, partition, offset) {
+                Some(target) => {
+                    tracing::warn!(%topic, partition, offset, target, "the broker resumed past our stored offset; seeking back");
+                    self.consumer.seek(
+                        &topic,
+                        partition,
+                        Offset::Offset(target),
+                        Duration::from_secs(5),
+                    )?;
+                }
+                None => {
+                    // Seeking back further cannot help: the broker no longer has these offsets.
+                    tracing::error!(%topic, partition, offset, "messages after our stored offset are gone from the broker; accepting the gap");
+                    plan.keep.extend(
+                        positions
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, (t, p, _))| *t == topic && *p == partition)
+                            .map(|(i, _)| i),
+                    );
                 }
             }
         }
-        match commit_list(&batch) {
-            Ok(list) => {
-                // Async: a lost commit only means a redelivery, which is a no-op.
-                if let Err(e) = consumer.commit(&list, CommitMode::Async) {
-                    tracing::warn!(error = %e, "offset commit failed; messages will be redelivered and ignored");
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot build offset list"),
+        // A partition that delivered what we expected is back on track.
+        for &i in &plan.keep {
+            let (topic, partition, _) = &positions[i];
+            self.seek_steps.remove(&(topic.clone(), *partition));
         }
+        plan.keep.sort_unstable();
+        Ok(plan.keep)
     }
-    // Commit synchronously what was consumed before leaving the group.
-    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-        tracing::debug!(error = %e, "final commit skipped");
+}
+
+/// The next offset per partition of the messages written: one past the highest.
+fn offset_update(group: &str, kept: &[&OwnedMessage]) -> OffsetUpdate {
+    let mut next: HashMap<(&str, i32), i64> = HashMap::new();
+    for m in kept {
+        let e = next.entry((m.topic(), m.partition())).or_insert(0);
+        *e = (*e).max(m.offset() + 1);
     }
-    tracing::info!("ingest stopped");
+    let mut update = OffsetUpdate {
+        group: group.to_owned(),
+        ..OffsetUpdate::default()
+    };
+    for ((topic, partition), offset) in next {
+        update.topics.push(topic.to_owned());
+        update.partitions.push(partition);
+        update.next.push(offset);
+    }
+    update
 }
 
 /// Create `topics` if missing (tansu does not auto-create topics).
@@ -285,58 +311,4 @@ pub async fn create_topics(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn msgs(list: &[(i32, i64)]) -> Vec<(String, i32, i64)> {
-        list.iter().map(|&(p, o)| ("t".to_owned(), p, o)).collect()
-    }
-
-    #[test]
-    fn messages_before_the_stored_offset_are_skipped_and_a_gap_is_sought_back() {
-        let resume: HashMap<(String, i32), i64> =
-            [(("t".to_owned(), 0), 10), (("t".to_owned(), 1), 2000)].into();
-        let batch = msgs(&[
-            (0, 8),
-            (0, 9),
-            (0, 10),
-            (0, 11),
-            (1, 3051),
-            (1, 3052),
-            (2, 5),
-        ]);
-        let plan = plan(&batch, &resume);
-        assert_eq!(
-            plan.keep,
-            vec![2, 3, 6],
-            "offsets 8 and 9 were ingested; partition 1 has a gap; partition 2 is new"
-        );
-        assert_eq!(plan.seek, vec![("t".to_owned(), 1, 2000)]);
-    }
-
-    #[test]
-    fn seeking_back_steps_further_each_time_and_gives_up_eventually() {
-        let mut steps = HashMap::new();
-        assert_eq!(seek_back(&mut steps, "t", 1, 2000), Some(1936));
-        assert_eq!(seek_back(&mut steps, "t", 1, 2000), Some(1872));
-        assert_eq!(seek_back(&mut steps, "t", 1, 2000), Some(1744));
-        while seek_back(&mut steps, "t", 1, 2000).is_some() {}
-        assert_eq!(seek_back(&mut steps, "t", 1, 2000), None);
-    }
-
-    #[test]
-    fn a_batch_that_continues_where_we_stopped_is_kept_whole() {
-        let resume: HashMap<(String, i32), i64> = [(("t".to_owned(), 0), 10)].into();
-        let plan = plan(&msgs(&[(0, 10), (0, 11)]), &resume);
-        assert_eq!(
-            plan,
-            BatchPlan {
-                keep: vec![0, 1],
-                seek: vec![]
-            }
-        );
-    }
 }

@@ -1,24 +1,60 @@
 //! Ingest: domain events → delivery rows and their jobs, one Postgres transaction per batch of messages.
 
+mod batch;
 pub mod kafka;
+mod resume;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use sqlx::PgPool;
 use uuid::Uuid;
-use workflows::EventEnvelope;
+use workflows::{EventEnvelope, RejectReason};
 
 use crate::db::events::{self, EventSource, Ingested, Quarantined};
 use crate::db::queue;
 use crate::metrics::Metrics;
 
-/// One incoming message, parsed or not.
-pub enum Incoming<'a> {
-    /// A valid event.
-    Event(EventEnvelope, EventSource),
-    /// A message that failed to parse: it is quarantined.
-    Poison(Quarantined<'a>),
+pub use batch::BatchError;
+
+/// One Kafka message as it arrived (where it sits and its raw bytes, kept for quarantine) and what the
+/// envelope parser made of it.
+pub struct Incoming<'a> {
+    /// The topic it was read from.
+    pub topic: &'a str,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset in the partition.
+    pub offset: i64,
+    /// The raw key bytes, if any.
+    pub key: Option<&'a [u8]>,
+    /// The raw value bytes (`None` for a tombstone).
+    pub payload: Option<&'a [u8]>,
+    /// The parsed event, or why the parser refused it (the message is then quarantined with that reason).
+    pub parsed: Result<EventEnvelope, RejectReason>,
+}
+
+impl Incoming<'_> {
+    fn source(&self) -> EventSource {
+        EventSource::Kafka {
+            topic: self.topic.to_owned(),
+            partition: self.partition,
+            offset: self.offset,
+        }
+    }
+
+    /// This message as a quarantine row with `reason_code` (stable) and `reason` (for humans).
+    fn quarantined<'s>(&'s self, reason_code: &'s str, reason: String) -> Quarantined<'s> {
+        Quarantined {
+            topic: self.topic,
+            partition: self.partition,
+            offset: self.offset,
+            key: self.key,
+            payload: self.payload,
+            reason_code,
+            reason,
+        }
+    }
 }
 
 /// The next offset of each partition a Kafka batch touched.
@@ -53,46 +89,9 @@ impl Ingestor {
         group: &str,
         topics: Vec<String>,
         partitions: Vec<i32>,
-    ) -> anyhow::Result<Vec<(String, i32, i64)>> {
+    ) -> Result<Vec<(String, i32, i64)>, sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
-        Ok(events::next_offsets(&mut conn, group, &topics, &partitions).await?)
-    }
-
-    /// Write a batch in ONE transaction: events with their deliveries and jobs, poison messages to quarantine,
-    /// and (for Kafka) the next offset of each partition. Nothing is written unless everything is.
-    pub async fn ingest_batch(
-        &self,
-        batch: &[Incoming<'_>],
-        offsets: Option<&OffsetUpdate>,
-    ) -> anyhow::Result<Vec<Ingested>> {
-        let mut tx = self.pool.begin().await?;
-        if let Some(o) = offsets {
-            events::store_offsets(&mut tx, &o.group, &o.topics, &o.partitions, &o.next).await?;
-        }
-        let mut results = Vec::with_capacity(batch.len());
-        let mut jobs = Vec::new();
-        for item in batch {
-            match item {
-                Incoming::Event(event, source) => {
-                    let (ingested, new_jobs) =
-                        events::fan_out(&mut tx, event, source, None).await?;
-                    jobs.extend(new_jobs.into_iter().map(|j| (j, std::time::Duration::ZERO)));
-                    results.push(ingested);
-                }
-                Incoming::Poison(q) => events::quarantine(&mut tx, q).await?,
-            }
-        }
-        queue::push(&mut tx, jobs).await?;
-        tx.commit().await?;
-        for item in batch {
-            if let Incoming::Poison(_) = item {
-                self.metrics.messages_quarantined.fetch_add(1, Relaxed);
-            }
-        }
-        for r in &results {
-            self.count(r);
-        }
-        Ok(results)
+        events::next_offsets(&mut conn, group, &topics, &partitions).await
     }
 
     fn count(&self, ingested: &Ingested) {
@@ -104,12 +103,13 @@ impl Ingestor {
     }
 
     /// Ingest one event (HTTP); `only_subscription` restricts fan-out (the test endpoint).
+    /// A data error (SQLSTATE class 22/23…) comes back as such, for the API to answer with a problem, not a 500.
     pub async fn ingest_one(
         &self,
         event: &EventEnvelope,
         source: EventSource,
         only_subscription: Option<Uuid>,
-    ) -> anyhow::Result<Ingested> {
+    ) -> Result<Ingested, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let (ingested, jobs) = events::fan_out(&mut tx, event, &source, only_subscription).await?;
         queue::push(
@@ -118,7 +118,8 @@ impl Ingestor {
                 .map(|j| (j, std::time::Duration::ZERO))
                 .collect(),
         )
-        .await?;
+        .await
+        .map_err(queue::as_sqlx)?;
         tx.commit().await?;
         self.count(&ingested);
         Ok(ingested)

@@ -72,7 +72,10 @@ async fn invalid_requests_get_problem_json_with_stable_codes() {
     let (status, p) = problem(not_json.send().await.expect("req")).await;
     assert_eq!((status, p["code"].as_str()), (400, Some("invalid_request")));
     let (status, p) = problem(app.post_event(&json!(["an array"])).await).await;
-    assert_eq!((status, p["code"].as_str()), (422, Some("event_not_json")));
+    assert_eq!(
+        (status, p["code"].as_str()),
+        (422, Some("event_not_object"))
+    );
     let bad_type =
         json!({"eventId": uuid::Uuid::new_v4(), "eventType": "Order Placed", "storeId": "s"});
     let (status, p) = problem(app.post_event(&bad_type).await).await;

@@ -5,12 +5,14 @@ mod common;
 
 mod api;
 mod broker;
+mod commit_outcome;
 mod compose;
 mod connector_security;
 mod connectors;
 mod credentials;
 mod kafka;
 mod pipeline;
+mod poison;
 mod processes;
 mod restart;
 mod roles;

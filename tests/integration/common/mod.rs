@@ -4,6 +4,7 @@
 
 pub mod channels;
 pub mod kafka;
+pub mod pg_proxy;
 pub mod process;
 pub mod receiver;
 pub mod vault;
