@@ -9,7 +9,6 @@ use jobs::Clock;
 use jobs::connector::Registry;
 use jobs::connector::handler::ConnectorDeps;
 use jobs::webhook::WebhookDeps;
-use poem::listener::TcpAcceptor;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -345,18 +344,20 @@ impl Application {
                 listener.ok_or_else(|| anyhow::anyhow!("the api role needs a listener"))?;
             let addr: SocketAddr = listener.local_addr()?;
             tracing::info!(%addr, "API listening");
-            let app = api::app(self.state.clone());
-            let signal = shutdown.clone();
-            tracker.spawn(async move {
-                let server = poem::Server::new_with_acceptor(TcpAcceptor::from_tokio(listener)?);
-                server
-                    .run_with_graceful_shutdown(
-                        app,
-                        signal.cancelled_owned(),
-                        Some(Duration::from_secs(10)),
-                    )
-                    .await
-            });
+            let http = &self.config.http;
+            let app = api::app(
+                self.state.clone(),
+                api::edge::BodyLimits {
+                    max_body_bytes: http.max_body_bytes,
+                    max_event_bytes: self.config.kafka.max_message_bytes,
+                    read_timeout: Duration::from_millis(http.body_read_timeout_ms),
+                },
+            );
+            let limits = api::server::ServerLimits {
+                header_read_timeout: Duration::from_millis(http.header_read_timeout_ms),
+                shutdown_grace: Duration::from_secs(10),
+            };
+            tracker.spawn(api::server::serve(listener, app, limits, shutdown.clone()));
         }
         tracker.close();
         shutdown.cancelled().await;

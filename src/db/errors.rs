@@ -7,6 +7,9 @@ pub enum Conflict {
     AlreadyExists(&'static str),
     /// A CHECK constraint refused a value.
     Invalid(&'static str),
+    /// Postgres could not take a value as data (SQLSTATE class 22: NUL in text, a string too long, a number
+    /// out of range…): the request's fault, never ours. A safety net behind the typed request fields.
+    Data(&'static str),
 }
 
 /// Classify `err` if it is a constraint violation we know how to explain.
@@ -23,6 +26,7 @@ pub fn classify(err: &sqlx::Error) -> Option<Conflict> {
             c if c.starts_with("webhook_subscriptions") => "invalid_subscription",
             _ => "invalid_value",
         })),
+        Some(code) if code.starts_with("22") => Some(Conflict::Data("unstorable_value")),
         _ => None,
     }
 }

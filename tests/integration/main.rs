@@ -8,6 +8,8 @@ mod broker;
 mod compose;
 mod connectors;
 mod credentials;
+mod edge;
+mod edge_limits;
 mod kafka;
 mod pipeline;
 mod processes;
