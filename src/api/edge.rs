@@ -5,6 +5,7 @@
 //! (or any future protocol) cannot get past them: a body over its route's limit is refused with 413 as soon as
 //! the limit is crossed, and one that takes too long with 408; both close the connection.
 
+use std::collections::BTreeSet;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
@@ -80,7 +81,8 @@ impl Edge {
                 refused.clone(),
             ));
         }
-        let path = req.uri().path().to_owned();
+        // A `Uri` clone shares its bytes: nothing is copied on the hot path.
+        let uri = req.uri().clone();
         let result = ep.call(req).await;
         // Whatever the handler made of the failed read (poem-openapi calls it a bad payload), the edge's
         // reason is the true one.
@@ -96,7 +98,7 @@ impl Edge {
             ))),
             (None, Ok(resp)) => Ok(resp.into_response()),
             (None, Err(e)) if e.status() == StatusCode::METHOD_NOT_ALLOWED => {
-                Ok(self.allow.method_not_allowed(&path))
+                Ok(self.allow.method_not_allowed(uri.path()))
             }
             (None, Err(e)) => Err(e),
         }
@@ -180,16 +182,17 @@ impl AllowTable {
         let doc: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
         let mut rows = vec![(segments("/openapi.json"), "GET, HEAD".to_owned())];
         for (path, item) in doc["paths"].as_object().into_iter().flatten() {
-            let mut methods: Vec<String> = item
+            let mut methods: BTreeSet<String> = item
                 .as_object()
                 .into_iter()
                 .flatten()
                 .map(|(m, _)| m.to_ascii_uppercase())
                 .filter(|m| OPERATIONS.contains(&m.as_str()))
                 .collect();
-            if methods.iter().any(|m| m == "GET") {
-                methods.push("HEAD".into());
+            if methods.contains("GET") {
+                methods.insert("HEAD".into());
             }
+            let methods: Vec<String> = methods.into_iter().collect();
             rows.push((segments(path), methods.join(", ")));
         }
         Self(rows)
@@ -239,7 +242,7 @@ mod tests {
             resp.headers()
                 .get(header::ALLOW)
                 .and_then(|v| v.to_str().ok()),
-            Some("GET, PATCH, DELETE, HEAD")
+            Some("DELETE, GET, HEAD, PATCH")
         );
         let resp = table.method_not_allowed("/subscriptions");
         assert_eq!(
