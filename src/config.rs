@@ -69,6 +69,19 @@ pub struct Config {
     pub vault: VaultConfig,
     /// Marketplace connectors.
     pub connectors: ConnectorsConfig,
+    /// Limits of the API's HTTP server.
+    pub http: HttpConfig,
+}
+
+/// `[http]`: what a client may cost the API's HTTP server.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpConfig {
+    /// Largest request body of every route but `POST /events` (which takes `kafka.max_message_bytes`).
+    pub max_body_bytes: usize,
+    /// Time to send a request's header block (and, on a kept-alive connection, to start the next request).
+    pub header_read_timeout_ms: u64,
+    /// Time to send a request's body, counted from the service's first read of it.
+    pub body_read_timeout_ms: u64,
 }
 
 /// `[connectors]`.
@@ -298,6 +311,15 @@ impl Config {
         }
         if !(4..=31).contains(&self.credentials.bcrypt_cost) {
             return invalid("credentials.bcrypt_cost", "must be between 4 and 31");
+        }
+        if self.http.max_body_bytes == 0 {
+            return invalid("http.max_body_bytes", "must be at least 1");
+        }
+        if self.http.header_read_timeout_ms == 0 {
+            return invalid("http.header_read_timeout_ms", "must be at least 1");
+        }
+        if self.http.body_read_timeout_ms == 0 {
+            return invalid("http.body_read_timeout_ms", "must be at least 1");
         }
         if self.kafka.batch_max == 0 {
             return invalid("kafka.batch_max", "must be at least 1");

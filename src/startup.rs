@@ -29,7 +29,7 @@ use crate::secrets::cached::CachedSecretStore;
 use crate::secrets::embedded::{EmbeddedSecretStore, load_master_key};
 use crate::secrets::vault::VaultSecretStore;
 use crate::secrets::{SecretStore, StoreSigningSecrets};
-use crate::supervisor::{FailFastAcceptor, Supervisor};
+use crate::supervisor::Supervisor;
 use crate::worker::{Worker, WorkerSettings};
 
 /// Which parts of the service this process runs.
@@ -371,38 +371,25 @@ impl Application {
                 listener.ok_or_else(|| anyhow::anyhow!("the api role needs a listener"))?;
             let addr: SocketAddr = listener.local_addr()?;
             tracing::info!(%addr, "API listening");
-            roles_of.spawn(
-                "api",
-                serve_api(api::app(self.state.clone()), listener, shutdown),
+            let http = &self.config.http;
+            let app = api::app(
+                self.state.clone(),
+                api::edge::BodyLimits {
+                    max_body_bytes: http.max_body_bytes,
+                    max_event_bytes: self.config.kafka.max_message_bytes,
+                    read_timeout: Duration::from_millis(http.body_read_timeout_ms),
+                },
             );
+            let limits = api::server::ServerLimits {
+                header_read_timeout: Duration::from_millis(http.header_read_timeout_ms),
+                shutdown_grace: Duration::from_secs(10),
+            };
+            roles_of.spawn("api", async move {
+                api::server::serve(listener, app, limits, shutdown)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("its listener failed: {e}"))
+            });
         }
         roles_of.finish().await
-    }
-}
-
-/// Serve the API until `shutdown`; an error if the listener breaks for good.
-async fn serve_api(
-    app: impl poem::Endpoint + 'static,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let broken = CancellationToken::new();
-    let acceptor = FailFastAcceptor::new(listener, broken.clone())?;
-    let error = acceptor.error();
-    let stop = {
-        let broken = broken.clone();
-        async move {
-            tokio::select! {
-                _ = shutdown.cancelled() => {}
-                _ = broken.cancelled() => {}
-            }
-        }
-    };
-    poem::Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app, stop, Some(Duration::from_secs(10)))
-        .await?;
-    match error.lock().unwrap_or_else(|p| p.into_inner()).take() {
-        Some(e) => Err(anyhow::anyhow!("its listener failed: {e}")),
-        None => Ok(()),
     }
 }

@@ -5,12 +5,7 @@
 use std::future::Future;
 use std::io;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use poem::http::uri::Scheme;
-use poem::listener::{Acceptor, TcpAcceptor};
-use poem::web::{LocalAddr, RemoteAddr};
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -72,62 +67,12 @@ impl Supervisor {
     }
 }
 
-/// A TCP acceptor that reports a broken listener instead of retrying it forever: poem ignores accept errors, so a
-/// listening socket that fails for good (`EBADF`, `EINVAL`, `ENOTSOCK`) would leave the API deaf while the process
-/// runs on. Per-connection errors and resource exhaustion (`EMFILE`…) stay transient: logged and retried after a
-/// short pause, so a burst of them does not spin a core.
-pub struct FailFastAcceptor {
-    inner: TcpAcceptor,
-    broken: CancellationToken,
-    error: Arc<Mutex<Option<io::Error>>>,
-}
-
-impl FailFastAcceptor {
-    /// Wrap `listener`; `broken` is cancelled when it fails for good.
-    pub fn new(listener: tokio::net::TcpListener, broken: CancellationToken) -> io::Result<Self> {
-        Ok(Self {
-            inner: TcpAcceptor::from_tokio(listener)?,
-            broken,
-            error: Arc::default(),
-        })
-    }
-
-    /// The error that broke the listener, once `broken` is cancelled.
-    pub fn error(&self) -> Arc<Mutex<Option<io::Error>>> {
-        self.error.clone()
-    }
-}
-
-fn is_fatal(e: &io::Error) -> bool {
+/// Whether an accept error means the listening socket is broken for good (`EBADF`, `EINVAL`, `ENOTSOCK`,
+/// `EFAULT`): the API would stay deaf while the process runs on, so the server returns it and the role dies.
+/// Per-connection errors and resource exhaustion (`EMFILE`…) are transient: the server logs and retries them.
+pub fn listener_is_broken(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(libc::EBADF | libc::EINVAL | libc::ENOTSOCK | libc::EFAULT)
     )
-}
-
-impl Acceptor for FailFastAcceptor {
-    type Io = TcpStream;
-
-    fn local_addr(&self) -> Vec<LocalAddr> {
-        self.inner.local_addr()
-    }
-
-    async fn accept(&mut self) -> io::Result<(TcpStream, LocalAddr, RemoteAddr, Scheme)> {
-        loop {
-            match self.inner.accept().await {
-                Ok(accepted) => return Ok(accepted),
-                Err(e) if is_fatal(&e) => {
-                    tracing::error!(error = %e, "the API listener failed");
-                    *self.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                    self.broken.cancel();
-                    // The server shuts down on `broken`; never hand poem another error to spin on.
-                    std::future::pending::<()>().await;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accepting a connection failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
 }

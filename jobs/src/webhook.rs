@@ -120,7 +120,9 @@ pub async fn handle(
         tracing::Span::current().record("attempt", attempt_number);
 
         let started_at = deps.clock.now();
-        let request = build_request(&delivery, &secret, started_at.timestamp());
+        // Receivers check this timestamp against their own clock (5 minutes either way), so it is the wall
+        // clock, never the service clock (which runs fast under worker.time_scale, or is a test's manual clock).
+        let request = build_request(&delivery, &secret, chrono::Utc::now().timestamp());
         let sent = deps.sender.send(request).await;
         let finished_at = deps.clock.now().max(started_at);
         let decision = decide(attempt_number, &sent.outcome, finished_at);

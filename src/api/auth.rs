@@ -58,10 +58,37 @@ fn is_operator(state: &AppState, token: &str) -> bool {
     !expected.is_empty() && bool::from(token.as_bytes().ct_eq(expected))
 }
 
-/// A store-scoped caller.
+// The schemes below differ only in what they require, and are checked while poem-openapi extracts the
+// handler's arguments, before the body is read: a caller lacking a scope gets 403 even for an invalid body.
+// Both store-scoped ones appear in the OpenAPI document as the one `StoreAuth` bearer scheme.
+
+/// A store-scoped caller: an API key or access token of the store, or the operator token with `X-SS3-Store-Id`.
+// Holding `webhooks:manage` (403 `missing_scope` otherwise).
 #[derive(SecurityScheme)]
-#[oai(ty = "bearer", checker = "check_store")]
-pub struct StoreAuth(pub StoreScope);
+#[oai(rename = "StoreAuth", ty = "bearer", checker = "check_webhooks")]
+pub struct WebhooksAuth(pub StoreScope);
+
+/// A store-scoped caller: an API key or access token of the store, or the operator token with `X-SS3-Store-Id`.
+// A platform operator acting on a store (403 `operator_only` for a store's own credential).
+#[derive(SecurityScheme)]
+#[oai(
+    rename = "StoreAuth",
+    ty = "bearer",
+    checker = "check_operator_for_store"
+)]
+pub struct OperatorStoreAuth(pub StoreScope);
+
+async fn check_webhooks(req: &Request, bearer: Bearer) -> poem::Result<StoreScope> {
+    let scope = check_store(req, bearer).await?;
+    scope.require(crate::api::subscriptions::SCOPE)?;
+    Ok(scope)
+}
+
+async fn check_operator_for_store(req: &Request, bearer: Bearer) -> poem::Result<StoreScope> {
+    let scope = check_store(req, bearer).await?;
+    scope.require_operator()?;
+    Ok(scope)
+}
 
 async fn check_store(req: &Request, bearer: Bearer) -> poem::Result<StoreScope> {
     let state = state(req)?;
@@ -95,16 +122,22 @@ async fn check_store(req: &Request, bearer: Bearer) -> poem::Result<StoreScope> 
     })
 }
 
-/// A platform operator (`Authorization: Bearer <admin token>`).
+/// A platform operator (`Authorization: Bearer <admin token>`), for routes not about one store.
 #[derive(SecurityScheme)]
 #[oai(ty = "bearer", checker = "check_operator")]
 pub struct OperatorAuth(pub ());
 
+/// The operator token passes; a valid store credential is refused with 403 `operator_only`, like every other
+/// operator-only route; anything else is 401.
 async fn check_operator(req: &Request, bearer: Bearer) -> poem::Result<()> {
-    if is_operator(state(req)?, &bearer.token) {
-        Ok(())
-    } else {
-        Err(ApiError::Unauthorized.into())
+    let state = state(req)?;
+    if is_operator(state, &bearer.token) {
+        return Ok(());
+    }
+    match state.validator.validate(&bearer.token).await {
+        Ok(Some(_)) => Err(ApiError::OperatorOnly.into()),
+        Ok(None) => Err(ApiError::Unauthorized.into()),
+        Err(e) => Err(ApiError::Internal(e).into()),
     }
 }
 

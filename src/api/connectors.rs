@@ -17,9 +17,10 @@ use uuid::Uuid;
 use workflows::EventPattern;
 use workflows::connector::parse_job_status;
 
-use super::auth::StoreAuth;
+use super::auth::OperatorStoreAuth;
 use super::problem::ApiError;
-use super::{AppState, Tag, next_page, page_limit, valid_name};
+use super::types::{FilterText, Name, Settings};
+use super::{AppState, Tag, next_page, page_limit};
 use crate::connectors::store_credentials;
 use crate::db::connectors::{self, ConfigRow, JobRow, LogFilter, NewConfig, Patch, SyncRunRow};
 
@@ -55,12 +56,12 @@ pub struct CredentialsInput {
 pub struct CreateConnector {
     /// A type from `GET /connector-types`.
     pub connector_type: String,
-    /// Display name.
-    pub display_name: String,
+    /// Display name (1–200 characters, no control characters; stored trimmed).
+    pub display_name: Name,
     /// Events to sync; default: every event the connector supports.
     pub event_subscriptions: Option<Vec<String>>,
-    /// Non-sensitive settings (see docs/connectors.md).
-    pub settings: serde_json::Value,
+    /// Non-sensitive settings (see docs/connectors.md): a JSON object; no NUL in any key or string.
+    pub settings: Settings,
     /// Seconds between polls, for connectors that poll (default `connectors.default_poll_interval_secs`; 0: no polling).
     pub poll_interval_secs: Option<i32>,
     /// Credentials (may be set later with `PUT /connectors/{id}/credentials`).
@@ -73,12 +74,12 @@ pub struct CreateConnector {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct UpdateConnector {
-    /// Display name.
-    pub display_name: Option<String>,
+    /// Display name (1–200 characters, no control characters; stored trimmed).
+    pub display_name: Option<Name>,
     /// Events to sync.
     pub event_subscriptions: Option<Vec<String>>,
-    /// Settings (replaced whole).
-    pub settings: Option<serde_json::Value>,
+    /// Settings (replaced whole): a JSON object; no NUL in any key or string.
+    pub settings: Option<Settings>,
     /// Seconds between polls (0: stop polling).
     pub poll_interval_secs: Option<i32>,
 }
@@ -501,10 +502,9 @@ impl ConnectorsApi {
     #[oai(path = "/connector-types", method = "get")]
     async fn types(
         &self,
-        auth: StoreAuth,
+        _auth: OperatorStoreAuth,
         state: Data<&AppState>,
     ) -> poem::Result<Json<Vec<ConnectorType>>> {
-        auth.0.require_operator()?;
         Ok(Json(
             state
                 .connectors
@@ -532,13 +532,11 @@ impl ConnectorsApi {
     #[oai(path = "/connectors", method = "post")]
     async fn create(
         &self,
-        auth: StoreAuth,
+        auth: OperatorStoreAuth,
         state: Data<&AppState>,
         body: Json<CreateConnector>,
     ) -> poem::Result<Created> {
-        auth.0.require_operator()?;
         let adapter = adapter(&state, &body.connector_type)?;
-        let name = valid_name(&body.display_name)?;
         let default_events: Vec<String> = adapter
             .supported_events()
             .iter()
@@ -550,7 +548,7 @@ impl ConnectorsApi {
                 .as_deref()
                 .unwrap_or(&default_events),
         )?;
-        valid_settings(adapter.as_ref(), &body.settings)?;
+        valid_settings(adapter.as_ref(), body.settings.as_value())?;
         let interval = valid_interval(
             adapter.as_ref(),
             body.poll_interval_secs,
@@ -573,9 +571,9 @@ impl ConnectorsApi {
         let new = NewConfig {
             store_id: auth.0.store_id.as_str(),
             connector_type: adapter.connector_type(),
-            display_name: &name,
+            display_name: &body.display_name,
             events: &events,
-            settings: &body.settings,
+            settings: body.settings.as_value(),
             poll_interval_secs: interval,
         };
         let mut row = connectors::insert(&mut tx, &new)
@@ -621,12 +619,11 @@ impl ConnectorsApi {
     #[oai(path = "/connectors", method = "get")]
     async fn list(
         &self,
-        auth: StoreAuth,
+        auth: OperatorStoreAuth,
         state: Data<&AppState>,
         cursor: Query<Option<Uuid>>,
         limit: Query<Option<i64>>,
     ) -> poem::Result<Json<ConnectorPage>> {
-        auth.0.require_operator()?;
         let limit = page_limit(limit.0);
         let rows = connectors::list(&state.pool, auth.0.store_id.as_str(), cursor.0, limit + 1)
             .await
@@ -640,11 +637,10 @@ impl ConnectorsApi {
     #[oai(path = "/connectors/:id", method = "get")]
     async fn get(
         &self,
-        auth: StoreAuth,
+        auth: OperatorStoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> poem::Result<Json<Connector>> {
-        auth.0.require_operator()?;
         let row = load(&state, auth.0.store_id.as_str(), id.0).await?;
         Ok(Json(to_connector(&state, row)))
     }
@@ -653,12 +649,11 @@ impl ConnectorsApi {
     #[oai(path = "/connectors/:id", method = "patch")]
     async fn update(
         &self,
-        auth: StoreAuth,
+        auth: OperatorStoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
         body: Json<UpdateConnector>,
     ) -> poem::Result<Json<Connector>> {
-        auth.0.require_operator()?;
         let store = auth.0.store_id.as_str();
         let mut tx = state.pool.begin().await.map_err(ApiError::from)?;
         let current = connectors::get(&mut tx, store, id.0, true)
@@ -667,20 +662,20 @@ impl ConnectorsApi {
             .ok_or_else(|| not_found(id.0))?;
         let adapter = adapter(&state, &current.connector_type)?;
         if let Some(s) = &body.settings {
-            valid_settings(adapter.as_ref(), s)?;
+            valid_settings(adapter.as_ref(), s.as_value())?;
         }
         let interval = body
             .poll_interval_secs
             .map(|s| valid_interval(adapter.as_ref(), Some(s), state.connectors_default_poll))
             .transpose()?;
         let patch = Patch {
-            display_name: body.display_name.as_deref().map(valid_name).transpose()?,
+            display_name: body.display_name.clone().map(Name::into_inner),
             events: body
                 .event_subscriptions
                 .as_deref()
                 .map(|e| valid_events(adapter.as_ref(), e))
                 .transpose()?,
-            settings: body.settings.clone(),
+            settings: body.settings.clone().map(Settings::into_inner),
             poll_interval_secs: interval,
             is_active: None,
         };
@@ -713,11 +708,10 @@ impl ConnectorsApi {
     #[oai(path = "/connectors/:id/activate", method = "post")]
     async fn activate(
         &self,
-        auth: StoreAuth,
+        auth: OperatorStoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> poem::Result<Json<Connector>> {
-        auth.0.require_operator()?;
         let store = auth.0.store_id.as_str();
         let mut tx = state.pool.begin().await.map_err(ApiError::from)?;
         let current = connectors::get(&mut tx, store, id.0, true)
@@ -756,11 +750,10 @@ impl ConnectorsApi {
     #[oai(path = "/connectors/:id/deactivate", method = "post")]
     async fn deactivate(
         &self,
-        auth: StoreAuth,
+        auth: OperatorStoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> poem::Result<Json<Connector>> {
-        auth.0.require_operator()?;
         let store = auth.0.store_id.as_str();
         let mut tx = state.pool.begin().await.map_err(ApiError::from)?;
         let patch = Patch {
@@ -781,11 +774,10 @@ impl ConnectorsApi {
     #[oai(path = "/connectors/:id", method = "delete")]
     async fn delete(
         &self,
-        auth: StoreAuth,
+        auth: OperatorStoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> poem::Result<NoContent> {
-        auth.0.require_operator()?;
         let store_id = auth.0.store_id.as_str();
         let mut tx = state.pool.begin().await.map_err(ApiError::from)?;
         if connectors::delete(&mut tx, store_id, id.0)
@@ -810,12 +802,11 @@ impl ConnectorsApi {
     #[oai(path = "/connectors/:id/credentials", method = "put")]
     async fn set_credentials(
         &self,
-        auth: StoreAuth,
+        auth: OperatorStoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
         body: Json<CredentialsInput>,
     ) -> poem::Result<NoContent> {
-        auth.0.require_operator()?;
         let mut tx = state.pool.begin().await.map_err(ApiError::from)?;
         let current = connectors::get(&mut tx, auth.0.store_id.as_str(), id.0, true)
             .await
@@ -843,17 +834,16 @@ impl ConnectorsApi {
     #[allow(clippy::too_many_arguments)]
     async fn sync_log(
         &self,
-        auth: StoreAuth,
+        auth: OperatorStoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
         direction: Query<Option<String>>,
         status: Query<Option<String>>,
-        entity_type: Query<Option<String>>,
+        entity_type: Query<Option<FilterText>>,
         since: Query<Option<DateTime<Utc>>>,
         cursor: Query<Option<Uuid>>,
         limit: Query<Option<i64>>,
     ) -> poem::Result<Json<SyncRunPage>> {
-        auth.0.require_operator()?;
         load(&state, auth.0.store_id.as_str(), id.0).await?;
         if let Some(d) = direction
             .0
@@ -881,7 +871,7 @@ impl ConnectorsApi {
         let filter = LogFilter {
             direction: direction.0,
             status: status.0,
-            entity_type: entity_type.0,
+            entity_type: entity_type.0.map(FilterText::into_inner),
             since: since.0,
             before: cursor.0,
         };
@@ -902,14 +892,13 @@ impl ConnectorsApi {
     #[oai(path = "/connectors/:id/jobs", method = "get")]
     async fn jobs(
         &self,
-        auth: StoreAuth,
+        auth: OperatorStoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
         status: Query<Option<String>>,
         cursor: Query<Option<Uuid>>,
         limit: Query<Option<i64>>,
     ) -> poem::Result<Json<ConnectorJobPage>> {
-        auth.0.require_operator()?;
         load(&state, auth.0.store_id.as_str(), id.0).await?;
         if let Some(s) = status
             .0
@@ -939,12 +928,11 @@ impl ConnectorsApi {
     #[oai(path = "/connectors/:id/jobs/:job_id/retrigger", method = "post")]
     async fn retrigger(
         &self,
-        auth: StoreAuth,
+        auth: OperatorStoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
         job_id: Path<Uuid>,
     ) -> poem::Result<Json<ConnectorJob>> {
-        auth.0.require_operator()?;
         let store = auth.0.store_id.as_str();
         let config = load(&state, store, id.0).await?;
         if let Some(job) = connectors::retrigger(&state.pool, store, id.0, job_id.0)
@@ -982,11 +970,10 @@ impl ConnectorsApi {
     #[oai(path = "/connectors/:id/poll", method = "post")]
     async fn poll_now(
         &self,
-        auth: StoreAuth,
+        auth: OperatorStoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> poem::Result<Accepted> {
-        auth.0.require_operator()?;
         let config = load(&state, auth.0.store_id.as_str(), id.0).await?;
         let mut tx = state.pool.begin().await.map_err(ApiError::from)?;
         let Some(poll_seq) =
@@ -1009,11 +996,10 @@ impl ConnectorsApi {
     #[oai(path = "/connectors/:id/test", method = "post")]
     async fn test(
         &self,
-        auth: StoreAuth,
+        auth: OperatorStoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> poem::Result<Json<ConnectionTest>> {
-        auth.0.require_operator()?;
         let row = load(&state, auth.0.store_id.as_str(), id.0).await?;
         let config = ConnectorConfig {
             config_id: row.config_id,

@@ -9,9 +9,10 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use uuid::Uuid;
 use workflows::credentials::{API_KEY_PREFIX, CLIENT_ID_PREFIX, SCOPES, Scope, parse_scopes};
 
-use super::auth::{StoreAuth, gateway_allowed};
+use super::auth::{OperatorStoreAuth, gateway_allowed};
 use super::problem::ApiError;
-use super::{AppState, Tag, next_page, page_limit, valid_name};
+use super::types::Name;
+use super::{AppState, Tag, next_page, page_limit};
 use crate::credentials::random_base62;
 use crate::db::credentials::{self as repo, CredentialRow, NewCredential, Patch};
 
@@ -38,8 +39,8 @@ impl CredentialType {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct CreateCredential {
-    /// Unique per store, 1–200 characters.
-    pub name: String,
+    /// Unique per store, 1–200 characters, no control characters; stored trimmed.
+    pub name: Name,
     /// API_KEY or OAUTH_CLIENT.
     #[oai(rename = "type")]
     pub kind: CredentialType,
@@ -53,8 +54,8 @@ pub struct CreateCredential {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct UpdateCredential {
-    /// New name.
-    pub name: Option<String>,
+    /// New name (1–200 characters, no control characters; stored trimmed).
+    pub name: Option<Name>,
     /// New scopes (applies at once, cached validations included).
     pub scopes: Option<Vec<String>>,
     /// New expiry (in the future).
@@ -276,13 +277,11 @@ impl CredentialsApi {
     #[oai(path = "/credentials", method = "post")]
     async fn create(
         &self,
-        auth: StoreAuth,
+        auth: OperatorStoreAuth,
         state: Data<&AppState>,
         body: Json<CreateCredential>,
         #[oai(name = "X-SS3-Actor")] actor: Header<Option<String>>,
     ) -> poem::Result<Issued> {
-        auth.0.require_operator()?;
-        let name = valid_name(&body.name)?;
         let scopes = valid_scopes(&body.scopes)?;
         let expires_at = future(body.expires_at)?;
         let (client_id, secret, shown) = new_secret(body.kind);
@@ -296,7 +295,7 @@ impl CredentialsApi {
             &state.pool,
             &NewCredential {
                 store_id: auth.0.store_id.as_str(),
-                name: &name,
+                name: &body.name,
                 kind: body.kind.as_str(),
                 client_id: &client_id,
                 hashed_secret: &hashed,
@@ -314,12 +313,11 @@ impl CredentialsApi {
     #[oai(path = "/credentials", method = "get")]
     async fn list(
         &self,
-        auth: StoreAuth,
+        auth: OperatorStoreAuth,
         state: Data<&AppState>,
         cursor: Query<Option<Uuid>>,
         limit: Query<Option<i64>>,
     ) -> poem::Result<Json<CredentialPage>> {
-        auth.0.require_operator()?;
         let limit = page_limit(limit.0);
         let rows = repo::list(&state.pool, auth.0.store_id.as_str(), cursor.0, limit + 1)
             .await
@@ -387,11 +385,10 @@ impl CredentialsApi {
     #[oai(path = "/credentials/:id", method = "get")]
     async fn get(
         &self,
-        auth: StoreAuth,
+        auth: OperatorStoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> poem::Result<Json<Credential>> {
-        auth.0.require_operator()?;
         let row = repo::get(&state.pool, auth.0.store_id.as_str(), id.0)
             .await
             .map_err(ApiError::from)?;
@@ -402,14 +399,13 @@ impl CredentialsApi {
     #[oai(path = "/credentials/:id", method = "patch")]
     async fn update(
         &self,
-        auth: StoreAuth,
+        auth: OperatorStoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
         body: Json<UpdateCredential>,
     ) -> poem::Result<Json<Credential>> {
-        auth.0.require_operator()?;
         let patch = Patch {
-            name: body.name.as_deref().map(valid_name).transpose()?,
+            name: body.name.clone().map(Name::into_inner),
             scopes: body.scopes.as_deref().map(valid_scopes).transpose()?,
             expires_at: future(body.expires_at)?.map(Some),
             is_active: None,
@@ -421,11 +417,10 @@ impl CredentialsApi {
     #[oai(path = "/credentials/:id/deactivate", method = "post")]
     async fn deactivate(
         &self,
-        auth: StoreAuth,
+        auth: OperatorStoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> poem::Result<Json<Credential>> {
-        auth.0.require_operator()?;
         change(
             &state,
             auth.0.store_id.as_str(),
@@ -442,11 +437,10 @@ impl CredentialsApi {
     #[oai(path = "/credentials/:id/reactivate", method = "post")]
     async fn reactivate(
         &self,
-        auth: StoreAuth,
+        auth: OperatorStoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> poem::Result<Json<Credential>> {
-        auth.0.require_operator()?;
         change(
             &state,
             auth.0.store_id.as_str(),
@@ -463,12 +457,11 @@ impl CredentialsApi {
     #[oai(path = "/credentials/:id/rotate", method = "post")]
     async fn rotate(
         &self,
-        auth: StoreAuth,
+        auth: OperatorStoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
         body: Json<Rotate>,
     ) -> poem::Result<Json<IssuedCredential>> {
-        auth.0.require_operator()?;
         let store = auth.0.store_id.as_str();
         let current = repo::get(&state.pool, store, id.0)
             .await
@@ -523,11 +516,10 @@ impl CredentialsApi {
     #[oai(path = "/credentials/:id", method = "delete")]
     async fn delete(
         &self,
-        auth: StoreAuth,
+        auth: OperatorStoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> poem::Result<Deleted> {
-        auth.0.require_operator()?;
         if !repo::delete(&state.pool, auth.0.store_id.as_str(), id.0)
             .await
             .map_err(ApiError::from)?

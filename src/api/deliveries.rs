@@ -12,11 +12,12 @@ use poem_openapi::{Object, OpenApi};
 use uuid::Uuid;
 use workflows::DeliveryStatus;
 
-use super::auth::StoreAuth;
+use super::auth::WebhooksAuth;
 use super::problem::ApiError;
-use super::subscriptions::SCOPE;
+use super::types::FilterText;
 use super::{AppState, Tag, page_limit};
 use crate::db::deliveries::{self, AttemptRow, DeliveryRow, LogFilter, Restart};
+use crate::db::subscriptions;
 
 /// One attempt.
 #[derive(Debug, Object)]
@@ -235,21 +236,20 @@ impl DeliveriesApi {
     #[oai(path = "/deliveries", method = "get")]
     async fn list(
         &self,
-        auth: StoreAuth,
+        auth: WebhooksAuth,
         state: Data<&AppState>,
         #[oai(name = "subscriptionId")] subscription_id: Query<Option<Uuid>>,
         status: Query<Option<String>>,
-        #[oai(name = "eventType")] event_type: Query<Option<String>>,
+        #[oai(name = "eventType")] event_type: Query<Option<FilterText>>,
         from: Query<Option<DateTime<Utc>>>,
         to: Query<Option<DateTime<Utc>>>,
         cursor: Query<Option<String>>,
         limit: Query<Option<i64>>,
     ) -> poem::Result<Json<DeliveryPage>> {
-        auth.0.require(SCOPE)?;
         let filter = LogFilter {
             subscription_id: subscription_id.0,
             status: parse_status(status.0)?,
-            event_type: event_type.0,
+            event_type: event_type.0.map(FilterText::into_inner),
             from: from.0,
             to: to.0,
             before: cursor.0.as_deref().map(decode_cursor).transpose()?,
@@ -264,21 +264,21 @@ impl DeliveriesApi {
     #[oai(path = "/subscriptions/:id/deliveries", method = "get")]
     async fn by_subscription(
         &self,
-        auth: StoreAuth,
+        auth: WebhooksAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
         status: Query<Option<String>>,
-        #[oai(name = "eventType")] event_type: Query<Option<String>>,
+        #[oai(name = "eventType")] event_type: Query<Option<FilterText>>,
         from: Query<Option<DateTime<Utc>>>,
         to: Query<Option<DateTime<Utc>>>,
         cursor: Query<Option<String>>,
         limit: Query<Option<i64>>,
     ) -> poem::Result<Json<DeliveryPage>> {
-        auth.0.require(SCOPE)?;
+        known_subscription(&state, auth.0.store_id.as_str(), id.0).await?;
         let filter = LogFilter {
             subscription_id: Some(id.0),
             status: parse_status(status.0)?,
-            event_type: event_type.0,
+            event_type: event_type.0.map(FilterText::into_inner),
             from: from.0,
             to: to.0,
             before: cursor.0.as_deref().map(decode_cursor).transpose()?,
@@ -292,12 +292,11 @@ impl DeliveriesApi {
     #[oai(path = "/dead-letters", method = "get")]
     async fn dead_letters(
         &self,
-        auth: StoreAuth,
+        auth: WebhooksAuth,
         state: Data<&AppState>,
         cursor: Query<Option<String>>,
         limit: Query<Option<i64>>,
     ) -> poem::Result<Json<DeliveryPage>> {
-        auth.0.require(SCOPE)?;
         let filter = LogFilter {
             status: Some(DeliveryStatus::DeadLettered),
             before: cursor.0.as_deref().map(decode_cursor).transpose()?,
@@ -312,11 +311,10 @@ impl DeliveriesApi {
     #[oai(path = "/deliveries/:id", method = "get")]
     async fn get(
         &self,
-        auth: StoreAuth,
+        auth: WebhooksAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> poem::Result<Json<Delivery>> {
-        auth.0.require(SCOPE)?;
         let row = deliveries::get(&state.pool, auth.0.store_id.as_str(), id.0)
             .await
             .map_err(ApiError::from)?;
@@ -329,11 +327,10 @@ impl DeliveriesApi {
     #[oai(path = "/deliveries/:id/retrigger", method = "post")]
     async fn retrigger(
         &self,
-        auth: StoreAuth,
+        auth: WebhooksAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> poem::Result<Json<Restarted>> {
-        auth.0.require(SCOPE)?;
         restart_one(
             &state,
             auth.0.store_id.as_str(),
@@ -349,11 +346,10 @@ impl DeliveriesApi {
     #[oai(path = "/deliveries/:id/resend", method = "post")]
     async fn resend(
         &self,
-        auth: StoreAuth,
+        auth: WebhooksAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> poem::Result<Json<Restarted>> {
-        auth.0.require(SCOPE)?;
         restart_one(&state, auth.0.store_id.as_str(), id.0, Restart::AnyFinished)
             .await
             .map(Json)
@@ -364,12 +360,12 @@ impl DeliveriesApi {
     #[oai(path = "/subscriptions/:id/dead-letters/retrigger", method = "post")]
     async fn retrigger_since(
         &self,
-        auth: StoreAuth,
+        auth: WebhooksAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
         body: Json<RetriggerSince>,
     ) -> poem::Result<Json<Restarted>> {
-        auth.0.require(SCOPE)?;
+        known_subscription(&state, auth.0.store_id.as_str(), id.0).await?;
         let ids = deliveries::restart(
             &state.pool,
             auth.0.store_id.as_str(),
@@ -380,6 +376,18 @@ impl DeliveriesApi {
         .await
         .map_err(ApiError::from)?;
         Ok(Json(Restarted { delivery_ids: ids }))
+    }
+}
+
+/// 404 unless the store has (or had) the subscription: another store's id must not look like an empty log.
+async fn known_subscription(state: &AppState, store_id: &str, id: Uuid) -> Result<(), ApiError> {
+    if subscriptions::ever_existed(&state.pool, store_id, id).await? {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(
+            "subscription_not_found",
+            format!("subscription {id} does not exist in this store"),
+        ))
     }
 }
 

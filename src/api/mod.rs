@@ -4,17 +4,19 @@ pub mod auth;
 pub mod connectors;
 pub mod credentials;
 pub mod deliveries;
+pub mod edge;
 pub mod events;
 pub mod health;
 pub mod oauth;
 pub mod problem;
+pub mod server;
 pub mod subscriptions;
+pub mod types;
 
 use std::sync::Arc;
 
-use poem::http::{Method, StatusCode};
 use poem::middleware::Tracing;
-use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
+use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::{OpenApiService, Tags};
 use sqlx::PgPool;
 
@@ -72,19 +74,6 @@ pub enum Tag {
     Operations,
 }
 
-/// A trimmed display name of 1–200 characters.
-pub fn valid_name(name: &str) -> Result<String, problem::ApiError> {
-    let name = name.trim();
-    if (1..=200).contains(&name.chars().count()) {
-        Ok(name.to_owned())
-    } else {
-        Err(problem::ApiError::Invalid(
-            "invalid_name",
-            "name must be 1-200 characters".into(),
-        ))
-    }
-}
-
 /// Keyset paging: `rows` was fetched with `limit + 1`; returns the page and the cursor of the next one.
 pub fn next_page<R, T: From<R>>(
     rows: Vec<R>,
@@ -137,48 +126,21 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
     )
 }
 
-/// The whole HTTP application.
-pub fn app(state: AppState) -> impl Endpoint {
+/// The whole HTTP application; `limits` bound every request body as it is read (see `edge`).
+pub fn app(state: AppState, limits: edge::BodyLimits) -> impl Endpoint {
     let api = openapi();
+    let edge = Arc::new(edge::Edge::new(limits, &api.spec()));
     let spec = api.spec_endpoint();
     let ui = api.swagger_ui();
-    let limit = state.max_event_bytes + 64 * 1024;
     Route::new()
-        .at("/openapi.json", spec)
+        .at("/openapi.json", poem::get(spec))
         .nest("/docs", ui)
         .nest("/", api)
         .data(state)
-        .around(move |ep, req| body_limit(ep, req, limit))
+        .around(move |ep, req| {
+            let edge = edge.clone();
+            async move { edge.call(&ep, req).await }
+        })
         .with(Tracing)
         .catch_all_error(problem::catch_all)
-}
-
-/// Refuse bodies over `limit` bytes before reading them; requests with a body must say how long it is.
-async fn body_limit<E: Endpoint>(
-    ep: std::sync::Arc<E>,
-    req: Request,
-    limit: usize,
-) -> poem::Result<Response> {
-    let has_body = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
-    let length = req
-        .header("content-length")
-        .and_then(|v| v.parse::<usize>().ok());
-    match length {
-        Some(n) if n > limit => {
-            return Ok(problem::problem_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("body of {n} bytes exceeds {limit}"),
-            ));
-        }
-        None if has_body && req.header("transfer-encoding").is_some() => {
-            return Ok(problem::problem_response(
-                StatusCode::LENGTH_REQUIRED,
-                "length_required",
-                "send a Content-Length header".into(),
-            ));
-        }
-        _ => {}
-    }
-    Ok(ep.call(req).await?.into_response())
 }

@@ -142,16 +142,18 @@ impl OAuthApi {
             Err(why) => return Ok(bad("invalid_scope", why)),
         };
         let lifetime = std::time::Duration::from_secs(state.credentials.access_token_ttl_secs);
-        let (token, expires_at) = state
+        let (token, _expires_at) = state
             .validator
             .issue_token(client.credential_id, &scopes, lifetime)
             .await
             .map_err(ApiError::Internal)?;
-        let expires_in = (expires_at - chrono::Utc::now()).num_seconds().max(0) as u64;
         let body = AccessToken {
             access_token: token,
             token_type: "Bearer".into(),
-            expires_in,
+            // The token expires `lifetime` after the instant it was issued at (`issue_token` adds it to that
+            // instant). Measuring against the clock again after the insert lost the time the insert took,
+            // truncated to whole seconds: 3599 for a one-hour token.
+            expires_in: lifetime.as_secs(),
             scope: scopes.join(" "),
         };
         Ok(TokenResponse::Issued(

@@ -99,19 +99,34 @@ impl poem::error::ResponseError for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        match classify(&e) {
-            Some(Conflict::AlreadyExists(code)) => Self::Conflict(code, "already exists".into()),
-            Some(Conflict::Invalid(code)) => {
-                Self::Invalid(code, "a value was refused by the database".into())
+        Self::from_database(&e).unwrap_or_else(|| Self::Internal(e.into()))
+    }
+}
+
+impl ApiError {
+    /// The client's error, when the database refused a value of the request (see `db::errors::classify`).
+    fn from_database(e: &sqlx::Error) -> Option<Self> {
+        Some(match classify(e)? {
+            Conflict::AlreadyExists(code) => Self::Conflict(code, "already exists".into()),
+            Conflict::Invalid(code) => {
+                Self::Invalid(code, "a value was refused by a constraint".into())
             }
-            None => Self::Internal(e.into()),
-        }
+            Conflict::Data(code) => {
+                // Logged: a typed request field should have refused this before the database saw it.
+                tracing::warn!(error = %e, "the database refused a request value");
+                Self::Invalid(code, "a value in the request cannot be stored".into())
+            }
+        })
     }
 }
 
 impl From<anyhow::Error> for ApiError {
+    /// A database refusal anywhere in the chain is still the client's error (components return `anyhow`).
     fn from(e: anyhow::Error) -> Self {
-        Self::Internal(e)
+        e.chain()
+            .find_map(|cause| cause.downcast_ref::<sqlx::Error>())
+            .and_then(Self::from_database)
+            .unwrap_or(Self::Internal(e))
     }
 }
 
@@ -119,6 +134,9 @@ impl From<anyhow::Error> for ApiError {
 pub async fn catch_all(err: poem::Error) -> Response {
     if err.is::<ApiError>() {
         return err.into_response();
+    }
+    if let Some(code) = typed_field_refusal(&err) {
+        return problem_response(StatusCode::UNPROCESSABLE_ENTITY, code, err.to_string());
     }
     let status = err.status();
     let code = match status {
@@ -136,4 +154,18 @@ pub async fn catch_all(err: poem::Error) -> Response {
         err.to_string()
     };
     problem_response(status, code, detail)
+}
+
+/// The stable code of a request field or parameter that one of the typed strings (`api::types`) refused.
+fn typed_field_refusal(err: &poem::Error) -> Option<&'static str> {
+    use poem_openapi::error::{ParseParamError, ParseRequestPayloadError};
+    let reason = match (
+        err.downcast_ref::<ParseRequestPayloadError>(),
+        err.downcast_ref::<ParseParamError>(),
+    ) {
+        (Some(e), _) => &e.reason,
+        (_, Some(e)) => &e.reason,
+        _ => return None,
+    };
+    super::types::refusal_code(reason)
 }

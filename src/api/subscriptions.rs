@@ -8,9 +8,10 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 use workflows::{EventEnvelope, EventPattern, EventType};
 
-use super::auth::StoreAuth;
+use super::auth::WebhooksAuth;
 use super::problem::ApiError;
-use super::{AppState, Tag, next_page, page_limit, valid_name};
+use super::types::Name;
+use super::{AppState, Tag, next_page, page_limit};
 use crate::db::events::{EventSource, Ingested};
 use crate::db::subscriptions::{self, Patch, SubscriptionRow};
 use crate::delivery::target::{TargetError, TargetUrl};
@@ -23,8 +24,8 @@ pub const SCOPE: &str = "webhooks:manage";
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct CreateSubscription {
-    /// Display name (1–200 characters).
-    pub name: String,
+    /// Display name (1–200 characters, no control characters; stored trimmed).
+    pub name: Name,
     /// Absolute http(s) URL receiving the POSTs.
     pub target_url: String,
     /// Event names (`order.placed`), prefix wildcards (`order.*`) or `*`.
@@ -37,8 +38,8 @@ pub struct CreateSubscription {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct UpdateSubscription {
-    /// New name.
-    pub name: Option<String>,
+    /// New name (1–200 characters, no control characters; stored trimmed).
+    pub name: Option<Name>,
     /// New target.
     pub target_url: Option<String>,
     /// New event filter.
@@ -211,18 +212,16 @@ impl SubscriptionsApi {
     #[oai(path = "/subscriptions", method = "post")]
     async fn create(
         &self,
-        auth: StoreAuth,
+        auth: WebhooksAuth,
         state: Data<&AppState>,
         body: Json<CreateSubscription>,
     ) -> poem::Result<Created> {
-        auth.0.require(SCOPE)?;
-        let name = valid_name(&body.name)?;
         let events = valid_events(&body.events)?;
         let target = valid_target(&state, &body.target_url).await?;
         let (row, secret) = create_with_secret(
             &state,
             auth.0.store_id.as_str(),
-            &name,
+            &body.name,
             &target,
             &events,
             body.is_active.unwrap_or(true),
@@ -244,12 +243,11 @@ impl SubscriptionsApi {
     #[oai(path = "/subscriptions", method = "get")]
     async fn list(
         &self,
-        auth: StoreAuth,
+        auth: WebhooksAuth,
         state: Data<&AppState>,
         cursor: Query<Option<Uuid>>,
         limit: Query<Option<i64>>,
     ) -> poem::Result<Json<SubscriptionPage>> {
-        auth.0.require(SCOPE)?;
         let limit = page_limit(limit.0);
         let rows = subscriptions::list(&state.pool, auth.0.store_id.as_str(), cursor.0, limit + 1)
             .await
@@ -264,11 +262,10 @@ impl SubscriptionsApi {
     #[oai(path = "/subscriptions/:id", method = "get")]
     async fn get(
         &self,
-        auth: StoreAuth,
+        auth: WebhooksAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> poem::Result<Json<Subscription>> {
-        auth.0.require(SCOPE)?;
         let row = subscriptions::get(&state.pool, auth.0.store_id.as_str(), id.0)
             .await
             .map_err(ApiError::from)?;
@@ -279,18 +276,17 @@ impl SubscriptionsApi {
     #[oai(path = "/subscriptions/:id", method = "patch")]
     async fn update(
         &self,
-        auth: StoreAuth,
+        auth: WebhooksAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
         body: Json<UpdateSubscription>,
     ) -> poem::Result<Json<Subscription>> {
-        auth.0.require(SCOPE)?;
         let target_url = match &body.target_url {
             Some(raw) => Some(valid_target(&state, raw).await?),
             None => None,
         };
         let patch = Patch {
-            name: body.name.as_deref().map(valid_name).transpose()?,
+            name: body.name.clone().map(Name::into_inner),
             target_url,
             events: body.events.as_deref().map(valid_events).transpose()?,
             is_active: body.is_active,
@@ -305,11 +301,10 @@ impl SubscriptionsApi {
     #[oai(path = "/subscriptions/:id", method = "delete")]
     async fn delete(
         &self,
-        auth: StoreAuth,
+        auth: WebhooksAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> poem::Result<Deleted> {
-        auth.0.require(SCOPE)?;
         if subscriptions::delete(&state.pool, auth.0.store_id.as_str(), id.0)
             .await
             .map_err(ApiError::from)?
@@ -324,11 +319,10 @@ impl SubscriptionsApi {
     #[oai(path = "/subscriptions/:id/test", method = "post")]
     async fn test(
         &self,
-        auth: StoreAuth,
+        auth: WebhooksAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> poem::Result<Accepted> {
-        auth.0.require(SCOPE)?;
         let row = subscriptions::get(&state.pool, auth.0.store_id.as_str(), id.0)
             .await
             .map_err(ApiError::from)?;

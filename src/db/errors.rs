@@ -6,8 +6,12 @@
 pub enum Conflict {
     /// A unique constraint was violated: the named thing already exists.
     AlreadyExists(&'static str),
-    /// The values were refused (a CHECK constraint, or any other data error): the code says which.
+    /// A named CHECK constraint refused a value: the code names the rule.
     Invalid(&'static str),
+    /// Any other refusal of the data ([`Fault::Data`]: SQLSTATE class 22 such as NUL in text or a number out of
+    /// range, an unnamed class-23 violation, class 54): the request's fault, never ours. A safety net behind the
+    /// typed request fields.
+    Data(&'static str),
 }
 
 /// Whose fault a failed statement is. Ingest quarantines on `Data` and retries on `Infrastructure`;
@@ -53,7 +57,7 @@ pub fn classify(err: &sqlx::Error) -> Option<Conflict> {
             _ => "invalid_value",
         })),
         _ => match fault(err) {
-            Fault::Data(code) => Some(Conflict::Invalid(code)),
+            Fault::Data(code) => Some(Conflict::Data(code)),
             Fault::Infrastructure => None,
         },
     }
@@ -137,7 +141,7 @@ mod tests {
     fn the_api_explains_data_errors_and_keeps_named_constraints() {
         assert_eq!(
             classify(&db("22P05")),
-            Some(Conflict::Invalid("data_exception"))
+            Some(Conflict::Data("data_exception"))
         );
         assert_eq!(
             classify(&db("23505")),

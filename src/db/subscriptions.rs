@@ -67,6 +67,17 @@ pub async fn get(
     .await
 }
 
+/// Whether the store has (or had: deleted ones keep their delivery log) this subscription.
+pub async fn ever_existed(pool: &PgPool, store_id: &str, id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM webhook_subscriptions WHERE store_id = $1 AND subscription_id = $2)",
+    )
+    .bind(store_id)
+    .bind(id)
+    .fetch_one(pool)
+    .await
+}
+
 /// A page of a store's subscriptions, oldest first, after the cursor.
 pub async fn list(
     pool: &PgPool,

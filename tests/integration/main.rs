@@ -10,6 +10,8 @@ mod compose;
 mod connector_security;
 mod connectors;
 mod credentials;
+mod edge;
+mod edge_limits;
 mod kafka;
 mod pipeline;
 mod poison;
