@@ -18,7 +18,8 @@ use workflows::EventPattern;
 use workflows::connector::parse_job_status;
 
 use super::auth::StoreAuth;
-use super::problem::ApiError;
+use super::problem::can::*;
+use super::problem::{ApiError, Problems};
 use super::{AppState, Tag, next_page, page_limit, valid_name};
 use crate::connectors::store_credentials;
 use crate::db::connectors::{self, ConfigRow, JobRow, LogFilter, NewConfig, Patch, SyncRunRow};
@@ -486,7 +487,7 @@ impl ConnectorsApi {
         &self,
         auth: StoreAuth,
         state: Data<&AppState>,
-    ) -> poem::Result<Json<Vec<ConnectorType>>> {
+    ) -> Result<Json<Vec<ConnectorType>>, Problems<{ STORE_CALLER }>> {
         auth.0.require_operator()?;
         Ok(Json(
             state
@@ -518,7 +519,7 @@ impl ConnectorsApi {
         auth: StoreAuth,
         state: Data<&AppState>,
         body: Json<CreateConnector>,
-    ) -> poem::Result<Created> {
+    ) -> Result<Created, Problems<{ STORE_CALLER | JSON_BODY | CONFLICT }>> {
         auth.0.require_operator()?;
         let adapter = adapter(&state, &body.connector_type)?;
         let name = valid_name(&body.display_name)?;
@@ -608,7 +609,7 @@ impl ConnectorsApi {
         state: Data<&AppState>,
         cursor: Query<Option<Uuid>>,
         limit: Query<Option<i64>>,
-    ) -> poem::Result<Json<ConnectorPage>> {
+    ) -> Result<Json<ConnectorPage>, Problems<{ STORE_CALLER }>> {
         auth.0.require_operator()?;
         let limit = page_limit(limit.0);
         let rows = connectors::list(&state.pool, auth.0.store_id.as_str(), cursor.0, limit + 1)
@@ -626,7 +627,7 @@ impl ConnectorsApi {
         auth: StoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> poem::Result<Json<Connector>> {
+    ) -> Result<Json<Connector>, Problems<{ STORE_CALLER | NOT_FOUND }>> {
         auth.0.require_operator()?;
         let row = load(&state, auth.0.store_id.as_str(), id.0).await?;
         Ok(Json(to_connector(&state, row)))
@@ -640,7 +641,7 @@ impl ConnectorsApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
         body: Json<UpdateConnector>,
-    ) -> poem::Result<Json<Connector>> {
+    ) -> Result<Json<Connector>, Problems<{ STORE_CALLER | JSON_BODY | NOT_FOUND }>> {
         auth.0.require_operator()?;
         let store = auth.0.store_id.as_str();
         let mut tx = state.pool.begin().await.map_err(ApiError::from)?;
@@ -699,7 +700,7 @@ impl ConnectorsApi {
         auth: StoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> poem::Result<Json<Connector>> {
+    ) -> Result<Json<Connector>, Problems<{ STORE_CALLER | POSTS | NOT_FOUND | CONFLICT }>> {
         auth.0.require_operator()?;
         let store = auth.0.store_id.as_str();
         let mut tx = state.pool.begin().await.map_err(ApiError::from)?;
@@ -742,7 +743,7 @@ impl ConnectorsApi {
         auth: StoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> poem::Result<Json<Connector>> {
+    ) -> Result<Json<Connector>, Problems<{ STORE_CALLER | POSTS | NOT_FOUND }>> {
         auth.0.require_operator()?;
         let store = auth.0.store_id.as_str();
         let mut tx = state.pool.begin().await.map_err(ApiError::from)?;
@@ -765,7 +766,7 @@ impl ConnectorsApi {
         auth: StoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> poem::Result<NoContent> {
+    ) -> Result<NoContent, Problems<{ STORE_CALLER | NOT_FOUND }>> {
         auth.0.require_operator()?;
         let mut tx = state.pool.begin().await.map_err(ApiError::from)?;
         if !connectors::delete(&mut tx, auth.0.store_id.as_str(), id.0)
@@ -789,7 +790,7 @@ impl ConnectorsApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
         body: Json<CredentialsInput>,
-    ) -> poem::Result<NoContent> {
+    ) -> Result<NoContent, Problems<{ STORE_CALLER | JSON_BODY | NOT_FOUND }>> {
         auth.0.require_operator()?;
         let mut tx = state.pool.begin().await.map_err(ApiError::from)?;
         let current = connectors::get(&mut tx, auth.0.store_id.as_str(), id.0, true)
@@ -823,11 +824,11 @@ impl ConnectorsApi {
         id: Path<Uuid>,
         direction: Query<Option<String>>,
         status: Query<Option<String>>,
-        entity_type: Query<Option<String>>,
+        #[oai(name = "entityType")] entity_type: Query<Option<String>>,
         since: Query<Option<DateTime<Utc>>>,
         cursor: Query<Option<Uuid>>,
         limit: Query<Option<i64>>,
-    ) -> poem::Result<Json<SyncRunPage>> {
+    ) -> Result<Json<SyncRunPage>, Problems<{ STORE_CALLER | NOT_FOUND }>> {
         auth.0.require_operator()?;
         load(&state, auth.0.store_id.as_str(), id.0).await?;
         if let Some(d) = direction
@@ -883,7 +884,7 @@ impl ConnectorsApi {
         status: Query<Option<String>>,
         cursor: Query<Option<Uuid>>,
         limit: Query<Option<i64>>,
-    ) -> poem::Result<Json<ConnectorJobPage>> {
+    ) -> Result<Json<ConnectorJobPage>, Problems<{ STORE_CALLER | NOT_FOUND }>> {
         auth.0.require_operator()?;
         load(&state, auth.0.store_id.as_str(), id.0).await?;
         if let Some(s) = status
@@ -918,7 +919,7 @@ impl ConnectorsApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
         job_id: Path<Uuid>,
-    ) -> poem::Result<Json<ConnectorJob>> {
+    ) -> Result<Json<ConnectorJob>, Problems<{ STORE_CALLER | POSTS | NOT_FOUND | CONFLICT }>> {
         auth.0.require_operator()?;
         let store = auth.0.store_id.as_str();
         let config = load(&state, store, id.0).await?;
@@ -960,7 +961,7 @@ impl ConnectorsApi {
         auth: StoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> poem::Result<Accepted> {
+    ) -> Result<Accepted, Problems<{ STORE_CALLER | POSTS | NOT_FOUND | CONFLICT }>> {
         auth.0.require_operator()?;
         let config = load(&state, auth.0.store_id.as_str(), id.0).await?;
         let mut tx = state.pool.begin().await.map_err(ApiError::from)?;
@@ -987,7 +988,7 @@ impl ConnectorsApi {
         auth: StoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> poem::Result<Json<ConnectionTest>> {
+    ) -> Result<Json<ConnectionTest>, Problems<{ STORE_CALLER | POSTS | NOT_FOUND }>> {
         auth.0.require_operator()?;
         let row = load(&state, auth.0.store_id.as_str(), id.0).await?;
         let config = ConnectorConfig {

@@ -10,7 +10,8 @@ use uuid::Uuid;
 use workflows::credentials::{API_KEY_PREFIX, CLIENT_ID_PREFIX, SCOPES, Scope, parse_scopes};
 
 use super::auth::{StoreAuth, gateway_allowed};
-use super::problem::ApiError;
+use super::problem::can::*;
+use super::problem::{ApiError, Problems};
 use super::{AppState, Tag, next_page, page_limit, valid_name};
 use crate::credentials::random_base62;
 use crate::db::credentials::{self as repo, CredentialRow, NewCredential, Patch};
@@ -280,7 +281,7 @@ impl CredentialsApi {
         state: Data<&AppState>,
         body: Json<CreateCredential>,
         #[oai(name = "X-SS3-Actor")] actor: Header<Option<String>>,
-    ) -> poem::Result<Issued> {
+    ) -> Result<Issued, Problems<{ STORE_CALLER | JSON_BODY | CONFLICT }>> {
         auth.0.require_operator()?;
         let name = valid_name(&body.name)?;
         let scopes = valid_scopes(&body.scopes)?;
@@ -318,7 +319,7 @@ impl CredentialsApi {
         state: Data<&AppState>,
         cursor: Query<Option<Uuid>>,
         limit: Query<Option<i64>>,
-    ) -> poem::Result<Json<CredentialPage>> {
+    ) -> Result<Json<CredentialPage>, Problems<{ STORE_CALLER }>> {
         auth.0.require_operator()?;
         let limit = page_limit(limit.0);
         let rows = repo::list(&state.pool, auth.0.store_id.as_str(), cursor.0, limit + 1)
@@ -338,7 +339,7 @@ impl CredentialsApi {
         #[oai(name = "Authorization")] authorization: Header<Option<String>>,
         #[oai(name = "X-API-Key")] api_key: Header<Option<String>>,
         #[oai(name = "X-Gateway-Token")] gateway: Header<Option<String>>,
-    ) -> poem::Result<Json<Validation>> {
+    ) -> Result<Json<Validation>, Problems<{ BAD_REQUEST | UNAUTHORIZED | UNAVAILABLE }>> {
         if !gateway_allowed(&state, gateway.0.as_deref()) {
             return Err(ApiError::Unauthorized.into());
         }
@@ -390,7 +391,7 @@ impl CredentialsApi {
         auth: StoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> poem::Result<Json<Credential>> {
+    ) -> Result<Json<Credential>, Problems<{ STORE_CALLER | NOT_FOUND }>> {
         auth.0.require_operator()?;
         let row = repo::get(&state.pool, auth.0.store_id.as_str(), id.0)
             .await
@@ -406,7 +407,8 @@ impl CredentialsApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
         body: Json<UpdateCredential>,
-    ) -> poem::Result<Json<Credential>> {
+    ) -> Result<Json<Credential>, Problems<{ STORE_CALLER | JSON_BODY | NOT_FOUND | CONFLICT }>>
+    {
         auth.0.require_operator()?;
         let patch = Patch {
             name: body.name.as_deref().map(valid_name).transpose()?,
@@ -414,7 +416,7 @@ impl CredentialsApi {
             expires_at: future(body.expires_at)?.map(Some),
             is_active: None,
         };
-        change(&state, auth.0.store_id.as_str(), id.0, &patch).await
+        Ok(change(&state, auth.0.store_id.as_str(), id.0, &patch).await?)
     }
 
     /// Deactivate: validation fails at once; the configuration is kept.
@@ -424,7 +426,7 @@ impl CredentialsApi {
         auth: StoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> poem::Result<Json<Credential>> {
+    ) -> Result<Json<Credential>, Problems<{ STORE_CALLER | POSTS | NOT_FOUND }>> {
         auth.0.require_operator()?;
         change(
             &state,
@@ -436,6 +438,7 @@ impl CredentialsApi {
             },
         )
         .await
+        .map_err(Into::into)
     }
 
     /// Reactivate.
@@ -445,7 +448,7 @@ impl CredentialsApi {
         auth: StoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> poem::Result<Json<Credential>> {
+    ) -> Result<Json<Credential>, Problems<{ STORE_CALLER | POSTS | NOT_FOUND }>> {
         auth.0.require_operator()?;
         change(
             &state,
@@ -457,6 +460,7 @@ impl CredentialsApi {
             },
         )
         .await
+        .map_err(Into::into)
     }
 
     /// Issue a new secret. The old one stops working at once, or after `graceSeconds`.
@@ -467,7 +471,7 @@ impl CredentialsApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
         body: Json<Rotate>,
-    ) -> poem::Result<Json<IssuedCredential>> {
+    ) -> Result<Json<IssuedCredential>, Problems<{ STORE_CALLER | JSON_BODY | NOT_FOUND }>> {
         auth.0.require_operator()?;
         let store = auth.0.store_id.as_str();
         let current = repo::get(&state.pool, store, id.0)
@@ -526,7 +530,7 @@ impl CredentialsApi {
         auth: StoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> poem::Result<Deleted> {
+    ) -> Result<Deleted, Problems<{ STORE_CALLER | NOT_FOUND }>> {
         auth.0.require_operator()?;
         if !repo::delete(&state.pool, auth.0.store_id.as_str(), id.0)
             .await
@@ -548,7 +552,7 @@ async fn change(
     store: &str,
     id: Uuid,
     patch: &Patch,
-) -> poem::Result<Json<Credential>> {
+) -> Result<Json<Credential>, ApiError> {
     let row = repo::update(&state.pool, store, id, patch)
         .await
         .map_err(ApiError::from)?

@@ -13,7 +13,8 @@ use uuid::Uuid;
 use workflows::DeliveryStatus;
 
 use super::auth::StoreAuth;
-use super::problem::ApiError;
+use super::problem::can::*;
+use super::problem::{ApiError, Problems};
 use super::subscriptions::SCOPE;
 use super::{AppState, Tag, page_limit};
 use crate::db::deliveries::{self, AttemptRow, DeliveryRow, LogFilter, Restart};
@@ -244,7 +245,7 @@ impl DeliveriesApi {
         to: Query<Option<DateTime<Utc>>>,
         cursor: Query<Option<String>>,
         limit: Query<Option<i64>>,
-    ) -> poem::Result<Json<DeliveryPage>> {
+    ) -> Result<Json<DeliveryPage>, Problems<{ STORE_CALLER }>> {
         auth.0.require(SCOPE)?;
         let filter = LogFilter {
             subscription_id: subscription_id.0,
@@ -273,7 +274,7 @@ impl DeliveriesApi {
         to: Query<Option<DateTime<Utc>>>,
         cursor: Query<Option<String>>,
         limit: Query<Option<i64>>,
-    ) -> poem::Result<Json<DeliveryPage>> {
+    ) -> Result<Json<DeliveryPage>, Problems<{ STORE_CALLER | NOT_FOUND }>> {
         auth.0.require(SCOPE)?;
         let filter = LogFilter {
             subscription_id: Some(id.0),
@@ -296,7 +297,7 @@ impl DeliveriesApi {
         state: Data<&AppState>,
         cursor: Query<Option<String>>,
         limit: Query<Option<i64>>,
-    ) -> poem::Result<Json<DeliveryPage>> {
+    ) -> Result<Json<DeliveryPage>, Problems<{ STORE_CALLER }>> {
         auth.0.require(SCOPE)?;
         let filter = LogFilter {
             status: Some(DeliveryStatus::DeadLettered),
@@ -315,7 +316,7 @@ impl DeliveriesApi {
         auth: StoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> poem::Result<Json<Delivery>> {
+    ) -> Result<Json<Delivery>, Problems<{ STORE_CALLER | NOT_FOUND }>> {
         auth.0.require(SCOPE)?;
         let row = deliveries::get(&state.pool, auth.0.store_id.as_str(), id.0)
             .await
@@ -332,7 +333,7 @@ impl DeliveriesApi {
         auth: StoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> poem::Result<Json<Restarted>> {
+    ) -> Result<Json<Restarted>, Problems<{ STORE_CALLER | POSTS | NOT_FOUND | CONFLICT }>> {
         auth.0.require(SCOPE)?;
         restart_one(
             &state,
@@ -352,7 +353,7 @@ impl DeliveriesApi {
         auth: StoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> poem::Result<Json<Restarted>> {
+    ) -> Result<Json<Restarted>, Problems<{ STORE_CALLER | POSTS | NOT_FOUND | CONFLICT }>> {
         auth.0.require(SCOPE)?;
         restart_one(&state, auth.0.store_id.as_str(), id.0, Restart::AnyFinished)
             .await
@@ -368,7 +369,7 @@ impl DeliveriesApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
         body: Json<RetriggerSince>,
-    ) -> poem::Result<Json<Restarted>> {
+    ) -> Result<Json<Restarted>, Problems<{ STORE_CALLER | JSON_BODY | NOT_FOUND }>> {
         auth.0.require(SCOPE)?;
         let ids = deliveries::restart(
             &state.pool,

@@ -8,6 +8,7 @@ pub mod events;
 pub mod health;
 pub mod oauth;
 pub mod problem;
+pub mod spec;
 pub mod subscriptions;
 
 use std::sync::Arc;
@@ -140,12 +141,20 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
 /// The whole HTTP application.
 pub fn app(state: AppState) -> impl Endpoint {
     let api = openapi();
-    let spec = api.spec_endpoint();
-    let ui = api.swagger_ui();
+    // The augmented document (spec.rs), not poem-openapi's own: clients and Swagger UI see the same one. The UI
+    // page embeds the document it is given verbatim, so swapping that text swaps the document.
+    let document = spec::document_text();
+    let ui_html = api.swagger_ui_html().replacen(&api.spec(), &document, 1);
+    let spec = poem::endpoint::make_sync(move |_| {
+        Response::builder()
+            .content_type("application/json")
+            .body(document.clone())
+    });
+    let ui = poem::endpoint::make_sync(move |_| poem::web::Html(ui_html.clone()));
     let limit = state.max_event_bytes + 64 * 1024;
     Route::new()
         .at("/openapi.json", spec)
-        .nest("/docs", ui)
+        .at("/docs", ui)
         .nest("/", api)
         .data(state)
         .around(move |ep, req| body_limit(ep, req, limit))

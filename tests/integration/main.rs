@@ -9,6 +9,7 @@ mod compose;
 mod connectors;
 mod credentials;
 mod kafka;
+mod openapi;
 mod pipeline;
 mod processes;
 mod restart;
