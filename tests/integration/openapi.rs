@@ -2,7 +2,10 @@
 //! and the committed copy in `docs/openapi.json`. Schemathesis (`scripts/schemathesis.sh`) checks the document
 //! against the running service; these tests pin the parts a reader relies on.
 
-use serde_json::Value;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::common::TestApp;
 
 /// The document as `integration-service openapi` prints it (no database needed).
 fn printed_document() -> String {
@@ -149,4 +152,85 @@ fn optional_fields_are_nullable_and_parameters_use_the_documented_names() {
             .map(Vec::len),
         Some(3)
     );
+}
+
+/// Catches: target URLs the document's `targetUrl` pattern refuses being stored anyway (schemathesis sends such
+/// values and expects a refusal), while every documented form, IPv6 literals with an IPv4 tail included, is taken.
+#[tokio::test]
+async fn target_urls_outside_the_documented_grammar_are_refused() {
+    let app = TestApp::spawn().await;
+    let create = |target: &'static str| {
+        app.as_store(Method::POST, "/subscriptions", "store-a")
+            .json(&json!({"name": "n", "targetUrl": target, "events": ["*"]}))
+            .send()
+    };
+    for refused in [
+        "http://exa_mple.com/hook",
+        "http://1.2.3.999/",
+        "http://example.com/hook#fragment",
+        "http://example.com/a b",
+        " http://example.com/",
+    ] {
+        let response = create(refused).await.expect("req");
+        assert_eq!(response.status(), 422, "{refused} accepted");
+        let problem: Value = response.json().await.expect("json");
+        assert_eq!(problem["code"], "invalid_target_url", "{refused}");
+    }
+    for accepted in [
+        "https://example.com/hooks/orders?tenant=a&v=2",
+        "http://127.0.0.1:8080/hook",
+        "http://[::ffff:10.0.0.1]:9000/",
+        "HTTP://Example.COM",
+    ] {
+        let response = create(accepted).await.expect("req");
+        assert_eq!(response.status(), 201, "{accepted} refused");
+    }
+}
+
+/// Catches: a malformed `X-SS3-Store-Id` silently ignored when a store credential sends it (the document declares
+/// the header with a pattern, so a value outside it must be refused whoever sends it).
+#[tokio::test]
+async fn a_malformed_store_header_is_refused_even_from_a_store_credential() {
+    let app = TestApp::spawn().await;
+    let created: Value = app
+        .as_store(Method::POST, "/credentials", "store-a")
+        .json(&json!({"name": "k", "type": "API_KEY", "scopes": ["webhooks:manage"]}))
+        .send()
+        .await
+        .expect("req")
+        .json()
+        .await
+        .expect("json");
+    let key = created["apiKey"].as_str().expect("key");
+    let list = |store: &'static str| {
+        app.http
+            .get(app.url("/subscriptions"))
+            .bearer_auth(key)
+            .header("x-ss3-store-id", store)
+            .send()
+    };
+    let refused = list("not a store!").await.expect("req");
+    assert_eq!(refused.status(), 422);
+    let problem: Value = refused.json().await.expect("json");
+    assert_eq!(problem["code"], "invalid_store_id");
+    // A well-formed header is ignored: a credential's store is its own.
+    assert_eq!(list("store-b").await.expect("req").status(), 200);
+}
+
+/// Catches: a token request that does not parse answered with a problem document, where OAuth clients read the
+/// RFC 6749 §5.2 error format on every 400 of the token endpoint (and the document says so).
+#[tokio::test]
+async fn an_unparsable_token_request_gets_an_rfc_6749_invalid_request() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .http
+        .post(app.url("/oauth/token"))
+        .json(&json!({"grant_type": "client_credentials"}))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"], "invalid_request", "{body}");
+    assert!(body["error_description"].is_string());
 }
