@@ -56,7 +56,48 @@ pub fn document() -> Value {
     declare_store_header(&mut doc);
     event_envelope(&mut doc);
     integer_bounds(&mut doc);
+    links(&mut doc);
     doc
+}
+
+/// OpenAPI links from each create to the routes of the created resource, so a client (and schemathesis's stateful
+/// phase) knows where the `{id}` of `/subscriptions/{id}/…`, `/credentials/{id}/…` and `/connectors/{id}/…` comes from.
+fn links(doc: &mut Value) {
+    for (create, id_at, prefix) in [
+        (
+            "/subscriptions",
+            "/subscription/subscriptionId",
+            "/subscriptions/{id}",
+        ),
+        (
+            "/credentials",
+            "/credential/credentialId",
+            "/credentials/{id}",
+        ),
+        ("/connectors", "/configId", "/connectors/{id}"),
+    ] {
+        let mut links = Map::new();
+        let targets = doc["paths"].as_object().into_iter().flatten();
+        for (path, item) in
+            targets.filter(|(p, _)| p.starts_with(prefix) && p.matches('{').count() == 1)
+        {
+            for method in item.as_object().into_iter().flat_map(Map::keys) {
+                let name = format!("{method}{}", path.replace(['/', '{', '}', '-'], "_"));
+                links.insert(
+                    name,
+                    json!({
+                        "operationRef": format!("#/paths/{}/{method}", escape(path)),
+                        "parameters": { "id": format!("$response.body#{id_at}") },
+                    }),
+                );
+            }
+        }
+        if let Some(Value::Object(created)) =
+            doc.pointer_mut(&format!("/paths/{}/post/responses/201", escape(create)))
+        {
+            created.insert("links".into(), Value::Object(links));
+        }
+    }
 }
 
 /// The range of each fixed-width integer: a value outside it fails to parse (400), so it is not valid input.
