@@ -71,10 +71,7 @@ impl EventsApi {
         _auth: OperatorAuth,
         state: Data<&AppState>,
         body: Json<serde_json::Value>,
-    ) -> Result<
-        Ingest,
-        Problems<{ BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | UNAVAILABLE | JSON_BODY | INVALID }>,
-    > {
+    ) -> Result<Ingest, Problems<{ OPERATOR_CALLER | JSON_BODY | INVALID }>> {
         // Same parser as Kafka ingest, so both paths accept and refuse exactly the same envelopes.
         let bytes = serde_json::to_vec(&body.0).map_err(|e| ApiError::Internal(e.into()))?;
         let event = EventEnvelope::parse(&bytes, state.max_event_bytes, Utc::now())
@@ -109,10 +106,7 @@ impl EventsApi {
         &self,
         _auth: OperatorAuth,
         state: Data<&AppState>,
-    ) -> Result<
-        Json<Vec<QuarantinedMessage>>,
-        Problems<{ BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | UNAVAILABLE }>,
-    > {
+    ) -> Result<Json<Vec<QuarantinedMessage>>, Problems<OPERATOR_CALLER>> {
         let rows = list_quarantine(&state.pool, 100)
             .await
             .map_err(ApiError::from)?;

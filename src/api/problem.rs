@@ -146,6 +146,9 @@ pub mod can {
     /// A caller authenticated by `StoreAuth`: unparsable parameters, no credentials, a missing scope, a bad
     /// `X-SS3-Store-Id`, an unavailable dependency.
     pub const STORE_CALLER: u32 = BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | INVALID | UNAVAILABLE;
+    /// A caller authenticated by `OperatorAuth`: unparsable parameters, no or a store's credentials, an unavailable
+    /// dependency.
+    pub const OPERATOR_CALLER: u32 = BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | UNAVAILABLE;
     /// Any POST, PUT or PATCH: the body-size middleware answers before the route.
     pub const POSTS: u32 = LENGTH_REQUIRED | TOO_LARGE;
     /// A route with a JSON body: [`POSTS`], malformed JSON, another media type.
