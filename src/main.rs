@@ -54,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve { roles: Roles::ALL });
     if let Command::Openapi = command {
-        println!("{}", api::openapi().spec());
+        print!("{}", api::spec::document_text());
         return Ok(());
     }
     let config = Config::load(cli.config.as_deref())?;

@@ -92,15 +92,20 @@ async fn check_operator_for_store(req: &Request, bearer: Bearer) -> poem::Result
 
 async fn check_store(req: &Request, bearer: Bearer) -> poem::Result<StoreScope> {
     let state = state(req)?;
+    // A declared header is parsed whenever it is sent, even by a store credential (which then ignores it).
+    let named = req
+        .header(STORE_HEADER)
+        .map(|raw| {
+            StoreId::parse(raw).map_err(|e| ApiError::Invalid("invalid_store_id", e.to_string()))
+        })
+        .transpose()?;
     if is_operator(state, &bearer.token) {
-        let raw = req.header(STORE_HEADER).ok_or_else(|| {
+        let store_id = named.ok_or_else(|| {
             ApiError::Invalid(
                 "store_id_required",
                 format!("operators name the store in the {STORE_HEADER} header"),
             )
         })?;
-        let store_id = StoreId::parse(raw)
-            .map_err(|e| ApiError::Invalid("invalid_store_id", e.to_string()))?;
         let scopes = SCOPES.iter().map(|(s, _)| (*s).to_owned()).collect();
         return Ok(StoreScope {
             store_id,

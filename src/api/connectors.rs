@@ -18,7 +18,8 @@ use workflows::EventPattern;
 use workflows::connector::parse_job_status;
 
 use super::auth::OperatorStoreAuth;
-use super::problem::ApiError;
+use super::problem::can::*;
+use super::problem::{ApiError, Problems};
 use super::types::{FilterText, Name, Settings};
 use super::{AppState, Tag, next_page, page_limit};
 use crate::connectors::store_credentials;
@@ -504,7 +505,7 @@ impl ConnectorsApi {
         &self,
         _auth: OperatorStoreAuth,
         state: Data<&AppState>,
-    ) -> poem::Result<Json<Vec<ConnectorType>>> {
+    ) -> Result<Json<Vec<ConnectorType>>, Problems<{ STORE_CALLER }>> {
         Ok(Json(
             state
                 .connectors
@@ -535,7 +536,7 @@ impl ConnectorsApi {
         auth: OperatorStoreAuth,
         state: Data<&AppState>,
         body: Json<CreateConnector>,
-    ) -> poem::Result<Created> {
+    ) -> Result<Created, Problems<{ STORE_CALLER | JSON_BODY | CONFLICT }>> {
         let adapter = adapter(&state, &body.connector_type)?;
         let default_events: Vec<String> = adapter
             .supported_events()
@@ -623,7 +624,7 @@ impl ConnectorsApi {
         state: Data<&AppState>,
         cursor: Query<Option<Uuid>>,
         limit: Query<Option<i64>>,
-    ) -> poem::Result<Json<ConnectorPage>> {
+    ) -> Result<Json<ConnectorPage>, Problems<{ STORE_CALLER }>> {
         let limit = page_limit(limit.0);
         let rows = connectors::list(&state.pool, auth.0.store_id.as_str(), cursor.0, limit + 1)
             .await
@@ -640,7 +641,7 @@ impl ConnectorsApi {
         auth: OperatorStoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> poem::Result<Json<Connector>> {
+    ) -> Result<Json<Connector>, Problems<{ STORE_CALLER | NOT_FOUND }>> {
         let row = load(&state, auth.0.store_id.as_str(), id.0).await?;
         Ok(Json(to_connector(&state, row)))
     }
@@ -653,7 +654,7 @@ impl ConnectorsApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
         body: Json<UpdateConnector>,
-    ) -> poem::Result<Json<Connector>> {
+    ) -> Result<Json<Connector>, Problems<{ STORE_CALLER | JSON_BODY | NOT_FOUND }>> {
         let store = auth.0.store_id.as_str();
         let mut tx = state.pool.begin().await.map_err(ApiError::from)?;
         let current = connectors::get(&mut tx, store, id.0, true)
@@ -711,7 +712,7 @@ impl ConnectorsApi {
         auth: OperatorStoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> poem::Result<Json<Connector>> {
+    ) -> Result<Json<Connector>, Problems<{ STORE_CALLER | POSTS | NOT_FOUND | CONFLICT }>> {
         let store = auth.0.store_id.as_str();
         let mut tx = state.pool.begin().await.map_err(ApiError::from)?;
         let current = connectors::get(&mut tx, store, id.0, true)
@@ -753,7 +754,7 @@ impl ConnectorsApi {
         auth: OperatorStoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> poem::Result<Json<Connector>> {
+    ) -> Result<Json<Connector>, Problems<{ STORE_CALLER | POSTS | NOT_FOUND }>> {
         let store = auth.0.store_id.as_str();
         let mut tx = state.pool.begin().await.map_err(ApiError::from)?;
         let patch = Patch {
@@ -777,7 +778,7 @@ impl ConnectorsApi {
         auth: OperatorStoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> poem::Result<NoContent> {
+    ) -> Result<NoContent, Problems<{ STORE_CALLER | NOT_FOUND }>> {
         let store_id = auth.0.store_id.as_str();
         let mut tx = state.pool.begin().await.map_err(ApiError::from)?;
         if connectors::delete(&mut tx, store_id, id.0)
@@ -806,7 +807,7 @@ impl ConnectorsApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
         body: Json<CredentialsInput>,
-    ) -> poem::Result<NoContent> {
+    ) -> Result<NoContent, Problems<{ STORE_CALLER | JSON_BODY | NOT_FOUND }>> {
         let mut tx = state.pool.begin().await.map_err(ApiError::from)?;
         let current = connectors::get(&mut tx, auth.0.store_id.as_str(), id.0, true)
             .await
@@ -839,11 +840,11 @@ impl ConnectorsApi {
         id: Path<Uuid>,
         direction: Query<Option<String>>,
         status: Query<Option<String>>,
-        entity_type: Query<Option<FilterText>>,
+        #[oai(name = "entityType")] entity_type: Query<Option<FilterText>>,
         since: Query<Option<DateTime<Utc>>>,
         cursor: Query<Option<Uuid>>,
         limit: Query<Option<i64>>,
-    ) -> poem::Result<Json<SyncRunPage>> {
+    ) -> Result<Json<SyncRunPage>, Problems<{ STORE_CALLER | NOT_FOUND }>> {
         load(&state, auth.0.store_id.as_str(), id.0).await?;
         if let Some(d) = direction
             .0
@@ -898,7 +899,7 @@ impl ConnectorsApi {
         status: Query<Option<String>>,
         cursor: Query<Option<Uuid>>,
         limit: Query<Option<i64>>,
-    ) -> poem::Result<Json<ConnectorJobPage>> {
+    ) -> Result<Json<ConnectorJobPage>, Problems<{ STORE_CALLER | NOT_FOUND }>> {
         load(&state, auth.0.store_id.as_str(), id.0).await?;
         if let Some(s) = status
             .0
@@ -932,7 +933,7 @@ impl ConnectorsApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
         job_id: Path<Uuid>,
-    ) -> poem::Result<Json<ConnectorJob>> {
+    ) -> Result<Json<ConnectorJob>, Problems<{ STORE_CALLER | POSTS | NOT_FOUND | CONFLICT }>> {
         let store = auth.0.store_id.as_str();
         let config = load(&state, store, id.0).await?;
         if let Some(job) = connectors::retrigger(&state.pool, store, id.0, job_id.0)
@@ -973,7 +974,7 @@ impl ConnectorsApi {
         auth: OperatorStoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> poem::Result<Accepted> {
+    ) -> Result<Accepted, Problems<{ STORE_CALLER | POSTS | NOT_FOUND | CONFLICT }>> {
         let config = load(&state, auth.0.store_id.as_str(), id.0).await?;
         let mut tx = state.pool.begin().await.map_err(ApiError::from)?;
         let Some(poll_seq) =
@@ -999,7 +1000,7 @@ impl ConnectorsApi {
         auth: OperatorStoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> poem::Result<Json<ConnectionTest>> {
+    ) -> Result<Json<ConnectionTest>, Problems<{ STORE_CALLER | POSTS | NOT_FOUND }>> {
         let row = load(&state, auth.0.store_id.as_str(), id.0).await?;
         let config = ConnectorConfig {
             config_id: row.config_id,

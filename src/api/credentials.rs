@@ -10,7 +10,8 @@ use uuid::Uuid;
 use workflows::credentials::{API_KEY_PREFIX, CLIENT_ID_PREFIX, SCOPES, Scope, parse_scopes};
 
 use super::auth::{OperatorStoreAuth, gateway_allowed};
-use super::problem::ApiError;
+use super::problem::can::*;
+use super::problem::{ApiError, Problems};
 use super::types::Name;
 use super::{AppState, Tag, next_page, page_limit};
 use crate::credentials::random_base62;
@@ -281,7 +282,7 @@ impl CredentialsApi {
         state: Data<&AppState>,
         body: Json<CreateCredential>,
         #[oai(name = "X-SS3-Actor")] actor: Header<Option<String>>,
-    ) -> poem::Result<Issued> {
+    ) -> Result<Issued, Problems<{ STORE_CALLER | JSON_BODY | CONFLICT }>> {
         let scopes = valid_scopes(&body.scopes)?;
         let expires_at = future(body.expires_at)?;
         let (client_id, secret, shown) = new_secret(body.kind);
@@ -317,7 +318,7 @@ impl CredentialsApi {
         state: Data<&AppState>,
         cursor: Query<Option<Uuid>>,
         limit: Query<Option<i64>>,
-    ) -> poem::Result<Json<CredentialPage>> {
+    ) -> Result<Json<CredentialPage>, Problems<{ STORE_CALLER }>> {
         let limit = page_limit(limit.0);
         let rows = repo::list(&state.pool, auth.0.store_id.as_str(), cursor.0, limit + 1)
             .await
@@ -336,7 +337,7 @@ impl CredentialsApi {
         #[oai(name = "Authorization")] authorization: Header<Option<String>>,
         #[oai(name = "X-API-Key")] api_key: Header<Option<String>>,
         #[oai(name = "X-Gateway-Token")] gateway: Header<Option<String>>,
-    ) -> poem::Result<Json<Validation>> {
+    ) -> Result<Json<Validation>, Problems<{ BAD_REQUEST | UNAUTHORIZED | UNAVAILABLE }>> {
         if !gateway_allowed(&state, gateway.0.as_deref()) {
             return Err(ApiError::Unauthorized.into());
         }
@@ -388,7 +389,7 @@ impl CredentialsApi {
         auth: OperatorStoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> poem::Result<Json<Credential>> {
+    ) -> Result<Json<Credential>, Problems<{ STORE_CALLER | NOT_FOUND }>> {
         let row = repo::get(&state.pool, auth.0.store_id.as_str(), id.0)
             .await
             .map_err(ApiError::from)?;
@@ -403,14 +404,15 @@ impl CredentialsApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
         body: Json<UpdateCredential>,
-    ) -> poem::Result<Json<Credential>> {
+    ) -> Result<Json<Credential>, Problems<{ STORE_CALLER | JSON_BODY | NOT_FOUND | CONFLICT }>>
+    {
         let patch = Patch {
             name: body.name.clone().map(Name::into_inner),
             scopes: body.scopes.as_deref().map(valid_scopes).transpose()?,
             expires_at: future(body.expires_at)?.map(Some),
             is_active: None,
         };
-        change(&state, auth.0.store_id.as_str(), id.0, &patch).await
+        Ok(change(&state, auth.0.store_id.as_str(), id.0, &patch).await?)
     }
 
     /// Deactivate: validation fails at once; the configuration is kept.
@@ -420,7 +422,7 @@ impl CredentialsApi {
         auth: OperatorStoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> poem::Result<Json<Credential>> {
+    ) -> Result<Json<Credential>, Problems<{ STORE_CALLER | POSTS | NOT_FOUND }>> {
         change(
             &state,
             auth.0.store_id.as_str(),
@@ -431,6 +433,7 @@ impl CredentialsApi {
             },
         )
         .await
+        .map_err(Into::into)
     }
 
     /// Reactivate.
@@ -440,7 +443,7 @@ impl CredentialsApi {
         auth: OperatorStoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> poem::Result<Json<Credential>> {
+    ) -> Result<Json<Credential>, Problems<{ STORE_CALLER | POSTS | NOT_FOUND }>> {
         change(
             &state,
             auth.0.store_id.as_str(),
@@ -451,6 +454,7 @@ impl CredentialsApi {
             },
         )
         .await
+        .map_err(Into::into)
     }
 
     /// Issue a new secret. The old one stops working at once, or after `graceSeconds`.
@@ -461,7 +465,7 @@ impl CredentialsApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
         body: Json<Rotate>,
-    ) -> poem::Result<Json<IssuedCredential>> {
+    ) -> Result<Json<IssuedCredential>, Problems<{ STORE_CALLER | JSON_BODY | NOT_FOUND }>> {
         let store = auth.0.store_id.as_str();
         let current = repo::get(&state.pool, store, id.0)
             .await
@@ -519,7 +523,7 @@ impl CredentialsApi {
         auth: OperatorStoreAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> poem::Result<Deleted> {
+    ) -> Result<Deleted, Problems<{ STORE_CALLER | NOT_FOUND }>> {
         if !repo::delete(&state.pool, auth.0.store_id.as_str(), id.0)
             .await
             .map_err(ApiError::from)?
@@ -540,7 +544,7 @@ async fn change(
     store: &str,
     id: Uuid,
     patch: &Patch,
-) -> poem::Result<Json<Credential>> {
+) -> Result<Json<Credential>, ApiError> {
     let row = repo::update(&state.pool, store, id, patch)
         .await
         .map_err(ApiError::from)?

@@ -13,7 +13,8 @@ use uuid::Uuid;
 use workflows::DeliveryStatus;
 
 use super::auth::WebhooksAuth;
-use super::problem::ApiError;
+use super::problem::can::*;
+use super::problem::{ApiError, Problems};
 use super::types::FilterText;
 use super::{AppState, Tag, page_limit};
 use crate::db::deliveries::{self, AttemptRow, DeliveryRow, LogFilter, Restart};
@@ -245,7 +246,7 @@ impl DeliveriesApi {
         to: Query<Option<DateTime<Utc>>>,
         cursor: Query<Option<String>>,
         limit: Query<Option<i64>>,
-    ) -> poem::Result<Json<DeliveryPage>> {
+    ) -> Result<Json<DeliveryPage>, Problems<{ STORE_CALLER }>> {
         let filter = LogFilter {
             subscription_id: subscription_id.0,
             status: parse_status(status.0)?,
@@ -273,7 +274,7 @@ impl DeliveriesApi {
         to: Query<Option<DateTime<Utc>>>,
         cursor: Query<Option<String>>,
         limit: Query<Option<i64>>,
-    ) -> poem::Result<Json<DeliveryPage>> {
+    ) -> Result<Json<DeliveryPage>, Problems<{ STORE_CALLER | NOT_FOUND }>> {
         known_subscription(&state, auth.0.store_id.as_str(), id.0).await?;
         let filter = LogFilter {
             subscription_id: Some(id.0),
@@ -296,7 +297,7 @@ impl DeliveriesApi {
         state: Data<&AppState>,
         cursor: Query<Option<String>>,
         limit: Query<Option<i64>>,
-    ) -> poem::Result<Json<DeliveryPage>> {
+    ) -> Result<Json<DeliveryPage>, Problems<{ STORE_CALLER }>> {
         let filter = LogFilter {
             status: Some(DeliveryStatus::DeadLettered),
             before: cursor.0.as_deref().map(decode_cursor).transpose()?,
@@ -314,7 +315,7 @@ impl DeliveriesApi {
         auth: WebhooksAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> poem::Result<Json<Delivery>> {
+    ) -> Result<Json<Delivery>, Problems<{ STORE_CALLER | NOT_FOUND }>> {
         let row = deliveries::get(&state.pool, auth.0.store_id.as_str(), id.0)
             .await
             .map_err(ApiError::from)?;
@@ -330,7 +331,7 @@ impl DeliveriesApi {
         auth: WebhooksAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> poem::Result<Json<Restarted>> {
+    ) -> Result<Json<Restarted>, Problems<{ STORE_CALLER | POSTS | NOT_FOUND | CONFLICT }>> {
         restart_one(
             &state,
             auth.0.store_id.as_str(),
@@ -349,7 +350,7 @@ impl DeliveriesApi {
         auth: WebhooksAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> poem::Result<Json<Restarted>> {
+    ) -> Result<Json<Restarted>, Problems<{ STORE_CALLER | POSTS | NOT_FOUND | CONFLICT }>> {
         restart_one(&state, auth.0.store_id.as_str(), id.0, Restart::AnyFinished)
             .await
             .map(Json)
@@ -364,7 +365,7 @@ impl DeliveriesApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
         body: Json<RetriggerSince>,
-    ) -> poem::Result<Json<Restarted>> {
+    ) -> Result<Json<Restarted>, Problems<{ STORE_CALLER | JSON_BODY | NOT_FOUND }>> {
         known_subscription(&state, auth.0.store_id.as_str(), id.0).await?;
         let ids = deliveries::restart(
             &state.pool,

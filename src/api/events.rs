@@ -8,7 +8,8 @@ use uuid::Uuid;
 use workflows::EventEnvelope;
 
 use super::auth::OperatorAuth;
-use super::problem::ApiError;
+use super::problem::can::*;
+use super::problem::{ApiError, Problems};
 use super::{AppState, Tag};
 use crate::db::events::{EventSource, Ingested, list_quarantine};
 
@@ -70,7 +71,7 @@ impl EventsApi {
         _auth: OperatorAuth,
         state: Data<&AppState>,
         body: Json<serde_json::Value>,
-    ) -> poem::Result<Ingest> {
+    ) -> Result<Ingest, Problems<{ OPERATOR_CALLER | JSON_BODY | INVALID }>> {
         // Same parser as Kafka ingest, so both paths accept and refuse exactly the same envelopes.
         let bytes = serde_json::to_vec(&body.0).map_err(|e| ApiError::Internal(e.into()))?;
         let event = EventEnvelope::parse(&bytes, state.max_event_bytes, Utc::now())
@@ -105,7 +106,7 @@ impl EventsApi {
         &self,
         _auth: OperatorAuth,
         state: Data<&AppState>,
-    ) -> poem::Result<Json<Vec<QuarantinedMessage>>> {
+    ) -> Result<Json<Vec<QuarantinedMessage>>, Problems<OPERATOR_CALLER>> {
         let rows = list_quarantine(&state.pool, 100)
             .await
             .map_err(ApiError::from)?;

@@ -10,13 +10,14 @@ pub mod health;
 pub mod oauth;
 pub mod problem;
 pub mod server;
+pub mod spec;
 pub mod subscriptions;
 pub mod types;
 
 use std::sync::Arc;
 
 use poem::middleware::Tracing;
-use poem::{Endpoint, EndpointExt, Route};
+use poem::{Endpoint, EndpointExt, Response, Route};
 use poem_openapi::{OpenApiService, Tags};
 use sqlx::PgPool;
 
@@ -130,11 +131,19 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
 pub fn app(state: AppState, limits: edge::BodyLimits) -> impl Endpoint {
     let api = openapi();
     let edge = Arc::new(edge::Edge::new(limits, &api.spec()));
-    let spec = api.spec_endpoint();
-    let ui = api.swagger_ui();
+    // The augmented document (spec.rs), not poem-openapi's own: clients and Swagger UI see the same one. The UI
+    // page embeds the document it is given verbatim, so swapping that text swaps the document.
+    let document = spec::document_text();
+    let ui_html = api.swagger_ui_html().replacen(&api.spec(), &document, 1);
+    let spec = poem::endpoint::make_sync(move |_| {
+        Response::builder()
+            .content_type("application/json")
+            .body(document.clone())
+    });
+    let ui = poem::endpoint::make_sync(move |_| poem::web::Html(ui_html.clone()));
     Route::new()
         .at("/openapi.json", poem::get(spec))
-        .nest("/docs", ui)
+        .at("/docs", poem::get(ui))
         .nest("/", api)
         .data(state)
         .around(move |ep, req| {

@@ -9,7 +9,8 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
 use workflows::credentials::{is_client_id, requested_scopes};
 
-use super::problem::ApiError;
+use super::problem::can::*;
+use super::problem::{ApiError, Problems};
 use super::{AppState, Tag};
 
 /// The token request (form-encoded). Client authentication: HTTP Basic, or `client_id` + `client_secret` here.
@@ -48,6 +49,7 @@ pub struct OAuthError {
 }
 
 #[derive(ApiResponse)]
+#[oai(bad_request_handler = "unparsable")]
 enum TokenResponse {
     /// Issued.
     #[oai(status = 200)]
@@ -72,6 +74,12 @@ fn bad(error: &str, description: impl Into<String>) -> TokenResponse {
         }),
         "no-store".into(),
     )
+}
+
+/// A form or header that does not parse is an RFC 6749 `invalid_request`, not a problem document: OAuth clients
+/// read the §5.2 format on every 400 of the token endpoint.
+fn unparsable(err: poem::Error) -> TokenResponse {
+    bad("invalid_request", err.to_string())
 }
 
 fn invalid_client() -> TokenResponse {
@@ -102,7 +110,7 @@ impl OAuthApi {
         state: Data<&AppState>,
         #[oai(name = "Authorization")] authorization: Header<Option<String>>,
         form: Form<TokenRequest>,
-    ) -> poem::Result<TokenResponse> {
+    ) -> Result<TokenResponse, Problems<{ POSTS | UNAVAILABLE }>> {
         let form = form.0;
         match form.grant_type.as_deref() {
             None => return Ok(bad("invalid_request", "grant_type is required")),

@@ -2,6 +2,9 @@
 
 use poem::Response;
 use poem::http::StatusCode;
+use poem_openapi::ApiResponse;
+use poem_openapi::registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::types::Type;
 use serde::Serialize;
 
 use crate::db::errors::{Conflict, classify};
@@ -127,6 +130,140 @@ impl From<anyhow::Error> for ApiError {
             .find_map(|cause| cause.downcast_ref::<sqlx::Error>())
             .and_then(Self::from_database)
             .unwrap_or(Self::Internal(e))
+    }
+}
+
+/// The statuses a route can answer with a problem document, as bits of the `S` in [`Problems<S>`].
+pub mod can {
+    /// 400: a parameter or the body does not parse (wrong type, malformed JSON or form).
+    pub const BAD_REQUEST: u32 = 1;
+    /// 401: no or unknown credentials.
+    pub const UNAUTHORIZED: u32 = 1 << 1;
+    /// 403: a missing scope, or an operator-only route called with a store credential.
+    pub const FORBIDDEN: u32 = 1 << 2;
+    /// 404: the resource named in the path does not exist in the caller's store.
+    pub const NOT_FOUND: u32 = 1 << 3;
+    /// 409: the resource's state does not allow it.
+    pub const CONFLICT: u32 = 1 << 4;
+    /// 411: a chunked body without `Content-Length`.
+    pub const LENGTH_REQUIRED: u32 = 1 << 5;
+    /// 413: the body is over the size limit.
+    pub const TOO_LARGE: u32 = 1 << 6;
+    /// 415: the body is not of the documented media type.
+    pub const MEDIA_TYPE: u32 = 1 << 7;
+    /// 422: well-formed, but a value is invalid (the `code` says which rule).
+    pub const INVALID: u32 = 1 << 8;
+    /// 429: too many requests.
+    pub const TOO_MANY: u32 = 1 << 9;
+    /// 503: a dependency (secret store, database) is unavailable or the service is shedding load.
+    pub const UNAVAILABLE: u32 = 1 << 10;
+
+    /// A caller authenticated by `StoreAuth`: unparsable parameters, no credentials, a missing scope, a bad
+    /// `X-SS3-Store-Id`, an unavailable dependency.
+    pub const STORE_CALLER: u32 = BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | INVALID | UNAVAILABLE;
+    /// A caller authenticated by `OperatorAuth`: unparsable parameters, no or a store's credentials, an unavailable
+    /// dependency.
+    pub const OPERATOR_CALLER: u32 = BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | UNAVAILABLE;
+    /// Any POST, PUT or PATCH: the body-size middleware answers before the route.
+    pub const POSTS: u32 = LENGTH_REQUIRED | TOO_LARGE;
+    /// A route with a JSON body: [`POSTS`], malformed JSON, another media type.
+    pub const JSON_BODY: u32 = POSTS | BAD_REQUEST | MEDIA_TYPE;
+}
+
+/// (bit, status, description) of every status [`Problems`] can document.
+const STATUSES: [(u32, u16, &str); 11] = [
+    (
+        can::BAD_REQUEST,
+        400,
+        "A parameter or the body does not parse",
+    ),
+    (can::UNAUTHORIZED, 401, "No or unknown credentials"),
+    (can::FORBIDDEN, 403, "The credentials do not allow this"),
+    (can::NOT_FOUND, 404, "No such resource in this store"),
+    (
+        can::CONFLICT,
+        409,
+        "The resource's state does not allow this",
+    ),
+    (can::LENGTH_REQUIRED, 411, "A body without Content-Length"),
+    (can::TOO_LARGE, 413, "The body is over the size limit"),
+    (
+        can::MEDIA_TYPE,
+        415,
+        "The body is not of the documented media type",
+    ),
+    (
+        can::INVALID,
+        422,
+        "A value is invalid; `code` names the rule",
+    ),
+    (
+        can::TOO_MANY,
+        429,
+        "Too many requests; retry after `Retry-After` seconds",
+    ),
+    (
+        can::UNAVAILABLE,
+        503,
+        "A dependency is unavailable or the service sheds load; retry later",
+    ),
+];
+
+/// A route's error type: an [`ApiError`] whose OpenAPI metadata documents each status in `S` (bits of [`can`]) as
+/// `application/problem+json` with the [`Problem`] schema. Handlers return `Result<T, Problems<{ … }>>`, so the
+/// document lists what a route can answer without per-route copies of the error responses.
+#[derive(Debug)]
+pub struct Problems<const S: u32>(pub ApiError);
+
+impl<const S: u32> From<ApiError> for Problems<S> {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+impl<const S: u32> From<sqlx::Error> for Problems<S> {
+    fn from(e: sqlx::Error) -> Self {
+        Self(e.into())
+    }
+}
+
+impl<const S: u32> From<Problems<S>> for poem::Error {
+    fn from(p: Problems<S>) -> Self {
+        p.0.into()
+    }
+}
+
+impl<const S: u32> ApiResponse for Problems<S> {
+    fn meta() -> MetaResponses {
+        let responses = STATUSES
+            .iter()
+            .filter(|(bit, ..)| S & bit != 0)
+            .map(|&(_, status, description)| MetaResponse {
+                description,
+                status: Some(status),
+                status_range: None,
+                content: vec![MetaMediaType {
+                    content_type: "application/problem+json",
+                    schema: Problem::schema_ref(),
+                }],
+                headers: if matches!(status, 429 | 503) {
+                    vec![MetaHeader {
+                        name: "Retry-After".into(),
+                        description: Some("Seconds to wait before retrying, when known".into()),
+                        required: false,
+                        deprecated: false,
+                        schema: u32::schema_ref(),
+                    }]
+                } else {
+                    vec![]
+                },
+            })
+            .collect();
+        MetaResponses { responses }
+    }
+
+    fn register(registry: &mut Registry) {
+        Problem::register(registry);
     }
 }
 

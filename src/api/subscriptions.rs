@@ -1,5 +1,7 @@
 //! `/subscriptions`: create (the signing secret is shown once), list, get, update, delete, test.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
@@ -9,7 +11,8 @@ use uuid::Uuid;
 use workflows::{EventEnvelope, EventPattern, EventType};
 
 use super::auth::WebhooksAuth;
-use super::problem::ApiError;
+use super::problem::can::*;
+use super::problem::{ApiError, Problems};
 use super::types::Name;
 use super::{AppState, Tag, next_page, page_limit};
 use crate::db::events::{EventSource, Ingested};
@@ -161,7 +164,52 @@ fn valid_events(events: &[String]) -> Result<Vec<String>, ApiError> {
     Ok(out)
 }
 
+/// The target URLs this API accepts, as the OpenAPI document states them: `http(s)://`, a host name whose last label
+/// starts with a letter, an IPv4 address or a bracketed IPv6 address (RFC 3986's grammar), an optional port, then
+/// RFC 3986 path and query characters. Narrower than what a WHATWG parser accepts, on purpose: a document cannot
+/// state the WHATWG language, and a receiver URL needs none of the rest (user info, fragments, Unicode hosts).
+pub fn target_url_pattern() -> &'static str {
+    static PATTERN: LazyLock<String> = LazyLock::new(|| {
+        let octet = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
+        let ipv4 = format!("({octet}\\.){{3}}{octet}");
+        let h16 = "[0-9A-Fa-f]{1,4}";
+        let ls32 = format!("({h16}:{h16}|{ipv4})");
+        let ipv6 = [
+            format!("({h16}:){{6}}{ls32}"),
+            format!("::({h16}:){{5}}{ls32}"),
+            format!("({h16})?::({h16}:){{4}}{ls32}"),
+            format!("(({h16}:){{0,1}}{h16})?::({h16}:){{3}}{ls32}"),
+            format!("(({h16}:){{0,2}}{h16})?::({h16}:){{2}}{ls32}"),
+            format!("(({h16}:){{0,3}}{h16})?::{h16}:{ls32}"),
+            format!("(({h16}:){{0,4}}{h16})?::{ls32}"),
+            format!("(({h16}:){{0,5}}{h16})?::{h16}"),
+            format!("(({h16}:){{0,6}}{h16})?::"),
+        ]
+        .join("|");
+        let label = "[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?";
+        let name = format!("({label}\\.)*[A-Za-z]([A-Za-z0-9-]*[A-Za-z0-9])?");
+        let port =
+            "(:([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?";
+        let path = "(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?(\\?[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?";
+        format!("^[Hh][Tt][Tt][Pp][Ss]?://({name}|{ipv4}|\\[({ipv6})\\]){port}{path}$")
+    });
+    &PATTERN
+}
+
+fn documented_target(raw: &str) -> bool {
+    static PATTERN: LazyLock<Option<regex::Regex>> =
+        LazyLock::new(|| regex::Regex::new(target_url_pattern()).ok());
+    PATTERN.as_ref().is_some_and(|p| p.is_match(raw))
+}
+
 async fn valid_target(state: &AppState, raw: &str) -> Result<String, ApiError> {
+    if !documented_target(raw) {
+        return Err(ApiError::Invalid(
+            "invalid_target_url",
+            "target_url must be http(s)://host[:port][/path][?query] with a DNS name or IP address"
+                .into(),
+        ));
+    }
     let url = TargetUrl::parse(raw)
         .map_err(|e| ApiError::Invalid("invalid_target_url", e.to_string()))?;
     url.check(&state.target_policy).await.map_err(|e| match e {
@@ -215,7 +263,7 @@ impl SubscriptionsApi {
         auth: WebhooksAuth,
         state: Data<&AppState>,
         body: Json<CreateSubscription>,
-    ) -> poem::Result<Created> {
+    ) -> Result<Created, Problems<{ STORE_CALLER | JSON_BODY }>> {
         let events = valid_events(&body.events)?;
         let target = valid_target(&state, &body.target_url).await?;
         let (row, secret) = create_with_secret(
@@ -247,7 +295,7 @@ impl SubscriptionsApi {
         state: Data<&AppState>,
         cursor: Query<Option<Uuid>>,
         limit: Query<Option<i64>>,
-    ) -> poem::Result<Json<SubscriptionPage>> {
+    ) -> Result<Json<SubscriptionPage>, Problems<{ STORE_CALLER }>> {
         let limit = page_limit(limit.0);
         let rows = subscriptions::list(&state.pool, auth.0.store_id.as_str(), cursor.0, limit + 1)
             .await
@@ -265,7 +313,7 @@ impl SubscriptionsApi {
         auth: WebhooksAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> poem::Result<Json<Subscription>> {
+    ) -> Result<Json<Subscription>, Problems<{ STORE_CALLER | NOT_FOUND }>> {
         let row = subscriptions::get(&state.pool, auth.0.store_id.as_str(), id.0)
             .await
             .map_err(ApiError::from)?;
@@ -280,7 +328,7 @@ impl SubscriptionsApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
         body: Json<UpdateSubscription>,
-    ) -> poem::Result<Json<Subscription>> {
+    ) -> Result<Json<Subscription>, Problems<{ STORE_CALLER | JSON_BODY | NOT_FOUND }>> {
         let target_url = match &body.target_url {
             Some(raw) => Some(valid_target(&state, raw).await?),
             None => None,
@@ -304,7 +352,7 @@ impl SubscriptionsApi {
         auth: WebhooksAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> poem::Result<Deleted> {
+    ) -> Result<Deleted, Problems<{ STORE_CALLER | NOT_FOUND }>> {
         if subscriptions::delete(&state.pool, auth.0.store_id.as_str(), id.0)
             .await
             .map_err(ApiError::from)?
@@ -322,7 +370,7 @@ impl SubscriptionsApi {
         auth: WebhooksAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
-    ) -> poem::Result<Accepted> {
+    ) -> Result<Accepted, Problems<{ STORE_CALLER | POSTS | NOT_FOUND | CONFLICT }>> {
         let row = subscriptions::get(&state.pool, auth.0.store_id.as_str(), id.0)
             .await
             .map_err(ApiError::from)?;

@@ -2,3 +2,6 @@
 
 pub mod http;
 pub mod target;
+
+#[cfg(test)]
+mod target_props;

@@ -13,6 +13,7 @@ mod credentials;
 mod edge;
 mod edge_limits;
 mod kafka;
+mod openapi;
 mod pipeline;
 mod poison;
 mod processes;
