@@ -5,10 +5,12 @@ mod common;
 
 mod api;
 mod broker;
+mod chaos;
 mod compose;
 mod connectors;
 mod credentials;
 mod kafka;
+mod lease;
 mod pipeline;
 mod processes;
 mod restart;
