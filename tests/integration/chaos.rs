@@ -217,6 +217,21 @@ impl Harness {
         }
     }
 
+    /// The longest wait and the repeats among `tags`, for the test's output.
+    fn summary(&self, tags: &[String]) -> String {
+        let waits = tags.iter().filter_map(|t| {
+            let (produced, _) = self.produced.get(t)?;
+            Some(self.seen.get(t)?.first? - *produced)
+        });
+        let longest = waits.max().unwrap_or_default();
+        let repeats: usize = tags
+            .iter()
+            .filter_map(|t| self.seen.get(t))
+            .map(|s| s.receipts - 1)
+            .sum();
+        format!("longest wait {longest:?}, {repeats} repeated receipts")
+    }
+
     fn missing(&self) -> Vec<&String> {
         self.produced
             .keys()
@@ -409,10 +424,11 @@ async fn postgres_restarted_24_times_at_each_step_of_the_worker_cycle_loses_no_d
                 *limit = allowed;
             }
         }
-        h.all_delivered(&format!(
+        let phase = format!(
             "round {round} ({step:?}, lose reply {lose_reply}, {stop:?} after {delay:?}, down {down:?})"
-        ))
-        .await;
+        );
+        h.all_delivered(&phase).await;
+        eprintln!("{phase}: {}", h.summary(&tags));
     }
 
     // /ready says the database is down while it is, and up again once it is back.
@@ -447,7 +463,8 @@ async fn vault_and_tansu_frozen_and_the_receiver_restarted_mid_burst_lose_no_del
     h.all_delivered("warm-up").await;
 
     let mut paused = h.faults.pause_once(Step::Claimed);
-    h.produce_burst(outage + SECRET_WAIT + h.bound + MARGIN)
+    let tags = h
+        .produce_burst(outage + SECRET_WAIT + h.bound + MARGIN)
         .await;
     paused.reached(MARGIN).await;
     h.vault.freeze();
@@ -455,27 +472,33 @@ async fn vault_and_tansu_frozen_and_the_receiver_restarted_mid_burst_lose_no_del
     tokio::time::sleep(outage).await;
     h.vault.thaw();
     h.all_delivered("vault frozen").await;
+    eprintln!("vault frozen {outage:?}: {}", h.summary(&tags));
 
     let mut paused = h.faults.pause_once(Step::Claimed);
-    h.produce_burst(outage + h.bound + MARGIN).await;
+    let tags = h.produce_burst(outage + h.bound + MARGIN).await;
     paused.reached(MARGIN).await;
     h.broker.freeze();
     paused.resume(Ok(()));
     // Produced while the broker is frozen: the producer waits for it, ingest reads them after.
-    let (_, during) = h.burst(outage + h.bound + MARGIN);
+    let (during_tags, during) = h.burst(outage + h.bound + MARGIN);
     let producing = tokio::spawn(produce(h.producer.clone(), h.topic.clone(), during));
     tokio::time::sleep(outage).await;
     h.broker.thaw();
     producing.await.expect("produce");
     h.all_delivered("tansu frozen").await;
+    eprintln!(
+        "tansu frozen {outage:?}: {}",
+        h.summary(&[tags, during_tags].concat())
+    );
 
     let mut paused = h.faults.pause_once(Step::Claimed);
-    h.produce_burst(outage + RETRIES + h.bound + MARGIN).await;
+    let tags = h.produce_burst(outage + RETRIES + h.bound + MARGIN).await;
     paused.reached(MARGIN).await;
     h.receiver.stop().await;
     paused.resume(Ok(()));
     tokio::time::sleep(outage).await;
     h.receiver.restart().await;
     h.all_delivered("receiver restarted").await;
+    eprintln!("receiver down {outage:?}: {}", h.summary(&tags));
     h.rows_settle().await;
 }
