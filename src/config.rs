@@ -326,6 +326,17 @@ mod tests {
     }
 
     #[test]
+    fn a_lease_renewed_less_than_twice_per_lease_is_refused_naming_the_key() {
+        let mut c = Config::defaults().unwrap_or_else(|e| panic!("{e}"));
+        c.worker.lease_renew_ms = c.worker.lease_ms / 2 + 1;
+        let refused = c.validate().expect_err("refused");
+        assert!(
+            refused.to_string().contains("worker.lease_renew_ms"),
+            "{refused}"
+        );
+    }
+
+    #[test]
     fn secrets_never_print() {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s:?}"), "\"***\"");

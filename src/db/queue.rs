@@ -97,11 +97,16 @@ pub async fn heartbeat(
 }
 
 /// Renew the leases of the jobs `worker` holds, in one statement whatever their number. Jobs re-queued meanwhile
-/// (lease expired) or claimed by another worker are left alone. Returns how many leases were renewed.
+/// (lease expired) or claimed by another worker are left alone, and so are jobs being acknowledged right now
+/// (`SKIP LOCKED`: renewing them is moot, and waiting for their flush would only add lock waits to both).
+/// Returns how many leases were renewed.
 pub async fn renew_leases(pool: &PgPool, worker: &str, ids: &[String]) -> Result<u64, sqlx::Error> {
     Ok(sqlx::query(
         "UPDATE apalis.jobs SET lock_at = now()
-         WHERE id = ANY($1) AND lock_by = $2 AND status IN ('Queued', 'Running')",
+         WHERE id IN (
+             SELECT id FROM apalis.jobs
+             WHERE id = ANY($1) AND lock_by = $2 AND status IN ('Queued', 'Running')
+             FOR UPDATE SKIP LOCKED)",
     )
     .bind(ids)
     .bind(worker)

@@ -1,16 +1,18 @@
 //! The worker loop: a claimer, one task per running job, a writer, and the periodic helpers (lease renewal and
 //! rescue, heartbeat, sweep, the LISTEN that wakes the claimer).
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use sqlx::PgPool;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{Backoff, Finished, Worker};
+use super::{Backoff, Finished, Worker, panic_message};
 use crate::db::queue;
 
 /// How long a stopping worker waits for its running jobs to be written.
@@ -160,7 +162,14 @@ impl Worker {
                 pending.push(f);
                 slots.push(slot);
             }
-            match self.flush(&pending).await {
+            // A panic while writing is a failed write: retried, and its jobs left to the rescue after a lease.
+            let written = AssertUnwindSafe(self.flush(&pending))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
+                    Err(anyhow::anyhow!("flush panicked: {}", panic_message(&panic)))
+                });
+            match written {
                 Ok(()) => {
                     pending.clear();
                     // Written and acknowledged: these jobs' slots may take new work.
