@@ -331,7 +331,8 @@ impl Worker {
         Ok(())
     }
 
-    /// Claim one batch of due jobs, run them all, write and acknowledge them.
+    /// Claim one batch of due jobs, run them all, write and acknowledge them. Nothing renews leases here (that is
+    /// the loop's job): a batch that outlives its lease may be rescued and run again by another worker.
     pub async fn run_once(&self) -> anyhow::Result<RunReport> {
         let claimed = self.claim(self.apalis.batch_size).await?;
         let mut running = JoinSet::new();
