@@ -227,8 +227,12 @@ pub struct WorkerConfig {
     pub poll_interval_ms: u64,
     /// Heartbeat interval.
     pub heartbeat_interval_secs: u64,
-    /// Missed heartbeats before a worker is dead.
-    pub missed_heartbeats: usize,
+    /// A claimed job whose lease was not renewed for this long is re-queued.
+    pub lease_ms: u64,
+    /// How often a worker renews the leases of the jobs it holds.
+    pub lease_renew_ms: u64,
+    /// How often each worker re-queues jobs whose lease expired.
+    pub lease_rescue_ms: u64,
     /// Worker name (empty: generated).
     pub name: String,
     /// Scale of real waits between attempts.
@@ -303,8 +307,15 @@ impl Config {
         if self.worker.batch_size == 0 {
             return invalid("worker.batch_size", "must be at least 1");
         }
-        if self.worker.missed_heartbeats == 0 {
-            return invalid("worker.missed_heartbeats", "must be at least 1");
+        if self.worker.lease_renew_ms == 0 || self.worker.lease_renew_ms * 2 > self.worker.lease_ms
+        {
+            return invalid(
+                "worker.lease_renew_ms",
+                "must be at least 1 and at most half of worker.lease_ms",
+            );
+        }
+        if self.worker.lease_rescue_ms == 0 {
+            return invalid("worker.lease_rescue_ms", "must be at least 1");
         }
         if !(self.worker.time_scale > 0.0 && self.worker.time_scale <= 1.0) {
             return invalid("worker.time_scale", "must be in (0, 1]");
@@ -368,7 +379,7 @@ mod tests {
     fn embedded_defaults_parse_and_validate() {
         let c = Config::defaults().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.listen_addr.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.worker.missed_heartbeats, 3);
+        assert_eq!(c.worker.lease_ms, 6000);
         assert!(!c.kafka.enabled());
     }
 
@@ -403,6 +414,17 @@ mod tests {
             assert_eq!(c.vault.token.expose(), "s.token-from-vault-env");
             Ok(())
         });
+    }
+
+    #[test]
+    fn a_lease_renewed_less_than_twice_per_lease_is_refused_naming_the_key() {
+        let mut c = Config::defaults().unwrap_or_else(|e| panic!("{e}"));
+        c.worker.lease_renew_ms = c.worker.lease_ms / 2 + 1;
+        let refused = c.validate().expect_err("refused");
+        assert!(
+            refused.to_string().contains("worker.lease_renew_ms"),
+            "{refused}"
+        );
     }
 
     #[test]

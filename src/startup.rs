@@ -30,7 +30,7 @@ use crate::secrets::embedded::{EmbeddedSecretStore, load_master_key};
 use crate::secrets::vault::VaultSecretStore;
 use crate::secrets::{SecretStore, StoreSigningSecrets};
 use crate::supervisor::Supervisor;
-use crate::worker::{Worker, WorkerSettings};
+use crate::worker::{Faults, LeaseSettings, NoFaults, Worker, WorkerSettings};
 
 /// Which parts of the service this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +99,7 @@ pub struct Application {
     state: AppState,
     webhook: WebhookDeps,
     vault: Option<Arc<VaultSecretStore>>,
+    worker_faults: Arc<dyn Faults>,
 }
 
 /// A unique worker name: host, pid and a random suffix.
@@ -190,7 +191,14 @@ impl Application {
             state,
             webhook,
             vault,
+            worker_faults: Arc::new(NoFaults),
         })
+    }
+
+    /// Make this application's workers consult `faults` at each step of their cycle (chaos tests only).
+    pub fn with_worker_faults(mut self, faults: Arc<dyn Faults>) -> Self {
+        self.worker_faults = faults;
+        self
     }
 
     /// Vault when `vault.addr` is set, the embedded store otherwise; both behind a short read cache.
@@ -241,11 +249,8 @@ impl Application {
     /// A worker named `name` over this application's queue (tests drive it by hand).
     pub fn worker(&self, name: &str) -> Worker {
         let w = &self.config.worker;
-        let apalis = db::queue::apalis_config(
-            w.batch_size,
-            Duration::from_secs(w.heartbeat_interval_secs),
-            w.missed_heartbeats,
-        );
+        let apalis =
+            db::queue::apalis_config(w.batch_size, Duration::from_secs(w.heartbeat_interval_secs));
         let deps = WebhookDeps {
             worker: name.to_owned(),
             ..self.webhook.clone()
@@ -264,6 +269,12 @@ impl Application {
             },
             sweep_every: Duration::from_secs(w.sweep_interval_secs),
             job_retention: Duration::from_secs(w.job_retention_secs),
+            lease: LeaseSettings {
+                lease: Duration::from_millis(w.lease_ms),
+                renew_every: Duration::from_millis(w.lease_renew_ms),
+                rescue_every: Duration::from_millis(w.lease_rescue_ms),
+            },
+            faults: self.worker_faults.clone(),
         };
         Worker::new(
             self.state.pool.clone(),

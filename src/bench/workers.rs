@@ -29,9 +29,10 @@ fn spawn_worker(config: &Config, name: &str) -> anyhow::Result<Child> {
             "SS3_WORKER__HEARTBEAT_INTERVAL_SECS",
             c.worker.heartbeat_interval_secs.to_string(),
         )
+        .env("SS3_WORKER__LEASE_MS", c.worker.lease_ms.to_string())
         .env(
-            "SS3_WORKER__MISSED_HEARTBEATS",
-            c.worker.missed_heartbeats.to_string(),
+            "SS3_WORKER__LEASE_RESCUE_MS",
+            c.worker.lease_rescue_ms.to_string(),
         )
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
@@ -151,11 +152,10 @@ pub(super) async fn run(base: Config, args: BenchArgs) -> anyhow::Result<()> {
     let c = &scenario.config.worker;
     println!(
         "\nkill -9 of one of two workers: it held {} claimed jobs; all were delivered by the survivor {recovery:.1} s later \
-         (orphan timeout = heartbeat {} s x {} missed = {} s); {} of {backlog} delivered in the end",
+         (bound = lease {} ms + rescue interval {} ms); {} of {backlog} delivered in the end",
         held_set.len(),
-        c.heartbeat_interval_secs,
-        c.missed_heartbeats,
-        c.heartbeat_interval_secs * c.missed_heartbeats as u64,
+        c.lease_ms,
+        c.lease_rescue_ms,
         delivered(&state)
     );
     let _ = survivor.kill();

@@ -1,9 +1,11 @@
-//! The apalis-postgres queue: enqueue inside our transactions, claim, acknowledge, heartbeat.
+//! The apalis-postgres queue: enqueue inside our transactions, claim, acknowledge, heartbeat, leases.
 //!
 //! We use apalis-postgres' storage and its own queries (`push_tasks`, `fetch_next` with `FOR UPDATE SKIP LOCKED`,
-//! `handle_results`, `keep_alive`, `reenqueue_orphaned`; the `apalis.workers` row is inserted here because
-//! `register_worker` takes a crate-private type); apalis' status column is only ever
-//! written by those queries.
+//! `handle_results`, `keep_alive`; the `apalis.workers` row is inserted here because `register_worker` takes a
+//! crate-private type). Two statements are ours: renewing the leases of held jobs (`lock_at`) and re-queuing jobs
+//! whose lease expired, which writes apalis' own statuses exactly as its `reenqueue_orphaned` does. Unlike
+//! `reenqueue_orphaned`, the rescue does not care whether the job's worker still heartbeats: a live worker can
+//! hold a claim it forgot (its reply was lost when a connection died after the commit).
 
 use std::time::{Duration, SystemTime};
 
@@ -51,27 +53,18 @@ pub fn as_sqlx(e: apalis_postgres::Error) -> sqlx::Error {
     }
 }
 
-/// apalis' config for our queue, with heartbeats set explicitly (its Default has 10 missed heartbeats).
-pub fn apalis_config(
-    batch_size: usize,
-    heartbeat: Duration,
-    missed_heartbeats: usize,
-) -> ApalisConfig {
+/// apalis' config for our queue. The heartbeat only keeps `apalis.workers` current (jobs' `lock_by` refers to it);
+/// recovery of abandoned jobs is the lease rescue, not apalis' missed-heartbeat rule.
+pub fn apalis_config(batch_size: usize, heartbeat: Duration) -> ApalisConfig {
     ApalisConfig::default()
         .queue(QUEUE)
         .batch_size(batch_size)
         .heartbeat_interval(heartbeat)
-        .missed_heartbeats(missed_heartbeats)
 }
 
-/// Register the worker (re-queues jobs of dead workers first).
-pub async fn register(
-    pool: &PgPool,
-    config: &ApalisConfig,
-    worker: &WorkerContext,
-) -> Result<(), apalis_postgres::Error> {
+/// Register the worker in `apalis.workers` (jobs it locks refer to that row).
+pub async fn register(pool: &PgPool, worker: &WorkerContext) -> Result<(), apalis_postgres::Error> {
     let mut tx = pool.begin().await?;
-    queries::reenqueue_orphaned(&mut *tx, QUEUE, config.orphaned_duration().as_secs()).await?;
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
@@ -90,23 +83,72 @@ pub async fn register(
     Ok(())
 }
 
-/// Heartbeat, then re-queue the jobs of workers that stopped beating. Returns how many were re-queued.
+/// Heartbeat: keep our `apalis.workers` row current (for operators and apalis' tools), re-registering if it vanished.
 pub async fn heartbeat(
     pool: &PgPool,
-    config: &ApalisConfig,
     worker: &WorkerContext,
-) -> Result<u64, apalis_postgres::Error> {
-    let mut tx = pool.begin().await?;
-    if queries::keep_alive(&mut *tx, QUEUE, worker).await.is_err() {
+) -> Result<(), apalis_postgres::Error> {
+    let mut conn = pool.acquire().await?;
+    if queries::keep_alive(&mut *conn, QUEUE, worker)
+        .await
+        .is_err()
+    {
         // Our row vanished (e.g. the database was restored): register again.
-        drop(tx);
-        register(pool, config, worker).await?;
+        drop(conn);
+        register(pool, worker).await?;
+    }
+    Ok(())
+}
+
+/// Renew the leases of the jobs `worker` holds, in one statement whatever their number. Jobs re-queued meanwhile
+/// (lease expired) or claimed by another worker are left alone, and so are jobs being acknowledged right now
+/// (`SKIP LOCKED`: renewing them is moot, and waiting for their flush would only add lock waits to both).
+/// Returns how many leases were renewed.
+pub async fn renew_leases(pool: &PgPool, worker: &str, ids: &[String]) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE apalis.jobs SET lock_at = now()
+         WHERE id IN (
+             SELECT id FROM apalis.jobs
+             WHERE id = ANY($1) AND lock_by = $2 AND status IN ('Queued', 'Running')
+             FOR UPDATE SKIP LOCKED)",
+    )
+    .bind(ids)
+    .bind(worker)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// Re-queue claimed jobs whose lease (`lock_at`) is older than `lease`, whichever worker holds them and whether or
+/// not it still heartbeats. One worker at a time does it (advisory lock; the others skip this round); jobs being
+/// acknowledged right now are skipped (`SKIP LOCKED`) and found at the next round if still expired. The index
+/// `apalis_jobs_lease` keeps it to the claimed jobs. Returns how many were re-queued.
+pub async fn rescue_expired(pool: &PgPool, lease: Duration) -> Result<u64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let locked: bool = sqlx::query_scalar(
+        "SELECT pg_try_advisory_xact_lock(hashtext('integration-service:rescue'))",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if !locked {
         return Ok(0);
     }
-    let requeued =
-        queries::reenqueue_orphaned(&mut *tx, QUEUE, config.orphaned_duration().as_secs()).await?;
+    let rescued = sqlx::query(
+        "UPDATE apalis.jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL, done_at = NULL,
+             attempts = attempts + 1, last_result = '{\"Err\": \"Re-enqueued: its lease expired.\"}'
+         WHERE id IN (
+             SELECT id FROM apalis.jobs
+             WHERE status IN ('Queued', 'Running') AND lock_at < now() - make_interval(secs => $2)
+               AND job_type = $1
+             FOR UPDATE SKIP LOCKED)",
+    )
+    .bind(QUEUE)
+    .bind(lease.as_secs_f64())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
     tx.commit().await?;
-    Ok(requeued)
+    Ok(rescued)
 }
 
 /// Claim up to `batch_size` due jobs.

@@ -2,7 +2,6 @@
 //! ingest and the outbox relay wait, then resume with nothing lost.
 
 use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use integration_service::startup::Roles;
@@ -11,67 +10,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::common::broker::OwnBroker;
 use crate::common::{Receiver, TestApp, TestDb, event, test_config};
-
-struct OwnBroker {
-    addr: String,
-    child: Child,
-}
-
-impl OwnBroker {
-    async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("port")
-            .port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new("tansu")
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tansu (scripts/test.sh installs it)");
-        let addr = format!("127.0.0.1:{port}");
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(&addr).await.is_ok() {
-                return Self { addr, child };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let mut child = child;
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("tansu did not start");
-    }
-
-    fn signal(&self, sig: &str) {
-        assert!(
-            Command::new("kill")
-                .args([sig, &self.child.id().to_string()])
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false)
-        );
-    }
-}
-
-impl Drop for OwnBroker {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-CONT", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn produce(producer: &FutureProducer, topic: &str, events: &[Value]) {
     for e in events {
@@ -123,7 +63,7 @@ async fn while_the_broker_is_frozen_ingest_and_publishing_wait_then_resume_with_
         receiver.next(Duration::from_secs(30)).await;
     }
 
-    broker.signal("-STOP");
+    broker.freeze();
     // Meanwhile events keep arriving over HTTP; their webhook.delivered events wait in the outbox.
     for n in 0..20 {
         assert_eq!(
@@ -143,7 +83,7 @@ async fn while_the_broker_is_frozen_ingest_and_publishing_wait_then_resume_with_
             >= 20,
         "the relay waits while Kafka is down"
     );
-    broker.signal("-CONT");
+    broker.thaw();
 
     let after: Vec<Value> = (0..50)
         .map(|n| event("order.placed", "store-b", json!({"after": n})))

@@ -5,6 +5,7 @@ mod common;
 
 mod api;
 mod broker;
+mod chaos;
 mod commit_outcome;
 mod compose;
 mod connector_security;
@@ -13,6 +14,7 @@ mod credentials;
 mod edge;
 mod edge_limits;
 mod kafka;
+mod lease;
 mod openapi;
 mod pipeline;
 mod poison;

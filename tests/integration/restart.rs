@@ -1,4 +1,4 @@
-//! Retries survive every process stopping; a worker that dies holding a job has it taken over.
+//! Retries survive every process stopping; a worker that dies holding a job has it taken over when its lease expires.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,13 +65,14 @@ fn clock_at(at: chrono::DateTime<chrono::Utc>) -> jobs::ManualClock {
     jobs::ManualClock::new(at)
 }
 
-/// Catches: a job claimed by a worker that then died staying locked forever, or running twice.
+/// Catches: a job claimed by a worker that then died staying locked forever, running twice, or being taken over
+/// before its lease expired.
 #[tokio::test]
-async fn a_job_held_by_a_killed_worker_is_taken_over_after_the_heartbeat_timeout() {
+async fn a_job_held_by_a_killed_worker_is_taken_over_once_its_lease_expires() {
     let db = TestDb::create().await;
     let mut config = test_config(&db);
-    config.worker.heartbeat_interval_secs = 1;
-    config.worker.missed_heartbeats = 1;
+    config.worker.lease_ms = 1000;
+    config.worker.lease_renew_ms = 250;
     let app = TestApp::spawn_with(db, config, Roles::API).await;
     let mut receiver = Receiver::start(&[]).await;
     app.subscribe("store-a", &receiver.url(), &["*"]).await;
@@ -79,11 +80,10 @@ async fn a_job_held_by_a_killed_worker_is_taken_over_after_the_heartbeat_timeout
         .await;
 
     // The doomed worker claims the job, then dies without running or acknowledging it.
-    let apalis = queue::apalis_config(10, Duration::from_secs(1), 1);
+    let apalis = queue::apalis_config(10, Duration::from_secs(1));
     let doomed = apalis_core::worker::context::WorkerContext::new("doomed");
-    queue::register(&app.pool, &apalis, &doomed)
-        .await
-        .expect("register");
+    queue::register(&app.pool, &doomed).await.expect("register");
+    let before_claim = std::time::Instant::now();
     assert_eq!(
         queue::fetch(&app.pool, &apalis, &doomed)
             .await
@@ -98,11 +98,14 @@ async fn a_job_held_by_a_killed_worker_is_taken_over_after_the_heartbeat_timeout
         0,
         "the job is still locked by the dead worker"
     );
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    survivor
-        .register()
-        .await
-        .expect("heartbeat re-queues orphans");
+    while survivor.rescue_once().await.expect("rescue") == 0 {
+        assert!(before_claim.elapsed() < WAIT, "the lease never expired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        before_claim.elapsed() >= Duration::from_millis(1000),
+        "rescued only after its lease"
+    );
     assert_eq!(survivor.run_pending_jobs().await.expect("run"), 1);
     receiver.next(WAIT).await;
     receiver.expect_silence(Duration::from_millis(300)).await;

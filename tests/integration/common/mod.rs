@@ -2,8 +2,11 @@
 
 #![allow(dead_code)]
 
+pub mod broker;
 pub mod channels;
+pub mod faults;
 pub mod kafka;
+pub mod pg_cluster;
 pub mod pg_proxy;
 pub mod process;
 pub mod receiver;
@@ -84,8 +87,13 @@ impl Drop for TestDb {
 
 /// A config for tests: fresh database, operator token, embedded secrets with a random key, no waits between attempts.
 pub fn test_config(db: &TestDb) -> Config {
+    test_config_for(&db.url)
+}
+
+/// `test_config` for a database the test manages itself (e.g. on a throwaway cluster).
+pub fn test_config_for(database_url: &str) -> Config {
     let mut config = Config::defaults().expect("defaults parse");
-    config.database_url = Secret::new(db.url.clone());
+    config.database_url = Secret::new(database_url);
     config.admin_token = Secret::new(ADMIN_TOKEN);
     config.max_db_connections = 10;
     let key: [u8; 32] = rand::random();
@@ -146,6 +154,36 @@ impl TestApp {
         let app = Application::build(config, used)
             .await
             .expect("application builds");
+        Self::spawn_built(db, app, roles, clock).await
+    }
+
+    /// Like `spawn_with`, with the workers consulting `faults`. The clock is manual (at `t0()`) when
+    /// `config.worker.time_scale` is 0, as in `test_config`; otherwise real time scaled by it.
+    pub async fn spawn_with_faults(
+        db: Arc<TestDb>,
+        config: Config,
+        roles: Roles,
+        faults: Arc<dyn integration_service::worker::Faults>,
+    ) -> Self {
+        let manual = ManualClock::new(t0());
+        let used: Arc<dyn Clock> = if config.worker.time_scale > 0.0 {
+            Arc::new(jobs::ScaledClock::new(config.worker.time_scale))
+        } else {
+            Arc::new(manual.clone())
+        };
+        let app = Application::build(config, used)
+            .await
+            .expect("application builds")
+            .with_worker_faults(faults);
+        Self::spawn_built(db, app, roles, manual).await
+    }
+
+    async fn spawn_built(
+        db: Arc<TestDb>,
+        app: Application,
+        roles: Roles,
+        clock: ManualClock,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

@@ -39,6 +39,11 @@ pub struct Receiver {
     pub addr: SocketAddr,
     statuses: Arc<Mutex<VecDeque<u16>>>,
     received: mpsc::UnboundedReceiver<Received>,
+    shared: Shared,
+    server: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
 }
 
 #[handler]
@@ -68,6 +73,31 @@ async fn record(req: &Request, body: Vec<u8>, shared: Data<&Shared>) -> StatusCo
     StatusCode::from_u16(status).unwrap_or(StatusCode::OK)
 }
 
+/// Serve `listener` until the returned sender fires; then close every connection at once.
+fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Shared,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = Route::new().at("/*path", poem::post(record)).data(shared);
+    let server = tokio::spawn(async move {
+        let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).expect("acceptor");
+        let _ = poem::Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(
+                app,
+                async move {
+                    let _ = stopped.await;
+                },
+                Some(Duration::ZERO),
+            )
+            .await;
+    });
+    (stop, server)
+}
+
 impl Receiver {
     /// Start on an ephemeral loopback port; answers 200 once `statuses` is used up.
     pub async fn start(statuses: &[u16]) -> Self {
@@ -79,19 +109,35 @@ impl Receiver {
             .await
             .expect("bind receiver");
         let addr = listener.local_addr().expect("addr");
-        let app = Route::new().at("/*path", poem::post(record)).data(Shared {
+        let shared = Shared {
             statuses: statuses.clone(),
             sender,
-        });
-        tokio::spawn(async move {
-            let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).expect("acceptor");
-            let _ = poem::Server::new_with_acceptor(acceptor).run(app).await;
-        });
+        };
+        let server = Some(serve(listener, shared.clone()));
         Self {
             addr,
             statuses,
             received,
+            shared,
+            server,
         }
+    }
+
+    /// Stop serving: the port refuses connections and open ones are closed.
+    pub async fn stop(&mut self) {
+        if let Some((stop, server)) = self.server.take() {
+            let _ = stop.send(());
+            let _ = server.await;
+        }
+    }
+
+    /// Serve again on the same port, recording into the same channel.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let listener = tokio::net::TcpListener::bind(self.addr)
+            .await
+            .expect("bind the receiver's port again");
+        self.server = Some(serve(listener, self.shared.clone()));
     }
 
     pub fn url(&self) -> String {

@@ -1,15 +1,22 @@
 //! The worker role: claims due jobs from the apalis-postgres queue, runs them with bounded concurrency, and writes
-//! what they did together with their acknowledgements in one transaction per flush. It heartbeats, re-queues the
-//! jobs of dead workers, and wakes on apalis' insert notifications (polling covers jobs scheduled for later).
+//! what they did together with their acknowledgements in one transaction per flush. Each claim is a lease the
+//! worker renews while it holds the job; expired leases are re-queued (`lease`), whoever held them. It wakes on
+//! apalis' insert notifications (polling covers jobs scheduled for later).
 //!
-//! `run_once` / `run_pending_jobs` are the same code the loop runs; tests call them by hand.
+//! `run_once` / `run_pending_jobs` are the same code the loop (`runner`) runs; tests call them by hand.
 
+pub mod faults;
+pub mod lease;
+mod runner;
+
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use apalis_core::task::task_id::TaskId;
 use apalis_core::worker::context::WorkerContext;
 use apalis_postgres::{Config as ApalisConfig, PgTask};
+use futures::FutureExt;
 use jobs::Job;
 use jobs::connector::handler::{
     self as connector, ConnectorDeps, ConnectorJobToRun, PollConnector, PollToRun, SyncConnector,
@@ -17,15 +24,15 @@ use jobs::connector::handler::{
 use jobs::ports::DeliveryToSend;
 use jobs::webhook::{self, DeliverWebhook, Effect, Handled, WebhookDeps};
 use sqlx::PgPool;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 use crate::db::connector_effects::{self, Topics};
 use crate::db::queue::{self, Ack};
 use crate::db::{connectors, deliveries, effects};
 use crate::metrics::Metrics;
+pub use faults::{Faults, NoFaults, Step};
+pub use lease::{Held, LeaseSettings};
 
 /// One worker process's view of the queue.
 #[derive(Clone)]
@@ -40,6 +47,9 @@ pub struct Worker {
     topics: Topics,
     sweep_every: Duration,
     job_retention: Duration,
+    lease: LeaseSettings,
+    held: Held,
+    faults: Arc<dyn Faults>,
     metrics: Arc<Metrics>,
 }
 
@@ -90,7 +100,7 @@ pub struct RunReport {
 }
 
 /// Settings of a worker.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WorkerSettings {
     /// apalis queue config (batch size, heartbeats).
     pub apalis: ApalisConfig,
@@ -104,6 +114,10 @@ pub struct WorkerSettings {
     pub sweep_every: Duration,
     /// How long acknowledged jobs stay in apalis.jobs.
     pub job_retention: Duration,
+    /// Leases on claimed jobs.
+    pub lease: LeaseSettings,
+    /// Where tests inject failures (`NoFaults` in production).
+    pub faults: Arc<dyn Faults>,
 }
 
 impl Worker {
@@ -127,6 +141,9 @@ impl Worker {
             topics: settings.topics,
             sweep_every: settings.sweep_every,
             job_retention: settings.job_retention,
+            lease: settings.lease,
+            held: Held::default(),
+            faults: settings.faults,
             metrics,
         }
     }
@@ -136,13 +153,20 @@ impl Worker {
         self.context.name()
     }
 
-    /// Register in `apalis.workers` (and re-queue jobs of workers that died).
+    /// Register in `apalis.workers` (the jobs this worker claims refer to that row).
     pub async fn register(&self) -> anyhow::Result<()> {
-        queue::register(&self.pool, &self.apalis, &self.context).await?;
+        queue::register(&self.pool, &self.context).await?;
         Ok(())
     }
 
-    /// Claim up to `limit` due jobs and load their deliveries in one query.
+    /// The jobs this worker holds and renews the leases of.
+    pub fn held(&self) -> &Held {
+        &self.held
+    }
+
+    /// Claim up to `limit` due jobs and load their deliveries in one query. The jobs are held (their leases renewed)
+    /// only once this returns them: if anything fails after the claim committed, nobody here knows them, and the
+    /// rescue re-queues them when their lease expires.
     async fn claim(&self, limit: usize) -> anyhow::Result<Vec<Claimed>> {
         let tasks: Vec<PgTask> = queue::fetch(
             &self.pool,
@@ -153,6 +177,10 @@ impl Worker {
         if tasks.is_empty() {
             return Ok(Vec::new());
         }
+        self.faults
+            .at(Step::Claimed)
+            .await
+            .map_err(|e| anyhow::anyhow!("claim reply lost: {e}"))?;
         let jobs: Vec<Result<Job, String>> = tasks
             .iter()
             .map(|t| Job::decode(&t.args).map_err(|e| e.to_string()))
@@ -170,7 +198,7 @@ impl Worker {
             async { Ok::<_, anyhow::Error>(connectors::load_jobs(&self.pool, &job_ids).await?) },
             async { Ok::<_, anyhow::Error>(connectors::load_polls(&self.pool, &poll_ids).await?) },
         )?;
-        Ok(tasks
+        let claimed: Vec<Claimed> = tasks
             .into_iter()
             .zip(jobs)
             .filter_map(|(task, job)| {
@@ -197,15 +225,35 @@ impl Worker {
                     work,
                 })
             })
-            .collect())
+            .collect();
+        self.held
+            .hold(claimed.iter().map(|c| c.task_id.to_string()));
+        Ok(claimed)
     }
 
+    /// Run one claimed job. A panic in its handler becomes an infrastructure error, so the job is acknowledged as
+    /// failed (apalis runs it again) and its slot is freed, instead of staying claimed with nobody running it.
     async fn execute(self, claimed: Claimed) -> Finished {
         let Claimed {
             task_id,
             attempt,
             work,
         } = claimed;
+        let result = AssertUnwindSafe(self.handle(work))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Err(format!("job panicked: {}", panic_message(&panic))));
+        if let Err(e) = &result {
+            tracing::warn!(%task_id, attempt, error = %e, "job failed on our side; apalis will run it again");
+        }
+        Finished {
+            task_id,
+            attempt,
+            result,
+        }
+    }
+
+    async fn handle(&self, work: Work) -> Result<Done, String> {
         let result = match work {
             Work::Webhook(job, delivery) => webhook::handle(&self.webhook, &job, delivery)
                 .await
@@ -223,14 +271,8 @@ impl Worker {
             Work::Undecodable(e) => Err(anyhow::anyhow!("undecodable job: {e}")),
         }
         .map_err(|e| format!("{e:#}"));
-        if let Err(e) = &result {
-            tracing::warn!(%task_id, attempt, error = %e, "job failed on our side; apalis will run it again");
-        }
-        Finished {
-            task_id,
-            attempt,
-            result,
-        }
+        self.faults.at(Step::Ran).await?;
+        result
     }
 
     /// Write the effects of finished jobs and acknowledge them, atomically: a crash before commit re-runs them.
@@ -258,7 +300,13 @@ impl Worker {
         effects::apply(&mut tx, &effects, &self.topics.publish).await?;
         connector_effects::apply(&mut tx, &connector_effects, &self.topics).await?;
         queue::ack(&mut tx, &self.context, &acks).await?;
+        let injected = |e| anyhow::anyhow!("connection lost: {e}");
+        self.faults.at(Step::BeforeCommit).await.map_err(injected)?;
         tx.commit().await?;
+        self.faults.at(Step::Committed).await.map_err(injected)?;
+        // Acknowledged: stop renewing their leases.
+        self.held
+            .release(finished.iter().map(|f| f.task_id.to_string()));
         for f in finished {
             let webhook = match &f.result {
                 Ok(Done::Webhook(h, _)) => Ok(h),
@@ -283,7 +331,8 @@ impl Worker {
         Ok(())
     }
 
-    /// Claim one batch of due jobs, run them all, write and acknowledge them.
+    /// Claim one batch of due jobs, run them all, write and acknowledge them. Nothing renews leases here (that is
+    /// the loop's job): a batch that outlives its lease may be rescued and run again by another worker.
     pub async fn run_once(&self) -> anyhow::Result<RunReport> {
         let claimed = self.claim(self.apalis.batch_size).await?;
         let mut running = JoinSet::new();
@@ -291,7 +340,12 @@ impl Worker {
             running.spawn(self.clone().execute(c));
         }
         let finished = running.join_all().await;
-        self.flush(&finished).await?;
+        if let Err(e) = self.flush(&finished).await {
+            // Not written: leave these jobs to the rescue rather than hold them with nobody to write them.
+            let ids: Vec<String> = finished.iter().map(|f| f.task_id.to_string()).collect();
+            self.held.release(&ids);
+            return Err(e);
+        }
         let not_yet_due = finished
             .iter()
             .filter(|f| f.result.as_ref().is_ok_and(Done::not_yet_due))
@@ -310,209 +364,6 @@ impl Worker {
             total += report.jobs - report.not_yet_due;
             if report.jobs == report.not_yet_due {
                 return Ok(total);
-            }
-        }
-    }
-
-    /// The worker loop: until `shutdown`, keep up to `concurrency` jobs running; then drain, write and acknowledge.
-    ///
-    /// Three parts run at once so none waits on another: the claimer fetches due jobs in batches whenever at least
-    /// half a batch of slots is free; each job runs in its own task and hands its result to the writer; the writer
-    /// writes whatever has finished, and acknowledges it, in one transaction per flush.
-    pub async fn run(self, shutdown: CancellationToken) {
-        let span = tracing::info_span!("worker", worker = %self.name());
-        async move {
-            let mut backoff = Backoff::default();
-            while let Err(e) = self.register().await {
-                tracing::warn!(error = %e, "cannot register worker; retrying");
-                if backoff.wait(&shutdown).await.is_err() {
-                    return;
-                }
-            }
-            let wake = Arc::new(tokio::sync::Notify::new());
-            tokio::spawn(listen_for_new_jobs(
-                self.pool.clone(),
-                wake.clone(),
-                shutdown.clone(),
-            ));
-            let slots = Arc::new(tokio::sync::Semaphore::new(self.concurrency));
-            let (to_writer, from_jobs) =
-                tokio::sync::mpsc::channel::<(Finished, OwnedSemaphorePermit)>(self.concurrency);
-            let writer = tokio::spawn(self.clone().write_finished(from_jobs));
-            let heartbeat = tokio::spawn(self.clone().heartbeat(shutdown.clone()));
-            let sweeper = tokio::spawn(self.clone().sweep(
-                self.sweep_every,
-                self.job_retention,
-                shutdown.clone(),
-            ));
-            let claim_at_least = (self.apalis.batch_size / 2).clamp(1, self.concurrency);
-            while !shutdown.is_cancelled() {
-                let free = slots.available_permits();
-                if free < claim_at_least {
-                    tokio::select! {
-                        _ = wait_for_permits(&slots, claim_at_least) => {}
-                        _ = shutdown.cancelled() => break,
-                    }
-                    continue;
-                }
-                let wanted = free.min(self.apalis.batch_size);
-                match self.claim(wanted).await {
-                    Ok(claimed) => {
-                        backoff.reset();
-                        let drained = claimed.len() < wanted;
-                        for c in claimed {
-                            let Ok(permit) = slots.clone().acquire_owned().await else {
-                                break;
-                            };
-                            let (job, tx) = (self.clone(), to_writer.clone());
-                            tokio::spawn(async move {
-                                // The slot is freed by the writer once the result is written and acknowledged, so
-                                // `concurrency` bounds the claimed-but-unacknowledged jobs: what a crash can re-send.
-                                let _ = tx.send((job.execute(c).await, permit)).await;
-                            });
-                        }
-                        if drained {
-                            tokio::select! {
-                                _ = tokio::time::sleep(self.poll_interval) => {}
-                                _ = wake.notified() => {}
-                                _ = shutdown.cancelled() => {}
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %format!("{e:#}"), "cannot claim jobs; backing off");
-                        let _ = backoff.wait(&shutdown).await;
-                    }
-                }
-            }
-            // Drain: every running job finishes and hands its result to the writer, which writes it and stops.
-            // Bounded: if Postgres stays down, stop anyway; unacknowledged jobs are re-queued by orphan recovery.
-            let drained = tokio::time::timeout(DRAIN_TIMEOUT, slots.acquire_many(self.concurrency as u32)).await;
-            if drained.is_err() {
-                tracing::warn!("could not write every finished job before shutting down; they will run again elsewhere");
-                writer.abort();
-            }
-            drop(to_writer);
-            let _ = writer.await;
-            heartbeat.abort();
-            sweeper.abort();
-            tracing::info!("worker drained and stopped");
-        }
-        .instrument(span)
-        .await
-    }
-
-    /// Write finished jobs as they come, batching whatever has arrived; retry a failed write until it succeeds.
-    async fn write_finished(
-        self,
-        mut from_jobs: tokio::sync::mpsc::Receiver<(Finished, OwnedSemaphorePermit)>,
-    ) {
-        let mut pending: Vec<Finished> = Vec::new();
-        let mut slots: Vec<OwnedSemaphorePermit> = Vec::new();
-        let mut backoff = Backoff::default();
-        let never = CancellationToken::new();
-        loop {
-            if pending.is_empty() {
-                match from_jobs.recv().await {
-                    Some((f, slot)) => {
-                        pending.push(f);
-                        slots.push(slot);
-                    }
-                    None => return,
-                }
-            }
-            while let Ok((f, slot)) = from_jobs.try_recv() {
-                pending.push(f);
-                slots.push(slot);
-            }
-            match self.flush(&pending).await {
-                Ok(()) => {
-                    pending.clear();
-                    // Written and acknowledged: these jobs' slots may take new work.
-                    slots.clear();
-                    backoff.reset();
-                }
-                Err(e) => {
-                    // Unacknowledged jobs stay locked by us; nothing is lost, they are written once Postgres answers.
-                    tracing::warn!(error = %format!("{e:#}"), pending = pending.len(), "cannot write finished jobs yet");
-                    let _ = backoff.wait(&never).await;
-                }
-            }
-        }
-    }
-
-    /// Beat every heartbeat interval and re-queue the jobs of workers that stopped beating.
-    async fn heartbeat(self, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(self.apalis.heartbeat_interval);
-        tick.tick().await;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.cancelled() => return,
-            }
-            match queue::heartbeat(&self.pool, &self.apalis, &self.context).await {
-                Ok(0) => {}
-                Ok(requeued) => tracing::info!(requeued, "re-queued jobs of dead workers"),
-                Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
-            }
-        }
-    }
-
-    /// Every `every`, delete acknowledged jobs older than `retention` and refresh statistics.
-    async fn sweep(self, every: Duration, retention: Duration, shutdown: CancellationToken) {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = shutdown.cancelled() => return,
-            }
-            match queue::sweep_finished(&self.pool, retention).await {
-                Ok(0) => {}
-                Ok(deleted) => tracing::debug!(deleted, "swept finished jobs"),
-                Err(e) => tracing::warn!(error = %e, "sweeping finished jobs failed"),
-            }
-        }
-    }
-}
-
-/// How long a stopping worker waits for its running jobs to be written.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Resolves once `n` permits are free (without taking them).
-async fn wait_for_permits(slots: &tokio::sync::Semaphore, n: usize) {
-    if let Ok(permits) = slots.acquire_many(n as u32).await {
-        drop(permits);
-    }
-}
-
-/// Wake the worker when apalis' insert trigger announces a job due now (retries scheduled later are found by polling).
-async fn listen_for_new_jobs(
-    pool: PgPool,
-    wake: Arc<tokio::sync::Notify>,
-    shutdown: CancellationToken,
-) {
-    let mut backoff = Backoff::default();
-    while !shutdown.is_cancelled() {
-        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
-            Ok(listener) => listener,
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot LISTEN yet; polling meanwhile");
-                let _ = backoff.wait(&shutdown).await;
-                continue;
-            }
-        };
-        if listener.listen("apalis::job::insert").await.is_err() {
-            let _ = backoff.wait(&shutdown).await;
-            continue;
-        }
-        backoff.reset();
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                notification = listener.recv() => match notification {
-                    Ok(n) if n.payload().contains(jobs::job::QUEUE) => wake.notify_one(),
-                    Ok(_) => {}
-                    Err(_) => break,
-                },
             }
         }
     }
@@ -540,4 +391,13 @@ impl Backoff {
     pub fn reset(&mut self) {
         self.failures = 0;
     }
+}
+
+/// The text of a panic payload (`panic!` with a literal or a formatted message).
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned())
 }

@@ -1,0 +1,164 @@
+//! A throwaway PostgreSQL cluster (initdb into a temporary directory, its own port) that a test may stop, start
+//! and restart: the machine's server is shared by every test and must stay up.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// How a restart stops the server: `fast` rolls back open transactions and closes connections; `immediate`
+/// kills the server processes, and the next start runs crash recovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Fast,
+    Immediate,
+}
+
+impl Stop {
+    fn mode(self) -> &'static str {
+        match self {
+            Stop::Fast => "fast",
+            Stop::Immediate => "immediate",
+        }
+    }
+}
+
+/// The cluster; stopped and deleted when dropped.
+pub struct ThrowawayPg {
+    pub port: u16,
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+/// The PostgreSQL server binaries (Debian's layout; PG_BIN overrides).
+fn bin_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("PG_BIN") {
+        return dir.into();
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL server binaries under /usr/lib/postgresql (or set PG_BIN)")
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions.pop().expect("an initdb under /usr/lib/postgresql")
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
+}
+
+impl ThrowawayPg {
+    /// initdb and start on a free loopback port (as user postgres when run as root: initdb refuses root).
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let dir = std::env::temp_dir().join(format!("ss3-pg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("cluster directory");
+        if is_root() {
+            let ok = Command::new("chown")
+                .args(["postgres:postgres", &dir.to_string_lossy()])
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            assert!(ok, "chown the cluster directory to postgres");
+        }
+        let pg = Self {
+            port,
+            dir,
+            bin: bin_dir(),
+        };
+        let data = pg.data();
+        pg.run(
+            "initdb",
+            &["-D", &data, "-U", "postgres", "--auth=trust", "--no-sync"],
+        );
+        pg.start_server();
+        pg
+    }
+
+    /// The `postgres` database of this cluster.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").to_string_lossy().into_owned()
+    }
+
+    /// Start the server and wait until it accepts connections.
+    pub fn start_server(&self) {
+        let options = format!(
+            "-h 127.0.0.1 -p {} -k /tmp -c fsync=off -c max_connections=60",
+            self.port
+        );
+        let log = self.dir.join("server.log").to_string_lossy().into_owned();
+        let data = self.data();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D", &data, "-l", &log, "-o", &options, "-w", "-t", "60", "start",
+            ],
+        );
+    }
+
+    /// Stop the server (`mode`), waiting until it is down.
+    pub fn stop_server(&self, mode: Stop) {
+        let data = self.data();
+        self.run(
+            "pg_ctl",
+            &["-D", &data, "-m", mode.mode(), "-w", "-t", "60", "stop"],
+        );
+    }
+
+    /// Stop, then start again; returns how long the server was unreachable.
+    pub fn restart(&self, mode: Stop) -> Duration {
+        let began = Instant::now();
+        self.stop_server(mode);
+        self.start_server();
+        began.elapsed()
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let path = self.bin.join(program);
+        let output = if is_root() {
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&path)
+                .args(args)
+                .output()
+        } else {
+            Command::new(&path).args(args).output()
+        }
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+        assert!(
+            output.status.success(),
+            "{program} {args:?} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+impl Drop for ThrowawayPg {
+    fn drop(&mut self) {
+        let data = self.data();
+        let path = self.bin.join("pg_ctl");
+        let args = ["-D", data.as_str(), "-m", "immediate", "stop"];
+        let _ = if is_root() {
+            Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&path)
+                .args(args)
+                .output()
+        } else {
+            Command::new(&path).args(args).output()
+        };
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
