@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 use crate::api::{self, AppState};
 use crate::config::{Config, Mode};
 use crate::connectors::{ReqwestChannel, StoreConnectorSecrets};
-use crate::credentials::{Validator, ValidatorSettings};
+use crate::credentials::{GateLimits, Validator, ValidatorSettings};
 use crate::db;
 use crate::db::connector_effects::Topics;
 use crate::db::rate_limits::PgRateGate;
@@ -97,6 +97,7 @@ impl FromStr for Roles {
 /// A built service, ready to run roles.
 pub struct Application {
     config: Config,
+    pools: db::Pools,
     state: AppState,
     webhook: WebhookDeps,
     vault: Option<Arc<VaultSecretStore>>,
@@ -117,12 +118,14 @@ pub fn generated_worker_name() -> String {
 impl Application {
     /// Connect, migrate, and wire every component. Fails with a message naming what is wrong.
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let pool = db::pool(config.database_url.expose(), config.max_db_connections)?;
-        db::migrate(&pool)
+        let pools = db::Pools::new(&config)?;
+        let pool = pools.api.clone();
+        db::migrate(&pools.worker)
             .await
             .map_err(|e| anyhow::anyhow!("cannot migrate the database (database_url): {e:#}"))?;
         let metrics = Arc::new(Metrics::default());
-        let (secrets, vault) = Self::secret_store(&config, pool.clone()).await?;
+        // The worker reads signing secrets on every delivery: they come out of its budget, not the API's.
+        let (secrets, vault) = Self::secret_store(&config, pools.worker.clone()).await?;
         let target_policy = TargetPolicy {
             refuse_private: config.mode == Mode::Production,
             allowed_hosts: Arc::new(config.delivery.allowed_private_hosts.clone()),
@@ -164,6 +167,11 @@ impl Application {
                 cache_ttl: Duration::from_secs(c.cache_ttl_secs),
                 cache_max_entries: c.cache_max_entries,
                 last_used_precision: Duration::from_secs(c.last_used_precision_secs),
+                gate: GateLimits {
+                    concurrency: c.verify_concurrency,
+                    queue: c.verify_queue,
+                    wait: Duration::from_millis(c.verify_wait_ms),
+                },
             },
         )
         .await?;
@@ -183,6 +191,7 @@ impl Application {
         };
         Ok(Self {
             config,
+            pools,
             state,
             webhook,
             vault,
@@ -229,6 +238,11 @@ impl Application {
         &self.state
     }
 
+    /// The per-role connection pools (`state().pool` is the API's).
+    pub fn pools(&self) -> &db::Pools {
+        &self.pools
+    }
+
     /// The configuration it was built from.
     pub fn config(&self) -> &Config {
         &self.config
@@ -248,6 +262,7 @@ impl Application {
         };
         let connector = ConnectorDeps {
             worker: name.to_owned(),
+            gate: Arc::new(PgRateGate(self.pools.worker.clone())),
             ..self.state.connectors.clone()
         };
         let settings = WorkerSettings {
@@ -262,7 +277,7 @@ impl Application {
             job_retention: Duration::from_secs(w.job_retention_secs),
         };
         Worker::new(
-            self.state.pool.clone(),
+            self.pools.worker.clone(),
             name,
             deps,
             connector,
@@ -315,7 +330,7 @@ impl Application {
                 )
                 .await?;
                 let relay = Relay::new(
-                    self.state.pool.clone(),
+                    self.pools.worker.clone(),
                     &self.config.kafka.brokers,
                     self.state.metrics.clone(),
                 )?;
@@ -331,7 +346,7 @@ impl Application {
             let consumer = kafka::consumer(k)?;
             tracker.spawn(kafka::run(
                 consumer,
-                self.state.ingestor.clone(),
+                Ingestor::new(self.pools.ingest.clone(), self.state.metrics.clone()),
                 k.clone(),
                 shutdown.clone(),
             ));

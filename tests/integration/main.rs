@@ -8,6 +8,7 @@ mod broker;
 mod compose;
 mod connectors;
 mod credentials;
+mod flood;
 mod kafka;
 mod pipeline;
 mod processes;

@@ -1,0 +1,152 @@
+//! The bcrypt gate: at most `concurrency` hashes at once (the cores), at most `queue` more waiting, and none
+//! waiting longer than `wait`. Whatever does not fit is refused with [`Overloaded`] (the API answers 503 +
+//! `Retry-After`), so a flood of unknown keys costs a bounded amount of CPU and the rest of the process (cached
+//! validations, the worker) keeps its share.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Too many credential checks are running or waiting: deliberate load shedding, not a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many credential checks in progress; retry shortly")]
+pub struct Overloaded;
+
+/// Limits of the gate.
+#[derive(Debug, Clone, Copy)]
+pub struct GateLimits {
+    /// Hashes computed at once (0: the machine's available parallelism).
+    pub concurrency: usize,
+    /// Checks admitted beyond those running, waiting for a turn.
+    pub queue: usize,
+    /// Longest wait for a turn before the check is refused.
+    pub wait: Duration,
+}
+
+/// Bounds bcrypt work. Cheap to clone.
+#[derive(Clone)]
+pub struct HashGate {
+    /// One permit per hash running on a blocking thread.
+    running: Arc<Semaphore>,
+    /// One permit per admitted check (running or waiting), taken before any database work.
+    admitted: Arc<Semaphore>,
+    concurrency: usize,
+    wait: Duration,
+}
+
+/// An admitted check: holds its place until its hash has run (or it is dropped).
+pub struct Ticket {
+    gate: HashGate,
+    place: OwnedSemaphorePermit,
+}
+
+impl HashGate {
+    /// A gate with these limits.
+    pub fn new(limits: GateLimits) -> Self {
+        let concurrency = if limits.concurrency == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            limits.concurrency
+        };
+        Self {
+            running: Arc::new(Semaphore::new(concurrency)),
+            admitted: Arc::new(Semaphore::new(concurrency + limits.queue)),
+            concurrency,
+            wait: limits.wait,
+        }
+    }
+
+    /// Hashes allowed at once.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    /// A place in line, or `Overloaded` at once when every place is taken. Take it before looking anything up, so a
+    /// flood beyond the queue costs neither a database connection nor a hash.
+    pub fn admit(&self) -> Result<Ticket, Overloaded> {
+        let place = Arc::clone(&self.admitted)
+            .try_acquire_owned()
+            .map_err(|_| Overloaded)?;
+        Ok(Ticket {
+            gate: self.clone(),
+            place,
+        })
+    }
+}
+
+impl Ticket {
+    /// Run `work` (bcrypt) on a blocking thread once a turn is free, or `Overloaded` if none frees up within the
+    /// gate's wait. The permits move into the blocking closure: a client that hangs up cannot free its turn
+    /// while its hash still runs.
+    pub async fn run<T, F>(self, work: F) -> Result<T, Overloaded>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let turn = tokio::time::timeout(
+            self.gate.wait,
+            Arc::clone(&self.gate.running).acquire_owned(),
+        )
+        .await
+        .map_err(|_| Overloaded)?
+        .map_err(|_| Overloaded)?;
+        let place = self.place;
+        tokio::task::spawn_blocking(move || {
+            let result = work();
+            drop((turn, place));
+            result
+        })
+        .await
+        .map_err(|_| Overloaded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate(concurrency: usize, queue: usize, wait_ms: u64) -> HashGate {
+        HashGate::new(GateLimits {
+            concurrency,
+            queue,
+            wait: Duration::from_millis(wait_ms),
+        })
+    }
+
+    #[test]
+    fn admission_is_refused_once_running_and_waiting_places_are_taken() {
+        let g = gate(1, 1, 10);
+        let first = g.admit();
+        let second = g.admit();
+        assert!(first.is_ok() && second.is_ok());
+        assert!(g.admit().is_err());
+        drop(first);
+        assert!(g.admit().is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_check_that_cannot_get_a_turn_within_the_wait_is_refused() {
+        let g = gate(1, 1, 20);
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let (started, has_started) = tokio::sync::oneshot::channel::<()>();
+        let busy = g.admit().expect("admitted");
+        let running = tokio::spawn(busy.run(move || {
+            let _ = started.send(());
+            let _ = hold.recv();
+        }));
+        has_started.await.expect("the first check runs");
+        // The first check holds the only turn until released; the second must give up after 20 ms.
+        let waiting = g.admit().expect("a place in the queue");
+        assert!(waiting.run(|| ()).await.is_err());
+        let _ = release.send(());
+        assert!(running.await.expect("joined").is_ok());
+        assert!(g.admit().expect("free again").run(|| 7).await == Ok(7));
+    }
+
+    #[test]
+    fn zero_concurrency_means_the_available_cores() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(gate(0, 0, 1).concurrency(), cores);
+    }
+}
