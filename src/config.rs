@@ -141,6 +141,8 @@ pub struct CredentialsConfig {
     pub verify_queue: usize,
     /// Longest wait for a turn before a check is answered 503.
     pub verify_wait_ms: u64,
+    /// Nice value (0–19) of hashing threads: under load, the rest of the process gets the CPU first.
+    pub verify_nice: i32,
 }
 
 /// `[pools]`: one Postgres pool per role, so no role can take another's connections.
@@ -339,6 +341,9 @@ impl Config {
                 "max_db_connections",
                 "must be at least 6 (two connections per role)",
             );
+        }
+        if !(0..=19).contains(&self.credentials.verify_nice) {
+            return invalid("credentials.verify_nice", "must be between 0 and 19");
         }
         if self.credentials.verify_wait_ms == 0 {
             return invalid("credentials.verify_wait_ms", "must be at least 1");

@@ -171,6 +171,7 @@ impl Application {
                     concurrency: c.verify_concurrency,
                     queue: c.verify_queue,
                     wait: Duration::from_millis(c.verify_wait_ms),
+                    nice: c.verify_nice,
                 },
             },
         )
