@@ -1,6 +1,9 @@
-//! The bcrypt gate: at most `concurrency` hashes at once (the cores), at most `queue` more waiting, and none
-//! waiting longer than `wait`. Whatever does not fit is refused with [`Overloaded`] (the API answers 503 +
-//! `Retry-After`), so a flood of unknown keys costs a bounded amount of CPU. Hashes run on threads of lower OS
+//! The bcrypt gate: at most `concurrency` hashes at once (the cores), at most `queue` more checks admitted and
+//! waiting, and no check waiting longer than `wait` in all (for a place, then for a turn). Whatever does not fit is
+//! refused with [`Overloaded`] (the API answers 503 + `Retry-After`), so a flood of unknown keys costs a bounded
+//! amount of CPU. A refused check is refused when its wait runs out, not at once: a client that sends again as soon
+//! as it is answered (a flood of N connections) is held to N requests per `wait`, instead of spinning the HTTP
+//! stack as fast as the cores allow. Hashes run on threads of lower OS
 //! priority (`nice`), so when the cores are busy the rest of the process (cached validations, the worker) is
 //! scheduled first and bcrypt gets what is left.
 
@@ -8,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, timeout_at};
 
 /// Too many credential checks are running or waiting: deliberate load shedding, not a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -43,6 +47,7 @@ pub struct HashGate {
 pub struct Ticket {
     gate: HashGate,
     place: OwnedSemaphorePermit,
+    deadline: Instant,
 }
 
 impl HashGate {
@@ -67,22 +72,25 @@ impl HashGate {
         self.concurrency
     }
 
-    /// A place in line, or `Overloaded` at once when every place is taken. Take it before looking anything up, so a
-    /// flood beyond the queue costs neither a database connection nor a hash.
-    pub fn admit(&self) -> Result<Ticket, Overloaded> {
-        let place = Arc::clone(&self.admitted)
-            .try_acquire_owned()
+    /// A place in line, or `Overloaded` when none frees up within the wait. Take it before looking anything up,
+    /// so the checks beyond the queue cost neither a database connection nor a hash.
+    pub async fn admit(&self) -> Result<Ticket, Overloaded> {
+        let deadline = Instant::now() + self.wait;
+        let place = timeout_at(deadline, Arc::clone(&self.admitted).acquire_owned())
+            .await
+            .map_err(|_| Overloaded)?
             .map_err(|_| Overloaded)?;
         Ok(Ticket {
             gate: self.clone(),
             place,
+            deadline,
         })
     }
 }
 
 impl Ticket {
     /// Run `work` (bcrypt) on a thread of its own at the gate's nice value once a turn is free, or `Overloaded` if
-    /// none frees up within the gate's wait. The permits move into that thread: a client that hangs up cannot
+    /// none frees up before the check's wait (counted from admission) runs out. The permits move into that thread: a client that hangs up cannot
     /// free its turn while its hash still runs. (A thread per hash costs tens of microseconds next to a hash's
     /// tens of milliseconds, and leaves tokio's blocking pool at normal priority for everything else.)
     pub async fn run<T, F>(self, work: F) -> Result<T, Overloaded>
@@ -90,8 +98,8 @@ impl Ticket {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let turn = tokio::time::timeout(
-            self.gate.wait,
+        let turn = timeout_at(
+            self.deadline,
             Arc::clone(&self.gate.running).acquire_owned(),
         )
         .await
@@ -132,15 +140,15 @@ mod tests {
         })
     }
 
-    #[test]
-    fn admission_is_refused_once_running_and_waiting_places_are_taken() {
+    #[tokio::test]
+    async fn admission_is_refused_once_running_and_waiting_places_stay_taken_for_the_wait() {
         let g = gate(1, 1, 10);
-        let first = g.admit();
-        let second = g.admit();
+        let first = g.admit().await;
+        let second = g.admit().await;
         assert!(first.is_ok() && second.is_ok());
-        assert!(g.admit().is_err());
+        assert!(g.admit().await.is_err());
         drop(first);
-        assert!(g.admit().is_ok());
+        assert!(g.admit().await.is_ok());
     }
 
     #[tokio::test]
@@ -148,18 +156,18 @@ mod tests {
         let g = gate(1, 1, 20);
         let (release, hold) = std::sync::mpsc::channel::<()>();
         let (started, has_started) = tokio::sync::oneshot::channel::<()>();
-        let busy = g.admit().expect("admitted");
+        let busy = g.admit().await.expect("admitted");
         let running = tokio::spawn(busy.run(move || {
             let _ = started.send(());
             let _ = hold.recv();
         }));
         has_started.await.expect("the first check runs");
         // The first check holds the only turn until released; the second must give up after 20 ms.
-        let waiting = g.admit().expect("a place in the queue");
+        let waiting = g.admit().await.expect("a place in the queue");
         assert!(waiting.run(|| ()).await.is_err());
         let _ = release.send(());
         assert!(running.await.expect("joined").is_ok());
-        assert!(g.admit().expect("free again").run(|| 7).await == Ok(7));
+        assert!(g.admit().await.expect("free again").run(|| 7).await == Ok(7));
     }
 
     #[tokio::test]
@@ -167,6 +175,7 @@ mod tests {
         let g = gate(1, 0, 1000);
         let priority = g
             .admit()
+            .await
             .expect("admitted")
             .run(|| rustix::process::getpriority_process(None).ok())
             .await

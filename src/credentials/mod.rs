@@ -118,7 +118,8 @@ impl Validator {
         let cost = self.settings.bcrypt_cost;
         Ok(self
             .gate
-            .admit()?
+            .admit()
+            .await?
             .run(move || bcrypt::hash(secret, cost))
             .await??)
     }
@@ -143,7 +144,7 @@ impl Validator {
         client_id: &str,
         secret: &str,
     ) -> anyhow::Result<Option<repo::SecretRow>> {
-        let ticket = self.gate.admit()?;
+        let ticket = self.gate.admit().await?;
         // The connection goes back to the pool when the lookup returns: none is held while hashing.
         let row = repo::by_client_id(&self.pool, client_id).await?;
         let now = Utc::now();
