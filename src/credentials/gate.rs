@@ -3,9 +3,8 @@
 //! refused with [`Overloaded`] (the API answers 503 + `Retry-After`), so a flood of unknown keys costs a bounded
 //! amount of CPU. A refused check is refused when its wait runs out, not at once: a client that sends again as soon
 //! as it is answered (a flood of N connections) is held to N requests per `wait`, instead of spinning the HTTP
-//! stack as fast as the cores allow. Hashes run on threads of lower OS
-//! priority (`nice`), so when the cores are busy the rest of the process (cached validations, the worker) is
-//! scheduled first and bcrypt gets what is left.
+//! stack as fast as the cores allow. Hashes run on threads of lower OS priority (`nice`), so when the cores are
+//! busy the rest of the process (cached validations, the worker) is scheduled first and bcrypt gets what is left.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +24,7 @@ pub struct GateLimits {
     pub concurrency: usize,
     /// Checks admitted beyond those running, waiting for a turn.
     pub queue: usize,
-    /// Longest wait for a turn before the check is refused.
+    /// Longest wait of a check, for a place and then a turn, before it is refused.
     pub wait: Duration,
     /// Nice value of hashing threads (0: the process's own priority; Linux applies it per thread).
     pub nice: i32,
@@ -34,7 +33,7 @@ pub struct GateLimits {
 /// Bounds bcrypt work. Cheap to clone.
 #[derive(Clone)]
 pub struct HashGate {
-    /// One permit per hash running on a blocking thread.
+    /// One permit per hash running on its thread.
     running: Arc<Semaphore>,
     /// One permit per admitted check (running or waiting), taken before any database work.
     admitted: Arc<Semaphore>,
@@ -90,8 +89,8 @@ impl HashGate {
 
 impl Ticket {
     /// Run `work` (bcrypt) on a thread of its own at the gate's nice value once a turn is free, or `Overloaded` if
-    /// none frees up before the check's wait (counted from admission) runs out. The permits move into that thread: a client that hangs up cannot
-    /// free its turn while its hash still runs. (A thread per hash costs tens of microseconds next to a hash's
+    /// none frees up before the check's wait (counted from admission) runs out. The permits move into that thread:
+    /// a client that hangs up cannot free its turn while its hash still runs. (A thread per hash costs tens of microseconds next to a hash's
     /// tens of milliseconds, and leaves tokio's blocking pool at normal priority for everything else.)
     pub async fn run<T, F>(self, work: F) -> Result<T, Overloaded>
     where

@@ -1,8 +1,8 @@
 //! Validating API keys and OAuth access tokens: the API gateway's hot path.
 //!
 //! parse → cache (keyed hash of the presented token; no permit, no connection) → a place at the bcrypt gate (or
-//! `Overloaded` at once) → indexed lookup by the public part, connection released → bcrypt on a blocking thread
-//! under the gate (against a dummy hash when the prefix is unknown, so both failures cost the same) →
+//! `Overloaded` when none frees up in time) → indexed lookup by the public part, connection released → bcrypt on a
+//! low-priority thread under the gate (against a dummy hash when the prefix is unknown, so both cost the same) →
 //! active/expiry → coalesced `last_used_at` → answer. Changes evict cache entries at once in this process, and in
 //! every other process through Postgres NOTIFY; the cache TTL bounds staleness if a notification is missed.
 //!
@@ -124,7 +124,7 @@ impl Validator {
             .await??)
     }
 
-    /// Whether `secret` matches any of `hashes`, verified on a blocking thread when the ticket gets its turn.
+    /// Whether `secret` matches any of `hashes`, verified on the gate's thread when the ticket gets its turn.
     async fn verify_any(ticket: Ticket, secret: &str, hashes: Vec<String>) -> anyhow::Result<bool> {
         let secret = secret.to_owned();
         let matched = ticket
