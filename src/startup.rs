@@ -120,7 +120,9 @@ impl Application {
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let pools = db::Pools::new(&config)?;
         let pool = pools.api.clone();
-        db::migrate(&pools.worker)
+        // On the API's pool: it leaves connections open there, so the credential cache's NOTIFY listener connects
+        // at once and does not clear the cache after the first requests were served.
+        db::migrate(&pools.api)
             .await
             .map_err(|e| anyhow::anyhow!("cannot migrate the database (database_url): {e:#}"))?;
         let metrics = Arc::new(Metrics::default());
