@@ -49,7 +49,7 @@ pub struct Config {
     pub listen_addr: SocketAddr,
     /// Postgres URL.
     pub database_url: Secret,
-    /// Pool size.
+    /// Connections of this process in all, split between the roles by `pools`.
     pub max_db_connections: u32,
     /// Development or production.
     pub mode: Mode,
@@ -65,6 +65,8 @@ pub struct Config {
     pub secrets: SecretsConfig,
     /// API credentials.
     pub credentials: CredentialsConfig,
+    /// Each role's share of `max_db_connections`.
+    pub pools: PoolsConfig,
     /// Vault.
     pub vault: VaultConfig,
     /// Marketplace connectors.
@@ -165,6 +167,54 @@ pub struct CredentialsConfig {
     pub access_token_ttl_secs: u64,
     /// Token the gateway must present to `/credentials/validate` (empty: none).
     pub gateway_token: Secret,
+    /// bcrypt hashes computed at once; 0: the machine's available parallelism.
+    pub verify_concurrency: usize,
+    /// Checks that may wait for a turn beyond those running; more are answered 503 at once.
+    pub verify_queue: usize,
+    /// Longest wait for a turn before a check is answered 503.
+    pub verify_wait_ms: u64,
+    /// Nice value (0–19) of hashing threads: under load, the rest of the process gets the CPU first.
+    pub verify_nice: i32,
+}
+
+/// `[pools]`: one Postgres pool per role, so no role can take another's connections.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PoolsConfig {
+    /// Percent of `max_db_connections` for the HTTP API (every handler, validation, its NOTIFY listener).
+    pub api_percent: u32,
+    /// Percent for the Kafka consumer.
+    pub ingest_percent: u32,
+    /// Percent for the worker (claims, heartbeats, sweeps, the outbox relay, the embedded secret store).
+    pub worker_percent: u32,
+    /// How long an API request waits for a connection before it is answered 503 + `Retry-After`.
+    pub api_acquire_timeout_ms: u64,
+}
+
+/// Connections of each role's pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSizes {
+    /// The API's.
+    pub api: u32,
+    /// Ingest's.
+    pub ingest: u32,
+    /// The worker's.
+    pub worker: u32,
+}
+
+/// Fewest connections of a role's pool: one for its NOTIFY listener, one for everything else.
+pub const MIN_ROLE_CONNECTIONS: u32 = 2;
+
+impl Config {
+    /// `max_db_connections` split by the `pools` percentages (each at least [`MIN_ROLE_CONNECTIONS`]).
+    pub fn pool_sizes(&self) -> PoolSizes {
+        let share =
+            |percent: u32| (self.max_db_connections * percent / 100).max(MIN_ROLE_CONNECTIONS);
+        PoolSizes {
+            api: share(self.pools.api_percent),
+            ingest: share(self.pools.ingest_percent),
+            worker: share(self.pools.worker_percent),
+        }
+    }
 }
 
 /// `[kafka]`.
@@ -332,6 +382,25 @@ impl Config {
         if self.http.body_read_timeout_ms == 0 {
             return invalid("http.body_read_timeout_ms", "must be at least 1");
         }
+        let p = &self.pools;
+        if p.api_percent + p.ingest_percent + p.worker_percent != 100 {
+            return invalid(
+                "pools.api_percent",
+                "pools.api_percent + ingest_percent + worker_percent must be 100",
+            );
+        }
+        if self.max_db_connections < 3 * MIN_ROLE_CONNECTIONS {
+            return invalid(
+                "max_db_connections",
+                "must be at least 6 (two connections per role)",
+            );
+        }
+        if !(0..=19).contains(&self.credentials.verify_nice) {
+            return invalid("credentials.verify_nice", "must be between 0 and 19");
+        }
+        if self.credentials.verify_wait_ms == 0 {
+            return invalid("credentials.verify_wait_ms", "must be at least 1");
+        }
         if self.kafka.batch_max == 0 {
             return invalid("kafka.batch_max", "must be at least 1");
         }
@@ -425,6 +494,28 @@ mod tests {
             refused.to_string().contains("worker.lease_renew_ms"),
             "{refused}"
         );
+    }
+
+    #[test]
+    fn the_connection_budget_is_split_between_the_roles_with_two_each_at_least() {
+        let mut c = Config::defaults().unwrap_or_else(|e| panic!("{e}"));
+        c.max_db_connections = 20;
+        let sizes = c.pool_sizes();
+        assert_eq!(sizes.api + sizes.ingest + sizes.worker, 20);
+        c.max_db_connections = 6;
+        let small = c.pool_sizes();
+        assert!(small.api >= 2 && small.ingest >= 2 && small.worker >= 2);
+    }
+
+    #[test]
+    fn percentages_that_do_not_add_up_name_the_key() {
+        let mut c = Config::defaults().unwrap_or_else(|e| panic!("{e}"));
+        c.pools.api_percent = 90;
+        let e = match c.validate() {
+            Ok(()) => panic!("percentages adding up to 160 were accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.contains("pools.api_percent"), "{e}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, AppState};
 use crate::config::{Config, Mode};
 use crate::connectors::{ReqwestChannel, StoreConnectorSecrets};
-use crate::credentials::{Validator, ValidatorSettings};
+use crate::credentials::{GateLimits, Validator, ValidatorSettings};
 use crate::db;
 use crate::db::connector_effects::Topics;
 use crate::db::rate_limits::PgRateGate;
@@ -96,6 +96,7 @@ impl FromStr for Roles {
 /// A built service, ready to run roles.
 pub struct Application {
     config: Config,
+    pools: db::Pools,
     state: AppState,
     webhook: WebhookDeps,
     vault: Option<Arc<VaultSecretStore>>,
@@ -117,12 +118,16 @@ pub fn generated_worker_name() -> String {
 impl Application {
     /// Connect, migrate, and wire every component. Fails with a message naming what is wrong.
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let pool = db::pool(config.database_url.expose(), config.max_db_connections)?;
-        db::migrate(&pool)
+        let pools = db::Pools::new(&config)?;
+        let pool = pools.api.clone();
+        // On the API's pool: it leaves connections open there, so the credential cache's NOTIFY listener connects
+        // at once and does not clear the cache after the first requests were served.
+        db::migrate(&pools.api)
             .await
             .map_err(|e| anyhow::anyhow!("cannot migrate the database (database_url): {e:#}"))?;
         let metrics = Arc::new(Metrics::default());
-        let (secrets, vault) = Self::secret_store(&config, pool.clone()).await?;
+        // The worker reads signing secrets on every delivery: they come out of its budget, not the API's.
+        let (secrets, vault) = Self::secret_store(&config, pools.worker.clone()).await?;
         let target_policy = TargetPolicy {
             refuse_private: config.mode == Mode::Production,
             allowed_hosts: Arc::new(config.delivery.allowed_private_hosts.clone()),
@@ -169,6 +174,12 @@ impl Application {
                 cache_ttl: Duration::from_secs(c.cache_ttl_secs),
                 cache_max_entries: c.cache_max_entries,
                 last_used_precision: Duration::from_secs(c.last_used_precision_secs),
+                gate: GateLimits {
+                    concurrency: c.verify_concurrency,
+                    queue: c.verify_queue,
+                    wait: Duration::from_millis(c.verify_wait_ms),
+                    nice: c.verify_nice,
+                },
             },
         )
         .await?;
@@ -188,6 +199,7 @@ impl Application {
         };
         Ok(Self {
             config,
+            pools,
             state,
             webhook,
             vault,
@@ -241,6 +253,11 @@ impl Application {
         &self.state
     }
 
+    /// The per-role connection pools (`state().pool` is the API's).
+    pub fn pools(&self) -> &db::Pools {
+        &self.pools
+    }
+
     /// The configuration it was built from.
     pub fn config(&self) -> &Config {
         &self.config
@@ -257,6 +274,7 @@ impl Application {
         };
         let connector = ConnectorDeps {
             worker: name.to_owned(),
+            gate: Arc::new(PgRateGate(self.pools.worker.clone())),
             ..self.state.connectors.clone()
         };
         let settings = WorkerSettings {
@@ -277,7 +295,7 @@ impl Application {
             faults: self.worker_faults.clone(),
         };
         Worker::new(
-            self.state.pool.clone(),
+            self.pools.worker.clone(),
             name,
             deps,
             connector,
@@ -340,7 +358,7 @@ impl Application {
                 )
                 .await?;
                 let relay = Relay::new(
-                    self.state.pool.clone(),
+                    self.pools.worker.clone(),
                     &self.config.kafka.brokers,
                     self.state.metrics.clone(),
                 )?;
@@ -360,7 +378,7 @@ impl Application {
             let consumer = kafka::consumer(k)?;
             let ingest = kafka::run(
                 consumer,
-                self.state.ingestor.clone(),
+                Ingestor::new(self.pools.ingest.clone(), self.state.metrics.clone()),
                 k.clone(),
                 shutdown.clone(),
             );

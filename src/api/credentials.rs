@@ -329,7 +329,9 @@ impl CredentialsApi {
     }
 
     /// Validate a credential for the API gateway: `Authorization: Bearer <API key or access token>` or `X-API-Key`.
-    /// Always 200: `{valid: false}` for anything unusable, without saying why.
+    /// 200 with `{valid: false}` for anything unusable, without saying why. Under overload (too many uncached
+    /// keys to check, or no database connection free) 503 `overloaded` with `Retry-After`: the answer is unknown,
+    /// so retry or fail open/closed per the gateway's policy. A cached valid key is answered without waiting.
     #[oai(path = "/credentials/validate", method = "get")]
     async fn validate(
         &self,

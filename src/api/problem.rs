@@ -7,7 +7,23 @@ use poem_openapi::registry::{MetaHeader, MetaMediaType, MetaResponse, MetaRespon
 use poem_openapi::types::Type;
 use serde::Serialize;
 
+use crate::credentials::Overloaded;
 use crate::db::errors::{Conflict, classify};
+
+/// Seconds a client is asked to wait (`Retry-After`) after any 503: load shed, a pool out of connections, an
+/// unavailable dependency.
+pub const RETRY_AFTER_SECS: u32 = 1;
+
+/// Whether `e` is load shedding rather than a fault: the bcrypt gate was full, or no database connection freed up
+/// within the role's acquire timeout. The API answers these with 503 + `Retry-After`, never 500.
+fn is_overload(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause.is::<Overloaded>()
+            || cause
+                .downcast_ref::<sqlx::Error>()
+                .is_some_and(|e| matches!(e, sqlx::Error::PoolTimedOut))
+    })
+}
 
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -66,12 +82,13 @@ impl ApiError {
             Self::Invalid(code, _) => (StatusCode::UNPROCESSABLE_ENTITY, code),
             Self::Conflict(code, _) => (StatusCode::CONFLICT, code),
             Self::Unavailable(code, _) => (StatusCode::SERVICE_UNAVAILABLE, code),
+            Self::Internal(e) if is_overload(e) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
 }
 
-/// A problem response for `status` and `code`.
+/// A problem response for `status` and `code`; every 503 says when to come back (`Retry-After`).
 pub fn problem_response(status: StatusCode, code: &str, detail: String) -> Response {
     let body = Problem {
         kind: format!("urn:ss3:problem:{code}"),
@@ -80,10 +97,13 @@ pub fn problem_response(status: StatusCode, code: &str, detail: String) -> Respo
         detail,
         code: code.to_owned(),
     };
-    Response::builder()
+    let mut response = Response::builder()
         .status(status)
-        .content_type("application/problem+json")
-        .body(serde_json::to_vec(&body).unwrap_or_default())
+        .content_type("application/problem+json");
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response = response.header("Retry-After", RETRY_AFTER_SECS.to_string());
+    }
+    response.body(serde_json::to_vec(&body).unwrap_or_default())
 }
 
 impl poem::error::ResponseError for ApiError {
@@ -93,10 +113,18 @@ impl poem::error::ResponseError for ApiError {
 
     fn as_response(&self) -> Response {
         let (status, code) = self.status_and_code();
-        if let Self::Internal(e) = self {
-            tracing::error!(error = %format!("{e:#}"), "internal error");
-        }
-        problem_response(status, code, self.to_string())
+        let detail = match self {
+            Self::Internal(e) if is_overload(e) => {
+                tracing::debug!(error = %format!("{e:#}"), "request shed");
+                format!("the service is busy; retry after {RETRY_AFTER_SECS} s")
+            }
+            Self::Internal(e) => {
+                tracing::error!(error = %format!("{e:#}"), "internal error");
+                self.to_string()
+            }
+            _ => self.to_string(),
+        };
+        problem_response(status, code, detail)
     }
 }
 

@@ -1,5 +1,7 @@
 //! Credentials suite: `GET /credentials/validate` requests/s and latency, for one key repeatedly (cached path)
-//! and for distinct keys (bcrypt path), over HTTP on loopback with the configured bcrypt cost.
+//! and for distinct keys (bcrypt path), over HTTP on loopback with the configured bcrypt cost; then a flood of
+//! `--flood-connections` random keys with the cached key probed alongside (in this process: the `flood` suite
+//! runs the same client against a separate `serve` process, which is the figure that counts).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -114,6 +116,21 @@ pub(super) async fn run(base: Config, args: BenchArgs) -> anyhow::Result<()> {
     );
     let stats = app.state().validator.cache_stats();
     println!("\ncache: {} hits, {} misses", stats.hits, stats.misses);
+    if args.flood_connections > 0 {
+        let report = super::flood::flood(
+            &url,
+            &keys[0],
+            args.flood_connections,
+            std::time::Duration::from_secs(args.flood_secs),
+            std::time::Duration::from_millis(10),
+        )
+        .await?;
+        println!("\n{}", super::flood::FloodReport::HEADER);
+        println!(
+            "{}",
+            report.row(&format!("in-process, cost {cost}"), args.flood_connections)
+        );
+    }
 
     shutdown.cancel();
     let _ = running.await;

@@ -2,6 +2,7 @@
 
 mod connectors;
 mod credentials;
+mod flood;
 mod webhooks;
 mod workers;
 
@@ -10,7 +11,7 @@ use crate::config::Config;
 /// Arguments of the bench command.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Suites to run: webhooks, credentials, workers, connectors.
+    /// Suites to run: webhooks, credentials, workers, connectors, flood (against a running service at --api).
     #[arg(long, value_delimiter = ',', default_value = "webhooks")]
     pub suite: Vec<String>,
     /// Webhooks: events per throughput run.
@@ -46,6 +47,18 @@ pub struct BenchArgs {
     /// Credentials: requests in flight.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
+    /// Credentials and flood: connections sending random API keys back to back (0 skips the credentials flood).
+    #[arg(long, default_value_t = 1000)]
+    pub flood_connections: usize,
+    /// Credentials and flood: length of the flood.
+    #[arg(long, default_value_t = 20)]
+    pub flood_secs: u64,
+    /// Flood: base URL of a running service (`serve`) to flood from this process.
+    #[arg(long)]
+    pub api: Option<String>,
+    /// Flood: operator token of that service (to issue the probe key).
+    #[arg(long, default_value = "")]
+    pub api_token: String,
 }
 
 /// Run the selected suites.
@@ -56,8 +69,9 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
             "credentials" => credentials::run(config.clone(), args.clone()).await?,
             "workers" => workers::run(config.clone(), args.clone()).await?,
             "connectors" => connectors::run(config.clone(), args.clone()).await?,
+            "flood" => flood::run(args.clone()).await?,
             other => anyhow::bail!(
-                "unknown suite {other:?}: use webhooks, credentials, workers, connectors"
+                "unknown suite {other:?}: use webhooks, credentials, workers, connectors, flood"
             ),
         }
     }

@@ -1,11 +1,18 @@
 //! Validating API keys and OAuth access tokens: the API gateway's hot path.
 //!
-//! parse → cache (keyed hash of the presented token) → indexed lookup by the public part → bcrypt on a blocking
-//! thread (against a dummy hash when the prefix is unknown, so both failures cost the same) → active/expiry →
-//! coalesced `last_used_at` → answer. Changes evict cache entries at once in this process, and in every other
-//! process through Postgres NOTIFY; the cache TTL bounds staleness if a notification is missed.
+//! parse → cache (keyed hash of the presented token; no permit, no connection) → a place at the bcrypt gate (or
+//! `Overloaded` when none frees up in time) → indexed lookup by the public part, connection released → bcrypt on a
+//! low-priority thread under the gate (against a dummy hash when the prefix is unknown, so both cost the same) →
+//! active/expiry → coalesced `last_used_at` → answer. Changes evict cache entries at once in this process, and in
+//! every other process through Postgres NOTIFY; the cache TTL bounds staleness if a notification is missed.
+//!
+//! There is deliberately no negative cache (of prefixes known not to exist): a flood of random keys brings a new
+//! prefix with every request, so it would never hit; answering a repeated unknown prefix without the dummy hash
+//! would make response times tell which prefixes exist; and a missed NOTIFY would refuse a newly created key for
+//! the cache's lifetime. The gate bounds the flood instead, whatever the keys.
 
 mod cache;
+mod gate;
 mod touch;
 
 use std::sync::Arc;
@@ -21,6 +28,8 @@ use workflows::credentials::{Presented, parse_presented};
 
 pub use cache::CacheStats;
 use cache::{CacheKey, ValidationCache};
+pub use gate::{GateLimits, Overloaded};
+use gate::{HashGate, Ticket};
 use touch::Touches;
 
 use crate::db::credentials as repo;
@@ -50,6 +59,8 @@ pub struct ValidatorSettings {
     pub cache_max_entries: usize,
     /// `last_used_at` is written at most once per credential per this.
     pub last_used_precision: Duration,
+    /// Bounds of bcrypt work (verification and hashing of new secrets).
+    pub gate: GateLimits,
 }
 
 /// Validates presented credentials. Cheap to clone.
@@ -60,6 +71,7 @@ pub struct Validator {
     touches: Arc<Touches>,
     key: Arc<[u8; 32]>,
     dummy_hash: Arc<String>,
+    gate: HashGate,
     settings: ValidatorSettings,
 }
 
@@ -74,6 +86,11 @@ impl Validator {
         let dummy =
             tokio::task::spawn_blocking(move || bcrypt::hash(rand::random::<[u8; 16]>(), cost))
                 .await??;
+        let gate = HashGate::new(settings.gate);
+        tracing::debug!(
+            bcrypt_concurrency = gate.concurrency(),
+            "credential checks bounded"
+        );
         Ok(Self {
             cache: Arc::new(ValidationCache::new(
                 settings.cache_ttl,
@@ -82,6 +99,7 @@ impl Validator {
             touches: Arc::new(Touches::new(settings.last_used_precision)),
             key: Arc::new(rand::random()),
             dummy_hash: Arc::new(dummy),
+            gate,
             pool,
             settings,
         })
@@ -95,43 +113,57 @@ impl Validator {
         mac.finalize().into_bytes().into()
     }
 
-    /// bcrypt-hash a secret on a blocking thread.
+    /// bcrypt-hash a new secret under the gate (`Overloaded` when it is full).
     pub async fn hash_secret(&self, secret: String) -> anyhow::Result<String> {
         let cost = self.settings.bcrypt_cost;
-        Ok(tokio::task::spawn_blocking(move || bcrypt::hash(secret, cost)).await??)
+        Ok(self
+            .gate
+            .admit()
+            .await?
+            .run(move || bcrypt::hash(secret, cost))
+            .await??)
     }
 
-    /// bcrypt-verify on a blocking thread: never on the async executor.
-    async fn verify(secret: &str, hash: String) -> bool {
+    /// Whether `secret` matches any of `hashes`, verified on the gate's thread when the ticket gets its turn.
+    async fn verify_any(ticket: Ticket, secret: &str, hashes: Vec<String>) -> anyhow::Result<bool> {
         let secret = secret.to_owned();
-        tokio::task::spawn_blocking(move || bcrypt::verify(secret, &hash).unwrap_or(false))
-            .await
-            .unwrap_or(false)
+        let matched = ticket
+            .run(move || {
+                hashes
+                    .iter()
+                    .any(|h| bcrypt::verify(&secret, h).unwrap_or(false))
+            })
+            .await?;
+        Ok(matched)
     }
 
     /// Check a client id and secret (API key parts or OAuth client credentials). `None`: invalid, whatever the reason.
+    /// `Err(Overloaded)` (in the chain) when the bcrypt gate has no room: the caller sheds the request.
     pub async fn check_secret(
         &self,
         client_id: &str,
         secret: &str,
     ) -> anyhow::Result<Option<repo::SecretRow>> {
+        let ticket = self.gate.admit().await?;
+        // The connection goes back to the pool when the lookup returns: none is held while hashing.
         let row = repo::by_client_id(&self.pool, client_id).await?;
-        let Some(row) = row else {
-            // Same cost as a wrong secret, so response times do not reveal which prefixes exist.
-            Self::verify(secret, self.dummy_hash.to_string()).await;
-            return Ok(None);
-        };
         let now = Utc::now();
-        let mut ok = Self::verify(secret, row.hashed_secret.clone()).await;
-        if !ok
-            && let (Some(previous), Some(until)) =
-                (&row.previous_hashed_secret, row.previous_valid_until)
-            && until > now
-        {
-            ok = Self::verify(secret, previous.clone()).await;
-        }
-        let usable = ok && row.is_active && row.expires_at.is_none_or(|e| e > now);
-        Ok(usable.then_some(row))
+        let hashes = match &row {
+            // Same cost as a wrong secret, so response times do not reveal which prefixes exist.
+            None => vec![self.dummy_hash.to_string()],
+            Some(row) => {
+                let mut hashes = vec![row.hashed_secret.clone()];
+                if let (Some(previous), Some(until)) =
+                    (&row.previous_hashed_secret, row.previous_valid_until)
+                    && until > now
+                {
+                    hashes.push(previous.clone());
+                }
+                hashes
+            }
+        };
+        let ok = Self::verify_any(ticket, secret, hashes).await?;
+        Ok(row.filter(|row| ok && row.is_active && row.expires_at.is_none_or(|e| e > now)))
     }
 
     /// Validate what the gateway forwarded. `Ok(None)` is "invalid", `Err` is our infrastructure failing.

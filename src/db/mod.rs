@@ -22,13 +22,60 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Connect lazily: the pool reconnects by itself after a Postgres restart.
 pub fn pool(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+    role_pool(
+        url,
+        max_connections,
+        Duration::from_secs(5),
+        "integration-service",
+    )
+}
+
+/// A lazily connected pool named `application_name` in `pg_stat_activity`.
+fn role_pool(
+    url: &str,
+    max_connections: u32,
+    acquire_timeout: Duration,
+    application_name: &str,
+) -> Result<PgPool, sqlx::Error> {
     let options: PgConnectOptions = url.parse()?;
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(acquire_timeout)
         // A connection killed by pg_terminate_backend or a restart is found broken here, not mid-query.
         .test_before_acquire(true)
-        .connect_lazy_with(options.application_name("integration-service")))
+        .connect_lazy_with(options.application_name(application_name)))
+}
+
+/// One pool per role, so a flood on one role cannot take another's connections (see `[pools]` in the config).
+#[derive(Debug, Clone)]
+pub struct Pools {
+    /// Every HTTP handler, credential validation and its NOTIFY listener.
+    pub api: PgPool,
+    /// The Kafka consumer.
+    pub ingest: PgPool,
+    /// Claims, heartbeats, sweeps, the outbox relay and the embedded secret store.
+    pub worker: PgPool,
+}
+
+impl Pools {
+    /// Split `config.max_db_connections` as `config.pools` says. The API waits `api_acquire_timeout_ms` for a
+    /// connection (then answers 503); the other roles wait 5 s and retry.
+    pub fn new(config: &crate::config::Config) -> Result<Self, sqlx::Error> {
+        let url = config.database_url.expose();
+        let sizes = config.pool_sizes();
+        let background = Duration::from_secs(5);
+        let api_wait = Duration::from_millis(config.pools.api_acquire_timeout_ms.max(1));
+        Ok(Self {
+            api: role_pool(url, sizes.api, api_wait, "integration-service api")?,
+            ingest: role_pool(url, sizes.ingest, background, "integration-service ingest")?,
+            worker: role_pool(url, sizes.worker, background, "integration-service worker")?,
+        })
+    }
+
+    /// Close all three.
+    pub async fn close(&self) {
+        tokio::join!(self.api.close(), self.ingest.close(), self.worker.close());
+    }
 }
 
 /// Create the database named in `url` if it does not exist (so `cargo run` works on a fresh machine).

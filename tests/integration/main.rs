@@ -13,6 +13,7 @@ mod connectors;
 mod credentials;
 mod edge;
 mod edge_limits;
+mod flood;
 mod kafka;
 mod lease;
 mod openapi;

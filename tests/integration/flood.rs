@@ -1,0 +1,182 @@
+//! Overload on the gateway's hot path (issue 9 item 2): a flood of well-formed random API keys, through real HTTP,
+//! against the app built by `startup` with a real bcrypt cost, a small gate and a small connection budget.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use integration_service::startup::Roles;
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::common::{Receiver, TestApp, TestDb, event, test_config};
+
+/// Flood connections, each sending random keys back to back until told to stop.
+const FLOOD: usize = 400;
+
+/// Every answer the flood got: status, and whether it carried `Retry-After`.
+type Answers = Vec<(u16, bool)>;
+
+fn random_key() -> String {
+    format!(
+        "ss3_live_{}_{}",
+        integration_service::credentials::random_base62(12),
+        integration_service::credentials::random_base62(32)
+    )
+}
+
+/// Start `FLOOD` connections hammering `/credentials/validate` from a thread of their own (its own runtime, as an
+/// outside client would be: the service's runtime does not schedule the attacker); `sent` counts requests started.
+fn start_flood(
+    url: String,
+    stop: &CancellationToken,
+    sent: &Arc<AtomicUsize>,
+) -> std::thread::JoinHandle<Answers> {
+    let (stop, sent) = (stop.clone(), sent.clone());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("flood runtime");
+        runtime.block_on(async move {
+            let http = reqwest::Client::builder()
+                .pool_max_idle_per_host(FLOOD)
+                .build()
+                .expect("client");
+            let mut flood = tokio::task::JoinSet::new();
+            for _ in 0..FLOOD {
+                let (http, url, stop, sent) =
+                    (http.clone(), url.clone(), stop.clone(), sent.clone());
+                flood.spawn(async move {
+                    let mut answers = Vec::new();
+                    while !stop.is_cancelled() {
+                        sent.fetch_add(1, Ordering::Relaxed);
+                        let r = http
+                            .get(&url)
+                            .bearer_auth(random_key())
+                            .send()
+                            .await
+                            .expect("the service answers every flood request");
+                        answers
+                            .push((r.status().as_u16(), r.headers().contains_key("retry-after")));
+                    }
+                    answers
+                });
+            }
+            let mut answers = Vec::new();
+            while let Some(a) = flood.join_next().await {
+                answers.extend(a.expect("flood task"));
+            }
+            answers
+        })
+    })
+}
+
+/// POST /events, coming back after `Retry-After` when shed; returns the final status.
+async fn post_event_until_accepted(app: &TestApp, body: &Value) -> u16 {
+    for _ in 0..30 {
+        let r = app.post_event(body).await;
+        if r.status() != 503 {
+            return r.status().as_u16();
+        }
+        let wait: u64 = r
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .expect("a 503 says when to retry");
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+    }
+    503
+}
+
+/// Catches: random keys on `GET /credentials/validate` answered 500 ("pool timed out") instead of being shed with
+/// 503 + Retry-After; a cached valid key stuck behind bcrypt work; the worker starved of connections and CPU by
+/// the API (it shared one pool with it), so deliveries stop during a flood.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_random_api_keys_is_shed_with_503_while_cached_keys_and_the_worker_keep_working()
+{
+    let db = TestDb::create().await;
+    let mut config = test_config(&db);
+    // A production bcrypt cost: the flood must cost what it costs in production.
+    config.credentials.bcrypt_cost = 10;
+    config.credentials.verify_concurrency = 1;
+    config.credentials.verify_queue = 4;
+    // Refusals come after this wait: it holds the flood to ~400 requests/s, so this test does not starve the
+    // timing-sensitive tests that run beside it.
+    config.credentials.verify_wait_ms = 1000;
+    config.max_db_connections = 10;
+    let roles = Roles {
+        api: true,
+        ingest: false,
+        worker: true,
+    };
+    let app = TestApp::spawn_with(db, config, roles).await;
+    let mut receiver = Receiver::start(&[]).await;
+    app.subscribe("store-flood", &receiver.url(), &["order.placed"])
+        .await;
+    let created: Value = app
+        .as_store(Method::POST, "/credentials", "store-flood")
+        .json(&json!({"name": "gateway app", "type": "API_KEY", "scopes": ["orders:read"]}))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    let key = created["apiKey"].as_str().expect("api key").to_owned();
+    let validate = || {
+        app.http
+            .get(app.url("/credentials/validate"))
+            .bearer_auth(&key)
+    };
+    let first: Value = validate()
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(first["valid"], true, "the key is valid (and now cached)");
+
+    let stop = CancellationToken::new();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let flood = start_flood(app.url("/credentials/validate"), &stop, &sent);
+    while sent.load(Ordering::Relaxed) < FLOOD {
+        tokio::task::yield_now().await;
+    }
+
+    // During the flood: the cached key is answered, and correctly.
+    let during = validate().send().await.expect("request");
+    assert_eq!(during.status(), 200, "a cached valid key is never shed");
+    let during: Value = during.json().await.expect("json");
+    assert_eq!(during["valid"], true);
+    assert_eq!(during["storeId"], "store-flood");
+
+    // During the flood: the worker still claims and delivers.
+    let accepted =
+        post_event_until_accepted(&app, &event("order.placed", "store-flood", json!({}))).await;
+    assert_eq!(accepted, 202, "the event is accepted during the flood");
+    let delivered = receiver.next(Duration::from_secs(60)).await;
+    assert_eq!(delivered.path, "/hook");
+
+    stop.cancel();
+    let answers = tokio::task::spawn_blocking(move || flood.join().expect("flood thread"))
+        .await
+        .expect("joined");
+    let failures: Vec<&(u16, bool)> = answers
+        .iter()
+        .filter(|(status, retry_after)| *status >= 500 && !(*status == 503 && *retry_after))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} flood answers were 5xx other than 503 + Retry-After (first: {:?})",
+        failures.len(),
+        answers.len(),
+        failures.first()
+    );
+    assert!(
+        answers.iter().all(|(s, _)| *s == 200 || *s == 503),
+        "random keys get 200 valid:false or a deliberate 503"
+    );
+}
