@@ -110,6 +110,17 @@ macro_rules! string_type {
     };
 }
 
+/// What every typed request string requires: 1–200 characters, none of them a control character.
+fn check_text(raw: &str) -> Result<(), String> {
+    if !(1..=MAX_CHARS).contains(&raw.chars().count()) {
+        return Err(format!("must be 1-{MAX_CHARS} characters"));
+    }
+    if raw.chars().any(is_control) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(())
+}
+
 fn string_schema(pattern: &str) -> MetaSchema {
     MetaSchema {
         min_length: Some(1),
@@ -129,12 +140,7 @@ impl Name {
 
     /// Check `raw` and trim it.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        if !(1..=MAX_CHARS).contains(&raw.chars().count()) {
-            return Err(format!("must be 1-{MAX_CHARS} characters"));
-        }
-        if raw.chars().any(is_control) {
-            return Err("must not contain control characters".into());
-        }
+        check_text(raw)?;
         let trimmed = raw.trim_matches(is_blank);
         if trimmed.is_empty() {
             return Err("must not be blank".into());
@@ -160,12 +166,7 @@ impl FilterText {
 
     /// Check `raw` (kept as given: a filter matches exactly).
     pub fn parse(raw: &str) -> Result<Self, String> {
-        if !(1..=MAX_CHARS).contains(&raw.chars().count()) {
-            return Err(format!("must be 1-{MAX_CHARS} characters"));
-        }
-        if raw.chars().any(is_control) {
-            return Err("must not contain control characters".into());
-        }
+        check_text(raw)?;
         Ok(Self(raw.to_owned()))
     }
 

@@ -3,21 +3,9 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{ADMIN_TOKEN, Receiver, TestApp, TestDb, event, test_config};
+use crate::common::{ADMIN_TOKEN, Receiver, TestApp, TestDb, event, problem, test_config};
 use integration_service::config::Mode;
 use integration_service::startup::Roles;
-
-async fn problem(response: reqwest::Response) -> (u16, Value) {
-    let status = response.status().as_u16();
-    assert_eq!(
-        response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
-        Some("application/problem+json")
-    );
-    (status, response.json().await.expect("problem JSON"))
-}
 
 /// Catches: invalid input reaching the database, or errors without a stable code.
 #[tokio::test]

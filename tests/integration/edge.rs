@@ -10,25 +10,9 @@ use serde_json::{Value, json};
 
 use jobs::Clock;
 
-use crate::common::{Receiver, TestApp, event};
+use crate::common::{Receiver, TestApp, event, problem};
 
 const STORE: &str = "store-e";
-
-async fn problem(response: reqwest::Response) -> (u16, Value) {
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let body = response.text().await.unwrap_or_default();
-    assert_eq!(
-        content_type.as_deref(),
-        Some("application/problem+json"),
-        "status {status}: {body}"
-    );
-    (status, serde_json::from_str(&body).expect("problem JSON"))
-}
 
 /// Create a resource as the operator and return the created JSON.
 async fn created(app: &TestApp, path: &str, body: Value) -> Value {

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use workflows::EventEnvelope;
 
 use crate::common::kafka::{brokers, create_topics, produce, producer};
-use crate::common::{Receiver, TestApp, TestDb, event, test_config};
+use crate::common::{Receiver, TestApp, TestDb, event, problem, test_config};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -265,18 +265,6 @@ async fn an_infrastructure_failure_quarantines_nothing_and_is_reported_for_a_ret
         app.app.state().metrics.messages_quarantined.load(Relaxed),
         0
     );
-}
-
-async fn problem(response: reqwest::Response) -> (u16, Value) {
-    let status = response.status().as_u16();
-    assert_eq!(
-        response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
-        Some("application/problem+json")
-    );
-    (status, response.json().await.expect("problem json"))
 }
 
 /// Catches: NUL in data and Postgres data errors answering 500, and an array body being accepted as an event.

@@ -316,3 +316,20 @@ pub fn event(event_type: &str, store: &str, data: Value) -> Value {
         "data": data,
     })
 }
+
+/// A response that must be problem JSON: its status and document (the body is shown if the type is wrong).
+pub async fn problem(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = response.text().await.unwrap_or_default();
+    assert_eq!(
+        content_type.as_deref(),
+        Some("application/problem+json"),
+        "status {status}: {body}"
+    );
+    (status, serde_json::from_str(&body).expect("problem JSON"))
+}
