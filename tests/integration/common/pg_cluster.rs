@@ -124,18 +124,24 @@ impl ThrowawayPg {
         began.elapsed()
     }
 
-    fn run(&self, program: &str, args: &[&str]) {
+    /// `program` of the server's installation, run as the `postgres` user when we are root (initdb refuses root).
+    fn command(&self, program: &str) -> Command {
         let path = self.bin.join(program);
-        let output = if is_root() {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&path)
-                .args(args)
-                .output()
+        if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
         } else {
-            Command::new(&path).args(args).output()
+            Command::new(path)
         }
-        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let output = self
+            .command(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("run {program}: {e}"));
         assert!(
             output.status.success(),
             "{program} {args:?} failed: {}{}",
@@ -148,17 +154,10 @@ impl ThrowawayPg {
 impl Drop for ThrowawayPg {
     fn drop(&mut self) {
         let data = self.data();
-        let path = self.bin.join("pg_ctl");
-        let args = ["-D", data.as_str(), "-m", "immediate", "stop"];
-        let _ = if is_root() {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&path)
-                .args(args)
-                .output()
-        } else {
-            Command::new(&path).args(args).output()
-        };
+        let _ = self
+            .command("pg_ctl")
+            .args(["-D", data.as_str(), "-m", "immediate", "stop"])
+            .output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
