@@ -4,7 +4,7 @@
 # invalid data refused, valid data accepted, auth enforced, allowed methods) as three identities:
 #   operator   (operator token + X-SS3-Store-Id), store    (an API key with every scope), anonymous (no credentials).
 # Starts the built binary on a fresh database (dropped afterwards), API role only, embedded secrets, no Kafka.
-# Exits non-zero on any failure. About 2 minutes on 2 cores (1m37s to 2m10s measured). CI: .ci/run runs it after scripts/test.sh.
+# Exits non-zero on any failure. About 2 minutes on 2 cores (1m37s to 2m10s measured). scripts/test.sh runs it after the tests (and so does CI).
 # Usage: scripts/schemathesis.sh [extra `st run` arguments, e.g. --include-path /subscriptions]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +28,11 @@ BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/integration-service"
 cargo build --bin integration-service
 
 PG="postgres://postgres@127.0.0.1:5432"
-pg_isready -q -h 127.0.0.1 -p 5432 || { log "PostgreSQL is not running on 127.0.0.1:5432 (scripts/test.sh starts it)"; exit 1; }
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  log "starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start
+  for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
+fi
 DB="ss3_schemathesis_$$"
 PORT=$(free_port)
 BASE="http://127.0.0.1:$PORT"

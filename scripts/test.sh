@@ -68,7 +68,15 @@ set +e
 cargo test --workspace --all-targets "$@" 2>&1 | tee "$CACHE/test-output.log"
 status=${PIPESTATUS[0]}
 set -e
+# The API against its own OpenAPI document (schemathesis, every check, three identities): part of the whole suite,
+# skipped when arguments select a subset of the tests.
+st_status=0
+if [ $# -eq 0 ]; then
+  scripts/schemathesis.sh || st_status=$?
+fi
 passed=$(grep -Eo '^test result: .* ([0-9]+) passed' "$CACHE/test-output.log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '^test result: .*; ([0-9]+) failed' "$CACHE/test-output.log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
 echo "Summary: $passed passed, $failed failed"
-exit "$status"
+[ "$st_status" -eq 0 ] || log "schemathesis failed (see above)"
+[ "$status" -ne 0 ] && exit "$status"
+exit "$st_status"
