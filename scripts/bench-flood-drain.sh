@@ -13,7 +13,10 @@ cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
 BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/integration-service}
 LOADGEN=${LOADGEN:-$HOME/.cache/integration-service/loadgen/release}
-N=${N:-6000}
+N=${N:-20000}
+# The all-roles process starts draining at once, before its flood is at strength: a bigger backlog, of which the
+# deliveries before the window are not counted.
+N_SINGLE=${N_SINGLE:-40000}
 FLOOD_CONNECTIONS=${FLOOD_CONNECTIONS:-1000}
 FLOOD_SECS=${FLOOD_SECS:-30}
 FLOOD_LEAD=${FLOOD_LEAD:-3}
@@ -50,14 +53,15 @@ start api
 API_PID=$STARTED
 STORE=$("$LOADGEN/send" setup --target ss3 --api "$API" --token "$SS3_ADMIN_TOKEN" --endpoints 1 --recv "$RECV")
 
-preload() { # N events accepted, none delivered (no worker runs)
-  "$LOADGEN/send" burst --target ss3 --api "$API" --token "$SS3_ADMIN_TOKEN" --app "$STORE" --n "$N" --conc 16 \
+preload() { # COUNT events accepted, none delivered (no worker runs)
+  BACKLOG=$1
+  "$LOADGEN/send" burst --target ss3 --api "$API" --token "$SS3_ADMIN_TOKEN" --app "$STORE" --n "$1" --conc 16 \
     --recv "$RECV" --expect 0 --timeout 5 >/dev/null
   curl -fs -X POST "$RECV/_reset" >/dev/null
 }
 now_ns() { date +%s%N; }
-drain_rate() { # FROM_NS LABEL: wait for all N, then deliveries/s from FROM_NS to the last arrival
-  until [ "$(curl -fs "$RECV/_stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')" -ge "$N" ]; do
+drain_rate() { # FROM_NS LABEL: wait for the whole backlog, then deliveries/s from FROM_NS to the last arrival
+  until [ "$(curl -fs "$RECV/_stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')" -ge "$BACKLOG" ]; do
     sleep 0.2
   done
   curl -fs "$RECV/_report?csv=$OUT/$2.csv" >/dev/null
@@ -85,7 +89,7 @@ flood_done() { # LABEL: the flood's report; warn when the drain outlasted it
   if [ "$last" -gt "$FLOOD_END" ]; then echo "WARNING: $1 drained past the end of the flood"; fi
 }
 measure_split() { # LABEL FLOODED(0|1)
-  preload
+  preload "$N"
   if [ "$2" = 1 ]; then flood "$1-flood"; fi
   sleep "$FLOOD_LEAD"
   local from; from=$(now_ns)
@@ -96,7 +100,7 @@ measure_split() { # LABEL FLOODED(0|1)
   if [ "$2" = 1 ]; then flood_done "$1"; fi
 }
 measure_single() { # LABEL FLOODED(0|1): the API-only process pre-loads, then one all-roles process drains
-  preload
+  preload "$N_SINGLE"
   stop "$API_PID"
   start api,worker
   local all=$STARTED
