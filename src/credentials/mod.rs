@@ -6,6 +6,11 @@
 //! active/expiry → coalesced `last_used_at` → answer. Changes evict cache entries at once in this process, and in
 //! every other process through Postgres NOTIFY; the cache TTL bounds staleness if a notification is missed.
 //!
+//! Refresh-ahead: a hit on an entry past half its TTL answers from the cache and starts one background re-check of
+//! that key (the same database lookup and bcrypt, through the gate's refresh places). Success re-caches it for a
+//! full TTL, "invalid" removes it, and a refusal (gate full) leaves it to expire at its TTL, the next hit trying
+//! again. A key in steady use thus never falls back to the gate, where a flood would shed it with 503.
+//!
 //! There is deliberately no negative cache (of prefixes known not to exist): a flood of random keys brings a new
 //! prefix with every request, so it would never hit; answering a repeated unknown prefix without the dummy hash
 //! would make response times tell which prefixes exist; and a missed NOTIFY would refuse a newly created key for
@@ -27,7 +32,7 @@ use uuid::Uuid;
 use workflows::credentials::{Presented, parse_presented};
 
 pub use cache::CacheStats;
-use cache::{CacheKey, ValidationCache};
+use cache::{CacheKey, Hit, ValidationCache};
 pub use gate::{GateLimits, Overloaded};
 use gate::{HashGate, Ticket};
 use touch::Touches;
@@ -46,6 +51,24 @@ pub struct Grant {
     pub scopes: Vec<String>,
     /// When it stops being valid (credential expiry, or the access token's).
     pub valid_until: Option<DateTime<Utc>>,
+}
+
+/// Which admission places an uncached check takes at the bcrypt gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// A request waiting for its answer: the shared queue.
+    Request,
+    /// A background refresh of a cached validation: the places reserved for refreshes.
+    Refresh,
+}
+
+/// Marks a key's refresh over when dropped, whatever happened to it (even a panic).
+struct RefreshDone(Arc<ValidationCache>, CacheKey);
+
+impl Drop for RefreshDone {
+    fn drop(&mut self) {
+        self.0.refreshed(&self.1);
+    }
 }
 
 /// Validation settings.
@@ -144,7 +167,19 @@ impl Validator {
         client_id: &str,
         secret: &str,
     ) -> anyhow::Result<Option<repo::SecretRow>> {
-        let ticket = self.gate.admit().await?;
+        self.check_secret_in(Lane::Request, client_id, secret).await
+    }
+
+    async fn check_secret_in(
+        &self,
+        lane: Lane,
+        client_id: &str,
+        secret: &str,
+    ) -> anyhow::Result<Option<repo::SecretRow>> {
+        let ticket = match lane {
+            Lane::Request => self.gate.admit().await?,
+            Lane::Refresh => self.gate.admit_refresh()?,
+        };
         // The connection goes back to the pool when the lookup returns: none is held while hashing.
         let row = repo::by_client_id(&self.pool, client_id).await?;
         let now = Utc::now();
@@ -174,19 +209,55 @@ impl Validator {
         }
         let key = self.cache_key(presented.trim());
         let now = Utc::now();
-        if let Some(grant) = self.cache.get(&key, now) {
+        if let Some(Hit { grant, refresh }) = self.cache.get(&key, now) {
             self.touches.record(grant.credential_id, now);
+            if refresh {
+                self.refresh_ahead(key, presented.trim().to_owned());
+            }
             return Ok(Some(grant));
         }
-        let grant = match parsed {
-            Presented::ApiKey { prefix, secret } => {
-                self.check_secret(prefix, secret).await?.map(|row| Grant {
+        let epoch = self.cache.epoch();
+        let grant = self.check_uncached(Lane::Request, parsed, now).await?;
+        if let Some(grant) = &grant {
+            self.cache.insert(key, grant.clone(), epoch);
+            self.touches.record(grant.credential_id, now);
+        }
+        Ok(grant)
+    }
+
+    /// Re-check a cached key in the background (the caller owns its refresh, see [`ValidationCache::get`]).
+    fn refresh_ahead(&self, key: CacheKey, presented: String) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _done = RefreshDone(Arc::clone(&this.cache), key);
+            let epoch = this.cache.epoch();
+            let parsed = parse_presented(&presented);
+            match this.check_uncached(Lane::Refresh, parsed, Utc::now()).await {
+                Ok(Some(grant)) => this.cache.insert(key, grant, epoch),
+                Ok(None) => this.cache.remove(&key),
+                // Gate full or database unreachable: the entry serves until its TTL; the next hit tries again.
+                Err(e) => tracing::debug!(error = %e, "cached credential not refreshed this time"),
+            }
+        });
+    }
+
+    /// The database (and bcrypt, for API keys) verdict on a presented credential.
+    async fn check_uncached(
+        &self,
+        lane: Lane,
+        parsed: Presented<'_>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<Grant>> {
+        Ok(match parsed {
+            Presented::ApiKey { prefix, secret } => self
+                .check_secret_in(lane, prefix, secret)
+                .await?
+                .map(|row| Grant {
                     credential_id: row.credential_id,
                     store_id: row.store_id,
                     scopes: row.scopes,
                     valid_until: row.expires_at,
-                })
-            }
+                }),
             Presented::AccessToken(token) => repo::token(&self.pool, &sha256(token))
                 .await?
                 .and_then(|t| {
@@ -201,12 +272,7 @@ impl Validator {
                     })
                 }),
             Presented::Malformed => None,
-        };
-        if let Some(grant) = &grant {
-            self.cache.insert(key, grant.clone());
-            self.touches.record(grant.credential_id, now);
-        }
-        Ok(grant)
+        })
     }
 
     /// Issue an access token for a verified client.

@@ -90,6 +90,20 @@ async fn post_event_until_accepted(app: &TestApp, body: &Value) -> u16 {
     503
 }
 
+/// A new API key of `store`.
+async fn create_key(app: &TestApp, store: &str) -> String {
+    let created: Value = app
+        .as_store(Method::POST, "/credentials", store)
+        .json(&json!({"name": "gateway app", "type": "API_KEY", "scopes": ["orders:read"]}))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    created["apiKey"].as_str().expect("api key").to_owned()
+}
+
 /// Catches: random keys on `GET /credentials/validate` answered 500 ("pool timed out") instead of being shed with
 /// 503 + Retry-After; a cached valid key stuck behind bcrypt work; the worker starved of connections and CPU by
 /// the API (it shared one pool with it), so deliveries stop during a flood.
@@ -115,16 +129,7 @@ async fn a_flood_of_random_api_keys_is_shed_with_503_while_cached_keys_and_the_w
     let mut receiver = Receiver::start(&[]).await;
     app.subscribe("store-flood", &receiver.url(), &["order.placed"])
         .await;
-    let created: Value = app
-        .as_store(Method::POST, "/credentials", "store-flood")
-        .json(&json!({"name": "gateway app", "type": "API_KEY", "scopes": ["orders:read"]}))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
-    let key = created["apiKey"].as_str().expect("api key").to_owned();
+    let key = create_key(&app, "store-flood").await;
     let validate = || {
         app.http
             .get(app.url("/credentials/validate"))
@@ -178,5 +183,75 @@ async fn a_flood_of_random_api_keys_is_shed_with_503_while_cached_keys_and_the_w
     assert!(
         answers.iter().all(|(s, _)| *s == 200 || *s == 503),
         "random keys get 200 valid:false or a deliberate 503"
+    );
+}
+
+/// Catches: a valid key in steady use during a flood got a 503 once per cache TTL, because its cache entry expired
+/// and its re-check then queued at the bcrypt gate behind the flood. With refresh-ahead, a hit past half the TTL
+/// re-checks the key in the background (through the gate's refresh places), so its entry never expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_key_in_steady_use_during_a_flood_keeps_answering_valid_across_several_cache_ttls()
+{
+    let db = TestDb::create().await;
+    let mut config = test_config(&db);
+    config.credentials.bcrypt_cost = 10;
+    config.credentials.cache_ttl_secs = 3;
+    // One hash at a time and no queue: the flood keeps the only place, so an uncached check is always shed.
+    config.credentials.verify_concurrency = 1;
+    config.credentials.verify_queue = 0;
+    config.credentials.verify_wait_ms = 1000;
+    config.max_db_connections = 10;
+    let roles = Roles {
+        api: true,
+        ingest: false,
+        worker: false,
+    };
+    let app = TestApp::spawn_with(db, config, roles).await;
+    let key = create_key(&app, "store-steady").await;
+    let validate = || async {
+        let r = app
+            .http
+            .get(app.url("/credentials/validate"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().await.ok())
+    };
+    let (status, first) = validate().await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        first.expect("json")["valid"],
+        true,
+        "the key is valid (and now cached)"
+    );
+
+    let stop = CancellationToken::new();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let flood = start_flood(app.url("/credentials/validate"), &stop, &sent);
+    while sent.load(Ordering::Relaxed) < FLOOD {
+        tokio::task::yield_now().await;
+    }
+    // The key in steady use, back to back, for more than three TTLs.
+    let start = tokio::time::Instant::now();
+    let mut answered = 0;
+    while start.elapsed() < Duration::from_secs(10) {
+        let (status, body) = validate().await;
+        assert_eq!(
+            (status, body.as_ref().map(|b| b["valid"].clone())),
+            (200, Some(json!(true))),
+            "answer {answered}, {:?} into the flood, with a 3 s cache TTL",
+            start.elapsed()
+        );
+        answered += 1;
+    }
+    stop.cancel();
+    let answers = tokio::task::spawn_blocking(move || flood.join().expect("flood thread"))
+        .await
+        .expect("joined");
+    assert!(
+        answers.iter().any(|(s, _)| *s == 503),
+        "the flood was shed: uncached checks could not get through the gate"
     );
 }
