@@ -58,10 +58,8 @@ wait_port 127.0.0.1 "$VAULT_PORT" 20 || { log "OpenBao did not start:"; cat "$CA
 VAULT_ADDR="http://127.0.0.1:$VAULT_PORT" VAULT_TOKEN=root "$BAO" secrets enable -path=ss3/kv kv-v2 >/dev/null
 export SS3_TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
 export SS3_TEST_VAULT_ADDR="http://127.0.0.1:$VAULT_PORT" SS3_TEST_VAULT_TOKEN=root SS3_TEST_BAO_BIN="$BAO"
-export SS3_TEST_BINARY="${CARGO_TARGET_DIR:-$PWD/target}/debug/integration-service"
 log "Postgres $PGHOST_:$PGPORT_, tansu 127.0.0.1:$KAFKA_PORT, OpenBao 127.0.0.1:$VAULT_PORT"
 
-cargo build --workspace --bins
 # --all-targets: unit, property and integration tests (no doc tests: there are none, and their empty run would
 # close the output with "0 passed").
 set +e

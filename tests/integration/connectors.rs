@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::common::channels::*;
-use crate::common::process::{ServiceProcess, binary};
+use crate::common::process::ServiceProcess;
 use crate::common::{ADMIN_TOKEN, TestApp, TestDb, event, t0, test_config};
 use integration_service::startup::Roles;
 
@@ -787,7 +787,6 @@ async fn app_for_processes(
         std::sync::Arc::new(jobs::SystemClock),
     )
     .await;
-    let _ = binary();
     let env: BTreeMap<String, String> = [
         ("DATABASE_URL", url),
         ("SS3_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),

@@ -4,11 +4,9 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// Path of the binary the test script built.
+/// The binary cargo built for this test run (never one built outside `cargo test`, which could be stale).
 pub fn binary() -> String {
-    std::env::var("SS3_TEST_BINARY").expect(
-        "SS3_TEST_BINARY is not set: run the tests with scripts/test.sh, which builds the binary",
-    )
+    env!("CARGO_BIN_EXE_integration-service").to_owned()
 }
 
 /// A running `integration-service serve` process; killed with SIGKILL when dropped.
