@@ -8,6 +8,7 @@ pub mod connector;
 pub mod credentials;
 pub mod delivery;
 pub mod envelope;
+pub mod ids;
 pub mod matching;
 pub mod net;
 pub mod ratelimit;
