@@ -212,7 +212,7 @@ async fn a_deletion_whose_transaction_dies_never_leaves_a_live_connector_without
             tokio::time::Instant::now() < deadline,
             "the erasure never started"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        crate::common::wait::pause().await;
     }
     // Whatever transaction the deletion still has open dies now.
     sqlx::query(

@@ -815,6 +815,7 @@ async fn two_worker_processes_never_run_the_same_poll_twice() {
     let mut w1 = ServiceProcess::spawn("worker", &env, "poll-worker-1");
     let mut w2 = ServiceProcess::spawn("worker", &env, "poll-worker-2");
     let id = create_id(&app, &amazon_body(1)).await;
+    // The behaviour under test is what two workers do over time: let them run for more than one poll interval.
     tokio::time::sleep(Duration::from_secs(6)).await;
     // Graceful stop: a poll in flight finishes and is written, so every request to the fake has its log row.
     let (stopped_1, stopped_2) = tokio::task::spawn_blocking(move || {
@@ -951,7 +952,7 @@ async fn through_kafka_an_event_reaches_amazon_and_polled_orders_are_published_t
             "the Kafka event never reached Amazon: {:?}",
             fake.calls()
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        crate::common::wait::pause().await;
     }
     let patch = fake
         .api_calls()
@@ -997,7 +998,7 @@ async fn a_configs_rate_limit_paces_its_calls_and_waiting_jobs_use_no_attempts()
             tokio::time::Instant::now() < deadline,
             "jobs never finished: {jobs:?}"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        crate::common::wait::pause().await;
     }
     let mut calls = fake.calls();
     calls.sort_by_key(|c| c.at);
@@ -1258,7 +1259,7 @@ async fn two_worker_processes_share_one_rate_limit_per_config() {
             tokio::time::Instant::now() < deadline,
             "jobs never finished: {jobs:?}"
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        crate::common::wait::pause().await;
     }
     let mut calls = fake.calls();
     calls.sort_by_key(|c| c.at);

@@ -9,6 +9,9 @@ use serde_json::{Value, json};
 
 use crate::common::{Receiver, TestApp, TestDb, test_config};
 
+/// How long a second process may take to start listening for credential changes.
+const WAIT_LISTENING: Duration = Duration::from_secs(10);
+
 async fn issue(app: &TestApp, store: &str, kind: &str, name: &str, scopes: &[&str]) -> Value {
     let response = app
         .as_store(Method::POST, "/credentials", store)
@@ -43,7 +46,7 @@ async fn eventually_invalid(app: &TestApp, token: &str, within: Duration) -> boo
         if validate(app, token).await["valid"] == false {
             return true;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        crate::common::wait::pause().await;
     }
     false
 }
@@ -207,7 +210,7 @@ async fn validate_answers_for_valid_keys_only_and_records_last_use() {
         if last_used.is_some() {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        crate::common::wait::pause().await;
     }
     assert!(last_used.is_some(), "last_used_at was recorded");
 
@@ -310,8 +313,10 @@ async fn deactivation_reaches_another_process_cache_well_within_the_ttl() {
         .as_str()
         .expect("id")
         .to_owned();
-    // Wait until B is listening (its listener starts with the API), then fill B's cache.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Once B listens for changes (its listener starts with the API, then empties B's cache), fill B's cache.
+    tokio::time::timeout(WAIT_LISTENING, b.app.state().validator.listening())
+        .await
+        .expect("B listens for credential changes");
     assert_eq!(validate(&b, &key).await["valid"], true);
     assert_eq!(validate(&b, &key).await["valid"], true);
     assert!(

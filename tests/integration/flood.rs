@@ -85,6 +85,7 @@ async fn post_event_until_accepted(app: &TestApp, body: &Value) -> u16 {
             .get("retry-after")
             .and_then(|v| v.to_str().ok()?.parse().ok())
             .expect("a 503 says when to retry");
+        // The behaviour under test: a client honouring the Retry-After it was given.
         tokio::time::sleep(Duration::from_secs(wait)).await;
     }
     503

@@ -162,7 +162,7 @@ async fn redelivered_messages_and_a_consumer_replaying_old_offsets_create_nothin
     );
 
     // Another consumer group starts from the earliest offset: it re-reads all four messages.
-    app.shutdown.cancel();
+    app.stop().await;
     let mut replay = config;
     replay.kafka.group_id = format!("g-{}", Uuid::new_v4());
     let db2 = TestDb {

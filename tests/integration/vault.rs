@@ -126,13 +126,13 @@ async fn while_vault_is_unreachable_a_delivery_waits_without_using_an_attempt_th
 
     vault.thaw();
     let mut delivered = false;
-    for _ in 0..60 {
+    for _ in 0..120 {
         worker.run_once().await.expect("run");
         if app.delivery("store-v", &id).await["status"] == "DELIVERED" {
             delivered = true;
             break;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        crate::common::wait::pause().await;
     }
     assert!(delivered, "the delivery went through once Vault was back");
     let got = receiver.next(WAIT).await;
@@ -220,7 +220,7 @@ async fn copy_to_vault_moves_embedded_secrets_and_deliveries_still_verify() {
     .await;
     let mut receiver = Receiver::start(&[]).await;
     let (_, secret) = embedded.subscribe("store-m", &receiver.url(), &["*"]).await;
-    embedded.shutdown.cancel();
+    embedded.stop().await;
 
     let mut vault_config = embedded_config;
     use_vault(&mut vault_config, &addr, &token, &prefix());
@@ -292,6 +292,7 @@ async fn a_secret_rotated_in_vault_is_used_once_the_cache_ttl_has_passed() {
     )
     .await
     .expect("rotate");
+    // The behaviour under test: the secret cache entry (1 s TTL) expires, so the next read goes to Vault.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     app.post_event(&event("order.placed", "store-r", json!({})))
         .await;
@@ -322,7 +323,7 @@ async fn a_short_lived_vault_token_is_renewed_before_it_expires() {
     let mut config = test_config(&db);
     use_vault(&mut config, &vault.addr, &short, &prefix());
     let app = TestApp::spawn_with(db, config, Roles::API).await;
-    // Past the token's original TTL: only renewal keeps it valid.
+    // The behaviour under test: time past the token's original TTL, where only renewal keeps it valid.
     tokio::time::sleep(Duration::from_secs(12)).await;
     let receiver = Receiver::start(&[]).await;
     // Writing a subscription's secret needs a valid token (`subscribe` asserts 201).

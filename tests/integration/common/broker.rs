@@ -35,7 +35,7 @@ impl OwnBroker {
             if tokio::net::TcpStream::connect(&addr).await.is_ok() {
                 return Self { addr, child };
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            super::wait::pause().await;
         }
         let mut child = child;
         let _ = child.kill();

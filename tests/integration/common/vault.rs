@@ -91,7 +91,7 @@ impl OwnVault {
                 .expect("enable ss3/kv");
                 return vault;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            super::wait::pause().await;
         }
         panic!("OpenBao did not start");
     }

@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::webhooks::Scenario;
 use super::{BenchArgs, percentile};
-use crate::config::{Config, Secret};
-use crate::startup::{Application, Roles};
+use integration_service::config::{Config, Secret};
+use integration_service::startup::{Application, Roles};
 
 async fn load(
     http: &reqwest::Client,

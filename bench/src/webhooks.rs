@@ -13,9 +13,9 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::api::subscriptions::create_with_secret;
-use crate::config::{Config, Secret};
-use crate::startup::{Application, Roles};
+use integration_service::api::subscriptions::create_with_secret;
+use integration_service::config::{Config, Secret};
+use integration_service::startup::{Application, Roles};
 
 use super::{BenchArgs, percentile};
 
@@ -164,7 +164,7 @@ async fn scenario(base: &Config, via: &str, fanout: usize, load: Load) -> anyhow
     config.kafka.group_id = format!("bench-{}", Uuid::new_v4());
     config.admin_token = Secret::new("bench-token");
     if via == "kafka" {
-        crate::ingest::kafka::create_topics(
+        integration_service::ingest::kafka::create_topics(
             &config.kafka.brokers,
             std::slice::from_ref(&topic),
             config.kafka.create_partitions,

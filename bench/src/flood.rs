@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::{BenchArgs, percentile};
-use crate::credentials::random_base62;
+use integration_service::credentials::random_base62;
 
 /// What the flood and the probe saw.
 #[derive(Debug, Default)]

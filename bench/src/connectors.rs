@@ -16,8 +16,8 @@ use uuid::Uuid;
 
 use super::BenchArgs;
 use super::webhooks::{Scenario, app_with_subscribers};
-use crate::config::{Config, Secret};
-use crate::startup::Roles;
+use integration_service::config::{Config, Secret};
+use integration_service::startup::Roles;
 
 #[handler]
 async fn fake_amazon(req: &poem::Request, calls: Data<&Arc<AtomicU64>>) -> poem::Response {
