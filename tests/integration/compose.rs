@@ -244,23 +244,15 @@ async fn with_exactly_the_compose_environment_a_signing_secret_created_through_t
     )
     .await;
 
-    let created: serde_json::Value = reqwest::Client::new()
-        .post(format!("{base}/subscriptions"))
-        .bearer_auth(ADMIN_TOKEN)
-        .header("x-ss3-store-id", "store-compose")
-        .json(&serde_json::json!({"name": "compose", "targetUrl": "http://93.184.216.34/hook", "events": ["order.placed"]}))
-        .send()
-        .await
-        .expect("create subscription")
-        .json()
-        .await
-        .expect("json");
-    let id = created["subscription"]["subscriptionId"]
-        .as_str()
-        .expect("created");
-    let secret = created["signingSecret"]
-        .as_str()
-        .expect("secret shown once");
+    let created = crate::common::Api::new(&base, ADMIN_TOKEN)
+        .create_subscription(
+            "store-compose",
+            "http://93.184.216.34/hook",
+            &["order.placed"],
+        )
+        .await;
+    let id = created.subscription.subscription_id;
+    let secret = created.signing_secret;
     let mount = env
         .get("SS3_VAULT__MOUNT")
         .cloned()

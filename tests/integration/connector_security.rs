@@ -41,9 +41,8 @@ async fn send(app: &TestApp, method: Method, path: &str, body: Option<&Value>) -
 }
 
 async fn create_id(app: &TestApp, body: &Value) -> String {
-    let (status, created) = send(app, Method::POST, "/connectors", Some(body)).await;
-    assert_eq!(status, 201, "{created}");
-    created["configId"].as_str().expect("id").to_owned()
+    let created = app.api().create_connector(STORE, body).await;
+    created.config_id.to_string()
 }
 
 /// Catches: an operator reading write-only credentials back by pointing `lwaEndpoint` (or any endpoint setting)

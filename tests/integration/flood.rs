@@ -93,16 +93,11 @@ async fn post_event_until_accepted(app: &TestApp, body: &Value) -> u16 {
 
 /// A new API key of `store`.
 async fn create_key(app: &TestApp, store: &str) -> String {
-    let created: Value = app
-        .as_store(Method::POST, "/credentials", store)
-        .json(&json!({"name": "gateway app", "type": "API_KEY", "scopes": ["orders:read"]}))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
-    created["apiKey"].as_str().expect("api key").to_owned()
+    let created = app
+        .api()
+        .create_key(store, "gateway app", &["orders:read"])
+        .await;
+    created.key().to_owned()
 }
 
 /// Catches: random keys on `GET /credentials/validate` answered 500 ("pool timed out") instead of being shed with

@@ -83,7 +83,7 @@ async fn an_event_produced_to_kafka_is_delivered_signed_and_webhook_delivered_is
         json!({"deliveryId": delivery_id, "subscriptionId": sub, "storeId": "store-k", "eventType": "order.placed"})
     );
     let delivery = app.delivery("store-k", &delivery_id).await;
-    assert_eq!(delivery["status"], "DELIVERED");
+    assert_eq!(delivery.status, "DELIVERED");
 
     // A second topic matched by the same regex.
     let product = event("product.updated", "store-k", json!({"sku": "S"}));

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::common::kafka::{brokers, create_topics, producer};
 use crate::common::process::{ServiceProcess, wait_healthy};
-use crate::common::{ADMIN_TOKEN, Receiver, TestDb};
+use crate::common::{ADMIN_TOKEN, Api, Receiver, TestDb};
 
 /// The process tests each load both cores; running them one at a time keeps their timing meaningful.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -72,15 +72,9 @@ async fn api_started(cluster: &mut Cluster, roles: &str, log_name: &str) -> Serv
 }
 
 async fn subscribe(cluster: &Cluster, target: &str) {
-    let response = reqwest::Client::new()
-        .post(format!("{}/subscriptions", cluster.api))
-        .bearer_auth(ADMIN_TOKEN)
-        .header("x-ss3-store-id", "store-p")
-        .json(&json!({"name": "p", "targetUrl": target, "events": ["*"]}))
-        .send()
-        .await
-        .expect("req");
-    assert_eq!(response.status(), 201);
+    Api::new(&cluster.api, ADMIN_TOKEN)
+        .create_subscription("store-p", target, &["*"])
+        .await;
 }
 
 async fn produce_events(topic: &str, n: usize) {

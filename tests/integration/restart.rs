@@ -53,7 +53,7 @@ async fn a_pending_retry_survives_a_restart_of_every_process_and_fires_once() {
     assert_eq!(receiver.next(WAIT).await.header("x-ss3-delivery"), id);
     assert_eq!(worker.run_pending_jobs().await.expect("run"), 0);
     receiver.expect_silence(Duration::from_millis(300)).await;
-    assert_eq!(second.delivery("store-a", &id).await["status"], "DELIVERED");
+    assert_eq!(second.delivery("store-a", &id).await.status, "DELIVERED");
 }
 
 fn clock() -> jobs::ManualClock {

@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+pub use client::Api;
 pub use receiver::Receiver;
 
 /// Operator token every test app accepts.
@@ -253,30 +254,15 @@ impl TestApp {
             .header("x-ss3-store-id", store)
     }
 
+    /// The typed API client of this app, as an operator.
+    pub fn api(&self) -> Api {
+        Api::new(format!("http://{}", self.addr), ADMIN_TOKEN)
+    }
+
     /// Create a subscription; returns its id and signing secret.
     pub async fn subscribe(&self, store: &str, target: &str, events: &[&str]) -> (Uuid, String) {
-        let response = self
-            .as_store(reqwest::Method::POST, "/subscriptions", store)
-            .json(&json!({"name": "test", "targetUrl": target, "events": events}))
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(
-            response.status(),
-            201,
-            "create subscription: {}",
-            response.text().await.unwrap_or_default()
-        );
-        let body: Value = response.json().await.expect("json");
-        let id = body["subscription"]["subscriptionId"]
-            .as_str()
-            .expect("id")
-            .parse()
-            .expect("uuid");
-        (
-            id,
-            body["signingSecret"].as_str().expect("secret").to_owned(),
-        )
+        let created = self.api().create_subscription(store, target, events).await;
+        (created.subscription.subscription_id, created.signing_secret)
     }
 
     /// POST /events as an operator.
@@ -292,22 +278,14 @@ impl TestApp {
 
     /// POST /events and return the first delivery it created.
     pub async fn first_delivery(&self, event: &Value) -> String {
-        let body: Value = self.post_event(event).await.json().await.expect("json");
-        body["deliveryIds"][0]
-            .as_str()
-            .expect("the event created a delivery")
-            .to_owned()
+        let result = self.api().ingest(event).await;
+        let first = result.delivery_ids.first();
+        first.expect("the event created a delivery").to_string()
     }
 
     /// A delivery as the API shows it.
-    pub async fn delivery(&self, store: &str, id: &str) -> Value {
-        let response = self
-            .as_store(reqwest::Method::GET, &format!("/deliveries/{id}"), store)
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(response.status(), 200);
-        response.json().await.expect("json")
+    pub async fn delivery(&self, store: &str, id: &str) -> client::Delivery {
+        self.api().delivery(store, id).await
     }
 
     /// Count rows of a query returning one bigint.

@@ -7,10 +7,10 @@ use super::*;
 async fn amazon_events_make_exactly_the_listings_inventory_and_shipment_calls() {
     let (app, fake) = app_with_fake().await;
     let config = create(&app, &amazon_body(0)).await;
-    let id = config["configId"].as_str().expect("id").to_owned();
+    let id = config.config_id.to_string();
     assert_eq!(
-        config["eventSubscriptions"],
-        json!(["product.updated", "inventory.updated", "order.fulfilled"])
+        config.event_subscriptions,
+        ["product.updated", "inventory.updated", "order.fulfilled"]
     );
     let worker = app.worker("w").await;
 
@@ -100,7 +100,7 @@ async fn amazon_events_make_exactly_the_listings_inventory_and_shipment_calls() 
 
     let log = sync_log(&app, &id, "direction=OUTBOUND").await;
     assert_eq!(log.len(), 3);
-    assert!(log.iter().all(|r| r["status"] == "SUCCEEDED"), "{log:?}");
+    assert!(log.iter().all(|r| r.status == "SUCCEEDED"), "{log:?}");
     let mut records: Vec<(String, i64)> = log
         .iter()
         .map(|r| {
@@ -131,8 +131,9 @@ async fn amazon_events_make_exactly_the_listings_inventory_and_shipment_calls() 
     let skipped = sync_log(&app, &id, "status=SKIPPED").await;
     assert_eq!(skipped.len(), 1);
     assert!(
-        skipped[0]["errorSummary"]
-            .as_str()
+        skipped[0]
+            .error_summary
+            .as_deref()
             .unwrap_or("")
             .contains("already confirmed")
     );
@@ -214,7 +215,7 @@ async fn ebay_events_use_bulk_inventory_calls_and_update_existing_offers() {
     assert!(price_bodies.contains(
         &json!({"requests": [{"sku": "TS-43", "shipToLocationAvailability": {"quantity": 5}}]})
     ));
-    let log = sync_log(&app, config["configId"].as_str().expect("id"), "").await;
+    let log = sync_log(&app, &config.config_id.to_string(), "").await;
     assert_eq!(log.len(), 2, "the fulfillment was never fanned out to eBay");
 }
 

@@ -19,6 +19,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::common::channels::*;
+use crate::common::client::{Connector, ConnectorJob, SyncRun, expect_json};
 use crate::common::process::ServiceProcess;
 use crate::common::{ADMIN_TOKEN, TestApp, TestDb, event, t0, test_config};
 use integration_service::startup::Roles;
@@ -63,28 +64,19 @@ async fn app_with_fake() -> (TestApp, FakeChannels) {
     (TestApp::spawn_with(db, config, Roles::API).await, fake)
 }
 
-async fn create(app: &TestApp, body: &Value) -> Value {
-    let response = app
-        .as_store(Method::POST, "/connectors", STORE)
-        .json(body)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(
-        response.status(),
-        201,
-        "create connector: {}",
-        response.text().await.unwrap_or_default()
-    );
-    response.json().await.expect("json")
+/// Create a config of `STORE`.
+async fn create(app: &TestApp, body: &Value) -> Connector {
+    app.api().create_connector(STORE, body).await
 }
 
 /// Create a config and return its id.
 async fn create_id(app: &TestApp, body: &Value) -> String {
-    create(app, body).await["configId"]
-        .as_str()
-        .expect("id")
-        .to_owned()
+    create(app, body).await.config_id.to_string()
+}
+
+/// The first page of a config's jobs (`query` filters, e.g. `status=DEAD_LETTERED`).
+async fn jobs(app: &TestApp, config_id: &str, query: &str) -> Vec<ConnectorJob> {
+    app.api().connector_jobs(STORE, config_id, query).await
 }
 
 /// An Amazon config limited to `per_second` calls (burst 1), and `events` stock updates of distinct SKUs for it.
@@ -100,6 +92,7 @@ async fn rate_limited_backlog(app: &TestApp, per_second: f64, events: usize) -> 
     id
 }
 
+/// `GET path` of `STORE` as the whole document.
 async fn get(app: &TestApp, path: &str) -> Value {
     let response = app
         .as_store(Method::GET, path, STORE)
@@ -110,11 +103,9 @@ async fn get(app: &TestApp, path: &str) -> Value {
     response.json().await.expect("json")
 }
 
-async fn sync_log(app: &TestApp, config_id: &str, query: &str) -> Vec<Value> {
-    get(app, &format!("/connectors/{config_id}/sync-log?{query}")).await["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+/// The first page of a config's sync log (`query` filters, e.g. `direction=INBOUND`).
+async fn sync_log(app: &TestApp, config_id: &str, query: &str) -> Vec<SyncRun> {
+    app.api().sync_log(STORE, config_id, query).await
 }
 
 fn product(sku: &str) -> Value {

@@ -12,8 +12,8 @@ async fn amazon_poll_walks_pages_publishes_orders_advances_the_cursor_and_publis
     fake.add_order("113-2", "2026-11-21T11:00:00Z");
     fake.add_order("113-3", "2026-11-22T12:00:00Z");
     let config = create(&app, &amazon_body(600)).await;
-    let id = config["configId"].as_str().expect("id").to_owned();
-    assert_eq!(config["pollIntervalSecs"], 600);
+    let id = config.config_id.to_string();
+    assert_eq!(config.poll_interval_secs, Some(600));
     let worker = app.worker("w").await;
     worker
         .run_pending_jobs()
@@ -54,15 +54,12 @@ async fn amazon_poll_walks_pages_publishes_orders_advances_the_cursor_and_publis
         .map(|(_, p)| p["data"]["externalOrderId"].as_str().unwrap_or(""))
         .collect();
     assert_eq!(ids, vec!["113-1", "113-2", "113-3"]);
-    let after = get(&app, &format!("/connectors/{id}")).await;
-    assert_eq!(after["pollCursor"], "2026-11-22T12:00:00Z");
+    let after = app.api().connector(STORE, &id).await;
+    assert_eq!(after.poll_cursor.as_deref(), Some("2026-11-22T12:00:00Z"));
     let inbound = sync_log(&app, &id, "direction=INBOUND").await;
     assert_eq!(
-        (
-            inbound[0]["recordCount"].as_i64(),
-            inbound[0]["status"].as_str()
-        ),
-        (Some(3), Some("SUCCEEDED"))
+        (inbound[0].record_count, inbound[0].status.as_str()),
+        (3, "SUCCEEDED")
     );
 
     // The next poll starts from the cursor; the newest order comes back (CreatedAfter is inclusive) and is not
@@ -92,12 +89,9 @@ async fn amazon_poll_walks_pages_publishes_orders_advances_the_cursor_and_publis
     );
     let inbound = sync_log(&app, &id, "direction=INBOUND").await;
     assert_eq!(inbound.len(), 2);
-    assert_eq!(inbound[0]["recordCount"], 0);
+    assert_eq!(inbound[0].record_count, 0);
     // The superseded scheduled poll did nothing: one run per poll number.
-    let seqs: Vec<i64> = inbound
-        .iter()
-        .filter_map(|r| r["pollSeq"].as_i64())
-        .collect();
+    let seqs: Vec<i64> = inbound.iter().filter_map(|r| r.poll_seq).collect();
     assert_eq!(seqs.len(), 2);
     assert_ne!(seqs[0], seqs[1]);
 }

@@ -81,12 +81,12 @@ async fn two_worker_processes_never_run_the_same_poll_twice() {
         runs.len(),
         "every request belongs to exactly one logged poll"
     );
-    let mut seqs: Vec<i64> = runs.iter().filter_map(|r| r["pollSeq"].as_i64()).collect();
+    let mut seqs: Vec<i64> = runs.iter().filter_map(|r| r.poll_seq).collect();
     seqs.sort();
     seqs.dedup();
     assert_eq!(seqs.len(), runs.len(), "no poll number ran twice");
     let workers: std::collections::BTreeSet<&str> =
-        runs.iter().filter_map(|r| r["worker"].as_str()).collect();
+        runs.iter().map(|r| r.worker.as_str()).collect();
     for pair in first_pages.windows(2) {
         let gap = pair[1].at - pair[0].at;
         assert!(
@@ -113,12 +113,9 @@ async fn two_worker_processes_share_one_rate_limit_per_config() {
     let _w2 = ServiceProcess::spawn("worker", &env, "rate-worker-2");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let jobs = get(&app, &format!("/connectors/{id}/jobs")).await["items"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        if jobs.len() == 10 && jobs.iter().all(|j| j["status"] == "SUCCEEDED") {
-            assert!(jobs.iter().all(|j| j["attemptNumber"] == 1), "{jobs:?}");
+        let jobs = jobs(&app, &id, "").await;
+        if jobs.len() == 10 && jobs.iter().all(|j| j.status == "SUCCEEDED") {
+            assert!(jobs.iter().all(|j| j.attempt_number == 1), "{jobs:?}");
             break;
         }
         assert!(
@@ -140,7 +137,7 @@ async fn two_worker_processes_share_one_rate_limit_per_config() {
     }
     let log = sync_log(&app, &id, "limit=200").await;
     let workers: std::collections::BTreeSet<&str> =
-        log.iter().filter_map(|r| r["worker"].as_str()).collect();
+        log.iter().map(|r| r.worker.as_str()).collect();
     eprintln!(
         "jobs ran on {} worker process(es): {workers:?}",
         workers.len()

@@ -49,44 +49,34 @@ async fn channel_5xx_and_429_are_retried_on_the_schedule_then_dead_lettered_and_
                 "{kind}: attempt {}",
                 n + 1
             );
-            let jobs = get(&app, &format!("/connectors/{id}/jobs")).await;
-            let job = &jobs["items"][0];
+            let job = jobs(&app, &id, "").await.remove(0);
             if n < 4 {
-                assert_eq!(job["status"], "FAILED", "{kind}");
-                let next: chrono::DateTime<chrono::Utc> = job["nextRetryAt"]
-                    .as_str()
-                    .expect("next")
-                    .parse()
-                    .expect("time");
+                assert_eq!(job.status, "FAILED", "{kind}");
                 assert_eq!(
-                    next,
-                    due[n + 1],
+                    job.next_retry_at,
+                    Some(due[n + 1]),
                     "{kind}: next attempt after attempt {}",
                     n + 1
                 );
             }
         }
-        let dead = get(&app, &format!("/connectors/{id}/jobs?status=DEAD_LETTERED")).await;
-        let job = dead["items"][0].clone();
-        assert_eq!(job["attemptNumber"], 5, "{kind}");
+        let job = jobs(&app, &id, "status=DEAD_LETTERED").await.remove(0);
+        assert_eq!(job.attempt_number, 5, "{kind}");
         assert!(
-            job["lastError"]
-                .as_str()
+            job.last_error
+                .as_deref()
                 .unwrap_or("")
                 .contains(&format!("HTTP {status}")),
-            "{kind}: {job}"
+            "{kind}: {job:?}"
         );
         let failed = sync_log(&app, &id, "status=FAILED").await;
         assert_eq!(failed.len(), 5, "{kind}: every attempt is in the sync log");
-        let started: Vec<chrono::DateTime<chrono::Utc>> = failed
-            .iter()
-            .rev()
-            .map(|r| r["startedAt"].as_str().expect("t").parse().expect("time"))
-            .collect();
+        let started: Vec<chrono::DateTime<chrono::Utc>> =
+            failed.iter().rev().map(|r| r.started_at).collect();
         assert_eq!(started, due.to_vec(), "{kind}");
         assert_eq!(app.count("SELECT count(*) FROM outbox WHERE payload->>'eventType' = 'connector.dead_lettered'").await, 1, "{kind}");
 
-        let job_id = job["jobId"].as_str().expect("job id");
+        let job_id = job.job_id;
         let again = app
             .as_store(
                 Method::POST,
@@ -98,15 +88,9 @@ async fn channel_5xx_and_429_are_retried_on_the_schedule_then_dead_lettered_and_
             .expect("req");
         assert_eq!(again.status(), 200, "{kind}");
         worker.run_pending_jobs().await.expect("run");
-        let done = get(&app, &format!("/connectors/{id}/jobs")).await;
-        assert_eq!(
-            done["items"][0]["status"], "SUCCEEDED",
-            "{kind}: the channel recovered"
-        );
-        assert_eq!(
-            done["items"][0]["attemptNumber"], 1,
-            "{kind}: the schedule restarted"
-        );
+        let done = jobs(&app, &id, "").await.remove(0);
+        assert_eq!(done.status, "SUCCEEDED", "{kind}: the channel recovered");
+        assert_eq!(done.attempt_number, 1, "{kind}: the schedule restarted");
     }
 }
 
@@ -140,8 +124,8 @@ async fn a_short_retry_after_is_waited_out_in_place() {
     );
     let log = sync_log(&app, &id, "").await;
     assert_eq!(
-        (log[0]["status"].as_str(), log[0]["requests"].as_i64()),
-        (Some("SUCCEEDED"), Some(4)),
+        (log[0].status.as_str(), log[0].requests),
+        ("SUCCEEDED", 4),
         "{log:?}"
     );
 }
@@ -161,20 +145,17 @@ async fn a_configs_rate_limit_paces_its_calls_and_waiting_jobs_use_no_attempts()
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         worker.run_pending_jobs().await.expect("run");
-        let jobs = get(&app, &format!("/connectors/{id}/jobs")).await["items"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        if jobs.iter().all(|j| j["status"] == "SUCCEEDED") {
+        let jobs = jobs(&app, &id, "").await;
+        if jobs.iter().all(|j| j.status == "SUCCEEDED") {
             assert!(
-                jobs.iter().all(|j| j["attemptNumber"] == 1),
+                jobs.iter().all(|j| j.attempt_number == 1),
                 "waiting counted as attempts: {jobs:?}"
             );
             break;
         }
         assert!(
             jobs.iter()
-                .all(|j| j["status"] != "FAILED" && j["status"] != "DEAD_LETTERED"),
+                .all(|j| j.status != "FAILED" && j.status != "DEAD_LETTERED"),
             "{jobs:?}"
         );
         assert!(
@@ -213,11 +194,11 @@ async fn refusals_dead_letter_at_once_expired_tokens_are_renewed_and_failed_poll
     app.post_event(&event("product.updated", STORE, product("BAD")))
         .await;
     worker.run_pending_jobs().await.expect("run");
-    let job = get(&app, &format!("/connectors/{amazon}/jobs")).await["items"][0].clone();
+    let job = jobs(&app, &amazon, "").await.remove(0);
     assert_eq!(
-        (job["status"].as_str(), job["attemptNumber"].as_i64()),
-        (Some("DEAD_LETTERED"), Some(1)),
-        "{job}"
+        (job.status.as_str(), job.attempt_number),
+        ("DEAD_LETTERED", 1),
+        "{job:?}"
     );
 
     // 401 from eBay: the cached token is dropped, the attempt is retried, and the retry fetches a new token.
@@ -231,16 +212,10 @@ async fn refusals_dead_letter_at_once_expired_tokens_are_renewed_and_failed_poll
     ))
     .await;
     worker.run_pending_jobs().await.expect("run");
-    assert_eq!(
-        get(&app, &format!("/connectors/{ebay}/jobs")).await["items"][0]["status"],
-        "FAILED"
-    );
+    assert_eq!(jobs(&app, &ebay, "").await[0].status, "FAILED");
     app.clock.set(t0() + Minutes::minutes(1));
     worker.run_pending_jobs().await.expect("run");
-    assert_eq!(
-        get(&app, &format!("/connectors/{ebay}/jobs")).await["items"][0]["status"],
-        "SUCCEEDED"
-    );
+    assert_eq!(jobs(&app, &ebay, "").await[0].status, "SUCCEEDED");
     assert_eq!(
         fake.calls()
             .iter()
@@ -256,27 +231,24 @@ async fn refusals_dead_letter_at_once_expired_tokens_are_renewed_and_failed_poll
     fake.fail("/orders/v0/orders", 1, 503, None);
     worker.run_pending_jobs().await.expect("run");
     let failed = sync_log(&app, &polling, "direction=INBOUND").await;
-    assert_eq!(failed[0]["status"], "FAILED");
+    assert_eq!(failed[0].status, "FAILED");
     assert!(
-        failed[0]["errorSummary"]
-            .as_str()
+        failed[0]
+            .error_summary
+            .as_deref()
             .unwrap_or("")
             .contains("503"),
         "{failed:?}"
     );
-    let config = get(&app, &format!("/connectors/{polling}")).await;
-    assert_eq!(config["pollCursor"], Value::Null, "the cursor did not move");
-    let next: chrono::DateTime<chrono::Utc> = config["nextPollAt"]
-        .as_str()
-        .expect("next poll")
-        .parse()
-        .expect("time");
+    let config = app.api().connector(STORE, &polling).await;
+    assert_eq!(config.poll_cursor, None, "the cursor did not move");
+    let next = config.next_poll_at.expect("next poll");
     app.clock.set(next);
     worker.run_pending_jobs().await.expect("run");
     let runs = sync_log(&app, &polling, "direction=INBOUND").await;
     assert_eq!(
-        (runs[0]["status"].as_str(), runs[0]["recordCount"].as_i64()),
-        (Some("SUCCEEDED"), Some(1)),
+        (runs[0].status.as_str(), runs[0].record_count),
+        ("SUCCEEDED", 1),
         "{runs:?}"
     );
 
