@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::BenchArgs;
-use super::webhooks::{Scenario, app_with_subscribers};
+use super::webhooks::{ReceiverState, Scenario, app_with_subscribers};
 use integration_service::config::{Config, Secret};
 use integration_service::startup::Roles;
 
@@ -88,55 +88,8 @@ async fn scenario(
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let http = reqwest::Client::new();
-    // By default the channel's rate limit is lifted: this measures our side, not Amazon's 5 requests/s.
-    let rate = if channel_rate > 0.0 {
-        json!({"perSecond": channel_rate, "burst": 1})
-    } else {
-        json!({"perSecond": 100000.0, "burst": 1000})
-    };
-    for n in 0..configs {
-        let created = http
-        .post(format!("{api}/connectors"))
-        .bearer_auth("bench-token")
-        .header("x-ss3-store-id", "bench")
-        .json(&json!({
-            "connectorType": "amazon", "displayName": format!("bench-{n}"), "pollIntervalSecs": 0,
-            "eventSubscriptions": ["inventory.updated"],
-            "settings": {"sellerId": "S", "marketplaceId": "M", "rateLimit": rate},
-            "credentials": {"apiKey": "id", "apiSecret": "secret", "refreshToken": "refresh"},
-        }))
-        .send()
-        .await?;
-        anyhow::ensure!(
-            created.status() == 201,
-            "create connector: {}",
-            created.text().await?
-        );
-    }
-    let jobs_expected = events * configs;
-
-    let ingest_started = Instant::now();
-    let send = |n: usize| {
-        let (http, api) = (http.clone(), api.clone());
-        async move {
-            let event = json!({"eventId": Uuid::new_v4(), "eventType": "inventory.updated", "storeId": "bench",
-                               "data": {"sku": format!("SKU-{n}"), "quantity": n % 50}});
-            let r = http
-                .post(format!("{api}/events"))
-                .bearer_auth("bench-token")
-                .json(&event)
-                .send()
-                .await?;
-            anyhow::ensure!(r.status().is_success(), "POST /events: {}", r.status());
-            Ok(())
-        }
-    };
-    let results: Vec<anyhow::Result<()>> = futures::stream::iter((0..events).map(send))
-        .buffer_unordered(64)
-        .collect()
-        .await;
-    results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
-    let ingest_rate = events as f64 / ingest_started.elapsed().as_secs_f64();
+    create_configs(&http, &api, configs, channel_rate).await?;
+    let ingest_rate = ingest(&http, &api, events).await?;
 
     let started = Instant::now();
     let worker_role = Roles {
@@ -146,51 +99,25 @@ async fn scenario(
     };
     let (runner, token) = (Arc::clone(&app), shutdown.clone());
     let working = tokio::spawn(async move { runner.run(worker_role, None, token).await });
-
     let pool = app.state().pool.clone();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let (mut jobs_done, mut jobs_at, mut hooks_at) = (0i64, None, None);
-    loop {
-        let hooks = receiver
-            .seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .deliveries
-            .len();
-        if hooks >= events * fanout && hooks_at.is_none() {
-            hooks_at = Some(started.elapsed());
-        }
-        if jobs_at.is_none() {
-            jobs_done = sqlx::query_scalar(
-                "SELECT count(*) FROM connector_jobs WHERE status = 'SUCCEEDED'",
-            )
-            .fetch_one(&pool)
-            .await?;
-            if jobs_done as usize >= jobs_expected {
-                jobs_at = Some(started.elapsed());
-            }
-        }
-        if (jobs_at.is_some() && hooks_at.is_some()) || Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let hooks = receiver
-        .seen
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .deliveries
-        .len();
+    let expected = Expected {
+        jobs: events * configs,
+        hooks: events * fanout,
+    };
+    let drained = drain(&pool, &receiver, expected, started).await?;
+    let hooks = delivered(&receiver);
     let per_sec =
         |n: usize, at: Option<Duration>| at.map_or(f64::NAN, |d| n as f64 / d.as_secs_f64());
     println!(
-        "| {events} | {configs} | {fanout} | {ingest_rate:.0} | {jobs_done}/{jobs_expected} | {:.0} | {hooks}/{} | {:.0} | {} | {:.1} |",
-        per_sec(jobs_done as usize, jobs_at),
-        events * fanout,
+        "| {events} | {configs} | {fanout} | {ingest_rate:.0} | {}/{} | {:.0} | {hooks}/{} | {:.0} | {} | {:.1} |",
+        drained.jobs_done,
+        expected.jobs,
+        per_sec(drained.jobs_done as usize, drained.jobs_at),
+        expected.hooks,
         if fanout == 0 {
             f64::NAN
         } else {
-            per_sec(hooks, hooks_at)
+            per_sec(hooks, drained.hooks_at)
         },
         calls.load(Ordering::Relaxed),
         started.elapsed().as_secs_f64(),
@@ -201,4 +128,119 @@ async fn scenario(
     pool.close().await;
     scenario.drop_db().await;
     Ok(())
+}
+
+/// `configs` Amazon configs of store `bench`, each with its own rate limit (`channel_rate`, or lifted when 0).
+async fn create_configs(
+    http: &reqwest::Client,
+    api: &str,
+    configs: usize,
+    channel_rate: f64,
+) -> anyhow::Result<()> {
+    // By default the channel's rate limit is lifted: this measures our side, not Amazon's 5 requests/s.
+    let rate = if channel_rate > 0.0 {
+        json!({"perSecond": channel_rate, "burst": 1})
+    } else {
+        json!({"perSecond": 100000.0, "burst": 1000})
+    };
+    for n in 0..configs {
+        let created = http
+            .post(format!("{api}/connectors"))
+            .bearer_auth("bench-token")
+            .header("x-ss3-store-id", "bench")
+            .json(&json!({
+                "connectorType": "amazon", "displayName": format!("bench-{n}"), "pollIntervalSecs": 0,
+                "eventSubscriptions": ["inventory.updated"],
+                "settings": {"sellerId": "S", "marketplaceId": "M", "rateLimit": rate},
+                "credentials": {"apiKey": "id", "apiSecret": "secret", "refreshToken": "refresh"},
+            }))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            created.status() == 201,
+            "create connector: {}",
+            created.text().await?
+        );
+    }
+    Ok(())
+}
+
+/// `events` stock updates through `POST /events`, 64 in flight; returns the accepted events per second.
+async fn ingest(http: &reqwest::Client, api: &str, events: usize) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let send = |n: usize| async move {
+        let event = json!({"eventId": Uuid::new_v4(), "eventType": "inventory.updated", "storeId": "bench",
+                           "data": {"sku": format!("SKU-{n}"), "quantity": n % 50}});
+        let r = http
+            .post(format!("{api}/events"))
+            .bearer_auth("bench-token")
+            .json(&event)
+            .send()
+            .await?;
+        anyhow::ensure!(r.status().is_success(), "POST /events: {}", r.status());
+        Ok(())
+    };
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter((0..events).map(send))
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    Ok(events as f64 / started.elapsed().as_secs_f64())
+}
+
+/// What a run must reach: succeeded connector jobs and distinct webhook deliveries.
+#[derive(Clone, Copy)]
+struct Expected {
+    jobs: usize,
+    hooks: usize,
+}
+
+/// How far the drain got: jobs succeeded, and when each target was reached (from `started`).
+struct Drained {
+    jobs_done: i64,
+    jobs_at: Option<Duration>,
+    hooks_at: Option<Duration>,
+}
+
+fn delivered(receiver: &ReceiverState) -> usize {
+    receiver
+        .seen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .deliveries
+        .len()
+}
+
+/// Until both targets are reached (at most 300 s).
+async fn drain(
+    pool: &sqlx::PgPool,
+    receiver: &ReceiverState,
+    expected: Expected,
+    started: Instant,
+) -> anyhow::Result<Drained> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut drained = Drained {
+        jobs_done: 0,
+        jobs_at: None,
+        hooks_at: None,
+    };
+    loop {
+        if delivered(receiver) >= expected.hooks && drained.hooks_at.is_none() {
+            drained.hooks_at = Some(started.elapsed());
+        }
+        if drained.jobs_at.is_none() {
+            drained.jobs_done = sqlx::query_scalar(
+                "SELECT count(*) FROM connector_jobs WHERE status = 'SUCCEEDED'",
+            )
+            .fetch_one(pool)
+            .await?;
+            if drained.jobs_done as usize >= expected.jobs {
+                drained.jobs_at = Some(started.elapsed());
+            }
+        }
+        if (drained.jobs_at.is_some() && drained.hooks_at.is_some()) || Instant::now() > deadline {
+            return Ok(drained);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -113,13 +113,19 @@ fn delivered(state: &ReceiverState) -> usize {
 pub(super) async fn run(base: Config, args: BenchArgs) -> anyhow::Result<()> {
     let backlog = args.backlog.div_ceil(10) * 10;
     let binary = service_binary(&args)?;
+    throughput(&base, &binary, backlog).await?;
+    recovery(&base, &binary, backlog).await
+}
+
+/// Deliveries/s of 1, then 2, worker processes draining the same backlog.
+async fn throughput(base: &Config, binary: &Path, backlog: usize) -> anyhow::Result<()> {
     println!("| worker processes | backlog | delivered | seconds | deliveries/s |");
     println!("|---|---|---|---|---|");
     for processes in [1, 2] {
-        let (scenario, app, state) = prepared(&base, backlog).await?;
+        let (scenario, app, state) = prepared(base, backlog).await?;
         let started = Instant::now();
         let mut children: Vec<Child> = (0..processes)
-            .map(|i| spawn_worker(&binary, &scenario.config, &format!("bench-{i}")))
+            .map(|i| spawn_worker(binary, &scenario.config, &format!("bench-{i}")))
             .collect::<anyhow::Result<_>>()?;
         while delivered(&state) < backlog && started.elapsed() < Duration::from_secs(600) {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -137,12 +143,15 @@ pub(super) async fn run(base: Config, args: BenchArgs) -> anyhow::Result<()> {
         app.state().pool.close().await;
         scenario.drop_db().await;
     }
+    Ok(())
+}
 
-    // Recovery: kill -9 one of two workers once a third is delivered; time until every job it held is delivered.
-    let (scenario, app, state) = prepared(&base, backlog).await?;
+/// Recovery: kill -9 one of two workers once a third is delivered; time until every job it held is delivered.
+async fn recovery(base: &Config, binary: &Path, backlog: usize) -> anyhow::Result<()> {
+    let (scenario, app, state) = prepared(base, backlog).await?;
     let pool = app.state().pool.clone();
-    let mut victim = spawn_worker(&binary, &scenario.config, "bench-victim")?;
-    let mut survivor = spawn_worker(&binary, &scenario.config, "bench-survivor")?;
+    let mut victim = spawn_worker(binary, &scenario.config, "bench-victim")?;
+    let mut survivor = spawn_worker(binary, &scenario.config, "bench-survivor")?;
     while delivered(&state) < backlog / 3 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
