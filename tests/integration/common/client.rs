@@ -161,6 +161,13 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+impl<T: DeserializeOwned> Page<T> {
+    /// A page read from a document the test also inspects whole.
+    pub fn of(doc: &Value) -> Self {
+        serde_json::from_value(doc.clone()).unwrap_or_else(|e| panic!("a page: {e}: {doc}"))
+    }
+}
+
 /// The API at `base`, as the holder of `token` (the operator token unless the test says otherwise).
 #[derive(Clone)]
 pub struct Api {
