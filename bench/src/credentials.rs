@@ -94,7 +94,11 @@ pub(super) async fn run(base: Config, args: BenchArgs) -> anyhow::Result<()> {
 }
 
 /// `count` API keys of store `bench`, 8 created at a time.
-async fn create_keys(http: &reqwest::Client, api: &str, count: usize) -> anyhow::Result<Vec<String>> {
+async fn create_keys(
+    http: &reqwest::Client,
+    api: &str,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
     let mut keys = Vec::with_capacity(count);
     let creating = futures::stream::iter(0..count)
         .map(|n| {

@@ -235,9 +235,7 @@ async fn with_exactly_the_compose_environment_a_signing_secret_created_through_t
     assert_eq!(command_of(api), ["serve", "--roles", "api"]);
     let env = environment(api);
     let service = ServiceProcess::spawn_in("api", &env, "compose-api", Some(dir.path()));
-    let base = service
-        .api_url(std::time::Duration::from_secs(30))
-        .await;
+    let base = service.api_url(std::time::Duration::from_secs(30)).await;
     wait_healthy(
         &format!("{base}/health"),
         std::time::Duration::from_secs(30),

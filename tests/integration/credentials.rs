@@ -229,10 +229,7 @@ async fn validate_answers_for_valid_keys_only_and_records_last_use() {
     // Expired (made so in the database for a key this process never validated).
     let other = issue(&app, "store-a", "API_KEY", "Expiring", &["orders:read"]).await;
     sqlx::query("UPDATE api_credentials SET expires_at = now() - interval '1 second' WHERE name = 'Expiring'").execute(&app.pool).await.expect("update");
-    assert_eq!(
-        validate(&app, other.key()).await,
-        json!({"valid": false})
-    );
+    assert_eq!(validate(&app, other.key()).await, json!({"valid": false}));
 
     // Rotation: the old key stops at once; a grace period keeps both working.
     let rotated: IssuedCredential = app
@@ -269,10 +266,7 @@ async fn validate_answers_for_valid_keys_only_and_records_last_use() {
         true,
         "old key works during the grace period"
     );
-    assert_eq!(
-        validate(&app, graced.key()).await["valid"],
-        true
-    );
+    assert_eq!(validate(&app, graced.key()).await["valid"], true);
 
     let stats = app.app.state().validator.cache_stats();
     assert!(stats.hits > 0 && stats.misses > 0, "{stats:?}");

@@ -399,7 +399,8 @@ async fn webhook_timestamp_is_the_wall_clock_whatever_the_service_clock_says() {
 #[tokio::test]
 async fn another_stores_subscription_is_not_found_on_its_log_and_bulk_retrigger() {
     let app = TestApp::spawn().await;
-    let theirs: CreatedSubscription = created(&app, "/subscriptions", subscription(json!("b"))).await;
+    let theirs: CreatedSubscription =
+        created(&app, "/subscriptions", subscription(json!("b"))).await;
     let theirs = theirs.subscription.subscription_id.to_string();
     let as_other = |method: Method, path: String| app.as_store(method, &path, "store-other");
     let log = as_other(Method::GET, format!("/subscriptions/{theirs}/deliveries"));

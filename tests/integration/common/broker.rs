@@ -1,7 +1,6 @@
 //! A private tansu broker a test can freeze and thaw.
 
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 /// A private tansu (in memory) for tests that freeze it; the shared broker must stay up for the other tests.
 pub struct OwnBroker {

@@ -103,8 +103,12 @@ impl Drop for ServiceProcess {
 
 /// With `RUST_LOG` set, still let through the start-up line that reports the bound API address.
 fn reported_address_logged(env: &BTreeMap<String, String>) -> Option<(&'static str, String)> {
-    env.get("RUST_LOG")
-        .map(|filter| ("RUST_LOG", format!("{filter},integration_service::startup=info")))
+    env.get("RUST_LOG").map(|filter| {
+        (
+            "RUST_LOG",
+            format!("{filter},integration_service::startup=info"),
+        )
+    })
 }
 
 /// Copy the process's log to `out`, reporting the address of its "API listening" line on `report`.

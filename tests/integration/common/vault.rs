@@ -1,7 +1,6 @@
 //! OpenBao helpers: the shared dev server the script started, and private ones a test can freeze.
 
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use integration_service::config::{Config, Secret};
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};

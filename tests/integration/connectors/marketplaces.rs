@@ -103,12 +103,7 @@ async fn amazon_events_make_exactly_the_listings_inventory_and_shipment_calls() 
     assert!(log.iter().all(|r| r.status == "SUCCEEDED"), "{log:?}");
     let mut records: Vec<(String, i64)> = log
         .iter()
-        .map(|r| {
-            (
-                r["entityType"].as_str().unwrap_or("").to_owned(),
-                r["recordCount"].as_i64().unwrap_or(-1),
-            )
-        })
+        .map(|r| (r.entity_type.clone(), r.record_count))
         .collect();
     records.sort();
     assert_eq!(

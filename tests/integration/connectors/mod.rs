@@ -119,4 +119,3 @@ fn fulfilled(order: &str) -> Value {
            "shippedAt": "2026-11-23T09:30:00Z", "channel": {"connector": "amazon", "externalOrderId": order},
            "items": [{"externalItemId": "item-1", "sku": "TS-42", "quantity": 1}]})
 }
-

@@ -136,8 +136,7 @@ async fn two_worker_processes_share_one_rate_limit_per_config() {
         );
     }
     let log = sync_log(&app, &id, "limit=200").await;
-    let workers: std::collections::BTreeSet<&str> =
-        log.iter().map(|r| r.worker.as_str()).collect();
+    let workers: std::collections::BTreeSet<&str> = log.iter().map(|r| r.worker.as_str()).collect();
     eprintln!(
         "jobs ran on {} worker process(es): {workers:?}",
         workers.len()
