@@ -29,7 +29,7 @@ fn service_binary(args: &BenchArgs) -> anyhow::Result<PathBuf> {
     ));
     anyhow::ensure!(
         sibling.exists(),
-        "{} not found: build it (cargo build --release --bin integration-service) or pass --service-bin",
+        "{} not found: build it (cargo build --release -p integration-service) or pass --service-bin",
         sibling.display()
     );
     Ok(sibling)
