@@ -2,16 +2,17 @@
 # Worker drain rate with and without a credential flood (docs/benchmarks.md, "Credential flood"): the worker's
 # throughput measured apart from the API's accept path. Each measurement pre-loads a backlog of N events through an
 # API-only process (`serve --roles api`: nothing is delivered), then lets a worker drain it to the loadgen receiver
-# and takes deliveries/s at the receiver, from the moment the flood (`bench --suite flood`, its own process) has
+# and takes deliveries/s at the receiver, from the moment the flood (`ss3-bench --suite flood`, its own process) has
 # been at full strength for FLOOD_LEAD seconds (or, alone, as long after the same start) to the last delivery.
 #   split:  the API process stays up (the flood hits it); the worker is a second process, `serve --roles worker`.
 #   single: the API-only process stops after pre-loading; one `serve --roles api,worker` drains and takes the flood.
-# Usage: scripts/bench-flood-drain.sh [rounds]   (env: BIN, LOADGEN, N, FLOOD_CONNECTIONS, FLOOD_SECS, OUT)
+# Usage: scripts/bench-flood-drain.sh [rounds]   (env: BIN, BENCH, LOADGEN, N, FLOOD_CONNECTIONS, FLOOD_SECS, OUT)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${1:-3}
 BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/integration-service}
+BENCH=${BENCH:-${CARGO_TARGET_DIR:-target}/release/ss3-bench}
 LOADGEN=${LOADGEN:-$HOME/.cache/integration-service/loadgen/release}
 N=${N:-20000}
 # The all-roles process starts draining at once, before its flood is at strength: a bigger backlog, of which the
@@ -21,16 +22,15 @@ FLOOD_CONNECTIONS=${FLOOD_CONNECTIONS:-1000}
 FLOOD_SECS=${FLOOD_SECS:-30}
 FLOOD_LEAD=${FLOOD_LEAD:-3}
 OUT=${OUT:-/tmp/bench-flood-drain}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PORT=$(free_port)
-RECV_PORT=$(free_port)
-API=http://127.0.0.1:$PORT
+# The loadgen receiver reports the address it was given, not the one it bound: its port is picked here.
+RECV_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 RECV=http://127.0.0.1:$RECV_PORT
 DB=flood_drain_$$
 mkdir -p "$OUT"
 
+# Each API process binds a free port itself and logs it ("API listening addr=..."); `start` reads it back into API.
 export DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB SS3_ADMIN_TOKEN=flood-bench-token \
-  SS3_LISTEN_ADDR=127.0.0.1:$PORT RUST_LOG=error
+  SS3_LISTEN_ADDR=127.0.0.1:0 RUST_LOG=error,integration_service::startup=info NO_COLOR=1
 "$LOADGEN/recv" "127.0.0.1:$RECV_PORT" 1 2>"$OUT/recv.log" &
 RECV_PID=$!
 PIDS=()
@@ -41,11 +41,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start() { # start ROLES → PID in $STARTED (api roles wait for /health)
-  "$BIN" serve --roles "$1" 2>>"$OUT/serve.log" &
+start() { # start ROLES → PID in $STARTED (api roles: their address in $API, once /health answers)
+  local log="$OUT/serve-$(date +%s%N).log"
+  "$BIN" serve --roles "$1" 2>"$log" &
   STARTED=$!
   PIDS+=("$STARTED")
-  if [[ $1 == *api* ]]; then until curl -fs "$API/health" >/dev/null; do sleep 0.1; done; fi
+  if [[ $1 == *api* ]]; then
+    local addr
+    until addr=$(grep -m1 -o 'API listening addr=[0-9.:]*' "$log"); do
+      kill -0 "$STARTED" || { cat "$log" >&2; exit 1; }
+      sleep 0.1
+    done
+    API=http://${addr#API listening addr=}
+    until curl -fs "$API/health" >/dev/null; do sleep 0.1; done
+  fi
 }
 stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
 
@@ -77,7 +86,7 @@ print(f"{sys.argv[3]}: {len(after) if start > first else len(arrivals)} deliveri
 EOF
 }
 flood() { # LABEL: the flood on the API, in its own process
-  "$BIN" bench --suite flood --api "$API" --api-token "$SS3_ADMIN_TOKEN" --flood-connections "$FLOOD_CONNECTIONS" \
+  "$BENCH" --suite flood --api "$API" --api-token "$SS3_ADMIN_TOKEN" --flood-connections "$FLOOD_CONNECTIONS" \
     --flood-secs "$FLOOD_SECS" >"$OUT/$1.md" 2>"$OUT/$1.log" &
   FLOOD_PID=$!
   FLOOD_END=$(( $(now_ns) + FLOOD_SECS * 1000000000 ))

@@ -2,27 +2,28 @@
 # Credential flood, measured from outside the service (docs/benchmarks.md, "Credential flood"):
 # one `serve` process (all roles, release build, default configuration) on a fresh database, the loadgen receiver,
 # and, alternately, a webhook burst alone (`send burst`) and the same burst during a flood of random API keys
-# sent by a separate process (`integration-service bench --suite flood`), which also probes a valid cached key.
-# Usage: scripts/bench-flood.sh [rounds]     (env: BIN, LOADGEN dir with send+recv, N events per burst, FLOOD_*)
+# sent by a separate process (`ss3-bench --suite flood`), which also probes a valid cached key.
+# Usage: scripts/bench-flood.sh [rounds]     (env: BIN, BENCH, LOADGEN dir with send+recv, N events per burst, FLOOD_*)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${1:-3}
 BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/integration-service}
+BENCH=${BENCH:-${CARGO_TARGET_DIR:-target}/release/ss3-bench}
 LOADGEN=${LOADGEN:-$HOME/.cache/integration-service/loadgen/release}
 N=${N:-10000}
 FLOOD_CONNECTIONS=${FLOOD_CONNECTIONS:-1000}
 FLOOD_SECS=${FLOOD_SECS:-20}
 OUT=${OUT:-/tmp/bench-flood}
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# The loadgen receiver reports the address it was given, not the one it bound: its port is picked here.
 RECV_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-API=http://127.0.0.1:$PORT
 RECV=http://127.0.0.1:$RECV_PORT
 DB=flood_bench_$$
 mkdir -p "$OUT"
 
+# The service binds a free port itself and logs it ("API listening addr=..."), read back below.
 export DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB SS3_ADMIN_TOKEN=flood-bench-token \
-  SS3_LISTEN_ADDR=127.0.0.1:$PORT RUST_LOG=error
+  SS3_LISTEN_ADDR=127.0.0.1:0 RUST_LOG=error,integration_service::startup=info NO_COLOR=1
 "$LOADGEN/recv" "127.0.0.1:$RECV_PORT" 1 2>"$OUT/recv.log" &
 RECV_PID=$!
 "$BIN" serve 2>"$OUT/serve.log" &
@@ -33,6 +34,11 @@ cleanup() {
   psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null || true
 }
 trap cleanup EXIT
+until ADDR=$(grep -m1 -o 'API listening addr=[0-9.:]*' "$OUT/serve.log"); do
+  kill -0 "$SERVE_PID" || { cat "$OUT/serve.log" >&2; exit 1; }
+  sleep 0.1
+done
+API=http://${ADDR#API listening addr=}
 until curl -fs "$API/health" >/dev/null; do sleep 0.1; done
 
 STORE=$("$LOADGEN/send" setup --target ss3 --api "$API" --token "$SS3_ADMIN_TOKEN" --endpoints 1 --recv "$RECV")
@@ -42,7 +48,7 @@ burst() {
 }
 for round in $(seq 1 "$ROUNDS"); do
   burst >"$OUT/alone-$round.json"
-  "$BIN" bench --suite flood --api "$API" --api-token "$SS3_ADMIN_TOKEN" \
+  "$BENCH" --suite flood --api "$API" --api-token "$SS3_ADMIN_TOKEN" \
     --flood-connections "$FLOOD_CONNECTIONS" --flood-secs "$FLOOD_SECS" >"$OUT/flood-$round.md" 2>"$OUT/flood-$round.log" &
   FLOOD_PID=$!
   # Let the flood reach full strength before the burst starts; the burst must end before the flood does.

@@ -13,6 +13,8 @@ SAMPLER=${SAMPLER:-$(dirname "$0")/../../shared/loadgen/cpu_sampler.py}
 OUT=${OUT:-/tmp/bench-leases}
 mkdir -p "$OUT"
 
+# For what cannot report a port it bound (PostgreSQL's port names its socket; the loadgen receiver echoes its
+# argument): pick one here. The service binds its own and logs it.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort | tail -1)
@@ -53,14 +55,19 @@ run_one() { # label bin n
   local label=$1 bin=$2 n=$3 db="bench_$1_$3"
   psql_ -d postgres -c "CREATE DATABASE $db"
   psql_ -d "$db" -c "CREATE EXTENSION pg_stat_statements"
-  local rport aport
-  rport=$(free_port); aport=$(free_port)
+  local rport aport=""
+  rport=$(free_port)
   "$LOADGEN/recv" "127.0.0.1:$rport" 1 >/dev/null 2>&1 &
   local rpid=$!
   DATABASE_URL="postgres://postgres@127.0.0.1:$PGPORT/$db" SS3_ADMIN_TOKEN=tok SS3_SECRETS__MASTER_KEY="$KEY" \
-    SS3_KAFKA__BROKERS= SS3_LISTEN_ADDR="127.0.0.1:$aport" RUST_LOG=error "$bin" serve >"$OUT/$label-$n.log" 2>&1 &
+    SS3_KAFKA__BROKERS= SS3_LISTEN_ADDR=127.0.0.1:0 RUST_LOG=error,integration_service::startup=info NO_COLOR=1 \
+    "$bin" serve >"$OUT/$label-$n.log" 2>&1 &
   local spid=$!
   PIDS+=("$rpid" "$spid")
+  for _ in $(seq 1 100); do
+    aport=$(grep -m1 -o 'API listening addr=[0-9.:]*' "$OUT/$label-$n.log" | sed 's/.*://') && break
+    sleep 0.2
+  done
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$aport/health" >/dev/null && break; sleep 0.2; done
   local api="http://127.0.0.1:$aport" recv="http://127.0.0.1:$rport" store
   store=$("$LOADGEN/send" setup --target ss3 --api "$api" --token tok --endpoints 1 --recv "$recv")

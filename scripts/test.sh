@@ -10,6 +10,8 @@ CACHE="${SS3_CACHE_DIR:-$HOME/.cache/integration-service}"
 mkdir -p "$CACHE"
 log() { printf '[test.sh] %s\n' "$*" >&2; }
 
+# Picked here, then released (a small race): tansu must advertise its port to clients before it binds it, so it
+# cannot take port 0; OpenBao's dev server is kept the same way (the service under test binds port 0 itself).
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 wait_port() { # host port seconds
   for _ in $(seq 1 $(( $3 * 10 ))); do

@@ -1,7 +1,6 @@
 //! integration-service: connects ShopSTAR3 to the outside world (webhooks, API credentials, connectors).
 
 pub mod api;
-pub mod bench;
 pub mod config;
 pub mod connectors;
 pub mod credentials;

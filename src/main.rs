@@ -1,11 +1,11 @@
-//! `integration-service serve | migrate | openapi | bench`.
+//! `integration-service serve | migrate | openapi | secrets`. Benchmarks are a separate binary, `ss3-bench`.
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use integration_service::config::Config;
 use integration_service::startup::{Application, Roles};
-use integration_service::{api, bench, db};
+use integration_service::{api, db};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -21,8 +21,6 @@ struct Cli {
     command: Option<Command>,
 }
 
-// Parsed once per process: the size of the bench arguments costs nothing worth boxing for.
-#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the service (default).
@@ -35,8 +33,6 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document (no database needed).
     Openapi,
-    /// Measure delivery throughput and latency against a local receiver.
-    Bench(bench::BenchArgs),
     /// Secret store maintenance.
     Secrets {
         #[command(subcommand)]
@@ -69,7 +65,6 @@ async fn main() -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Bench(args) => bench::run(config, args).await,
         Command::Secrets {
             action: SecretsCommand::CopyToVault,
         } => {

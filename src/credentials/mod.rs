@@ -96,6 +96,8 @@ pub struct Validator {
     dummy_hash: Arc<String>,
     gate: HashGate,
     settings: ValidatorSettings,
+    /// True while this process LISTENs for other processes' credential changes (its cache is then trustworthy).
+    listening: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 fn sha256(token: &str) -> Vec<u8> {
@@ -125,7 +127,15 @@ impl Validator {
             gate,
             pool,
             settings,
+            listening: Arc::new(tokio::sync::watch::Sender::new(false)),
         })
+    }
+
+    /// Resolves once this process listens for other processes' credential changes: from then on a change made
+    /// elsewhere evicts the entry here (a readiness signal for tests and probes, never needed to serve).
+    pub async fn listening(&self) {
+        let mut state = self.listening.subscribe();
+        let _ = state.wait_for(|listening| *listening).await;
     }
 
     fn cache_key(&self, token: &str) -> CacheKey {
@@ -349,6 +359,7 @@ impl Validator {
             // Notifications sent while we were not listening are lost: start from an empty cache.
             self.cache.clear();
             backoff.reset();
+            self.listening.send_replace(true);
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
@@ -361,6 +372,7 @@ impl Validator {
                     },
                 }
             }
+            self.listening.send_replace(false);
         }
     }
 }

@@ -3,6 +3,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::common::client::{Delivery, Page, Subscription};
 use crate::common::{ADMIN_TOKEN, Receiver, TestApp, TestDb, event, problem, test_config};
 use integration_service::config::Mode;
 use integration_service::startup::Roles;
@@ -142,33 +143,13 @@ async fn store_a_cannot_see_or_touch_store_b() {
         let (status, _) = problem(request.send().await.expect("req")).await;
         assert_eq!(status, 404, "{method} {path} from store-a");
     }
-    let list: Value = app
-        .as_store(Method::GET, "/subscriptions", "store-a")
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(list["items"], json!([]));
-    let log: Value = app
-        .as_store(Method::GET, "/deliveries", "store-a")
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(log["items"], json!([]));
-    let own: Value = app
-        .as_store(Method::GET, "/deliveries", "store-b")
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(own["items"].as_array().map(Vec::len), Some(1));
+    let api = app.api();
+    let list: Page<Subscription> = api.get("store-a", "/subscriptions").await;
+    assert!(list.items.is_empty(), "{list:?}");
+    let log: Page<Delivery> = api.get("store-a", "/deliveries").await;
+    assert!(log.items.is_empty(), "{log:?}");
+    let own: Page<Delivery> = api.get("store-b", "/deliveries").await;
+    assert_eq!(own.items.len(), 1);
 }
 
 /// Catches: SSRF to internal addresses in production mode.
@@ -228,8 +209,8 @@ async fn the_signing_secret_is_shown_once_and_lists_page_by_cursor() {
     );
     let seen: Vec<String> = pages
         .iter()
-        .flat_map(|p| p["items"].as_array().cloned().unwrap_or_default())
-        .map(|i| i["subscriptionId"].as_str().unwrap_or_default().to_owned())
+        .flat_map(|p| Page::<Subscription>::of(p).items)
+        .map(|s| s.subscription_id.to_string())
         .collect();
     assert_eq!(seen, ids);
     let stored: Vec<u8> = sqlx::query_scalar("SELECT ciphertext FROM encrypted_secrets LIMIT 1")
@@ -248,8 +229,8 @@ async fn the_signing_secret_is_shown_once_and_lists_page_by_cursor() {
     let deliveries: Vec<String> = all_pages(&app, "/deliveries?limit=4", "store-a")
         .await
         .iter()
-        .flat_map(|p| p["items"].as_array().cloned().unwrap_or_default())
-        .map(|d| d["deliveryId"].as_str().unwrap_or_default().to_owned())
+        .flat_map(|p| Page::<Delivery>::of(p).items)
+        .map(|d| d.delivery_id.to_string())
         .collect();
     let unique: std::collections::HashSet<_> = deliveries.iter().collect();
     assert_eq!((deliveries.len(), unique.len()), (15, 15));

@@ -200,7 +200,7 @@ impl Harness {
                     self.queue_state().await
                 );
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            crate::common::wait::pause().await;
         }
         for (tag, (produced, allowed)) in &self.produced {
             let seen = &self.seen[tag];
@@ -279,7 +279,7 @@ impl Harness {
                 "{rows} delivery rows, {delivered} DELIVERED, for {want} events; {}",
                 self.queue_state().await
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            crate::common::wait::pause().await;
         }
     }
 
@@ -358,6 +358,7 @@ fn restart_at_step(
     Box::new(move || {
         Box::pin(async move {
             tokio::spawn(async move {
+                // The behaviour under test: the restart lands `delay` into the step.
                 tokio::time::sleep(delay).await;
                 let down = tokio::task::spawn_blocking(move || pg.restart(stop))
                     .await
@@ -444,7 +445,7 @@ async fn postgres_restarted_24_times_at_each_step_of_the_worker_cycle_loses_no_d
     let deadline = Instant::now() + MARGIN;
     while h.ready().await.0 != 200 {
         assert!(Instant::now() < deadline, "/ready never recovered");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        crate::common::wait::pause().await;
     }
     h.rows_settle().await;
 }
@@ -469,6 +470,7 @@ async fn vault_and_tansu_frozen_and_the_receiver_restarted_mid_burst_lose_no_del
     paused.reached(MARGIN).await;
     h.vault.freeze();
     paused.resume(Ok(()));
+    // The behaviour under test: an outage of this length.
     tokio::time::sleep(outage).await;
     h.vault.thaw();
     h.all_delivered("vault frozen").await;
@@ -482,6 +484,7 @@ async fn vault_and_tansu_frozen_and_the_receiver_restarted_mid_burst_lose_no_del
     // Produced while the broker is frozen: the producer waits for it, ingest reads them after.
     let (during_tags, during) = h.burst(outage + h.bound + MARGIN);
     let producing = tokio::spawn(produce(h.producer.clone(), h.topic.clone(), during));
+    // The behaviour under test: an outage of this length.
     tokio::time::sleep(outage).await;
     h.broker.thaw();
     producing.await.expect("produce");
@@ -496,6 +499,7 @@ async fn vault_and_tansu_frozen_and_the_receiver_restarted_mid_burst_lose_no_del
     paused.reached(MARGIN).await;
     h.receiver.stop().await;
     paused.resume(Ok(()));
+    // The behaviour under test: an outage of this length.
     tokio::time::sleep(outage).await;
     h.receiver.restart().await;
     h.all_delivered("receiver restarted").await;

@@ -184,10 +184,6 @@ async fn with_exactly_the_compose_environment_a_signing_secret_created_through_t
     let (vault_addr, vault_token) = vault::shared();
     let db = TestDb::create().await;
     let pg = url::Url::parse(&admin_database_url()).expect("admin url");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
     // Service hostnames become the suite's local servers; the database is this test's own.
     let local = [
         (
@@ -204,7 +200,8 @@ async fn with_exactly_the_compose_environment_a_signing_secret_created_through_t
             std::env::var("SS3_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9".into()),
         ),
         ("http://vault:8200".to_owned(), vault_addr.clone()),
-        ("0.0.0.0:8080".to_owned(), format!("127.0.0.1:{port}")),
+        // The service binds a free port and reports it (read back below).
+        ("0.0.0.0:8080".to_owned(), "127.0.0.1:0".to_owned()),
     ];
     let shell = BTreeMap::from([("SS3_ADMIN_TOKEN", ADMIN_TOKEN.to_owned())]);
     let doc = compose();
@@ -237,31 +234,23 @@ async fn with_exactly_the_compose_environment_a_signing_secret_created_through_t
     let api = &doc["services"]["api"];
     assert_eq!(command_of(api), ["serve", "--roles", "api"]);
     let env = environment(api);
-    let _service = ServiceProcess::spawn_in("api", &env, "compose-api", Some(dir.path()));
-    let base = format!("http://127.0.0.1:{port}");
+    let service = ServiceProcess::spawn_in("api", &env, "compose-api", Some(dir.path()));
+    let base = service.api_url(std::time::Duration::from_secs(30)).await;
     wait_healthy(
         &format!("{base}/health"),
         std::time::Duration::from_secs(30),
     )
     .await;
 
-    let created: serde_json::Value = reqwest::Client::new()
-        .post(format!("{base}/subscriptions"))
-        .bearer_auth(ADMIN_TOKEN)
-        .header("x-ss3-store-id", "store-compose")
-        .json(&serde_json::json!({"name": "compose", "targetUrl": "http://93.184.216.34/hook", "events": ["order.placed"]}))
-        .send()
-        .await
-        .expect("create subscription")
-        .json()
-        .await
-        .expect("json");
-    let id = created["subscription"]["subscriptionId"]
-        .as_str()
-        .expect("created");
-    let secret = created["signingSecret"]
-        .as_str()
-        .expect("secret shown once");
+    let created = crate::common::Api::new(&base, ADMIN_TOKEN)
+        .create_subscription(
+            "store-compose",
+            "http://93.184.216.34/hook",
+            &["order.placed"],
+        )
+        .await;
+    let id = created.subscription.subscription_id;
+    let secret = created.signing_secret;
     let mount = env
         .get("SS3_VAULT__MOUNT")
         .cloned()

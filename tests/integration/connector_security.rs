@@ -41,9 +41,8 @@ async fn send(app: &TestApp, method: Method, path: &str, body: Option<&Value>) -
 }
 
 async fn create_id(app: &TestApp, body: &Value) -> String {
-    let (status, created) = send(app, Method::POST, "/connectors", Some(body)).await;
-    assert_eq!(status, 201, "{created}");
-    created["configId"].as_str().expect("id").to_owned()
+    let created = app.api().create_connector(STORE, body).await;
+    created.config_id.to_string()
 }
 
 /// Catches: an operator reading write-only credentials back by pointing `lwaEndpoint` (or any endpoint setting)
@@ -212,7 +211,7 @@ async fn a_deletion_whose_transaction_dies_never_leaves_a_live_connector_without
             tokio::time::Instant::now() < deadline,
             "the erasure never started"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        crate::common::wait::pause().await;
     }
     // Whatever transaction the deletion still has open dies now.
     sqlx::query(

@@ -7,24 +7,23 @@ use integration_service::startup::Roles;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::common::client::{CreatedSubscription, IssuedCredential, expect_json};
 use crate::common::{Receiver, TestApp, TestDb, test_config};
 
-async fn issue(app: &TestApp, store: &str, kind: &str, name: &str, scopes: &[&str]) -> Value {
-    let response = app
-        .as_store(Method::POST, "/credentials", store)
-        .json(&json!({"name": name, "type": kind, "scopes": scopes}))
-        .send()
-        .await
-        .expect("req");
-    assert_eq!(
-        response.status(),
-        201,
-        "{}",
-        response.text().await.unwrap_or_default()
-    );
-    response.json().await.expect("json")
+/// How long a second process may take to start listening for credential changes.
+const WAIT_LISTENING: Duration = Duration::from_secs(10);
+
+async fn issue(
+    app: &TestApp,
+    store: &str,
+    kind: &str,
+    name: &str,
+    scopes: &[&str],
+) -> IssuedCredential {
+    app.api().create_credential(store, kind, name, scopes).await
 }
 
+/// The whole validation document (not `Api::validate`): tests compare it exactly, so no field is added unseen.
 async fn validate(app: &TestApp, token: &str) -> Value {
     let response = app
         .http
@@ -43,7 +42,7 @@ async fn eventually_invalid(app: &TestApp, token: &str, within: Duration) -> boo
         if validate(app, token).await["valid"] == false {
             return true;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        crate::common::wait::pause().await;
     }
     false
 }
@@ -60,12 +59,9 @@ async fn the_secret_is_shown_only_at_creation_and_stored_as_a_bcrypt_hash() {
         &["inventory:read", "inventory:write"],
     )
     .await;
-    let key = created["apiKey"].as_str().expect("key").to_owned();
+    let key = created.key().to_owned();
     assert!(key.starts_with("ss3_live_") && key.len() <= 72);
-    let id = created["credential"]["credentialId"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = created.credential.credential_id.to_string();
     let secret_part = key.rsplit('_').next().expect("secret").to_owned();
 
     let listed = app
@@ -147,11 +143,8 @@ async fn validate_answers_for_valid_keys_only_and_records_last_use() {
         &["orders:read", "catalog:read"],
     )
     .await;
-    let key = created["apiKey"].as_str().expect("key").to_owned();
-    let id = created["credential"]["credentialId"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let key = created.key().to_owned();
+    let id = created.credential.credential_id.to_string();
 
     let ok = validate(&app, &key).await;
     assert_eq!(
@@ -207,7 +200,7 @@ async fn validate_answers_for_valid_keys_only_and_records_last_use() {
         if last_used.is_some() {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        crate::common::wait::pause().await;
     }
     assert!(last_used.is_some(), "last_used_at was recorded");
 
@@ -236,13 +229,10 @@ async fn validate_answers_for_valid_keys_only_and_records_last_use() {
     // Expired (made so in the database for a key this process never validated).
     let other = issue(&app, "store-a", "API_KEY", "Expiring", &["orders:read"]).await;
     sqlx::query("UPDATE api_credentials SET expires_at = now() - interval '1 second' WHERE name = 'Expiring'").execute(&app.pool).await.expect("update");
-    assert_eq!(
-        validate(&app, other["apiKey"].as_str().expect("key")).await,
-        json!({"valid": false})
-    );
+    assert_eq!(validate(&app, other.key()).await, json!({"valid": false}));
 
     // Rotation: the old key stops at once; a grace period keeps both working.
-    let rotated: Value = app
+    let rotated: IssuedCredential = app
         .as_store(
             Method::POST,
             &format!("/credentials/{id}/rotate"),
@@ -255,10 +245,10 @@ async fn validate_answers_for_valid_keys_only_and_records_last_use() {
         .json()
         .await
         .expect("json");
-    let new_key = rotated["apiKey"].as_str().expect("new key").to_owned();
+    let new_key = rotated.key().to_owned();
     assert_eq!(validate(&app, &key).await["valid"], false);
     assert_eq!(validate(&app, &new_key).await["valid"], true);
-    let graced: Value = app
+    let graced: IssuedCredential = app
         .as_store(
             Method::POST,
             &format!("/credentials/{id}/rotate"),
@@ -276,10 +266,7 @@ async fn validate_answers_for_valid_keys_only_and_records_last_use() {
         true,
         "old key works during the grace period"
     );
-    assert_eq!(
-        validate(&app, graced["apiKey"].as_str().expect("key")).await["valid"],
-        true
-    );
+    assert_eq!(validate(&app, graced.key()).await["valid"], true);
 
     let stats = app.app.state().validator.cache_stats();
     assert!(stats.hits > 0 && stats.misses > 0, "{stats:?}");
@@ -305,13 +292,12 @@ async fn deactivation_reaches_another_process_cache_well_within_the_ttl() {
     let b =
         TestApp::spawn_with_clock(db.clone(), config, api, clock.clone(), Arc::new(clock)).await;
     let created = issue(&a, "store-a", "API_KEY", "Shared", &["orders:read"]).await;
-    let key = created["apiKey"].as_str().expect("key").to_owned();
-    let id = created["credential"]["credentialId"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    // Wait until B is listening (its listener starts with the API), then fill B's cache.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let key = created.key().to_owned();
+    let id = created.credential.credential_id.to_string();
+    // Once B listens for changes (its listener starts with the API, then empties B's cache), fill B's cache.
+    tokio::time::timeout(WAIT_LISTENING, b.app.state().validator.listening())
+        .await
+        .expect("B listens for credential changes");
     assert_eq!(validate(&b, &key).await["valid"], true);
     assert_eq!(validate(&b, &key).await["valid"], true);
     assert!(
@@ -358,13 +344,10 @@ async fn oauth_client_credentials_issue_scoped_tokens_that_die_with_the_client()
     )
     .await;
     let (id, secret) = (
-        client["clientId"].as_str().expect("id").to_owned(),
-        client["clientSecret"].as_str().expect("secret").to_owned(),
+        client.client_id.clone().expect("id"),
+        client.client_secret.clone().expect("secret"),
     );
-    let credential_id = client["credential"]["credentialId"]
-        .as_str()
-        .expect("cid")
-        .to_owned();
+    let credential_id = client.credential.credential_id.to_string();
 
     let (status, body) = token(
         &app,
@@ -479,14 +462,13 @@ async fn credentials_are_confined_to_their_store_and_scopes() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start(&[]).await;
     let (sub_b, _) = app.subscribe("store-b", &receiver.url(), &["*"]).await;
-    let manager =
-        issue(&app, "store-a", "API_KEY", "Manager", &["webhooks:manage"]).await["apiKey"]
-            .as_str()
-            .expect("key")
-            .to_owned();
-    let reader = issue(&app, "store-a", "API_KEY", "Reader", &["orders:read"]).await["apiKey"]
-        .as_str()
-        .expect("key")
+    let manager = issue(&app, "store-a", "API_KEY", "Manager", &["webhooks:manage"])
+        .await
+        .key()
+        .to_owned();
+    let reader = issue(&app, "store-a", "API_KEY", "Reader", &["orders:read"])
+        .await
+        .key()
         .to_owned();
 
     let as_key = |method: Method, path: &str, key: &str| {
@@ -512,10 +494,9 @@ async fn credentials_are_confined_to_their_store_and_scopes() {
         .send()
         .await
         .expect("req");
-    assert_eq!(created.status(), 201);
-    let created: Value = created.json().await.expect("json");
+    let created: CreatedSubscription = expect_json(created, 201).await;
     assert_eq!(
-        created["subscription"]["storeId"], "store-a",
+        created.subscription.store_id, "store-a",
         "the store comes from the credential"
     );
     // The store header cannot widen a credential's reach.

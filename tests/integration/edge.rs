@@ -10,25 +10,22 @@ use serde_json::{Value, json};
 
 use jobs::Clock;
 
+use serde::de::DeserializeOwned;
+
+use crate::common::client::{Connector, CreatedSubscription, IssuedCredential, expect_json};
 use crate::common::{Receiver, TestApp, event, problem};
 
 const STORE: &str = "store-e";
 
-/// Create a resource as the operator and return the created JSON.
-async fn created(app: &TestApp, path: &str, body: Value) -> Value {
+/// Create a resource as the operator and return what was created.
+async fn created<T: DeserializeOwned>(app: &TestApp, path: &str, body: Value) -> T {
     let response = app
         .as_store(Method::POST, path, STORE)
         .json(&body)
         .send()
         .await
         .expect("req");
-    assert_eq!(
-        response.status(),
-        201,
-        "{path}: {}",
-        response.text().await.unwrap_or_default()
-    );
-    response.json().await.expect("json")
+    expect_json(response, 201).await
 }
 
 fn subscription(name: Value) -> Value {
@@ -46,10 +43,8 @@ fn connector(name: Value, settings: Value) -> Value {
 /// An API key of `STORE` with `scopes`.
 async fn store_key(app: &TestApp, scopes: &[&str]) -> String {
     let body = json!({"name": format!("key {}", uuid::Uuid::new_v4()), "type": "API_KEY", "scopes": scopes});
-    created(app, "/credentials", body).await["apiKey"]
-        .as_str()
-        .expect("key")
-        .to_owned()
+    let issued: IssuedCredential = created(app, "/credentials", body).await;
+    issued.key().to_owned()
 }
 
 /// Catches: a NUL character reaching Postgres (500 "unsupported Unicode escape sequence") from any field or
@@ -57,20 +52,12 @@ async fn store_key(app: &TestApp, scopes: &[&str]) -> String {
 #[tokio::test]
 async fn nul_characters_are_refused_at_the_edge_with_a_stable_code() {
     let app = TestApp::spawn().await;
-    let sub = created(&app, "/subscriptions", subscription(json!("ok"))).await["subscription"]
-        ["subscriptionId"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let cred =
-        created(&app, "/credentials", credential(json!("ok"))).await["credential"]["credentialId"]
-            .as_str()
-            .expect("id")
-            .to_owned();
-    let conn = created(&app, "/connectors", connector(json!("ok"), json!({}))).await["configId"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let sub: CreatedSubscription = created(&app, "/subscriptions", subscription(json!("ok"))).await;
+    let sub = sub.subscription.subscription_id.to_string();
+    let cred: IssuedCredential = created(&app, "/credentials", credential(json!("ok"))).await;
+    let cred = cred.credential.credential_id.to_string();
+    let conn: Connector = created(&app, "/connectors", connector(json!("ok"), json!({}))).await;
+    let conn = conn.config_id.to_string();
     let nul = json!("a\u{0}b");
     let cases: Vec<(Method, String, Option<Value>, &str)> = vec![
         (
@@ -356,7 +343,7 @@ async fn an_unsupported_method_gets_405_with_allow() {
 #[tokio::test]
 async fn an_access_token_expires_in_exactly_its_configured_lifetime() {
     let app = TestApp::spawn().await;
-    let client = created(
+    let client: IssuedCredential = created(
         &app,
         "/credentials",
         json!({"name": "c", "type": "OAUTH_CLIENT", "scopes": ["orders:read"]}),
@@ -364,10 +351,10 @@ async fn an_access_token_expires_in_exactly_its_configured_lifetime() {
     .await;
     let form = [
         ("grant_type", "client_credentials"),
-        ("client_id", client["clientId"].as_str().expect("id")),
+        ("client_id", client.client_id.as_deref().expect("id")),
         (
             "client_secret",
-            client["clientSecret"].as_str().expect("secret"),
+            client.client_secret.as_deref().expect("secret"),
         ),
     ];
     let response = app
@@ -412,11 +399,9 @@ async fn webhook_timestamp_is_the_wall_clock_whatever_the_service_clock_says() {
 #[tokio::test]
 async fn another_stores_subscription_is_not_found_on_its_log_and_bulk_retrigger() {
     let app = TestApp::spawn().await;
-    let theirs = created(&app, "/subscriptions", subscription(json!("b"))).await["subscription"]
-        ["subscriptionId"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let theirs: CreatedSubscription =
+        created(&app, "/subscriptions", subscription(json!("b"))).await;
+    let theirs = theirs.subscription.subscription_id.to_string();
     let as_other = |method: Method, path: String| app.as_store(method, &path, "store-other");
     let log = as_other(Method::GET, format!("/subscriptions/{theirs}/deliveries"));
     let retrigger = as_other(

@@ -56,6 +56,7 @@ fn trickle(
             }
             sent += unit.len();
             if !every.is_zero() {
+                // The behaviour under test: a client that trickles its bytes at this pace.
                 tokio::time::sleep(every).await;
             }
         }

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use integration_service::startup::Roles;
-use reqwest::Method;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -85,6 +84,7 @@ async fn post_event_until_accepted(app: &TestApp, body: &Value) -> u16 {
             .get("retry-after")
             .and_then(|v| v.to_str().ok()?.parse().ok())
             .expect("a 503 says when to retry");
+        // The behaviour under test: a client honouring the Retry-After it was given.
         tokio::time::sleep(Duration::from_secs(wait)).await;
     }
     503
@@ -92,16 +92,11 @@ async fn post_event_until_accepted(app: &TestApp, body: &Value) -> u16 {
 
 /// A new API key of `store`.
 async fn create_key(app: &TestApp, store: &str) -> String {
-    let created: Value = app
-        .as_store(Method::POST, "/credentials", store)
-        .json(&json!({"name": "gateway app", "type": "API_KEY", "scopes": ["orders:read"]}))
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
-    created["apiKey"].as_str().expect("api key").to_owned()
+    let created = app
+        .api()
+        .create_key(store, "gateway app", &["orders:read"])
+        .await;
+    created.key().to_owned()
 }
 
 /// Catches: random keys on `GET /credentials/validate` answered 500 ("pool timed out") instead of being shed with

@@ -83,7 +83,7 @@ async fn an_event_produced_to_kafka_is_delivered_signed_and_webhook_delivered_is
         json!({"deliveryId": delivery_id, "subscriptionId": sub, "storeId": "store-k", "eventType": "order.placed"})
     );
     let delivery = app.delivery("store-k", &delivery_id).await;
-    assert_eq!(delivery["status"], "DELIVERED");
+    assert_eq!(delivery.status, "DELIVERED");
 
     // A second topic matched by the same regex.
     let product = event("product.updated", "store-k", json!({"sku": "S"}));
@@ -162,7 +162,7 @@ async fn redelivered_messages_and_a_consumer_replaying_old_offsets_create_nothin
     );
 
     // Another consumer group starts from the earliest offset: it re-reads all four messages.
-    app.shutdown.cancel();
+    app.stop().await;
     let mut replay = config;
     replay.kafka.group_id = format!("g-{}", Uuid::new_v4());
     let db2 = TestDb {

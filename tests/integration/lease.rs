@@ -34,7 +34,7 @@ async fn until_count(app: &TestApp, sql: &'static str, want: i64) {
     let deadline = Instant::now() + WAIT;
     let mut got = app.count(sql).await;
     while got != want && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        crate::common::wait::pause().await;
         got = app.count(sql).await;
     }
     assert_eq!(got, want, "{sql}");
@@ -183,7 +183,7 @@ async fn a_rescued_copy_of_a_job_sends_again_with_the_same_id_but_counts_one_att
     let deadline = Instant::now() + WAIT;
     while b.rescue_once().await.expect("rescue") == 0 {
         assert!(Instant::now() < deadline, "the lease never expired");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        crate::common::wait::pause().await;
     }
     assert_eq!(b.run_pending_jobs().await.expect("run"), 1);
     release.notify_one();

@@ -7,6 +7,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use workflows::signing::{DEFAULT_TOLERANCE_SECS, verify_ss3, verify_standard};
 
+use crate::common::client::{IngestResult, expect_json};
 use crate::common::{Receiver, TestApp, event, t0};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -22,12 +23,12 @@ async fn event_reaches_the_receiver_signed_with_the_subscription_secret() {
     let response = app
         .post_event(&event("order.placed", "store-a", json!({"orderId": "o-1"})))
         .await;
-    assert_eq!(response.status(), 202);
-    let body: Value = response.json().await.expect("json");
-    let delivery_id = body["deliveryIds"][0]
-        .as_str()
+    let ingested: IngestResult = expect_json(response, 202).await;
+    let delivery_id = ingested
+        .delivery_ids
+        .first()
         .expect("one delivery")
-        .to_owned();
+        .to_string();
 
     app.worker("w1")
         .await
@@ -61,9 +62,9 @@ async fn event_reaches_the_receiver_signed_with_the_subscription_secret() {
     assert_eq!(sent["eventType"], "order.placed");
 
     let delivery = app.delivery("store-a", &delivery_id).await;
-    assert_eq!(delivery["status"], "DELIVERED");
-    assert_eq!(delivery["attempts"].as_array().map(Vec::len), Some(1));
-    assert_eq!(delivery["attempts"][0]["httpStatus"], 200);
+    assert_eq!(delivery.status, "DELIVERED");
+    assert_eq!(delivery.attempts.len(), 1);
+    assert_eq!(delivery.attempts[0].http_status, Some(200));
     let published = app
         .count("SELECT count(*) FROM outbox WHERE payload->>'eventType' = 'webhook.delivered'")
         .await;
@@ -110,11 +111,11 @@ async fn one_event_reaches_only_the_matching_subscriptions_of_its_store() {
         .await;
     app.subscribe("store-b", &receiver.url(), &["*"]).await;
 
-    let response = app
-        .post_event(&event("order.placed", "store-a", json!({})))
+    let ingested = app
+        .api()
+        .ingest(&event("order.placed", "store-a", json!({})))
         .await;
-    let body: Value = response.json().await.expect("json");
-    assert_eq!(body["deliveryIds"].as_array().map(Vec::len), Some(2));
+    assert_eq!(ingested.delivery_ids.len(), 2);
     app.worker("w1")
         .await
         .run_pending_jobs()
@@ -140,18 +141,7 @@ async fn attempt_times(
     delivery_id: &str,
 ) -> Vec<chrono::DateTime<chrono::Utc>> {
     let delivery = app.delivery(store, delivery_id).await;
-    delivery["attempts"]
-        .as_array()
-        .expect("attempts")
-        .iter()
-        .map(|a| {
-            a["startedAt"]
-                .as_str()
-                .expect("startedAt")
-                .parse()
-                .expect("time")
-        })
-        .collect()
+    delivery.attempts.iter().map(|a| a.started_at).collect()
 }
 
 /// Catches: a wrong schedule, early attempts, a missing dead letter, a re-trigger that changes the delivery id.
@@ -198,18 +188,18 @@ async fn failing_receiver_is_retried_at_1_5_30_120_minutes_then_dead_lettered_an
         assert_eq!(got.header("x-ss3-delivery"), id);
         let row = app.delivery("store-a", &id).await;
         if n < 4 {
-            assert_eq!(row["status"], "FAILED");
-            let next: chrono::DateTime<chrono::Utc> = row["nextRetryAt"]
-                .as_str()
-                .expect("next")
-                .parse()
-                .expect("time");
-            assert_eq!(next, due[n + 1], "next_retry_at after attempt {}", n + 1);
+            assert_eq!(row.status, "FAILED");
+            assert_eq!(
+                row.next_retry_at,
+                Some(due[n + 1]),
+                "next_retry_at after attempt {}",
+                n + 1
+            );
         }
     }
     let dead = app.delivery("store-a", &id).await;
-    assert_eq!(dead["status"], "DEAD_LETTERED");
-    assert_eq!(dead["attemptNumber"], 5);
+    assert_eq!(dead.status, "DEAD_LETTERED");
+    assert_eq!(dead.attempt_number, 5);
     assert_eq!(attempt_times(&app, "store-a", &id).await, due.to_vec());
     let dead_events = app
         .count("SELECT count(*) FROM outbox WHERE payload->>'eventType' = 'webhook.dead_lettered'")
@@ -240,10 +230,10 @@ async fn failing_receiver_is_retried_at_1_5_30_120_minutes_then_dead_lettered_an
     worker.run_pending_jobs().await.expect("run");
     assert_eq!(receiver.next(WAIT).await.header("x-ss3-delivery"), id);
     let delivered = app.delivery("store-a", &id).await;
-    assert_eq!(delivered["status"], "DELIVERED");
-    assert_eq!(delivered["attempts"].as_array().map(Vec::len), Some(6));
+    assert_eq!(delivered.status, "DELIVERED");
+    assert_eq!(delivered.attempts.len(), 6);
     assert_eq!(
-        delivered["attempts"][5]["attemptNumber"], 1,
+        delivered.attempts[5].attempt_number, 1,
         "the schedule restarted"
     );
     let again = app
@@ -274,10 +264,8 @@ async fn a_duplicate_event_id_creates_no_second_delivery() {
         json!({"sku": "A", "quantity": 3}),
     );
     assert_eq!(app.post_event(&e).await.status(), 202);
-    let second = app.post_event(&e).await;
-    assert_eq!(second.status(), 200);
-    let body: Value = second.json().await.expect("json");
-    assert_eq!(body["accepted"], false);
+    let second: IngestResult = expect_json(app.post_event(&e).await, 200).await;
+    assert!(!second.accepted);
     assert_eq!(
         app.count("SELECT count(*) FROM webhook_deliveries").await,
         1
@@ -299,7 +287,7 @@ async fn deactivation_stops_pending_retries_and_deletion_keeps_the_log() {
     let worker = app.worker("w1").await;
     worker.run_pending_jobs().await.expect("run");
     receiver.next(WAIT).await;
-    assert_eq!(app.delivery("store-a", &id).await["status"], "FAILED");
+    assert_eq!(app.delivery("store-a", &id).await.status, "FAILED");
 
     let patched = app
         .as_store(Method::PATCH, &format!("/subscriptions/{sub}"), "store-a")
@@ -309,8 +297,11 @@ async fn deactivation_stops_pending_retries_and_deletion_keeps_the_log() {
         .expect("req");
     assert_eq!(patched.status(), 200);
     let cancelled = app.delivery("store-a", &id).await;
-    assert_eq!(cancelled["status"], "CANCELLED");
-    assert_eq!(cancelled["lastError"], "subscription deactivated");
+    assert_eq!(cancelled.status, "CANCELLED");
+    assert_eq!(
+        cancelled.last_error.as_deref(),
+        Some("subscription deactivated")
+    );
     app.clock.set(t0() + Minutes::minutes(2));
     worker.run_pending_jobs().await.expect("run");
     receiver.expect_silence(Duration::from_millis(200)).await;
@@ -437,7 +428,7 @@ async fn the_test_endpoint_sends_a_signed_webhook_test_event_through_the_pipelin
         Ok(())
     );
     assert_eq!(
-        app.delivery("store-a", &delivery_id).await["status"],
+        app.delivery("store-a", &delivery_id).await.status,
         "DELIVERED"
     );
 }

@@ -1,7 +1,7 @@
 //! Several real processes on one Postgres and one consumer group, under kill -9 and connection loss.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use serde_json::{Value, json};
@@ -9,23 +9,17 @@ use uuid::Uuid;
 
 use crate::common::kafka::{brokers, create_topics, producer};
 use crate::common::process::{ServiceProcess, wait_healthy};
-use crate::common::{ADMIN_TOKEN, Receiver, TestDb};
+use crate::common::{ADMIN_TOKEN, Api, Receiver, TestDb};
 
 /// The process tests each load both cores; running them one at a time keeps their timing meaningful.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 struct Cluster {
     env: BTreeMap<String, String>,
+    /// The API's base URL, known once the api process reported the port it bound (`api_started`).
     api: String,
     topic: String,
     db: TestDb,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port()
 }
 
 async fn cluster() -> Cluster {
@@ -34,7 +28,6 @@ async fn cluster() -> Cluster {
     let publish = format!("integration.p{run}");
     create_topics(&[topic.clone(), publish.clone()]).await;
     let db = TestDb::create().await;
-    let port = free_port();
     let key: [u8; 32] = rand::random();
     let env: BTreeMap<String, String> = [
         ("DATABASE_URL", db.url.clone()),
@@ -52,7 +45,7 @@ async fn cluster() -> Cluster {
         ("SS3_WORKER__LEASE_RENEW_MS", "500".into()),
         ("SS3_WORKER__LEASE_RESCUE_MS", "500".into()),
         ("SS3_WORKER__POLL_INTERVAL_MS", "100".into()),
-        ("SS3_LISTEN_ADDR", format!("127.0.0.1:{port}")),
+        ("SS3_LISTEN_ADDR", "127.0.0.1:0".to_owned()),
         ("SS3_CREDENTIALS__BCRYPT_COST", "4".into()),
         (
             "RUST_LOG",
@@ -64,22 +57,24 @@ async fn cluster() -> Cluster {
     .collect();
     Cluster {
         env,
-        api: format!("http://127.0.0.1:{port}"),
+        api: String::new(),
         topic,
         db,
     }
 }
 
+/// Start a process with the api role (and `roles`), note the address it bound and wait until it is healthy.
+async fn api_started(cluster: &mut Cluster, roles: &str, log_name: &str) -> ServiceProcess {
+    let process = ServiceProcess::spawn(roles, &cluster.env, log_name);
+    cluster.api = process.api_url(Duration::from_secs(30)).await;
+    wait_healthy(&format!("{}/health", cluster.api), Duration::from_secs(30)).await;
+    process
+}
+
 async fn subscribe(cluster: &Cluster, target: &str) {
-    let response = reqwest::Client::new()
-        .post(format!("{}/subscriptions", cluster.api))
-        .bearer_auth(ADMIN_TOKEN)
-        .header("x-ss3-store-id", "store-p")
-        .json(&json!({"name": "p", "targetUrl": target, "events": ["*"]}))
-        .send()
-        .await
-        .expect("req");
-    assert_eq!(response.status(), 201);
+    Api::new(&cluster.api, ADMIN_TOKEN)
+        .create_subscription("store-p", target, &["*"])
+        .await;
 }
 
 async fn produce_events(topic: &str, n: usize) {
@@ -105,15 +100,15 @@ async fn collect(
     mut on_progress: impl FnMut(usize),
 ) -> HashMap<String, usize> {
     let mut seen: HashMap<String, usize> = HashMap::new();
-    let deadline = Instant::now() + within;
-    while seen.len() < want && Instant::now() < deadline {
-        for r in receiver.drain() {
-            *seen
-                .entry(r.header("x-ss3-delivery").to_owned())
-                .or_default() += 1;
-        }
+    let deadline = tokio::time::Instant::now() + within;
+    while seen.len() < want {
+        let Some(r) = receiver.next_before(deadline).await else {
+            break;
+        };
+        *seen
+            .entry(r.header("x-ss3-delivery").to_owned())
+            .or_default() += 1;
         on_progress(seen.len());
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     seen
 }
@@ -134,10 +129,9 @@ async fn two_workers_and_one_ingest_deliver_10_000_events_despite_kill_9_of_a_wo
  {
     const EVENTS: usize = 10_000;
     let _turn = ONE_AT_A_TIME.lock().await;
-    let cluster = cluster().await;
+    let mut cluster = cluster().await;
     let mut receiver = Receiver::start(&[]).await;
-    let _api = ServiceProcess::spawn("api", &cluster.env, "api");
-    wait_healthy(&format!("{}/health", cluster.api), Duration::from_secs(30)).await;
+    let _api = api_started(&mut cluster, "api", "api").await;
     subscribe(&cluster, &receiver.url()).await;
     let mut worker_1 = ServiceProcess::spawn("worker", &cluster.env, "worker-1");
     let _worker_2 = ServiceProcess::spawn("worker", &cluster.env, "worker-2");
@@ -218,11 +212,11 @@ async fn two_workers_and_one_ingest_deliver_10_000_events_despite_kill_9_of_a_wo
         "no event lost, no duplicate delivery row"
     );
     let mut settled = delivered;
-    for _ in 0..50 {
+    for _ in 0..100 {
         if settled == EVENTS as i64 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        crate::common::wait::pause().await;
         settled = db_counts(&cluster.db.url).await.2;
     }
     assert_eq!(settled, EVENTS as i64, "every row is DELIVERED");
@@ -234,10 +228,9 @@ async fn two_workers_and_one_ingest_deliver_10_000_events_despite_kill_9_of_a_wo
 async fn the_service_reconnects_and_finishes_after_postgres_drops_its_connections_mid_run() {
     const EVENTS: usize = 3_000;
     let _turn = ONE_AT_A_TIME.lock().await;
-    let cluster = cluster().await;
+    let mut cluster = cluster().await;
     let mut receiver = Receiver::start(&[]).await;
-    let mut all = ServiceProcess::spawn("api,ingest,worker", &cluster.env, "all");
-    wait_healthy(&format!("{}/health", cluster.api), Duration::from_secs(30)).await;
+    let mut all = api_started(&mut cluster, "api,ingest,worker", "all").await;
     subscribe(&cluster, &receiver.url()).await;
     let admin = sqlx::PgPool::connect(&crate::common::admin_database_url())
         .await
@@ -246,13 +239,14 @@ async fn the_service_reconnects_and_finishes_after_postgres_drops_its_connection
 
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut terminated = 0;
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while seen.len() < EVENTS && Instant::now() < deadline {
-        for r in receiver.drain() {
-            *seen
-                .entry(r.header("x-ss3-delivery").to_owned())
-                .or_default() += 1;
-        }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    while seen.len() < EVENTS {
+        let Some(r) = receiver.next_before(deadline).await else {
+            break;
+        };
+        *seen
+            .entry(r.header("x-ss3-delivery").to_owned())
+            .or_default() += 1;
         if terminated == 0 && seen.len() >= EVENTS / 4 {
             let killed: Vec<bool> = sqlx::query_scalar(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
@@ -263,7 +257,6 @@ async fn the_service_reconnects_and_finishes_after_postgres_drops_its_connection
             .expect("terminate");
             terminated = killed.len();
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(terminated > 0, "connections were killed mid-run");
     assert_eq!(

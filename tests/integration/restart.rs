@@ -37,8 +37,7 @@ async fn a_pending_retry_survives_a_restart_of_every_process_and_fires_once() {
         .await
         .expect("run");
     receiver.next(WAIT).await;
-    first.shutdown.cancel();
-    drop(first);
+    first.stop().await;
 
     // A new process: new Application, new worker name, clock at the retry's due time.
     let second = TestApp::spawn_with_clock(
@@ -54,7 +53,7 @@ async fn a_pending_retry_survives_a_restart_of_every_process_and_fires_once() {
     assert_eq!(receiver.next(WAIT).await.header("x-ss3-delivery"), id);
     assert_eq!(worker.run_pending_jobs().await.expect("run"), 0);
     receiver.expect_silence(Duration::from_millis(300)).await;
-    assert_eq!(second.delivery("store-a", &id).await["status"], "DELIVERED");
+    assert_eq!(second.delivery("store-a", &id).await.status, "DELIVERED");
 }
 
 fn clock() -> jobs::ManualClock {
@@ -100,7 +99,7 @@ async fn a_job_held_by_a_killed_worker_is_taken_over_once_its_lease_expires() {
     );
     while survivor.rescue_once().await.expect("rescue") == 0 {
         assert!(before_claim.elapsed() < WAIT, "the lease never expired");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        crate::common::wait::pause().await;
     }
     assert!(
         before_claim.elapsed() >= Duration::from_millis(1000),
@@ -132,9 +131,7 @@ async fn the_worker_loop_fires_a_scaled_retry_after_its_process_was_stopped_and_
         .post_event(&event("order.placed", "store-a", json!({})))
         .await;
     let attempt_1 = receiver.next(WAIT).await;
-    first.shutdown.cancel();
-    drop(first);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    first.stop().await;
     let _second = TestApp::spawn_with_clock(db.clone(), config, roles, clock(), scaled()).await;
     let attempt_2 = receiver.next(WAIT).await;
     assert_eq!(

@@ -84,17 +84,12 @@ async fn in_production_mode_every_form_of_a_special_purpose_address_is_refused_a
     config.mode = Mode::Production;
     let production =
         TestApp::spawn_with_clock(db, config, Roles::API, clock.clone(), Arc::new(clock)).await;
-    let accepted: Value = production
-        .post_event(&event("order.placed", STORE, json!({"orderId": "o-1"})))
-        .await
-        .json()
-        .await
-        .expect("json");
-    let ids = accepted["deliveryIds"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    assert_eq!(ids.len(), REFUSED.len(), "{accepted}");
+    let accepted = production
+        .api()
+        .ingest(&event("order.placed", STORE, json!({"orderId": "o-1"})))
+        .await;
+    let ids = accepted.delivery_ids.clone();
+    assert_eq!(ids.len(), REFUSED.len(), "{accepted:?}");
     production
         .worker("w")
         .await
@@ -102,14 +97,12 @@ async fn in_production_mode_every_form_of_a_special_purpose_address_is_refused_a
         .await
         .expect("run");
     for id in ids {
-        let delivery = production.delivery(STORE, id.as_str().expect("id")).await;
-        let error = delivery["attempts"][0]["error"]
-            .as_str()
-            .unwrap_or_default();
+        let delivery = production.delivery(STORE, &id.to_string()).await;
+        let error = delivery.attempts[0].error.as_deref().unwrap_or_default();
         assert!(
             error.contains("not a public address"),
             "{}: {error}",
-            delivery["deliveryId"]
+            delivery.delivery_id
         );
     }
 }

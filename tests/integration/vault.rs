@@ -112,27 +112,28 @@ async fn while_vault_is_unreachable_a_delivery_waits_without_using_an_attempt_th
     worker.run_pending_jobs().await.expect("run");
     receiver.expect_silence(Duration::from_millis(200)).await;
     let waiting = app.delivery("store-v", &id).await;
-    assert_eq!(waiting["status"], "PENDING");
-    assert_eq!(waiting["attemptNumber"], 0, "no attempt was used");
+    assert_eq!(waiting.status, "PENDING");
+    assert_eq!(waiting.attempt_number, 0, "no attempt was used");
     assert!(
-        waiting["lastError"]
-            .as_str()
+        waiting
+            .last_error
+            .as_deref()
             .unwrap_or_default()
             .contains("deferred"),
-        "{waiting}"
+        "{waiting:?}"
     );
     let ready = app.http.get(app.url("/ready")).send().await.expect("req");
     assert_eq!(ready.status(), 503);
 
     vault.thaw();
     let mut delivered = false;
-    for _ in 0..60 {
+    for _ in 0..120 {
         worker.run_once().await.expect("run");
-        if app.delivery("store-v", &id).await["status"] == "DELIVERED" {
+        if app.delivery("store-v", &id).await.status == "DELIVERED" {
             delivered = true;
             break;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        crate::common::wait::pause().await;
     }
     assert!(delivered, "the delivery went through once Vault was back");
     let got = receiver.next(WAIT).await;
@@ -140,12 +141,7 @@ async fn while_vault_is_unreachable_a_delivery_waits_without_using_an_attempt_th
         verify_ss3(&secret, &got.body, got.header("x-ss3-signature")),
         Ok(())
     );
-    assert_eq!(
-        app.delivery("store-v", &id).await["attempts"]
-            .as_array()
-            .map(Vec::len),
-        Some(1)
-    );
+    assert_eq!(app.delivery("store-v", &id).await.attempts.len(), 1);
 }
 
 /// Catches: AppRole login not working (the production auth method).
@@ -220,7 +216,7 @@ async fn copy_to_vault_moves_embedded_secrets_and_deliveries_still_verify() {
     .await;
     let mut receiver = Receiver::start(&[]).await;
     let (_, secret) = embedded.subscribe("store-m", &receiver.url(), &["*"]).await;
-    embedded.shutdown.cancel();
+    embedded.stop().await;
 
     let mut vault_config = embedded_config;
     use_vault(&mut vault_config, &addr, &token, &prefix());
@@ -292,6 +288,7 @@ async fn a_secret_rotated_in_vault_is_used_once_the_cache_ttl_has_passed() {
     )
     .await
     .expect("rotate");
+    // The behaviour under test: the secret cache entry (1 s TTL) expires, so the next read goes to Vault.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     app.post_event(&event("order.placed", "store-r", json!({})))
         .await;
@@ -322,7 +319,7 @@ async fn a_short_lived_vault_token_is_renewed_before_it_expires() {
     let mut config = test_config(&db);
     use_vault(&mut config, &vault.addr, &short, &prefix());
     let app = TestApp::spawn_with(db, config, Roles::API).await;
-    // Past the token's original TTL: only renewal keeps it valid.
+    // The behaviour under test: time past the token's original TTL, where only renewal keeps it valid.
     tokio::time::sleep(Duration::from_secs(12)).await;
     let receiver = Receiver::start(&[]).await;
     // Writing a subscription's secret needs a valid token (`subscribe` asserts 201).

@@ -1,7 +1,6 @@
 //! A private tansu broker a test can freeze and thaw.
 
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 /// A private tansu (in memory) for tests that freeze it; the shared broker must stay up for the other tests.
 pub struct OwnBroker {
@@ -35,7 +34,7 @@ impl OwnBroker {
             if tokio::net::TcpStream::connect(&addr).await.is_ok() {
                 return Self { addr, child };
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            super::wait::pause().await;
         }
         let mut child = child;
         let _ = child.kill();

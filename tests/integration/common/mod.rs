@@ -4,6 +4,7 @@
 
 pub mod broker;
 pub mod channels;
+pub mod client;
 pub mod faults;
 pub mod kafka;
 pub mod pg_cluster;
@@ -11,6 +12,7 @@ pub mod pg_proxy;
 pub mod process;
 pub mod receiver;
 pub mod vault;
+pub mod wait;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,9 +24,11 @@ use integration_service::worker::Worker;
 use jobs::{Clock, ManualClock};
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+pub use client::Api;
 pub use receiver::Receiver;
 
 /// Operator token every test app accepts.
@@ -44,6 +48,7 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn create() -> Self {
+        init_test_tracing();
         let name = format!("itest_{}", Uuid::new_v4().simple());
         let admin = PgPool::connect(&admin_database_url())
             .await
@@ -128,6 +133,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub shutdown: CancellationToken,
     pub db: Arc<TestDb>,
+    /// The task running the app; `stop` awaits it.
+    running: Option<JoinHandle<()>>,
 }
 
 impl TestApp {
@@ -144,6 +151,8 @@ impl TestApp {
         Self::spawn_with_clock(Arc::new(db), config, roles, clock.clone(), Arc::new(clock)).await
     }
 
+    /// A custom config and roles with a clock of the test's choosing (`clock` is the handle the test moves; `used`
+    /// is what the app reads, which may be a different clock).
     pub async fn spawn_with_clock(
         db: Arc<TestDb>,
         config: Config,
@@ -151,6 +160,7 @@ impl TestApp {
         clock: ManualClock,
         used: Arc<dyn Clock>,
     ) -> Self {
+        init_test_tracing();
         let app = Application::build(config, used)
             .await
             .expect("application builds");
@@ -165,6 +175,7 @@ impl TestApp {
         roles: Roles,
         faults: Arc<dyn integration_service::worker::Faults>,
     ) -> Self {
+        init_test_tracing();
         let manual = ManualClock::new(t0());
         let used: Arc<dyn Clock> = if config.worker.time_scale > 0.0 {
             Arc::new(jobs::ScaledClock::new(config.worker.time_scale))
@@ -193,7 +204,7 @@ impl TestApp {
         let app = Arc::new(app);
         let runner = Arc::clone(&app);
         let token = shutdown.clone();
-        tokio::spawn(async move {
+        let running = tokio::spawn(async move {
             runner
                 .run(roles, Some(listener), token)
                 .await
@@ -207,6 +218,15 @@ impl TestApp {
             http: reqwest::Client::new(),
             shutdown,
             db,
+            running: Some(running),
+        }
+    }
+
+    /// Stop the app as a process would on SIGTERM and wait until it has (workers drained, listener closed).
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(running) = self.running.take() {
+            running.await.expect("the app stopped without panicking");
         }
     }
 
@@ -234,30 +254,15 @@ impl TestApp {
             .header("x-ss3-store-id", store)
     }
 
+    /// The typed API client of this app, as an operator.
+    pub fn api(&self) -> Api {
+        Api::new(format!("http://{}", self.addr), ADMIN_TOKEN)
+    }
+
     /// Create a subscription; returns its id and signing secret.
     pub async fn subscribe(&self, store: &str, target: &str, events: &[&str]) -> (Uuid, String) {
-        let response = self
-            .as_store(reqwest::Method::POST, "/subscriptions", store)
-            .json(&json!({"name": "test", "targetUrl": target, "events": events}))
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(
-            response.status(),
-            201,
-            "create subscription: {}",
-            response.text().await.unwrap_or_default()
-        );
-        let body: Value = response.json().await.expect("json");
-        let id = body["subscription"]["subscriptionId"]
-            .as_str()
-            .expect("id")
-            .parse()
-            .expect("uuid");
-        (
-            id,
-            body["signingSecret"].as_str().expect("secret").to_owned(),
-        )
+        let created = self.api().create_subscription(store, target, events).await;
+        (created.subscription.subscription_id, created.signing_secret)
     }
 
     /// POST /events as an operator.
@@ -273,22 +278,14 @@ impl TestApp {
 
     /// POST /events and return the first delivery it created.
     pub async fn first_delivery(&self, event: &Value) -> String {
-        let body: Value = self.post_event(event).await.json().await.expect("json");
-        body["deliveryIds"][0]
-            .as_str()
-            .expect("the event created a delivery")
-            .to_owned()
+        let result = self.api().ingest(event).await;
+        let first = result.delivery_ids.first();
+        first.expect("the event created a delivery").to_string()
     }
 
     /// A delivery as the API shows it.
-    pub async fn delivery(&self, store: &str, id: &str) -> Value {
-        let response = self
-            .as_store(reqwest::Method::GET, &format!("/deliveries/{id}"), store)
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(response.status(), 200);
-        response.json().await.expect("json")
+    pub async fn delivery(&self, store: &str, id: &str) -> client::Delivery {
+        self.api().delivery(store, id).await
     }
 
     /// Count rows of a query returning one bigint.
@@ -304,6 +301,26 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// Test logs: to the test's output when `TEST_LOG` is set (its value is the filter, e.g. `TEST_LOG=debug`, or
+/// `TEST_LOG=1` for `info`); otherwise no subscriber is installed and events go nowhere. Installed once per test
+/// binary, by `TestDb::create` and the `TestApp` constructors.
+pub fn init_test_tracing() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let Ok(filter) = std::env::var("TEST_LOG") else {
+            return;
+        };
+        let filter = match filter.as_str() {
+            "" | "1" | "true" => "info,sqlx=warn,rdkafka=warn".to_owned(),
+            other => other.to_owned(),
+        };
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    });
 }
 
 /// A domain event in the documented envelope.

@@ -1,8 +1,11 @@
 //! The built binary as real processes, configured through the environment as an operator would.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, Write};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::Duration;
+
+use tokio::sync::watch;
 
 /// The binary cargo built for this test run (never one built outside `cargo test`, which could be stale).
 pub fn binary() -> String {
@@ -13,6 +16,8 @@ pub fn binary() -> String {
 pub struct ServiceProcess {
     pub child: Child,
     pub roles: String,
+    /// The API's address as the process reports it once bound (`SS3_LISTEN_ADDR=127.0.0.1:0` picks a free port).
+    listening: watch::Receiver<Option<String>>,
 }
 
 impl ServiceProcess {
@@ -20,7 +25,8 @@ impl ServiceProcess {
         Self::spawn_in(roles, env, log_name, None)
     }
 
-    /// The same, in working directory `dir` (where relative paths such as `secrets.key_file` land).
+    /// The same, in working directory `dir` (where relative paths such as `secrets.key_file` land). Its log goes
+    /// to a file in the temporary directory; the line that reports the bound API address is also read back.
     pub fn spawn_in(
         roles: &str,
         env: &BTreeMap<String, String>,
@@ -33,19 +39,36 @@ impl ServiceProcess {
         if let Some(dir) = dir {
             command.current_dir(dir);
         }
-        let child = command
+        let mut child = command
             .args(["serve", "--roles", roles])
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(env)
+            .envs(reported_address_logged(env))
             .stdout(Stdio::null())
-            .stderr(out)
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn integration-service");
+        let (report, listening) = watch::channel(None);
+        let stderr = child.stderr.take().expect("piped stderr");
+        std::thread::spawn(move || copy_log(stderr, out, report));
         Self {
             child,
             roles: roles.to_owned(),
+            listening,
         }
+    }
+
+    /// The API's base URL (`http://127.0.0.1:PORT`) once the process has bound it; fails the test after `within`.
+    pub async fn api_url(&self, within: Duration) -> String {
+        let mut listening = self.listening.clone();
+        let addr = tokio::time::timeout(within, listening.wait_for(Option::is_some))
+            .await
+            .expect("the process reported its API address in time")
+            .expect("the process's log is read")
+            .clone()
+            .expect("an address");
+        format!("http://{addr}")
     }
 
     /// SIGKILL: no drain, no final commit, no deregistration.
@@ -64,7 +87,8 @@ impl ServiceProcess {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return true;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            // std offers no wait with a timeout: poll the child's exit.
+            std::thread::sleep(super::wait::POLL);
         }
         false
     }
@@ -74,6 +98,32 @@ impl Drop for ServiceProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// With `RUST_LOG` set, still let through the start-up line that reports the bound API address.
+fn reported_address_logged(env: &BTreeMap<String, String>) -> Option<(&'static str, String)> {
+    env.get("RUST_LOG").map(|filter| {
+        (
+            "RUST_LOG",
+            format!("{filter},integration_service::startup=info"),
+        )
+    })
+}
+
+/// Copy the process's log to `out`, reporting the address of its "API listening" line on `report`.
+fn copy_log(stderr: ChildStderr, mut out: std::fs::File, report: watch::Sender<Option<String>>) {
+    let colours = regex::Regex::new("\x1b\\[[0-9;]*m").expect("regex");
+    let addr = regex::Regex::new(r#"addr"?[=:]"?([0-9.]+:[0-9]+)"#).expect("regex");
+    for line in std::io::BufReader::new(stderr).lines() {
+        let Ok(line) = line else { return };
+        let _ = writeln!(out, "{line}");
+        let plain = colours.replace_all(&line, "");
+        if plain.contains("API listening")
+            && let Some(found) = addr.captures(&plain)
+        {
+            report.send_replace(Some(found[1].to_owned()));
+        }
     }
 }
 
@@ -91,7 +141,7 @@ pub async fn wait_healthy(url: &str, within: Duration) {
         {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        super::wait::pause().await;
     }
     panic!("{url} did not become healthy");
 }

@@ -160,6 +160,14 @@ impl Receiver {
             .expect("receiver channel open")
     }
 
+    /// The next request if one comes before `deadline` (`None` once it passed).
+    pub async fn next_before(&mut self, deadline: tokio::time::Instant) -> Option<Received> {
+        tokio::time::timeout_at(deadline, self.received.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
     /// Whatever arrived so far, without waiting.
     pub fn drain(&mut self) -> Vec<Received> {
         let mut out = Vec::new();

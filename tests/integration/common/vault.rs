@@ -1,7 +1,6 @@
 //! OpenBao helpers: the shared dev server the script started, and private ones a test can freeze.
 
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use integration_service::config::{Config, Secret};
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
@@ -91,7 +90,7 @@ impl OwnVault {
                 .expect("enable ss3/kv");
                 return vault;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            super::wait::pause().await;
         }
         panic!("OpenBao did not start");
     }

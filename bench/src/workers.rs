@@ -1,7 +1,8 @@
-//! Workers suite: deliveries/s with 1 and 2 worker *processes* (this binary, `serve --roles worker`) draining the
-//! same backlog, and the recovery time after kill -9 of one of two workers.
+//! Workers suite: deliveries/s with 1 and 2 worker *processes* (`integration-service serve --roles worker`)
+//! draining the same backlog, and the recovery time after kill -9 of one of two workers.
 
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,14 +12,32 @@ use workflows::{EventEnvelope, EventType, StoreId};
 
 use super::BenchArgs;
 use super::webhooks::{ReceiverState, Scenario, start_receiver};
-use crate::api::subscriptions::create_with_secret;
-use crate::config::Config;
-use crate::db::events::EventSource;
-use crate::startup::Application;
+use integration_service::api::subscriptions::create_with_secret;
+use integration_service::config::Config;
+use integration_service::db::events::EventSource;
+use integration_service::startup::Application;
 
-fn spawn_worker(config: &Config, name: &str) -> anyhow::Result<Child> {
+/// The service binary the worker processes run: `--service-bin`, else `integration-service` next to this binary.
+fn service_binary(args: &BenchArgs) -> anyhow::Result<PathBuf> {
+    if let Some(path) = &args.service_bin {
+        return Ok(path.clone());
+    }
+    let this = std::env::current_exe()?;
+    let sibling = this.with_file_name(format!(
+        "integration-service{}",
+        std::env::consts::EXE_SUFFIX
+    ));
+    anyhow::ensure!(
+        sibling.exists(),
+        "{} not found: build it (cargo build --release -p integration-service) or pass --service-bin",
+        sibling.display()
+    );
+    Ok(sibling)
+}
+
+fn spawn_worker(binary: &Path, config: &Config, name: &str) -> anyhow::Result<Child> {
     let c = config;
-    Ok(Command::new(std::env::current_exe()?)
+    Ok(Command::new(binary)
         .args(["serve", "--roles", "worker"])
         .env("DATABASE_URL", c.database_url.expose())
         .env("SS3_SECRETS__KEY_FILE", &c.secrets.key_file)
@@ -93,13 +112,20 @@ fn delivered(state: &ReceiverState) -> usize {
 
 pub(super) async fn run(base: Config, args: BenchArgs) -> anyhow::Result<()> {
     let backlog = args.backlog.div_ceil(10) * 10;
+    let binary = service_binary(&args)?;
+    throughput(&base, &binary, backlog).await?;
+    recovery(&base, &binary, backlog).await
+}
+
+/// Deliveries/s of 1, then 2, worker processes draining the same backlog.
+async fn throughput(base: &Config, binary: &Path, backlog: usize) -> anyhow::Result<()> {
     println!("| worker processes | backlog | delivered | seconds | deliveries/s |");
     println!("|---|---|---|---|---|");
     for processes in [1, 2] {
-        let (scenario, app, state) = prepared(&base, backlog).await?;
+        let (scenario, app, state) = prepared(base, backlog).await?;
         let started = Instant::now();
         let mut children: Vec<Child> = (0..processes)
-            .map(|i| spawn_worker(&scenario.config, &format!("bench-{i}")))
+            .map(|i| spawn_worker(binary, &scenario.config, &format!("bench-{i}")))
             .collect::<anyhow::Result<_>>()?;
         while delivered(&state) < backlog && started.elapsed() < Duration::from_secs(600) {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -117,12 +143,15 @@ pub(super) async fn run(base: Config, args: BenchArgs) -> anyhow::Result<()> {
         app.state().pool.close().await;
         scenario.drop_db().await;
     }
+    Ok(())
+}
 
-    // Recovery: kill -9 one of two workers once a third is delivered; time until every job it held is delivered.
-    let (scenario, app, state) = prepared(&base, backlog).await?;
+/// Recovery: kill -9 one of two workers once a third is delivered; time until every job it held is delivered.
+async fn recovery(base: &Config, binary: &Path, backlog: usize) -> anyhow::Result<()> {
+    let (scenario, app, state) = prepared(base, backlog).await?;
     let pool = app.state().pool.clone();
-    let mut victim = spawn_worker(&scenario.config, "bench-victim")?;
-    let mut survivor = spawn_worker(&scenario.config, "bench-survivor")?;
+    let mut victim = spawn_worker(binary, &scenario.config, "bench-victim")?;
+    let mut survivor = spawn_worker(binary, &scenario.config, "bench-survivor")?;
     while delivered(&state) < backlog / 3 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::webhooks::Scenario;
 use super::{BenchArgs, percentile};
-use crate::config::{Config, Secret};
-use crate::startup::{Application, Roles};
+use integration_service::config::{Config, Secret};
+use integration_service::startup::{Application, Roles};
 
 async fn load(
     http: &reqwest::Client,
@@ -65,58 +65,12 @@ pub(super) async fn run(base: Config, args: BenchArgs) -> anyhow::Result<()> {
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
 
-    let mut keys = Vec::with_capacity(args.distinct_keys.max(1));
-    let creating = futures::stream::iter(0..args.distinct_keys.max(1))
-        .map(|n| {
-            let http = http.clone();
-            let api = api.clone();
-            async move {
-                let r: serde_json::Value = http
-                    .post(format!("{api}/credentials"))
-                    .bearer_auth("bench-token")
-                    .header("x-ss3-store-id", "bench")
-                    .json(&json!({"name": format!("key-{n}"), "type": "API_KEY", "scopes": ["orders:read"]}))
-                    .send()
-                    .await?
-                    .json()
-                    .await?;
-                r["apiKey"].as_str().map(str::to_owned).ok_or_else(|| anyhow::anyhow!("no key in {r}"))
-            }
-        })
-        .buffer_unordered(8)
-        .collect::<Vec<_>>()
-        .await;
-    for k in creating {
-        keys.push(k?);
-    }
-
-    println!(
-        "| path | bcrypt cost | requests | concurrency | valid | requests/s | p50 ms | p99 ms |"
-    );
-    println!("|---|---|---|---|---|---|---|---|");
-    let url = format!("{api}/credentials/validate");
-    // Distinct keys first, so none of them is cached: every request pays one bcrypt verification.
-    let (rps, lat, valid) = load(&http, &url, &keys, keys.len(), args.concurrency).await?;
-    println!(
-        "| distinct keys (bcrypt) | {cost} | {} | {} | {valid} | {rps:.0} | {:.2} | {:.2} |",
-        keys.len(),
-        args.concurrency,
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.99)
-    );
-    let one = vec![keys[0].clone()];
-    let _ = load(&http, &url, &one, 1000, args.concurrency).await?; // warm-up
-    let (rps, lat, valid) = load(&http, &url, &one, args.validations, args.concurrency).await?;
-    println!(
-        "| same key (cached) | {cost} | {} | {} | {valid} | {rps:.0} | {:.3} | {:.3} |",
-        args.validations,
-        args.concurrency,
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.99)
-    );
+    let keys = create_keys(&http, &api, args.distinct_keys.max(1)).await?;
+    measure(&http, &api, &keys, cost, &args).await?;
     let stats = app.state().validator.cache_stats();
     println!("\ncache: {} hits, {} misses", stats.hits, stats.misses);
     if args.flood_connections > 0 {
+        let url = format!("{api}/credentials/validate");
         let report = super::flood::flood(
             &url,
             &keys[0],
@@ -136,5 +90,72 @@ pub(super) async fn run(base: Config, args: BenchArgs) -> anyhow::Result<()> {
     let _ = running.await;
     app.state().pool.close().await;
     scenario.drop_db().await;
+    Ok(())
+}
+
+/// `count` API keys of store `bench`, 8 created at a time.
+async fn create_keys(
+    http: &reqwest::Client,
+    api: &str,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
+    let mut keys = Vec::with_capacity(count);
+    let creating = futures::stream::iter(0..count)
+        .map(|n| {
+            let http = http.clone();
+            async move {
+                let r: serde_json::Value = http
+                    .post(format!("{api}/credentials"))
+                    .bearer_auth("bench-token")
+                    .header("x-ss3-store-id", "bench")
+                    .json(&json!({"name": format!("key-{n}"), "type": "API_KEY", "scopes": ["orders:read"]}))
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                r["apiKey"].as_str().map(str::to_owned).ok_or_else(|| anyhow::anyhow!("no key in {r}"))
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await;
+    for k in creating {
+        keys.push(k?);
+    }
+    Ok(keys)
+}
+
+/// The table: distinct keys (each pays a bcrypt), then one key validated over and over (cached).
+async fn measure(
+    http: &reqwest::Client,
+    api: &str,
+    keys: &[String],
+    cost: u32,
+    args: &BenchArgs,
+) -> anyhow::Result<()> {
+    println!(
+        "| path | bcrypt cost | requests | concurrency | valid | requests/s | p50 ms | p99 ms |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let url = format!("{api}/credentials/validate");
+    // Distinct keys first, so none of them is cached: every request pays one bcrypt verification.
+    let (rps, lat, valid) = load(http, &url, keys, keys.len(), args.concurrency).await?;
+    println!(
+        "| distinct keys (bcrypt) | {cost} | {} | {} | {valid} | {rps:.0} | {:.2} | {:.2} |",
+        keys.len(),
+        args.concurrency,
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99)
+    );
+    let one = vec![keys[0].clone()];
+    let _ = load(http, &url, &one, 1000, args.concurrency).await?; // warm-up
+    let (rps, lat, valid) = load(http, &url, &one, args.validations, args.concurrency).await?;
+    println!(
+        "| same key (cached) | {cost} | {} | {} | {valid} | {rps:.0} | {:.3} | {:.3} |",
+        args.validations,
+        args.concurrency,
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99)
+    );
     Ok(())
 }

@@ -1,4 +1,7 @@
-//! `integration-service bench`: measured figures for docs/benchmarks.md (never assertions).
+//! `ss3-bench`: measured figures for docs/benchmarks.md (never assertions).
+//!
+//! Its own binary, not a subcommand of `integration-service`: the suites create and drop databases on the configured
+//! server, which a production binary must never be able to do by mistake.
 
 mod connectors;
 mod credentials;
@@ -6,9 +9,45 @@ mod flood;
 mod webhooks;
 mod workers;
 
-use crate::config::Config;
+use std::path::PathBuf;
 
-/// Arguments of the bench command.
+use clap::Parser;
+use integration_service::config::Config;
+
+/// Command line of `ss3-bench`: the service's configuration plus the suites and their sizes.
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Measure integration-service throughput and latency (docs/benchmarks.md)"
+)]
+struct Cli {
+    /// Optional TOML file layered over the embedded defaults (config.default.toml), as for `integration-service`.
+    #[arg(long, env = "SS3_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    args: BenchArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    init_tracing();
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref())?;
+    run(config, cli.args).await
+}
+
+/// Logs to stderr (`RUST_LOG`, default as `integration-service serve`), so the figures on stdout stay clean.
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,rdkafka=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// The suites to run and their sizes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// Suites to run: webhooks, credentials, workers, connectors, flood (against a running service at --api).
@@ -44,6 +83,10 @@ pub struct BenchArgs {
     /// Connectors: Amazon configs every event fans out to (each has its own rate-limit row).
     #[arg(long, default_value_t = 1)]
     pub configs: usize,
+    /// Workers: the `integration-service` binary whose `serve --roles worker` processes drain the backlog
+    /// (default: the one next to this binary, as cargo builds both into the same directory).
+    #[arg(long, env = "SS3_SERVICE_BIN")]
+    pub service_bin: Option<PathBuf>,
     /// Credentials: requests in flight.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
@@ -62,7 +105,7 @@ pub struct BenchArgs {
 }
 
 /// Run the selected suites.
-pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
+async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     for suite in &args.suite {
         match suite.as_str() {
             "webhooks" => webhooks::run(config.clone(), args.clone()).await?,

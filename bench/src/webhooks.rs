@@ -13,9 +13,9 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::api::subscriptions::create_with_secret;
-use crate::config::{Config, Secret};
-use crate::startup::{Application, Roles};
+use integration_service::api::subscriptions::create_with_secret;
+use integration_service::config::{Config, Secret};
+use integration_service::startup::{Application, Roles};
 
 use super::{BenchArgs, percentile};
 
@@ -156,23 +156,7 @@ enum Load {
 }
 
 async fn scenario(base: &Config, via: &str, fanout: usize, load: Load) -> anyhow::Result<()> {
-    let scenario = Scenario::new(base).await?;
-    let mut config = scenario.config.clone();
-    let topic = format!("ss3.bench.{}", Uuid::new_v4().simple());
-    config.kafka.topics = vec![topic.clone()];
-    config.kafka.topic_regex = String::new();
-    config.kafka.group_id = format!("bench-{}", Uuid::new_v4());
-    config.admin_token = Secret::new("bench-token");
-    if via == "kafka" {
-        crate::ingest::kafka::create_topics(
-            &config.kafka.brokers,
-            std::slice::from_ref(&topic),
-            config.kafka.create_partitions,
-        )
-        .await?;
-    } else {
-        config.kafka.brokers = String::new();
-    }
+    let (scenario, config, topic) = configured(base, via).await?;
     let (app, state) = app_with_subscribers(&config, fanout).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let api = format!("http://{}", listener.local_addr()?);
@@ -182,93 +166,11 @@ async fn scenario(base: &Config, via: &str, fanout: usize, load: Load) -> anyhow
     let running = tokio::spawn(async move { runner.run(Roles::ALL, Some(listener), token).await });
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let event = |base: Instant| {
-        json!({"eventId": Uuid::new_v4(), "eventType": "order.placed", "storeId": "bench",
-               "data": {"orderId": "o", "sentAtUs": base.elapsed().as_micros() as u64}})
-        .to_string()
-    };
-    let producer: Option<rdkafka::producer::FutureProducer> = if via == "kafka" {
-        Some(
-            rdkafka::ClientConfig::new()
-                .set("bootstrap.servers", &config.kafka.brokers)
-                .set("linger.ms", "1")
-                .create()?,
-        )
-    } else {
-        None
-    };
-    let http = reqwest::Client::new();
-    let send = |body: String| {
-        let producer = producer.clone();
-        let http = http.clone();
-        let api = api.clone();
-        let topic = topic.clone();
-        async move {
-            match producer {
-                Some(p) => {
-                    let record =
-                        rdkafka::producer::FutureRecord::<str, str>::to(&topic).payload(&body);
-                    p.send(record, Duration::from_secs(10))
-                        .await
-                        .map(|_| ())
-                        .map_err(|(e, _)| anyhow::anyhow!(e))
-                }
-                None => {
-                    let r = http
-                        .post(format!("{api}/events"))
-                        .bearer_auth("bench-token")
-                        .header("content-type", "application/json")
-                        .body(body)
-                        .send()
-                        .await?;
-                    anyhow::ensure!(r.status().is_success(), "POST /events: {}", r.status());
-                    Ok(())
-                }
-            }
-        }
-    };
-
+    let sender = Sender::new(via, &config, api, topic)?;
     let started = Instant::now();
-    let (mode, events) = match load {
-        Load::Burst(n) => {
-            let results: Vec<anyhow::Result<()>> =
-                futures::stream::iter((0..n).map(|_| send(event(state.base))))
-                    .buffer_unordered(64)
-                    .collect()
-                    .await;
-            results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
-            ("burst".to_owned(), n)
-        }
-        Load::Rate(rate, length) => {
-            let n = (rate as u64 * length.as_secs()) as usize;
-            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
-            let mut inflight = futures::stream::FuturesUnordered::new();
-            for _ in 0..n {
-                tick.tick().await;
-                inflight.push(send(event(state.base)));
-                while let Some(Some(r)) = futures::FutureExt::now_or_never(inflight.next()) {
-                    r?;
-                }
-            }
-            while let Some(r) = inflight.next().await {
-                r?;
-            }
-            (format!("{rate}/s"), n)
-        }
-    };
+    let (mode, events) = drive(&sender, load, state.base).await?;
     let expected = events * fanout;
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while state
-        .seen
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .deliveries
-        .len()
-        < expected
-        && Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for_deliveries(&state, expected).await;
     let elapsed = started.elapsed().as_secs_f64();
     let mut seen = std::mem::take(&mut *state.seen.lock().unwrap_or_else(|p| p.into_inner()));
     seen.latencies_us.sort_unstable();
@@ -286,4 +188,135 @@ async fn scenario(base: &Config, via: &str, fanout: usize, load: Load) -> anyhow
     app.state().pool.close().await;
     scenario.drop_db().await;
     Ok(())
+}
+
+/// A fresh database and the config of one run: its own topic (created when events go through Kafka, otherwise
+/// no Kafka at all), its own consumer group, the bench's operator token.
+async fn configured(base: &Config, via: &str) -> anyhow::Result<(Scenario, Config, String)> {
+    let scenario = Scenario::new(base).await?;
+    let mut config = scenario.config.clone();
+    let topic = format!("ss3.bench.{}", Uuid::new_v4().simple());
+    config.kafka.topics = vec![topic.clone()];
+    config.kafka.topic_regex = String::new();
+    config.kafka.group_id = format!("bench-{}", Uuid::new_v4());
+    config.admin_token = Secret::new("bench-token");
+    if via == "kafka" {
+        integration_service::ingest::kafka::create_topics(
+            &config.kafka.brokers,
+            std::slice::from_ref(&topic),
+            config.kafka.create_partitions,
+        )
+        .await?;
+    } else {
+        config.kafka.brokers = String::new();
+    }
+    Ok((scenario, config, topic))
+}
+
+/// Sends one event, to Kafka (when a producer is set) or to `POST /events`.
+struct Sender {
+    producer: Option<rdkafka::producer::FutureProducer>,
+    http: reqwest::Client,
+    api: String,
+    topic: String,
+}
+
+impl Sender {
+    fn new(via: &str, config: &Config, api: String, topic: String) -> anyhow::Result<Self> {
+        let producer = if via == "kafka" {
+            Some(
+                rdkafka::ClientConfig::new()
+                    .set("bootstrap.servers", &config.kafka.brokers)
+                    .set("linger.ms", "1")
+                    .create()?,
+            )
+        } else {
+            None
+        };
+        Ok(Self {
+            producer,
+            http: reqwest::Client::new(),
+            api,
+            topic,
+        })
+    }
+
+    async fn send(&self, body: String) -> anyhow::Result<()> {
+        match &self.producer {
+            Some(p) => {
+                let record =
+                    rdkafka::producer::FutureRecord::<str, str>::to(&self.topic).payload(&body);
+                p.send(record, Duration::from_secs(10))
+                    .await
+                    .map(|_| ())
+                    .map_err(|(e, _)| anyhow::anyhow!(e))
+            }
+            None => {
+                let r = self
+                    .http
+                    .post(format!("{}/events", self.api))
+                    .bearer_auth("bench-token")
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await?;
+                anyhow::ensure!(r.status().is_success(), "POST /events: {}", r.status());
+                Ok(())
+            }
+        }
+    }
+}
+
+/// An event stamped with its send time (microseconds since `base`), which the receiver turns into latency.
+fn stamped_event(base: Instant) -> String {
+    json!({"eventId": Uuid::new_v4(), "eventType": "order.placed", "storeId": "bench",
+           "data": {"orderId": "o", "sentAtUs": base.elapsed().as_micros() as u64}})
+    .to_string()
+}
+
+/// Send the load; returns its label and the number of events sent.
+async fn drive(sender: &Sender, load: Load, base: Instant) -> anyhow::Result<(String, usize)> {
+    match load {
+        Load::Burst(n) => {
+            let results: Vec<anyhow::Result<()>> =
+                futures::stream::iter((0..n).map(|_| sender.send(stamped_event(base))))
+                    .buffer_unordered(64)
+                    .collect()
+                    .await;
+            results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+            Ok(("burst".to_owned(), n))
+        }
+        Load::Rate(rate, length) => {
+            let n = (rate as u64 * length.as_secs()) as usize;
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+            let mut inflight = futures::stream::FuturesUnordered::new();
+            for _ in 0..n {
+                tick.tick().await;
+                inflight.push(sender.send(stamped_event(base)));
+                while let Some(Some(r)) = futures::FutureExt::now_or_never(inflight.next()) {
+                    r?;
+                }
+            }
+            while let Some(r) = inflight.next().await {
+                r?;
+            }
+            Ok((format!("{rate}/s"), n))
+        }
+    }
+}
+
+/// Until the receiver has seen `expected` distinct deliveries (at most 300 s).
+async fn wait_for_deliveries(state: &ReceiverState, expected: usize) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while state
+        .seen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .deliveries
+        .len()
+        < expected
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }

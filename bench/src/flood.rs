@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::{BenchArgs, percentile};
-use crate::credentials::random_base62;
+use integration_service::credentials::random_base62;
 
 /// What the flood and the probe saw.
 #[derive(Debug, Default)]
@@ -122,14 +122,7 @@ pub(super) async fn flood(
     while started.elapsed() < length {
         tick.tick().await;
         let t = Instant::now();
-        let answer = probe_http.get(url).bearer_auth(probe_key).send().await;
-        let valid = match answer {
-            Ok(r) if r.status() == 200 => r
-                .json::<serde_json::Value>()
-                .await
-                .is_ok_and(|b| b["valid"] == true),
-            _ => false,
-        };
+        let valid = probe(&probe_http, url, probe_key).await;
         report.probe_latencies.push(t.elapsed().as_micros() as u64);
         report.probes += 1;
         report.probe_valid += usize::from(valid);
@@ -195,4 +188,15 @@ pub(super) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     println!("{}", report.row("external flood", args.flood_connections));
     println!("transport errors: {}", report.transport_errors);
     Ok(())
+}
+
+/// One validation of `key`: whether it answered 200 `valid: true`.
+async fn probe(http: &reqwest::Client, url: &str, key: &str) -> bool {
+    match http.get(url).bearer_auth(key).send().await {
+        Ok(r) if r.status() == 200 => r
+            .json::<serde_json::Value>()
+            .await
+            .is_ok_and(|b| b["valid"] == true),
+        _ => false,
+    }
 }
