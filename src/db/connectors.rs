@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use jobs::Job;
 use jobs::connector::handler::{ConnectorJobToRun, PollConnector, PollToRun, SyncConnector};
-use jobs::connector::{ConnectorConfig, ConnectorEvent};
+use ::connectors::{ConnectorConfig, ConnectorEvent};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use jobs::connector::RateGate;
+use ::connectors::RateGate;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 use workflows::ratelimit::{RateLimit, Reservation, pause, reserve};
