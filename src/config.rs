@@ -465,7 +465,10 @@ mod tests {
         let k = &c.connectors;
         assert_eq!(k.amazon, ::connectors::amazon::Endpoints::default());
         assert_eq!(k.ebay, ::connectors::ebay::Endpoints::default());
-        assert_eq!(k.google_shopping, ::connectors::google::Endpoints::default());
+        assert_eq!(
+            k.google_shopping,
+            ::connectors::google::Endpoints::default()
+        );
         for (key, url) in k.urls() {
             assert!(url.starts_with("https://"), "{key} = {url}");
         }

@@ -162,7 +162,10 @@ async fn any(req: &Request, body: Vec<u8>, shared: Data<&Shared>) -> Response {
         .or_else(|| ebay::fake::route(&mut state, &call))
         .or_else(|| google::fake::route(&mut state, &call, &shared.base))
         .unwrap_or_else(|| {
-            json_response(404, json!({"error": "no such fake route", "path": call.path}))
+            json_response(
+                404,
+                json!({"error": "no such fake route", "path": call.path}),
+            )
         })
 }
 

@@ -181,8 +181,15 @@ mod tests {
     fn the_api_refuses_endpoints_unknown_fields_and_bad_rate_limits() {
         let ok = parse::<Sample>("t", &json!({"sellerId": "S"}), Origin::Api);
         assert!(matches!(ok, Ok((None, ref s)) if s.seller_id.as_str() == "S"));
-        let endpoint = parse::<Sample>("t", &json!({"sellerId": "S", "tokenUrl": "x"}), Origin::Api);
-        assert!(matches!(endpoint, Err(SettingsError::Endpoint { key: "tokenUrl", .. })));
+        let endpoint =
+            parse::<Sample>("t", &json!({"sellerId": "S", "tokenUrl": "x"}), Origin::Api);
+        assert!(matches!(
+            endpoint,
+            Err(SettingsError::Endpoint {
+                key: "tokenUrl",
+                ..
+            })
+        ));
         let unknown = parse::<Sample>("t", &json!({"sellerId": "S", "x": 1}), Origin::Api);
         assert!(matches!(unknown, Err(SettingsError::Invalid(_))));
         let blank = parse::<Sample>("t", &json!({"sellerId": " "}), Origin::Api);

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use ::connectors::{
     ConnectorAdapter, ConnectorConfig, ConnectorContext, CredentialField, Credentials,
 };
+use chrono::{DateTime, Utc};
 use jobs::connector::handler::NoContext;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use ::connectors::{
     Body, ChannelHttp, ChannelRequest, ChannelResponse, CredentialField, Credentials, Method,
 };
+use async_trait::async_trait;
 use jobs::connector::handler::ConnectorSecrets;
 use jobs::ports::SecretError;
 use uuid::Uuid;
@@ -18,8 +18,9 @@ use crate::secrets::{SecretStore, SecretStoreError, connector_secret_path};
 /// Channel answers are kept up to this many bytes (order pages are the largest).
 const BODY_LIMIT: usize = 4 * 1024 * 1024;
 
-/// [`ChannelHttp`] on reqwest: calls to the channels (marketplace APIs), under the same address policy as webhooks (production mode: public addresses
-/// only, checked on the resolved addresses at connect time and on IP literals before sending).
+/// [`ChannelHttp`] on reqwest: calls to the channels (marketplace APIs), under the same address policy as webhooks
+/// (production mode: public addresses only, checked on the resolved addresses at connect time and on IP literals
+/// before sending).
 pub struct ReqwestChannelHttp {
     client: reqwest::Client,
     policy: TargetPolicy,

@@ -123,7 +123,10 @@ impl Amazon {
     ) -> Result<SyncReport, ConnectorError> {
         let levels = stock_levels(data)?;
         for level in &levels {
-            let body = Some(inventory_patch_body(level.quantity, s.product_type.as_str()));
+            let body = Some(inventory_patch_body(
+                level.quantity,
+                s.product_type.as_str(),
+            ));
             let path = Self::listing_path(s, &level.sku);
             let answer = self.call(ctx, s, Method::Patch, path, body).await?;
             check_listing_answer(&level.sku, &answer)?;

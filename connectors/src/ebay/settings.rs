@@ -50,7 +50,9 @@ impl TryFrom<String> for MarketplaceId {
         if valid {
             Ok(Self(value))
         } else {
-            Err(format!("{value:?} is not an eBay marketplace id (EBAY_US, EBAY_DE…)"))
+            Err(format!(
+                "{value:?} is not an eBay marketplace id (EBAY_US, EBAY_DE…)"
+            ))
         }
     }
 }

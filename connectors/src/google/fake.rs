@@ -1,9 +1,7 @@
 //! Google's side of the fake channels: the OAuth JWT bearer grant (the assertion's RS256 signature checked with
 //! the test service account's public key) and the Merchant API routes the adapter calls.
 
-use aws_lc_rs::signature::{
-    KeyPair, RSA_PKCS1_2048_8192_SHA256, RsaKeyPair, UnparsedPublicKey,
-};
+use aws_lc_rs::signature::{KeyPair, RSA_PKCS1_2048_8192_SHA256, RsaKeyPair, UnparsedPublicKey};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use poem::Response;

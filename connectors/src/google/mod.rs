@@ -174,7 +174,10 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(header, json!({"alg": "RS256", "typ": "JWT"}));
         assert!(matches!(
-            sign_jwt("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----", &json!({})),
+            sign_jwt(
+                "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----",
+                &json!({})
+            ),
             Err(ConnectorError::Credentials(_))
         ));
     }

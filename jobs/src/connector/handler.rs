@@ -11,13 +11,13 @@ use uuid::Uuid;
 use workflows::connector::{SyncFailure, decide_sync, entity_of};
 use workflows::{DeliveryStatus, OutcomeDecision};
 
+use crate::clock::{Clock, real_wait};
+use crate::ports::SecretError;
+use crate::webhook::DUE_TOLERANCE;
 use connectors::{
     ChannelClient, ChannelHttp, ConfiguredConnector, ConnectorConfig, ConnectorContext,
     ConnectorError, ConnectorEvent, Credentials, PolledRecord, RateGate, Registry,
 };
-use crate::clock::{Clock, real_wait};
-use crate::ports::SecretError;
-use crate::webhook::DUE_TOLERANCE;
 
 /// Make attempt `dispatch_seq` of a connector job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
