@@ -102,21 +102,27 @@ pub struct ConnectorsConfig {
     /// Hosts channel endpoints may resolve to in production mode even though they are not public.
     pub allowed_private_hosts: Vec<String>,
     /// `[connectors.amazon]`: SP-API and LWA URLs.
-    pub amazon: jobs::connectors::amazon::Endpoints,
+    pub amazon: ::connectors::amazon::Endpoints,
     /// `[connectors.ebay]`: API and token URLs.
-    pub ebay: jobs::connectors::ebay::Endpoints,
+    pub ebay: ::connectors::ebay::Endpoints,
     /// `[connectors.google_shopping]`: Merchant API and token URLs.
-    pub google_shopping: jobs::connectors::google::Endpoints,
+    pub google_shopping: ::connectors::google::Endpoints,
 }
 
 impl ConnectorsConfig {
-    /// The channels' endpoints, as the adapters take them.
-    pub fn endpoints(&self) -> jobs::connectors::ChannelEndpoints {
-        jobs::connectors::ChannelEndpoints {
-            amazon: self.amazon.clone(),
-            ebay: self.ebay.clone(),
-            google_shopping: self.google_shopping.clone(),
-        }
+    /// Every channel endpoint URL, with its config key.
+    pub fn urls(&self) -> Vec<(&'static str, &str)> {
+        let (a, e, g) = (&self.amazon, &self.ebay, &self.google_shopping);
+        vec![
+            ("connectors.amazon.lwa_endpoint", a.lwa_endpoint.as_str()),
+            ("connectors.amazon.sp_api_na", a.sp_api_na.as_str()),
+            ("connectors.amazon.sp_api_eu", a.sp_api_eu.as_str()),
+            ("connectors.amazon.sp_api_fe", a.sp_api_fe.as_str()),
+            ("connectors.ebay.api", e.api.as_str()),
+            ("connectors.ebay.token_url", e.token_url.as_str()),
+            ("connectors.google_shopping.api", g.api.as_str()),
+            ("connectors.google_shopping.token_url", g.token_url.as_str()),
+        ]
     }
 }
 
@@ -416,7 +422,7 @@ impl Config {
         if !self.database_url.expose().starts_with("postgres") {
             return invalid("database_url", "must be a postgres:// URL");
         }
-        for (key, url) in self.connectors.endpoints().urls() {
+        for (key, url) in self.connectors.urls() {
             let parsed = url::Url::parse(url).ok();
             if !parsed.is_some_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host()) {
                 return invalid(key, "must be an absolute http(s) URL");
@@ -456,11 +462,14 @@ mod tests {
     #[test]
     fn default_channel_endpoints_are_the_real_hosts() {
         let c = Config::defaults().unwrap_or_else(|e| panic!("{e}"));
+        let k = &c.connectors;
+        assert_eq!(k.amazon, ::connectors::amazon::Endpoints::default());
+        assert_eq!(k.ebay, ::connectors::ebay::Endpoints::default());
         assert_eq!(
-            c.connectors.endpoints(),
-            jobs::connectors::ChannelEndpoints::default()
+            k.google_shopping,
+            ::connectors::google::Endpoints::default()
         );
-        for (key, url) in c.connectors.endpoints().urls() {
+        for (key, url) in k.urls() {
             assert!(url.starts_with("https://"), "{key} = {url}");
         }
     }

@@ -5,8 +5,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ::connectors::{Registry, amazon, ebay, google};
 use jobs::Clock;
-use jobs::connector::Registry;
 use jobs::connector::handler::ConnectorDeps;
 use jobs::webhook::WebhookDeps;
 use sqlx::PgPool;
@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::config::{Config, Mode};
-use crate::connectors::{ReqwestChannel, StoreConnectorSecrets};
+use crate::connectors::{ReqwestChannelHttp, StoreConnectorSecrets};
 use crate::credentials::{GateLimits, Validator, ValidatorSettings};
 use crate::db;
 use crate::db::connector_effects::Topics;
@@ -115,6 +115,19 @@ pub fn generated_worker_name() -> String {
     )
 }
 
+/// The connectors this service offers, calling the deployment's endpoints. The composition root names the
+/// adapters; the framework in the `connectors` crate names none.
+pub fn connector_registry(
+    amazon: amazon::Endpoints,
+    ebay: ebay::Endpoints,
+    google: google::Endpoints,
+) -> Registry {
+    Registry::new()
+        .with(amazon::Amazon::new(amazon))
+        .with(ebay::Ebay::new(ebay))
+        .with(google::GoogleShopping::new(google))
+}
+
 impl Application {
     /// Connect, migrate, and wire every component. Fails with a message naming what is wrong.
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
@@ -152,9 +165,13 @@ impl Application {
             allowed_hosts: Arc::new(k.allowed_private_hosts.clone()),
         };
         let connectors = ConnectorDeps {
-            registry: Arc::new(Registry::standard(&k.endpoints())),
+            registry: Arc::new(connector_registry(
+                k.amazon.clone(),
+                k.ebay.clone(),
+                k.google_shopping.clone(),
+            )),
             secrets: Arc::new(StoreConnectorSecrets(secrets.clone())),
-            http: Arc::new(ReqwestChannel::new(
+            http: Arc::new(ReqwestChannelHttp::new(
                 Duration::from_millis(k.connect_timeout_ms),
                 Duration::from_millis(k.timeout_ms),
                 channel_policy,

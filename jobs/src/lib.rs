@@ -3,7 +3,6 @@
 
 pub mod clock;
 pub mod connector;
-pub mod connectors;
 pub mod job;
 pub mod ports;
 pub mod webhook;

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use jobs::connector::handler::NoContext;
-use jobs::connector::{
+use ::connectors::{
     ConnectorAdapter, ConnectorConfig, ConnectorContext, CredentialField, Credentials,
 };
+use chrono::{DateTime, Utc};
+use jobs::connector::handler::NoContext;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -414,7 +414,7 @@ fn valid_settings(
     }
     adapter
         .check_settings(settings)
-        .map_err(|e| ApiError::Invalid("invalid_settings", e))
+        .map_err(|e| ApiError::Invalid("invalid_settings", e.to_string()))
 }
 
 fn valid_interval(

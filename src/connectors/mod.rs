@@ -3,11 +3,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use jobs::connector::handler::ConnectorSecrets;
-use jobs::connector::{
+use ::connectors::{
     Body, ChannelHttp, ChannelRequest, ChannelResponse, CredentialField, Credentials, Method,
 };
+use async_trait::async_trait;
+use jobs::connector::handler::ConnectorSecrets;
 use jobs::ports::SecretError;
 use uuid::Uuid;
 
@@ -18,14 +18,15 @@ use crate::secrets::{SecretStore, SecretStoreError, connector_secret_path};
 /// Channel answers are kept up to this many bytes (order pages are the largest).
 const BODY_LIMIT: usize = 4 * 1024 * 1024;
 
-/// reqwest to the channels' APIs, under the same address policy as webhooks (production mode: public addresses
-/// only, checked on the resolved addresses at connect time and on IP literals before sending).
-pub struct ReqwestChannel {
+/// [`ChannelHttp`] on reqwest: calls to the channels (marketplace APIs), under the same address policy as webhooks
+/// (production mode: public addresses only, checked on the resolved addresses at connect time and on IP literals
+/// before sending).
+pub struct ReqwestChannelHttp {
     client: reqwest::Client,
     policy: TargetPolicy,
 }
 
-impl ReqwestChannel {
+impl ReqwestChannelHttp {
     /// A client with these timeouts and address policy.
     pub fn new(
         connect_timeout: Duration,
@@ -44,7 +45,7 @@ impl ReqwestChannel {
 }
 
 #[async_trait]
-impl ChannelHttp for ReqwestChannel {
+impl ChannelHttp for ReqwestChannelHttp {
     async fn send(&self, request: &ChannelRequest) -> Result<ChannelResponse, String> {
         let method = match request.method {
             Method::Get => reqwest::Method::GET,

@@ -3,10 +3,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use ::connectors::{ConnectorConfig, ConnectorEvent};
 use chrono::{DateTime, Utc};
 use jobs::Job;
 use jobs::connector::handler::{ConnectorJobToRun, PollConnector, PollToRun, SyncConnector};
-use jobs::connector::{ConnectorConfig, ConnectorEvent};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;

@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
+use ::connectors::RateGate;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use jobs::connector::RateGate;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 use workflows::ratelimit::{RateLimit, Reservation, pause, reserve};

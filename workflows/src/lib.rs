@@ -3,7 +3,6 @@
 //! The shell (`jobs`, the service) does the I/O and asks this crate what to do next.
 
 pub mod catalog;
-pub mod channels;
 pub mod connector;
 pub mod credentials;
 pub mod delivery;

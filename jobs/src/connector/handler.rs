@@ -9,16 +9,15 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use workflows::connector::{SyncFailure, decide_sync, entity_of};
-use workflows::ratelimit::RateLimit;
 use workflows::{DeliveryStatus, OutcomeDecision};
 
-use super::{
-    Channel, ChannelHttp, ConnectorAdapter, ConnectorConfig, ConnectorContext, ConnectorError,
-    ConnectorEvent, Credentials, PolledRecord, RateGate, Registry,
-};
 use crate::clock::{Clock, real_wait};
 use crate::ports::SecretError;
 use crate::webhook::DUE_TOLERANCE;
+use connectors::{
+    ChannelClient, ChannelHttp, ConfiguredConnector, ConnectorConfig, ConnectorContext,
+    ConnectorError, ConnectorEvent, Credentials, PolledRecord, RateGate, Registry,
+};
 
 /// Make attempt `dispatch_seq` of a connector job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -227,23 +226,15 @@ pub enum NoContext {
 }
 
 impl ConnectorDeps {
-    /// The adapter, credentials and rate-limited channel of a config.
+    /// The adapter bound to a config's parsed settings, its credentials and its rate-limited channel.
     pub async fn prepare(
         &self,
         config: &ConnectorConfig,
-    ) -> Result<(Arc<dyn ConnectorAdapter>, Credentials, Channel), NoContext> {
+    ) -> Result<(Arc<dyn ConfiguredConnector>, Credentials, ChannelClient), NoContext> {
         let adapter = self
             .registry
-            .get(&config.connector_type)
-            .cloned()
-            .ok_or_else(|| {
-                NoContext::Broken(ConnectorError::Settings(format!(
-                    "unknown connector type {}",
-                    config.connector_type
-                )))
-            })?;
-        // Settings are validated at setup; each adapter parses them again where it uses them (a bad value is a
-        // `ConnectorError::Settings` from there), so they are not parsed a third time here.
+            .parse_stored_settings(&config.connector_type, &config.settings)
+            .map_err(|e| NoContext::Broken(e.into()))?;
         let credentials = match self.secrets.credentials(config.config_id).await {
             Ok(c) => c,
             Err(SecretError::Unavailable(why)) => return Err(NoContext::SecretsUnavailable(why)),
@@ -252,28 +243,15 @@ impl ConnectorDeps {
         for field in adapter.required_credentials() {
             credentials.require(*field).map_err(NoContext::Broken)?;
         }
-        let limit = rate_limit(&config.settings).unwrap_or_else(|| adapter.default_rate_limit());
-        let channel = Channel::new(
+        let channel = ChannelClient::new(
             self.http.clone(),
             self.gate.clone(),
             config.config_id,
-            limit,
+            adapter.rate_limit(),
             self.max_inline_wait,
         );
         Ok((adapter, credentials, channel))
     }
-}
-
-/// `settings.rateLimit = {perSecond, burst}`, when set.
-pub fn rate_limit(settings: &serde_json::Value) -> Option<RateLimit> {
-    let r = settings.get("rateLimit")?;
-    Some(RateLimit {
-        per_second: r.get("perSecond")?.as_f64()?,
-        burst: r
-            .get("burst")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(1) as u32,
-    })
 }
 
 /// Handle one outbound job whose row was loaded as `loaded`. `Err` is our own infrastructure failing.
@@ -488,11 +466,12 @@ mod tests {
 
     use chrono::TimeZone;
     use serde_json::json;
-    use workflows::ratelimit::Reservation;
+    use workflows::ratelimit::{RateLimit, Reservation};
 
     use super::*;
     use crate::clock::ManualClock;
-    use crate::connector::{ChannelRequest, ChannelResponse, CredentialField};
+    use connectors::amazon::Amazon;
+    use connectors::{ChannelRequest, ChannelResponse, CredentialField};
 
     /// Answers token requests with a token and every other request with the next scripted status (200 when none).
     struct ScriptedHttp {
@@ -583,7 +562,7 @@ mod tests {
             seen: Mutex::default(),
         });
         let deps = ConnectorDeps {
-            registry: Arc::new(Registry::standard(&Default::default())),
+            registry: Arc::new(Registry::new().with(Amazon::default())),
             secrets: Arc::new(Secrets(secrets)),
             http: http.clone(),
             gate: Arc::new(Gate(gate)),

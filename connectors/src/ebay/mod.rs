@@ -1,69 +1,35 @@
 //! eBay Sell Inventory API (outbound): `product.updated` → inventory items (bulk create-or-replace by SKU) and
 //! price updates of existing offers; `inventory.updated` → bulk quantity updates. Auth: OAuth user refresh token.
 
+#[cfg(feature = "fake")]
+pub mod fake;
+pub mod mapping;
+pub mod settings;
+
 use async_trait::async_trait;
 use base64::Engine;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use workflows::catalog::{listings, stock_levels};
-use workflows::channels::ebay::{
-    BULK_LIMIT, bulk_failures, inventory_item_batches, offer_price_request, quantity_batches,
-};
-use workflows::connector::{StatusClass, SyncFailure, classify_status};
+use workflows::connector::{StatusClass, SyncFailure, classify_status, entity_of};
 use workflows::ratelimit::RateLimit;
 
-use super::{api_request, cached_token, call_with_token, encode, refuse_endpoint_settings};
-use crate::connector::tokens::TokenCache;
-use crate::connector::{
-    ChannelRequest, ConnectorAdapter, ConnectorContext, ConnectorError, ConnectorEvent,
-    CredentialField, Method, SyncReport, parse_settings,
+use self::mapping::{
+    BULK_LIMIT, bulk_failures, inventory_item_batches, offer_price_request, quantity_batches,
 };
+pub use self::settings::{Endpoints, MarketplaceId, Settings};
+use crate::adapter::Connector;
+use crate::channel::{ChannelRequest, Method, api_request, encode};
+use crate::credentials::CredentialField;
+use crate::model::{ConnectorContext, ConnectorError, ConnectorEvent, SyncReport};
+use crate::tokens::{TokenCache, cached_token, call_with_token};
 
 /// OAuth scope for the Sell Inventory API.
 pub const SCOPE: &str = "https://api.ebay.com/oauth/api_scope/sell.inventory";
 
-/// Settings of an eBay config.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Settings {
-    /// Marketplace of the offers.
-    #[serde(default = "default_marketplace")]
-    pub marketplace_id: String,
-    /// Locale of inventory items.
-    #[serde(default = "default_locale")]
-    pub locale: String,
-    /// `Content-Language` of requests.
-    #[serde(default = "default_language")]
-    pub content_language: String,
-}
-
-/// Where eBay's APIs are: deployment configuration (`[connectors.ebay]`), never a connector setting, so no API
-/// call can send a config's credentials anywhere else.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Endpoints {
-    /// API base URL (`https://api.sandbox.ebay.com` for the sandbox).
-    pub api: String,
-    /// OAuth token endpoint.
-    pub token_url: String,
-}
-
-impl Default for Endpoints {
-    fn default() -> Self {
-        Self {
-            api: "https://api.ebay.com".into(),
-            token_url: "https://api.ebay.com/identity/v1/oauth2/token".into(),
-        }
-    }
-}
-fn default_marketplace() -> String {
-    "EBAY_US".into()
-}
-fn default_locale() -> String {
-    "en_US".into()
-}
-fn default_language() -> String {
-    "en-US".into()
-}
+/// Bulk create-or-replace of inventory items.
+const CREATE_OR_REPLACE: &str = "/sell/inventory/v1/bulk_create_or_replace_inventory_item";
+/// Bulk update of offer prices and quantities.
+const PRICE_QUANTITY: &str = "/sell/inventory/v1/bulk_update_price_quantity";
 
 /// The eBay adapter.
 #[derive(Default)]
@@ -111,7 +77,7 @@ impl Ebay {
         let token = self.access_token(ctx).await?;
         let request = api_request(method, &self.endpoints.api, &path, body)
             .bearer(&token)
-            .header("content-language", s.content_language.clone());
+            .header("content-language", s.content_language.as_str());
         call_with_token(ctx, &self.tokens, &request).await
     }
 
@@ -149,6 +115,43 @@ impl Ebay {
         }))
     }
 
+    /// `product.updated`: inventory items created or replaced, then the prices of existing offers.
+    async fn sync_listings(
+        &self,
+        ctx: &ConnectorContext<'_>,
+        s: &Settings,
+        data: &Value,
+    ) -> Result<SyncReport, ConnectorError> {
+        let items = listings(data)?;
+        for body in inventory_item_batches(&items, s.locale.as_str()) {
+            self.bulk(ctx, s, CREATE_OR_REPLACE, body).await?;
+        }
+        let mut prices = Vec::new();
+        for l in items.iter().filter(|l| l.price.is_some()) {
+            let offers = self.offer_ids(ctx, s, &l.sku).await?;
+            prices.extend(offer_price_request(l, &offers));
+        }
+        for chunk in prices.chunks(BULK_LIMIT) {
+            let body = json!({"requests": chunk});
+            self.bulk(ctx, s, PRICE_QUANTITY, body).await?;
+        }
+        Ok(SyncReport::written("listing", items.len()))
+    }
+
+    /// `inventory.updated`: quantities in bulk.
+    async fn sync_inventory(
+        &self,
+        ctx: &ConnectorContext<'_>,
+        s: &Settings,
+        data: &Value,
+    ) -> Result<SyncReport, ConnectorError> {
+        let levels = stock_levels(data)?;
+        for body in quantity_batches(&levels) {
+            self.bulk(ctx, s, PRICE_QUANTITY, body).await?;
+        }
+        Ok(SyncReport::written("inventory", levels.len()))
+    }
+
     /// Offer ids of a SKU on the marketplace (none yet is not an error: eBay answers 404).
     async fn offer_ids(
         &self,
@@ -159,7 +162,7 @@ impl Ebay {
         let path = format!(
             "/sell/inventory/v1/offer?sku={}&marketplace_id={}",
             encode(sku),
-            encode(&s.marketplace_id)
+            encode(s.marketplace_id.as_str())
         );
         match self.call(ctx, s, Method::Get, path, None).await {
             Ok(answer) => Ok(answer["offers"]
@@ -175,7 +178,9 @@ impl Ebay {
 }
 
 #[async_trait]
-impl ConnectorAdapter for Ebay {
+impl Connector for Ebay {
+    type Settings = Settings;
+
     fn connector_type(&self) -> &'static str {
         "ebay"
     }
@@ -200,87 +205,29 @@ impl ConnectorAdapter for Ebay {
         }
     }
 
-    fn check_settings(&self, settings: &Value) -> Result<(), String> {
-        refuse_endpoint_settings(settings, "ebay")?;
-        parse_settings::<Settings>(settings)
-            .map(drop)
-            .map_err(|e| e.to_string())
-    }
-
     async fn handle_event(
         &self,
         ctx: &ConnectorContext<'_>,
+        s: &Settings,
         event: &ConnectorEvent,
     ) -> Result<SyncReport, ConnectorError> {
-        let s: Settings = parse_settings(&ctx.config.settings)?;
         match event.event_type.as_str() {
-            "product.updated" => {
-                let items = listings(&event.data)?;
-                for body in inventory_item_batches(&items, &s.locale) {
-                    self.bulk(
-                        ctx,
-                        &s,
-                        "/sell/inventory/v1/bulk_create_or_replace_inventory_item",
-                        body,
-                    )
-                    .await?;
-                }
-                let mut prices = Vec::new();
-                for l in items.iter().filter(|l| l.price.is_some()) {
-                    let offers = self.offer_ids(ctx, &s, &l.sku).await?;
-                    prices.extend(offer_price_request(l, &offers));
-                }
-                for chunk in prices.chunks(BULK_LIMIT) {
-                    self.bulk(
-                        ctx,
-                        &s,
-                        "/sell/inventory/v1/bulk_update_price_quantity",
-                        json!({"requests": chunk}),
-                    )
-                    .await?;
-                }
-                Ok(SyncReport {
-                    entity_type: "listing".into(),
-                    records: items.len() as u32,
-                    skipped: None,
-                })
-            }
-            "inventory.updated" => {
-                let levels = stock_levels(&event.data)?;
-                for body in quantity_batches(&levels) {
-                    self.bulk(
-                        ctx,
-                        &s,
-                        "/sell/inventory/v1/bulk_update_price_quantity",
-                        body,
-                    )
-                    .await?;
-                }
-                Ok(SyncReport {
-                    entity_type: "inventory".into(),
-                    records: levels.len() as u32,
-                    skipped: None,
-                })
-            }
-            other => Ok(SyncReport {
-                entity_type: workflows::connector::entity_of(other).to_owned(),
-                records: 0,
-                skipped: Some(format!("{other} is not synced to eBay")),
-            }),
+            "product.updated" => self.sync_listings(ctx, s, &event.data).await,
+            "inventory.updated" => self.sync_inventory(ctx, s, &event.data).await,
+            other => Ok(SyncReport::skipped(
+                entity_of(other),
+                format!("{other} is not synced to eBay"),
+            )),
         }
     }
 
-    async fn test_connection(&self, ctx: &ConnectorContext<'_>) -> Result<String, ConnectorError> {
-        let s: Settings = parse_settings(&ctx.config.settings)?;
-        let answer = self
-            .call(
-                ctx,
-                &s,
-                Method::Get,
-                "/sell/inventory/v1/inventory_item?limit=1".into(),
-                None,
-            )
-            .await?;
+    async fn test_connection(
+        &self,
+        ctx: &ConnectorContext<'_>,
+        s: &Settings,
+    ) -> Result<String, ConnectorError> {
+        let path = "/sell/inventory/v1/inventory_item?limit=1".to_owned();
+        let answer = self.call(ctx, s, Method::Get, path, None).await?;
         Ok(format!(
             "OAuth token obtained; {} inventory item(s) on eBay",
             answer["total"].as_u64().unwrap_or(0)

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::catalog::{Fulfillment, Listing, PayloadError};
+use workflows::catalog::{Fulfillment, Listing, PayloadError};
 
 /// Per-marketplace context of the listing attributes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,7 +137,7 @@ pub fn order_event_data(order: &Value, config_id: &str) -> Option<(String, Value
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{fulfillment, listings};
+    use workflows::catalog::{fulfillment, listings};
 
     const M: Marketplace<'static> = Marketplace {
         marketplace_id: "ATVPDKIKX0DER",

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::catalog::{Listing, StockLevel};
+use workflows::catalog::{Listing, StockLevel};
 
 /// Most requests eBay accepts in one bulk call.
 pub const BULK_LIMIT: usize = 25;
@@ -103,7 +103,7 @@ pub fn bulk_failures(answer: &Value) -> Vec<(String, u16, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::listings;
+    use workflows::catalog::listings;
 
     #[test]
     fn listings_become_inventory_items_in_chunks_of_25() {

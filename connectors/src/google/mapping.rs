@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::catalog::Listing;
+use workflows::catalog::Listing;
 
 /// Where product inputs go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +71,7 @@ pub fn jwt_claims(client_email: &str, token_url: &str, issued_at: i64) -> Value 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::listings;
+    use workflows::catalog::listings;
 
     const FEED: Feed<'static> = Feed {
         merchant_id: "123",

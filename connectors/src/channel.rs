@@ -1,5 +1,5 @@
-//! HTTP to a sales channel: one port ([`ChannelHttp`], reqwest in the service), wrapped by [`Channel`], which
-//! takes the config's next turn from the shared [`RateGate`] before every call and honours `429 Retry-After`
+//! HTTP to a channel (a marketplace's remote API): one port ([`ChannelHttp`], reqwest in the service), wrapped by
+//! [`ChannelClient`], which takes the config's next turn from the shared [`RateGate`] before every call and honours `429 Retry-After`
 //! (every process pauses the config; a short wait is waited out in place, a long one fails the attempt).
 
 use std::sync::Arc;
@@ -7,30 +7,31 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 use uuid::Uuid;
 use workflows::connector::{StatusClass, SyncFailure, classify_status};
 use workflows::ratelimit::{RateLimit, Reservation};
 
-use super::ConnectorError;
+use crate::model::ConnectorError;
 
-/// HTTP method.
+/// The HTTP methods the adapters use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
-    /// GET.
+    /// Reads (orders, offers, connection tests).
     Get,
-    /// POST.
+    /// Token exchanges, bulk updates, inserts.
     Post,
-    /// PUT.
+    /// Create-or-replace (Amazon listings).
     Put,
-    /// PATCH.
+    /// Partial updates (Amazon quantities).
     Patch,
 }
 
 /// A request body.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Body {
-    /// None.
+    /// No body.
     Empty,
     /// `application/json`.
     Json(Value),
@@ -41,13 +42,13 @@ pub enum Body {
 /// One call to a channel.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChannelRequest {
-    /// Method.
+    /// HTTP method.
     pub method: Method,
     /// Absolute URL, query included.
     pub url: String,
     /// Extra headers (auth, content language…).
     pub headers: Vec<(String, String)>,
-    /// Body.
+    /// The request body.
     pub body: Body,
 }
 
@@ -96,9 +97,9 @@ impl ChannelRequest {
 pub struct ChannelResponse {
     /// HTTP status.
     pub status: u16,
-    /// Parsed `Retry-After`.
+    /// The answer's `Retry-After`, parsed.
     pub retry_after: Option<Duration>,
-    /// Body (capped by the implementation).
+    /// The answer's body (capped by the implementation).
     pub body: Vec<u8>,
 }
 
@@ -134,8 +135,8 @@ pub trait RateGate: Send + Sync {
 /// Times a 429 is waited out in place before the attempt fails.
 const INLINE_RETRIES: u32 = 2;
 
-/// HTTP to one config's channel.
-pub struct Channel {
+/// HTTP to one config's channel, under the config's shared rate limit.
+pub struct ChannelClient {
     http: Arc<dyn ChannelHttp>,
     gate: Arc<dyn RateGate>,
     config_id: Uuid,
@@ -144,8 +145,8 @@ pub struct Channel {
     calls: AtomicU32,
 }
 
-impl Channel {
-    /// A channel whose calls take turns through `gate` at `limit`; waits up to `max_inline_wait` are waited out.
+impl ChannelClient {
+    /// A client whose calls take turns through `gate` at `limit`; waits up to `max_inline_wait` are waited out.
     pub fn new(
         http: Arc<dyn ChannelHttp>,
         gate: Arc<dyn RateGate>,
@@ -263,4 +264,41 @@ pub fn failure(request: &ChannelRequest, response: &ChannelResponse) -> Connecto
 /// True when the failure is the channel refusing our access token.
 pub fn is_unauthorized(e: &ConnectorError) -> bool {
     matches!(e, ConnectorError::Channel(f) if f.status == Some(401))
+}
+
+/// Percent-encode one URL path segment or query value (everything but RFC 3986 unreserved characters).
+pub fn encode(raw: &str) -> String {
+    utf8_percent_encode(raw, UNRESERVED).to_string()
+}
+
+/// What [`encode`] escapes: everything but ASCII letters, digits and `-._~`.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A request to `base` + `path` (query included), with a JSON body when given.
+pub fn api_request(method: Method, base: &str, path: &str, body: Option<Value>) -> ChannelRequest {
+    let request = ChannelRequest::new(method, format!("{}{path}", base.trim_end_matches('/')));
+    match body {
+        Some(body) => request.json(body),
+        None => request,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_everything_but_unreserved() {
+        assert_eq!(encode("TS-42_a.b~"), "TS-42_a.b~");
+        assert_eq!(encode("a/b c"), "a%2Fb%20c");
+        assert_eq!(
+            encode("2026-11-20T10:00:00+00:00"),
+            "2026-11-20T10%3A00%3A00%2B00%3A00"
+        );
+        assert_eq!(encode("é"), "%C3%A9");
+    }
 }

@@ -1,0 +1,70 @@
+//! A Google Shopping config's typed settings and the deployment's Google endpoints.
+
+use serde::Deserialize;
+
+use crate::settings::NonBlank;
+
+/// Settings of a Google Shopping config.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Settings {
+    /// Merchant Center account id.
+    pub merchant_id: NumericId,
+    /// Id of the API data source products are inserted into.
+    pub data_source_id: NumericId,
+    /// Two-letter content language, e.g. `en`.
+    #[serde(default = "default_language")]
+    pub content_language: NonBlank,
+    /// Feed label, e.g. `US`.
+    #[serde(default = "default_feed_label")]
+    pub feed_label: NonBlank,
+}
+
+fn default_language() -> NonBlank {
+    NonBlank::known("en")
+}
+fn default_feed_label() -> NonBlank {
+    NonBlank::known("US")
+}
+
+/// A Merchant Center id (account, data source): decimal digits only.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct NumericId(String);
+
+impl NumericId {
+    /// The id's digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for NumericId {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Self(value))
+        } else {
+            Err(format!("{value:?} is not a Merchant Center id (digits)"))
+        }
+    }
+}
+
+/// Where Google's APIs are: deployment configuration (`[connectors.google_shopping]`), never a connector setting,
+/// so no API call can send a signed service-account assertion anywhere else.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Endpoints {
+    /// Merchant API base URL.
+    pub api: String,
+    /// OAuth token endpoint (also the JWT audience).
+    pub token_url: String,
+}
+
+impl Default for Endpoints {
+    fn default() -> Self {
+        Self {
+            api: "https://merchantapi.googleapis.com".into(),
+            token_url: "https://oauth2.googleapis.com/token".into(),
+        }
+    }
+}
