@@ -7,7 +7,6 @@
 //! re-sending the good half), keeps one transaction per batch (so offsets still move only with their messages),
 //! and the happy path pays nothing: savepoints (two more round trips per message) are only used on a replay.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use sqlx::{Connection, PgConnection};
@@ -93,9 +92,7 @@ impl Ingestor {
             WriteError::Data(e) => BatchError::Infrastructure(e),
             WriteError::Batch(e) => e,
         })?;
-        self.metrics
-            .messages_quarantined
-            .fetch_add(written.quarantined, Relaxed);
+        self.metrics.messages_quarantined.inc_by(written.quarantined);
         for r in &written.ingested {
             self.count(r);
         }
