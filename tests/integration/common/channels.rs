@@ -269,8 +269,8 @@ fn google_token(state: &mut State, call: &Call, shared: &Shared) -> Response {
     let Ok(signature) = URL_SAFE_NO_PAD.decode(parts[2]) else {
         return refuse("signature encoding");
     };
-    let key = ring::signature::UnparsedPublicKey::new(
-        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+    let key = aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
         shared.public_key.as_slice(),
     );
     if key.verify(signed.as_bytes(), &signature).is_err() {
@@ -444,8 +444,8 @@ impl FakeChannels {
             let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
             STANDARD.decode(b64).expect("fixture is PEM")
         };
-        let key = ring::signature::RsaKeyPair::from_pkcs8(&der).expect("fixture is PKCS#8 RSA");
-        let public_key = ring::signature::KeyPair::public_key(&key).as_ref().to_vec();
+        let key = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&der).expect("fixture is PKCS#8 RSA");
+        let public_key = aws_lc_rs::signature::KeyPair::public_key(&key).as_ref().to_vec();
         let state = Arc::new(Mutex::new(State::default()));
         let shared = Shared {
             state: state.clone(),
