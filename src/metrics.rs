@@ -19,8 +19,9 @@ use workflows::DeliveryStatus;
 use crate::credentials::CacheStats;
 
 /// Upper bounds (seconds) of the delivery latency histogram: 5 ms to an hour, the retry schedule's span.
-pub const LATENCY_BUCKETS_SECS: [f64; 10] =
-    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 10.0, 60.0, 3_600.0];
+pub const LATENCY_BUCKETS_SECS: [f64; 10] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 10.0, 60.0, 3_600.0,
+];
 
 /// Which kind of outbound job an outcome belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -156,37 +157,84 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("ss3");
         let m = Self::unregistered();
-        let r = &mut registry;
-        r.register("events_ingested", "Domain events accepted", m.events_ingested.clone());
-        r.register("events_duplicate", "Domain events ignored as duplicates", m.events_duplicate.clone());
-        r.register("messages_quarantined", "Kafka messages quarantined", m.messages_quarantined.clone());
-        r.register("events_published", "Events published to Kafka", m.published.clone());
+        m.register_events(&mut registry);
+        m.register_jobs(&mut registry);
+        m.register_gateway(&mut registry);
+        m.create_known_series();
+        Self { registry, ..m }
+    }
+
+    /// Ingest and outbox counters.
+    fn register_events(&self, r: &mut Registry) {
+        let counters = [
+            (
+                "events_ingested",
+                "Domain events accepted",
+                &self.events_ingested,
+            ),
+            (
+                "events_duplicate",
+                "Domain events ignored as duplicates",
+                &self.events_duplicate,
+            ),
+            (
+                "messages_quarantined",
+                "Kafka messages quarantined",
+                &self.messages_quarantined,
+            ),
+            (
+                "events_published",
+                "Events published to Kafka",
+                &self.published,
+            ),
+            (
+                "connector_polled_records",
+                "Records found by connector polls (before deduplication)",
+                &self.connector_polled_records,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            r.register(name, help, counter.clone());
+        }
+    }
+
+    /// Job outcomes, attempts, delivery latency and the queue.
+    fn register_jobs(&self, r: &mut Registry) {
         r.register(
             "jobs",
             "Outbound jobs handled, by kind, connector type (when known) and outcome",
-            m.jobs.clone(),
+            self.jobs.clone(),
         );
-        r.register("attempts", "Delivery attempts by number in the schedule", m.attempts_by_number.clone());
+        r.register(
+            "attempts",
+            "Delivery attempts by number in the schedule",
+            self.attempts_by_number.clone(),
+        );
         r.register_with_unit(
             "delivery_latency",
             "Event creation to 2xx, delivered webhook attempts",
             Unit::Seconds,
-            m.delivery_latency.clone(),
+            self.delivery_latency.clone(),
         );
         r.register(
-            "connector_polled_records",
-            "Records found by connector polls (before deduplication)",
-            m.connector_polled_records.clone(),
+            "queue_jobs",
+            "Jobs waiting in the queue",
+            self.queue_jobs.clone(),
         );
-        r.register("validations", "Gateway credential validations by answer", m.validations.clone());
+    }
+
+    /// Credential validations at the gateway.
+    fn register_gateway(&self, r: &mut Registry) {
+        r.register(
+            "validations",
+            "Gateway credential validations by answer",
+            self.validations.clone(),
+        );
         r.register(
             "validation_cache",
             "Credential validations by cache outcome",
-            m.validation_cache.clone(),
+            self.validation_cache.clone(),
         );
-        r.register("queue_jobs", "Jobs waiting in the queue", m.queue_jobs.clone());
-        m.create_known_series();
-        Self { registry, ..m }
     }
 
     /// Every series whose labels are known in advance, at zero: a scrape shows them before their first event.
@@ -195,15 +243,36 @@ impl Metrics {
         let attempt = [O::Delivered, O::Failed, O::DeadLettered];
         let common = [O::Stale, O::Cancelled, O::NotYetDue];
         let webhook = [O::Deferred(DeferReason::SecretUnavailable), O::Error];
-        let connector = [O::Deferred(DeferReason::Unspecified), O::Polled, O::PollFailed];
-        let kinds = attempt.iter().chain(&common).chain(&webhook).map(|o| (JobKind::Webhook, *o));
-        let kinds = kinds.chain(attempt.iter().chain(&common).chain(&connector).map(|o| (JobKind::Connector, *o)));
+        let connector = [
+            O::Deferred(DeferReason::Unspecified),
+            O::Polled,
+            O::PollFailed,
+        ];
+        let kinds = attempt
+            .iter()
+            .chain(&common)
+            .chain(&webhook)
+            .map(|o| (JobKind::Webhook, *o));
+        let kinds = kinds.chain(
+            attempt
+                .iter()
+                .chain(&common)
+                .chain(&connector)
+                .map(|o| (JobKind::Connector, *o)),
+        );
         for (kind, outcome) in kinds {
-            let labels = JobLabels { kind, connector: None, outcome };
+            let labels = JobLabels {
+                kind,
+                connector: None,
+                outcome,
+            };
             drop(self.jobs.get_or_create(&labels));
         }
         for number in 1..=workflows::retry::MAX_ATTEMPTS {
-            drop(self.attempts_by_number.get_or_create(&label("attempt", number)));
+            drop(
+                self.attempts_by_number
+                    .get_or_create(&label("attempt", number)),
+            );
         }
         for answer in ["valid", "invalid"] {
             drop(self.validations.get_or_create(&label("outcome", answer)));
@@ -301,7 +370,9 @@ impl Metrics {
 
     /// The text exposition, with the queue depth and the validation cache's counters read by the caller.
     pub fn render(&self, due: i64, scheduled: i64, cache: CacheStats) -> String {
-        self.queue_jobs.get_or_create(&label("state", "due")).set(due);
+        self.queue_jobs
+            .get_or_create(&label("state", "due"))
+            .set(due);
         self.queue_jobs
             .get_or_create(&label("state", "scheduled"))
             .set(scheduled);

@@ -209,8 +209,14 @@ impl Application {
 
     /// The `/ready` probe's Kafka client, when Kafka is configured.
     fn kafka_probe(config: &Config) -> anyhow::Result<Option<Arc<api::health::KafkaProbe>>> {
-        let brokers = config.kafka.enabled().then_some(config.kafka.brokers.as_str());
-        Ok(brokers.map(api::health::KafkaProbe::new).transpose()?.map(Arc::new))
+        let brokers = config
+            .kafka
+            .enabled()
+            .then_some(config.kafka.brokers.as_str());
+        Ok(brokers
+            .map(api::health::KafkaProbe::new)
+            .transpose()?
+            .map(Arc::new))
     }
 
     /// Make this application's workers consult `faults` at each step of their cycle (chaos tests only).

@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use poem::web::Data;
-use rdkafka::ClientConfig;
-use rdkafka::producer::{BaseProducer, Producer};
 use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiResponse, Object, OpenApi};
+use rdkafka::ClientConfig;
+use rdkafka::producer::{BaseProducer, Producer};
 
 use super::{AppState, Tag};
 use crate::db::queue;

@@ -14,9 +14,7 @@ use serde::Deserialize;
 pub use infra::{
     KafkaConfig, MIN_ROLE_CONNECTIONS, PoolSizes, PoolsConfig, SecretsConfig, VaultConfig,
 };
-pub use sections::{
-    ConnectorsConfig, CredentialsConfig, DeliveryConfig, HttpConfig, WorkerConfig,
-};
+pub use sections::{ConnectorsConfig, CredentialsConfig, DeliveryConfig, HttpConfig, WorkerConfig};
 
 /// The defaults, with a comment on every key.
 pub const DEFAULT_TOML: &str = include_str!("../../config.default.toml");

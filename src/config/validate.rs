@@ -28,14 +28,22 @@ impl Config {
 
     fn validate_worker(&self) -> Result<(), ConfigError> {
         let w = &self.worker;
-        check(w.concurrency == 0, "worker.concurrency", "must be at least 1")?;
+        check(
+            w.concurrency == 0,
+            "worker.concurrency",
+            "must be at least 1",
+        )?;
         check(w.batch_size == 0, "worker.batch_size", "must be at least 1")?;
         check(
             w.lease_renew_ms == 0 || w.lease_renew_ms * 2 > w.lease_ms,
             "worker.lease_renew_ms",
             "must be at least 1 and at most half of worker.lease_ms",
         )?;
-        check(w.lease_rescue_ms == 0, "worker.lease_rescue_ms", "must be at least 1")?;
+        check(
+            w.lease_rescue_ms == 0,
+            "worker.lease_rescue_ms",
+            "must be at least 1",
+        )?;
         check(
             !(w.time_scale > 0.0 && w.time_scale <= 1.0),
             "worker.time_scale",
@@ -55,12 +63,20 @@ impl Config {
             "credentials.verify_nice",
             "must be between 0 and 19",
         )?;
-        check(c.verify_wait_ms == 0, "credentials.verify_wait_ms", "must be at least 1")
+        check(
+            c.verify_wait_ms == 0,
+            "credentials.verify_wait_ms",
+            "must be at least 1",
+        )
     }
 
     fn validate_http(&self) -> Result<(), ConfigError> {
         let h = &self.http;
-        check(h.max_body_bytes == 0, "http.max_body_bytes", "must be at least 1")?;
+        check(
+            h.max_body_bytes == 0,
+            "http.max_body_bytes",
+            "must be at least 1",
+        )?;
         check(
             h.header_read_timeout_ms == 0,
             "http.header_read_timeout_ms",

@@ -259,7 +259,10 @@ mod tests {
         let read_at = cache.epoch();
         cache.evict(id);
         cache.insert([1; 32], grant(id), read_at).await;
-        assert!(cache.get(&[1; 32], Utc::now()).await.is_none(), "possibly stale");
+        assert!(
+            cache.get(&[1; 32], Utc::now()).await.is_none(),
+            "possibly stale"
+        );
         cache.insert([1; 32], grant(id), cache.epoch()).await;
         let hit = cache.get(&[1; 32], Utc::now()).await.expect("cached");
         assert!(!hit.refresh, "a fresh entry is not refreshed");
@@ -293,7 +296,10 @@ mod tests {
             Ok(Some(grant(id)))
         };
         let (a, b) = tokio::join!(cache.load([5; 32], check()), cache.load([5; 32], check()));
-        assert_eq!((a.ok().flatten(), b.ok().flatten()), (Some(grant(id)), Some(grant(id))));
+        assert_eq!(
+            (a.ok().flatten(), b.ok().flatten()),
+            (Some(grant(id)), Some(grant(id)))
+        );
         assert_eq!(checks.load(Relaxed), 1);
         let invalid = cache.load([6; 32], async { Ok(None) }).await;
         assert!(invalid.is_ok_and(|g| g.is_none()));
@@ -305,10 +311,16 @@ mod tests {
     async fn a_full_cache_keeps_most_entries() {
         let cache = ValidationCache::new(Duration::from_secs(60), 100);
         for i in 0..150u8 {
-            cache.insert([i; 32], grant(Uuid::new_v4()), cache.epoch()).await;
+            cache
+                .insert([i; 32], grant(Uuid::new_v4()), cache.epoch())
+                .await;
         }
         cache.entries.run_pending_tasks().await;
-        assert!(cache.entries.entry_count() >= 50, "{}", cache.entries.entry_count());
+        assert!(
+            cache.entries.entry_count() >= 50,
+            "{}",
+            cache.entries.entry_count()
+        );
         assert!(cache.entries.entry_count() <= 100);
     }
 }

@@ -92,7 +92,9 @@ impl Ingestor {
             WriteError::Data(e) => BatchError::Infrastructure(e),
             WriteError::Batch(e) => e,
         })?;
-        self.metrics.messages_quarantined.inc_by(written.quarantined);
+        self.metrics
+            .messages_quarantined
+            .inc_by(written.quarantined);
         for r in &written.ingested {
             self.count(r);
         }

@@ -25,13 +25,12 @@ use jobs::ports::DeliveryToSend;
 use jobs::webhook::{self, DeliverWebhook, Effect, Handled, WebhookDeps};
 use sqlx::PgPool;
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 
+pub use crate::backoff::Backoff;
 use crate::db::connector_effects::{self, Topics};
 use crate::db::queue::{self, Ack};
 use crate::db::{connectors, deliveries, effects};
 use crate::metrics::Metrics;
-pub use crate::backoff::Backoff;
 pub use faults::{Faults, NoFaults, Step};
 pub use lease::{Held, LeaseSettings};
 

@@ -260,10 +260,7 @@ async fn an_infrastructure_failure_quarantines_nothing_and_is_reported_for_a_ret
         ),
         "{err:?}"
     );
-    assert_eq!(
-        app.app.state().metrics.messages_quarantined.get(),
-        0
-    );
+    assert_eq!(app.app.state().metrics.messages_quarantined.get(), 0);
 }
 
 /// Catches: NUL in data and Postgres data errors answering 500, and an array body being accepted as an event.

@@ -444,8 +444,11 @@ impl FakeChannels {
             let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
             STANDARD.decode(b64).expect("fixture is PEM")
         };
-        let key = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&der).expect("fixture is PKCS#8 RSA");
-        let public_key = aws_lc_rs::signature::KeyPair::public_key(&key).as_ref().to_vec();
+        let key =
+            aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&der).expect("fixture is PKCS#8 RSA");
+        let public_key = aws_lc_rs::signature::KeyPair::public_key(&key)
+            .as_ref()
+            .to_vec();
         let state = Arc::new(Mutex::new(State::default()));
         let shared = Shared {
             state: state.clone(),
