@@ -1,6 +1,7 @@
 //! integration-service: connects ShopSTAR3 to the outside world (webhooks, API credentials, connectors).
 
 pub mod api;
+pub mod backoff;
 pub mod config;
 pub mod connectors;
 pub mod credentials;

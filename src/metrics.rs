@@ -1,274 +1,422 @@
-//! Process counters, exposed at `/metrics` in Prometheus text format.
+//! Process metrics on `prometheus-client`, exposed at `/metrics` in the Prometheus/OpenMetrics text format.
+//!
+//! Each [`Metrics`] owns its registry (no global recorder), so several applications in one process (the integration
+//! tests) count apart. Counters end in `_total`, durations are histograms in seconds, and job outcomes are one family
+//! labelled by job kind, connector type (when known) and outcome.
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::fmt;
+use std::sync::atomic::Ordering::Relaxed;
 
 use jobs::webhook::Handled;
-use workflows::{AttemptOutcome, DeliveryStatus};
+use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+use workflows::DeliveryStatus;
 
-/// Upper bounds (ms) of the delivery latency histogram.
-pub const LATENCY_BUCKETS_MS: [u64; 10] =
-    [5, 10, 25, 50, 100, 250, 1_000, 10_000, 60_000, 3_600_000];
+use crate::credentials::CacheStats;
 
-/// Counters of this process.
-#[derive(Debug, Default)]
+/// Upper bounds (seconds) of the delivery latency histogram: 5 ms to an hour, the retry schedule's span.
+pub const LATENCY_BUCKETS_SECS: [f64; 10] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 10.0, 60.0, 3_600.0,
+];
+
+/// Which kind of outbound job an outcome belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    /// A webhook delivery attempt.
+    Webhook,
+    /// A connector sync attempt or poll.
+    Connector,
+}
+
+/// Why a job was deferred without counting an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeferReason {
+    /// The signing secret or connector credentials could not be read.
+    SecretUnavailable,
+    /// The connector's rate limit was exhausted.
+    RateLimited,
+    /// The handler did not say which of the above (connector jobs today: either one).
+    Unspecified,
+}
+
+/// What a job came to, as counted by `ss3_jobs_total`'s `outcome` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobOutcome {
+    /// The attempt succeeded (2xx, or a sync with nothing left to do).
+    Delivered,
+    /// The attempt failed and a retry is scheduled.
+    Failed,
+    /// The attempt failed for the last time: dead-lettered.
+    DeadLettered,
+    /// The job no longer applied (superseded, re-triggered or unknown): nothing was sent.
+    Stale,
+    /// The subscription or connector is inactive: retries stopped.
+    Cancelled,
+    /// Re-queued without counting an attempt, for this reason.
+    Deferred(DeferReason),
+    /// Ran before its due time and was re-queued for it.
+    NotYetDue,
+    /// A connector poll ran.
+    Polled,
+    /// A connector poll failed (the next one is scheduled either way).
+    PollFailed,
+    /// The job hit an infrastructure error.
+    Error,
+}
+
+impl JobOutcome {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+            Self::DeadLettered => "dead_lettered",
+            Self::Stale => "stale",
+            Self::Cancelled => "cancelled",
+            Self::Deferred(DeferReason::SecretUnavailable) => "deferred_secret_unavailable",
+            Self::Deferred(DeferReason::RateLimited) => "deferred_rate_limited",
+            Self::Deferred(DeferReason::Unspecified) => "deferred",
+            Self::NotYetDue => "not_yet_due",
+            Self::Polled => "polled",
+            Self::PollFailed => "poll_failed",
+            Self::Error => "error",
+        }
+    }
+
+    /// The outcome of an attempt that ended with `status`.
+    fn of_attempt(status: DeliveryStatus) -> Self {
+        match status {
+            DeliveryStatus::Delivered => Self::Delivered,
+            DeliveryStatus::DeadLettered => Self::DeadLettered,
+            _ => Self::Failed,
+        }
+    }
+}
+
+/// Labels of `ss3_jobs_total`: `kind`, `connector` (only when known) and `outcome`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct JobLabels {
+    kind: JobKind,
+    connector: Option<String>,
+    outcome: JobOutcome,
+}
+
+impl EncodeLabelSet for JobLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), fmt::Error> {
+        let kind = match self.kind {
+            JobKind::Webhook => "webhook",
+            JobKind::Connector => "connector",
+        };
+        ("kind", kind).encode(encoder.encode_label())?;
+        if let Some(connector) = &self.connector {
+            ("connector", connector.as_str()).encode(encoder.encode_label())?;
+        }
+        ("outcome", self.outcome.label()).encode(encoder.encode_label())
+    }
+}
+
+/// A single-label set, such as `outcome="hit"` or `attempt="1"`.
+type Label = [(&'static str, String); 1];
+
+fn label(key: &'static str, value: impl ToString) -> Label {
+    [(key, value.to_string())]
+}
+
+/// The metrics of one application, and the registry that renders them.
+#[derive(Debug)]
 pub struct Metrics {
-    /// Events accepted (Kafka and HTTP).
-    pub events_ingested: AtomicU64,
-    /// Duplicate events ignored.
-    pub events_duplicate: AtomicU64,
-    /// Messages quarantined.
-    pub messages_quarantined: AtomicU64,
-    /// Attempts that delivered.
-    pub attempts_delivered: AtomicU64,
-    /// Attempts that failed.
-    pub attempts_failed: AtomicU64,
-    /// Deliveries dead-lettered.
-    pub dead_lettered: AtomicU64,
-    /// Jobs that found their delivery moved on.
-    pub jobs_stale: AtomicU64,
-    /// Deliveries cancelled.
-    pub cancelled: AtomicU64,
-    /// Attempts deferred (secret store unavailable).
-    pub deferred: AtomicU64,
-    /// Jobs that ran early and were re-queued for their due time.
-    pub not_yet_due: AtomicU64,
-    /// Jobs that hit an infrastructure error.
-    pub job_errors: AtomicU64,
-    /// Events published to Kafka.
-    pub published: AtomicU64,
-    /// Attempts by their number in the schedule (index 0 = attempt 1).
-    pub attempts_by_number: [AtomicU64; 5],
-    /// Event → 2xx latency of delivered attempts, cumulative buckets (see `LATENCY_BUCKETS_MS`).
-    pub latency_buckets: [AtomicU64; LATENCY_BUCKETS_MS.len()],
-    /// Sum of those latencies in ms.
-    pub latency_sum_ms: AtomicU64,
-    /// How many latencies were recorded (the histogram's +Inf bucket).
-    pub latency_count: AtomicU64,
-    /// Validations answered valid.
-    pub validations_valid: AtomicU64,
-    /// Validations answered invalid.
-    pub validations_invalid: AtomicU64,
-    /// Connector sync attempts that succeeded (or had nothing to do).
-    pub connector_synced: AtomicU64,
-    /// Connector sync attempts that failed.
-    pub connector_failed: AtomicU64,
-    /// Connector jobs dead-lettered.
-    pub connector_dead_lettered: AtomicU64,
-    /// Connector polls run.
-    pub connector_polls: AtomicU64,
-    /// Records pulled by polls (before deduplication).
-    pub connector_polled_records: AtomicU64,
+    registry: Registry,
+    /// Domain events accepted (Kafka and HTTP).
+    pub events_ingested: Counter,
+    /// Domain events ignored as duplicates of one already stored.
+    pub events_duplicate: Counter,
+    /// Kafka messages quarantined instead of ingested.
+    pub messages_quarantined: Counter,
+    /// Events the outbox relay published to Kafka.
+    pub published: Counter,
+    jobs: Family<JobLabels, Counter>,
+    attempts_by_number: Family<Label, Counter>,
+    delivery_latency: Histogram,
+    connector_polled_records: Counter,
+    validations: Family<Label, Counter>,
+    validation_cache: Family<Label, Counter>,
+    queue_jobs: Family<Label, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Metrics {
-    /// Count a handled delivery job.
-    pub fn record_handled(&self, handled: Result<&Handled, &String>) {
-        let counter = match handled {
-            Ok(Handled::Attempted {
-                outcome: AttemptOutcome::Delivered { .. },
-                ..
-            }) => &self.attempts_delivered,
-            Ok(Handled::Attempted { status, .. }) => {
-                if status == &DeliveryStatus::DeadLettered {
-                    self.dead_lettered.fetch_add(1, Relaxed);
-                }
-                &self.attempts_failed
-            }
-            Ok(Handled::Stale) => &self.jobs_stale,
-            Ok(Handled::Cancelled) => &self.cancelled,
-            Ok(Handled::Deferred) => &self.deferred,
-            Ok(Handled::NotYetDue) => &self.not_yet_due,
-            Err(_) => &self.job_errors,
-        };
-        counter.fetch_add(1, Relaxed);
+    /// Every metric at zero, registered under its `ss3_` name.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("ss3");
+        let m = Self::unregistered();
+        m.register_events(&mut registry);
+        m.register_jobs(&mut registry);
+        m.register_gateway(&mut registry);
+        m.create_known_series();
+        Self { registry, ..m }
     }
 
-    /// Count a handled connector job.
-    pub fn record_connector(&self, handled: &jobs::connector::handler::Handled) {
-        use jobs::connector::handler::Handled as C;
-        match handled {
-            C::Attempted {
-                status: DeliveryStatus::Delivered,
-            } => self.connector_synced.fetch_add(1, Relaxed),
-            C::Attempted { status } => {
-                if *status == DeliveryStatus::DeadLettered {
-                    self.connector_dead_lettered.fetch_add(1, Relaxed);
-                }
-                self.connector_failed.fetch_add(1, Relaxed)
-            }
-            C::Polled { published, .. } => {
-                self.connector_polled_records
-                    .fetch_add(*published as u64, Relaxed);
-                self.connector_polls.fetch_add(1, Relaxed)
-            }
-            C::Stale => self.jobs_stale.fetch_add(1, Relaxed),
-            C::Cancelled => self.cancelled.fetch_add(1, Relaxed),
-            C::Deferred => self.deferred.fetch_add(1, Relaxed),
-            C::NotYetDue => self.not_yet_due.fetch_add(1, Relaxed),
-        };
-    }
-
-    /// Count an attempt (1-based number) and, when delivered, how long after the event was created.
-    pub fn record_attempt(&self, number: u32, delivered_after_ms: Option<i64>) {
-        if let Some(counter) = self
-            .attempts_by_number
-            .get((number as usize).saturating_sub(1))
-        {
-            counter.fetch_add(1, Relaxed);
+    /// Ingest and outbox counters.
+    fn register_events(&self, r: &mut Registry) {
+        let counters = [
+            (
+                "events_ingested",
+                "Domain events accepted",
+                &self.events_ingested,
+            ),
+            (
+                "events_duplicate",
+                "Domain events ignored as duplicates",
+                &self.events_duplicate,
+            ),
+            (
+                "messages_quarantined",
+                "Kafka messages quarantined",
+                &self.messages_quarantined,
+            ),
+            (
+                "events_published",
+                "Events published to Kafka",
+                &self.published,
+            ),
+            (
+                "connector_polled_records",
+                "Records found by connector polls (before deduplication)",
+                &self.connector_polled_records,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            r.register(name, help, counter.clone());
         }
-        if let Some(ms) = delivered_after_ms {
-            let ms = ms.max(0) as u64;
-            self.latency_sum_ms.fetch_add(ms, Relaxed);
-            self.latency_count.fetch_add(1, Relaxed);
-            for (bound, bucket) in LATENCY_BUCKETS_MS.iter().zip(&self.latency_buckets) {
-                if ms <= *bound {
-                    bucket.fetch_add(1, Relaxed);
+    }
+
+    /// Job outcomes, attempts, delivery latency and the queue.
+    fn register_jobs(&self, r: &mut Registry) {
+        r.register(
+            "jobs",
+            "Outbound jobs handled, by kind, connector type (when known) and outcome",
+            self.jobs.clone(),
+        );
+        r.register(
+            "attempts",
+            "Delivery attempts by number in the schedule",
+            self.attempts_by_number.clone(),
+        );
+        r.register_with_unit(
+            "delivery_latency",
+            "Event creation to 2xx, delivered webhook attempts",
+            Unit::Seconds,
+            self.delivery_latency.clone(),
+        );
+        r.register(
+            "queue_jobs",
+            "Jobs waiting in the queue",
+            self.queue_jobs.clone(),
+        );
+    }
+
+    /// Credential validations at the gateway.
+    fn register_gateway(&self, r: &mut Registry) {
+        r.register(
+            "validations",
+            "Gateway credential validations by answer",
+            self.validations.clone(),
+        );
+        r.register(
+            "validation_cache",
+            "Credential validations by cache outcome",
+            self.validation_cache.clone(),
+        );
+    }
+
+    /// Every series whose labels are known in advance, at zero: a scrape shows them before their first event.
+    fn create_known_series(&self) {
+        use JobOutcome as O;
+        let attempt = [O::Delivered, O::Failed, O::DeadLettered];
+        let common = [O::Stale, O::Cancelled, O::NotYetDue];
+        let webhook = [O::Deferred(DeferReason::SecretUnavailable), O::Error];
+        let connector = [
+            O::Deferred(DeferReason::Unspecified),
+            O::Polled,
+            O::PollFailed,
+        ];
+        let kinds = attempt
+            .iter()
+            .chain(&common)
+            .chain(&webhook)
+            .map(|o| (JobKind::Webhook, *o));
+        let kinds = kinds.chain(
+            attempt
+                .iter()
+                .chain(&common)
+                .chain(&connector)
+                .map(|o| (JobKind::Connector, *o)),
+        );
+        for (kind, outcome) in kinds {
+            let labels = JobLabels {
+                kind,
+                connector: None,
+                outcome,
+            };
+            drop(self.jobs.get_or_create(&labels));
+        }
+        for number in 1..=workflows::retry::MAX_ATTEMPTS {
+            drop(
+                self.attempts_by_number
+                    .get_or_create(&label("attempt", number)),
+            );
+        }
+        for answer in ["valid", "invalid"] {
+            drop(self.validations.get_or_create(&label("outcome", answer)));
+        }
+    }
+
+    fn unregistered() -> Self {
+        Self {
+            registry: Registry::default(),
+            events_ingested: Counter::default(),
+            events_duplicate: Counter::default(),
+            messages_quarantined: Counter::default(),
+            published: Counter::default(),
+            jobs: Family::default(),
+            attempts_by_number: Family::default(),
+            delivery_latency: Histogram::new(LATENCY_BUCKETS_SECS),
+            connector_polled_records: Counter::default(),
+            validations: Family::default(),
+            validation_cache: Family::default(),
+            queue_jobs: Family::default(),
+        }
+    }
+
+    /// Count one job of `kind` (of connector type `connector`, when known) that came to `outcome`.
+    pub fn record_job(&self, kind: JobKind, connector: Option<&str>, outcome: JobOutcome) {
+        let labels = JobLabels {
+            kind,
+            connector: connector.map(str::to_owned),
+            outcome,
+        };
+        self.jobs.get_or_create(&labels).inc();
+    }
+
+    /// Count a handled delivery job (`Err`: it hit an infrastructure error).
+    pub fn record_handled(&self, handled: Result<&Handled, &String>) {
+        let outcome = match handled {
+            Ok(Handled::Attempted { status, .. }) => JobOutcome::of_attempt(*status),
+            Ok(Handled::Stale) => JobOutcome::Stale,
+            Ok(Handled::Cancelled) => JobOutcome::Cancelled,
+            Ok(Handled::Deferred) => JobOutcome::Deferred(DeferReason::SecretUnavailable),
+            Ok(Handled::NotYetDue) => JobOutcome::NotYetDue,
+            Err(_) => JobOutcome::Error,
+        };
+        self.record_job(JobKind::Webhook, None, outcome);
+    }
+
+    /// Count a handled connector job. Its deferrals are counted as `deferred`: the handler does not say whether
+    /// credentials were unreadable or the rate limit was exhausted (never as "secret unavailable" alone).
+    pub fn record_connector(&self, handled: &jobs::connector::handler::Handled) {
+        self.record_connector_of(None, handled);
+    }
+
+    /// [`Self::record_connector`], labelled with the connector type (`amazon`, `ebay`, `google_shopping`).
+    pub fn record_connector_of(
+        &self,
+        connector: Option<&str>,
+        handled: &jobs::connector::handler::Handled,
+    ) {
+        use jobs::connector::handler::Handled as C;
+        let outcome = match handled {
+            C::Attempted { status } => JobOutcome::of_attempt(*status),
+            C::Polled { published, failed } => {
+                self.connector_polled_records.inc_by(*published as u64);
+                if *failed {
+                    JobOutcome::PollFailed
+                } else {
+                    JobOutcome::Polled
                 }
             }
+            C::Stale => JobOutcome::Stale,
+            C::Cancelled => JobOutcome::Cancelled,
+            C::Deferred => JobOutcome::Deferred(DeferReason::Unspecified),
+            C::NotYetDue => JobOutcome::NotYetDue,
+        };
+        self.record_job(JobKind::Connector, connector, outcome);
+    }
+
+    /// Count a webhook attempt (1-based number) and, when delivered, how long after the event was created (ms).
+    pub fn record_attempt(&self, number: u32, delivered_after_ms: Option<i64>) {
+        self.attempts_by_number
+            .get_or_create(&label("attempt", number))
+            .inc();
+        if let Some(ms) = delivered_after_ms {
+            self.delivery_latency.observe(ms.max(0) as f64 / 1_000.0);
         }
     }
 
     /// Count a gateway validation.
     pub fn record_validation(&self, valid: bool) {
-        let counter = if valid {
-            &self.validations_valid
-        } else {
-            &self.validations_invalid
-        };
-        counter.fetch_add(1, Relaxed);
+        let answer = if valid { "valid" } else { "invalid" };
+        self.validations
+            .get_or_create(&label("outcome", answer))
+            .inc();
     }
 
-    /// Prometheus text exposition, with the queue depth read by the caller.
-    pub fn render(&self, due: i64, scheduled: i64) -> String {
+    /// The text exposition, with the queue depth and the validation cache's counters read by the caller.
+    pub fn render(&self, due: i64, scheduled: i64, cache: CacheStats) -> String {
+        self.queue_jobs
+            .get_or_create(&label("state", "due"))
+            .set(due);
+        self.queue_jobs
+            .get_or_create(&label("state", "scheduled"))
+            .set(scheduled);
+        // The cache counts for itself; these mirror its monotonic counters at scrape time.
+        for (outcome, value) in [("hit", cache.hits), ("miss", cache.misses)] {
+            self.validation_cache
+                .get_or_create(&label("outcome", outcome))
+                .inner()
+                .store(value, Relaxed);
+        }
         let mut out = String::new();
-        let counters = [
-            (
-                "ss3_events_ingested_total",
-                "Domain events accepted",
-                &self.events_ingested,
-            ),
-            (
-                "ss3_events_duplicate_total",
-                "Domain events ignored as duplicates",
-                &self.events_duplicate,
-            ),
-            (
-                "ss3_messages_quarantined_total",
-                "Kafka messages quarantined",
-                &self.messages_quarantined,
-            ),
-            (
-                "ss3_attempts_delivered_total",
-                "Delivery attempts answered 2xx",
-                &self.attempts_delivered,
-            ),
-            (
-                "ss3_attempts_failed_total",
-                "Delivery attempts that failed",
-                &self.attempts_failed,
-            ),
-            (
-                "ss3_dead_lettered_total",
-                "Deliveries dead-lettered",
-                &self.dead_lettered,
-            ),
-            (
-                "ss3_jobs_stale_total",
-                "Jobs whose delivery had moved on",
-                &self.jobs_stale,
-            ),
-            (
-                "ss3_deliveries_cancelled_total",
-                "Deliveries cancelled by an inactive subscription",
-                &self.cancelled,
-            ),
-            (
-                "ss3_attempts_deferred_total",
-                "Attempts deferred because a secret was unavailable",
-                &self.deferred,
-            ),
-            (
-                "ss3_job_errors_total",
-                "Jobs that hit an infrastructure error",
-                &self.job_errors,
-            ),
-            (
-                "ss3_connector_synced_total",
-                "Connector sync attempts that succeeded",
-                &self.connector_synced,
-            ),
-            (
-                "ss3_connector_failed_total",
-                "Connector sync attempts that failed",
-                &self.connector_failed,
-            ),
-            (
-                "ss3_connector_dead_lettered_total",
-                "Connector jobs dead-lettered",
-                &self.connector_dead_lettered,
-            ),
-            (
-                "ss3_connector_polls_total",
-                "Connector polls run",
-                &self.connector_polls,
-            ),
-            (
-                "ss3_connector_polled_records_total",
-                "Records found by connector polls",
-                &self.connector_polled_records,
-            ),
-            (
-                "ss3_events_published_total",
-                "Events published to Kafka",
-                &self.published,
-            ),
-        ];
-        for (name, help, value) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                value.load(Relaxed)
-            );
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "cannot encode metrics");
         }
-        let _ = writeln!(
-            out,
-            "# HELP ss3_attempts_total Delivery attempts by number in the schedule\n# TYPE ss3_attempts_total counter"
-        );
-        for (i, c) in self.attempts_by_number.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "ss3_attempts_total{{attempt=\"{}\"}} {}",
-                i + 1,
-                c.load(Relaxed)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP ss3_delivery_latency_ms Event creation to 2xx, delivered attempts\n# TYPE ss3_delivery_latency_ms histogram"
-        );
-        for (bound, bucket) in LATENCY_BUCKETS_MS.iter().zip(&self.latency_buckets) {
-            let _ = writeln!(
-                out,
-                "ss3_delivery_latency_ms_bucket{{le=\"{bound}\"}} {}",
-                bucket.load(Relaxed)
-            );
-        }
-        let count = self.latency_count.load(Relaxed);
-        let _ = writeln!(out, "ss3_delivery_latency_ms_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            out,
-            "ss3_delivery_latency_ms_sum {}\nss3_delivery_latency_ms_count {count}",
-            self.latency_sum_ms.load(Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP ss3_queue_jobs Jobs waiting in the queue\n# TYPE ss3_queue_jobs gauge"
-        );
-        let _ = writeln!(
-            out,
-            "ss3_queue_jobs{{state=\"due\"}} {due}\nss3_queue_jobs{{state=\"scheduled\"}} {scheduled}"
-        );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Catches: counters without `_total`, latency in ms, or a connector deferral counted as "secret unavailable".
+    #[test]
+    fn renders_labelled_counters_and_a_seconds_histogram() {
+        let m = Metrics::new();
+        m.events_ingested.inc();
+        m.record_attempt(1, Some(1_500));
+        m.record_connector(&jobs::connector::handler::Handled::Deferred);
+        m.record_handled(Ok(&Handled::Deferred));
+        m.record_job(JobKind::Connector, Some("ebay"), JobOutcome::Delivered);
+        let text = m.render(3, 4, CacheStats { hits: 5, misses: 6 });
+        for line in [
+            "ss3_events_ingested_total 1",
+            "ss3_attempts_total{attempt=\"1\"} 1",
+            "ss3_delivery_latency_seconds_count 1",
+            "ss3_delivery_latency_seconds_bucket{le=\"10.0\"} 1",
+            "ss3_jobs_total{kind=\"connector\",outcome=\"deferred\"} 1",
+            "ss3_jobs_total{kind=\"webhook\",outcome=\"deferred_secret_unavailable\"} 1",
+            "ss3_jobs_total{kind=\"connector\",connector=\"ebay\",outcome=\"delivered\"} 1",
+            "ss3_validation_cache_total{outcome=\"hit\"} 5",
+            "ss3_queue_jobs{state=\"scheduled\"} 4",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
     }
 }

@@ -1,7 +1,6 @@
 //! The outbox relay: publishes `webhook.delivered` / `webhook.dead_lettered` to Kafka after they were committed.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -68,9 +67,7 @@ impl Relay {
             }
         }
         outbox::mark_published(&self.pool, &published).await?;
-        self.metrics
-            .published
-            .fetch_add(published.len() as u64, Relaxed);
+        self.metrics.published.inc_by(published.len() as u64);
         Ok(published.len())
     }
 

@@ -210,7 +210,7 @@ impl Application {
             admin_token: config.admin_token.clone(),
             max_event_bytes: config.kafka.max_message_bytes,
             metrics,
-            kafka_brokers: config.kafka.enabled().then(|| config.kafka.brokers.clone()),
+            kafka_probe: Self::kafka_probe(&config)?,
             connectors,
             connectors_default_poll: config.connectors.default_poll_interval_secs,
         };
@@ -222,6 +222,18 @@ impl Application {
             vault,
             worker_faults: Arc::new(NoFaults),
         })
+    }
+
+    /// The `/ready` probe's Kafka client, when Kafka is configured.
+    fn kafka_probe(config: &Config) -> anyhow::Result<Option<Arc<api::health::KafkaProbe>>> {
+        let brokers = config
+            .kafka
+            .enabled()
+            .then_some(config.kafka.brokers.as_str());
+        Ok(brokers
+            .map(api::health::KafkaProbe::new)
+            .transpose()?
+            .map(Arc::new))
     }
 
     /// Make this application's workers consult `faults` at each step of their cycle (chaos tests only).

@@ -1,10 +1,13 @@
 //! `/health` (alive), `/ready` (dependencies reachable), `/metrics` (Prometheus).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use poem::web::Data;
 use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiResponse, Object, OpenApi};
+use rdkafka::ClientConfig;
+use rdkafka::producer::{BaseProducer, Producer};
 
 use super::{AppState, Tag};
 use crate::db::queue;
@@ -32,23 +35,35 @@ enum Ready {
     NotReady(Json<Readiness>),
 }
 
-async fn kafka_reachable(brokers: String) -> bool {
-    tokio::task::spawn_blocking(move || {
-        use rdkafka::ClientConfig;
-        use rdkafka::producer::{BaseProducer, Producer};
-        let producer: Result<BaseProducer, _> = ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
-            .create();
-        producer
-            .map(|p| {
-                p.client()
-                    .fetch_metadata(None, Duration::from_secs(2))
-                    .is_ok()
-            })
-            .unwrap_or(false)
-    })
-    .await
-    .unwrap_or(false)
+/// The Kafka client `/ready` probes with: built once at start-up and reused, so a probe costs one metadata request
+/// rather than a new librdkafka client (its threads and connections) each time.
+pub struct KafkaProbe {
+    producer: Arc<BaseProducer>,
+}
+
+impl KafkaProbe {
+    /// A client of `brokers`; it connects lazily.
+    pub fn new(brokers: &str) -> anyhow::Result<Self> {
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .create()?;
+        Ok(Self {
+            producer: Arc::new(producer),
+        })
+    }
+
+    /// Whether a broker answers a metadata request within 2 s.
+    pub async fn reachable(&self) -> bool {
+        let producer = Arc::clone(&self.producer);
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(None, Duration::from_secs(2))
+                .is_ok()
+        })
+        .await
+        .unwrap_or(false)
+    }
 }
 
 /// Operations endpoints.
@@ -67,8 +82,8 @@ impl HealthApi {
     async fn ready(&self, state: Data<&AppState>) -> Ready {
         let postgres = sqlx::query("SELECT 1").execute(&state.pool).await.is_ok();
         let secrets = state.secrets.ready().await;
-        let kafka = match &state.kafka_brokers {
-            Some(brokers) => Some(kafka_reachable(brokers.clone()).await),
+        let kafka = match &state.kafka_probe {
+            Some(probe) => Some(probe.reachable().await),
             None => None,
         };
         let ready = postgres && secrets && kafka.unwrap_or(true);
@@ -90,11 +105,6 @@ impl HealthApi {
     async fn metrics(&self, state: Data<&AppState>) -> PlainText<String> {
         let (due, scheduled) = queue::depth(&state.pool).await.unwrap_or((-1, -1));
         let cache = state.validator.cache_stats();
-        let mut text = state.metrics.render(due, scheduled);
-        text.push_str(&format!(
-            "# HELP ss3_validation_cache_total Credential validations by cache outcome\n# TYPE ss3_validation_cache_total counter\nss3_validation_cache_total{{outcome=\"hit\"}} {}\nss3_validation_cache_total{{outcome=\"miss\"}} {}\n",
-            cache.hits, cache.misses
-        ));
-        PlainText(text)
+        PlainText(state.metrics.render(due, scheduled, cache))
     }
 }

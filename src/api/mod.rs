@@ -46,8 +46,8 @@ pub struct AppState {
     pub max_event_bytes: usize,
     /// Counters.
     pub metrics: Arc<Metrics>,
-    /// Kafka bootstrap servers, when configured (for `/ready`).
-    pub kafka_brokers: Option<String>,
+    /// The long-lived Kafka client `/ready` probes with, when Kafka is configured.
+    pub kafka_probe: Option<Arc<health::KafkaProbe>>,
     /// API key and access token validation.
     pub validator: Validator,
     /// `[credentials]` settings.

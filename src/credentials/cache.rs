@@ -1,19 +1,24 @@
-//! The validation cache: bounded, TTL'd, evictable by credential id, refreshed ahead of expiry.
+//! The validation cache on `moka`: bounded (least-useful entries evicted one by one, never all at once), each entry
+//! expiring at its TTL or at its grant's own end, whichever is first, evictable by credential id, loaded once per key
+//! however many requests present it together, and refreshed ahead of expiry.
 //!
 //! A hit on an entry past half its TTL is told to refresh it (once per key at a time: the caller that gets
 //! `refresh: true` owns the refresh until it calls [`ValidationCache::refreshed`]). The refresh re-reads the
 //! database and re-runs bcrypt, and its result replaces the entry (with a new TTL) or removes it; so a key in steady
 //! use never expires into the bcrypt gate, and what is served is never older than one TTL since it was last checked.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::collections::HashSet;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use moka::Expiry;
+use moka::future::Cache;
 use uuid::Uuid;
 
-use super::Grant;
+use super::{Grant, Overloaded};
 
 /// HMAC of the presented token under a per-process key: the raw token is never kept in memory.
 pub type CacheKey = [u8; 32];
@@ -27,15 +32,59 @@ pub struct CacheStats {
     pub misses: u64,
 }
 
-#[derive(Default)]
-struct Inner {
-    entries: HashMap<CacheKey, (Instant, Grant)>,
-    /// A set, so a key refreshed many times is listed once.
-    by_credential: HashMap<Uuid, HashSet<CacheKey>>,
-    /// Keys whose refresh is in flight (single flight per key).
-    refreshing: HashSet<CacheKey>,
-    /// Bumped by every eviction: a check that read the database before an eviction must not insert after it.
-    epoch: u64,
+/// A cached grant and when it was checked.
+struct Entry {
+    grant: Grant,
+    checked_at: Instant,
+}
+
+/// Each entry lives for the TTL, or until its grant's `valid_until` if that comes first.
+struct UntilTtlOrValidity {
+    ttl: Duration,
+}
+
+impl Expiry<CacheKey, Arc<Entry>> for UntilTtlOrValidity {
+    fn expire_after_create(
+        &self,
+        _key: &CacheKey,
+        entry: &Arc<Entry>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        let left = entry
+            .grant
+            .valid_until
+            .map(|until| (until - Utc::now()).to_std().unwrap_or(Duration::ZERO));
+        Some(left.map_or(self.ttl, |left| left.min(self.ttl)))
+    }
+}
+
+/// Why a load left nothing in the cache.
+#[derive(Debug)]
+enum NotCached {
+    /// The credential is invalid: never cached, so a fixed credential works at once.
+    Invalid,
+    /// The check failed (gate full, database unreachable); shared by every caller that waited on it.
+    Failed(anyhow::Error),
+}
+
+impl NotCached {
+    /// The failure for one of the callers that shared it, keeping the causes the API answers 503 to.
+    fn for_caller(&self) -> anyhow::Result<Option<Grant>> {
+        let Self::Failed(e) = self else {
+            return Ok(None);
+        };
+        if e.chain().any(|c| c.is::<Overloaded>()) {
+            return Err(Overloaded.into());
+        }
+        let timed_out = e
+            .chain()
+            .filter_map(|c| c.downcast_ref::<sqlx::Error>())
+            .any(|c| matches!(c, sqlx::Error::PoolTimedOut));
+        if timed_out {
+            return Err(anyhow::Error::new(sqlx::Error::PoolTimedOut).context(format!("{e:#}")));
+        }
+        Err(anyhow::anyhow!("{e:#}"))
+    }
 }
 
 /// A cache hit.
@@ -49,104 +98,139 @@ pub struct Hit {
 /// Successful validations only: a failure is never cached, so a fixed credential works at once.
 pub struct ValidationCache {
     ttl: Duration,
-    max_entries: usize,
-    inner: Mutex<Inner>,
+    entries: Cache<CacheKey, Arc<Entry>>,
+    /// Keys whose refresh is in flight (single flight per key): as many as refreshes running.
+    refreshing: Mutex<HashSet<CacheKey>>,
+    /// Bumped by every eviction: a check that read the database before an eviction must not stay cached after it.
+    epoch: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
 }
 
 impl ValidationCache {
+    /// A cache of at most `max_entries` validations, each reused for at most `ttl`.
     pub fn new(ttl: Duration, max_entries: usize) -> Self {
+        let entries = Cache::builder()
+            .max_capacity(max_entries as u64)
+            .expire_after(UntilTtlOrValidity { ttl })
+            .support_invalidation_closures()
+            .build();
         Self {
             ttl,
-            max_entries,
-            inner: Mutex::default(),
+            entries,
+            refreshing: Mutex::default(),
+            epoch: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    /// A fresh grant that is still within its own validity at `now`, and whether the caller should refresh it.
+    pub async fn get(&self, key: &CacheKey, now: DateTime<Utc>) -> Option<Hit> {
+        let entry = self.entries.get(key).await;
+        let usable = entry.filter(|e| e.grant.valid_until.is_none_or(|v| v > now));
+        let Some(entry) = usable else {
+            self.misses.fetch_add(1, Relaxed);
+            return None;
+        };
+        self.hits.fetch_add(1, Relaxed);
+        let due = entry.checked_at.elapsed() >= self.ttl / 2;
+        let refresh = due && self.lock_refreshing().insert(*key);
+        Some(Hit {
+            grant: entry.grant.clone(),
+            refresh,
+        })
     }
 
-    /// A fresh grant that is still within its own validity at `now`, and whether the caller should refresh it.
-    pub fn get(&self, key: &CacheKey, now: DateTime<Utc>) -> Option<Hit> {
-        let hit = {
-            let mut inner = self.lock();
-            let found = inner
-                .entries
-                .get(key)
-                .map(|(at, grant)| (at.elapsed(), grant))
-                .filter(|(age, grant)| *age < self.ttl && grant.valid_until.is_none_or(|v| v > now))
-                .map(|(age, grant)| (age >= self.ttl / 2, grant.clone()));
-            found.map(|(due, grant)| Hit {
-                grant,
-                refresh: due && inner.refreshing.insert(*key),
+    /// The grant for `key` from `check` (`Ok(None)`: invalid), run once for every caller that asks for `key` while
+    /// it runs; a valid answer is cached unless an eviction happened meanwhile (it may be stale).
+    pub async fn load<F>(&self, key: CacheKey, check: F) -> anyhow::Result<Option<Grant>>
+    where
+        F: Future<Output = anyhow::Result<Option<Grant>>>,
+    {
+        let epoch = self.epoch();
+        let loaded = self
+            .entries
+            .try_get_with(key, async move {
+                match check.await {
+                    Ok(Some(grant)) => Ok(Arc::new(Entry {
+                        grant,
+                        checked_at: Instant::now(),
+                    })),
+                    Ok(None) => Err(NotCached::Invalid),
+                    Err(e) => Err(NotCached::Failed(e)),
+                }
             })
-        };
-        let counter = if hit.is_some() {
-            &self.hits
-        } else {
-            &self.misses
-        };
-        counter.fetch_add(1, Relaxed);
-        hit
+            .await;
+        match loaded {
+            Ok(entry) => {
+                self.drop_if_evicted_since(&key, epoch).await;
+                Ok(Some(entry.grant.clone()))
+            }
+            Err(not_cached) => not_cached.for_caller(),
+        }
     }
 
     /// The current eviction epoch: take it before reading the database, and pass it to [`Self::insert`].
     pub fn epoch(&self) -> u64 {
-        self.lock().epoch
+        self.epoch.load(Relaxed)
     }
 
     /// Cache a grant read from the database at `epoch`; dropped if anything was evicted since (it may be stale).
-    pub fn insert(&self, key: CacheKey, grant: Grant, epoch: u64) {
-        let mut inner = self.lock();
-        if inner.epoch != epoch {
+    pub async fn insert(&self, key: CacheKey, grant: Grant, epoch: u64) {
+        if self.epoch() != epoch {
             return;
         }
-        if inner.entries.len() >= self.max_entries {
-            // Bounded: start over rather than track recency on the hot path.
-            inner.entries.clear();
-            inner.by_credential.clear();
+        let entry = Entry {
+            grant,
+            checked_at: Instant::now(),
+        };
+        self.entries.insert(key, Arc::new(entry)).await;
+        self.drop_if_evicted_since(&key, epoch).await;
+    }
+
+    /// An eviction that ran between the check of `epoch` and the insertion did not see the new entry: drop it.
+    async fn drop_if_evicted_since(&self, key: &CacheKey, epoch: u64) {
+        if self.epoch() != epoch {
+            self.entries.invalidate(key).await;
         }
-        inner
-            .by_credential
-            .entry(grant.credential_id)
-            .or_default()
-            .insert(key);
-        inner.entries.insert(key, (Instant::now(), grant));
     }
 
     /// A refresh found the key no longer valid.
-    pub fn remove(&self, key: &CacheKey) {
-        let mut inner = self.lock();
-        inner.epoch += 1;
-        inner.entries.remove(key);
+    pub async fn remove(&self, key: &CacheKey) {
+        self.epoch.fetch_add(1, Relaxed);
+        self.entries.invalidate(key).await;
     }
 
     /// The refresh of `key` is over (whatever its outcome): the next hit past half the TTL may start another.
     pub fn refreshed(&self, key: &CacheKey) {
-        self.lock().refreshing.remove(key);
+        self.lock_refreshing().remove(key);
     }
 
+    fn lock_refreshing(&self) -> std::sync::MutexGuard<'_, HashSet<CacheKey>> {
+        self.refreshing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drop every entry of `credential_id` (it changed): no lookup returns them from now on.
     pub fn evict(&self, credential_id: Uuid) {
-        let mut inner = self.lock();
-        inner.epoch += 1;
-        if let Some(keys) = inner.by_credential.remove(&credential_id) {
-            for key in keys {
-                inner.entries.remove(&key);
-            }
+        self.epoch.fetch_add(1, Relaxed);
+        let registered = self
+            .entries
+            .invalidate_entries_if(move |_, e| e.grant.credential_id == credential_id);
+        if let Err(e) = registered {
+            // Only if the builder lacked `support_invalidation_closures`: fall back to dropping everything.
+            tracing::error!(error = %e, "cannot evict by credential; clearing the validation cache");
+            self.entries.invalidate_all();
         }
     }
 
+    /// Drop every entry (notifications may have been missed).
     pub fn clear(&self) {
-        let mut inner = self.lock();
-        inner.epoch += 1;
-        inner.entries.clear();
-        inner.by_credential.clear();
+        self.epoch.fetch_add(1, Relaxed);
+        self.entries.invalidate_all();
     }
 
+    /// Hits and misses since start-up.
     pub fn stats(&self) -> CacheStats {
         CacheStats {
             hits: self.hits.load(Relaxed),
@@ -168,28 +252,75 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_grant_read_before_an_eviction_is_not_cached_after_it() {
+    #[tokio::test]
+    async fn a_grant_read_before_an_eviction_is_not_cached_after_it() {
         let cache = ValidationCache::new(Duration::from_secs(60), 10);
         let id = Uuid::new_v4();
         let read_at = cache.epoch();
         cache.evict(id);
-        cache.insert([1; 32], grant(id), read_at);
-        assert!(cache.get(&[1; 32], Utc::now()).is_none(), "possibly stale");
-        cache.insert([1; 32], grant(id), cache.epoch());
-        let hit = cache.get(&[1; 32], Utc::now()).expect("cached");
+        cache.insert([1; 32], grant(id), read_at).await;
+        assert!(
+            cache.get(&[1; 32], Utc::now()).await.is_none(),
+            "possibly stale"
+        );
+        cache.insert([1; 32], grant(id), cache.epoch()).await;
+        let hit = cache.get(&[1; 32], Utc::now()).await.expect("cached");
         assert!(!hit.refresh, "a fresh entry is not refreshed");
     }
 
-    #[test]
-    fn a_key_refreshed_many_times_is_listed_once_for_eviction() {
+    /// Catches: eviction by credential missing one of its keys, or taking another credential's.
+    #[tokio::test]
+    async fn evicting_a_credential_drops_its_keys_only() {
         let cache = ValidationCache::new(Duration::from_secs(60), 10);
-        let id = Uuid::new_v4();
-        for _ in 0..3 {
-            cache.insert([2; 32], grant(id), cache.epoch());
+        let (id, other) = (Uuid::new_v4(), Uuid::new_v4());
+        for key in [[2; 32], [3; 32]] {
+            cache.insert(key, grant(id), cache.epoch()).await;
         }
-        assert_eq!(cache.lock().by_credential[&id].len(), 1);
+        cache.insert([4; 32], grant(other), cache.epoch()).await;
         cache.evict(id);
-        assert!(cache.get(&[2; 32], Utc::now()).is_none());
+        assert!(cache.get(&[2; 32], Utc::now()).await.is_none());
+        assert!(cache.get(&[3; 32], Utc::now()).await.is_none());
+        assert!(cache.get(&[4; 32], Utc::now()).await.is_some());
+    }
+
+    /// Catches: concurrent misses of one key each running their own check (each a bcrypt), or an invalid answer
+    /// being cached.
+    #[tokio::test]
+    async fn concurrent_loads_of_a_key_share_one_check_and_invalid_is_not_cached() {
+        let cache = ValidationCache::new(Duration::from_secs(60), 10);
+        let checks = AtomicU64::new(0);
+        let id = Uuid::new_v4();
+        let check = || async {
+            checks.fetch_add(1, Relaxed);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok(Some(grant(id)))
+        };
+        let (a, b) = tokio::join!(cache.load([5; 32], check()), cache.load([5; 32], check()));
+        assert_eq!(
+            (a.ok().flatten(), b.ok().flatten()),
+            (Some(grant(id)), Some(grant(id)))
+        );
+        assert_eq!(checks.load(Relaxed), 1);
+        let invalid = cache.load([6; 32], async { Ok(None) }).await;
+        assert!(invalid.is_ok_and(|g| g.is_none()));
+        assert!(cache.get(&[6; 32], Utc::now()).await.is_none());
+    }
+
+    /// Catches: a full cache dropping every entry (each live key then pays a bcrypt at once).
+    #[tokio::test]
+    async fn a_full_cache_keeps_most_entries() {
+        let cache = ValidationCache::new(Duration::from_secs(60), 100);
+        for i in 0..150u8 {
+            cache
+                .insert([i; 32], grant(Uuid::new_v4()), cache.epoch())
+                .await;
+        }
+        cache.entries.run_pending_tasks().await;
+        assert!(
+            cache.entries.entry_count() >= 50,
+            "{}",
+            cache.entries.entry_count()
+        );
+        assert!(cache.entries.entry_count() <= 100);
     }
 }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -219,17 +219,17 @@ impl Validator {
         }
         let key = self.cache_key(presented.trim());
         let now = Utc::now();
-        if let Some(Hit { grant, refresh }) = self.cache.get(&key, now) {
+        if let Some(Hit { grant, refresh }) = self.cache.get(&key, now).await {
             self.touches.record(grant.credential_id, now);
             if refresh {
                 self.refresh_ahead(key, presented.trim().to_owned());
             }
             return Ok(Some(grant));
         }
-        let epoch = self.cache.epoch();
-        let grant = self.check_uncached(Lane::Request, parsed, now).await?;
+        // Requests presenting the same key together share one check (one bcrypt).
+        let check = self.check_uncached(Lane::Request, parsed, now);
+        let grant = self.cache.load(key, check).await?;
         if let Some(grant) = &grant {
-            self.cache.insert(key, grant.clone(), epoch);
             self.touches.record(grant.credential_id, now);
         }
         Ok(grant)
@@ -243,8 +243,8 @@ impl Validator {
             let epoch = this.cache.epoch();
             let parsed = parse_presented(&presented);
             match this.check_uncached(Lane::Refresh, parsed, Utc::now()).await {
-                Ok(Some(grant)) => this.cache.insert(key, grant, epoch),
-                Ok(None) => this.cache.remove(&key),
+                Ok(Some(grant)) => this.cache.insert(key, grant, epoch).await,
+                Ok(None) => this.cache.remove(&key).await,
                 // Gate full or database unreachable: the entry serves until its TTL; the next hit tries again.
                 Err(e) => tracing::debug!(error = %e, "cached credential not refreshed this time"),
             }

@@ -7,7 +7,6 @@
 //! re-sending the good half), keeps one transaction per batch (so offsets still move only with their messages),
 //! and the happy path pays nothing: savepoints (two more round trips per message) are only used on a replay.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use sqlx::{Connection, PgConnection};
@@ -95,7 +94,7 @@ impl Ingestor {
         })?;
         self.metrics
             .messages_quarantined
-            .fetch_add(written.quarantined, Relaxed);
+            .inc_by(written.quarantined);
         for r in &written.ingested {
             self.count(r);
         }

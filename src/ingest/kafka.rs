@@ -13,8 +13,8 @@ use workflows::EventEnvelope;
 
 use super::resume::{plan, seek_back};
 use super::{BatchError, Incoming, Ingestor, OffsetUpdate};
+use crate::backoff::Backoff;
 use crate::config::KafkaConfig;
-use crate::worker::Backoff;
 
 /// Build the consumer and subscribe to the configured regex and topics.
 pub fn consumer(config: &KafkaConfig) -> anyhow::Result<StreamConsumer> {
@@ -166,17 +166,8 @@ impl KafkaIngest {
             match self.write_once(batch, outcome_unknown).await {
                 Ok(()) => return Ok(()),
                 Err(e) => {
-                    let unknown_now = matches!(
-                        e.downcast_ref::<BatchError>(),
-                        Some(BatchError::CommitUnknown(_))
-                    );
                     // Sticky: a later attempt failing otherwise does not make the lost commit's outcome known.
-                    outcome_unknown |= unknown_now;
-                    if unknown_now {
-                        tracing::warn!(error = %format!("{e:#}"), messages = batch.len(), "batch commit outcome unknown; re-reading the stored offsets before writing again");
-                    } else {
-                        tracing::warn!(error = %format!("{e:#}"), messages = batch.len(), "cannot write batch; retrying before committing offsets");
-                    }
+                    outcome_unknown |= log_write_failure(&e, batch.len());
                     if backoff.wait(shutdown).await.is_err() {
                         return Err(ShuttingDown);
                     }
@@ -235,7 +226,13 @@ impl KafkaIngest {
         for (topic, partition, offset) in std::mem::take(&mut plan.seek) {
             match seek_back(&mut self.seek_steps, &topic, partition, offset) {
                 Some(target) => {
-                    tracing::warn!(%topic, partition, offset, target, "the broker resumed past our stored offset; seeking back");
+                    tracing::warn!(
+                        %topic,
+                        partition,
+                        offset,
+                        target,
+                        "the broker resumed past our stored offset; seeking back"
+                    );
                     self.consumer.seek(
                         &topic,
                         partition,
@@ -245,7 +242,12 @@ impl KafkaIngest {
                 }
                 None => {
                     // Seeking back further cannot help: the broker no longer has these offsets.
-                    tracing::error!(%topic, partition, offset, "messages after our stored offset are gone from the broker; accepting the gap");
+                    tracing::error!(
+                        %topic,
+                        partition,
+                        offset,
+                        "messages after our stored offset are gone from the broker; accepting the gap"
+                    );
                     plan.keep.extend(
                         positions
                             .iter()
@@ -264,6 +266,29 @@ impl KafkaIngest {
         plan.keep.sort_unstable();
         Ok(plan.keep)
     }
+}
+
+/// Log why writing a batch of `messages` failed; whether the failure left its commit's outcome unknown.
+fn log_write_failure(e: &anyhow::Error, messages: usize) -> bool {
+    let error = format!("{e:#}");
+    let unknown = matches!(
+        e.downcast_ref::<BatchError>(),
+        Some(BatchError::CommitUnknown(_))
+    );
+    if unknown {
+        tracing::warn!(
+            %error,
+            messages,
+            "batch commit outcome unknown; re-reading the stored offsets before writing again"
+        );
+    } else {
+        tracing::warn!(
+            %error,
+            messages,
+            "cannot write batch; retrying before committing offsets"
+        );
+    }
+    unknown
 }
 
 /// The next offset per partition of the messages written: one past the highest.

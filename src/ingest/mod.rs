@@ -5,7 +5,6 @@ pub mod kafka;
 mod resume;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -99,7 +98,7 @@ impl Ingestor {
             Ingested::Duplicate => &self.metrics.events_duplicate,
             Ingested::New { .. } => &self.metrics.events_ingested,
         };
-        counter.fetch_add(1, Relaxed);
+        counter.inc();
     }
 
     /// Ingest one event (HTTP); `only_subscription` restricts fan-out (the test endpoint).

@@ -1,76 +1,57 @@
-//! A short-lived in-process cache in front of a secret store: signing reads the secret on every delivery.
+//! A short-lived in-process cache in front of a secret store, on `moka`: signing reads the secret on every delivery.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use moka::future::Cache;
 
 use super::{SecretStore, SecretStoreError};
 
-/// Caches successful reads for `ttl`; writes and deletes through this process invalidate at once.
-/// Another process's change is seen within `ttl` (the documented staleness bound).
+/// Caches successful reads (a missing secret too) for `ttl`, at most `max_entries` of them, evicting the least
+/// useful one by one; concurrent reads of one path share one read of the store. Writes and deletes through this
+/// process invalidate at once; another process's change is seen within `ttl` (the documented staleness bound).
+/// Failed reads are never cached.
 pub struct CachedSecretStore {
     inner: Arc<dyn SecretStore>,
-    ttl: Duration,
-    max_entries: usize,
-    entries: Mutex<HashMap<String, (Instant, Option<String>)>>,
+    entries: Cache<String, Option<String>>,
 }
 
 impl CachedSecretStore {
     /// Wrap `inner`.
     pub fn new(inner: Arc<dyn SecretStore>, ttl: Duration, max_entries: usize) -> Self {
-        Self {
-            inner,
-            ttl,
-            max_entries,
-            entries: Mutex::new(HashMap::new()),
-        }
+        let entries = Cache::builder()
+            .max_capacity(max_entries as u64)
+            .time_to_live(ttl)
+            .build();
+        Self { inner, entries }
     }
+}
 
-    fn cached(&self, path: &str) -> Option<Option<String>> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
-            .get(path)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, v)| v.clone())
-    }
-
-    fn remember(&self, path: &str, value: Option<String>) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= self.max_entries {
-            // Bounded: dropping everything is crude but O(1) amortised and keeps memory flat.
-            entries.clear();
-        }
-        entries.insert(path.to_owned(), (Instant::now(), value));
-    }
-
-    fn forget(&self, path: &str) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(path);
+/// A failure shared by every reader that waited on one read, for one of them.
+fn copy_of(e: &SecretStoreError) -> SecretStoreError {
+    match e {
+        SecretStoreError::Unavailable(why) => SecretStoreError::Unavailable(why.clone()),
+        SecretStoreError::Corrupt(why) => SecretStoreError::Corrupt(why.clone()),
     }
 }
 
 #[async_trait]
 impl SecretStore for CachedSecretStore {
     async fn get(&self, path: &str) -> Result<Option<String>, SecretStoreError> {
-        if let Some(hit) = self.cached(path) {
-            return Ok(hit);
-        }
-        let value = self.inner.get(path).await?;
-        self.remember(path, value.clone());
-        Ok(value)
+        self.entries
+            .try_get_with_by_ref(path, self.inner.get(path))
+            .await
+            .map_err(|shared| copy_of(&shared))
     }
 
     async fn put(&self, path: &str, value: &str) -> Result<(), SecretStoreError> {
-        self.forget(path);
+        self.entries.invalidate(path).await;
         self.inner.put(path, value).await
     }
 
     async fn delete(&self, path: &str) -> Result<(), SecretStoreError> {
-        self.forget(path);
+        self.entries.invalidate(path).await;
         self.inner.delete(path).await
     }
 

@@ -25,8 +25,8 @@ use jobs::ports::DeliveryToSend;
 use jobs::webhook::{self, DeliverWebhook, Effect, Handled, WebhookDeps};
 use sqlx::PgPool;
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 
+pub use crate::backoff::Backoff;
 use crate::db::connector_effects::{self, Topics};
 use crate::db::queue::{self, Ack};
 use crate::db::{connectors, deliveries, effects};
@@ -366,30 +366,6 @@ impl Worker {
                 return Ok(total);
             }
         }
-    }
-}
-
-/// Exponential backoff from 100 ms to 5 s for infrastructure errors.
-#[derive(Debug, Default)]
-pub struct Backoff {
-    failures: u32,
-}
-
-impl Backoff {
-    /// Sleep for the next delay; `Err` if cancelled meanwhile.
-    pub async fn wait(&mut self, cancel: &CancellationToken) -> Result<(), ()> {
-        let delay =
-            Duration::from_millis(100u64.saturating_mul(1 << self.failures.min(6)).min(5_000));
-        self.failures += 1;
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => Ok(()),
-            _ = cancel.cancelled() => Err(()),
-        }
-    }
-
-    /// Back to the shortest delay.
-    pub fn reset(&mut self) {
-        self.failures = 0;
     }
 }
 

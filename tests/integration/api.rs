@@ -306,9 +306,9 @@ async fn openapi_document_and_health_are_served() {
     for series in [
         "ss3_queue_jobs{state=\"due\"}",
         "ss3_attempts_total{attempt=\"1\"}",
-        "ss3_delivery_latency_ms_bucket{le=\"+Inf\"}",
+        "ss3_delivery_latency_seconds_bucket{le=\"+Inf\"}",
         "ss3_validation_cache_total{outcome=\"hit\"}",
-        "ss3_dead_lettered_total",
+        "ss3_jobs_total{kind=\"webhook\",outcome=\"dead_lettered\"}",
     ] {
         assert!(metrics.contains(series), "{series} missing from /metrics");
     }

@@ -80,8 +80,8 @@ async fn event_reaches_the_receiver_signed_with_the_subscription_secret() {
         .expect("text");
     for line in [
         "ss3_attempts_total{attempt=\"1\"} 1",
-        "ss3_attempts_delivered_total 1",
-        "ss3_delivery_latency_ms_count 1",
+        "ss3_jobs_total{kind=\"webhook\",outcome=\"delivered\"} 1",
+        "ss3_delivery_latency_seconds_count 1",
         "ss3_events_ingested_total 1",
     ] {
         assert!(metrics.lines().any(|l| l == line), "{line} not in /metrics");

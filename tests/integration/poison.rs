@@ -4,7 +4,6 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use integration_service::config::Config;
@@ -230,8 +229,8 @@ async fn a_batch_replayed_with_savepoints_commits_the_good_events_quarantines_th
     let metrics = &app.app.state().metrics;
     assert_eq!(
         (
-            metrics.events_ingested.load(Relaxed),
-            metrics.messages_quarantined.load(Relaxed)
+            metrics.events_ingested.get(),
+            metrics.messages_quarantined.get()
         ),
         (2, 3)
     );
@@ -261,10 +260,7 @@ async fn an_infrastructure_failure_quarantines_nothing_and_is_reported_for_a_ret
         ),
         "{err:?}"
     );
-    assert_eq!(
-        app.app.state().metrics.messages_quarantined.load(Relaxed),
-        0
-    );
+    assert_eq!(app.app.state().metrics.messages_quarantined.get(), 0);
 }
 
 /// Catches: NUL in data and Postgres data errors answering 500, and an array body being accepted as an event.

@@ -1,0 +1,234 @@
+//! Typed configuration: embedded documented defaults, an optional TOML file, then `SS3_` environment variables.
+
+mod infra;
+mod sections;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+pub use infra::{
+    KafkaConfig, MIN_ROLE_CONNECTIONS, PoolSizes, PoolsConfig, SecretsConfig, VaultConfig,
+};
+pub use sections::{ConnectorsConfig, CredentialsConfig, DeliveryConfig, HttpConfig, WorkerConfig};
+
+/// The defaults, with a comment on every key.
+pub const DEFAULT_TOML: &str = include_str!("../../config.default.toml");
+
+/// A value that must never be printed.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+/// Development allows private targets; production refuses them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Loopback and private targets allowed.
+    Development,
+    /// Loopback, private and link-local targets refused unless allow-listed.
+    Production,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    /// Address the HTTP API listens on.
+    pub listen_addr: SocketAddr,
+    /// Postgres URL (`postgres://…`).
+    pub database_url: Secret,
+    /// Connections of this process in all, split between the roles by `pools`.
+    pub max_db_connections: u32,
+    /// Development (private targets allowed) or production.
+    pub mode: Mode,
+    /// Bearer token of platform operators (operator-only endpoints).
+    pub admin_token: Secret,
+    /// The Kafka consumer and publisher.
+    pub kafka: KafkaConfig,
+    /// Outgoing webhook requests.
+    pub delivery: DeliveryConfig,
+    /// The job worker.
+    pub worker: WorkerConfig,
+    /// The embedded secret store's master key.
+    pub secrets: SecretsConfig,
+    /// API keys, access tokens and the cost of checking them.
+    pub credentials: CredentialsConfig,
+    /// Each role's share of `max_db_connections`.
+    pub pools: PoolsConfig,
+    /// OpenBao/Vault, when it is the secret store.
+    pub vault: VaultConfig,
+    /// Marketplace connectors.
+    pub connectors: ConnectorsConfig,
+    /// Limits of the API's HTTP server.
+    pub http: HttpConfig,
+}
+
+impl Config {
+    /// `max_db_connections` split by the `pools` percentages (each at least [`MIN_ROLE_CONNECTIONS`]).
+    pub fn pool_sizes(&self) -> PoolSizes {
+        let share =
+            |percent: u32| (self.max_db_connections * percent / 100).max(MIN_ROLE_CONNECTIONS);
+        PoolSizes {
+            api: share(self.pools.api_percent),
+            ingest: share(self.pools.ingest_percent),
+            worker: share(self.pools.worker_percent),
+        }
+    }
+}
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A key is missing or has the wrong type.
+    #[error("configuration: {0}")]
+    Parse(#[from] Box<figment::Error>),
+    /// A value is out of range.
+    #[error("configuration key {key}: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+impl Config {
+    /// Load defaults, then `file` if given, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        Self::from_figment(
+            figment
+                .merge(vault_env())
+                .merge(Env::prefixed("SS3_").split("__"))
+                .merge(Env::raw().only(&["DATABASE_URL"]).lowercase(true)),
+        )
+    }
+
+    /// Defaults only (tests start from here and change fields).
+    pub fn defaults() -> Result<Self, ConfigError> {
+        Self::from_figment(Figment::from(Toml::string(DEFAULT_TOML)))
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Vault's own variables, as every Vault client reads them: `VAULT_ADDR` → `vault.addr`, `VAULT_TOKEN` →
+/// `vault.token`. They override the config file; `SS3_VAULT__ADDR` / `SS3_VAULT__TOKEN` override them.
+fn vault_env() -> Env {
+    Env::raw().filter_map(|key| match key.as_str().to_ascii_uppercase().as_str() {
+        "VAULT_ADDR" => Some("vault.addr".into()),
+        "VAULT_TOKEN" => Some("vault.token".into()),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_parse_and_validate() {
+        let c = Config::defaults().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.listen_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.worker.lease_ms, 6000);
+        assert!(!c.kafka.enabled());
+    }
+
+    /// Catches: the documented defaults drifting from the adapters' own (the real marketplace hosts).
+    #[test]
+    fn default_channel_endpoints_are_the_real_hosts() {
+        let c = Config::defaults().unwrap_or_else(|e| panic!("{e}"));
+        let k = &c.connectors;
+        assert_eq!(k.amazon, ::connectors::amazon::Endpoints::default());
+        assert_eq!(k.ebay, ::connectors::ebay::Endpoints::default());
+        assert_eq!(
+            k.google_shopping,
+            ::connectors::google::Endpoints::default()
+        );
+        for (key, url) in k.urls() {
+            assert!(url.starts_with("https://"), "{key} = {url}");
+        }
+    }
+
+    /// Catches: `VAULT_ADDR` / `VAULT_TOKEN` documented as honoured but never read (the service then silently used
+    /// the embedded store), or overriding the more specific `SS3_VAULT__*`.
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns figment's own (large) error
+    fn vault_env_vars_are_honoured_below_ss3_ones() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("VAULT_ADDR", "http://vault.example:8200");
+            jail.set_env("VAULT_TOKEN", "s.token-from-vault-env");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.vault.addr, "http://vault.example:8200");
+            assert_eq!(c.vault.token.expose(), "s.token-from-vault-env");
+            assert!(c.vault.enabled());
+            jail.set_env("SS3_VAULT__ADDR", "http://ss3.example:8200");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.vault.addr, "http://ss3.example:8200");
+            assert_eq!(c.vault.token.expose(), "s.token-from-vault-env");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_lease_renewed_less_than_twice_per_lease_is_refused_naming_the_key() {
+        let mut c = Config::defaults().unwrap_or_else(|e| panic!("{e}"));
+        c.worker.lease_renew_ms = c.worker.lease_ms / 2 + 1;
+        let refused = c.validate().expect_err("refused");
+        assert!(
+            refused.to_string().contains("worker.lease_renew_ms"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn the_connection_budget_is_split_between_the_roles_with_two_each_at_least() {
+        let mut c = Config::defaults().unwrap_or_else(|e| panic!("{e}"));
+        c.max_db_connections = 20;
+        let sizes = c.pool_sizes();
+        assert_eq!(sizes.api + sizes.ingest + sizes.worker, 20);
+        c.max_db_connections = 6;
+        let small = c.pool_sizes();
+        assert!(small.api >= 2 && small.ingest >= 2 && small.worker >= 2);
+    }
+
+    #[test]
+    fn percentages_that_do_not_add_up_name_the_key() {
+        let mut c = Config::defaults().unwrap_or_else(|e| panic!("{e}"));
+        c.pools.api_percent = 90;
+        let e = match c.validate() {
+            Ok(()) => panic!("percentages adding up to 160 were accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.contains("pools.api_percent"), "{e}");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?}"), "\"***\"");
+    }
+}

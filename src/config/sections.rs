@@ -1,0 +1,128 @@
+//! The tables of the configuration that tune the service's own work: `[http]`, `[delivery]`, `[worker]`,
+//! `[credentials]` and `[connectors]`.
+
+use serde::Deserialize;
+
+use super::Secret;
+
+/// `[http]`: what a client may cost the API's HTTP server.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpConfig {
+    /// Largest request body of every route but `POST /events` (which takes `kafka.max_message_bytes`).
+    pub max_body_bytes: usize,
+    /// Time to send a request's header block (and, on a kept-alive connection, to start the next request).
+    pub header_read_timeout_ms: u64,
+    /// Time to send a request's body, counted from the service's first read of it.
+    pub body_read_timeout_ms: u64,
+}
+
+/// `[connectors]`: marketplace connectors and the marketplace APIs they call.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConnectorsConfig {
+    /// Topic of records pulled from channels (`marketplace.order.received`).
+    pub inbound_topic: String,
+    /// Connect timeout to channel APIs.
+    pub connect_timeout_ms: u64,
+    /// Total time of one channel request.
+    pub timeout_ms: u64,
+    /// A `429 Retry-After` up to this long is waited out in place; longer fails the attempt with that delay.
+    pub max_inline_wait_ms: u64,
+    /// Poll interval of a new config that polls and does not set one.
+    pub default_poll_interval_secs: u32,
+    /// Hosts channel endpoints may resolve to in production mode even though they are not public.
+    pub allowed_private_hosts: Vec<String>,
+    /// `[connectors.amazon]`: SP-API and LWA URLs.
+    pub amazon: ::connectors::amazon::Endpoints,
+    /// `[connectors.ebay]`: API and token URLs.
+    pub ebay: ::connectors::ebay::Endpoints,
+    /// `[connectors.google_shopping]`: Merchant API and token URLs.
+    pub google_shopping: ::connectors::google::Endpoints,
+}
+
+impl ConnectorsConfig {
+    /// Every channel endpoint URL, with its config key.
+    pub fn urls(&self) -> Vec<(&'static str, &str)> {
+        let (a, e, g) = (&self.amazon, &self.ebay, &self.google_shopping);
+        vec![
+            ("connectors.amazon.lwa_endpoint", a.lwa_endpoint.as_str()),
+            ("connectors.amazon.sp_api_na", a.sp_api_na.as_str()),
+            ("connectors.amazon.sp_api_eu", a.sp_api_eu.as_str()),
+            ("connectors.amazon.sp_api_fe", a.sp_api_fe.as_str()),
+            ("connectors.ebay.api", e.api.as_str()),
+            ("connectors.ebay.token_url", e.token_url.as_str()),
+            ("connectors.google_shopping.api", g.api.as_str()),
+            ("connectors.google_shopping.token_url", g.token_url.as_str()),
+        ]
+    }
+}
+
+/// `[credentials]`: API keys, OAuth access tokens and the cost of checking them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CredentialsConfig {
+    /// bcrypt cost of new secrets (4–31).
+    pub bcrypt_cost: u32,
+    /// How long a successful validation is reused before it is checked again.
+    pub cache_ttl_secs: u64,
+    /// Most validations cached; beyond it the least useful entries are evicted one by one.
+    pub cache_max_entries: usize,
+    /// `last_used_at` is written at most once per credential per this many seconds.
+    pub last_used_precision_secs: u64,
+    /// How often recorded `last_used_at` times are flushed to Postgres.
+    pub last_used_flush_secs: u64,
+    /// Lifetime of an issued OAuth access token.
+    pub access_token_ttl_secs: u64,
+    /// Token the gateway must present to `/credentials/validate` (empty: none).
+    pub gateway_token: Secret,
+    /// bcrypt hashes computed at once; 0: the machine's available parallelism.
+    pub verify_concurrency: usize,
+    /// Checks that may wait for a turn beyond those running; more are answered 503 at once.
+    pub verify_queue: usize,
+    /// Longest wait for a turn before a check is answered 503.
+    pub verify_wait_ms: u64,
+    /// Nice value (0–19) of hashing threads: under load, the rest of the process gets the CPU first.
+    pub verify_nice: i32,
+}
+
+/// `[delivery]`: outgoing webhook requests.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeliveryConfig {
+    /// Time to connect to a webhook target.
+    pub connect_timeout_ms: u64,
+    /// Total time of one webhook request, response included.
+    pub timeout_ms: u64,
+    /// Bytes of a target's response body kept with the attempt.
+    pub response_body_limit: usize,
+    /// Hosts webhook targets may resolve to in production mode even though they are not public.
+    pub allowed_private_hosts: Vec<String>,
+}
+
+/// `[worker]`: the job worker, its leases and its housekeeping.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkerConfig {
+    /// Jobs run at once.
+    pub concurrency: usize,
+    /// Jobs claimed per fetch from the queue.
+    pub batch_size: usize,
+    /// How often an idle worker polls for jobs scheduled for later.
+    pub poll_interval_ms: u64,
+    /// How often the worker records that it is alive.
+    pub heartbeat_interval_secs: u64,
+    /// A claimed job whose lease was not renewed for this long is re-queued.
+    pub lease_ms: u64,
+    /// How often a worker renews the leases of the jobs it holds.
+    pub lease_renew_ms: u64,
+    /// How often each worker re-queues jobs whose lease expired.
+    pub lease_rescue_ms: u64,
+    /// Worker name (empty: generated from host, pid and a random suffix).
+    pub name: String,
+    /// Scale of real waits between attempts (tests shrink the 1m/5m/30m/2h schedule; 1 in production).
+    pub time_scale: f64,
+    /// Wait before retrying a job whose secret could not be read.
+    pub secret_retry_secs: u64,
+    /// How often the outbox relay looks for unpublished events.
+    pub outbox_poll_ms: u64,
+    /// How often finished jobs are swept from apalis.jobs.
+    pub sweep_interval_secs: u64,
+    /// How long acknowledged jobs stay in apalis.jobs.
+    pub job_retention_secs: u64,
+}

@@ -1,0 +1,130 @@
+//! Range checks of a loaded configuration, each naming the key at fault.
+
+use super::{Config, ConfigError, MIN_ROLE_CONNECTIONS};
+
+/// The refusal of `key`, saying what is wrong with its value.
+fn invalid(key: &'static str, problem: &str) -> Result<(), ConfigError> {
+    Err(ConfigError::Invalid {
+        key,
+        problem: problem.to_owned(),
+    })
+}
+
+/// `Err` naming `key` with `problem` when `bad`.
+fn check(bad: bool, key: &'static str, problem: &str) -> Result<(), ConfigError> {
+    if bad { invalid(key, problem) } else { Ok(()) }
+}
+
+impl Config {
+    /// Check ranges, naming the key at fault.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_worker()?;
+        self.validate_credentials()?;
+        self.validate_http()?;
+        self.validate_connections()?;
+        self.validate_kafka()?;
+        self.validate_endpoints()
+    }
+
+    fn validate_worker(&self) -> Result<(), ConfigError> {
+        let w = &self.worker;
+        check(
+            w.concurrency == 0,
+            "worker.concurrency",
+            "must be at least 1",
+        )?;
+        check(w.batch_size == 0, "worker.batch_size", "must be at least 1")?;
+        check(
+            w.lease_renew_ms == 0 || w.lease_renew_ms * 2 > w.lease_ms,
+            "worker.lease_renew_ms",
+            "must be at least 1 and at most half of worker.lease_ms",
+        )?;
+        check(
+            w.lease_rescue_ms == 0,
+            "worker.lease_rescue_ms",
+            "must be at least 1",
+        )?;
+        check(
+            !(w.time_scale > 0.0 && w.time_scale <= 1.0),
+            "worker.time_scale",
+            "must be in (0, 1]",
+        )
+    }
+
+    fn validate_credentials(&self) -> Result<(), ConfigError> {
+        let c = &self.credentials;
+        check(
+            !(4..=31).contains(&c.bcrypt_cost),
+            "credentials.bcrypt_cost",
+            "must be between 4 and 31",
+        )?;
+        check(
+            !(0..=19).contains(&c.verify_nice),
+            "credentials.verify_nice",
+            "must be between 0 and 19",
+        )?;
+        check(
+            c.verify_wait_ms == 0,
+            "credentials.verify_wait_ms",
+            "must be at least 1",
+        )
+    }
+
+    fn validate_http(&self) -> Result<(), ConfigError> {
+        let h = &self.http;
+        check(
+            h.max_body_bytes == 0,
+            "http.max_body_bytes",
+            "must be at least 1",
+        )?;
+        check(
+            h.header_read_timeout_ms == 0,
+            "http.header_read_timeout_ms",
+            "must be at least 1",
+        )?;
+        check(
+            h.body_read_timeout_ms == 0,
+            "http.body_read_timeout_ms",
+            "must be at least 1",
+        )
+    }
+
+    fn validate_connections(&self) -> Result<(), ConfigError> {
+        let p = &self.pools;
+        check(
+            p.api_percent + p.ingest_percent + p.worker_percent != 100,
+            "pools.api_percent",
+            "pools.api_percent + ingest_percent + worker_percent must be 100",
+        )?;
+        check(
+            self.max_db_connections < 3 * MIN_ROLE_CONNECTIONS,
+            "max_db_connections",
+            "must be at least 6 (two connections per role)",
+        )?;
+        check(
+            !self.database_url.expose().starts_with("postgres"),
+            "database_url",
+            "must be a postgres:// URL",
+        )
+    }
+
+    fn validate_kafka(&self) -> Result<(), ConfigError> {
+        let k = &self.kafka;
+        check(k.batch_max == 0, "kafka.batch_max", "must be at least 1")?;
+        check(
+            k.enabled() && k.topic_regex.trim().is_empty() && k.topics.is_empty(),
+            "kafka.topic_regex",
+            "set a regex or kafka.topics when kafka.brokers is set",
+        )
+    }
+
+    fn validate_endpoints(&self) -> Result<(), ConfigError> {
+        for (key, url) in self.connectors.urls() {
+            let parsed = url::Url::parse(url).ok();
+            if !parsed.is_some_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host()) {
+                return invalid(key, "must be an absolute http(s) URL");
+            }
+        }
+        Ok(())
+    }
+}
