@@ -55,7 +55,7 @@ pub struct Config {
     pub mode: Mode,
     /// Operator token.
     pub admin_token: Secret,
-    /// Kafka.
+    /// `[kafka]`: brokers, topics and consumer group of event ingest.
     pub kafka: KafkaConfig,
     /// Outgoing webhooks.
     pub delivery: DeliveryConfig,
@@ -67,7 +67,7 @@ pub struct Config {
     pub credentials: CredentialsConfig,
     /// Each role's share of `max_db_connections`.
     pub pools: PoolsConfig,
-    /// Vault.
+    /// `[vault]`: the OpenBao/Vault server holding secrets (empty address: the embedded store).
     pub vault: VaultConfig,
     /// Marketplace connectors.
     pub connectors: ConnectorsConfig,
@@ -125,7 +125,7 @@ impl ConnectorsConfig {
 pub struct VaultConfig {
     /// Address; empty: embedded store.
     pub addr: String,
-    /// Token.
+    /// A static Vault token; empty: log in with AppRole.
     pub token: Secret,
     /// AppRole mount.
     pub approle_mount: String,

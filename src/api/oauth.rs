@@ -44,14 +44,14 @@ pub struct AccessToken {
 pub struct OAuthError {
     /// `invalid_request`, `invalid_client`, `invalid_scope` or `unsupported_grant_type`.
     pub error: String,
-    /// For humans.
+    /// What went wrong, for humans.
     pub error_description: String,
 }
 
 #[derive(ApiResponse)]
 #[oai(bad_request_handler = "unparsable")]
 enum TokenResponse {
-    /// Issued.
+    /// The token was issued (`Cache-Control: no-store`, as RFC 6749 §5.1 requires).
     #[oai(status = 200)]
     Issued(
         Json<AccessToken>,

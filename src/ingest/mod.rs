@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use sqlx::PgPool;
-use uuid::Uuid;
+use workflows::ids::SubscriptionId;
 use workflows::{EventEnvelope, RejectReason};
 
 use crate::db::events::{self, EventSource, Ingested, Quarantined};
@@ -108,7 +108,7 @@ impl Ingestor {
         &self,
         event: &EventEnvelope,
         source: EventSource,
-        only_subscription: Option<Uuid>,
+        only_subscription: Option<SubscriptionId>,
     ) -> Result<Ingested, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let (ingested, jobs) = events::fan_out(&mut tx, event, &source, only_subscription).await?;

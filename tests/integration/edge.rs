@@ -210,7 +210,7 @@ async fn a_database_data_error_is_the_clients_error_not_a_500() {
         api.status_and_code(),
         (
             poem::http::StatusCode::UNPROCESSABLE_ENTITY,
-            "data_exception"
+            integration_service::api::code::ProblemCode::DataException
         )
     );
     let wrapped = sqlx::query("SELECT 'x'::int")
