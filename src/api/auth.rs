@@ -16,8 +16,8 @@ use subtle::ConstantTimeEq;
 use workflows::StoreId;
 use workflows::credentials::SCOPES;
 
-use super::code::ProblemCode;
 use super::AppState;
+use super::code::ProblemCode;
 use super::problem::ApiError;
 
 /// Header naming the store an operator acts on.
@@ -102,7 +102,8 @@ async fn check_store(req: &Request, bearer: Bearer) -> poem::Result<StoreScope> 
     let named = req
         .header(STORE_HEADER)
         .map(|raw| {
-            StoreId::parse(raw).map_err(|e| ApiError::Invalid(ProblemCode::InvalidStoreId, e.to_string()))
+            StoreId::parse(raw)
+                .map_err(|e| ApiError::Invalid(ProblemCode::InvalidStoreId, e.to_string()))
         })
         .transpose()?;
     if is_operator(state, &bearer.token) {

@@ -7,8 +7,8 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use workflows::EventEnvelope;
 use workflows::ids::{ConnectorJobId, DeliveryId, EventId};
 
-use super::code::ProblemCode;
 use super::auth::OperatorAuth;
+use super::code::ProblemCode;
 use super::problem::can::*;
 use super::problem::{ApiError, Problems};
 use super::{AppState, Tag};

@@ -88,7 +88,10 @@ impl ApiError {
             Self::Internal(e) if is_overload(e) => {
                 (StatusCode::SERVICE_UNAVAILABLE, ProblemCode::Overloaded)
             }
-            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ProblemCode::InternalError),
+            Self::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ProblemCode::InternalError,
+            ),
         }
     }
 }
@@ -363,7 +366,12 @@ mod tests {
         }
         let unavailable = &meta.responses[1];
         assert!(unavailable.description.contains("secret_store_unavailable"));
-        assert!(unavailable.headers.iter().any(|h| h.name == "Retry-After" && h.required));
+        assert!(
+            unavailable
+                .headers
+                .iter()
+                .any(|h| h.name == "Retry-After" && h.required)
+        );
     }
 
     #[test]

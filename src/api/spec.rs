@@ -274,11 +274,6 @@ fn property_facts() -> Vec<(&'static str, &'static str, Value)> {
             json!({ "enum": ["client_credentials"] }),
         ),
         ("AccessToken", "token_type", json!({ "enum": ["Bearer"] })),
-        (
-            "OAuthError",
-            "error",
-            json!({ "enum": ["invalid_request", "invalid_client", "invalid_scope", "unsupported_grant_type"] }),
-        ),
     ]
 }
 

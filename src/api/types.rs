@@ -304,7 +304,10 @@ mod tests {
     #[test]
     fn a_parse_failure_names_its_stable_code() {
         let err = Name::parse_from_json(Some(json!("a\u{0}"))).expect_err("refused");
-        assert_eq!(refusal_code(&err.into_message()), Some(ProblemCode::InvalidName));
+        assert_eq!(
+            refusal_code(&err.into_message()),
+            Some(ProblemCode::InvalidName)
+        );
         let err =
             Settings::parse_from_json(Some(json!({"a": {"b": ["x\u{0}"]}}))).expect_err("nul");
         let message = err.into_message();

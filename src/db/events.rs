@@ -151,9 +151,13 @@ async fn create_rows(
     .bind(only_subscription)
     .fetch_all(&mut *conn)
     .await?;
-    let (deliveries, jobs): (Vec<_>, Vec<_>) = created.into_iter().partition(|(webhook, _)| *webhook);
+    let (deliveries, jobs): (Vec<_>, Vec<_>) =
+        created.into_iter().partition(|(webhook, _)| *webhook);
     Ok((
-        deliveries.into_iter().map(|(_, id)| DeliveryId(id)).collect(),
+        deliveries
+            .into_iter()
+            .map(|(_, id)| DeliveryId(id))
+            .collect(),
         jobs.into_iter().map(|(_, id)| ConnectorJobId(id)).collect(),
     ))
 }

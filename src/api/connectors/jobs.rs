@@ -111,9 +111,11 @@ impl JobsApi {
             .as_deref()
             .filter(|s| parse_job_status(s).is_none())
         {
-            return Err(
-                ApiError::Invalid(ProblemCode::InvalidStatus, format!("{s:?} is not a job status")).into(),
-            );
+            return Err(ApiError::Invalid(
+                ProblemCode::InvalidStatus,
+                format!("{s:?} is not a job status"),
+            )
+            .into());
         }
         let limit = page_limit(limit.0);
         let rows = connectors::list_jobs(
@@ -182,10 +184,14 @@ impl JobsApi {
     ) -> Result<Accepted, Problems<{ STORE_CALLER | POSTS | NOT_FOUND | CONFLICT }>> {
         let config = load(&state, &auth.0.store_id, id.0).await?;
         let mut tx = state.pool.begin().await.map_err(ApiError::from)?;
-        let Some(poll_seq) =
-            connectors::schedule_poll(&mut tx, id.0.into(), state.connectors.clock.now(), Duration::ZERO)
-                .await
-                .map_err(ApiError::from)?
+        let Some(poll_seq) = connectors::schedule_poll(
+            &mut tx,
+            id.0.into(),
+            state.connectors.clock.now(),
+            Duration::ZERO,
+        )
+        .await
+        .map_err(ApiError::from)?
         else {
             let why = if config.poll_interval_secs.is_none() {
                 "this connector does not poll"

@@ -51,7 +51,11 @@ fn secret_store_error(e: crate::secrets::SecretStoreError) -> ApiError {
 }
 
 /// The store's live config `id`, or 404.
-async fn load(state: &AppState, store_id: &StoreId, id: ConnectorId) -> Result<ConfigRow, ApiError> {
+async fn load(
+    state: &AppState,
+    store_id: &StoreId,
+    id: ConnectorId,
+) -> Result<ConfigRow, ApiError> {
     let mut conn = state.pool.acquire().await.map_err(ApiError::from)?;
     connectors::get(&mut conn, store_id.as_str(), id.into(), false)
         .await

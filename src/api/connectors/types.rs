@@ -158,7 +158,7 @@ pub struct ConnectionTest {
     pub http_status: Option<u16>,
 }
 
-fn to_connector(state: &AppState, r: ConfigRow) -> Connector {
+pub(super) fn to_connector(state: &AppState, r: ConfigRow) -> Connector {
     let complete = credentials_complete(
         state.connectors.registry.get(&r.connector_type),
         &r.credentials_set,

@@ -36,7 +36,10 @@ pub(super) fn credentials_missing() -> ApiError {
 }
 
 /// Check a create request against its connector type.
-pub(super) fn parse_create(state: &AppState, body: &CreateConnector) -> Result<NewConnector, ApiError> {
+pub(super) fn parse_create(
+    state: &AppState,
+    body: &CreateConnector,
+) -> Result<NewConnector, ApiError> {
     let adapter = adapter(state, &body.connector_type)?;
     let default_events: Vec<String> = adapter
         .supported_events()
@@ -102,7 +105,10 @@ pub(super) fn field_name(f: CredentialField) -> &'static str {
 }
 
 /// Every credential field the connector needs is among those set.
-pub(super) fn credentials_complete(adapter: Option<&Arc<dyn ConnectorAdapter>>, set: &[String]) -> bool {
+pub(super) fn credentials_complete(
+    adapter: Option<&Arc<dyn ConnectorAdapter>>,
+    set: &[String],
+) -> bool {
     adapter.is_some_and(|a| {
         a.required_credentials()
             .iter()
@@ -111,7 +117,10 @@ pub(super) fn credentials_complete(adapter: Option<&Arc<dyn ConnectorAdapter>>, 
 }
 
 /// The adapter of `connector_type`, or 422 `unknown_connector_type` naming the known ones.
-pub(super) fn adapter(state: &AppState, connector_type: &str) -> Result<Arc<dyn ConnectorAdapter>, ApiError> {
+pub(super) fn adapter(
+    state: &AppState,
+    connector_type: &str,
+) -> Result<Arc<dyn ConnectorAdapter>, ApiError> {
     state
         .connectors
         .registry
@@ -161,7 +170,10 @@ pub(super) fn valid_events(
 
 /// The connector's settings rule: a JSON object its adapter accepts. The one place the API checks settings, so
 /// the connector registry's typed parser can replace it.
-pub(super) fn parse_settings(adapter: &dyn ConnectorAdapter, settings: &Settings) -> Result<(), ApiError> {
+pub(super) fn parse_settings(
+    adapter: &dyn ConnectorAdapter,
+    settings: &Settings,
+) -> Result<(), ApiError> {
     let settings = settings.as_value();
     if !settings.is_object() {
         return Err(ApiError::Invalid(

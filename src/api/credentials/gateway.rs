@@ -86,5 +86,4 @@ impl GatewayApi {
                 .collect(),
         )
     }
-
 }

@@ -23,13 +23,14 @@ pub(super) fn new_client_id(kind: CredentialType) -> String {
 
 /// What the caller is shown of a credential just issued with `secret`: the whole API key
 /// (`ss3_live_<prefix>_<secret>`), or the OAuth client id and secret.
-pub(super) fn shown(kind: CredentialType, credential: Credential, secret: String) -> IssuedCredential {
+pub(super) fn shown(
+    kind: CredentialType,
+    credential: Credential,
+    secret: String,
+) -> IssuedCredential {
     match kind {
         CredentialType::ApiKey => IssuedCredential {
-            api_key: Some(format!(
-                "{API_KEY_PREFIX}{}_{secret}",
-                credential.client_id
-            )),
+            api_key: Some(format!("{API_KEY_PREFIX}{}_{secret}", credential.client_id)),
             credential,
             client_id: None,
             client_secret: None,

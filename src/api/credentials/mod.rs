@@ -161,7 +161,10 @@ impl ManageApi {
     ) -> Result<Issued, Problems<{ STORE_CALLER | JSON_BODY | CONFLICT }>> {
         let scopes = valid_scopes(&body.scopes)?;
         let expires_at = future(body.expires_at)?;
-        let (client_id, secret) = (issue::new_client_id(body.kind), issue::new_secret(body.kind));
+        let (client_id, secret) = (
+            issue::new_client_id(body.kind),
+            issue::new_secret(body.kind),
+        );
         let hashed = state
             .validator
             .hash_secret(secret.clone())

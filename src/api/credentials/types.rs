@@ -170,4 +170,3 @@ impl From<CredentialRow> for Credential {
         }
     }
 }
-

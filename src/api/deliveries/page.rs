@@ -59,17 +59,12 @@ pub(super) async fn with_attempts(
     let ids: Vec<_> = rows.iter().map(|r| r.delivery_id).collect();
     let mut by_delivery: HashMap<Uuid, Vec<Attempt>> = HashMap::new();
     for a in deliveries::attempts(&state.pool, &ids).await? {
-        by_delivery
-            .entry(a.delivery_id.into())
-            .or_default()
-            .push(a.into());
+        by_delivery.entry(a.delivery_id).or_default().push(a.into());
     }
     Ok(rows
         .into_iter()
         .map(|r| {
-            let attempts = by_delivery
-                .remove(&Uuid::from(r.delivery_id))
-                .unwrap_or_default();
+            let attempts = by_delivery.remove(&r.delivery_id).unwrap_or_default();
             Delivery::new(r, attempts)
         })
         .collect())

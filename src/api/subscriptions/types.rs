@@ -101,4 +101,3 @@ impl From<SubscriptionRow> for Subscription {
         }
     }
 }
-

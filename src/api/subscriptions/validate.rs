@@ -80,8 +80,9 @@ pub(super) async fn valid_target(state: &AppState, raw: &str) -> Result<String, 
         .map_err(|e| ApiError::Invalid(ProblemCode::InvalidTargetUrl, e.to_string()))?;
     url.check(&state.target_policy).await.map_err(|e| match e {
         TargetError::Invalid(_) => ApiError::Invalid(ProblemCode::InvalidTargetUrl, e.to_string()),
-        TargetError::NotAllowed(_) => ApiError::Invalid(ProblemCode::TargetNotAllowed, e.to_string()),
+        TargetError::NotAllowed(_) => {
+            ApiError::Invalid(ProblemCode::TargetNotAllowed, e.to_string())
+        }
     })?;
     Ok(url.as_str().to_owned())
 }
-
