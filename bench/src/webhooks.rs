@@ -76,7 +76,7 @@ pub(super) async fn app_with_subscribers(
     for n in 0..fanout {
         create_with_secret(
             app.state(),
-            "bench",
+            &workflows::StoreId::parse("bench")?,
             &format!("bench-{n}"),
             &target,
             &["*".to_owned()],

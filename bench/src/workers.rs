@@ -76,7 +76,7 @@ async fn prepared(
     for n in 0..10 {
         create_with_secret(
             app.state(),
-            "bench",
+            &workflows::StoreId::parse("bench")?,
             &format!("w-{n}"),
             &target,
             &["*".to_owned()],

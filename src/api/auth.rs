@@ -1,4 +1,9 @@
-//! Who is calling. Handlers take an extractor in their signature, so none can forget authorisation.
+//! Who is calling. Handlers take one of the extractors below in their signature, and the extractor checks the
+//! credential, the store and the scope or operator requirement before the handler runs (and before the body is
+//! read), so no handler checks a scope or operator status itself, and none can forget to:
+//! - [`WebhooksAuth`]: a store-scoped caller holding `webhooks:manage`;
+//! - [`OperatorStoreAuth`]: a platform operator acting on the store named by `X-SS3-Store-Id`;
+//! - [`OperatorAuth`]: a platform operator, for routes not about one store.
 //!
 //! `Authorization: Bearer <token>` where the token is either
 //! - an API key or OAuth access token issued by this service: the store and scopes are the credential's, or
@@ -12,6 +17,7 @@ use workflows::StoreId;
 use workflows::credentials::SCOPES;
 
 use super::AppState;
+use super::code::ProblemCode;
 use super::problem::ApiError;
 
 /// Header naming the store an operator acts on.
@@ -30,7 +36,7 @@ pub struct StoreScope {
 
 impl StoreScope {
     /// Fail with 403 unless `scope` was granted.
-    pub fn require(&self, scope: &'static str) -> Result<(), ApiError> {
+    fn require(&self, scope: &'static str) -> Result<(), ApiError> {
         if self.scopes.iter().any(|s| s == scope) {
             Ok(())
         } else {
@@ -39,7 +45,7 @@ impl StoreScope {
     }
 
     /// Fail with 403 unless the caller is a platform operator.
-    pub fn require_operator(&self) -> Result<(), ApiError> {
+    fn require_operator(&self) -> Result<(), ApiError> {
         if self.operator {
             Ok(())
         } else {
@@ -96,13 +102,14 @@ async fn check_store(req: &Request, bearer: Bearer) -> poem::Result<StoreScope> 
     let named = req
         .header(STORE_HEADER)
         .map(|raw| {
-            StoreId::parse(raw).map_err(|e| ApiError::Invalid("invalid_store_id", e.to_string()))
+            StoreId::parse(raw)
+                .map_err(|e| ApiError::Invalid(ProblemCode::InvalidStoreId, e.to_string()))
         })
         .transpose()?;
     if is_operator(state, &bearer.token) {
         let store_id = named.ok_or_else(|| {
             ApiError::Invalid(
-                "store_id_required",
+                ProblemCode::StoreIdRequired,
                 format!("operators name the store in the {STORE_HEADER} header"),
             )
         })?;

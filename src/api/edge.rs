@@ -16,6 +16,7 @@ use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::{Body, Endpoint, IntoResponse, Request, Response};
 use tokio::time::Instant;
 
+use super::code::ProblemCode;
 use super::problem::problem_response;
 
 /// Body limits of the API.
@@ -90,7 +91,7 @@ impl Edge {
             (Some(Refusal::TooLarge), _) => Ok(too_large(format!("body exceeds {limit} bytes"))),
             (Some(Refusal::TooSlow), _) => Ok(closing(problem_response(
                 StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
+                ProblemCode::RequestTimeout,
                 format!(
                     "the body did not arrive within {} ms",
                     self.limits.read_timeout.as_millis()
@@ -108,7 +109,7 @@ impl Edge {
 fn too_large(detail: String) -> Response {
     closing(problem_response(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
+        ProblemCode::PayloadTooLarge,
         detail,
     ))
 }
@@ -214,7 +215,7 @@ impl AllowTable {
             .unwrap_or_default();
         let mut resp = problem_response(
             StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            ProblemCode::MethodNotAllowed,
             format!("allowed: {allow}"),
         );
         if let Ok(value) = HeaderValue::from_str(allow) {

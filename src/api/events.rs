@@ -4,10 +4,11 @@ use chrono::Utc;
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use uuid::Uuid;
 use workflows::EventEnvelope;
+use workflows::ids::{ConnectorJobId, DeliveryId, EventId};
 
 use super::auth::OperatorAuth;
+use super::code::ProblemCode;
 use super::problem::can::*;
 use super::problem::{ApiError, Problems};
 use super::{AppState, Tag};
@@ -17,35 +18,36 @@ use crate::db::events::{EventSource, Ingested, list_quarantine};
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct IngestResult {
-    /// The event.
-    pub event_id: Uuid,
+    /// The event's id, as the envelope gave it.
+    pub event_id: EventId,
     /// False when this event id had been ingested before (nothing was done).
     pub accepted: bool,
-    /// Webhook deliveries created.
-    pub delivery_ids: Vec<Uuid>,
-    /// Connector jobs created.
-    pub connector_job_ids: Vec<Uuid>,
+    /// The webhook deliveries created (one per matching active subscription).
+    pub delivery_ids: Vec<DeliveryId>,
+    /// The connector jobs created (one per matching active connector).
+    pub connector_job_ids: Vec<ConnectorJobId>,
 }
 
 /// A quarantined Kafka message.
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct QuarantinedMessage {
-    /// Id.
+    /// The row's sequence number (newer rows have larger ones).
     pub quarantine_id: i64,
-    /// Where it came from.
+    /// The topic it was read from.
     pub topic: String,
-    /// Partition.
+    /// Its partition.
     pub partition: i32,
-    /// Offset.
+    /// Its offset in the partition.
     pub offset: i64,
-    /// Stable reason code.
+    /// Why it was refused: the parser's code (`event_not_object`, `nul_character`, …) or the database's
+    /// (`data_exception`, `constraint_violation`, …).
     pub reason_code: String,
-    /// Reason.
+    /// Why it was refused, for humans.
     pub reason: String,
     /// Raw payload, lossily decoded as UTF-8.
     pub payload: Option<String>,
-    /// When.
+    /// When it was quarantined.
     pub received_at: chrono::DateTime<Utc>,
 }
 
@@ -75,7 +77,7 @@ impl EventsApi {
         // Same parser as Kafka ingest, so both paths accept and refuse exactly the same envelopes.
         let bytes = serde_json::to_vec(&body.0).map_err(|e| ApiError::Internal(e.into()))?;
         let event = EventEnvelope::parse(&bytes, state.max_event_bytes, Utc::now())
-            .map_err(|e| ApiError::Invalid(e.code(), e.to_string()))?;
+            .map_err(|e| ApiError::Invalid(ProblemCode::from(&e), e.to_string()))?;
         let ingested = state
             .ingestor
             .ingest_one(&event, EventSource::Http, None)
@@ -86,13 +88,13 @@ impl EventsApi {
                 deliveries,
                 connector_jobs,
             } => Ingest::Accepted(Json(IngestResult {
-                event_id: event.event_id,
+                event_id: event.event_id.into(),
                 accepted: true,
                 delivery_ids: deliveries,
                 connector_job_ids: connector_jobs,
             })),
             Ingested::Duplicate => Ingest::Duplicate(Json(IngestResult {
-                event_id: event.event_id,
+                event_id: event.event_id.into(),
                 accepted: false,
                 delivery_ids: vec![],
                 connector_job_ids: vec![],

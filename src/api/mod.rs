@@ -1,6 +1,7 @@
 //! The HTTP API (poem-openapi): one module per resource, one error mapping, OpenAPI at `/openapi.json`, UI at `/docs`.
 
 pub mod auth;
+pub mod code;
 pub mod connectors;
 pub mod credentials;
 pub mod deliveries;
@@ -29,22 +30,22 @@ use crate::metrics::Metrics;
 use crate::secrets::SecretStore;
 use jobs::connector::handler::ConnectorDeps;
 
-/// What handlers share.
+/// What handlers share (cheap to clone: every field is shared).
 #[derive(Clone)]
 pub struct AppState {
-    /// Postgres.
+    /// The API role's connection pool.
     pub pool: PgPool,
-    /// Signing secrets and credentials.
+    /// Webhook signing secrets and connector credentials.
     pub secrets: Arc<dyn SecretStore>,
-    /// Fan-out.
+    /// Event fan-out for `POST /events` and subscription tests (the same as Kafka ingest's).
     pub ingestor: Ingestor,
     /// Which targets subscriptions may use.
     pub target_policy: TargetPolicy,
-    /// Operator token.
+    /// The platform operator's bearer token; empty: no operator access.
     pub admin_token: Secret,
-    /// Size limit of an event.
+    /// Largest event `POST /events` accepts, in bytes (`kafka.max_message_bytes`, as for Kafka ingest).
     pub max_event_bytes: usize,
-    /// Counters.
+    /// The process's Prometheus counters.
     pub metrics: Arc<Metrics>,
     /// The long-lived Kafka client `/ready` probes with, when Kafka is configured.
     pub kafka_probe: Option<Arc<health::KafkaProbe>>,
@@ -52,13 +53,13 @@ pub struct AppState {
     pub validator: Validator,
     /// `[credentials]` settings.
     pub credentials: CredentialsConfig,
-    /// Connector adapters, credentials and channel HTTP (test connection uses them directly).
+    /// Connector adapters, credentials and marketplace HTTP client (test connection uses them directly).
     pub connectors: ConnectorDeps,
-    /// Poll interval of new polling configs that set none.
+    /// Seconds between polls of a new polling connector that sets none.
     pub connectors_default_poll: u32,
 }
 
-/// OpenAPI tags.
+/// The OpenAPI document's tags, one per resource.
 #[derive(Tags)]
 pub enum Tag {
     /// Webhook subscriptions.
@@ -118,9 +119,9 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
             subscriptions::SubscriptionsApi,
             deliveries::DeliveriesApi,
             events::EventsApi,
-            credentials::CredentialsApi,
+            credentials::api(),
             oauth::OAuthApi,
-            connectors::ConnectorsApi,
+            connectors::api(),
         ),
         "integration-service",
         env!("CARGO_PKG_VERSION"),

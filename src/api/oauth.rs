@@ -5,7 +5,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use poem::web::Data;
 use poem_openapi::param::Header;
 use poem_openapi::payload::{Form, Json};
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use serde::Deserialize;
 use workflows::credentials::{is_client_id, requested_scopes};
 
@@ -39,19 +39,33 @@ pub struct AccessToken {
     pub scope: String,
 }
 
+/// The RFC 6749 §5.2 error codes this endpoint answers with (the token endpoint's own, not problem codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum OAuthErrorCode {
+    /// The form is malformed, lacks `grant_type`, or uses two client authentication methods.
+    InvalidRequest,
+    /// Client authentication failed.
+    InvalidClient,
+    /// A requested scope is not one the client has.
+    InvalidScope,
+    /// A grant type other than `client_credentials`.
+    UnsupportedGrantType,
+}
+
 /// RFC 6749 §5.2 error.
 #[derive(Debug, Object)]
 pub struct OAuthError {
-    /// `invalid_request`, `invalid_client`, `invalid_scope` or `unsupported_grant_type`.
-    pub error: String,
-    /// For humans.
+    /// The error code (RFC 6749 §5.2).
+    pub error: OAuthErrorCode,
+    /// What went wrong, for humans.
     pub error_description: String,
 }
 
 #[derive(ApiResponse)]
 #[oai(bad_request_handler = "unparsable")]
 enum TokenResponse {
-    /// Issued.
+    /// The token was issued (`Cache-Control: no-store`, as RFC 6749 §5.1 requires).
     #[oai(status = 200)]
     Issued(
         Json<AccessToken>,
@@ -66,10 +80,10 @@ enum TokenResponse {
     InvalidClient(Json<OAuthError>, #[oai(header = "WWW-Authenticate")] String),
 }
 
-fn bad(error: &str, description: impl Into<String>) -> TokenResponse {
+fn bad(error: OAuthErrorCode, description: impl Into<String>) -> TokenResponse {
     TokenResponse::BadRequest(
         Json(OAuthError {
-            error: error.into(),
+            error,
             error_description: description.into(),
         }),
         "no-store".into(),
@@ -79,12 +93,12 @@ fn bad(error: &str, description: impl Into<String>) -> TokenResponse {
 /// A form or header that does not parse is an RFC 6749 `invalid_request`, not a problem document: OAuth clients
 /// read the §5.2 format on every 400 of the token endpoint.
 fn unparsable(err: poem::Error) -> TokenResponse {
-    bad("invalid_request", err.to_string())
+    bad(OAuthErrorCode::InvalidRequest, err.to_string())
 }
 
 fn invalid_client() -> TokenResponse {
     let body = OAuthError {
-        error: "invalid_client".into(),
+        error: OAuthErrorCode::InvalidClient,
         error_description: "client authentication failed".into(),
     };
     TokenResponse::InvalidClient(Json(body), "Basic realm=\"integration-service\"".into())
@@ -96,6 +110,39 @@ fn basic_credentials(header: Option<&str>) -> Option<(String, String)> {
     let decoded = String::from_utf8(B64.decode(encoded.trim()).ok()?).ok()?;
     let (id, secret) = decoded.split_once(':')?;
     Some((id.to_owned(), secret.to_owned()))
+}
+
+/// The client's id and secret from the request: the form's grant type must be `client_credentials`, and the client
+/// authenticates one way (HTTP Basic, or the form's `client_id` + `client_secret`). `Err` is the answer to give.
+fn client_credentials(
+    authorization: Option<&str>,
+    form: &TokenRequest,
+) -> Result<(String, String), Box<TokenResponse>> {
+    match form.grant_type.as_deref() {
+        None => {
+            return Err(Box::new(bad(
+                OAuthErrorCode::InvalidRequest,
+                "grant_type is required",
+            )));
+        }
+        Some("client_credentials") => {}
+        Some(other) => {
+            return Err(Box::new(bad(
+                OAuthErrorCode::UnsupportedGrantType,
+                format!("{other} is not supported; use client_credentials"),
+            )));
+        }
+    }
+    let basic = basic_credentials(authorization);
+    match (basic, form.client_id.clone(), form.client_secret.clone()) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(Box::new(bad(
+            OAuthErrorCode::InvalidRequest,
+            "use one client authentication method",
+        ))),
+        (Some(pair), None, None) => Ok(pair),
+        (None, Some(id), Some(secret)) => Ok((id, secret)),
+        _ => Err(Box::new(invalid_client())),
+    }
 }
 
 /// The OAuth resource.
@@ -111,28 +158,9 @@ impl OAuthApi {
         #[oai(name = "Authorization")] authorization: Header<Option<String>>,
         form: Form<TokenRequest>,
     ) -> Result<TokenResponse, Problems<{ POSTS | UNAVAILABLE }>> {
-        let form = form.0;
-        match form.grant_type.as_deref() {
-            None => return Ok(bad("invalid_request", "grant_type is required")),
-            Some("client_credentials") => {}
-            Some(other) => {
-                return Ok(bad(
-                    "unsupported_grant_type",
-                    format!("{other} is not supported; use client_credentials"),
-                ));
-            }
-        }
-        let basic = basic_credentials(authorization.0.as_deref());
-        let (client_id, secret) = match (basic, form.client_id, form.client_secret) {
-            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-                return Ok(bad(
-                    "invalid_request",
-                    "use one client authentication method",
-                ));
-            }
-            (Some(pair), None, None) => pair,
-            (None, Some(id), Some(secret)) => (id, secret),
-            _ => return Ok(invalid_client()),
+        let (client_id, secret) = match client_credentials(authorization.0.as_deref(), &form) {
+            Ok(pair) => pair,
+            Err(answer) => return Ok(*answer),
         };
         if !is_client_id(&client_id) {
             return Ok(invalid_client());
@@ -147,7 +175,7 @@ impl OAuthApi {
         };
         let scopes = match requested_scopes(form.scope.as_deref(), &client.scopes) {
             Ok(scopes) => scopes,
-            Err(why) => return Ok(bad("invalid_scope", why)),
+            Err(why) => return Ok(bad(OAuthErrorCode::InvalidScope, why)),
         };
         let lifetime = std::time::Duration::from_secs(state.credentials.access_token_ttl_secs);
         let (token, _expires_at) = state

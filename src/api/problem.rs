@@ -1,5 +1,7 @@
 //! The API's error enum, mapped once to `application/problem+json` (RFC 9457) with a stable `code`.
 
+use std::sync::LazyLock;
+
 use poem::Response;
 use poem::http::StatusCode;
 use poem_openapi::ApiResponse;
@@ -7,6 +9,7 @@ use poem_openapi::registry::{MetaHeader, MetaMediaType, MetaResponse, MetaRespon
 use poem_openapi::types::Type;
 use serde::Serialize;
 
+use super::code::ProblemCode;
 use crate::credentials::Overloaded;
 use crate::db::errors::{Conflict, classify};
 
@@ -31,71 +34,76 @@ pub enum ApiError {
     /// No or bad credentials.
     #[error("missing or invalid credentials")]
     Unauthorized,
-    /// Authenticated, but lacking a scope.
+    /// Authenticated, but lacking the named scope.
     #[error("this operation needs the {0} scope")]
     MissingScope(&'static str),
-    /// Operator-only endpoint.
+    /// A store's own credential on a route for platform operators.
     #[error("this operation is for platform operators")]
     OperatorOnly,
-    /// The resource does not exist in this store.
+    /// 404: the resource does not exist in this store (the code names which kind).
     #[error("{1}")]
-    NotFound(&'static str, String),
-    /// A request value is invalid.
+    NotFound(ProblemCode, String),
+    /// 422: a request value is invalid (the code names the rule).
     #[error("{1}")]
-    Invalid(&'static str, String),
-    /// It conflicts with existing state.
+    Invalid(ProblemCode, String),
+    /// 409: the request conflicts with existing state.
     #[error("{1}")]
-    Conflict(&'static str, String),
-    /// A dependency (secret store…) is unavailable.
+    Conflict(ProblemCode, String),
+    /// 503: a dependency (the secret store) is unavailable; answered with `Retry-After`.
     #[error("{1}")]
-    Unavailable(&'static str, String),
+    Unavailable(ProblemCode, String),
     /// Our bug or our infrastructure.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
 
-/// The problem document.
+/// The problem document (RFC 9457), `application/problem+json`.
 #[derive(Debug, Serialize, poem_openapi::Object)]
 pub struct Problem {
-    /// `urn:ss3:problem:<code>`.
+    /// `urn:ss3:problem:<code>`: the code as a URI (RFC 9457 `type`).
     #[serde(rename = "type")]
     #[oai(rename = "type")]
     pub kind: String,
     /// Short summary of the status.
     pub title: String,
-    /// HTTP status.
+    /// The HTTP status, repeated from the response.
     pub status: u16,
     /// What went wrong, for humans.
     pub detail: String,
-    /// Stable machine-readable code.
-    pub code: String,
+    /// Stable machine-readable code; clients branch on it, never on `detail`.
+    pub code: ProblemCode,
 }
 
 impl ApiError {
-    /// Status and stable code.
-    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+    /// The HTTP status and the stable code this error is answered with.
+    pub fn status_and_code(&self) -> (StatusCode, ProblemCode) {
         match self {
-            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            Self::MissingScope(_) => (StatusCode::FORBIDDEN, "missing_scope"),
-            Self::OperatorOnly => (StatusCode::FORBIDDEN, "operator_only"),
-            Self::NotFound(code, _) => (StatusCode::NOT_FOUND, code),
-            Self::Invalid(code, _) => (StatusCode::UNPROCESSABLE_ENTITY, code),
-            Self::Conflict(code, _) => (StatusCode::CONFLICT, code),
-            Self::Unavailable(code, _) => (StatusCode::SERVICE_UNAVAILABLE, code),
-            Self::Internal(e) if is_overload(e) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
-            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, ProblemCode::Unauthorized),
+            Self::MissingScope(_) => (StatusCode::FORBIDDEN, ProblemCode::MissingScope),
+            Self::OperatorOnly => (StatusCode::FORBIDDEN, ProblemCode::OperatorOnly),
+            Self::NotFound(code, _) => (StatusCode::NOT_FOUND, *code),
+            Self::Invalid(code, _) => (StatusCode::UNPROCESSABLE_ENTITY, *code),
+            Self::Conflict(code, _) => (StatusCode::CONFLICT, *code),
+            Self::Unavailable(code, _) => (StatusCode::SERVICE_UNAVAILABLE, *code),
+            Self::Internal(e) if is_overload(e) => {
+                (StatusCode::SERVICE_UNAVAILABLE, ProblemCode::Overloaded)
+            }
+            Self::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ProblemCode::InternalError,
+            ),
         }
     }
 }
 
 /// A problem response for `status` and `code`; every 503 says when to come back (`Retry-After`).
-pub fn problem_response(status: StatusCode, code: &str, detail: String) -> Response {
+pub fn problem_response(status: StatusCode, code: ProblemCode, detail: String) -> Response {
     let body = Problem {
         kind: format!("urn:ss3:problem:{code}"),
         title: status.canonical_reason().unwrap_or("Error").to_owned(),
         status: status.as_u16(),
         detail,
-        code: code.to_owned(),
+        code,
     };
     let mut response = Response::builder()
         .status(status)
@@ -261,13 +269,28 @@ impl<const S: u32> From<Problems<S>> for poem::Error {
     }
 }
 
+/// Each documented status's description followed by the stable codes an answer with that status can carry, so the
+/// OpenAPI document states every status and its codes.
+static DESCRIPTIONS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    STATUSES
+        .iter()
+        .map(|&(_, status, description)| {
+            let codes: Vec<String> = ProblemCode::for_status(status)
+                .map(|c| format!("`{c}`"))
+                .collect();
+            format!("{description}. `code`: {}", codes.join(", "))
+        })
+        .collect()
+});
+
 impl<const S: u32> ApiResponse for Problems<S> {
     fn meta() -> MetaResponses {
         let responses = STATUSES
             .iter()
-            .filter(|(bit, ..)| S & bit != 0)
-            .map(|&(_, status, description)| MetaResponse {
-                description,
+            .zip(DESCRIPTIONS.iter())
+            .filter(|((bit, ..), _)| S & bit != 0)
+            .map(|(&(_, status, _), description)| MetaResponse {
+                description: description.as_str(),
                 status: Some(status),
                 status_range: None,
                 content: vec![MetaMediaType {
@@ -277,8 +300,8 @@ impl<const S: u32> ApiResponse for Problems<S> {
                 headers: if matches!(status, 429 | 503) {
                     vec![MetaHeader {
                         name: "Retry-After".into(),
-                        description: Some("Seconds to wait before retrying, when known".into()),
-                        required: false,
+                        description: Some("Seconds to wait before retrying".into()),
+                        required: status == 503,
                         deprecated: false,
                         schema: u32::schema_ref(),
                     }]
@@ -304,15 +327,7 @@ pub async fn catch_all(err: poem::Error) -> Response {
         return problem_response(StatusCode::UNPROCESSABLE_ENTITY, code, err.to_string());
     }
     let status = err.status();
-    let code = match status {
-        StatusCode::UNAUTHORIZED => "unauthorized",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        s if s.is_client_error() => "invalid_request",
-        _ => "internal_error",
-    };
+    let code = ProblemCode::for_poem_status(status);
     let detail = if status.is_server_error() {
         "internal error".to_owned()
     } else {
@@ -322,7 +337,7 @@ pub async fn catch_all(err: poem::Error) -> Response {
 }
 
 /// The stable code of a request field or parameter that one of the typed strings (`api::types`) refused.
-fn typed_field_refusal(err: &poem::Error) -> Option<&'static str> {
+fn typed_field_refusal(err: &poem::Error) -> Option<ProblemCode> {
     use poem_openapi::error::{ParseParamError, ParseRequestPayloadError};
     let reason = match (
         err.downcast_ref::<ParseRequestPayloadError>(),
@@ -333,4 +348,45 @@ fn typed_field_refusal(err: &poem::Error) -> Option<&'static str> {
         _ => return None,
     };
     super::types::refusal_code(reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use poem::error::ResponseError;
+
+    use super::*;
+
+    #[test]
+    fn every_documented_status_names_the_codes_it_can_carry() {
+        let meta = Problems::<{ can::NOT_FOUND | can::UNAVAILABLE }>::meta();
+        let not_found = &meta.responses[0];
+        assert_eq!(not_found.status, Some(404));
+        for code in ["subscription_not_found", "connector_job_not_found"] {
+            assert!(not_found.description.contains(code), "{code}");
+        }
+        let unavailable = &meta.responses[1];
+        assert!(unavailable.description.contains("secret_store_unavailable"));
+        assert!(
+            unavailable
+                .headers
+                .iter()
+                .any(|h| h.name == "Retry-After" && h.required)
+        );
+    }
+
+    #[test]
+    fn every_503_answer_carries_retry_after() {
+        let errors = [
+            ApiError::Unavailable(ProblemCode::SecretStoreUnavailable, "down".into()),
+            ApiError::Internal(anyhow::Error::new(sqlx::Error::PoolTimedOut)),
+        ];
+        for e in errors {
+            let response = e.as_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(
+                response.headers().get("retry-after").map(|v| v.as_bytes()),
+                Some(RETRY_AFTER_SECS.to_string().as_bytes())
+            );
+        }
+    }
 }

@@ -226,6 +226,16 @@ fn property_facts() -> Vec<(&'static str, &'static str, Value)> {
         ("CreateCredential", "scopes", scopes()),
         ("UpdateCredential", "scopes", scopes()),
         ("Rotate", "graceSeconds", json!({ "maximum": 86400 })),
+    ]
+    .into_iter()
+    .chain(connector_facts())
+    .chain(status_facts())
+    .collect()
+}
+
+/// The connector DTOs' facts: known types and events, settings objects, poll interval bounds.
+fn connector_facts() -> Vec<(&'static str, &'static str, Value)> {
+    vec![
         (
             "CreateConnector",
             "connectorType",
@@ -255,6 +265,12 @@ fn property_facts() -> Vec<(&'static str, &'static str, Value)> {
             "connectorType",
             json!({ "enum": connector_types() }),
         ),
+    ]
+}
+
+/// The enumerated statuses, directions and OAuth values the DTOs hold as strings.
+fn status_facts() -> Vec<(&'static str, &'static str, Value)> {
+    vec![
         ("Delivery", "status", json!({ "enum": delivery_statuses() })),
         (
             "Attempt",
@@ -278,11 +294,6 @@ fn property_facts() -> Vec<(&'static str, &'static str, Value)> {
             json!({ "enum": ["client_credentials"] }),
         ),
         ("AccessToken", "token_type", json!({ "enum": ["Bearer"] })),
-        (
-            "OAuthError",
-            "error",
-            json!({ "enum": ["invalid_request", "invalid_client", "invalid_scope", "unsupported_grant_type"] }),
-        ),
     ]
 }
 

@@ -12,6 +12,8 @@ use poem_openapi::types::{
 };
 use serde_json::Value;
 
+use super::code::ProblemCode;
+
 /// Characters no name or filter may contain: C0 and C1 control characters (NUL among them, which Postgres
 /// cannot store in `text` or `jsonb`).
 fn is_control(c: char) -> bool {
@@ -35,7 +37,7 @@ pub const MAX_CHARS: usize = 200;
 /// The stable problem code for a poem-openapi parse failure `reason`, when one of this module's types failed.
 /// poem-openapi starts the message of a custom parse error with `failed to parse "<type name>"` and appends
 /// the enclosing types after it, so the prefix names the innermost type that refused.
-pub fn refusal_code(reason: &str) -> Option<&'static str> {
+pub fn refusal_code(reason: &str) -> Option<ProblemCode> {
     [
         (Name::NAME, Name::CODE),
         (FilterText::NAME, FilterText::CODE),
@@ -136,7 +138,7 @@ pub struct Name(String);
 
 impl Name {
     const NAME: &'static str = "Name";
-    const CODE: &'static str = "invalid_name";
+    const CODE: ProblemCode = ProblemCode::InvalidName;
 
     /// Check `raw` and trim it.
     pub fn parse(raw: &str) -> Result<Self, String> {
@@ -162,7 +164,7 @@ pub struct FilterText(String);
 
 impl FilterText {
     const NAME: &'static str = "FilterText";
-    const CODE: &'static str = "invalid_filter";
+    const CODE: ProblemCode = ProblemCode::InvalidFilter;
 
     /// Check `raw` (kept as given: a filter matches exactly).
     pub fn parse(raw: &str) -> Result<Self, String> {
@@ -170,7 +172,7 @@ impl FilterText {
         Ok(Self(raw.to_owned()))
     }
 
-    /// The value.
+    /// The value, exactly as given (a filter matches exactly).
     pub fn into_inner(self) -> String {
         self.0
     }
@@ -185,9 +187,9 @@ pub struct Settings(Value);
 
 impl Settings {
     const NAME: &'static str = "Settings";
-    const CODE: &'static str = "invalid_settings";
+    const CODE: ProblemCode = ProblemCode::InvalidSettings;
 
-    /// Check `value`.
+    /// Check `value`: an object without NUL in any key or string.
     pub fn parse(value: Value) -> Result<Self, String> {
         if !value.is_object() {
             return Err("settings must be a JSON object".into());
@@ -198,12 +200,12 @@ impl Settings {
         Ok(Self(value))
     }
 
-    /// The object.
+    /// The settings object, borrowed.
     pub fn as_value(&self) -> &Value {
         &self.0
     }
 
-    /// The object, owned.
+    /// The settings object, owned (to store it).
     pub fn into_inner(self) -> Value {
         self.0
     }
@@ -302,11 +304,14 @@ mod tests {
     #[test]
     fn a_parse_failure_names_its_stable_code() {
         let err = Name::parse_from_json(Some(json!("a\u{0}"))).expect_err("refused");
-        assert_eq!(refusal_code(&err.into_message()), Some("invalid_name"));
+        assert_eq!(
+            refusal_code(&err.into_message()),
+            Some(ProblemCode::InvalidName)
+        );
         let err =
             Settings::parse_from_json(Some(json!({"a": {"b": ["x\u{0}"]}}))).expect_err("nul");
         let message = err.into_message();
-        assert_eq!(refusal_code(&message), Some("invalid_settings"));
+        assert_eq!(refusal_code(&message), Some(ProblemCode::InvalidSettings));
         assert!(message.contains("settings.a.b[0]"), "{message}");
         assert_eq!(refusal_code(r#"failed to parse "NameX": no"#), None);
         assert_eq!(

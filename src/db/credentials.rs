@@ -3,34 +3,36 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
+use workflows::StoreId;
+use workflows::ids::CredentialId;
 
 /// A credential as stored (the API never shows `hashed_secret`).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CredentialRow {
-    /// Id.
-    pub credential_id: Uuid,
-    /// Store.
+    /// Assigned at insert (UUID v7).
+    pub credential_id: CredentialId,
+    /// The store it acts for; every management query filters by it.
     pub store_id: String,
-    /// Name (unique per store).
+    /// The display name (unique per store).
     pub name: String,
     /// API_KEY or OAUTH_CLIENT.
     #[sqlx(rename = "type")]
     pub kind: String,
-    /// Public part.
+    /// The public part: an API key's prefix, or the OAuth client id.
     pub client_id: String,
-    /// Scopes.
+    /// Granted scopes (`{resource}:{action}`).
     pub scopes: Vec<String>,
-    /// Active.
+    /// Whether validation may accept it.
     pub is_active: bool,
-    /// Last use (coalesced).
+    /// Last successful validation, coalesced to `credentials.last_used_precision_secs`.
     pub last_used_at: Option<DateTime<Utc>>,
-    /// Expiry.
+    /// When it stops being valid (absent: never).
     pub expires_at: Option<DateTime<Utc>>,
-    /// Who created it.
+    /// Who created it (`X-SS3-Actor`, else `operator`).
     pub created_by: String,
-    /// Created.
+    /// When it was created.
     pub created_at: DateTime<Utc>,
-    /// Updated.
+    /// When it last changed (rotation included).
     pub updated_at: DateTime<Utc>,
 }
 
@@ -43,15 +45,15 @@ macro_rules! columns {
 /// What validation needs: the hashes and the state.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SecretRow {
-    /// Id.
+    /// The credential's id (a UUID: the validation cache keys on it).
     pub credential_id: Uuid,
-    /// Store.
+    /// The store it acts for.
     pub store_id: String,
-    /// Scopes.
+    /// Granted scopes.
     pub scopes: Vec<String>,
-    /// Active.
+    /// Whether validation may accept it.
     pub is_active: bool,
-    /// Expiry.
+    /// When it stops being valid (absent: never).
     pub expires_at: Option<DateTime<Utc>>,
     /// bcrypt of the current secret.
     pub hashed_secret: String,
@@ -64,33 +66,33 @@ pub struct SecretRow {
 /// A new credential.
 #[derive(Debug, Clone)]
 pub struct NewCredential<'a> {
-    /// Store.
-    pub store_id: &'a str,
-    /// Name.
+    /// The store it acts for.
+    pub store_id: &'a StoreId,
+    /// The display name, trimmed (unique per store).
     pub name: &'a str,
     /// API_KEY or OAUTH_CLIENT.
     pub kind: &'a str,
-    /// Public part.
+    /// The public part: an API key's prefix, or the OAuth client id.
     pub client_id: &'a str,
-    /// bcrypt hash.
+    /// bcrypt hash of the secret (the secret itself is never stored).
     pub hashed_secret: &'a str,
-    /// Scopes.
+    /// Granted scopes, already parsed.
     pub scopes: &'a [String],
-    /// Expiry.
+    /// When it stops being valid (absent: never).
     pub expires_at: Option<DateTime<Utc>>,
-    /// Creator.
+    /// Who created it.
     pub created_by: &'a str,
 }
 
-/// Insert.
+/// Insert a new credential; a taken name or client id fails on its unique constraint.
 pub async fn insert(pool: &PgPool, c: &NewCredential<'_>) -> Result<CredentialRow, sqlx::Error> {
     sqlx::query_as(concat!(
         "INSERT INTO api_credentials (credential_id, store_id, name, type, client_id, hashed_secret, scopes, expires_at, created_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ",
         columns!()
     ))
-    .bind(Uuid::now_v7())
-    .bind(c.store_id)
+    .bind(CredentialId::new())
+    .bind(c.store_id.as_str())
     .bind(c.name)
     .bind(c.kind)
     .bind(c.client_id)
@@ -105,15 +107,15 @@ pub async fn insert(pool: &PgPool, c: &NewCredential<'_>) -> Result<CredentialRo
 /// One credential of a store.
 pub async fn get(
     pool: &PgPool,
-    store_id: &str,
-    id: Uuid,
+    store_id: &StoreId,
+    id: CredentialId,
 ) -> Result<Option<CredentialRow>, sqlx::Error> {
     sqlx::query_as(concat!(
         "SELECT ",
         columns!(),
         " FROM api_credentials WHERE store_id = $1 AND credential_id = $2"
     ))
-    .bind(store_id)
+    .bind(store_id.as_str())
     .bind(id)
     .fetch_optional(pool)
     .await
@@ -122,8 +124,8 @@ pub async fn get(
 /// A page of a store's credentials.
 pub async fn list(
     pool: &PgPool,
-    store_id: &str,
-    after: Option<Uuid>,
+    store_id: &StoreId,
+    after: Option<CredentialId>,
     limit: i64,
 ) -> Result<Vec<CredentialRow>, sqlx::Error> {
     sqlx::query_as(concat!(
@@ -131,7 +133,7 @@ pub async fn list(
         columns!(),
         " FROM api_credentials WHERE store_id = $1 AND ($2::uuid IS NULL OR credential_id > $2) ORDER BY credential_id LIMIT $3"
     ))
-    .bind(store_id)
+    .bind(store_id.as_str())
     .bind(after)
     .bind(limit)
     .fetch_all(pool)
@@ -141,21 +143,21 @@ pub async fn list(
 /// Changes; `None` keeps the field. `expires_at: Some(None)` clears the expiry.
 #[derive(Debug, Clone, Default)]
 pub struct Patch {
-    /// Name.
+    /// The new display name, trimmed.
     pub name: Option<String>,
-    /// Scopes.
+    /// The new scopes, already parsed.
     pub scopes: Option<Vec<String>>,
-    /// Expiry.
+    /// The new expiry; `Some(None)` removes it.
     pub expires_at: Option<Option<DateTime<Utc>>>,
-    /// Active.
+    /// Activate or deactivate.
     pub is_active: Option<bool>,
 }
 
-/// Apply a patch.
+/// Apply a patch; `None` when the store has no such credential.
 pub async fn update(
     pool: &PgPool,
-    store_id: &str,
-    id: Uuid,
+    store_id: &StoreId,
+    id: CredentialId,
     p: &Patch,
 ) -> Result<Option<CredentialRow>, sqlx::Error> {
     sqlx::query_as(concat!(
@@ -166,7 +168,7 @@ pub async fn update(
          WHERE store_id = $1 AND credential_id = $2 RETURNING ",
         columns!()
     ))
-    .bind(store_id)
+    .bind(store_id.as_str())
     .bind(id)
     .bind(&p.name)
     .bind(&p.scopes)
@@ -180,8 +182,8 @@ pub async fn update(
 /// Replace the secret; with `grace_until`, the old one keeps working until then.
 pub async fn rotate(
     pool: &PgPool,
-    store_id: &str,
-    id: Uuid,
+    store_id: &StoreId,
+    id: CredentialId,
     new_hash: &str,
     grace_until: Option<DateTime<Utc>>,
 ) -> Result<Option<CredentialRow>, sqlx::Error> {
@@ -192,7 +194,7 @@ pub async fn rotate(
          WHERE store_id = $1 AND credential_id = $2 RETURNING ",
         columns!()
     ))
-    .bind(store_id)
+    .bind(store_id.as_str())
     .bind(id)
     .bind(new_hash)
     .bind(grace_until)
@@ -201,10 +203,14 @@ pub async fn rotate(
 }
 
 /// Delete (its access tokens go with it).
-pub async fn delete(pool: &PgPool, store_id: &str, id: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn delete(
+    pool: &PgPool,
+    store_id: &StoreId,
+    id: CredentialId,
+) -> Result<bool, sqlx::Error> {
     let done =
         sqlx::query("DELETE FROM api_credentials WHERE store_id = $1 AND credential_id = $2")
-            .bind(store_id)
+            .bind(store_id.as_str())
             .bind(id)
             .execute(pool)
             .await?;
@@ -250,15 +256,15 @@ pub async fn insert_token(
 /// An access token with its client's state.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TokenRow {
-    /// The client.
+    /// The OAuth client that was issued the token.
     pub credential_id: Uuid,
-    /// Store.
+    /// The client's store.
     pub store_id: String,
     /// The token's scopes.
     pub scopes: Vec<String>,
     /// The token's expiry.
     pub expires_at: DateTime<Utc>,
-    /// The client is active.
+    /// Whether the client is active (a deactivated client's tokens stop working).
     pub is_active: bool,
     /// The client's own expiry.
     pub client_expires_at: Option<DateTime<Utc>>,

@@ -1,17 +1,19 @@
 //! The one place that turns SQLSTATEs and constraint names into stable error codes, and that decides whose
 //! fault a failed statement is (the data's, or our infrastructure's).
 
+use crate::api::code::ProblemCode;
+
 /// A database error the API can explain to a client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conflict {
     /// A unique constraint was violated: the named thing already exists.
-    AlreadyExists(&'static str),
+    AlreadyExists(ProblemCode),
     /// A named CHECK constraint refused a value: the code names the rule.
-    Invalid(&'static str),
+    Invalid(ProblemCode),
     /// Any other refusal of the data ([`Fault::Data`]: SQLSTATE class 22 such as NUL in text or a number out of
     /// range, an unnamed class-23 violation, class 54): the request's fault, never ours. A safety net behind the
     /// typed request fields.
-    Data(&'static str),
+    Data(ProblemCode),
 }
 
 /// Whose fault a failed statement is. Ingest quarantines on `Data` and retries on `Infrastructure`;
@@ -30,15 +32,20 @@ pub enum Fault {
 /// out-of-range numbers and dates), 23 (integrity constraint violation) and 54 (program limit exceeded: a value
 /// too large to index or store), and values the driver cannot encode. Everything else is infrastructure.
 pub fn fault(err: &sqlx::Error) -> Fault {
+    data_fault(err).map_or(Fault::Infrastructure, |code| Fault::Data(code.as_str()))
+}
+
+/// The code of a data error (see [`fault`]); `None` for infrastructure.
+fn data_fault(err: &sqlx::Error) -> Option<ProblemCode> {
     match err {
         sqlx::Error::Database(db) => match db.code().as_deref().map(|c| c.get(..2)) {
-            Some(Some("22")) => Fault::Data("data_exception"),
-            Some(Some("23")) => Fault::Data("constraint_violation"),
-            Some(Some("54")) => Fault::Data("program_limit_exceeded"),
-            _ => Fault::Infrastructure,
+            Some(Some("22")) => Some(ProblemCode::DataException),
+            Some(Some("23")) => Some(ProblemCode::ConstraintViolation),
+            Some(Some("54")) => Some(ProblemCode::ProgramLimitExceeded),
+            _ => None,
         },
-        sqlx::Error::Encode(_) => Fault::Data("unencodable_value"),
-        _ => Fault::Infrastructure,
+        sqlx::Error::Encode(_) => Some(ProblemCode::UnencodableValue),
+        _ => None,
     }
 }
 
@@ -48,18 +55,15 @@ pub fn classify(err: &sqlx::Error) -> Option<Conflict> {
     let constraint = db.and_then(|d| d.constraint()).unwrap_or_default();
     match db.and_then(|d| d.code()).as_deref() {
         Some("23505") => Some(Conflict::AlreadyExists(match constraint {
-            "api_credentials_store_name" => "credential_name_taken",
-            "api_credentials_client_id" => "credential_id_collision",
-            _ => "already_exists",
+            "api_credentials_store_name" => ProblemCode::CredentialNameTaken,
+            "api_credentials_client_id" => ProblemCode::CredentialIdCollision,
+            _ => ProblemCode::AlreadyExists,
         })),
         Some("23514") => Some(Conflict::Invalid(match constraint {
-            c if c.starts_with("webhook_subscriptions") => "invalid_subscription",
-            _ => "invalid_value",
+            c if c.starts_with("webhook_subscriptions") => ProblemCode::InvalidSubscription,
+            _ => ProblemCode::InvalidValue,
         })),
-        _ => match fault(err) {
-            Fault::Data(code) => Some(Conflict::Data(code)),
-            Fault::Infrastructure => None,
-        },
+        _ => data_fault(err).map(Conflict::Data),
     }
 }
 
@@ -141,11 +145,11 @@ mod tests {
     fn the_api_explains_data_errors_and_keeps_named_constraints() {
         assert_eq!(
             classify(&db("22P05")),
-            Some(Conflict::Data("data_exception"))
+            Some(Conflict::Data(ProblemCode::DataException))
         );
         assert_eq!(
             classify(&db("23505")),
-            Some(Conflict::AlreadyExists("already_exists"))
+            Some(Conflict::AlreadyExists(ProblemCode::AlreadyExists))
         );
         assert_eq!(classify(&db("40001")), None);
         assert_eq!(classify(&sqlx::Error::PoolTimedOut), None);

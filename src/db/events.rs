@@ -5,6 +5,7 @@ use jobs::connector::handler::SyncConnector;
 use jobs::webhook::DeliverWebhook;
 use sqlx::PgConnection;
 use uuid::Uuid;
+use workflows::ids::{ConnectorJobId, DeliveryId, SubscriptionId};
 use workflows::{EventEnvelope, candidate_patterns};
 
 /// Where an event came from, recorded with it.
@@ -27,8 +28,10 @@ pub enum EventSource {
 pub enum Ingested {
     /// New event: these webhook deliveries and connector jobs were created and queued.
     New {
-        deliveries: Vec<Uuid>,
-        connector_jobs: Vec<Uuid>,
+        /// One delivery per matching active subscription.
+        deliveries: Vec<DeliveryId>,
+        /// One job per matching active connector.
+        connector_jobs: Vec<ConnectorJobId>,
     },
     /// The event id was seen before: nothing was written.
     Duplicate,
@@ -40,8 +43,47 @@ pub async fn fan_out(
     conn: &mut PgConnection,
     event: &EventEnvelope,
     source: &EventSource,
-    only_subscription: Option<Uuid>,
+    only_subscription: Option<SubscriptionId>,
 ) -> Result<(Ingested, Vec<Job>), sqlx::Error> {
+    if !record(conn, event, source).await? {
+        return Ok((Ingested::Duplicate, Vec::new()));
+    }
+    let (deliveries, connector_jobs) = create_rows(conn, event, only_subscription).await?;
+    if !deliveries.is_empty() || !connector_jobs.is_empty() {
+        sqlx::query("UPDATE ingested_events SET fanout = $2 WHERE event_id = $1")
+            .bind(event.event_id)
+            .bind((deliveries.len() + connector_jobs.len()) as i32)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let mut jobs: Vec<Job> = deliveries
+        .iter()
+        .map(|&delivery_id| {
+            Job::WebhookDelivery(DeliverWebhook {
+                delivery_id: delivery_id.into(),
+                dispatch_seq: 1,
+            })
+        })
+        .collect();
+    jobs.extend(connector_jobs.iter().map(|&job_id| {
+        Job::ConnectorSync(SyncConnector {
+            job_id: job_id.into(),
+            dispatch_seq: 1,
+        })
+    }));
+    let ingested = Ingested::New {
+        deliveries,
+        connector_jobs,
+    };
+    Ok((ingested, jobs))
+}
+
+/// Record the event once; `false` when its id was recorded before (a duplicate: nothing else is written).
+async fn record(
+    conn: &mut PgConnection,
+    event: &EventEnvelope,
+    source: &EventSource,
+) -> Result<bool, sqlx::Error> {
     let (kind, topic, partition, offset) = match source {
         EventSource::Kafka {
             topic,
@@ -71,10 +113,15 @@ pub async fn fan_out(
     .bind(offset)
     .execute(&mut *conn)
     .await?;
-    if inserted.rows_affected() == 0 {
-        return Ok((Ingested::Duplicate, Vec::new()));
-    }
-    // Webhook deliveries and connector jobs in one statement (one round trip per event).
+    Ok(inserted.rows_affected() == 1)
+}
+
+/// Create the event's webhook deliveries and connector jobs in one statement (one round trip per event).
+async fn create_rows(
+    conn: &mut PgConnection,
+    event: &EventEnvelope,
+    only_subscription: Option<SubscriptionId>,
+) -> Result<(Vec<DeliveryId>, Vec<ConnectorJobId>), sqlx::Error> {
     let created: Vec<(bool, Uuid)> = sqlx::query_as(
         "WITH deliveries AS (
            INSERT INTO webhook_deliveries (delivery_id, subscription_id, store_id, event_type, event_id, event_payload)
@@ -104,38 +151,14 @@ pub async fn fan_out(
     .bind(only_subscription)
     .fetch_all(&mut *conn)
     .await?;
-    let (deliveries, connector_jobs): (Vec<_>, Vec<_>) =
+    let (deliveries, jobs): (Vec<_>, Vec<_>) =
         created.into_iter().partition(|(webhook, _)| *webhook);
-    let deliveries: Vec<Uuid> = deliveries.into_iter().map(|(_, id)| id).collect();
-    let connector_jobs: Vec<Uuid> = connector_jobs.into_iter().map(|(_, id)| id).collect();
-    if !deliveries.is_empty() || !connector_jobs.is_empty() {
-        sqlx::query("UPDATE ingested_events SET fanout = $2 WHERE event_id = $1")
-            .bind(event.event_id)
-            .bind((deliveries.len() + connector_jobs.len()) as i32)
-            .execute(&mut *conn)
-            .await?;
-    }
-    let mut jobs: Vec<Job> = deliveries
-        .iter()
-        .map(|&delivery_id| {
-            Job::WebhookDelivery(DeliverWebhook {
-                delivery_id,
-                dispatch_seq: 1,
-            })
-        })
-        .collect();
-    jobs.extend(connector_jobs.iter().map(|&job_id| {
-        Job::ConnectorSync(SyncConnector {
-            job_id,
-            dispatch_seq: 1,
-        })
-    }));
     Ok((
-        Ingested::New {
-            deliveries,
-            connector_jobs,
-        },
-        jobs,
+        deliveries
+            .into_iter()
+            .map(|(_, id)| DeliveryId(id))
+            .collect(),
+        jobs.into_iter().map(|(_, id)| ConnectorJobId(id)).collect(),
     ))
 }
 
@@ -148,9 +171,9 @@ pub struct Quarantined<'a> {
     pub partition: i32,
     /// Its offset: with topic and partition, the row's identity (a redelivered message is recorded once).
     pub offset: i64,
-    /// Key bytes, as received.
+    /// The message key, as received (absent when it had none).
     pub key: Option<&'a [u8]>,
-    /// Value bytes, as received.
+    /// The message value, as received (absent for a tombstone).
     pub payload: Option<&'a [u8]>,
     /// Stable code: the parser's (`event_not_object`, `nul_character`…) or the database's
     /// (`data_exception`, `constraint_violation`…, see `db::errors::fault`).
@@ -182,21 +205,21 @@ pub async fn quarantine(conn: &mut PgConnection, q: &Quarantined<'_>) -> Result<
 /// A quarantined message as the API shows it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct QuarantineRow {
-    /// Id.
+    /// The row's sequence number (newer rows have larger ones).
     pub quarantine_id: i64,
-    /// Topic.
+    /// The topic the message was read from.
     pub kafka_topic: String,
-    /// Partition.
+    /// Its partition.
     pub kafka_partition: i32,
-    /// Offset.
+    /// Its offset in the partition.
     pub kafka_offset: i64,
-    /// Raw payload.
+    /// The message value, as received (absent for a tombstone).
     pub payload: Option<Vec<u8>>,
-    /// Code.
+    /// The stable reason code (see [`Quarantined::reason_code`]).
     pub reason_code: String,
-    /// Reason.
+    /// The human-readable reason.
     pub reason: String,
-    /// When.
+    /// When it was quarantined.
     pub received_at: chrono::DateTime<chrono::Utc>,
 }
 

@@ -2,28 +2,29 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
-use uuid::Uuid;
+use workflows::StoreId;
+use workflows::ids::SubscriptionId;
 
 use super::deliveries;
 
-/// A subscription row.
+/// A live subscription, as `webhook_subscriptions` holds it (never its secret: that is in the secret store).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SubscriptionRow {
-    /// Id.
-    pub subscription_id: Uuid,
-    /// Store.
+    /// Assigned at insert (UUID v7).
+    pub subscription_id: SubscriptionId,
+    /// The store that owns it; every query filters by it.
     pub store_id: String,
-    /// Name.
+    /// The display name, trimmed.
     pub name: String,
-    /// Target URL.
+    /// The receiver's URL, as checked against the target policy when it was set.
     pub target_url: String,
-    /// Event patterns.
+    /// Normalised event patterns (`order.placed`, `order.*`, `*`), without duplicates.
     pub events: Vec<String>,
-    /// Active.
+    /// Whether events are fanned out to it.
     pub is_active: bool,
-    /// Created.
+    /// When it was created.
     pub created_at: DateTime<Utc>,
-    /// Updated.
+    /// When it last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -36,7 +37,7 @@ macro_rules! columns {
 /// Insert in the caller's transaction (the signing secret is written before it commits).
 pub async fn insert(
     conn: &mut PgConnection,
-    store_id: &str,
+    store_id: &StoreId,
     name: &str,
     target_url: &str,
     events: &[String],
@@ -44,8 +45,8 @@ pub async fn insert(
 ) -> Result<SubscriptionRow, sqlx::Error> {
     sqlx::query_as(concat!("INSERT INTO webhook_subscriptions (subscription_id, store_id, name, target_url, events, is_active)
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING ", columns!(), ""))
-    .bind(Uuid::now_v7())
-    .bind(store_id)
+    .bind(SubscriptionId::new())
+    .bind(store_id.as_str())
     .bind(name)
     .bind(target_url)
     .bind(events)
@@ -57,22 +58,26 @@ pub async fn insert(
 /// One subscription of a store.
 pub async fn get(
     pool: &PgPool,
-    store_id: &str,
-    id: Uuid,
+    store_id: &StoreId,
+    id: SubscriptionId,
 ) -> Result<Option<SubscriptionRow>, sqlx::Error> {
     sqlx::query_as(concat!("SELECT ", columns!(), " FROM webhook_subscriptions WHERE store_id = $1 AND subscription_id = $2 AND deleted_at IS NULL"))
-    .bind(store_id)
+    .bind(store_id.as_str())
     .bind(id)
     .fetch_optional(pool)
     .await
 }
 
 /// Whether the store has (or had: deleted ones keep their delivery log) this subscription.
-pub async fn ever_existed(pool: &PgPool, store_id: &str, id: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn ever_existed(
+    pool: &PgPool,
+    store_id: &StoreId,
+    id: SubscriptionId,
+) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM webhook_subscriptions WHERE store_id = $1 AND subscription_id = $2)",
     )
-    .bind(store_id)
+    .bind(store_id.as_str())
     .bind(id)
     .fetch_one(pool)
     .await
@@ -81,8 +86,8 @@ pub async fn ever_existed(pool: &PgPool, store_id: &str, id: Uuid) -> Result<boo
 /// A page of a store's subscriptions, oldest first, after the cursor.
 pub async fn list(
     pool: &PgPool,
-    store_id: &str,
-    after: Option<Uuid>,
+    store_id: &StoreId,
+    after: Option<SubscriptionId>,
     limit: i64,
 ) -> Result<Vec<SubscriptionRow>, sqlx::Error> {
     sqlx::query_as(concat!(
@@ -92,7 +97,7 @@ pub async fn list(
          WHERE store_id = $1 AND deleted_at IS NULL AND ($2::uuid IS NULL OR subscription_id > $2)
          ORDER BY subscription_id LIMIT $3"
     ))
-    .bind(store_id)
+    .bind(store_id.as_str())
     .bind(after)
     .bind(limit)
     .fetch_all(pool)
@@ -102,11 +107,11 @@ pub async fn list(
 /// Changes to a subscription; `None` keeps the field.
 #[derive(Debug, Clone, Default)]
 pub struct Patch {
-    /// New name.
+    /// The new display name, trimmed.
     pub name: Option<String>,
-    /// New target.
+    /// The new receiver URL, already checked against the target policy.
     pub target_url: Option<String>,
-    /// New patterns.
+    /// The new normalised event patterns.
     pub events: Option<Vec<String>>,
     /// Activate or deactivate.
     pub is_active: Option<bool>,
@@ -115,8 +120,8 @@ pub struct Patch {
 /// Apply a patch; deactivating stops the subscription's pending retries in the same transaction.
 pub async fn update(
     pool: &PgPool,
-    store_id: &str,
-    id: Uuid,
+    store_id: &StoreId,
+    id: SubscriptionId,
     patch: &Patch,
 ) -> Result<Option<SubscriptionRow>, sqlx::Error> {
     let mut tx = pool.begin().await?;
@@ -125,7 +130,7 @@ pub async fn update(
            is_active = COALESCE($6, is_active), updated_at = now()
          WHERE store_id = $1 AND subscription_id = $2 AND deleted_at IS NULL
          RETURNING ", columns!(), ""))
-    .bind(store_id)
+    .bind(store_id.as_str())
     .bind(id)
     .bind(&patch.name)
     .bind(&patch.target_url)
@@ -136,25 +141,29 @@ pub async fn update(
     if let Some(row) = &row
         && !row.is_active
     {
-        deliveries::cancel_waiting(&mut tx, id, "subscription deactivated").await?;
+        deliveries::cancel_waiting(&mut tx, id.into(), "subscription deactivated").await?;
     }
     tx.commit().await?;
     Ok(row)
 }
 
 /// Soft-delete: the delivery log keeps its rows; pending retries stop.
-pub async fn delete(pool: &PgPool, store_id: &str, id: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn delete(
+    pool: &PgPool,
+    store_id: &StoreId,
+    id: SubscriptionId,
+) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let done = sqlx::query(
         "UPDATE webhook_subscriptions SET deleted_at = now(), is_active = FALSE, updated_at = now()
          WHERE store_id = $1 AND subscription_id = $2 AND deleted_at IS NULL",
     )
-    .bind(store_id)
+    .bind(store_id.as_str())
     .bind(id)
     .execute(&mut *tx)
     .await?;
     if done.rows_affected() == 1 {
-        deliveries::cancel_waiting(&mut tx, id, "subscription deleted").await?;
+        deliveries::cancel_waiting(&mut tx, id.into(), "subscription deleted").await?;
     }
     tx.commit().await?;
     Ok(done.rows_affected() == 1)

@@ -7,7 +7,7 @@ mod resume;
 use std::sync::Arc;
 
 use sqlx::PgPool;
-use uuid::Uuid;
+use workflows::ids::SubscriptionId;
 use workflows::{EventEnvelope, RejectReason};
 
 use crate::db::events::{self, EventSource, Ingested, Quarantined};
@@ -107,7 +107,7 @@ impl Ingestor {
         &self,
         event: &EventEnvelope,
         source: EventSource,
-        only_subscription: Option<Uuid>,
+        only_subscription: Option<SubscriptionId>,
     ) -> Result<Ingested, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let (ingested, jobs) = events::fan_out(&mut tx, event, &source, only_subscription).await?;

@@ -197,7 +197,7 @@ async fn a_database_data_error_is_the_clients_error_not_a_500() {
         api.status_and_code(),
         (
             poem::http::StatusCode::UNPROCESSABLE_ENTITY,
-            "data_exception"
+            integration_service::api::code::ProblemCode::DataException
         )
     );
     let wrapped = sqlx::query("SELECT 'x'::int")
@@ -206,7 +206,7 @@ async fn a_database_data_error_is_the_clients_error_not_a_500() {
         .expect_err("22P02");
     let api = ApiError::from(anyhow::Error::new(wrapped).context("in a component"));
     assert_eq!(
-        api.status_and_code().1,
+        api.status_and_code().1.as_str(),
         "data_exception",
         "found through the anyhow chain"
     );

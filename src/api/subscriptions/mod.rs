@@ -1,0 +1,252 @@
+//! `/subscriptions`: create (the signing secret is shown once), list, get, update, delete, test.
+
+mod types;
+mod validate;
+
+pub use types::{
+    CreateSubscription, CreatedSubscription, Subscription, SubscriptionPage, TestSent,
+    UpdateSubscription,
+};
+pub use validate::target_url_pattern;
+
+use chrono::Utc;
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi};
+use workflows::ids::{EventId, SubscriptionId};
+use workflows::{EventEnvelope, EventType, StoreId};
+
+use super::auth::WebhooksAuth;
+use super::code::ProblemCode;
+use super::problem::can::*;
+use super::problem::{ApiError, Problems};
+use super::types::Name;
+use super::{AppState, Tag, next_page, page_limit};
+use crate::db::events::{EventSource, Ingested};
+use crate::db::subscriptions::{self, Patch, SubscriptionRow};
+use crate::secrets::{new_signing_secret, webhook_secret_path};
+use validate::{valid_events, valid_target};
+
+/// The scope every route of this module and of `deliveries` requires (checked by [`WebhooksAuth`]).
+pub const SCOPE: &str = "webhooks:manage";
+
+#[derive(ApiResponse)]
+enum Created {
+    /// Created; the body carries the signing secret, shown this once.
+    #[oai(status = 201)]
+    Created(Json<CreatedSubscription>),
+}
+
+#[derive(ApiResponse)]
+enum Accepted {
+    /// The test event is ingested and its delivery queued; follow it in the delivery log.
+    #[oai(status = 202)]
+    Accepted(Json<TestSent>),
+}
+
+#[derive(ApiResponse)]
+enum Deleted {
+    /// Deleted; its deliveries stay in the log.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+/// 404 for a subscription id that is not one of the caller's store (another store's id looks the same).
+fn not_found(id: SubscriptionId) -> ApiError {
+    ApiError::NotFound(
+        ProblemCode::SubscriptionNotFound,
+        format!("subscription {id} does not exist in this store"),
+    )
+}
+
+/// Why a subscription could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// The insert failed (a refused value, or the database is unavailable).
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// The signing secret could not be stored: nothing was created.
+    #[error(transparent)]
+    SecretStore(#[from] crate::secrets::SecretStoreError),
+}
+
+/// Insert a (validated) subscription and store its new signing secret before the row commits, so a worker never
+/// sees a subscription without its secret. Returns the row and the secret (shown to the caller once).
+pub async fn create_with_secret(
+    state: &AppState,
+    store_id: &StoreId,
+    name: &str,
+    target: &str,
+    events: &[String],
+    is_active: bool,
+) -> Result<(SubscriptionRow, String), CreateError> {
+    let secret = new_signing_secret();
+    let mut tx = state.pool.begin().await?;
+    let row = subscriptions::insert(&mut tx, store_id, name, target, events, is_active).await?;
+    state
+        .secrets
+        .put(&webhook_secret_path(row.subscription_id.into()), &secret)
+        .await?;
+    tx.commit().await?;
+    Ok((row, secret))
+}
+
+/// The subscriptions resource.
+pub struct SubscriptionsApi;
+
+#[OpenApi(tag = "Tag::Subscriptions")]
+impl SubscriptionsApi {
+    /// Create a subscription; the answer carries its signing secret, shown this once.
+    #[oai(path = "/subscriptions", method = "post")]
+    async fn create(
+        &self,
+        auth: WebhooksAuth,
+        state: Data<&AppState>,
+        body: Json<CreateSubscription>,
+    ) -> Result<Created, Problems<{ STORE_CALLER | JSON_BODY }>> {
+        let events = valid_events(&body.events)?;
+        let target = valid_target(&state, &body.target_url).await?;
+        let (row, secret) = create_with_secret(
+            &state,
+            &auth.0.store_id,
+            &body.name,
+            &target,
+            &events,
+            body.is_active.unwrap_or(true),
+        )
+        .await
+        .map_err(|e| match e {
+            CreateError::Database(e) => ApiError::from(e),
+            CreateError::SecretStore(e) => {
+                ApiError::Unavailable(ProblemCode::SecretStoreUnavailable, e.to_string())
+            }
+        })?;
+        Ok(Created::Created(Json(CreatedSubscription {
+            subscription: row.into(),
+            signing_secret: secret,
+        })))
+    }
+
+    /// List the store's subscriptions.
+    #[oai(path = "/subscriptions", method = "get")]
+    async fn list(
+        &self,
+        auth: WebhooksAuth,
+        state: Data<&AppState>,
+        cursor: Query<Option<SubscriptionId>>,
+        limit: Query<Option<i64>>,
+    ) -> Result<Json<SubscriptionPage>, Problems<{ STORE_CALLER }>> {
+        let limit = page_limit(limit.0);
+        let rows = subscriptions::list(&state.pool, &auth.0.store_id, cursor.0, limit + 1)
+            .await
+            .map_err(ApiError::from)?;
+        let (items, next_cursor) = next_page(rows, limit, |x: &Subscription| {
+            x.subscription_id.to_string()
+        });
+        Ok(Json(SubscriptionPage { items, next_cursor }))
+    }
+
+    /// One subscription.
+    #[oai(path = "/subscriptions/:id", method = "get")]
+    async fn get(
+        &self,
+        auth: WebhooksAuth,
+        state: Data<&AppState>,
+        id: Path<SubscriptionId>,
+    ) -> Result<Json<Subscription>, Problems<{ STORE_CALLER | NOT_FOUND }>> {
+        let row = subscriptions::get(&state.pool, &auth.0.store_id, id.0)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Json(row.ok_or_else(|| not_found(id.0))?.into()))
+    }
+
+    /// Change name, target, events or activity.
+    #[oai(path = "/subscriptions/:id", method = "patch")]
+    async fn update(
+        &self,
+        auth: WebhooksAuth,
+        state: Data<&AppState>,
+        id: Path<SubscriptionId>,
+        body: Json<UpdateSubscription>,
+    ) -> Result<Json<Subscription>, Problems<{ STORE_CALLER | JSON_BODY | NOT_FOUND }>> {
+        let target_url = match &body.target_url {
+            Some(raw) => Some(valid_target(&state, raw).await?),
+            None => None,
+        };
+        let patch = Patch {
+            name: body.name.clone().map(Name::into_inner),
+            target_url,
+            events: body.events.as_deref().map(valid_events).transpose()?,
+            is_active: body.is_active,
+        };
+        let row = subscriptions::update(&state.pool, &auth.0.store_id, id.0, &patch)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Json(row.ok_or_else(|| not_found(id.0))?.into()))
+    }
+
+    /// Delete: no more deliveries; the delivery log keeps its history.
+    #[oai(path = "/subscriptions/:id", method = "delete")]
+    async fn delete(
+        &self,
+        auth: WebhooksAuth,
+        state: Data<&AppState>,
+        id: Path<SubscriptionId>,
+    ) -> Result<Deleted, Problems<{ STORE_CALLER | NOT_FOUND }>> {
+        if subscriptions::delete(&state.pool, &auth.0.store_id, id.0)
+            .await
+            .map_err(ApiError::from)?
+        {
+            Ok(Deleted::NoContent)
+        } else {
+            Err(not_found(id.0).into())
+        }
+    }
+
+    /// Send a synthetic `webhook.test` event to this subscription through the real pipeline.
+    #[oai(path = "/subscriptions/:id/test", method = "post")]
+    async fn test(
+        &self,
+        auth: WebhooksAuth,
+        state: Data<&AppState>,
+        id: Path<SubscriptionId>,
+    ) -> Result<Accepted, Problems<{ STORE_CALLER | POSTS | NOT_FOUND | CONFLICT }>> {
+        let row = subscriptions::get(&state.pool, &auth.0.store_id, id.0)
+            .await
+            .map_err(ApiError::from)?;
+        let row = row.ok_or_else(|| not_found(id.0))?;
+        if !row.is_active {
+            return Err(ApiError::Conflict(
+                ProblemCode::SubscriptionInactive,
+                "activate the subscription first".into(),
+            )
+            .into());
+        }
+        let event = EventEnvelope {
+            event_id: EventId::new().into(),
+            event_type: EventType::parse("webhook.test")
+                .map_err(|e| ApiError::Internal(e.into()))?,
+            store_id: auth.0.store_id.clone(),
+            occurred_at: Utc::now(),
+            data: serde_json::json!({"subscriptionId": row.subscription_id, "message": "Test delivery from ShopSTAR3"}),
+            previous_attributes: None,
+        };
+        match state
+            .ingestor
+            .ingest_one(&event, EventSource::Test, Some(row.subscription_id))
+            .await
+            .map_err(ApiError::from)?
+        {
+            Ingested::New { deliveries, .. } if deliveries.len() == 1 => {
+                Ok(Accepted::Accepted(Json(TestSent {
+                    event_id: event.event_id.into(),
+                    delivery_id: deliveries[0],
+                })))
+            }
+            other => {
+                Err(ApiError::Internal(anyhow::anyhow!("test event fan-out gave {other:?}")).into())
+            }
+        }
+    }
+}
