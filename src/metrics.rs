@@ -3,8 +3,8 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use jobs::webhook::Handled;
-use workflows::{AttemptOutcome, DeliveryStatus};
+use jobs::attempt::Handled;
+use workflows::DeliveryStatus;
 
 /// Upper bounds (ms) of the delivery latency histogram.
 pub const LATENCY_BUCKETS_MS: [u64; 10] =
@@ -66,10 +66,9 @@ impl Metrics {
     pub fn record_handled(&self, handled: Result<&Handled, &String>) {
         let counter = match handled {
             Ok(Handled::Attempted {
-                outcome: AttemptOutcome::Delivered { .. },
-                ..
+                status: DeliveryStatus::Delivered,
             }) => &self.attempts_delivered,
-            Ok(Handled::Attempted { status, .. }) => {
+            Ok(Handled::Attempted { status }) => {
                 if status == &DeliveryStatus::DeadLettered {
                     self.dead_lettered.fetch_add(1, Relaxed);
                 }
@@ -77,16 +76,17 @@ impl Metrics {
             }
             Ok(Handled::Stale) => &self.jobs_stale,
             Ok(Handled::Cancelled) => &self.cancelled,
-            Ok(Handled::Deferred) => &self.deferred,
+            Ok(Handled::Deferred(_)) => &self.deferred,
             Ok(Handled::NotYetDue) => &self.not_yet_due,
+            Ok(Handled::Polled { .. }) => &self.connector_polls,
             Err(_) => &self.job_errors,
         };
         counter.fetch_add(1, Relaxed);
     }
 
     /// Count a handled connector job.
-    pub fn record_connector(&self, handled: &jobs::connector::handler::Handled) {
-        use jobs::connector::handler::Handled as C;
+    pub fn record_connector(&self, handled: &Handled) {
+        use Handled as C;
         match handled {
             C::Attempted {
                 status: DeliveryStatus::Delivered,
@@ -104,7 +104,7 @@ impl Metrics {
             }
             C::Stale => self.jobs_stale.fetch_add(1, Relaxed),
             C::Cancelled => self.cancelled.fetch_add(1, Relaxed),
-            C::Deferred => self.deferred.fetch_add(1, Relaxed),
+            C::Deferred(_) => self.deferred.fetch_add(1, Relaxed),
             C::NotYetDue => self.not_yet_due.fetch_add(1, Relaxed),
         };
     }

@@ -333,10 +333,10 @@ impl From<SyncRunRow> for SyncRun {
 impl From<JobRow> for ConnectorJob {
     fn from(r: JobRow) -> Self {
         Self {
-            job_id: r.job_id,
-            config_id: r.config_id,
+            job_id: r.job_id.into(),
+            config_id: r.config_id.into(),
             event_type: r.event_type,
-            event_id: r.event_id,
+            event_id: r.event_id.into(),
             status: r.status,
             attempt_number: r.attempt_number,
             next_retry_at: r.next_retry_at,

@@ -11,6 +11,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use uuid::Uuid;
 use workflows::DeliveryStatus;
+use workflows::ids::DeliveryId;
 
 use super::auth::WebhooksAuth;
 use super::problem::can::*;
@@ -159,8 +160,8 @@ async fn with_attempts(
     state: &AppState,
     rows: Vec<DeliveryRow>,
 ) -> Result<Vec<Delivery>, ApiError> {
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.delivery_id).collect();
-    let mut by_delivery: HashMap<Uuid, Vec<Attempt>> = HashMap::new();
+    let ids: Vec<DeliveryId> = rows.iter().map(|r| r.delivery_id).collect();
+    let mut by_delivery: HashMap<DeliveryId, Vec<Attempt>> = HashMap::new();
     for a in deliveries::attempts(&state.pool, &ids).await? {
         by_delivery
             .entry(a.delivery_id)
@@ -171,11 +172,11 @@ async fn with_attempts(
         .into_iter()
         .map(|r| Delivery {
             attempts: by_delivery.remove(&r.delivery_id).unwrap_or_default(),
-            delivery_id: r.delivery_id,
-            subscription_id: r.subscription_id,
+            delivery_id: r.delivery_id.into(),
+            subscription_id: r.subscription_id.into(),
             store_id: r.store_id,
             event_type: r.event_type,
-            event_id: r.event_id,
+            event_id: r.event_id.into(),
             status: r.status,
             attempt_number: r.attempt_number,
             next_retry_at: r.next_retry_at,
@@ -372,11 +373,12 @@ impl DeliveriesApi {
             auth.0.store_id.as_str(),
             Restart::DeadOrCancelled,
             None,
-            Some((id.0, body.since)),
+            Some((id.0.into(), body.since)),
         )
         .await
         .map_err(ApiError::from)?;
-        Ok(Json(Restarted { delivery_ids: ids }))
+        let delivery_ids = ids.into_iter().map(Into::into).collect();
+        Ok(Json(Restarted { delivery_ids }))
     }
 }
 
@@ -398,9 +400,10 @@ async fn restart_one(
     id: Uuid,
     which: Restart,
 ) -> Result<Restarted, ApiError> {
-    let ids = deliveries::restart(&state.pool, store_id, which, Some(id), None).await?;
+    let ids = deliveries::restart(&state.pool, store_id, which, Some(id.into()), None).await?;
     if !ids.is_empty() {
-        return Ok(Restarted { delivery_ids: ids });
+        let delivery_ids = ids.into_iter().map(Into::into).collect();
+        return Ok(Restarted { delivery_ids });
     }
     // Say precisely why nothing happened.
     match deliveries::get(&state.pool, store_id, id).await? {

@@ -9,6 +9,7 @@ pub mod faults;
 pub mod lease;
 mod runner;
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,18 +19,21 @@ use apalis_core::worker::context::WorkerContext;
 use apalis_postgres::{Config as ApalisConfig, PgTask};
 use futures::FutureExt;
 use jobs::Job;
+use jobs::attempt::{Effect, Handled};
 use jobs::connector::handler::{
-    self as connector, ConnectorDeps, ConnectorJobToRun, PollConnector, PollToRun, SyncConnector,
+    self as connector, ConnectorDeps, ConnectorJobToRun, PollConnector, PollEffect, PollToRun,
+    SyncConnector, SyncEffect,
 };
 use jobs::ports::DeliveryToSend;
-use jobs::webhook::{self, DeliverWebhook, Effect, Handled, WebhookDeps};
+use jobs::webhook::{self, DeliverWebhook, WebhookDeps};
 use sqlx::PgPool;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use workflows::ids::{ConnectorId, ConnectorJobId, DeliveryId};
 
-use crate::db::connector_effects::{self, Topics};
+use crate::db::effects::{self, Batch, Topics};
 use crate::db::queue::{self, Ack};
-use crate::db::{connectors, deliveries, effects};
+use crate::db::{connectors, deliveries};
 use crate::metrics::Metrics;
 pub use faults::{Faults, NoFaults, Step};
 pub use lease::{Held, LeaseSettings};
@@ -53,19 +57,22 @@ pub struct Worker {
     metrics: Arc<Metrics>,
 }
 
+/// The effect a job asks the writer to apply, by kind of job.
+enum Effects {
+    Webhook(webhook::Effect),
+    Sync(SyncEffect),
+    Poll(PollEffect),
+}
+
 /// What a job came to, and the effect it asks the writer to apply.
-enum Done {
-    Webhook(Handled, Effect),
-    Connector(connector::Handled, connector::Effect),
+struct Done {
+    handled: Handled,
+    effect: Effects,
 }
 
 impl Done {
     fn not_yet_due(&self) -> bool {
-        matches!(
-            self,
-            Done::Webhook(Handled::NotYetDue, _)
-                | Done::Connector(connector::Handled::NotYetDue, _)
-        )
+        self.handled == Handled::NotYetDue
     }
 }
 
@@ -84,6 +91,36 @@ enum Work {
     Undecodable(String),
 }
 
+/// The rows a batch of claimed jobs refers to, by kind, loaded with one query per kind.
+struct Loaded {
+    deliveries: HashMap<DeliveryId, DeliveryToSend>,
+    connector_jobs: HashMap<ConnectorJobId, ConnectorJobToRun>,
+    polls: HashMap<ConnectorId, PollToRun>,
+}
+
+impl Loaded {
+    /// A claimed job with its row (`None` when the row is unknown: the job is stale).
+    fn work(&mut self, job: Result<Job, String>) -> Work {
+        match job {
+            Ok(Job::WebhookDelivery(d)) => {
+                let loaded = self.deliveries.remove(&d.delivery_id);
+                Work::Webhook(d, loaded)
+            }
+            Ok(Job::ConnectorSync(j)) => {
+                let loaded = self.connector_jobs.remove(&j.job_id);
+                Work::ConnectorSync(j, loaded)
+            }
+            // Two polls of one config in a batch: only the current one matters; the other is stale either way.
+            Ok(Job::ConnectorPoll(p)) => {
+                let loaded = self.polls.get(&p.config_id).cloned();
+                Work::ConnectorPoll(p, loaded)
+            }
+            Err(e) => Work::Undecodable(e),
+        }
+    }
+}
+
+/// A job claimed from the queue, ready to run.
 struct Claimed {
     task_id: TaskId,
     attempt: usize,
@@ -185,44 +222,15 @@ impl Worker {
             .iter()
             .map(|t| Job::decode(&t.args).map_err(|e| e.to_string()))
             .collect();
-        let (mut delivery_ids, mut job_ids, mut poll_ids) = (Vec::new(), Vec::new(), Vec::new());
-        for job in jobs.iter().flatten() {
-            match job {
-                Job::WebhookDelivery(d) => delivery_ids.push(d.delivery_id),
-                Job::ConnectorSync(j) => job_ids.push(j.job_id),
-                Job::ConnectorPoll(p) => poll_ids.push(p.config_id),
-            }
-        }
-        let (mut deliveries, mut connector_jobs, polls) = tokio::try_join!(
-            deliveries::load_for_send(&self.pool, &delivery_ids),
-            async { Ok::<_, anyhow::Error>(connectors::load_jobs(&self.pool, &job_ids).await?) },
-            async { Ok::<_, anyhow::Error>(connectors::load_polls(&self.pool, &poll_ids).await?) },
-        )?;
+        let mut loaded = self.load(&jobs).await?;
         let claimed: Vec<Claimed> = tasks
             .into_iter()
             .zip(jobs)
             .filter_map(|(task, job)| {
-                let task_id = task.task_id().cloned()?;
-                let work = match job {
-                    Ok(Job::WebhookDelivery(d)) => {
-                        let loaded = deliveries.remove(&d.delivery_id);
-                        Work::Webhook(d, loaded)
-                    }
-                    Ok(Job::ConnectorSync(j)) => {
-                        let loaded = connector_jobs.remove(&j.job_id);
-                        Work::ConnectorSync(j, loaded)
-                    }
-                    // Two polls of one config in a batch: only the current one matters; the other is stale either way.
-                    Ok(Job::ConnectorPoll(p)) => {
-                        let loaded = polls.get(&p.config_id).cloned();
-                        Work::ConnectorPoll(p, loaded)
-                    }
-                    Err(e) => Work::Undecodable(e),
-                };
                 Some(Claimed {
-                    task_id,
+                    task_id: task.task_id().cloned()?,
                     attempt: task.attempt() + 1,
-                    work,
+                    work: loaded.work(job),
                 })
             })
             .collect();
@@ -257,22 +265,45 @@ impl Worker {
         let result = match work {
             Work::Webhook(job, delivery) => webhook::handle(&self.webhook, &job, delivery)
                 .await
-                .map(|(h, e)| Done::Webhook(h, e)),
+                .map(|(handled, e)| (handled, Effects::Webhook(e))),
             Work::ConnectorSync(job, loaded) => {
                 connector::handle_sync(&self.connector, &job, loaded)
                     .await
-                    .map(|(h, e)| Done::Connector(h, e))
+                    .map(|(handled, e)| (handled, Effects::Sync(e)))
             }
             Work::ConnectorPoll(job, loaded) => {
                 connector::handle_poll(&self.connector, &job, loaded)
                     .await
-                    .map(|(h, e)| Done::Connector(h, e))
+                    .map(|(handled, e)| (handled, Effects::Poll(e)))
             }
             Work::Undecodable(e) => Err(anyhow::anyhow!("undecodable job: {e}")),
         }
+        .map(|(handled, effect)| Done { handled, effect })
         .map_err(|e| format!("{e:#}"));
         self.faults.at(Step::Ran).await?;
         result
+    }
+
+    /// Load the rows a batch of jobs refers to: one query per kind.
+    async fn load(&self, jobs: &[Result<Job, String>]) -> anyhow::Result<Loaded> {
+        let (mut delivery_ids, mut job_ids, mut poll_ids) = (Vec::new(), Vec::new(), Vec::new());
+        for job in jobs.iter().flatten() {
+            match job {
+                Job::WebhookDelivery(d) => delivery_ids.push(d.delivery_id),
+                Job::ConnectorSync(j) => job_ids.push(j.job_id),
+                Job::ConnectorPoll(p) => poll_ids.push(p.config_id),
+            }
+        }
+        let (deliveries, connector_jobs, polls) = tokio::try_join!(
+            deliveries::load_for_send(&self.pool, &delivery_ids),
+            async { Ok::<_, anyhow::Error>(connectors::load_jobs(&self.pool, &job_ids).await?) },
+            async { Ok::<_, anyhow::Error>(connectors::load_polls(&self.pool, &poll_ids).await?) },
+        )?;
+        Ok(Loaded {
+            deliveries,
+            connector_jobs,
+            polls,
+        })
     }
 
     /// Write the effects of finished jobs and acknowledge them, atomically: a crash before commit re-runs them.
@@ -280,12 +311,12 @@ impl Worker {
         if finished.is_empty() {
             return Ok(());
         }
-        let mut effects: Vec<&Effect> = Vec::new();
-        let mut connector_effects: Vec<&connector::Effect> = Vec::new();
+        let mut batch = Batch::default();
         for done in finished.iter().filter_map(|f| f.result.as_ref().ok()) {
-            match done {
-                Done::Webhook(_, e) => effects.push(e),
-                Done::Connector(_, e) => connector_effects.push(e),
+            match &done.effect {
+                Effects::Webhook(e) => batch.webhook.push(e),
+                Effects::Sync(e) => batch.sync.push(e),
+                Effects::Poll(e) => batch.poll.push(e),
             }
         }
         let acks: Vec<Ack> = finished
@@ -297,8 +328,7 @@ impl Worker {
             })
             .collect();
         let mut tx = self.pool.begin().await?;
-        effects::apply(&mut tx, &effects, &self.topics.publish).await?;
-        connector_effects::apply(&mut tx, &connector_effects, &self.topics).await?;
+        effects::apply(&mut tx, &batch, &self.topics).await?;
         queue::ack(&mut tx, &self.context, &acks).await?;
         let injected = |e| anyhow::anyhow!("connection lost: {e}");
         self.faults.at(Step::BeforeCommit).await.map_err(injected)?;
@@ -307,28 +337,29 @@ impl Worker {
         // Acknowledged: stop renewing their leases.
         self.held
             .release(finished.iter().map(|f| f.task_id.to_string()));
-        for f in finished {
-            let webhook = match &f.result {
-                Ok(Done::Webhook(h, _)) => Ok(h),
-                Ok(Done::Connector(h, _)) => {
-                    self.metrics.record_connector(h);
-                    continue;
-                }
-                Err(e) => Err(e),
-            };
-            self.metrics.record_handled(webhook);
-            if let Ok(Done::Webhook(_, Effect::Record(r))) = &f.result {
-                let delivered = matches!(r.outcome, workflows::AttemptOutcome::Delivered { .. });
-                let created = r.delivery.payload["occurredAt"]
-                    .as_str()
-                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
-                let after = created
-                    .map(|c| (r.finished_at - c.with_timezone(&chrono::Utc)).num_milliseconds());
-                self.metrics
-                    .record_attempt(r.attempt_number, after.filter(|_| delivered));
-            }
-        }
+        finished.iter().for_each(|f| self.count(f));
         Ok(())
+    }
+
+    /// Count a written job in the metrics.
+    fn count(&self, f: &Finished) {
+        let done = match &f.result {
+            Ok(done) => done,
+            Err(e) => return self.metrics.record_handled(Err(e)),
+        };
+        let record = match &done.effect {
+            Effects::Webhook(Effect::Record(r)) => r,
+            Effects::Webhook(_) => return self.metrics.record_handled(Ok(&done.handled)),
+            Effects::Sync(_) | Effects::Poll(_) => return self.metrics.record_connector(&done.handled),
+        };
+        self.metrics.record_handled(Ok(&done.handled));
+        let delivered = record.decision.status == workflows::DeliveryStatus::Delivered;
+        let created = record.loaded.payload["occurredAt"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        let after = created.map(|c| (record.finished_at - c.with_timezone(&chrono::Utc)).num_milliseconds());
+        self.metrics
+            .record_attempt(record.attempt_number, after.filter(|_| delivered));
     }
 
     /// Claim one batch of due jobs, run them all, write and acknowledge them. Nothing renews leases here (that is
