@@ -218,15 +218,35 @@ pub async fn run<K: OutboundKind>(
         let pacing = kind.pacing();
         let dispatch_seq = state.dispatch_seq;
         let now = pacing.clock.now();
-        let attempt_number = match workflows::attempt::preflight(&state, queued_seq, K::owner_active(&loaded), now) {
+        let attempt_number = match workflows::attempt::preflight(
+            &state,
+            queued_seq,
+            K::owner_active(&loaded),
+            now,
+        ) {
             Preflight::Stale => return Ok((Handled::Stale, Effect::None)),
             Preflight::NotYetDue(wait) => {
                 let run_in = real_wait(wait, pacing.time_scale);
-                return Ok((Handled::NotYetDue, Effect::Defer { id, dispatch_seq, run_in, reason: None }));
+                return Ok((
+                    Handled::NotYetDue,
+                    Effect::Defer {
+                        id,
+                        dispatch_seq,
+                        run_in,
+                        reason: None,
+                    },
+                ));
             }
             Preflight::Cancel => {
                 let reason = K::INACTIVE_REASON.to_owned();
-                return Ok((Handled::Cancelled, Effect::Cancel { id, dispatch_seq, reason }));
+                return Ok((
+                    Handled::Cancelled,
+                    Effect::Cancel {
+                        id,
+                        dispatch_seq,
+                        reason,
+                    },
+                ));
             }
             Preflight::Go { attempt_number } => attempt_number,
         };
@@ -234,7 +254,12 @@ pub async fn run<K: OutboundKind>(
             Ok(prepared) => prepared,
             Err(Unprepared::SecretsUnavailable(why)) => {
                 tracing::warn!(%why, "secrets unavailable; deferring without counting an attempt");
-                let effect = Effect::Defer { id, dispatch_seq, run_in: pacing.secret_retry, reason: Some(why) };
+                let effect = Effect::Defer {
+                    id,
+                    dispatch_seq,
+                    run_in: pacing.secret_retry,
+                    reason: Some(why),
+                };
                 return Ok((Handled::Deferred(DeferCause::SecretsUnavailable), effect));
             }
             Err(Unprepared::Fatal(e)) => return Err(e),
@@ -242,17 +267,30 @@ pub async fn run<K: OutboundKind>(
         tracing::Span::current().record("attempt", attempt_number);
         let started_at = pacing.clock.now();
         let (outcome, last_error, extras) = match kind.send(&loaded, prepared, started_at).await {
-            Sent::Made { outcome, last_error, extras } => (outcome, last_error, extras),
+            Sent::Made {
+                outcome,
+                last_error,
+                extras,
+            } => (outcome, last_error, extras),
             Sent::Deferred { run_in, reason } => {
-                let effect = Effect::Defer { id, dispatch_seq, run_in, reason: Some(reason) };
+                let effect = Effect::Defer {
+                    id,
+                    dispatch_seq,
+                    run_in,
+                    reason: Some(reason),
+                };
                 return Ok((Handled::Deferred(DeferCause::RateLimited), effect));
             }
         };
         let finished_at = pacing.clock.now().max(started_at);
         let decision = workflows::attempt::decide(attempt_number, &outcome, finished_at);
-        let next_run_in = decision.next_retry_at.map(|at| real_wait(at - finished_at, pacing.time_scale));
+        let next_run_in = decision
+            .next_retry_at
+            .map(|at| real_wait(at - finished_at, pacing.time_scale));
         tracing::debug!(status = decision.status.as_str(), "attempt made");
-        let handled = Handled::Attempted { status: decision.status };
+        let handled = Handled::Attempted {
+            status: decision.status,
+        };
         let record = AttemptRecord {
             loaded,
             state,

@@ -158,3 +158,196 @@ pub fn build_request(delivery: &DeliveryToSend, secret: &str, unix_now: i64) -> 
         body,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The webhook kind through the attempt engine, with every port faked.
+
+    use std::sync::Mutex;
+
+    use chrono::TimeZone;
+    use serde_json::json;
+    use uuid::Uuid;
+    use workflows::DeliveryStatus;
+    use workflows::ids::SubscriptionId;
+
+    use super::*;
+    use crate::attempt::DeferCause;
+    use crate::clock::ManualClock;
+
+    /// Answers every POST with `status`, and counts them.
+    struct Receiver {
+        status: u16,
+        sent: Mutex<usize>,
+    }
+
+    #[async_trait]
+    impl WebhookSender for Receiver {
+        async fn send(&self, _: OutgoingRequest) -> SendResult {
+            *self.sent.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+            let outcome = if workflows::delivery::is_success(self.status) {
+                AttemptOutcome::Delivered {
+                    status: self.status,
+                    elapsed_ms: 2,
+                }
+            } else {
+                let reason = workflows::FailureReason::HttpStatus(self.status);
+                AttemptOutcome::Failed {
+                    reason,
+                    status: Some(self.status),
+                    elapsed_ms: 2,
+                    retry_after: None,
+                }
+            };
+            SendResult {
+                outcome,
+                response_body: None,
+            }
+        }
+    }
+
+    /// A secret store that is sealed (`None`) or answers one secret.
+    struct Secrets(Option<&'static str>);
+
+    #[async_trait]
+    impl SigningSecrets for Secrets {
+        async fn signing_secret(&self, _: Uuid) -> Result<String, SecretError> {
+            self.0
+                .map(str::to_owned)
+                .ok_or_else(|| SecretError::Unavailable("sealed".into()))
+        }
+    }
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0)
+            .single()
+            .unwrap_or_default()
+    }
+
+    fn deps(status: u16, secret: Option<&'static str>) -> (WebhookDeps, Arc<Receiver>) {
+        let receiver = Arc::new(Receiver {
+            status,
+            sent: Mutex::new(0),
+        });
+        let deps = WebhookDeps {
+            sender: receiver.clone(),
+            secrets: Arc::new(Secrets(secret)),
+            clock: Arc::new(ManualClock::new(t0())),
+            time_scale: 1.0,
+            secret_retry: Duration::from_secs(30),
+            worker: "w".into(),
+        };
+        (deps, receiver)
+    }
+
+    fn delivery(
+        attempts: u32,
+        next_retry_at: Option<DateTime<Utc>>,
+        active: bool,
+    ) -> DeliveryToSend {
+        DeliveryToSend {
+            delivery_id: DeliveryId(Uuid::nil()),
+            subscription_id: SubscriptionId(Uuid::nil()),
+            store_id: "s".into(),
+            event_type: "order.created".into(),
+            payload: json!({"eventType": "order.created"}),
+            state: AttemptState {
+                status: if attempts == 0 {
+                    DeliveryStatus::Pending
+                } else {
+                    DeliveryStatus::Failed
+                },
+                attempt_number: attempts,
+                next_retry_at,
+                dispatch_seq: 4,
+            },
+            target_url: "https://example.com/hook".into(),
+            subscription_active: active,
+        }
+    }
+
+    const JOB: DeliverWebhook = DeliverWebhook {
+        delivery_id: DeliveryId(Uuid::nil()),
+        dispatch_seq: 4,
+    };
+
+    async fn handled(
+        deps: &WebhookDeps,
+        job: &DeliverWebhook,
+        loaded: DeliveryToSend,
+    ) -> (Handled, Effect) {
+        handle(deps, job, Some(loaded))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[tokio::test]
+    async fn an_attempt_is_recorded_with_the_shared_decision() {
+        let (d, receiver) = deps(503, Some("k"));
+        let (h, effect) = handled(&d, &JOB, delivery(1, Some(t0()), true)).await;
+        assert_eq!(
+            h,
+            Handled::Attempted {
+                status: DeliveryStatus::Failed
+            }
+        );
+        let Effect::Record(r) = effect else {
+            panic!("not recorded")
+        };
+        assert_eq!(r.attempt_number, 2);
+        assert_eq!(
+            r.decision.next_retry_at,
+            Some(t0() + chrono::Duration::minutes(5))
+        );
+        assert_eq!(r.next_run_in, Some(Duration::from_secs(300)));
+        assert_eq!(r.last_error.as_deref(), Some("receiver answered HTTP 503"));
+        assert_eq!(*receiver.sent.lock().unwrap_or_else(|p| p.into_inner()), 1);
+
+        let (d, _) = deps(204, Some("k"));
+        let (h, _) = handled(&d, &JOB, delivery(0, None, true)).await;
+        assert_eq!(
+            h,
+            Handled::Attempted {
+                status: DeliveryStatus::Delivered
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn the_pre_flight_sends_nothing_when_stale_early_cancelled_or_sealed() {
+        let (d, receiver) = deps(204, None);
+        let stale = DeliverWebhook {
+            dispatch_seq: 3,
+            ..JOB
+        };
+        assert!(matches!(
+            handled(&d, &stale, delivery(1, None, true)).await,
+            (Handled::Stale, Effect::None)
+        ));
+        assert!(matches!(
+            handle(&d, &JOB, None).await,
+            Ok((Handled::Stale, Effect::None))
+        ));
+        let early = delivery(1, Some(t0() + chrono::Duration::minutes(1)), false);
+        assert!(matches!(
+            handled(&d, &JOB, early).await,
+            (Handled::NotYetDue, Effect::Defer { run_in, reason: None, .. }) if run_in == Duration::from_secs(60)
+        ));
+        assert!(matches!(
+            handled(&d, &JOB, delivery(1, None, false)).await,
+            (
+                Handled::Cancelled,
+                Effect::Cancel {
+                    dispatch_seq: 4,
+                    ..
+                }
+            )
+        ));
+        let (h, effect) = handled(&d, &JOB, delivery(1, None, true)).await;
+        assert_eq!(h, Handled::Deferred(DeferCause::SecretsUnavailable));
+        assert!(
+            matches!(effect, Effect::Defer { run_in, reason: Some(_), .. } if run_in == Duration::from_secs(30))
+        );
+        assert_eq!(*receiver.sent.lock().unwrap_or_else(|p| p.into_inner()), 0);
+    }
+}

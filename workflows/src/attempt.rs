@@ -116,15 +116,17 @@ pub fn decide(attempt: u32, outcome: &Outcome, finished_at: DateTime<Utc>) -> Ou
         Outcome::Failed {
             permanent: true, ..
         } => dead,
-        Outcome::Failed { retry_after, .. } => match next_step(attempt, finished_at, *retry_after) {
-            NextStep::Retry { at, .. } => OutcomeDecision {
-                status: AttemptStatus::Failed,
-                next_retry_at: Some(at),
-                delivered_at: None,
-                dead_lettered: false,
-            },
-            NextStep::DeadLetter => dead,
-        },
+        Outcome::Failed { retry_after, .. } => {
+            match next_step(attempt, finished_at, *retry_after) {
+                NextStep::Retry { at, .. } => OutcomeDecision {
+                    status: AttemptStatus::Failed,
+                    next_retry_at: Some(at),
+                    delivered_at: None,
+                    dead_lettered: false,
+                },
+                NextStep::DeadLetter => dead,
+            }
+        }
     }
 }
 
@@ -262,7 +264,10 @@ mod tests {
                 assert!(d.queues_next_attempt() && !d.dead_lettered);
             }
             let d = decide(5, &failure, t0());
-            assert_eq!((d.status, d.dead_lettered), (AttemptStatus::DeadLettered, true));
+            assert_eq!(
+                (d.status, d.dead_lettered),
+                (AttemptStatus::DeadLettered, true)
+            );
             assert!(!d.queues_next_attempt());
         }
     }
@@ -275,7 +280,10 @@ mod tests {
         };
         for success in [webhook.outcome(), sync_outcome(None)] {
             let d = decide(3, &success, t0());
-            assert_eq!((d.status, d.delivered_at), (AttemptStatus::Delivered, Some(t0())));
+            assert_eq!(
+                (d.status, d.delivered_at),
+                (AttemptStatus::Delivered, Some(t0()))
+            );
             assert!(!d.queues_next_attempt());
         }
         let refused = Outcome::Failed {
@@ -306,7 +314,10 @@ mod tests {
             Preflight::NotYetDue(Duration::minutes(1)),
             "early before cancelled"
         );
-        let almost = state(AttemptStatus::Failed, Some(t0() + Duration::milliseconds(500)));
+        let almost = state(
+            AttemptStatus::Failed,
+            Some(t0() + Duration::milliseconds(500)),
+        );
         assert_eq!(
             preflight(&almost, 7, true, t0()),
             Preflight::Go { attempt_number: 3 },

@@ -95,7 +95,10 @@ mod tests {
         let raw = "0190f3a4-5b6c-7d8e-9f00-112233445566";
         let id: SubscriptionId = raw.parse().expect("a uuid");
         assert_eq!(id.to_string(), raw);
-        assert_eq!(serde_json::to_string(&id).expect("json"), format!("\"{raw}\""));
+        assert_eq!(
+            serde_json::to_string(&id).expect("json"),
+            format!("\"{raw}\"")
+        );
         let back: SubscriptionId = serde_json::from_str(&format!("\"{raw}\"")).expect("json");
         assert_eq!(back, id);
     }

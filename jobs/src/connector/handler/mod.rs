@@ -15,12 +15,14 @@ use uuid::Uuid;
 use workflows::ratelimit::RateLimit;
 
 pub use self::poll::{PollConnector, PollEffect, PollRecord, PollToRun, handle_poll};
-pub use self::sync::{ConnectorJobToRun, SyncConnector, SyncEffect, SyncExtras, SyncRecord, handle_sync};
-pub use crate::attempt::{DeferCause, Handled};
+pub use self::sync::{
+    ConnectorJobToRun, SyncConnector, SyncEffect, SyncExtras, SyncRecord, handle_sync,
+};
 use super::{
     Channel, ChannelHttp, ConnectorAdapter, ConnectorConfig, ConnectorError, Credentials, RateGate,
     Registry,
 };
+pub use crate::attempt::{DeferCause, Handled};
 use crate::clock::Clock;
 use crate::ports::SecretError;
 

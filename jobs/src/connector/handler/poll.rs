@@ -12,7 +12,9 @@ use workflows::ids::ConnectorId;
 use super::{ConnectorDeps, NoContext, spread};
 use crate::attempt::{DeferCause, Handled};
 use crate::clock::real_wait;
-use crate::connector::{ConnectorConfig, ConnectorContext, ConnectorError, PollReport, PolledRecord};
+use crate::connector::{
+    ConnectorConfig, ConnectorContext, ConnectorError, PollReport, PolledRecord,
+};
 
 /// Run poll number `poll_seq` of a config.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,7 +165,8 @@ fn poll_record(
     requests: u32,
 ) -> PollRecord {
     let finished_at = deps.clock.now().max(started_at);
-    let interval = chrono::Duration::from_std(loaded.interval).unwrap_or(chrono::Duration::minutes(5));
+    let interval =
+        chrono::Duration::from_std(loaded.interval).unwrap_or(chrono::Duration::minutes(5));
     // Polls start at least one interval apart (a late poll moves the schedule; there is never a catch-up burst).
     let next_poll_at = (started_at + interval).max(finished_at);
     let (entity_type, records, cursor, failure) = match result {

@@ -131,7 +131,8 @@ impl OutboundKind for ConnectorDeps {
             }
         };
         if let Err(ConnectorError::RateLimited(wait)) = &result {
-            let reason = format!("waiting for this config's rate limit ({requests} request(s) sent)");
+            let reason =
+                format!("waiting for this config's rate limit ({requests} request(s) sent)");
             return Sent::Deferred {
                 run_in: spread(*wait),
                 reason,
@@ -147,7 +148,10 @@ impl OutboundKind for ConnectorDeps {
         }
         Sent::Made {
             outcome: sync_outcome(failure.as_ref()),
-            last_error: failure.as_ref().map(|f| f.reason.clone()).or_else(|| skipped.clone()),
+            last_error: failure
+                .as_ref()
+                .map(|f| f.reason.clone())
+                .or_else(|| skipped.clone()),
             extras: SyncExtras {
                 entity_type,
                 records,

@@ -18,8 +18,8 @@ use super::*;
 use crate::attempt::Effect;
 use crate::clock::ManualClock;
 use crate::connector::{
-    ChannelHttp, ChannelRequest, ChannelResponse, ConnectorConfig, ConnectorEvent, CredentialField, Credentials,
-    RateGate, Registry,
+    ChannelHttp, ChannelRequest, ChannelResponse, ConnectorConfig, ConnectorEvent, CredentialField,
+    Credentials, RateGate, Registry,
 };
 use crate::ports::SecretError;
 
@@ -182,7 +182,11 @@ async fn success_and_failures_follow_the_schedule() {
         panic!("not synced")
     };
     assert_eq!(
-        (r.extras.records, r.extras.requests, r.extras.entity_type.as_str()),
+        (
+            r.extras.records,
+            r.extras.requests,
+            r.extras.entity_type.as_str()
+        ),
         (1, 2, "inventory")
     );
     assert_eq!(http.seen.lock().map(|s| s.len()).unwrap_or(0), 2);
@@ -226,9 +230,7 @@ async fn waiting_on_secrets_or_the_rate_limit_counts_no_attempt_and_stale_jobs_d
     let (d, http) = deps(vec![], None, Err(()));
     let (handled, effect) = sync(&d, job(2)).await;
     assert_eq!(handled, Handled::Deferred(DeferCause::SecretsUnavailable));
-    assert!(
-        matches!(effect, Effect::Defer { run_in, .. } if run_in == Duration::from_secs(30))
-    );
+    assert!(matches!(effect, Effect::Defer { run_in, .. } if run_in == Duration::from_secs(30)));
     assert!(http.seen.lock().map(|s| s.is_empty()).unwrap_or(false));
 
     let (d, _) = deps(vec![], Some(Duration::from_secs(60)), Ok(()));
