@@ -20,7 +20,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tracing::Instrument;
 use uuid::Uuid;
-use workflows::attempt::{AttemptState, AttemptStatus, Outcome, OutcomeDecision, Preflight};
+use workflows::attempt::{
+    AttemptState, AttemptStatus, Outcome, OutcomeDecision, Preflight, decide, preflight,
+};
 
 use crate::Job;
 use crate::clock::{Clock, real_wait};
@@ -212,100 +214,151 @@ pub async fn run<K: OutboundKind>(
         return Ok((Handled::Stale, Effect::None));
     };
     let id = K::id(&loaded);
-    let span = tracing::info_span!("attempt", kind = K::NAME, %id, dispatch_seq = queued_seq, attempt = tracing::field::Empty);
-    async move {
-        let state = *K::state(&loaded);
-        let pacing = kind.pacing();
-        let dispatch_seq = state.dispatch_seq;
-        let now = pacing.clock.now();
-        let attempt_number = match workflows::attempt::preflight(
-            &state,
-            queued_seq,
-            K::owner_active(&loaded),
-            now,
-        ) {
-            Preflight::Stale => return Ok((Handled::Stale, Effect::None)),
-            Preflight::NotYetDue(wait) => {
-                let run_in = real_wait(wait, pacing.time_scale);
-                return Ok((
-                    Handled::NotYetDue,
-                    Effect::Defer {
-                        id,
-                        dispatch_seq,
-                        run_in,
-                        reason: None,
-                    },
-                ));
-            }
-            Preflight::Cancel => {
-                let reason = K::INACTIVE_REASON.to_owned();
-                return Ok((
-                    Handled::Cancelled,
-                    Effect::Cancel {
-                        id,
-                        dispatch_seq,
-                        reason,
-                    },
-                ));
-            }
-            Preflight::Go { attempt_number } => attempt_number,
-        };
-        let prepared = match kind.prepare(&loaded).await {
-            Ok(prepared) => prepared,
-            Err(Unprepared::SecretsUnavailable(why)) => {
-                tracing::warn!(%why, "secrets unavailable; deferring without counting an attempt");
-                let effect = Effect::Defer {
-                    id,
-                    dispatch_seq,
-                    run_in: pacing.secret_retry,
-                    reason: Some(why),
-                };
-                return Ok((Handled::Deferred(DeferCause::SecretsUnavailable), effect));
-            }
-            Err(Unprepared::Fatal(e)) => return Err(e),
-        };
-        tracing::Span::current().record("attempt", attempt_number);
-        let started_at = pacing.clock.now();
-        let (outcome, last_error, extras) = match kind.send(&loaded, prepared, started_at).await {
-            Sent::Made {
+    let span = tracing::info_span!(
+        "attempt",
+        kind = K::NAME,
+        %id,
+        dispatch_seq = queued_seq,
+        attempt = tracing::field::Empty
+    );
+    attempt(kind, queued_seq, loaded).instrument(span).await
+}
+
+/// The pre-flight, then the attempt when it says go.
+async fn attempt<K: OutboundKind>(
+    kind: &K,
+    queued_seq: i32,
+    loaded: K::Loaded,
+) -> anyhow::Result<(Handled, KindEffect<K>)> {
+    let state = *K::state(&loaded);
+    let pacing = kind.pacing();
+    let (id, dispatch_seq) = (K::id(&loaded), state.dispatch_seq);
+    let now = pacing.clock.now();
+    let attempt_number = match preflight(&state, queued_seq, K::owner_active(&loaded), now) {
+        Preflight::Go { attempt_number } => attempt_number,
+        other => {
+            return Ok(not_attempted::<K>(
+                other,
+                id,
+                dispatch_seq,
+                pacing.time_scale,
+            ));
+        }
+    };
+    let prepared = match kind.prepare(&loaded).await {
+        Ok(prepared) => prepared,
+        Err(Unprepared::SecretsUnavailable(why)) => {
+            tracing::warn!(%why, "secrets unavailable; deferring without counting an attempt");
+            let run_in = pacing.secret_retry;
+            let effect = Effect::Defer {
+                id,
+                dispatch_seq,
+                run_in,
+                reason: Some(why),
+            };
+            return Ok((Handled::Deferred(DeferCause::SecretsUnavailable), effect));
+        }
+        Err(Unprepared::Fatal(e)) => return Err(e),
+    };
+    tracing::Span::current().record("attempt", attempt_number);
+    let started_at = pacing.clock.now();
+    match kind.send(&loaded, prepared, started_at).await {
+        Sent::Made {
+            outcome,
+            last_error,
+            extras,
+        } => {
+            let made = Made {
                 outcome,
                 last_error,
                 extras,
-            } => (outcome, last_error, extras),
-            Sent::Deferred { run_in, reason } => {
-                let effect = Effect::Defer {
+                attempt_number,
+                started_at,
+            };
+            Ok(recorded::<K>(&pacing, loaded, state, made))
+        }
+        Sent::Deferred { run_in, reason } => {
+            let effect = Effect::Defer {
+                id,
+                dispatch_seq,
+                run_in,
+                reason: Some(reason),
+            };
+            Ok((Handled::Deferred(DeferCause::RateLimited), effect))
+        }
+    }
+}
+
+/// What the pre-flight decided when it did not say go.
+fn not_attempted<K: OutboundKind>(
+    decided: Preflight,
+    id: K::Id,
+    dispatch_seq: i32,
+    time_scale: f64,
+) -> (Handled, KindEffect<K>) {
+    match decided {
+        Preflight::NotYetDue(wait) => {
+            let run_in = real_wait(wait, time_scale);
+            let effect = Effect::Defer {
+                id,
+                dispatch_seq,
+                run_in,
+                reason: None,
+            };
+            (Handled::NotYetDue, effect)
+        }
+        Preflight::Cancel => {
+            let reason = K::INACTIVE_REASON.to_owned();
+            (
+                Handled::Cancelled,
+                Effect::Cancel {
                     id,
                     dispatch_seq,
-                    run_in,
-                    reason: Some(reason),
-                };
-                return Ok((Handled::Deferred(DeferCause::RateLimited), effect));
-            }
-        };
-        let finished_at = pacing.clock.now().max(started_at);
-        let decision = workflows::attempt::decide(attempt_number, &outcome, finished_at);
-        let next_run_in = decision
-            .next_retry_at
-            .map(|at| real_wait(at - finished_at, pacing.time_scale));
-        tracing::debug!(status = decision.status.as_str(), "attempt made");
-        let handled = Handled::Attempted {
-            status: decision.status,
-        };
-        let record = AttemptRecord {
-            loaded,
-            state,
-            attempt_number,
-            started_at,
-            finished_at,
-            outcome,
-            last_error,
-            decision,
-            next_run_in,
-            worker: pacing.worker.to_owned(),
-            extras,
-        };
-        Ok((handled, Effect::Record(Box::new(record))))
+                    reason,
+                },
+            )
+        }
+        Preflight::Stale | Preflight::Go { .. } => (Handled::Stale, Effect::None),
     }
-    .instrument(span)
-    .await
+}
+
+/// An attempt that was made, before its decision.
+struct Made<E> {
+    outcome: Outcome,
+    last_error: Option<String>,
+    extras: E,
+    attempt_number: u32,
+    started_at: DateTime<Utc>,
+}
+
+/// Decide the row's next state after an attempt was made, and record it.
+fn recorded<K: OutboundKind>(
+    pacing: &Pacing<'_>,
+    loaded: K::Loaded,
+    state: AttemptState,
+    made: Made<K::Extras>,
+) -> (Handled, KindEffect<K>) {
+    let finished_at = pacing.clock.now().max(made.started_at);
+    let decision = decide(made.attempt_number, &made.outcome, finished_at);
+    let next_run_in = decision
+        .next_retry_at
+        .map(|at| real_wait(at - finished_at, pacing.time_scale));
+    tracing::debug!(status = decision.status.as_str(), "attempt made");
+    let handled = Handled::Attempted {
+        status: decision.status,
+    };
+    let record = AttemptRecord {
+        loaded,
+        state,
+        attempt_number: made.attempt_number,
+        started_at: made.started_at,
+        finished_at,
+        outcome: made.outcome,
+        last_error: made.last_error,
+        decision,
+        next_run_in,
+        worker: pacing.worker.to_owned(),
+        extras: made.extras,
+    };
+    (handled, Effect::Record(Box::new(record)))
 }
