@@ -9,9 +9,9 @@ use jobs::webhook::WebhookDeps;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
-pub use workflows::attempt::Retrigger as Restart;
 use workflows::DeliveryStatus;
 use workflows::attempt::AttemptState;
+pub use workflows::attempt::Retrigger as Restart;
 use workflows::ids::{DeliveryId, EventId, SubscriptionId};
 
 use super::attempts::{self, Retriggered};

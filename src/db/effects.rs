@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use jobs::Job;
+use jobs::attempt::KindEffect;
 use jobs::connector::handler::{ConnectorDeps, PollEffect};
 use jobs::webhook::WebhookDeps;
-use jobs::attempt::KindEffect;
 use serde_json::{Value, json};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -67,7 +67,11 @@ impl Writes {
 }
 
 /// Apply a batch of effects; conditional updates skip rows that moved on meanwhile (re-triggered, cancelled).
-pub async fn apply(conn: &mut PgConnection, batch: &Batch<'_>, topics: &Topics) -> anyhow::Result<()> {
+pub async fn apply(
+    conn: &mut PgConnection,
+    batch: &Batch<'_>,
+    topics: &Topics,
+) -> anyhow::Result<()> {
     let mut writes = Writes::default();
     attempts::apply::<WebhookDeps>(conn, &batch.webhook, &mut writes).await?;
     attempts::apply::<ConnectorDeps>(conn, &batch.sync, &mut writes).await?;
@@ -77,7 +81,11 @@ pub async fn apply(conn: &mut PgConnection, batch: &Batch<'_>, topics: &Topics) 
 }
 
 /// Insert every event of the flush into the outbox in one statement.
-async fn write_outbox(conn: &mut PgConnection, writes: Writes, topics: &Topics) -> anyhow::Result<()> {
+async fn write_outbox(
+    conn: &mut PgConnection,
+    writes: Writes,
+    topics: &Topics,
+) -> anyhow::Result<()> {
     if writes.outbox.is_empty() {
         return Ok(());
     }

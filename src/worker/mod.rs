@@ -5,11 +5,11 @@
 //!
 //! `run_once` / `run_pending_jobs` are the same code the loop (`runner`) runs; tests call them by hand.
 
+mod dispatch;
 pub mod faults;
 pub mod lease;
 mod runner;
 
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,21 +19,16 @@ use apalis_core::worker::context::WorkerContext;
 use apalis_postgres::{Config as ApalisConfig, PgTask};
 use futures::FutureExt;
 use jobs::Job;
-use jobs::attempt::{Effect, Handled};
-use jobs::connector::handler::{
-    self as connector, ConnectorDeps, ConnectorJobToRun, PollConnector, PollEffect, PollToRun,
-    SyncConnector, SyncEffect,
-};
-use jobs::ports::DeliveryToSend;
-use jobs::webhook::{self, DeliverWebhook, WebhookDeps};
+use jobs::attempt::Effect;
+use jobs::connector::handler::ConnectorDeps;
+use jobs::webhook::WebhookDeps;
 use sqlx::PgPool;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use workflows::ids::{ConnectorId, ConnectorJobId, DeliveryId};
 
+use self::dispatch::{Claimed, Done, Effects};
 use crate::db::effects::{self, Batch, Topics};
 use crate::db::queue::{self, Ack};
-use crate::db::{connectors, deliveries};
 use crate::metrics::Metrics;
 pub use faults::{Faults, NoFaults, Step};
 pub use lease::{Held, LeaseSettings};
@@ -57,74 +52,11 @@ pub struct Worker {
     metrics: Arc<Metrics>,
 }
 
-/// The effect a job asks the writer to apply, by kind of job.
-enum Effects {
-    Webhook(webhook::Effect),
-    Sync(SyncEffect),
-    Poll(PollEffect),
-}
-
-/// What a job came to, and the effect it asks the writer to apply.
-struct Done {
-    handled: Handled,
-    effect: Effects,
-}
-
-impl Done {
-    fn not_yet_due(&self) -> bool {
-        self.handled == Handled::NotYetDue
-    }
-}
-
 /// A job that ran: what apalis needs to hear, and what it asks to write.
 struct Finished {
     task_id: TaskId,
     attempt: usize,
     result: Result<Done, String>,
-}
-
-/// A claimed job with the row it refers to, loaded with the rest of its batch.
-enum Work {
-    Webhook(DeliverWebhook, Option<DeliveryToSend>),
-    ConnectorSync(SyncConnector, Option<ConnectorJobToRun>),
-    ConnectorPoll(PollConnector, Option<PollToRun>),
-    Undecodable(String),
-}
-
-/// The rows a batch of claimed jobs refers to, by kind, loaded with one query per kind.
-struct Loaded {
-    deliveries: HashMap<DeliveryId, DeliveryToSend>,
-    connector_jobs: HashMap<ConnectorJobId, ConnectorJobToRun>,
-    polls: HashMap<ConnectorId, PollToRun>,
-}
-
-impl Loaded {
-    /// A claimed job with its row (`None` when the row is unknown: the job is stale).
-    fn work(&mut self, job: Result<Job, String>) -> Work {
-        match job {
-            Ok(Job::WebhookDelivery(d)) => {
-                let loaded = self.deliveries.remove(&d.delivery_id);
-                Work::Webhook(d, loaded)
-            }
-            Ok(Job::ConnectorSync(j)) => {
-                let loaded = self.connector_jobs.remove(&j.job_id);
-                Work::ConnectorSync(j, loaded)
-            }
-            // Two polls of one config in a batch: only the current one matters; the other is stale either way.
-            Ok(Job::ConnectorPoll(p)) => {
-                let loaded = self.polls.get(&p.config_id).cloned();
-                Work::ConnectorPoll(p, loaded)
-            }
-            Err(e) => Work::Undecodable(e),
-        }
-    }
-}
-
-/// A job claimed from the queue, ready to run.
-struct Claimed {
-    task_id: TaskId,
-    attempt: usize,
-    work: Work,
 }
 
 /// What one `run_once` did.
@@ -261,51 +193,6 @@ impl Worker {
         }
     }
 
-    async fn handle(&self, work: Work) -> Result<Done, String> {
-        let result = match work {
-            Work::Webhook(job, delivery) => webhook::handle(&self.webhook, &job, delivery)
-                .await
-                .map(|(handled, e)| (handled, Effects::Webhook(e))),
-            Work::ConnectorSync(job, loaded) => {
-                connector::handle_sync(&self.connector, &job, loaded)
-                    .await
-                    .map(|(handled, e)| (handled, Effects::Sync(e)))
-            }
-            Work::ConnectorPoll(job, loaded) => {
-                connector::handle_poll(&self.connector, &job, loaded)
-                    .await
-                    .map(|(handled, e)| (handled, Effects::Poll(e)))
-            }
-            Work::Undecodable(e) => Err(anyhow::anyhow!("undecodable job: {e}")),
-        }
-        .map(|(handled, effect)| Done { handled, effect })
-        .map_err(|e| format!("{e:#}"));
-        self.faults.at(Step::Ran).await?;
-        result
-    }
-
-    /// Load the rows a batch of jobs refers to: one query per kind.
-    async fn load(&self, jobs: &[Result<Job, String>]) -> anyhow::Result<Loaded> {
-        let (mut delivery_ids, mut job_ids, mut poll_ids) = (Vec::new(), Vec::new(), Vec::new());
-        for job in jobs.iter().flatten() {
-            match job {
-                Job::WebhookDelivery(d) => delivery_ids.push(d.delivery_id),
-                Job::ConnectorSync(j) => job_ids.push(j.job_id),
-                Job::ConnectorPoll(p) => poll_ids.push(p.config_id),
-            }
-        }
-        let (deliveries, connector_jobs, polls) = tokio::try_join!(
-            deliveries::load_for_send(&self.pool, &delivery_ids),
-            async { Ok::<_, anyhow::Error>(connectors::load_jobs(&self.pool, &job_ids).await?) },
-            async { Ok::<_, anyhow::Error>(connectors::load_polls(&self.pool, &poll_ids).await?) },
-        )?;
-        Ok(Loaded {
-            deliveries,
-            connector_jobs,
-            polls,
-        })
-    }
-
     /// Write the effects of finished jobs and acknowledge them, atomically: a crash before commit re-runs them.
     async fn flush(&self, finished: &[Finished]) -> anyhow::Result<()> {
         if finished.is_empty() {
@@ -350,14 +237,17 @@ impl Worker {
         let record = match &done.effect {
             Effects::Webhook(Effect::Record(r)) => r,
             Effects::Webhook(_) => return self.metrics.record_handled(Ok(&done.handled)),
-            Effects::Sync(_) | Effects::Poll(_) => return self.metrics.record_connector(&done.handled),
+            Effects::Sync(_) | Effects::Poll(_) => {
+                return self.metrics.record_connector(&done.handled);
+            }
         };
         self.metrics.record_handled(Ok(&done.handled));
         let delivered = record.decision.status == workflows::DeliveryStatus::Delivered;
         let created = record.loaded.payload["occurredAt"]
             .as_str()
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
-        let after = created.map(|c| (record.finished_at - c.with_timezone(&chrono::Utc)).num_milliseconds());
+        let after = created
+            .map(|c| (record.finished_at - c.with_timezone(&chrono::Utc)).num_milliseconds());
         self.metrics
             .record_attempt(record.attempt_number, after.filter(|_| delivered));
     }

@@ -142,7 +142,9 @@ async fn record<T: AttemptTable>(
         .bind(&c.done_at)
         .bind(&c.error)
         .bind(&c.bump);
-    let applied: Vec<Uuid> = T::bind_extras(update, records).fetch_all(&mut *conn).await?;
+    let applied: Vec<Uuid> = T::bind_extras(update, records)
+        .fetch_all(&mut *conn)
+        .await?;
     for r in records {
         let row_id = T::id(&r.loaded);
         if !applied.contains(&row_id.into()) {
@@ -207,7 +209,12 @@ async fn defer<T: AttemptTable>(
                 dispatch_seq,
                 run_in,
                 reason,
-            } => Some((*id, *dispatch_seq, *run_in, deferred_note(reason.as_deref()))),
+            } => Some((
+                *id,
+                *dispatch_seq,
+                *run_in,
+                deferred_note(reason.as_deref()),
+            )),
             _ => None,
         })
         .collect();

@@ -55,7 +55,8 @@ impl AttemptTable for WebhookDeps {
     const OWNER: &'static str = "subscription_id";
     const OWNER_TABLE: &'static str = "webhook_subscriptions";
     const DONE_AT: &'static str = "delivered_at";
-    const EXTRA_SET: &'static str = ", http_status = i.http_status, response_body = i.response_body,
+    const EXTRA_SET: &'static str =
+        ", http_status = i.http_status, response_body = i.response_body,
            response_time_ms = i.response_time_ms";
     const EXTRA_UNNEST: &'static str = ", $9::int[], $10::text[], $11::int[]";
     const EXTRA_NAMES: &'static str = ", http_status, response_body, response_time_ms";
@@ -74,7 +75,10 @@ impl AttemptTable for WebhookDeps {
 
     async fn log(conn: &mut PgConnection, records: &[&WebhookRecord]) -> sqlx::Result<()> {
         let c = Response::of(records);
-        let ids: Vec<Uuid> = records.iter().map(|r| r.loaded.delivery_id.uuid()).collect();
+        let ids: Vec<Uuid> = records
+            .iter()
+            .map(|r| r.loaded.delivery_id.uuid())
+            .collect();
         let seqs: Vec<i32> = records.iter().map(|r| r.state.dispatch_seq).collect();
         let numbers: Vec<i32> = records.iter().map(|r| r.attempt_number as i32).collect();
         let started: Vec<DateTime<Utc>> = records.iter().map(|r| r.started_at).collect();

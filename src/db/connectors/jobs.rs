@@ -148,7 +148,10 @@ pub async fn retrigger(
         id: Some(job_id.uuid()),
         dead_since: None,
     };
-    if attempts::retrigger::<ConnectorDeps>(pool, &scope).await?.is_empty() {
+    if attempts::retrigger::<ConnectorDeps>(pool, &scope)
+        .await?
+        .is_empty()
+    {
         return Ok(None);
     }
     get_job(pool, store_id, config_id, job_id).await

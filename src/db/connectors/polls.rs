@@ -196,7 +196,8 @@ async fn publish_new_records(
         let Some(record) = r.records.iter().find(|p| &p.external_id == external_id) else {
             continue;
         };
-        let mut event = published_event(&record.event_type, &r.config.store_id, record.data.clone());
+        let mut event =
+            published_event(&record.event_type, &r.config.store_id, record.data.clone());
         event["eventId"] = json!(event_id);
         writes.publish_inbound(format!("{config_id}:{external_id}"), event);
     }
