@@ -2,9 +2,9 @@
 //! The state machine is the shared one ([`crate::attempt`]): same schedule as webhooks (1 m, 5 m, 30 m, 2 h, then dead
 //! letter); a refusal no retry can fix dead-letters at once.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 
-use crate::attempt::{Outcome, OutcomeDecision, decide};
+use crate::attempt::Outcome;
 use crate::delivery::DeliveryStatus;
 
 /// Why a connector call failed.
@@ -54,15 +54,6 @@ pub fn sync_outcome(failure: Option<&SyncFailure>) -> Outcome {
     }
 }
 
-/// The job's next state after attempt number `attempt` (1-based) ended with `failure` (`None`: success).
-pub fn decide_sync(
-    attempt: u32,
-    failure: Option<&SyncFailure>,
-    finished_at: DateTime<Utc>,
-) -> OutcomeDecision {
-    decide(attempt, &sync_outcome(failure), finished_at)
-}
-
 /// A connector job's status as the API and the database spell it (a delivered webhook is a succeeded sync).
 pub fn job_status_name(status: DeliveryStatus) -> &'static str {
     match status {
@@ -88,6 +79,16 @@ pub fn entity_of(event_type: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attempt::{OutcomeDecision, decide};
+    use chrono::{DateTime, Utc};
+
+    fn decide_sync(
+        attempt: u32,
+        failure: Option<&SyncFailure>,
+        at: DateTime<Utc>,
+    ) -> OutcomeDecision {
+        decide(attempt, &sync_outcome(failure), at)
+    }
 
     fn failure(permanent: bool, retry_after: Option<Duration>) -> SyncFailure {
         SyncFailure {

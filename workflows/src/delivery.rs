@@ -1,12 +1,12 @@
 //! Webhook deliveries: how a receiver's answer is classified and mapped into the shared attempt state machine
 //! ([`crate::attempt`]).
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 
 use crate::attempt::Outcome;
 
 /// A webhook delivery's status: the shared outbound attempt status.
-pub use crate::attempt::{AttemptStatus as DeliveryStatus, OutcomeDecision};
+pub use crate::attempt::AttemptStatus as DeliveryStatus;
 
 /// Why an attempt failed, as recorded in the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,15 +59,6 @@ impl AttemptOutcome {
     }
 }
 
-/// Decide the delivery's next state after attempt `attempt` finished at `finished_at` with `outcome`.
-pub fn decide(
-    attempt: u32,
-    outcome: &AttemptOutcome,
-    finished_at: DateTime<Utc>,
-) -> OutcomeDecision {
-    crate::attempt::decide(attempt, &outcome.outcome(), finished_at)
-}
-
 /// Whether an HTTP status counts as delivered.
 pub fn is_success(status: u16) -> bool {
     (200..300).contains(&status)
@@ -76,6 +67,12 @@ pub fn is_success(status: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attempt::OutcomeDecision;
+    use chrono::{DateTime, Utc};
+
+    fn decide(attempt: u32, outcome: &AttemptOutcome, at: DateTime<Utc>) -> OutcomeDecision {
+        crate::attempt::decide(attempt, &outcome.outcome(), at)
+    }
 
     fn failed() -> AttemptOutcome {
         AttemptOutcome::Failed {

@@ -16,8 +16,10 @@ pub mod ratelimit;
 pub mod retry;
 pub mod signing;
 
-pub use attempt::{AttemptState, AttemptStatus, Outcome, OutcomeDecision, Preflight, Retrigger};
-pub use delivery::{AttemptOutcome, DeliveryStatus, FailureReason, decide};
+pub use attempt::{
+    AttemptState, AttemptStatus, Outcome, OutcomeDecision, Preflight, Retrigger, decide,
+};
+pub use delivery::{AttemptOutcome, DeliveryStatus, FailureReason};
 pub use envelope::{EventEnvelope, EventType, RejectReason, StoreId};
 pub use matching::{EventPattern, candidate_patterns, matches_any};
 pub use retry::{MAX_ATTEMPTS, NextStep, RETRY_DELAYS, next_step, parse_retry_after};
