@@ -169,7 +169,7 @@ pub struct Pacing<'a> {
 #[async_trait]
 pub trait OutboundKind: Send + Sync {
     /// The typed id of a row of this kind (`DeliveryId`, `ConnectorJobId`).
-    type Id: Copy + Debug + PartialEq + Send + Sync + Into<Uuid> + std::fmt::Display;
+    type Id: Copy + Debug + PartialEq + Send + Sync + Into<Uuid> + From<Uuid> + std::fmt::Display;
     /// The row as the worker loads it for an attempt.
     type Loaded: Clone + Debug + Send + Sync;
     /// What preparing an attempt produced (a signing secret; an adapter with credentials and a channel).
