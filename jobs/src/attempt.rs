@@ -165,6 +165,23 @@ pub struct Pacing<'a> {
     pub worker: &'a str,
 }
 
+impl<'a> Pacing<'a> {
+    /// The pacing of a kind's dependencies.
+    pub fn new(
+        clock: &'a dyn Clock,
+        time_scale: f64,
+        secret_retry: Duration,
+        worker: &'a str,
+    ) -> Self {
+        Self {
+            clock,
+            time_scale,
+            secret_retry,
+            worker,
+        }
+    }
+}
+
 /// One kind of outbound job: its specifics, everything else is the engine's (see the module documentation).
 #[async_trait]
 pub trait OutboundKind: Send + Sync {

@@ -82,12 +82,13 @@ impl OutboundKind for WebhookDeps {
     }
 
     fn pacing(&self) -> Pacing<'_> {
-        Pacing {
-            clock: self.clock.as_ref(),
-            time_scale: self.time_scale,
-            secret_retry: self.secret_retry,
-            worker: &self.worker,
-        }
+        let worker = self.worker.as_str();
+        Pacing::new(
+            self.clock.as_ref(),
+            self.time_scale,
+            self.secret_retry,
+            worker,
+        )
     }
 
     async fn prepare(&self, delivery: &DeliveryToSend) -> Result<String, Unprepared> {

@@ -91,12 +91,13 @@ impl OutboundKind for ConnectorDeps {
     }
 
     fn pacing(&self) -> Pacing<'_> {
-        Pacing {
-            clock: self.clock.as_ref(),
-            time_scale: self.time_scale,
-            secret_retry: self.secret_retry,
-            worker: &self.worker,
-        }
+        let worker = self.worker.as_str();
+        Pacing::new(
+            self.clock.as_ref(),
+            self.time_scale,
+            self.secret_retry,
+            worker,
+        )
     }
 
     /// Missing credentials or an unknown type are not deferred: they are a failed attempt no retry can fix.
