@@ -7,7 +7,7 @@
 use std::fmt;
 use std::sync::atomic::Ordering::Relaxed;
 
-use jobs::webhook::Handled;
+use jobs::attempt::{DeferCause, Handled};
 use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -39,8 +39,15 @@ pub enum DeferReason {
     SecretUnavailable,
     /// The connector's rate limit was exhausted.
     RateLimited,
-    /// The handler did not say which of the above (connector jobs today: either one).
-    Unspecified,
+}
+
+impl From<DeferCause> for DeferReason {
+    fn from(cause: DeferCause) -> Self {
+        match cause {
+            DeferCause::SecretsUnavailable => Self::SecretUnavailable,
+            DeferCause::RateLimited => Self::RateLimited,
+        }
+    }
 }
 
 /// What a job came to, as counted by `ss3_jobs_total`'s `outcome` label.
@@ -78,7 +85,6 @@ impl JobOutcome {
             Self::Cancelled => "cancelled",
             Self::Deferred(DeferReason::SecretUnavailable) => "deferred_secret_unavailable",
             Self::Deferred(DeferReason::RateLimited) => "deferred_rate_limited",
-            Self::Deferred(DeferReason::Unspecified) => "deferred",
             Self::NotYetDue => "not_yet_due",
             Self::Polled => "polled",
             Self::PollFailed => "poll_failed",
@@ -244,7 +250,8 @@ impl Metrics {
         let common = [O::Stale, O::Cancelled, O::NotYetDue];
         let webhook = [O::Deferred(DeferReason::SecretUnavailable), O::Error];
         let connector = [
-            O::Deferred(DeferReason::Unspecified),
+            O::Deferred(DeferReason::SecretUnavailable),
+            O::Deferred(DeferReason::RateLimited),
             O::Polled,
             O::PollFailed,
         ];
@@ -306,35 +313,31 @@ impl Metrics {
         self.jobs.get_or_create(&labels).inc();
     }
 
-    /// Count a handled delivery job (`Err`: it hit an infrastructure error).
+    /// Count a handled webhook job (`Err`: it hit an infrastructure error).
     pub fn record_handled(&self, handled: Result<&Handled, &String>) {
         let outcome = match handled {
-            Ok(Handled::Attempted { status, .. }) => JobOutcome::of_attempt(*status),
-            Ok(Handled::Stale) => JobOutcome::Stale,
-            Ok(Handled::Cancelled) => JobOutcome::Cancelled,
-            Ok(Handled::Deferred) => JobOutcome::Deferred(DeferReason::SecretUnavailable),
-            Ok(Handled::NotYetDue) => JobOutcome::NotYetDue,
+            Ok(handled) => self.outcome(handled),
             Err(_) => JobOutcome::Error,
         };
         self.record_job(JobKind::Webhook, None, outcome);
     }
 
-    /// Count a handled connector job. Its deferrals are counted as `deferred`: the handler does not say whether
-    /// credentials were unreadable or the rate limit was exhausted (never as "secret unavailable" alone).
-    pub fn record_connector(&self, handled: &jobs::connector::handler::Handled) {
+    /// Count a handled connector job (sync attempt or poll).
+    pub fn record_connector(&self, handled: &Handled) {
         self.record_connector_of(None, handled);
     }
 
     /// [`Self::record_connector`], labelled with the connector type (`amazon`, `ebay`, `google_shopping`).
-    pub fn record_connector_of(
-        &self,
-        connector: Option<&str>,
-        handled: &jobs::connector::handler::Handled,
-    ) {
-        use jobs::connector::handler::Handled as C;
-        let outcome = match handled {
-            C::Attempted { status } => JobOutcome::of_attempt(*status),
-            C::Polled { published, failed } => {
+    pub fn record_connector_of(&self, connector: Option<&str>, handled: &Handled) {
+        let outcome = self.outcome(handled);
+        self.record_job(JobKind::Connector, connector, outcome);
+    }
+
+    /// What a handled job came to (counting a poll's records on the way).
+    fn outcome(&self, handled: &Handled) -> JobOutcome {
+        match handled {
+            Handled::Attempted { status } => JobOutcome::of_attempt(*status),
+            Handled::Polled { published, failed } => {
                 self.connector_polled_records.inc_by(*published as u64);
                 if *failed {
                     JobOutcome::PollFailed
@@ -342,12 +345,11 @@ impl Metrics {
                     JobOutcome::Polled
                 }
             }
-            C::Stale => JobOutcome::Stale,
-            C::Cancelled => JobOutcome::Cancelled,
-            C::Deferred => JobOutcome::Deferred(DeferReason::Unspecified),
-            C::NotYetDue => JobOutcome::NotYetDue,
-        };
-        self.record_job(JobKind::Connector, connector, outcome);
+            Handled::Stale => JobOutcome::Stale,
+            Handled::Cancelled => JobOutcome::Cancelled,
+            Handled::Deferred(cause) => JobOutcome::Deferred((*cause).into()),
+            Handled::NotYetDue => JobOutcome::NotYetDue,
+        }
     }
 
     /// Count a webhook attempt (1-based number) and, when delivered, how long after the event was created (ms).
@@ -395,14 +397,14 @@ impl Metrics {
 mod tests {
     use super::*;
 
-    /// Catches: counters without `_total`, latency in ms, or a connector deferral counted as "secret unavailable".
+    /// Catches: counters without `_total`, latency in ms, or a connector's rate-limit deferral counted as "secret unavailable".
     #[test]
     fn renders_labelled_counters_and_a_seconds_histogram() {
         let m = Metrics::new();
         m.events_ingested.inc();
         m.record_attempt(1, Some(1_500));
-        m.record_connector(&jobs::connector::handler::Handled::Deferred);
-        m.record_handled(Ok(&Handled::Deferred));
+        m.record_connector(&Handled::Deferred(DeferCause::RateLimited));
+        m.record_handled(Ok(&Handled::Deferred(DeferCause::SecretsUnavailable)));
         m.record_job(JobKind::Connector, Some("ebay"), JobOutcome::Delivered);
         let text = m.render(3, 4, CacheStats { hits: 5, misses: 6 });
         for line in [
@@ -410,7 +412,7 @@ mod tests {
             "ss3_attempts_total{attempt=\"1\"} 1",
             "ss3_delivery_latency_seconds_count 1",
             "ss3_delivery_latency_seconds_bucket{le=\"10.0\"} 1",
-            "ss3_jobs_total{kind=\"connector\",outcome=\"deferred\"} 1",
+            "ss3_jobs_total{kind=\"connector\",outcome=\"deferred_rate_limited\"} 1",
             "ss3_jobs_total{kind=\"webhook\",outcome=\"deferred_secret_unavailable\"} 1",
             "ss3_jobs_total{kind=\"connector\",connector=\"ebay\",outcome=\"delivered\"} 1",
             "ss3_validation_cache_total{outcome=\"hit\"} 5",

@@ -18,7 +18,7 @@ use crate::config::{Config, Mode};
 use crate::connectors::{ReqwestChannelHttp, StoreConnectorSecrets};
 use crate::credentials::{GateLimits, Validator, ValidatorSettings};
 use crate::db;
-use crate::db::connector_effects::Topics;
+use crate::db::effects::Topics;
 use crate::db::rate_limits::PgRateGate;
 use crate::delivery::http::HttpSender;
 use crate::delivery::target::TargetPolicy;

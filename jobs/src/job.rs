@@ -59,7 +59,7 @@ mod tests {
     #[test]
     fn jobs_round_trip_and_keys_name_the_attempt() {
         let job = Job::WebhookDelivery(DeliverWebhook {
-            delivery_id: Uuid::nil(),
+            delivery_id: workflows::ids::DeliveryId(Uuid::nil()),
             dispatch_seq: 3,
         });
         assert_eq!(Job::decode(&job.encode()).ok(), Some(job.clone()));

@@ -1,6 +1,7 @@
 //! Job types of integration-service and their handlers. Handlers reach the outside world only through the
 //! small traits in [`ports`], so they run the same against Postgres, Kafka and HTTP as against test doubles.
 
+pub mod attempt;
 pub mod clock;
 pub mod connector;
 pub mod job;

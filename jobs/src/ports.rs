@@ -1,65 +1,37 @@
 //! The I/O a handler needs, as small traits implemented by the service (Postgres, reqwest, Vault…) and by tests.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
-use workflows::{AttemptOutcome, DeliveryStatus, OutcomeDecision};
+use workflows::AttemptOutcome;
+use workflows::attempt::AttemptState;
+use workflows::ids::{DeliveryId, SubscriptionId};
 
 /// A delivery as the worker needs it to make an attempt.
 #[derive(Debug, Clone)]
 pub struct DeliveryToSend {
-    /// Delivery id (`X-SS3-Delivery`, `webhook-id`).
-    pub delivery_id: Uuid,
-    /// Its subscription.
-    pub subscription_id: Uuid,
-    /// Its store.
+    /// The delivery (`X-SS3-Delivery`, `webhook-id`).
+    pub delivery_id: DeliveryId,
+    /// The subscription it belongs to (its signing secret signs the body).
+    pub subscription_id: SubscriptionId,
+    /// The store the event came from.
     pub store_id: String,
     /// Event type (`X-SS3-Event`).
     pub event_type: String,
     /// The body to POST.
     pub payload: Value,
-    /// Current status.
-    pub status: DeliveryStatus,
-    /// Attempts made in the current schedule.
-    pub attempt_number: u32,
-    /// When the next attempt is due (set while FAILED).
-    pub next_retry_at: Option<DateTime<Utc>>,
-    /// Number of the attempt currently queued; jobs with another number are stale.
-    pub dispatch_seq: i32,
+    /// Status, attempts made, due time and the attempt queued.
+    pub state: AttemptState,
     /// Where to POST.
     pub target_url: String,
     /// False when the subscription was deactivated or deleted.
     pub subscription_active: bool,
 }
 
-/// Everything recorded after an attempt, written in one transaction.
-#[derive(Debug, Clone)]
-pub struct AttemptRecord {
-    /// The delivery as loaded before the attempt.
-    pub delivery: DeliveryToSend,
-    /// 1-based attempt number in the schedule.
-    pub attempt_number: u32,
-    /// When the request started.
-    pub started_at: DateTime<Utc>,
-    /// When the answer (or the failure) came.
-    pub finished_at: DateTime<Utc>,
-    /// What happened.
-    pub outcome: AttemptOutcome,
-    /// The receiver's body, truncated.
-    pub response_body: Option<String>,
-    /// The state the delivery moves to.
-    pub decision: OutcomeDecision,
-    /// Real time until the next attempt's task becomes due (scaled by `time_scale`), when there is one.
-    pub next_run_in: Option<std::time::Duration>,
-    /// Worker name for the log.
-    pub worker: String,
-}
-
 /// An HTTP POST to a receiver.
 #[derive(Debug, Clone)]
 pub struct OutgoingRequest {
-    /// Target URL.
+    /// The subscription's target URL.
     pub url: String,
     /// Headers, signature included.
     pub headers: Vec<(String, String)>,

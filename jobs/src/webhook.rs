@@ -1,79 +1,48 @@
-//! The webhook delivery job: decide what one job does, make the attempt, and return the effect as a value.
-//! The runner writes the effects of many jobs, and their acknowledgements, in one transaction.
+//! The webhook delivery kind of outbound job: its payload, how an attempt is prepared (the signing secret) and sent
+//! (a signed POST). The engine ([`crate::attempt`]) does the rest, as for every kind.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tracing::{Instrument, info_span};
-use uuid::Uuid;
-use workflows::{AttemptOutcome, DeliveryStatus, decide, signing};
+use workflows::attempt::AttemptState;
+use workflows::ids::DeliveryId;
+use workflows::{AttemptOutcome, signing};
 
-use crate::clock::{Clock, real_wait};
+use crate::Job;
+use crate::attempt::{
+    AttemptRecord, Handled, KindEffect, OutboundKind, Pacing, Sent, Unprepared, run,
+};
+use crate::clock::Clock;
 use crate::ports::{
-    AttemptRecord, DeliveryToSend, OutgoingRequest, SecretError, SigningSecrets, WebhookSender,
+    DeliveryToSend, OutgoingRequest, SecretError, SendResult, SigningSecrets, WebhookSender,
 };
 
 /// Make attempt number `dispatch_seq` of a delivery (stale if the delivery has moved on).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliverWebhook {
-    /// The delivery.
-    pub delivery_id: Uuid,
+    /// The delivery to attempt.
+    pub delivery_id: DeliveryId,
     /// The delivery's `dispatch_seq` when this job was queued.
     pub dispatch_seq: i32,
 }
 
-/// What handling a delivery job came to (for metrics and tests).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Handled {
-    /// An attempt was made.
-    Attempted {
-        outcome: AttemptOutcome,
-        status: DeliveryStatus,
-    },
-    /// The job no longer applies (delivered, re-triggered, or unknown): nothing was sent.
-    Stale,
-    /// The subscription is inactive: retries stop.
-    Cancelled,
-    /// The signing secret could not be read: the attempt is deferred without counting it.
-    Deferred,
-    /// The job ran before the delivery's `next_retry_at` (clock skew, whole-second queue precision): re-queued for then.
-    NotYetDue,
-}
+/// The effect of a delivery job.
+pub type Effect = KindEffect<WebhookDeps>;
 
-/// The state change a job asks for, written by the runner.
-#[derive(Debug, Clone)]
-pub enum Effect {
-    /// Nothing to write.
-    None,
-    /// Record an attempt and move the delivery on (next job, outbox event).
-    Record(Box<AttemptRecord>),
-    /// Stop retrying.
-    Cancel {
-        delivery_id: Uuid,
-        dispatch_seq: i32,
-        reason: String,
-    },
-    /// Queue the same attempt again after `run_in`, without counting it; `reason` becomes the last error.
-    Defer {
-        delivery_id: Uuid,
-        dispatch_seq: i32,
-        run_in: Duration,
-        reason: Option<String>,
-    },
-}
-
-/// Jobs may run this much before `next_retry_at`: apalis stores `run_at` in whole seconds.
-pub const DUE_TOLERANCE: chrono::Duration = chrono::Duration::seconds(1);
+/// A recorded delivery attempt.
+pub type WebhookRecord = AttemptRecord<DeliveryToSend, SendResult>;
 
 /// Dependencies of the handler.
 #[derive(Clone)]
 pub struct WebhookDeps {
-    /// HTTP.
+    /// Posts the signed requests to receivers.
     pub sender: Arc<dyn WebhookSender>,
-    /// Signing secrets.
+    /// Reads subscriptions' signing secrets.
     pub secrets: Arc<dyn SigningSecrets>,
-    /// Time.
+    /// The service clock (a manual one in tests).
     pub clock: Arc<dyn Clock>,
     /// Multiplies real waits between attempts (see `ScaledClock`).
     pub time_scale: f64,
@@ -83,67 +52,85 @@ pub struct WebhookDeps {
     pub worker: String,
 }
 
+#[async_trait]
+impl OutboundKind for WebhookDeps {
+    type Id = DeliveryId;
+    type Loaded = DeliveryToSend;
+    type Prepared = String;
+    type Extras = SendResult;
+
+    const NAME: &'static str = "webhook_delivery";
+    const INACTIVE_REASON: &'static str = "subscription deactivated or deleted";
+
+    fn id(loaded: &DeliveryToSend) -> DeliveryId {
+        loaded.delivery_id
+    }
+
+    fn state(loaded: &DeliveryToSend) -> &AttemptState {
+        &loaded.state
+    }
+
+    fn owner_active(loaded: &DeliveryToSend) -> bool {
+        loaded.subscription_active
+    }
+
+    fn job(delivery_id: DeliveryId, dispatch_seq: i32) -> Job {
+        Job::WebhookDelivery(DeliverWebhook {
+            delivery_id,
+            dispatch_seq,
+        })
+    }
+
+    fn pacing(&self) -> Pacing<'_> {
+        let worker = self.worker.as_str();
+        Pacing::new(
+            self.clock.as_ref(),
+            self.time_scale,
+            self.secret_retry,
+            worker,
+        )
+    }
+
+    async fn prepare(&self, delivery: &DeliveryToSend) -> Result<String, Unprepared> {
+        let subscription_id = delivery.subscription_id;
+        match self.secrets.signing_secret(subscription_id.uuid()).await {
+            Ok(secret) => Ok(secret),
+            Err(SecretError::Unavailable(why)) => Err(Unprepared::SecretsUnavailable(why)),
+            Err(SecretError::NotFound) => Err(Unprepared::Fatal(anyhow::anyhow!(
+                "subscription {subscription_id} has no signing secret"
+            ))),
+        }
+    }
+
+    async fn send(
+        &self,
+        delivery: &DeliveryToSend,
+        secret: String,
+        _started_at: DateTime<Utc>,
+    ) -> Sent<SendResult> {
+        // Receivers check this timestamp against their own clock (5 minutes either way), so it is the wall
+        // clock, never the service clock (which runs fast under worker.time_scale, or is a test's manual clock).
+        let request = build_request(delivery, &secret, Utc::now().timestamp());
+        let sent = self.sender.send(request).await;
+        let last_error = match &sent.outcome {
+            AttemptOutcome::Failed { reason, .. } => Some(reason.to_string()),
+            AttemptOutcome::Delivered { .. } => None,
+        };
+        Sent::Made {
+            outcome: sent.outcome.outcome(),
+            last_error,
+            extras: sent,
+        }
+    }
+}
+
 /// Handle one delivery job whose delivery was loaded as `delivery`. `Err` means our own infrastructure failed.
 pub async fn handle(
     deps: &WebhookDeps,
     job: &DeliverWebhook,
     delivery: Option<DeliveryToSend>,
 ) -> anyhow::Result<(Handled, Effect)> {
-    let span = info_span!("webhook_delivery", delivery_id = %job.delivery_id, dispatch_seq = job.dispatch_seq, attempt = tracing::field::Empty);
-    async move {
-        let Some(delivery) = delivery else { return Ok((Handled::Stale, Effect::None)) };
-        if delivery.dispatch_seq != job.dispatch_seq || !delivery.status.awaits_attempt() {
-            return Ok((Handled::Stale, Effect::None));
-        }
-        let (delivery_id, dispatch_seq) = (delivery.delivery_id, delivery.dispatch_seq);
-        let now = deps.clock.now();
-        if let Some(due) = delivery.next_retry_at
-            && due - DUE_TOLERANCE > now
-        {
-            let run_in = real_wait(due - now, deps.time_scale);
-            return Ok((Handled::NotYetDue, Effect::Defer { delivery_id, dispatch_seq, run_in, reason: None }));
-        }
-        if !delivery.subscription_active {
-            let reason = "subscription deactivated or deleted".to_owned();
-            return Ok((Handled::Cancelled, Effect::Cancel { delivery_id, dispatch_seq, reason }));
-        }
-        let secret = match deps.secrets.signing_secret(delivery.subscription_id).await {
-            Ok(secret) => secret,
-            Err(SecretError::Unavailable(why)) => {
-                tracing::warn!(%why, "signing secret unavailable; deferring without counting an attempt");
-                let effect = Effect::Defer { delivery_id, dispatch_seq, run_in: deps.secret_retry, reason: Some(why) };
-                return Ok((Handled::Deferred, effect));
-            }
-            Err(SecretError::NotFound) => anyhow::bail!("subscription {} has no signing secret", delivery.subscription_id),
-        };
-        let attempt_number = delivery.attempt_number + 1;
-        tracing::Span::current().record("attempt", attempt_number);
-
-        let started_at = deps.clock.now();
-        // Receivers check this timestamp against their own clock (5 minutes either way), so it is the wall
-        // clock, never the service clock (which runs fast under worker.time_scale, or is a test's manual clock).
-        let request = build_request(&delivery, &secret, chrono::Utc::now().timestamp());
-        let sent = deps.sender.send(request).await;
-        let finished_at = deps.clock.now().max(started_at);
-        let decision = decide(attempt_number, &sent.outcome, finished_at);
-        let next_run_in = decision.next_retry_at.map(|at| real_wait(at - finished_at, deps.time_scale));
-        let handled = Handled::Attempted { outcome: sent.outcome.clone(), status: decision.status };
-        tracing::debug!(status = decision.status.as_str(), "attempt made");
-        let record = AttemptRecord {
-            delivery,
-            attempt_number,
-            started_at,
-            finished_at,
-            outcome: sent.outcome,
-            response_body: sent.response_body,
-            decision,
-            next_run_in,
-            worker: deps.worker.clone(),
-        };
-        Ok((handled, Effect::Record(Box::new(record))))
-    }
-    .instrument(span)
-    .await
+    run(deps, job.dispatch_seq, delivery).await
 }
 
 /// The signed POST for a delivery. The body is serialised once and those exact bytes are signed and sent.
@@ -170,5 +157,198 @@ pub fn build_request(delivery: &DeliveryToSend, secret: &str, unix_now: i64) -> 
         url: delivery.target_url.clone(),
         headers,
         body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The webhook kind through the attempt engine, with every port faked.
+
+    use std::sync::Mutex;
+
+    use chrono::TimeZone;
+    use serde_json::json;
+    use uuid::Uuid;
+    use workflows::DeliveryStatus;
+    use workflows::ids::SubscriptionId;
+
+    use super::*;
+    use crate::attempt::DeferCause;
+    use crate::clock::ManualClock;
+
+    /// Answers every POST with `status`, and counts them.
+    struct Receiver {
+        status: u16,
+        sent: Mutex<usize>,
+    }
+
+    #[async_trait]
+    impl WebhookSender for Receiver {
+        async fn send(&self, _: OutgoingRequest) -> SendResult {
+            *self.sent.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+            let outcome = if workflows::delivery::is_success(self.status) {
+                AttemptOutcome::Delivered {
+                    status: self.status,
+                    elapsed_ms: 2,
+                }
+            } else {
+                let reason = workflows::FailureReason::HttpStatus(self.status);
+                AttemptOutcome::Failed {
+                    reason,
+                    status: Some(self.status),
+                    elapsed_ms: 2,
+                    retry_after: None,
+                }
+            };
+            SendResult {
+                outcome,
+                response_body: None,
+            }
+        }
+    }
+
+    /// A secret store that is sealed (`None`) or answers one secret.
+    struct Secrets(Option<&'static str>);
+
+    #[async_trait]
+    impl SigningSecrets for Secrets {
+        async fn signing_secret(&self, _: Uuid) -> Result<String, SecretError> {
+            self.0
+                .map(str::to_owned)
+                .ok_or_else(|| SecretError::Unavailable("sealed".into()))
+        }
+    }
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0)
+            .single()
+            .unwrap_or_default()
+    }
+
+    fn deps(status: u16, secret: Option<&'static str>) -> (WebhookDeps, Arc<Receiver>) {
+        let receiver = Arc::new(Receiver {
+            status,
+            sent: Mutex::new(0),
+        });
+        let deps = WebhookDeps {
+            sender: receiver.clone(),
+            secrets: Arc::new(Secrets(secret)),
+            clock: Arc::new(ManualClock::new(t0())),
+            time_scale: 1.0,
+            secret_retry: Duration::from_secs(30),
+            worker: "w".into(),
+        };
+        (deps, receiver)
+    }
+
+    fn delivery(
+        attempts: u32,
+        next_retry_at: Option<DateTime<Utc>>,
+        active: bool,
+    ) -> DeliveryToSend {
+        DeliveryToSend {
+            delivery_id: DeliveryId(Uuid::nil()),
+            subscription_id: SubscriptionId(Uuid::nil()),
+            store_id: "s".into(),
+            event_type: "order.created".into(),
+            payload: json!({"eventType": "order.created"}),
+            state: AttemptState {
+                status: if attempts == 0 {
+                    DeliveryStatus::Pending
+                } else {
+                    DeliveryStatus::Failed
+                },
+                attempt_number: attempts,
+                next_retry_at,
+                dispatch_seq: 4,
+            },
+            target_url: "https://example.com/hook".into(),
+            subscription_active: active,
+        }
+    }
+
+    const JOB: DeliverWebhook = DeliverWebhook {
+        delivery_id: DeliveryId(Uuid::nil()),
+        dispatch_seq: 4,
+    };
+
+    async fn handled(
+        deps: &WebhookDeps,
+        job: &DeliverWebhook,
+        loaded: DeliveryToSend,
+    ) -> (Handled, Effect) {
+        handle(deps, job, Some(loaded))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[tokio::test]
+    async fn an_attempt_is_recorded_with_the_shared_decision() {
+        let (d, receiver) = deps(503, Some("k"));
+        let (h, effect) = handled(&d, &JOB, delivery(1, Some(t0()), true)).await;
+        assert_eq!(
+            h,
+            Handled::Attempted {
+                status: DeliveryStatus::Failed
+            }
+        );
+        let Effect::Record(r) = effect else {
+            panic!("not recorded")
+        };
+        assert_eq!(r.attempt_number, 2);
+        assert_eq!(
+            r.decision.next_retry_at,
+            Some(t0() + chrono::Duration::minutes(5))
+        );
+        assert_eq!(r.next_run_in, Some(Duration::from_secs(300)));
+        assert_eq!(r.last_error.as_deref(), Some("receiver answered HTTP 503"));
+        assert_eq!(*receiver.sent.lock().unwrap_or_else(|p| p.into_inner()), 1);
+
+        let (d, _) = deps(204, Some("k"));
+        let (h, _) = handled(&d, &JOB, delivery(0, None, true)).await;
+        assert_eq!(
+            h,
+            Handled::Attempted {
+                status: DeliveryStatus::Delivered
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn the_pre_flight_sends_nothing_when_stale_early_cancelled_or_sealed() {
+        let (d, receiver) = deps(204, None);
+        let stale = DeliverWebhook {
+            dispatch_seq: 3,
+            ..JOB
+        };
+        assert!(matches!(
+            handled(&d, &stale, delivery(1, None, true)).await,
+            (Handled::Stale, Effect::None)
+        ));
+        assert!(matches!(
+            handle(&d, &JOB, None).await,
+            Ok((Handled::Stale, Effect::None))
+        ));
+        let early = delivery(1, Some(t0() + chrono::Duration::minutes(1)), false);
+        assert!(matches!(
+            handled(&d, &JOB, early).await,
+            (Handled::NotYetDue, Effect::Defer { run_in, reason: None, .. }) if run_in == Duration::from_secs(60)
+        ));
+        assert!(matches!(
+            handled(&d, &JOB, delivery(1, None, false)).await,
+            (
+                Handled::Cancelled,
+                Effect::Cancel {
+                    dispatch_seq: 4,
+                    ..
+                }
+            )
+        ));
+        let (h, effect) = handled(&d, &JOB, delivery(1, None, true)).await;
+        assert_eq!(h, Handled::Deferred(DeferCause::SecretsUnavailable));
+        assert!(
+            matches!(effect, Effect::Defer { run_in, reason: Some(_), .. } if run_in == Duration::from_secs(30))
+        );
+        assert_eq!(*receiver.sent.lock().unwrap_or_else(|p| p.into_inner()), 0);
     }
 }

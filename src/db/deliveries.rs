@@ -1,24 +1,25 @@
-//! Webhook deliveries and their attempt log.
-
-use std::time::Duration;
+//! Webhook deliveries and their attempt log. Their attempts are written, re-triggered and cancelled by the shared
+//! outbound writer (`db::attempts`); this module loads them and reads them back.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use jobs::Job;
 use jobs::ports::DeliveryToSend;
-use jobs::webhook::DeliverWebhook;
-use serde_json::{Value, json};
+use jobs::webhook::WebhookDeps;
+use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 use workflows::DeliveryStatus;
+use workflows::attempt::AttemptState;
+pub use workflows::attempt::Retrigger as Restart;
+use workflows::ids::{DeliveryId, EventId, SubscriptionId};
 
-use super::queue;
+use super::attempts::{self, Retriggered};
 
 #[derive(sqlx::FromRow)]
 struct SendRow {
-    delivery_id: Uuid,
-    subscription_id: Uuid,
+    delivery_id: DeliveryId,
+    subscription_id: SubscriptionId,
     store_id: String,
     event_type: String,
     event_payload: Value,
@@ -33,8 +34,8 @@ struct SendRow {
 /// Load the deliveries a batch of jobs refers to, with their subscriptions, in one query.
 pub async fn load_for_send(
     pool: &PgPool,
-    ids: &[Uuid],
-) -> anyhow::Result<HashMap<Uuid, DeliveryToSend>> {
+    ids: &[DeliveryId],
+) -> anyhow::Result<HashMap<DeliveryId, DeliveryToSend>> {
     let rows: Vec<SendRow> = sqlx::query_as(
         "SELECT d.delivery_id, d.subscription_id, d.store_id, d.event_type, d.event_payload, d.status,
                 d.attempt_number, d.next_retry_at, d.dispatch_seq, s.target_url,
@@ -58,10 +59,12 @@ pub async fn load_for_send(
                     store_id: r.store_id,
                     event_type: r.event_type,
                     payload: r.event_payload,
-                    status,
-                    attempt_number: r.attempt_number.max(0) as u32,
-                    next_retry_at: r.next_retry_at,
-                    dispatch_seq: r.dispatch_seq,
+                    state: AttemptState {
+                        status,
+                        attempt_number: r.attempt_number.max(0) as u32,
+                        next_retry_at: r.next_retry_at,
+                        dispatch_seq: r.dispatch_seq,
+                    },
                     target_url: r.target_url,
                     subscription_active: r.subscription_active,
                 },
@@ -70,134 +73,80 @@ pub async fn load_for_send(
         .collect()
 }
 
-/// The envelope of an event we publish, with `data` as the event's own fields.
-pub fn published_event(event_type: &str, store_id: &str, data: Value) -> Value {
-    json!({
-        "eventId": Uuid::new_v4(),
-        "eventType": event_type,
-        "storeId": store_id,
-        "occurredAt": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "data": data,
-    })
-}
-
 /// Stop the pending retries of a subscription (it was deactivated or deleted).
 pub async fn cancel_waiting(
     conn: &mut PgConnection,
-    subscription_id: Uuid,
+    subscription_id: impl Into<SubscriptionId>,
     reason: &str,
 ) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE webhook_deliveries SET status = 'CANCELLED', next_retry_at = NULL, last_error = $2, updated_at = now()
-         WHERE subscription_id = $1 AND status IN ('PENDING', 'FAILED')",
-    )
-    .bind(subscription_id)
-    .bind(reason)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected())
+    let owner = subscription_id.into().uuid();
+    attempts::cancel_waiting::<WebhookDeps>(conn, owner, reason).await
 }
 
-/// Which deliveries a re-trigger may restart.
-#[derive(Debug, Clone, Copy)]
-pub enum Restart {
-    /// Only dead-lettered or cancelled ones (`POST /deliveries/{id}/retrigger`).
-    DeadOrCancelled,
-    /// Any delivery not already waiting for an attempt, delivered ones included (`POST /deliveries/{id}/resend`).
-    AnyFinished,
-}
-
-/// Restart the schedule of deliveries: attempt counter to 0, a fresh job due now. History stays in the attempt log.
-/// Returns the restarted ids. `filter` is SQL-free: either one delivery or a subscription's dead letters since a time.
+/// Restart the schedule of deliveries (the shared re-trigger path): attempt counter to 0, a fresh job due now.
+/// History stays in the attempt log. Either one delivery, or a subscription's dead letters since a time.
+/// Returns the restarted ids.
 pub async fn restart(
     pool: &PgPool,
     store_id: &str,
     which: Restart,
-    delivery_id: Option<Uuid>,
-    subscription_since: Option<(Uuid, DateTime<Utc>)>,
-) -> Result<Vec<Uuid>, sqlx::Error> {
-    let statuses: &[&str] = match which {
-        Restart::DeadOrCancelled => &["DEAD_LETTERED", "CANCELLED"],
-        Restart::AnyFinished => &["DEAD_LETTERED", "CANCELLED", "DELIVERED"],
-    };
+    delivery_id: Option<DeliveryId>,
+    subscription_since: Option<(SubscriptionId, DateTime<Utc>)>,
+) -> Result<Vec<DeliveryId>, sqlx::Error> {
     let (subscription_id, since) = subscription_since.unzip();
-    let mut tx = pool.begin().await?;
-    let rows: Vec<(Uuid, i32)> = sqlx::query_as(
-        "UPDATE webhook_deliveries d SET status = 'PENDING', attempt_number = 0, next_retry_at = NULL,
-                dispatch_seq = dispatch_seq + 1, updated_at = now()
-         FROM webhook_subscriptions s
-         WHERE s.subscription_id = d.subscription_id AND s.is_active AND s.deleted_at IS NULL
-           AND d.store_id = $1 AND d.status = ANY($2)
-           AND ($3::uuid IS NULL OR d.delivery_id = $3)
-           AND ($4::uuid IS NULL OR (d.subscription_id = $4 AND d.status = 'DEAD_LETTERED' AND d.updated_at >= $5))
-         RETURNING d.delivery_id, d.dispatch_seq",
-    )
-    .bind(store_id)
-    .bind(statuses)
-    .bind(delivery_id)
-    .bind(subscription_id)
-    .bind(since)
-    .fetch_all(&mut *tx)
-    .await?;
-    let jobs = rows
-        .iter()
-        .map(|&(delivery_id, dispatch_seq)| {
-            (
-                Job::WebhookDelivery(DeliverWebhook {
-                    delivery_id,
-                    dispatch_seq,
-                }),
-                Duration::ZERO,
-            )
-        })
-        .collect();
-    queue::push(&mut tx, jobs).await.map_err(queue::as_sqlx)?;
-    tx.commit().await?;
-    Ok(rows.into_iter().map(|(id, _)| id).collect())
+    let scope = Retriggered {
+        store_id,
+        which,
+        owner: subscription_id.map(SubscriptionId::uuid),
+        id: delivery_id.map(DeliveryId::uuid),
+        dead_since: since,
+    };
+    let rows = attempts::retrigger::<WebhookDeps>(pool, &scope).await?;
+    Ok(rows.into_iter().map(|(id, _)| DeliveryId(id)).collect())
 }
 
 /// A delivery as the log shows it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DeliveryRow {
-    /// Id.
-    pub delivery_id: Uuid,
-    /// Subscription.
-    pub subscription_id: Uuid,
-    /// Store.
+    /// The delivery.
+    pub delivery_id: DeliveryId,
+    /// The subscription it goes to.
+    pub subscription_id: SubscriptionId,
+    /// The store the event came from.
     pub store_id: String,
-    /// Event type.
+    /// Type of the event delivered.
     pub event_type: String,
-    /// Event id.
-    pub event_id: Uuid,
-    /// Body sent.
+    /// The event delivered.
+    pub event_id: EventId,
+    /// The exact body sent to the receiver.
     pub event_payload: Value,
-    /// Status.
+    /// PENDING, FAILED, DELIVERED, DEAD_LETTERED or CANCELLED.
     pub status: String,
-    /// Attempts in the current schedule.
+    /// Attempts in the current schedule (0 after a re-trigger).
     pub attempt_number: i32,
-    /// Next attempt.
+    /// When the next attempt is due (set while FAILED).
     pub next_retry_at: Option<DateTime<Utc>>,
-    /// When delivered.
+    /// When a receiver answered 2xx.
     pub delivered_at: Option<DateTime<Utc>>,
-    /// Last HTTP status.
+    /// HTTP status of the last answer.
     pub http_status: Option<i32>,
-    /// Last response body.
+    /// Body of the last answer, truncated.
     pub response_body: Option<String>,
-    /// Last response time.
+    /// Response time of the last attempt, in milliseconds.
     pub response_time_ms: Option<i32>,
-    /// Last error.
+    /// The last failure (or deferral).
     pub last_error: Option<String>,
-    /// Created.
+    /// When the delivery was created (its event was ingested).
     pub created_at: DateTime<Utc>,
-    /// Updated.
+    /// When the row last changed.
     pub updated_at: DateTime<Utc>,
 }
 
 /// One attempt in the log.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AttemptRow {
-    /// Delivery.
-    pub delivery_id: Uuid,
+    /// The delivery attempted.
+    pub delivery_id: DeliveryId,
     /// Position in its schedule.
     pub attempt_number: i32,
     /// DELIVERED or FAILED.
@@ -279,7 +228,7 @@ pub async fn list(
 pub async fn get(
     pool: &PgPool,
     store_id: &str,
-    delivery_id: Uuid,
+    delivery_id: impl Into<DeliveryId>,
 ) -> Result<Option<DeliveryRow>, sqlx::Error> {
     sqlx::query_as(concat!(
         "SELECT ",
@@ -287,7 +236,7 @@ pub async fn get(
         " FROM webhook_deliveries WHERE store_id = $1 AND delivery_id = $2"
     ))
     .bind(store_id)
-    .bind(delivery_id)
+    .bind(delivery_id.into())
     .fetch_optional(pool)
     .await
 }
@@ -295,7 +244,7 @@ pub async fn get(
 /// Attempts of these deliveries, oldest first.
 pub async fn attempts(
     pool: &PgPool,
-    delivery_ids: &[Uuid],
+    delivery_ids: &[DeliveryId],
 ) -> Result<Vec<AttemptRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT delivery_id, attempt_number, outcome, started_at, finished_at, http_status, response_body, response_time_ms, error

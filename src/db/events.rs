@@ -60,14 +60,14 @@ pub async fn fan_out(
         .iter()
         .map(|&delivery_id| {
             Job::WebhookDelivery(DeliverWebhook {
-                delivery_id: delivery_id.into(),
+                delivery_id,
                 dispatch_seq: 1,
             })
         })
         .collect();
     jobs.extend(connector_jobs.iter().map(|&job_id| {
         Job::ConnectorSync(SyncConnector {
-            job_id: job_id.into(),
+            job_id,
             dispatch_seq: 1,
         })
     }));

@@ -141,7 +141,7 @@ pub async fn update(
     if let Some(row) = &row
         && !row.is_active
     {
-        deliveries::cancel_waiting(&mut tx, id.into(), "subscription deactivated").await?;
+        deliveries::cancel_waiting(&mut tx, id, "subscription deactivated").await?;
     }
     tx.commit().await?;
     Ok(row)
@@ -163,7 +163,7 @@ pub async fn delete(
     .execute(&mut *tx)
     .await?;
     if done.rows_affected() == 1 {
-        deliveries::cancel_waiting(&mut tx, id.into(), "subscription deleted").await?;
+        deliveries::cancel_waiting(&mut tx, id, "subscription deleted").await?;
     }
     tx.commit().await?;
     Ok(done.rows_affected() == 1)

@@ -5,6 +5,7 @@
 //!
 //! `run_once` / `run_pending_jobs` are the same code the loop (`runner`) runs; tests call them by hand.
 
+mod dispatch;
 pub mod faults;
 pub mod lease;
 mod runner;
@@ -18,18 +19,16 @@ use apalis_core::worker::context::WorkerContext;
 use apalis_postgres::{Config as ApalisConfig, PgTask};
 use futures::FutureExt;
 use jobs::Job;
-use jobs::connector::handler::{
-    self as connector, ConnectorDeps, ConnectorJobToRun, PollConnector, PollToRun, SyncConnector,
-};
-use jobs::ports::DeliveryToSend;
-use jobs::webhook::{self, DeliverWebhook, Effect, Handled, WebhookDeps};
+use jobs::attempt::Effect;
+use jobs::connector::handler::ConnectorDeps;
+use jobs::webhook::WebhookDeps;
 use sqlx::PgPool;
 use tokio::task::JoinSet;
 
+use self::dispatch::{Claimed, Done, Effects};
 pub use crate::backoff::Backoff;
-use crate::db::connector_effects::{self, Topics};
+use crate::db::effects::{self, Batch, Topics};
 use crate::db::queue::{self, Ack};
-use crate::db::{connectors, deliveries, effects};
 use crate::metrics::Metrics;
 pub use faults::{Faults, NoFaults, Step};
 pub use lease::{Held, LeaseSettings};
@@ -53,41 +52,11 @@ pub struct Worker {
     metrics: Arc<Metrics>,
 }
 
-/// What a job came to, and the effect it asks the writer to apply.
-enum Done {
-    Webhook(Handled, Effect),
-    Connector(connector::Handled, connector::Effect),
-}
-
-impl Done {
-    fn not_yet_due(&self) -> bool {
-        matches!(
-            self,
-            Done::Webhook(Handled::NotYetDue, _)
-                | Done::Connector(connector::Handled::NotYetDue, _)
-        )
-    }
-}
-
 /// A job that ran: what apalis needs to hear, and what it asks to write.
 struct Finished {
     task_id: TaskId,
     attempt: usize,
     result: Result<Done, String>,
-}
-
-/// A claimed job with the row it refers to, loaded with the rest of its batch.
-enum Work {
-    Webhook(DeliverWebhook, Option<DeliveryToSend>),
-    ConnectorSync(SyncConnector, Option<ConnectorJobToRun>),
-    ConnectorPoll(PollConnector, Option<PollToRun>),
-    Undecodable(String),
-}
-
-struct Claimed {
-    task_id: TaskId,
-    attempt: usize,
-    work: Work,
 }
 
 /// What one `run_once` did.
@@ -185,44 +154,15 @@ impl Worker {
             .iter()
             .map(|t| Job::decode(&t.args).map_err(|e| e.to_string()))
             .collect();
-        let (mut delivery_ids, mut job_ids, mut poll_ids) = (Vec::new(), Vec::new(), Vec::new());
-        for job in jobs.iter().flatten() {
-            match job {
-                Job::WebhookDelivery(d) => delivery_ids.push(d.delivery_id),
-                Job::ConnectorSync(j) => job_ids.push(j.job_id),
-                Job::ConnectorPoll(p) => poll_ids.push(p.config_id),
-            }
-        }
-        let (mut deliveries, mut connector_jobs, polls) = tokio::try_join!(
-            deliveries::load_for_send(&self.pool, &delivery_ids),
-            async { Ok::<_, anyhow::Error>(connectors::load_jobs(&self.pool, &job_ids).await?) },
-            async { Ok::<_, anyhow::Error>(connectors::load_polls(&self.pool, &poll_ids).await?) },
-        )?;
+        let mut loaded = self.load(&jobs).await?;
         let claimed: Vec<Claimed> = tasks
             .into_iter()
             .zip(jobs)
             .filter_map(|(task, job)| {
-                let task_id = task.task_id().cloned()?;
-                let work = match job {
-                    Ok(Job::WebhookDelivery(d)) => {
-                        let loaded = deliveries.remove(&d.delivery_id);
-                        Work::Webhook(d, loaded)
-                    }
-                    Ok(Job::ConnectorSync(j)) => {
-                        let loaded = connector_jobs.remove(&j.job_id);
-                        Work::ConnectorSync(j, loaded)
-                    }
-                    // Two polls of one config in a batch: only the current one matters; the other is stale either way.
-                    Ok(Job::ConnectorPoll(p)) => {
-                        let loaded = polls.get(&p.config_id).cloned();
-                        Work::ConnectorPoll(p, loaded)
-                    }
-                    Err(e) => Work::Undecodable(e),
-                };
                 Some(Claimed {
-                    task_id,
+                    task_id: task.task_id().cloned()?,
                     attempt: task.attempt() + 1,
-                    work,
+                    work: loaded.work(job),
                 })
             })
             .collect();
@@ -253,39 +193,17 @@ impl Worker {
         }
     }
 
-    async fn handle(&self, work: Work) -> Result<Done, String> {
-        let result = match work {
-            Work::Webhook(job, delivery) => webhook::handle(&self.webhook, &job, delivery)
-                .await
-                .map(|(h, e)| Done::Webhook(h, e)),
-            Work::ConnectorSync(job, loaded) => {
-                connector::handle_sync(&self.connector, &job, loaded)
-                    .await
-                    .map(|(h, e)| Done::Connector(h, e))
-            }
-            Work::ConnectorPoll(job, loaded) => {
-                connector::handle_poll(&self.connector, &job, loaded)
-                    .await
-                    .map(|(h, e)| Done::Connector(h, e))
-            }
-            Work::Undecodable(e) => Err(anyhow::anyhow!("undecodable job: {e}")),
-        }
-        .map_err(|e| format!("{e:#}"));
-        self.faults.at(Step::Ran).await?;
-        result
-    }
-
     /// Write the effects of finished jobs and acknowledge them, atomically: a crash before commit re-runs them.
     async fn flush(&self, finished: &[Finished]) -> anyhow::Result<()> {
         if finished.is_empty() {
             return Ok(());
         }
-        let mut effects: Vec<&Effect> = Vec::new();
-        let mut connector_effects: Vec<&connector::Effect> = Vec::new();
+        let mut batch = Batch::default();
         for done in finished.iter().filter_map(|f| f.result.as_ref().ok()) {
-            match done {
-                Done::Webhook(_, e) => effects.push(e),
-                Done::Connector(_, e) => connector_effects.push(e),
+            match &done.effect {
+                Effects::Webhook(e) => batch.webhook.push(e),
+                Effects::Sync(e) => batch.sync.push(e),
+                Effects::Poll(e) => batch.poll.push(e),
             }
         }
         let acks: Vec<Ack> = finished
@@ -297,8 +215,7 @@ impl Worker {
             })
             .collect();
         let mut tx = self.pool.begin().await?;
-        effects::apply(&mut tx, &effects, &self.topics.publish).await?;
-        connector_effects::apply(&mut tx, &connector_effects, &self.topics).await?;
+        effects::apply(&mut tx, &batch, &self.topics).await?;
         queue::ack(&mut tx, &self.context, &acks).await?;
         let injected = |e| anyhow::anyhow!("connection lost: {e}");
         self.faults.at(Step::BeforeCommit).await.map_err(injected)?;
@@ -307,28 +224,32 @@ impl Worker {
         // Acknowledged: stop renewing their leases.
         self.held
             .release(finished.iter().map(|f| f.task_id.to_string()));
-        for f in finished {
-            let webhook = match &f.result {
-                Ok(Done::Webhook(h, _)) => Ok(h),
-                Ok(Done::Connector(h, _)) => {
-                    self.metrics.record_connector(h);
-                    continue;
-                }
-                Err(e) => Err(e),
-            };
-            self.metrics.record_handled(webhook);
-            if let Ok(Done::Webhook(_, Effect::Record(r))) = &f.result {
-                let delivered = matches!(r.outcome, workflows::AttemptOutcome::Delivered { .. });
-                let created = r.delivery.payload["occurredAt"]
-                    .as_str()
-                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
-                let after = created
-                    .map(|c| (r.finished_at - c.with_timezone(&chrono::Utc)).num_milliseconds());
-                self.metrics
-                    .record_attempt(r.attempt_number, after.filter(|_| delivered));
-            }
-        }
+        finished.iter().for_each(|f| self.count(f));
         Ok(())
+    }
+
+    /// Count a written job in the metrics.
+    fn count(&self, f: &Finished) {
+        let done = match &f.result {
+            Ok(done) => done,
+            Err(e) => return self.metrics.record_handled(Err(e)),
+        };
+        let record = match &done.effect {
+            Effects::Webhook(Effect::Record(r)) => r,
+            Effects::Webhook(_) => return self.metrics.record_handled(Ok(&done.handled)),
+            Effects::Sync(_) | Effects::Poll(_) => {
+                return self.metrics.record_connector(&done.handled);
+            }
+        };
+        self.metrics.record_handled(Ok(&done.handled));
+        let delivered = record.decision.status == workflows::DeliveryStatus::Delivered;
+        let created = record.loaded.payload["occurredAt"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        let after = created
+            .map(|c| (record.finished_at - c.with_timezone(&chrono::Utc)).num_milliseconds());
+        self.metrics
+            .record_attempt(record.attempt_number, after.filter(|_| delivered));
     }
 
     /// Claim one batch of due jobs, run them all, write and acknowledge them. Nothing renews leases here (that is

@@ -1,10 +1,11 @@
 //! Outbound connector jobs: how a channel's answer is classified, and what the job's state becomes.
-//! Same schedule as webhooks (1 m, 5 m, 30 m, 2 h, then dead letter); a refusal no retry can fix dead-letters at once.
+//! The state machine is the shared one ([`crate::attempt`]): same schedule as webhooks (1 m, 5 m, 30 m, 2 h, then dead
+//! letter); a refusal no retry can fix dead-letters at once.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 
-use crate::delivery::{DeliveryStatus, OutcomeDecision};
-use crate::retry::{NextStep, next_step};
+use crate::attempt::Outcome;
+use crate::delivery::DeliveryStatus;
 
 /// Why a connector call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,34 +43,13 @@ pub fn classify_status(status: u16) -> StatusClass {
     }
 }
 
-/// The job's next state after attempt number `attempt` (1-based) ended with `failure` (`None`: success).
-pub fn decide_sync(
-    attempt: u32,
-    failure: Option<&SyncFailure>,
-    finished_at: DateTime<Utc>,
-) -> OutcomeDecision {
-    let dead = OutcomeDecision {
-        status: DeliveryStatus::DeadLettered,
-        next_retry_at: None,
-        delivered_at: None,
-        dead_lettered: true,
-    };
+/// The shared outcome of an attempt that ended with `failure` (`None`: success).
+pub fn sync_outcome(failure: Option<&SyncFailure>) -> Outcome {
     match failure {
-        None => OutcomeDecision {
-            status: DeliveryStatus::Delivered,
-            next_retry_at: None,
-            delivered_at: Some(finished_at),
-            dead_lettered: false,
-        },
-        Some(f) if f.permanent => dead,
-        Some(f) => match next_step(attempt, finished_at, f.retry_after) {
-            NextStep::Retry { at, .. } => OutcomeDecision {
-                status: DeliveryStatus::Failed,
-                next_retry_at: Some(at),
-                delivered_at: None,
-                dead_lettered: false,
-            },
-            NextStep::DeadLetter => dead,
+        None => Outcome::Succeeded,
+        Some(f) => Outcome::Failed {
+            retry_after: f.retry_after,
+            permanent: f.permanent,
         },
     }
 }
@@ -99,6 +79,16 @@ pub fn entity_of(event_type: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attempt::{OutcomeDecision, decide};
+    use chrono::{DateTime, Utc};
+
+    fn decide_sync(
+        attempt: u32,
+        failure: Option<&SyncFailure>,
+        at: DateTime<Utc>,
+    ) -> OutcomeDecision {
+        decide(attempt, &sync_outcome(failure), at)
+    }
 
     fn failure(permanent: bool, retry_after: Option<Duration>) -> SyncFailure {
         SyncFailure {

@@ -1,57 +1,12 @@
-//! Delivery states and the transition taken after each attempt.
+//! Webhook deliveries: how a receiver's answer is classified and mapped into the shared attempt state machine
+//! ([`crate::attempt`]).
 
-use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Duration;
 
-use crate::retry::{NextStep, next_step};
+use crate::attempt::Outcome;
 
-/// Status of a webhook delivery (stored as text with a CHECK constraint).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum DeliveryStatus {
-    /// Waiting for its first attempt (or a re-triggered one).
-    Pending,
-    /// The last attempt failed; the next one is due at `next_retry_at`.
-    Failed,
-    /// A receiver answered 2xx.
-    Delivered,
-    /// All attempts failed; an admin can re-trigger it.
-    DeadLettered,
-    /// Retries stopped because the subscription was deactivated or deleted; an admin can re-trigger it.
-    Cancelled,
-}
-
-impl DeliveryStatus {
-    /// All statuses, in the order the API documents them.
-    pub const ALL: [DeliveryStatus; 5] = [
-        Self::Pending,
-        Self::Failed,
-        Self::Delivered,
-        Self::DeadLettered,
-        Self::Cancelled,
-    ];
-
-    /// The database and API spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "PENDING",
-            Self::Failed => "FAILED",
-            Self::Delivered => "DELIVERED",
-            Self::DeadLettered => "DEAD_LETTERED",
-            Self::Cancelled => "CANCELLED",
-        }
-    }
-
-    /// Parse the database and API spelling.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|status| status.as_str() == s)
-    }
-
-    /// Whether a queued attempt for a delivery in this status should still be made.
-    pub fn awaits_attempt(self) -> bool {
-        matches!(self, Self::Pending | Self::Failed)
-    }
-}
+/// A webhook delivery's status: the shared outbound attempt status.
+pub use crate::attempt::AttemptStatus as DeliveryStatus;
 
 /// Why an attempt failed, as recorded in the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,47 +46,15 @@ pub enum AttemptOutcome {
     },
 }
 
-/// The state a delivery moves to after an attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutcomeDecision {
-    /// New status.
-    pub status: DeliveryStatus,
-    /// When the next attempt is due, if any.
-    pub next_retry_at: Option<DateTime<Utc>>,
-    /// Set when the delivery succeeded.
-    pub delivered_at: Option<DateTime<Utc>>,
-    /// True when this decision dead-letters the delivery (publish `webhook.dead_lettered`).
-    pub dead_lettered: bool,
-}
-
-/// Decide the delivery's next state after attempt `attempt` finished at `finished_at` with `outcome`.
-pub fn decide(
-    attempt: u32,
-    outcome: &AttemptOutcome,
-    finished_at: DateTime<Utc>,
-) -> OutcomeDecision {
-    match outcome {
-        AttemptOutcome::Delivered { .. } => OutcomeDecision {
-            status: DeliveryStatus::Delivered,
-            next_retry_at: None,
-            delivered_at: Some(finished_at),
-            dead_lettered: false,
-        },
-        AttemptOutcome::Failed { retry_after, .. } => {
-            match next_step(attempt, finished_at, *retry_after) {
-                NextStep::Retry { at, .. } => OutcomeDecision {
-                    status: DeliveryStatus::Failed,
-                    next_retry_at: Some(at),
-                    delivered_at: None,
-                    dead_lettered: false,
-                },
-                NextStep::DeadLetter => OutcomeDecision {
-                    status: DeliveryStatus::DeadLettered,
-                    next_retry_at: None,
-                    delivered_at: None,
-                    dead_lettered: true,
-                },
-            }
+impl AttemptOutcome {
+    /// The shared outcome: a receiver's failure is never permanent (every failure is retried on the schedule).
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Self::Delivered { .. } => Outcome::Succeeded,
+            Self::Failed { retry_after, .. } => Outcome::Failed {
+                retry_after: *retry_after,
+                permanent: false,
+            },
         }
     }
 }
@@ -144,6 +67,12 @@ pub fn is_success(status: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attempt::OutcomeDecision;
+    use chrono::{DateTime, Utc};
+
+    fn decide(attempt: u32, outcome: &AttemptOutcome, at: DateTime<Utc>) -> OutcomeDecision {
+        crate::attempt::decide(attempt, &outcome.outcome(), at)
+    }
 
     fn failed() -> AttemptOutcome {
         AttemptOutcome::Failed {

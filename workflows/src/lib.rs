@@ -2,6 +2,7 @@
 //!
 //! The shell (`jobs`, the service) does the I/O and asks this crate what to do next.
 
+pub mod attempt;
 pub mod catalog;
 pub mod connector;
 pub mod credentials;
@@ -14,7 +15,10 @@ pub mod ratelimit;
 pub mod retry;
 pub mod signing;
 
-pub use delivery::{AttemptOutcome, DeliveryStatus, FailureReason, OutcomeDecision, decide};
+pub use attempt::{
+    AttemptState, AttemptStatus, Outcome, OutcomeDecision, Preflight, Retrigger, decide,
+};
+pub use delivery::{AttemptOutcome, DeliveryStatus, FailureReason};
 pub use envelope::{EventEnvelope, EventType, RejectReason, StoreId};
 pub use matching::{EventPattern, candidate_patterns, matches_any};
 pub use retry::{MAX_ATTEMPTS, NextStep, RETRY_DELAYS, next_step, parse_retry_after};

@@ -1,8 +1,8 @@
 //! A connector's credentials: set (write-only) and tried ("test connection").
 
+use ::connectors::{ConnectorConfig, ConnectorContext};
 use chrono::Utc;
 use jobs::connector::handler::NoContext;
-use ::connectors::{ConnectorConfig, ConnectorContext};
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;

@@ -74,10 +74,10 @@ enum Accepted {
 impl From<JobRow> for ConnectorJob {
     fn from(r: JobRow) -> Self {
         Self {
-            job_id: r.job_id.into(),
-            config_id: r.config_id.into(),
+            job_id: r.job_id,
+            config_id: r.config_id,
             event_type: r.event_type,
-            event_id: r.event_id.into(),
+            event_id: r.event_id,
             status: r.status,
             attempt_number: r.attempt_number,
             next_retry_at: r.next_retry_at,
@@ -121,7 +121,7 @@ impl JobsApi {
         let rows = connectors::list_jobs(
             &state.pool,
             auth.0.store_id.as_str(),
-            id.0.into(),
+            id.0,
             status.0.as_deref(),
             cursor.0.map(Into::into),
             limit + 1,
@@ -143,13 +143,13 @@ impl JobsApi {
     ) -> Result<Json<ConnectorJob>, Problems<{ STORE_CALLER | POSTS | NOT_FOUND | CONFLICT }>> {
         let store = auth.0.store_id.as_str();
         let config = load(&state, &auth.0.store_id, id.0).await?;
-        if let Some(job) = connectors::retrigger(&state.pool, store, id.0.into(), job_id.0.into())
+        if let Some(job) = connectors::retrigger(&state.pool, store, id.0, job_id.0)
             .await
             .map_err(ApiError::from)?
         {
             return Ok(Json(job.into()));
         }
-        match connectors::get_job(&state.pool, store, id.0.into(), job_id.0.into())
+        match connectors::get_job(&state.pool, store, id.0, job_id.0)
             .await
             .map_err(ApiError::from)?
         {
@@ -184,14 +184,10 @@ impl JobsApi {
     ) -> Result<Accepted, Problems<{ STORE_CALLER | POSTS | NOT_FOUND | CONFLICT }>> {
         let config = load(&state, &auth.0.store_id, id.0).await?;
         let mut tx = state.pool.begin().await.map_err(ApiError::from)?;
-        let Some(poll_seq) = connectors::schedule_poll(
-            &mut tx,
-            id.0.into(),
-            state.connectors.clock.now(),
-            Duration::ZERO,
-        )
-        .await
-        .map_err(ApiError::from)?
+        let Some(poll_seq) =
+            connectors::schedule_poll(&mut tx, id.0, state.connectors.clock.now(), Duration::ZERO)
+                .await
+                .map_err(ApiError::from)?
         else {
             let why = if config.poll_interval_secs.is_none() {
                 "this connector does not poll"

@@ -1,7 +1,7 @@
 //! The DTOs of a connector configuration: what is created, changed and shown.
 
-use chrono::{DateTime, Utc};
 use ::connectors::ConnectorAdapter;
+use chrono::{DateTime, Utc};
 use poem_openapi::Object;
 use workflows::ids::ConnectorId;
 

@@ -114,7 +114,7 @@ impl DeliveriesApi {
         state: Data<&AppState>,
         id: Path<DeliveryId>,
     ) -> Result<Json<Delivery>, Problems<{ STORE_CALLER | NOT_FOUND }>> {
-        let row = deliveries::get(&state.pool, auth.0.store_id.as_str(), id.0.into())
+        let row = deliveries::get(&state.pool, auth.0.store_id.as_str(), id.0)
             .await
             .map_err(ApiError::from)?;
         let row = row.ok_or_else(|| not_found(id.0))?;
@@ -161,11 +161,11 @@ impl DeliveriesApi {
             auth.0.store_id.as_str(),
             Restart::DeadOrCancelled,
             None,
-            Some((id.0.into(), body.since)),
+            Some((id.0, body.since)),
         )
         .await
         .map_err(ApiError::from)?;
-        let delivery_ids = ids.into_iter().map(Into::into).collect();
+        let delivery_ids = ids.into_iter().collect();
         Ok(Json(Restarted { delivery_ids }))
     }
 }
@@ -194,13 +194,13 @@ async fn restart_one(
     which: Restart,
 ) -> Result<Restarted, ApiError> {
     let store = store_id.as_str();
-    let ids = deliveries::restart(&state.pool, store, which, Some(id.into()), None).await?;
+    let ids = deliveries::restart(&state.pool, store, which, Some(id), None).await?;
     if !ids.is_empty() {
-        let delivery_ids = ids.into_iter().map(Into::into).collect();
+        let delivery_ids = ids.into_iter().collect();
         return Ok(Restarted { delivery_ids });
     }
     // Say precisely why nothing happened.
-    match deliveries::get(&state.pool, store, id.into()).await? {
+    match deliveries::get(&state.pool, store, id).await? {
         None => Err(not_found(id)),
         Some(row) => Err(ApiError::Conflict(
             ProblemCode::DeliveryNotRestartable,

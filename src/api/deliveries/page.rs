@@ -6,6 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
+use workflows::ids::DeliveryId;
 use workflows::{DeliveryStatus, StoreId};
 
 use super::types::{Attempt, Delivery, DeliveryPage};
@@ -57,7 +58,7 @@ pub(super) async fn with_attempts(
     rows: Vec<DeliveryRow>,
 ) -> Result<Vec<Delivery>, ApiError> {
     let ids: Vec<_> = rows.iter().map(|r| r.delivery_id).collect();
-    let mut by_delivery: HashMap<Uuid, Vec<Attempt>> = HashMap::new();
+    let mut by_delivery: HashMap<DeliveryId, Vec<Attempt>> = HashMap::new();
     for a in deliveries::attempts(&state.pool, &ids).await? {
         by_delivery.entry(a.delivery_id).or_default().push(a.into());
     }

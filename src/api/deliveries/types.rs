@@ -114,11 +114,11 @@ impl Delivery {
     pub fn new(r: DeliveryRow, attempts: Vec<Attempt>) -> Self {
         Self {
             attempts,
-            delivery_id: r.delivery_id.into(),
-            subscription_id: r.subscription_id.into(),
+            delivery_id: r.delivery_id,
+            subscription_id: r.subscription_id,
             store_id: r.store_id,
             event_type: r.event_type,
-            event_id: r.event_id.into(),
+            event_id: r.event_id,
             status: r.status,
             attempt_number: r.attempt_number,
             next_retry_at: r.next_retry_at,

@@ -1,0 +1,101 @@
+//! The two connector jobs: an outbound sync of one event to one connector (an outbound kind of the attempt engine,
+//! like a webhook delivery: [`sync`]), and a scheduled inbound poll ([`poll`]). Both return effects as values, and
+//! both prepare a call the same way: the adapter, the credentials and the rate-limited channel of the connector.
+
+pub mod poll;
+pub mod sync;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+pub use self::poll::{PollConnector, PollEffect, PollRecord, PollToRun, handle_poll};
+pub use self::sync::{
+    ConnectorJobToRun, SyncConnector, SyncEffect, SyncExtras, SyncRecord, handle_sync,
+};
+pub use crate::attempt::{DeferCause, Handled};
+use crate::clock::Clock;
+use crate::ports::SecretError;
+use connectors::{
+    ChannelClient, ChannelHttp, ConfiguredConnector, ConnectorConfig, ConnectorError, Credentials,
+    RateGate, Registry,
+};
+
+/// Reads connector credentials.
+#[async_trait]
+pub trait ConnectorSecrets: Send + Sync {
+    /// Every credential field set for the config (an empty set when none is).
+    async fn credentials(&self, config_id: Uuid) -> Result<Credentials, SecretError>;
+}
+
+/// Dependencies of the connector handlers.
+#[derive(Clone)]
+pub struct ConnectorDeps {
+    /// The adapters, by connector type.
+    pub registry: Arc<Registry>,
+    /// Reads each connector's credentials.
+    pub secrets: Arc<dyn ConnectorSecrets>,
+    /// HTTP to the marketplaces.
+    pub http: Arc<dyn ChannelHttp>,
+    /// Per-config rate limits, shared by every process.
+    pub gate: Arc<dyn RateGate>,
+    /// The service clock (a manual one in tests).
+    pub clock: Arc<dyn Clock>,
+    /// Multiplies real waits (see `ScaledClock`).
+    pub time_scale: f64,
+    /// Wait when the secret store is unavailable.
+    pub secret_retry: Duration,
+    /// A `Retry-After` up to this is waited out in place.
+    pub max_inline_wait: Duration,
+    /// This worker's name, for the sync log.
+    pub worker: String,
+}
+
+/// An adapter bound to the connector's parsed settings, with what it needs for one call: the connector's
+/// credentials and its rate-limited channel.
+pub type Prepared = (Arc<dyn ConfiguredConnector>, Credentials, ChannelClient);
+
+/// A rate-limited job waits `wait` plus up to as much again, so a backlog deferred together does not come back
+/// all at once (real time: rate limits run on Postgres' clock, whatever the service clock's scale).
+fn spread(wait: Duration) -> Duration {
+    let jitter = wait.as_millis().max(200) as u64;
+    wait + Duration::from_millis(rand::random_range(0..jitter))
+}
+
+/// Why a context could not be built.
+pub enum NoContext {
+    /// The secret store is unavailable: try later.
+    SecretsUnavailable(String),
+    /// Something a retry cannot fix (unknown type, bad settings, missing credentials).
+    Broken(ConnectorError),
+}
+
+impl ConnectorDeps {
+    /// The adapter bound to a config's parsed settings, its credentials and its rate-limited channel.
+    pub async fn prepare(&self, config: &ConnectorConfig) -> Result<Prepared, NoContext> {
+        let adapter = self
+            .registry
+            .parse_stored_settings(&config.connector_type, &config.settings)
+            .map_err(|e| NoContext::Broken(e.into()))?;
+        let credentials = match self.secrets.credentials(config.config_id).await {
+            Ok(c) => c,
+            Err(SecretError::Unavailable(why)) => return Err(NoContext::SecretsUnavailable(why)),
+            Err(SecretError::NotFound) => Credentials::default(),
+        };
+        for field in adapter.required_credentials() {
+            credentials.require(*field).map_err(NoContext::Broken)?;
+        }
+        let channel = ChannelClient::new(
+            self.http.clone(),
+            self.gate.clone(),
+            config.config_id,
+            adapter.rate_limit(),
+            self.max_inline_wait,
+        );
+        Ok((adapter, credentials, channel))
+    }
+}

@@ -1,0 +1,246 @@
+//! The one effect writer of outbound jobs (webhook deliveries, connector syncs): attempts recorded, rows moved on,
+//! next attempts queued, cancels and deferrals, dead letters with their published event — all with set-based
+//! statements (`unnest` arrays) in the caller's transaction, a handful of statements per kind and flush whatever
+//! its size. Also the shared re-trigger and cancel-by-owner statements.
+//!
+//! Every statement is conditional on the row's `dispatch_seq` and on its status still waiting for an attempt, so a
+//! row that moved on meanwhile (re-triggered, cancelled, written by a rescued twin) is left alone.
+//!
+//! A kind's table is described by [`AttemptTable`] (see `webhook.rs` and `connector.rs`): the table and its columns,
+//! its attempt log, and the event it publishes. The statements are built from those constants, never from input.
+
+mod connector;
+mod retrigger;
+mod webhook;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use jobs::attempt::{AttemptRecord, Effect, KindEffect, OutboundKind};
+use serde_json::Value;
+use sqlx::PgConnection;
+use sqlx::postgres::PgArguments;
+use uuid::Uuid;
+use workflows::attempt::{AttemptStatus, deferred_note};
+
+pub use self::retrigger::{Retriggered, cancel_waiting, retrigger};
+use super::effects::Writes;
+
+/// The record of an attempt of kind `T`.
+pub type Record<T> = AttemptRecord<<T as OutboundKind>::Loaded, <T as OutboundKind>::Extras>;
+
+/// The row update of recorded attempts, to which a kind binds its extra columns.
+pub type RowUpdate<'q> = sqlx::query::QueryScalar<'q, sqlx::Postgres, Uuid, PgArguments>;
+
+/// How a kind of outbound job is stored. Its table has the shared columns (`status`, `attempt_number`,
+/// `next_retry_at`, `dispatch_seq`, `last_error`, `store_id`, `updated_at`) and the ones named here.
+#[async_trait]
+pub trait AttemptTable: OutboundKind {
+    /// The table of rows (`webhook_deliveries`).
+    const TABLE: &'static str;
+    /// Its id column (`delivery_id`).
+    const ID: &'static str;
+    /// The column naming its owner (`subscription_id`), also the owner table's id column.
+    const OWNER: &'static str;
+    /// The owner table (`webhook_subscriptions`), with `is_active` and `deleted_at`.
+    const OWNER_TABLE: &'static str;
+    /// Set when the row succeeds (`delivered_at`).
+    const DONE_AT: &'static str;
+    /// Extra `SET` assignments of a recorded attempt, reading `i.<column>` (`", http_status = i.http_status"`).
+    const EXTRA_SET: &'static str;
+    /// Their `unnest` arguments, numbered from `$9` (`", $9::int[]"`).
+    const EXTRA_UNNEST: &'static str;
+    /// Their names in the `unnest` alias (`", http_status"`).
+    const EXTRA_NAMES: &'static str;
+
+    /// The status as this table spells it.
+    fn status_name(status: AttemptStatus) -> &'static str;
+    /// Bind the extra columns of `records`, in the order of [`AttemptTable::EXTRA_UNNEST`].
+    fn bind_extras<'q>(update: RowUpdate<'q>, records: &[&Record<Self>]) -> RowUpdate<'q>;
+    /// Append `records` to the kind's attempt log (every attempt, even one whose row moved on while it ran).
+    async fn log(conn: &mut PgConnection, records: &[&Record<Self>]) -> sqlx::Result<()>;
+    /// The event published once `record` was applied (`None`: nothing to publish), with its message key.
+    fn published(record: &Record<Self>) -> Option<(String, Value)>;
+}
+
+/// Apply the effects of a batch of jobs of kind `T`, adding their next jobs and events to `writes`.
+pub async fn apply<T: AttemptTable>(
+    conn: &mut PgConnection,
+    effects: &[&KindEffect<T>],
+    writes: &mut Writes,
+) -> anyhow::Result<()> {
+    let records: Vec<&Record<T>> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Record(r) => Some(r.as_ref()),
+            _ => None,
+        })
+        .collect();
+    if !records.is_empty() {
+        T::log(conn, &records).await?;
+        record::<T>(conn, &records, writes).await?;
+    }
+    cancel::<T>(conn, effects).await?;
+    defer::<T>(conn, effects, writes).await?;
+    Ok(())
+}
+
+/// The shared columns of recorded attempts, one entry per record.
+#[derive(Default)]
+struct RowColumns {
+    id: Vec<Uuid>,
+    dispatch_seq: Vec<i32>,
+    status: Vec<&'static str>,
+    attempt_number: Vec<i32>,
+    next_retry_at: Vec<Option<DateTime<Utc>>>,
+    done_at: Vec<Option<DateTime<Utc>>>,
+    error: Vec<Option<String>>,
+    bump: Vec<i32>,
+}
+
+impl RowColumns {
+    fn of<T: AttemptTable>(records: &[&Record<T>]) -> Self {
+        let mut c = Self::default();
+        for r in records {
+            c.id.push(T::id(&r.loaded).into());
+            c.dispatch_seq.push(r.state.dispatch_seq);
+            c.status.push(T::status_name(r.decision.status));
+            c.attempt_number.push(r.attempt_number as i32);
+            c.next_retry_at.push(r.decision.next_retry_at);
+            c.done_at.push(r.decision.delivered_at);
+            c.error.push(r.last_error.clone());
+            c.bump.push(i32::from(r.decision.queues_next_attempt()));
+        }
+        c
+    }
+}
+
+/// Move recorded rows on; for those applied, queue their next attempt and publish their event.
+async fn record<T: AttemptTable>(
+    conn: &mut PgConnection,
+    records: &[&Record<T>],
+    writes: &mut Writes,
+) -> anyhow::Result<()> {
+    let (table, id, done_at) = (T::TABLE, T::ID, T::DONE_AT);
+    let (extra_set, extra_unnest, extra_names) = (T::EXTRA_SET, T::EXTRA_UNNEST, T::EXTRA_NAMES);
+    let sql = format!(
+        "UPDATE {table} t SET status = i.status, attempt_number = i.attempt_number, next_retry_at = i.next_retry_at,
+           {done_at} = COALESCE(i.done_at, t.{done_at}), last_error = i.error,
+           dispatch_seq = t.dispatch_seq + i.bump, updated_at = now(){extra_set}
+         FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::timestamptz[], $6::timestamptz[], $7::text[],
+                     $8::int[]{extra_unnest})
+              AS i(id, dispatch_seq, status, attempt_number, next_retry_at, done_at, error, bump{extra_names})
+         WHERE t.{id} = i.id AND t.dispatch_seq = i.dispatch_seq AND t.status IN ('PENDING', 'FAILED')
+         RETURNING t.{id}"
+    );
+    let c = RowColumns::of::<T>(records);
+    let update = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(&c.id)
+        .bind(&c.dispatch_seq)
+        .bind(&c.status)
+        .bind(&c.attempt_number)
+        .bind(&c.next_retry_at)
+        .bind(&c.done_at)
+        .bind(&c.error)
+        .bind(&c.bump);
+    let applied: Vec<Uuid> = T::bind_extras(update, records)
+        .fetch_all(&mut *conn)
+        .await?;
+    for r in records {
+        let row_id = T::id(&r.loaded);
+        if !applied.contains(&row_id.into()) {
+            continue;
+        }
+        if let Some(run_in) = r.next_run_in.filter(|_| r.decision.queues_next_attempt()) {
+            writes.queue(T::job(row_id, r.state.dispatch_seq + 1), run_in);
+        }
+        if let Some((key, event)) = T::published(r) {
+            writes.publish_event(key, event);
+        }
+    }
+    Ok(())
+}
+
+/// Stop the retries of cancelled rows.
+async fn cancel<T: AttemptTable>(
+    conn: &mut PgConnection,
+    effects: &[&KindEffect<T>],
+) -> anyhow::Result<()> {
+    let (mut ids, mut seqs, mut reasons) = (Vec::<Uuid>::new(), Vec::new(), Vec::new());
+    for e in effects {
+        if let Effect::Cancel {
+            id,
+            dispatch_seq,
+            reason,
+        } = e
+        {
+            ids.push((*id).into());
+            seqs.push(*dispatch_seq);
+            reasons.push(reason.as_str());
+        }
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let (table, id) = (T::TABLE, T::ID);
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE {table} t SET status = 'CANCELLED', next_retry_at = NULL, last_error = i.reason, updated_at = now()
+         FROM unnest($1::uuid[], $2::int[], $3::text[]) AS i(id, dispatch_seq, reason)
+         WHERE t.{id} = i.id AND t.dispatch_seq = i.dispatch_seq AND t.status IN ('PENDING', 'FAILED')"
+    )))
+    .bind(&ids)
+    .bind(&seqs)
+    .bind(&reasons)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Queue deferred attempts again without counting them: the row's `dispatch_seq` moves on, its counter does not.
+async fn defer<T: AttemptTable>(
+    conn: &mut PgConnection,
+    effects: &[&KindEffect<T>],
+    writes: &mut Writes,
+) -> anyhow::Result<()> {
+    let deferred: Vec<_> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Defer {
+                id,
+                dispatch_seq,
+                run_in,
+                reason,
+            } => Some((
+                *id,
+                *dispatch_seq,
+                *run_in,
+                deferred_note(reason.as_deref()),
+            )),
+            _ => None,
+        })
+        .collect();
+    if deferred.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = deferred.iter().map(|d| d.0.into()).collect();
+    let seqs: Vec<i32> = deferred.iter().map(|d| d.1).collect();
+    let notes: Vec<Option<&str>> = deferred.iter().map(|d| d.3.as_deref()).collect();
+    let (table, id) = (T::TABLE, T::ID);
+    let moved: Vec<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "UPDATE {table} t SET dispatch_seq = t.dispatch_seq + 1, last_error = COALESCE(i.note, t.last_error),
+                updated_at = now()
+         FROM unnest($1::uuid[], $2::int[], $3::text[]) AS i(id, dispatch_seq, note)
+         WHERE t.{id} = i.id AND t.dispatch_seq = i.dispatch_seq AND t.status IN ('PENDING', 'FAILED')
+         RETURNING t.{id}"
+    )))
+    .bind(&ids)
+    .bind(&seqs)
+    .bind(&notes)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (row_id, dispatch_seq, run_in, _) in deferred {
+        if moved.contains(&row_id.into()) {
+            writes.queue(T::job(row_id, dispatch_seq + 1), run_in);
+        }
+    }
+    Ok(())
+}

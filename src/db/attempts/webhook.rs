@@ -1,0 +1,125 @@
+//! How webhook deliveries are stored: `webhook_deliveries` rows (with the last response on the row), one
+//! `webhook_delivery_attempts` row per attempt, and `webhook.delivered` / `webhook.dead_lettered` events.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use jobs::webhook::{WebhookDeps, WebhookRecord};
+use serde_json::{Value, json};
+use sqlx::PgConnection;
+use uuid::Uuid;
+use workflows::AttemptOutcome;
+use workflows::attempt::AttemptStatus;
+
+use super::{AttemptTable, RowUpdate};
+use crate::db::effects::published_event;
+
+/// The receiver's answer as the row and the log store it: HTTP status, body, response time, outcome.
+struct Response {
+    http_status: Vec<Option<i32>>,
+    response_body: Vec<Option<String>>,
+    elapsed_ms: Vec<i32>,
+    outcome: Vec<&'static str>,
+}
+
+impl Response {
+    fn of(records: &[&WebhookRecord]) -> Self {
+        let mut c = Self {
+            http_status: Vec::with_capacity(records.len()),
+            response_body: Vec::with_capacity(records.len()),
+            elapsed_ms: Vec::with_capacity(records.len()),
+            outcome: Vec::with_capacity(records.len()),
+        };
+        for r in records {
+            let (http_status, elapsed_ms, outcome) = match &r.extras.outcome {
+                AttemptOutcome::Delivered { status, elapsed_ms } => {
+                    (Some(i32::from(*status)), *elapsed_ms, "DELIVERED")
+                }
+                AttemptOutcome::Failed {
+                    status, elapsed_ms, ..
+                } => (status.map(i32::from), *elapsed_ms, "FAILED"),
+            };
+            c.http_status.push(http_status);
+            c.response_body.push(r.extras.response_body.clone());
+            c.elapsed_ms
+                .push(elapsed_ms.clamp(0, i64::from(i32::MAX)) as i32);
+            c.outcome.push(outcome);
+        }
+        c
+    }
+}
+
+#[async_trait]
+impl AttemptTable for WebhookDeps {
+    const TABLE: &'static str = "webhook_deliveries";
+    const ID: &'static str = "delivery_id";
+    const OWNER: &'static str = "subscription_id";
+    const OWNER_TABLE: &'static str = "webhook_subscriptions";
+    const DONE_AT: &'static str = "delivered_at";
+    const EXTRA_SET: &'static str =
+        ", http_status = i.http_status, response_body = i.response_body,
+           response_time_ms = i.response_time_ms";
+    const EXTRA_UNNEST: &'static str = ", $9::int[], $10::text[], $11::int[]";
+    const EXTRA_NAMES: &'static str = ", http_status, response_body, response_time_ms";
+
+    fn status_name(status: AttemptStatus) -> &'static str {
+        status.as_str()
+    }
+
+    fn bind_extras<'q>(update: RowUpdate<'q>, records: &[&WebhookRecord]) -> RowUpdate<'q> {
+        let c = Response::of(records);
+        update
+            .bind(c.http_status)
+            .bind(c.response_body)
+            .bind(c.elapsed_ms)
+    }
+
+    async fn log(conn: &mut PgConnection, records: &[&WebhookRecord]) -> sqlx::Result<()> {
+        let c = Response::of(records);
+        let ids: Vec<Uuid> = records
+            .iter()
+            .map(|r| r.loaded.delivery_id.uuid())
+            .collect();
+        let seqs: Vec<i32> = records.iter().map(|r| r.state.dispatch_seq).collect();
+        let numbers: Vec<i32> = records.iter().map(|r| r.attempt_number as i32).collect();
+        let started: Vec<DateTime<Utc>> = records.iter().map(|r| r.started_at).collect();
+        let finished: Vec<DateTime<Utc>> = records.iter().map(|r| r.finished_at).collect();
+        let errors: Vec<Option<&str>> = records.iter().map(|r| r.last_error.as_deref()).collect();
+        let workers: Vec<&str> = records.iter().map(|r| r.worker.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO webhook_delivery_attempts
+               (delivery_id, dispatch_seq, attempt_number, outcome, started_at, finished_at, http_status, response_body, response_time_ms, error, worker)
+             SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], $4::text[], $5::timestamptz[], $6::timestamptz[],
+                                  $7::int[], $8::text[], $9::int[], $10::text[], $11::text[])
+             ON CONFLICT (delivery_id, dispatch_seq) DO NOTHING",
+        )
+        .bind(&ids)
+        .bind(&seqs)
+        .bind(&numbers)
+        .bind(&c.outcome)
+        .bind(&started)
+        .bind(&finished)
+        .bind(&c.http_status)
+        .bind(&c.response_body)
+        .bind(&c.elapsed_ms)
+        .bind(&errors)
+        .bind(&workers)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    fn published(r: &WebhookRecord) -> Option<(String, Value)> {
+        let d = &r.loaded;
+        let mut data = json!({"deliveryId": d.delivery_id, "subscriptionId": d.subscription_id, "storeId": d.store_id, "eventType": d.event_type});
+        let kind = match r.decision.status {
+            AttemptStatus::Delivered => "webhook.delivered",
+            AttemptStatus::DeadLettered => {
+                data["reason"] = json!(r.last_error.clone().unwrap_or_default());
+                "webhook.dead_lettered"
+            }
+            _ => return None,
+        };
+        let event = published_event(kind, &d.store_id, data);
+        Some((d.delivery_id.to_string(), event))
+    }
+}

@@ -1,0 +1,176 @@
+//! Connector jobs: one outbound sync of one event to one connector, attempted by the attempt engine (its writer and
+//! re-trigger are the shared ones of `db::attempts`).
+
+use std::collections::HashMap;
+
+use ::connectors::{ConnectorConfig, ConnectorEvent};
+use chrono::{DateTime, Utc};
+use jobs::connector::handler::{ConnectorDeps, ConnectorJobToRun};
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+use workflows::attempt::{AttemptState, Retrigger};
+use workflows::connector::parse_job_status;
+use workflows::ids::{ConnectorId, ConnectorJobId, EventId};
+
+use crate::db::attempts::{self, Retriggered};
+
+#[derive(sqlx::FromRow)]
+struct JobLoad {
+    job_id: ConnectorJobId,
+    config_id: ConnectorId,
+    store_id: String,
+    connector_type: String,
+    settings: Value,
+    config_active: bool,
+    status: String,
+    attempt_number: i32,
+    next_retry_at: Option<DateTime<Utc>>,
+    dispatch_seq: i32,
+    event_id: EventId,
+    event_type: String,
+    event_payload: Value,
+}
+
+/// Load connector jobs (with their configs) for the worker, in one query; rows with an unknown status are left out.
+pub async fn load_jobs(
+    pool: &PgPool,
+    ids: &[ConnectorJobId],
+) -> Result<HashMap<ConnectorJobId, ConnectorJobToRun>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<JobLoad> = sqlx::query_as(
+        "SELECT j.job_id, j.config_id, c.store_id, c.connector_type, c.settings,
+                (c.is_active AND c.deleted_at IS NULL) AS config_active, j.status, j.attempt_number, j.next_retry_at,
+                j.dispatch_seq, j.event_id, j.event_type, j.event_payload
+         FROM connector_jobs j JOIN connector_configs c USING (config_id)
+         WHERE j.job_id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let status = parse_job_status(&r.status)?;
+            let job = ConnectorJobToRun {
+                job_id: r.job_id,
+                config: ConnectorConfig {
+                    config_id: r.config_id.uuid(),
+                    store_id: r.store_id,
+                    connector_type: r.connector_type,
+                    settings: r.settings,
+                },
+                config_active: r.config_active,
+                state: AttemptState {
+                    status,
+                    attempt_number: r.attempt_number.max(0) as u32,
+                    next_retry_at: r.next_retry_at,
+                    dispatch_seq: r.dispatch_seq,
+                },
+                event: ConnectorEvent {
+                    event_id: r.event_id.uuid(),
+                    event_type: r.event_type,
+                    data: r.event_payload.get("data").cloned().unwrap_or(Value::Null),
+                },
+            };
+            Some((r.job_id, job))
+        })
+        .collect())
+}
+
+/// A connector job as the API shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobRow {
+    /// The job.
+    pub job_id: ConnectorJobId,
+    /// The connector it pushes to.
+    pub config_id: ConnectorId,
+    /// Type of the event it pushes.
+    pub event_type: String,
+    /// The event it pushes.
+    pub event_id: EventId,
+    /// PENDING, FAILED, SUCCEEDED, DEAD_LETTERED or CANCELLED.
+    pub status: String,
+    /// Attempts in the current schedule (0 after a re-trigger).
+    pub attempt_number: i32,
+    /// When the next attempt is due (set while FAILED).
+    pub next_retry_at: Option<DateTime<Utc>>,
+    /// When an attempt succeeded.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// The last failure, or why the last attempt had nothing to do.
+    pub last_error: Option<String>,
+    /// When the job was created (its event was ingested).
+    pub created_at: DateTime<Utc>,
+    /// When the row last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A page of a config's jobs, newest first, optionally of one status.
+pub async fn list_jobs(
+    pool: &PgPool,
+    store_id: &str,
+    config_id: impl Into<ConnectorId>,
+    status: Option<&str>,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<JobRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT job_id, config_id, event_type, event_id, status, attempt_number, next_retry_at, completed_at, last_error, created_at, updated_at
+         FROM connector_jobs j
+         WHERE store_id = $1 AND config_id = $2 AND ($3::text IS NULL OR status = $3)
+           AND ($4::uuid IS NULL OR (created_at, job_id) < (SELECT created_at, job_id FROM connector_jobs WHERE job_id = $4))
+         ORDER BY created_at DESC, job_id DESC LIMIT $5",
+    )
+    .bind(store_id)
+    .bind(config_id.into())
+    .bind(status)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Restart a dead-lettered or cancelled job of an active config (the shared re-trigger path): attempt counter to 0,
+/// a fresh job due now. `None` when the job is not restartable (or unknown).
+pub async fn retrigger(
+    pool: &PgPool,
+    store_id: &str,
+    config_id: impl Into<ConnectorId>,
+    job_id: impl Into<ConnectorJobId>,
+) -> Result<Option<JobRow>, sqlx::Error> {
+    let (config_id, job_id) = (config_id.into(), job_id.into());
+    let scope = Retriggered {
+        store_id,
+        which: Retrigger::DeadOrCancelled,
+        owner: Some(config_id.uuid()),
+        id: Some(job_id.uuid()),
+        dead_since: None,
+    };
+    if attempts::retrigger::<ConnectorDeps>(pool, &scope)
+        .await?
+        .is_empty()
+    {
+        return Ok(None);
+    }
+    get_job(pool, store_id, config_id, job_id).await
+}
+
+/// One job of a config.
+pub async fn get_job(
+    pool: &PgPool,
+    store_id: &str,
+    config_id: impl Into<ConnectorId>,
+    job_id: impl Into<ConnectorJobId>,
+) -> Result<Option<JobRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT job_id, config_id, event_type, event_id, status, attempt_number, next_retry_at, completed_at, last_error, created_at, updated_at
+         FROM connector_jobs WHERE store_id = $1 AND config_id = $2 AND job_id = $3",
+    )
+    .bind(store_id)
+    .bind(config_id.into())
+    .bind(job_id.into())
+    .fetch_optional(pool)
+    .await
+}
