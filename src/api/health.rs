@@ -9,6 +9,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, Producer};
 
+use super::problem::RETRY_AFTER_SECS;
 use super::{AppState, Tag};
 use crate::db::queue;
 
@@ -17,22 +18,22 @@ use crate::db::queue;
 pub struct Readiness {
     /// All configured dependencies answer.
     pub ready: bool,
-    /// Postgres.
+    /// `SELECT 1` on the role's pool succeeded.
     pub postgres: bool,
-    /// The secret store.
+    /// The secret store (Vault, or the embedded store's table) can be read.
     pub secrets: bool,
-    /// Kafka, when configured.
+    /// A broker answered a metadata request within 2 s; `null` when Kafka is not configured.
     pub kafka: Option<bool>,
 }
 
 #[derive(ApiResponse)]
 enum Ready {
-    /// Ready.
+    /// Every configured dependency answers: route traffic here.
     #[oai(status = 200)]
     Ready(Json<Readiness>),
-    /// Not ready.
+    /// A dependency does not answer (the body says which); probe again after `Retry-After` seconds.
     #[oai(status = 503)]
-    NotReady(Json<Readiness>),
+    NotReady(Json<Readiness>, #[oai(header = "Retry-After")] u32),
 }
 
 /// The Kafka client `/ready` probes with: built once at start-up and reused, so a probe costs one metadata request
@@ -96,7 +97,7 @@ impl HealthApi {
         if ready {
             Ready::Ready(body)
         } else {
-            Ready::NotReady(body)
+            Ready::NotReady(body, RETRY_AFTER_SECS)
         }
     }
 
