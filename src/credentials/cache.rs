@@ -38,9 +38,21 @@ struct Entry {
     checked_at: Instant,
 }
 
-/// Each entry lives for the TTL, or until its grant's `valid_until` if that comes first.
+/// Each entry lives for the TTL, or until its grant's `valid_until` if that comes first. A refresh-ahead re-insert
+/// starts a new TTL (moka's default for an update keeps the old deadline, which would let a key in steady use
+/// expire once per TTL and queue its re-check behind a flood).
 struct UntilTtlOrValidity {
     ttl: Duration,
+}
+
+impl UntilTtlOrValidity {
+    fn lifetime(&self, entry: &Entry) -> Duration {
+        let left = entry
+            .grant
+            .valid_until
+            .map(|until| (until - Utc::now()).to_std().unwrap_or(Duration::ZERO));
+        left.map_or(self.ttl, |left| left.min(self.ttl))
+    }
 }
 
 impl Expiry<CacheKey, Arc<Entry>> for UntilTtlOrValidity {
@@ -50,11 +62,17 @@ impl Expiry<CacheKey, Arc<Entry>> for UntilTtlOrValidity {
         entry: &Arc<Entry>,
         _created_at: Instant,
     ) -> Option<Duration> {
-        let left = entry
-            .grant
-            .valid_until
-            .map(|until| (until - Utc::now()).to_std().unwrap_or(Duration::ZERO));
-        Some(left.map_or(self.ttl, |left| left.min(self.ttl)))
+        Some(self.lifetime(entry))
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &CacheKey,
+        entry: &Arc<Entry>,
+        _updated_at: Instant,
+        _duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(self.lifetime(entry))
     }
 }
 

@@ -143,7 +143,7 @@ async fn redelivered_messages_and_a_consumer_replaying_old_offsets_create_nothin
     let db = TestDb::create().await;
     let url = db.url.clone();
     let config = kafka_config(&db, &t, &format!("g-{}", Uuid::new_v4()));
-    let app = spawn(db, config.clone()).await;
+    let mut app = spawn(db, config.clone()).await;
     let mut receiver = Receiver::start(&[]).await;
     app.subscribe("store-k", &receiver.url(), &["*"]).await;
 

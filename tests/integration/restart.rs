@@ -18,7 +18,7 @@ async fn a_pending_retry_survives_a_restart_of_every_process_and_fires_once() {
     let db = Arc::new(TestDb::create().await);
     let config = test_config(&db);
     let mut receiver = Receiver::start(&[500]).await;
-    let first = TestApp::spawn_with_clock(
+    let mut first = TestApp::spawn_with_clock(
         db.clone(),
         config.clone(),
         Roles::API,
@@ -124,7 +124,7 @@ async fn the_worker_loop_fires_a_scaled_retry_after_its_process_was_stopped_and_
         worker: true,
     };
     let scaled = || Arc::new(jobs::ScaledClock::new(1.0 / 30.0)) as Arc<dyn jobs::Clock>;
-    let first =
+    let mut first =
         TestApp::spawn_with_clock(db.clone(), config.clone(), roles, clock(), scaled()).await;
     first.subscribe("store-a", &receiver.url(), &["*"]).await;
     first

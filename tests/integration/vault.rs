@@ -206,7 +206,7 @@ async fn copy_to_vault_moves_embedded_secrets_and_deliveries_still_verify() {
     let embedded_config = test_config(&db);
     let api = Roles::API;
     let clock = jobs::ManualClock::new(crate::common::t0());
-    let embedded = TestApp::spawn_with_clock(
+    let mut embedded = TestApp::spawn_with_clock(
         db.clone(),
         embedded_config.clone(),
         api,

@@ -222,8 +222,9 @@ impl TestApp {
         }
     }
 
-    /// Stop the app as a process would on SIGTERM and wait until it has (workers drained, listener closed).
-    pub async fn stop(mut self) {
+    /// Stop the app as a process would on SIGTERM and wait until it has (workers drained, listener closed). The
+    /// test database stays until the `TestApp` is dropped, so a second app can start on it.
+    pub async fn stop(&mut self) {
         self.shutdown.cancel();
         if let Some(running) = self.running.take() {
             running.await.expect("the app stopped without panicking");
