@@ -124,6 +124,12 @@ pub fn t0() -> DateTime<Utc> {
         .expect("valid time")
 }
 
+/// When the five attempts of a job that fails every time are due, from a first attempt at [`t0`]: the 1m, 5m,
+/// 30m and 2h retry schedule, counted from the attempt before.
+pub fn attempt_times() -> [DateTime<Utc>; 5] {
+    [0, 1, 6, 36, 156].map(|minutes| t0() + chrono::Duration::minutes(minutes))
+}
+
 /// The service under test with its API served on an ephemeral port.
 pub struct TestApp {
     pub addr: SocketAddr,

@@ -24,13 +24,7 @@ async fn channel_5xx_and_429_are_retried_on_the_schedule_then_dead_lettered_and_
         app.post_event(&event("product.updated", STORE, product("TS-42")))
             .await;
         let worker = app.worker("w").await;
-        let due = [
-            t0(),
-            t0() + Minutes::minutes(1),
-            t0() + Minutes::minutes(6),
-            t0() + Minutes::minutes(36),
-            t0() + Minutes::minutes(156),
-        ];
+        let due = attempt_times();
         for (n, at) in due.iter().enumerate() {
             if n > 0 {
                 app.clock.set(*at - Minutes::seconds(2));
@@ -158,11 +152,7 @@ async fn a_configs_rate_limit_paces_its_calls_and_waiting_jobs_use_no_attempts()
                 .all(|j| j.status != "FAILED" && j.status != "DEAD_LETTERED"),
             "{jobs:?}"
         );
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "jobs never finished: {jobs:?}"
-        );
-        crate::common::wait::pause().await;
+        not_yet(deadline, &jobs).await;
     }
     let mut calls = fake.calls();
     calls.sort_by_key(|c| c.at);
@@ -262,12 +252,8 @@ async fn refusals_dead_letter_at_once_expired_tokens_are_renewed_and_failed_poll
     assert_eq!(replaced.status(), 204);
     let tested: Value = app
         .as_store(Method::POST, &format!("/connectors/{ebay}/test"), STORE)
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
+        .json_answer()
+        .await;
     assert_eq!(tested["ok"], false);
     assert!(
         tested["detail"]
