@@ -159,25 +159,12 @@ async fn failing_receiver_is_retried_at_1_5_30_120_minutes_then_dead_lettered_an
 
     let due = attempt_times();
     for (n, at) in due.iter().enumerate() {
+        let what = format!("attempt {}", n + 1);
         if n > 0 {
-            // Two seconds early: the job is not run, only re-queued for its time.
-            app.clock.set(*at - Minutes::seconds(2));
-            let early = worker.run_once().await.expect("run");
-            assert_eq!(
-                (early.jobs, early.not_yet_due),
-                (1, 1),
-                "attempt {} ran early",
-                n + 1
-            );
+            app.assert_not_run_early(&worker, *at, &what).await;
             receiver.expect_silence(Duration::from_millis(100)).await;
         }
-        app.clock.set(*at);
-        assert_eq!(
-            worker.run_pending_jobs().await.expect("run"),
-            1,
-            "attempt {} at its time",
-            n + 1
-        );
+        app.assert_runs_at(&worker, *at, &what).await;
         let got = receiver.next(WAIT).await;
         assert_eq!(got.header("x-ss3-delivery"), id);
         let row = app.delivery("store-a", &id).await;

@@ -243,6 +243,20 @@ impl TestApp {
         worker
     }
 
+    /// Two seconds before `at` the due job is not run, only re-queued for its time; `what` names the attempt.
+    pub async fn assert_not_run_early(&self, worker: &Worker, at: DateTime<Utc>, what: &str) {
+        self.clock.set(at - chrono::Duration::seconds(2));
+        let early = worker.run_once().await.expect("run");
+        assert_eq!((early.jobs, early.not_yet_due), (1, 1), "{what} ran early");
+    }
+
+    /// At `at` exactly one job runs (the attempt `what` names).
+    pub async fn assert_runs_at(&self, worker: &Worker, at: DateTime<Utc>, what: &str) {
+        self.clock.set(at);
+        let ran = worker.run_pending_jobs().await.expect("run");
+        assert_eq!(ran, 1, "{what} at its time");
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

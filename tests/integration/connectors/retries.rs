@@ -26,23 +26,11 @@ async fn channel_5xx_and_429_are_retried_on_the_schedule_then_dead_lettered_and_
         let worker = app.worker("w").await;
         let due = attempt_times();
         for (n, at) in due.iter().enumerate() {
+            let what = format!("{kind}: attempt {}", n + 1);
             if n > 0 {
-                app.clock.set(*at - Minutes::seconds(2));
-                let early = worker.run_once().await.expect("run");
-                assert_eq!(
-                    (early.jobs, early.not_yet_due),
-                    (1, 1),
-                    "{kind}: attempt {} ran early",
-                    n + 1
-                );
+                app.assert_not_run_early(&worker, *at, &what).await;
             }
-            app.clock.set(*at);
-            assert_eq!(
-                worker.run_pending_jobs().await.expect("run"),
-                1,
-                "{kind}: attempt {}",
-                n + 1
-            );
+            app.assert_runs_at(&worker, *at, &what).await;
             let job = jobs(&app, &id, "").await.remove(0);
             if n < 4 {
                 assert_eq!(job.status, "FAILED", "{kind}");
