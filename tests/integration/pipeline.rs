@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use workflows::signing::{DEFAULT_TOLERANCE_SECS, verify_ss3, verify_standard};
 
 use crate::common::client::{IngestResult, JsonAnswer, expect_json};
-use crate::common::{Receiver, TestApp, attempt_times, event, t0};
+use crate::common::{Receiver, TestApp, due_times, event, t0};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -157,7 +157,7 @@ async fn failing_receiver_is_retried_at_1_5_30_120_minutes_then_dead_lettered_an
         .await;
     let worker = app.worker("w1").await;
 
-    let due = attempt_times();
+    let due = due_times();
     for (n, at) in due.iter().enumerate() {
         let what = format!("attempt {}", n + 1);
         if n > 0 {

@@ -126,7 +126,7 @@ pub fn t0() -> DateTime<Utc> {
 
 /// When the five attempts of a job that fails every time are due, from a first attempt at [`t0`]: the 1m, 5m,
 /// 30m and 2h retry schedule, counted from the attempt before.
-pub fn attempt_times() -> [DateTime<Utc>; 5] {
+pub fn due_times() -> [DateTime<Utc>; 5] {
     [0, 1, 6, 36, 156].map(|minutes| t0() + chrono::Duration::minutes(minutes))
 }
 

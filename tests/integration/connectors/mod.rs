@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use crate::common::channels::*;
 use crate::common::client::{Connector, ConnectorJob, JsonAnswer, SyncRun, expect_json};
 use crate::common::process::ServiceProcess;
-use crate::common::{ADMIN_TOKEN, TestApp, TestDb, attempt_times, event, t0, test_config};
+use crate::common::{ADMIN_TOKEN, TestApp, TestDb, due_times, event, t0, test_config};
 use integration_service::startup::Roles;
 
 const STORE: &str = "store-c";

@@ -24,7 +24,7 @@ async fn channel_5xx_and_429_are_retried_on_the_schedule_then_dead_lettered_and_
         app.post_event(&event("product.updated", STORE, product("TS-42")))
             .await;
         let worker = app.worker("w").await;
-        let due = attempt_times();
+        let due = due_times();
         for (n, at) in due.iter().enumerate() {
             let what = format!("{kind}: attempt {}", n + 1);
             if n > 0 {
