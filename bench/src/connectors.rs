@@ -144,10 +144,7 @@ async fn create_configs(
         json!({"perSecond": 100000.0, "burst": 1000})
     };
     for n in 0..configs {
-        let created = http
-            .post(format!("{api}/connectors"))
-            .bearer_auth("bench-token")
-            .header("x-ss3-store-id", "bench")
+        let created = crate::post_as_bench(http, api, "/connectors")
             .json(&json!({
                 "connectorType": "amazon", "displayName": format!("bench-{n}"), "pollIntervalSecs": 0,
                 "eventSubscriptions": ["inventory.updated"],

@@ -104,10 +104,7 @@ async fn create_keys(
         .map(|n| {
             let http = http.clone();
             async move {
-                let r: serde_json::Value = http
-                    .post(format!("{api}/credentials"))
-                    .bearer_auth("bench-token")
-                    .header("x-ss3-store-id", "bench")
+                let r: serde_json::Value = crate::post_as_bench(&http, api, "/credentials")
                     .json(&json!({"name": format!("key-{n}"), "type": "API_KEY", "scopes": ["orders:read"]}))
                     .send()
                     .await?

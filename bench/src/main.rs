@@ -121,6 +121,13 @@ async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `POST {api}{path}` as the operator (`bench-token`) acting on store `bench`.
+fn post_as_bench(http: &reqwest::Client, api: &str, path: &str) -> reqwest::RequestBuilder {
+    http.post(format!("{api}{path}"))
+        .bearer_auth("bench-token")
+        .header("x-ss3-store-id", "bench")
+}
+
 /// The `p` quantile of sorted microsecond samples, in milliseconds.
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {

@@ -19,6 +19,9 @@ impl CredentialField {
     /// Every field, in path order.
     pub const ALL: [CredentialField; 3] = [Self::ApiKey, Self::ApiSecret, Self::RefreshToken];
 
+    /// What an OAuth refresh-token grant needs: the app's client id and secret and the seller's refresh token.
+    pub const OAUTH_REFRESH: &'static [CredentialField] = &Self::ALL;
+
     /// Last segment of its secret-store path.
     pub fn path(self) -> &'static str {
         match self {

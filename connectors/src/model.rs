@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 use workflows::catalog::PayloadError;
-use workflows::connector::SyncFailure;
+use workflows::connector::{SyncFailure, entity_of};
 
 use crate::channel::ChannelClient;
 use crate::credentials::Credentials;
@@ -63,6 +63,14 @@ impl SyncReport {
             records: 0,
             skipped: Some(why.into()),
         }
+    }
+
+    /// A report of an event the adapter does not sync to `marketplace` (every adapter's fallback).
+    pub fn not_synced(event_type: &str, marketplace: &str) -> Self {
+        Self::skipped(
+            entity_of(event_type),
+            format!("{event_type} is not synced to {marketplace}"),
+        )
     }
 }
 

@@ -137,31 +137,49 @@ fn specific<T: DeserializeOwned>(
     }
 }
 
-/// A string setting that must not be blank (ids the marketplace needs).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct NonBlank(String);
+/// A string setting checked once, when parsed: `$name` holds only strings `$check` accepts (its `Err` is the
+/// message the API shows). Every adapter's id settings are declared with it, so they parse the same way.
+macro_rules! checked_string {
+    ($(#[$meta:meta])* $name:ident, $check:expr) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+        #[serde(try_from = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// The value as it was given (and checked).
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(value: String) -> Result<Self, String> {
+                let check: fn(&str) -> Result<(), String> = $check;
+                check(&value).map(|()| Self(value))
+            }
+        }
+    };
+}
+pub(crate) use checked_string;
+
+checked_string!(
+    /// A string setting that must not be blank (ids the marketplace needs).
+    NonBlank,
+    |value| {
+        if value.trim().is_empty() {
+            Err("must not be blank".into())
+        } else {
+            Ok(())
+        }
+    }
+);
 
 impl NonBlank {
     /// A default the code knows is not blank.
     pub(crate) fn known(value: &str) -> Self {
         Self(value.to_owned())
-    }
-
-    /// The value.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for NonBlank {
-    type Error = String;
-    fn try_from(value: String) -> Result<Self, String> {
-        if value.trim().is_empty() {
-            Err("must not be blank".into())
-        } else {
-            Ok(Self(value))
-        }
     }
 }
 

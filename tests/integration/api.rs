@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::client::{Delivery, Page, Subscription};
+use crate::common::client::{Delivery, JsonAnswer, Page, Subscription};
 use crate::common::{ADMIN_TOKEN, Receiver, TestApp, TestDb, event, problem, test_config};
 use integration_service::config::Mode;
 use integration_service::startup::Roles;
@@ -241,14 +241,7 @@ async fn all_pages(app: &TestApp, first: &str, store: &str) -> Vec<Value> {
     let mut pages = Vec::new();
     let mut path = first.to_owned();
     loop {
-        let page: Value = app
-            .as_store(Method::GET, &path, store)
-            .send()
-            .await
-            .expect("req")
-            .json()
-            .await
-            .expect("json");
+        let page: Value = app.as_store(Method::GET, &path, store).json_answer().await;
         let next = page["nextCursor"]
             .as_str()
             .map(|c| format!("{first}&cursor={c}"));
@@ -264,15 +257,7 @@ async fn all_pages(app: &TestApp, first: &str, store: &str) -> Vec<Value> {
 #[tokio::test]
 async fn openapi_document_and_health_are_served() {
     let app = TestApp::spawn().await;
-    let spec: Value = app
-        .http
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
+    let spec: Value = app.http.get(app.url("/openapi.json")).json_answer().await;
     assert!(spec["paths"]["/subscriptions"].is_object());
     assert!(spec["paths"]["/deliveries/{id}/retrigger"].is_object());
     assert_eq!(
@@ -284,15 +269,7 @@ async fn openapi_document_and_health_are_served() {
             .status(),
         200
     );
-    let ready: Value = app
-        .http
-        .get(app.url("/ready"))
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
+    let ready: Value = app.http.get(app.url("/ready")).json_answer().await;
     assert_eq!(ready["ready"], true);
     let metrics = app
         .http

@@ -7,7 +7,7 @@ use integration_service::startup::Roles;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::client::{CreatedSubscription, IssuedCredential, expect_json};
+use crate::common::client::{CreatedSubscription, IssuedCredential, JsonAnswer, expect_json};
 use crate::common::{Receiver, TestApp, TestDb, test_config};
 
 /// How long a second process may take to start listening for credential changes.
@@ -119,15 +119,7 @@ async fn the_secret_is_shown_only_at_creation_and_stored_as_a_bcrypt_hash() {
     );
     let past = app.as_store(Method::POST, "/credentials", "store-a").json(&json!({"name": "y", "type": "API_KEY", "scopes": ["orders:read"], "expiresAt": "2020-01-01T00:00:00Z"})).send().await.expect("req");
     assert_eq!(past.status(), 422);
-    let scopes: Value = app
-        .http
-        .get(app.url("/scopes"))
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
+    let scopes: Value = app.http.get(app.url("/scopes")).json_answer().await;
     assert_eq!(scopes.as_array().map(Vec::len), Some(6));
 }
 
@@ -155,12 +147,8 @@ async fn validate_answers_for_valid_keys_only_and_records_last_use() {
         .http
         .get(app.url("/credentials/validate"))
         .header("x-api-key", &key)
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
+        .json_answer()
+        .await;
     assert_eq!(via_header["valid"], true);
 
     let (head, secret) = key.rsplit_once('_').expect("parts");
@@ -182,12 +170,8 @@ async fn validate_answers_for_valid_keys_only_and_records_last_use() {
     let none: Value = app
         .http
         .get(app.url("/credentials/validate"))
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
+        .json_answer()
+        .await;
     assert_eq!(none, json!({"valid": false}));
 
     // last_used_at is written by the coalescing flusher.
@@ -239,12 +223,8 @@ async fn validate_answers_for_valid_keys_only_and_records_last_use() {
             "store-a",
         )
         .json(&json!({}))
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
+        .json_answer()
+        .await;
     let new_key = rotated.key().to_owned();
     assert_eq!(validate(&app, &key).await["valid"], false);
     assert_eq!(validate(&app, &new_key).await["valid"], true);
@@ -255,12 +235,8 @@ async fn validate_answers_for_valid_keys_only_and_records_last_use() {
             "store-a",
         )
         .json(&json!({"graceSeconds": 600}))
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
+        .json_answer()
+        .await;
     assert_eq!(
         validate(&app, &new_key).await["valid"],
         true,
@@ -502,12 +478,8 @@ async fn credentials_are_confined_to_their_store_and_scopes() {
     // The store header cannot widen a credential's reach.
     let list: Value = as_key(Method::GET, "/subscriptions", &manager)
         .header("x-ss3-store-id", "store-b")
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
+        .json_answer()
+        .await;
     assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
     assert_eq!(
         as_key(Method::GET, &format!("/subscriptions/{sub_b}"), &manager)

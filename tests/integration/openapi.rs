@@ -6,6 +6,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::common::TestApp;
+use crate::common::client::JsonAnswer;
 
 /// The document as `integration-service openapi` prints it (no database needed).
 fn printed_document() -> String {
@@ -195,12 +196,8 @@ async fn a_malformed_store_header_is_refused_even_from_a_store_credential() {
     let created: Value = app
         .as_store(Method::POST, "/credentials", "store-a")
         .json(&json!({"name": "k", "type": "API_KEY", "scopes": ["webhooks:manage"]}))
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
+        .json_answer()
+        .await;
     let key = created["apiKey"].as_str().expect("key");
     let list = |store: &'static str| {
         app.http

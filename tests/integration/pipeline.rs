@@ -7,8 +7,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use workflows::signing::{DEFAULT_TOLERANCE_SECS, verify_ss3, verify_standard};
 
-use crate::common::client::{IngestResult, expect_json};
-use crate::common::{Receiver, TestApp, event, t0};
+use crate::common::client::{IngestResult, JsonAnswer, expect_json};
+use crate::common::{Receiver, TestApp, due_times, event, t0};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -157,33 +157,14 @@ async fn failing_receiver_is_retried_at_1_5_30_120_minutes_then_dead_lettered_an
         .await;
     let worker = app.worker("w1").await;
 
-    let due = [
-        t0(),
-        t0() + Minutes::minutes(1),
-        t0() + Minutes::minutes(6),
-        t0() + Minutes::minutes(36),
-        t0() + Minutes::minutes(156),
-    ];
+    let due = due_times();
     for (n, at) in due.iter().enumerate() {
+        let what = format!("attempt {}", n + 1);
         if n > 0 {
-            // Two seconds early: the job is not run, only re-queued for its time.
-            app.clock.set(*at - Minutes::seconds(2));
-            let early = worker.run_once().await.expect("run");
-            assert_eq!(
-                (early.jobs, early.not_yet_due),
-                (1, 1),
-                "attempt {} ran early",
-                n + 1
-            );
+            app.assert_not_run_early(&worker, *at, &what).await;
             receiver.expect_silence(Duration::from_millis(100)).await;
         }
-        app.clock.set(*at);
-        assert_eq!(
-            worker.run_pending_jobs().await.expect("run"),
-            1,
-            "attempt {} at its time",
-            n + 1
-        );
+        app.assert_runs_at(&worker, *at, &what).await;
         let got = receiver.next(WAIT).await;
         assert_eq!(got.header("x-ss3-delivery"), id);
         let row = app.delivery("store-a", &id).await;
@@ -207,12 +188,8 @@ async fn failing_receiver_is_retried_at_1_5_30_120_minutes_then_dead_lettered_an
     assert_eq!(dead_events, 1);
     let listed: Value = app
         .as_store(Method::GET, "/dead-letters", "store-a")
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
+        .json_answer()
+        .await;
     assert_eq!(listed["items"][0]["deliveryId"], id.as_str());
 
     // Re-trigger: fresh attempt now, same delivery id, history kept.
@@ -326,12 +303,8 @@ async fn deactivation_stops_pending_retries_and_deletion_keeps_the_log() {
             &format!("/subscriptions/{sub}/deliveries"),
             "store-a",
         )
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
+        .json_answer()
+        .await;
     assert_eq!(
         log["items"].as_array().map(Vec::len),
         Some(1),

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use workflows::signing::verify_ss3;
 
+use crate::common::client::JsonAnswer;
 use crate::common::vault::{OwnVault, client, read_raw, shared, use_vault};
 use crate::common::{Receiver, TestApp, TestDb, event, test_config};
 
@@ -79,15 +80,7 @@ async fn a_delivery_is_signed_with_the_secret_held_in_vault() {
         verify_ss3(&secret, &got.body, got.header("x-ss3-signature")),
         Ok(())
     );
-    let ready: Value = app
-        .http
-        .get(app.url("/ready"))
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
+    let ready: Value = app.http.get(app.url("/ready")).json_answer().await;
     assert_eq!(ready["secrets"], true);
 }
 
@@ -324,15 +317,7 @@ async fn a_short_lived_vault_token_is_renewed_before_it_expires() {
     let receiver = Receiver::start(&[]).await;
     // Writing a subscription's secret needs a valid token (`subscribe` asserts 201).
     app.subscribe("store-t", &receiver.url(), &["*"]).await;
-    let ready: Value = app
-        .http
-        .get(app.url("/ready"))
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
+    let ready: Value = app.http.get(app.url("/ready")).json_answer().await;
     assert_eq!(
         ready["secrets"], true,
         "the token is still valid after its first TTL"

@@ -11,7 +11,7 @@ pub mod settings;
 use async_trait::async_trait;
 use serde_json::Value;
 use workflows::catalog::{fulfillment, listings, stock_levels};
-use workflows::connector::{SyncFailure, entity_of};
+use workflows::connector::SyncFailure;
 use workflows::ratelimit::RateLimit;
 
 use self::mapping::{
@@ -201,11 +201,7 @@ impl Connector for Amazon {
     }
 
     fn required_credentials(&self) -> &'static [CredentialField] {
-        &[
-            CredentialField::ApiKey,
-            CredentialField::ApiSecret,
-            CredentialField::RefreshToken,
-        ]
+        CredentialField::OAUTH_REFRESH
     }
 
     fn default_rate_limit(&self) -> RateLimit {
@@ -230,10 +226,7 @@ impl Connector for Amazon {
             "product.updated" => self.sync_listings(ctx, s, &event.data).await,
             "inventory.updated" => self.sync_inventory(ctx, s, &event.data).await,
             "order.fulfilled" => self.confirm_shipment(ctx, s, &event.data).await,
-            other => Ok(SyncReport::skipped(
-                entity_of(other),
-                format!("{other} is not synced to Amazon"),
-            )),
+            other => Ok(SyncReport::not_synced(other, "Amazon")),
         }
     }
 

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use serde_json::{Value, json};
 use workflows::catalog::{listings, stock_levels};
-use workflows::connector::{StatusClass, SyncFailure, classify_status, entity_of};
+use workflows::connector::{StatusClass, SyncFailure, classify_status};
 use workflows::ratelimit::RateLimit;
 
 use self::mapping::{
@@ -190,11 +190,7 @@ impl Connector for Ebay {
     }
 
     fn required_credentials(&self) -> &'static [CredentialField] {
-        &[
-            CredentialField::ApiKey,
-            CredentialField::ApiSecret,
-            CredentialField::RefreshToken,
-        ]
+        CredentialField::OAUTH_REFRESH
     }
 
     fn default_rate_limit(&self) -> RateLimit {
@@ -214,10 +210,7 @@ impl Connector for Ebay {
         match event.event_type.as_str() {
             "product.updated" => self.sync_listings(ctx, s, &event.data).await,
             "inventory.updated" => self.sync_inventory(ctx, s, &event.data).await,
-            other => Ok(SyncReport::skipped(
-                entity_of(other),
-                format!("{other} is not synced to eBay"),
-            )),
+            other => Ok(SyncReport::not_synced(other, "eBay")),
         }
     }
 

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::settings::NonBlank;
+use crate::settings::{NonBlank, checked_string};
 
 /// Settings of an eBay config.
 #[derive(Debug, Deserialize)]
@@ -29,33 +29,22 @@ fn default_language() -> NonBlank {
     NonBlank::known("en-US")
 }
 
-/// An eBay marketplace id: `EBAY_` and upper-case letters or underscores (`EBAY_US`, `EBAY_MOTORS_US`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct MarketplaceId(String);
-
-impl MarketplaceId {
-    /// The id as eBay spells it.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for MarketplaceId {
-    type Error = String;
-    fn try_from(value: String) -> Result<Self, String> {
+checked_string!(
+    /// An eBay marketplace id: `EBAY_` and upper-case letters or underscores (`EBAY_US`, `EBAY_MOTORS_US`).
+    MarketplaceId,
+    |value| {
         let valid = value.strip_prefix("EBAY_").is_some_and(|rest| {
             !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
         });
         if valid {
-            Ok(Self(value))
+            Ok(())
         } else {
             Err(format!(
                 "{value:?} is not an eBay marketplace id (EBAY_US, EBAY_DE…)"
             ))
         }
     }
-}
+);
 
 /// Where eBay's APIs are: deployment configuration (`[connectors.ebay]`), never a connector setting, so no API
 /// call can send a config's credentials anywhere else.

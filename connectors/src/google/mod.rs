@@ -10,7 +10,6 @@ use async_trait::async_trait;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::Value;
 use workflows::catalog::listings;
-use workflows::connector::entity_of;
 use workflows::ratelimit::RateLimit;
 
 use self::mapping::{Feed, jwt_claims, product_input};
@@ -125,10 +124,7 @@ impl Connector for GoogleShopping {
     ) -> Result<SyncReport, ConnectorError> {
         match event.event_type.as_str() {
             "product.updated" => self.insert_products(ctx, s, &event.data).await,
-            other => Ok(SyncReport::skipped(
-                entity_of(other),
-                format!("{other} is not synced to Google Shopping"),
-            )),
+            other => Ok(SyncReport::not_synced(other, "Google Shopping")),
         }
     }
 

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::settings::NonBlank;
+use crate::settings::{NonBlank, checked_string};
 
 /// Settings of a Google Shopping config.
 #[derive(Debug, Deserialize)]
@@ -27,28 +27,17 @@ fn default_feed_label() -> NonBlank {
     NonBlank::known("US")
 }
 
-/// A Merchant Center id (account, data source): decimal digits only.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct NumericId(String);
-
-impl NumericId {
-    /// The id's digits.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for NumericId {
-    type Error = String;
-    fn try_from(value: String) -> Result<Self, String> {
+checked_string!(
+    /// A Merchant Center id (account, data source): decimal digits only.
+    NumericId,
+    |value| {
         if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-            Ok(Self(value))
+            Ok(())
         } else {
             Err(format!("{value:?} is not a Merchant Center id (digits)"))
         }
     }
-}
+);
 
 /// Where Google's APIs are: deployment configuration (`[connectors.google_shopping]`), never a connector setting,
 /// so no API call can send a signed service-account assertion anywhere else.

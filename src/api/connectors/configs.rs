@@ -89,7 +89,7 @@ async fn activate_now(
 
 /// Store `credentials` for config `id` and record which fields are set. Called before the config's row commits,
 /// so no worker ever sees an active config without its credentials.
-async fn store_and_mark(
+pub(super) async fn store_and_mark(
     state: &AppState,
     tx: &mut PgConnection,
     id: ConnectorId,

@@ -9,15 +9,15 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 use workflows::ids::ConnectorId;
 
+use super::configs::store_and_mark;
 use super::types::{ConnectionTest, CredentialsInput};
-use super::validate::{adapter, field_name, to_credentials};
-use super::{load, not_found, secret_store_error};
+use super::validate::{adapter, to_credentials};
+use super::{load, not_found};
 use crate::api::auth::OperatorStoreAuth;
 use crate::api::code::ProblemCode;
 use crate::api::problem::can::*;
 use crate::api::problem::{ApiError, Problems};
 use crate::api::{AppState, Tag};
-use crate::connectors::store_credentials;
 use crate::db::connectors;
 
 #[derive(ApiResponse)]
@@ -48,17 +48,7 @@ impl ConnectorCredentialsApi {
             .ok_or_else(|| not_found(id.0))?;
         let adapter = adapter(&state, &current.connector_type)?;
         let credentials = to_credentials(adapter.as_ref(), &body)?;
-        store_credentials(state.secrets.as_ref(), id.0.into(), &credentials)
-            .await
-            .map_err(secret_store_error)?;
-        let set: Vec<String> = credentials
-            .0
-            .keys()
-            .map(|f| field_name(*f).to_owned())
-            .collect();
-        connectors::mark_credentials(&mut tx, id.0.into(), &set)
-            .await
-            .map_err(ApiError::from)?;
+        store_and_mark(&state, &mut tx, id.0, &credentials).await?;
         tx.commit().await.map_err(ApiError::from)?;
         Ok(NoContent::NoContent)
     }

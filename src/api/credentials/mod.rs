@@ -117,6 +117,20 @@ async fn change(
     Ok(Json(row.into()))
 }
 
+/// Deactivate (`false`) or reactivate (`true`) the store's credential `id`.
+async fn set_active(
+    state: &AppState,
+    store: &StoreId,
+    id: CredentialId,
+    is_active: bool,
+) -> Result<Json<Credential>, ApiError> {
+    let patch = Patch {
+        is_active: Some(is_active),
+        ..Patch::default()
+    };
+    change(state, store, id, &patch).await
+}
+
 /// Give the store's credential `id` a new secret; the old one works until `grace_until`, or stops at once.
 async fn rotate(
     state: &AppState,
@@ -247,11 +261,7 @@ impl ManageApi {
         state: Data<&AppState>,
         id: Path<CredentialId>,
     ) -> Result<Json<Credential>, Problems<{ STORE_CALLER | POSTS | NOT_FOUND }>> {
-        let patch = Patch {
-            is_active: Some(false),
-            ..Patch::default()
-        };
-        Ok(change(&state, &auth.0.store_id, id.0, &patch).await?)
+        Ok(set_active(&state, &auth.0.store_id, id.0, false).await?)
     }
 
     /// Reactivate a deactivated credential: validation accepts it again (unless it expired).
@@ -262,11 +272,7 @@ impl ManageApi {
         state: Data<&AppState>,
         id: Path<CredentialId>,
     ) -> Result<Json<Credential>, Problems<{ STORE_CALLER | POSTS | NOT_FOUND }>> {
-        let patch = Patch {
-            is_active: Some(true),
-            ..Patch::default()
-        };
-        Ok(change(&state, &auth.0.store_id, id.0, &patch).await?)
+        Ok(set_active(&state, &auth.0.store_id, id.0, true).await?)
     }
 
     /// Issue a new secret. The old one stops working at once, or after `graceSeconds`.

@@ -21,7 +21,7 @@ use super::types::FilterText;
 use super::{AppState, Tag};
 use crate::db::deliveries::{self, LogFilter, Restart};
 use crate::db::subscriptions;
-use page::{decode_cursor, page, parse_status, with_attempts};
+use page::{decode_cursor, log_filter, page, with_attempts};
 
 /// 404 for a delivery id that is not one of the caller's store (another store's id looks the same).
 fn not_found(id: DeliveryId) -> ApiError {
@@ -51,14 +51,8 @@ impl DeliveriesApi {
         cursor: Query<Option<String>>,
         limit: Query<Option<i64>>,
     ) -> Result<Json<DeliveryPage>, Problems<{ STORE_CALLER }>> {
-        let filter = LogFilter {
-            subscription_id: subscription_id.0.map(Into::into),
-            status: parse_status(status.0)?,
-            event_type: event_type.0.map(FilterText::into_inner),
-            from: from.0,
-            to: to.0,
-            before: cursor.0.as_deref().map(decode_cursor).transpose()?,
-        };
+        let window = (from.0, to.0);
+        let filter = log_filter(subscription_id.0, status.0, event_type.0, window, cursor.0)?;
         Ok(Json(page(&state, &auth.0.store_id, filter, limit.0).await?))
     }
 
@@ -78,14 +72,8 @@ impl DeliveriesApi {
         limit: Query<Option<i64>>,
     ) -> Result<Json<DeliveryPage>, Problems<{ STORE_CALLER | NOT_FOUND }>> {
         known_subscription(&state, &auth.0.store_id, id.0).await?;
-        let filter = LogFilter {
-            subscription_id: Some(id.0.into()),
-            status: parse_status(status.0)?,
-            event_type: event_type.0.map(FilterText::into_inner),
-            from: from.0,
-            to: to.0,
-            before: cursor.0.as_deref().map(decode_cursor).transpose()?,
-        };
+        let window = (from.0, to.0);
+        let filter = log_filter(Some(id.0), status.0, event_type.0, window, cursor.0)?;
         Ok(Json(page(&state, &auth.0.store_id, filter, limit.0).await?))
     }
 

@@ -6,12 +6,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
-use workflows::ids::DeliveryId;
+use workflows::ids::{DeliveryId, SubscriptionId};
 use workflows::{DeliveryStatus, StoreId};
 
 use super::types::{Attempt, Delivery, DeliveryPage};
 use crate::api::code::ProblemCode;
 use crate::api::problem::ApiError;
+use crate::api::types::FilterText;
 use crate::api::{AppState, page_limit};
 use crate::db::deliveries::{self, DeliveryRow, LogFilter};
 
@@ -50,6 +51,25 @@ pub(super) fn parse_status(raw: Option<String>) -> Result<Option<DeliveryStatus>
         })
     })
     .transpose()
+}
+
+/// The filter of the delivery log's query parameters (shared by `/deliveries` and a subscription's log); 422
+/// for a status or cursor that does not parse.
+pub(super) fn log_filter(
+    subscription_id: Option<SubscriptionId>,
+    status: Option<String>,
+    event_type: Option<FilterText>,
+    (from, to): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+    cursor: Option<String>,
+) -> Result<LogFilter, ApiError> {
+    Ok(LogFilter {
+        subscription_id: subscription_id.map(Into::into),
+        status: parse_status(status)?,
+        event_type: event_type.map(FilterText::into_inner),
+        from,
+        to,
+        before: cursor.as_deref().map(decode_cursor).transpose()?,
+    })
 }
 
 /// The deliveries in `rows`, each with its attempts (one query for all of them).

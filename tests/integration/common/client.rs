@@ -302,6 +302,18 @@ impl Api {
     }
 }
 
+/// Send a request and read its answer as JSON whatever the status, for tests that assert on the raw document.
+pub trait JsonAnswer {
+    /// The answer's body as `T`; panics when the request is not sent or the body is not JSON.
+    fn json_answer<T: DeserializeOwned>(self) -> impl Future<Output = T>;
+}
+
+impl JsonAnswer for RequestBuilder {
+    async fn json_answer<T: DeserializeOwned>(self) -> T {
+        self.send().await.expect("req").json().await.expect("json")
+    }
+}
+
 /// An answer the test already holds, which must have status `want`, as `T`.
 pub async fn expect_json<T: DeserializeOwned>(response: Response, want: u16) -> T {
     let what = format!("{} {}", response.url().path(), want);

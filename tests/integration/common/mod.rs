@@ -124,6 +124,12 @@ pub fn t0() -> DateTime<Utc> {
         .expect("valid time")
 }
 
+/// When the five attempts of a job that fails every time are due, from a first attempt at [`t0`]: the 1m, 5m,
+/// 30m and 2h retry schedule, counted from the attempt before.
+pub fn due_times() -> [DateTime<Utc>; 5] {
+    [0, 1, 6, 36, 156].map(|minutes| t0() + chrono::Duration::minutes(minutes))
+}
+
 /// The service under test with its API served on an ephemeral port.
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -236,6 +242,20 @@ impl TestApp {
         let worker = self.app.worker(name);
         worker.register().await.expect("register worker");
         worker
+    }
+
+    /// Two seconds before `at` the due job is not run, only re-queued for its time; `what` names the attempt.
+    pub async fn assert_not_run_early(&self, worker: &Worker, at: DateTime<Utc>, what: &str) {
+        self.clock.set(at - chrono::Duration::seconds(2));
+        let early = worker.run_once().await.expect("run");
+        assert_eq!((early.jobs, early.not_yet_due), (1, 1), "{what} ran early");
+    }
+
+    /// At `at` exactly one job runs (the attempt `what` names).
+    pub async fn assert_runs_at(&self, worker: &Worker, at: DateTime<Utc>, what: &str) {
+        self.clock.set(at);
+        let ran = worker.run_pending_jobs().await.expect("run");
+        assert_eq!(ran, 1, "{what} at its time");
     }
 
     pub fn url(&self, path: &str) -> String {

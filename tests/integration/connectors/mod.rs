@@ -19,9 +19,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::common::channels::*;
-use crate::common::client::{Connector, ConnectorJob, SyncRun, expect_json};
+use crate::common::client::{Connector, ConnectorJob, JsonAnswer, SyncRun, expect_json};
 use crate::common::process::ServiceProcess;
-use crate::common::{ADMIN_TOKEN, TestApp, TestDb, event, t0, test_config};
+use crate::common::{ADMIN_TOKEN, TestApp, TestDb, due_times, event, t0, test_config};
 use integration_service::startup::Roles;
 
 const STORE: &str = "store-c";
@@ -77,6 +77,15 @@ async fn create_id(app: &TestApp, body: &Value) -> String {
 /// The first page of a config's jobs (`query` filters, e.g. `status=DEAD_LETTERED`).
 async fn jobs(app: &TestApp, config_id: &str, query: &str) -> Vec<ConnectorJob> {
     app.api().connector_jobs(STORE, config_id, query).await
+}
+
+/// Between two looks at a config's jobs: fail with them once `deadline` has passed, otherwise pause.
+async fn not_yet(deadline: tokio::time::Instant, jobs: &[ConnectorJob]) {
+    assert!(
+        tokio::time::Instant::now() < deadline,
+        "jobs never finished: {jobs:?}"
+    );
+    crate::common::wait::pause().await;
 }
 
 /// An Amazon config limited to `per_second` calls (burst 1), and `events` stock updates of distinct SKUs for it.

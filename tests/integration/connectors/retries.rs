@@ -24,31 +24,13 @@ async fn channel_5xx_and_429_are_retried_on_the_schedule_then_dead_lettered_and_
         app.post_event(&event("product.updated", STORE, product("TS-42")))
             .await;
         let worker = app.worker("w").await;
-        let due = [
-            t0(),
-            t0() + Minutes::minutes(1),
-            t0() + Minutes::minutes(6),
-            t0() + Minutes::minutes(36),
-            t0() + Minutes::minutes(156),
-        ];
+        let due = due_times();
         for (n, at) in due.iter().enumerate() {
+            let what = format!("{kind}: attempt {}", n + 1);
             if n > 0 {
-                app.clock.set(*at - Minutes::seconds(2));
-                let early = worker.run_once().await.expect("run");
-                assert_eq!(
-                    (early.jobs, early.not_yet_due),
-                    (1, 1),
-                    "{kind}: attempt {} ran early",
-                    n + 1
-                );
+                app.assert_not_run_early(&worker, *at, &what).await;
             }
-            app.clock.set(*at);
-            assert_eq!(
-                worker.run_pending_jobs().await.expect("run"),
-                1,
-                "{kind}: attempt {}",
-                n + 1
-            );
+            app.assert_runs_at(&worker, *at, &what).await;
             let job = jobs(&app, &id, "").await.remove(0);
             if n < 4 {
                 assert_eq!(job.status, "FAILED", "{kind}");
@@ -158,11 +140,7 @@ async fn a_configs_rate_limit_paces_its_calls_and_waiting_jobs_use_no_attempts()
                 .all(|j| j.status != "FAILED" && j.status != "DEAD_LETTERED"),
             "{jobs:?}"
         );
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "jobs never finished: {jobs:?}"
-        );
-        crate::common::wait::pause().await;
+        not_yet(deadline, &jobs).await;
     }
     let mut calls = fake.calls();
     calls.sort_by_key(|c| c.at);
@@ -262,12 +240,8 @@ async fn refusals_dead_letter_at_once_expired_tokens_are_renewed_and_failed_poll
     assert_eq!(replaced.status(), 204);
     let tested: Value = app
         .as_store(Method::POST, &format!("/connectors/{ebay}/test"), STORE)
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
+        .json_answer()
+        .await;
     assert_eq!(tested["ok"], false);
     assert!(
         tested["detail"]
