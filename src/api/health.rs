@@ -10,7 +10,7 @@ use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, Producer};
 
 use super::{AppState, Tag};
-use crate::db::queue;
+use jobs::queue;
 
 /// Readiness of each dependency (`null` when not configured).
 #[derive(Debug, Object)]

@@ -7,16 +7,21 @@
 //! `reenqueue_orphaned`, the rescue does not care whether the job's worker still heartbeats: a live worker can
 //! hold a claim it forgot (its reply was lost when a connection died after the commit).
 
+pub mod attempts;
+pub mod effects;
+pub mod load;
+pub mod polls;
+
 use std::time::{Duration, SystemTime};
 
+use crate::Job;
+use crate::job::QUEUE;
 use apalis_core::backend::TaskResult;
 use apalis_core::task::builder::TaskBuilder;
 use apalis_core::task::status::Status;
 use apalis_core::task::task_id::TaskId;
 use apalis_core::worker::context::WorkerContext;
 use apalis_postgres::{Config as ApalisConfig, PgTask, queries};
-use jobs::Job;
-use jobs::job::QUEUE;
 use sqlx::{PgConnection, PgPool};
 
 /// How often apalis re-fetches a job whose handler hit an infrastructure error before giving up on it.
