@@ -8,6 +8,7 @@ use jobs::webhook::WebhookDeps;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
+use workflows::DeliveryStatus;
 pub use workflows::attempt::Retrigger as Restart;
 use workflows::ids::{DeliveryId, EventId, SubscriptionId};
 

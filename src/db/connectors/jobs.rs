@@ -4,7 +4,6 @@
 use chrono::{DateTime, Utc};
 use jobs::connector::handler::ConnectorDeps;
 use jobs::queue::attempts::{self, Retriggered};
-use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 use workflows::attempt::Retrigger;
