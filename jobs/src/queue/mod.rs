@@ -50,7 +50,7 @@ pub async fn push(
 }
 
 /// A queue error inside a repository function that returns `sqlx::Error` (apalis wraps sqlx underneath).
-/// The database's own error is passed through unchanged, so `db::errors::fault` still sees its SQLSTATE.
+/// The database's own error is passed through unchanged, so the service's `db::errors::fault` still sees its SQLSTATE.
 pub fn as_sqlx(e: apalis_postgres::Error) -> sqlx::Error {
     match e {
         apalis_postgres::Error::Database(e) => e,
