@@ -1,7 +1,6 @@
 //! integration-service: connects ShopSTAR3 to the outside world (webhooks, API credentials, connectors).
 
 pub mod api;
-pub mod backoff;
 pub mod config;
 pub mod connectors;
 pub mod credentials;
@@ -13,4 +12,3 @@ pub mod publisher;
 pub mod secrets;
 pub mod startup;
 pub mod supervisor;
-pub mod worker;

@@ -393,6 +393,21 @@ impl Metrics {
     }
 }
 
+/// The worker counts through this port (`jobs` does not depend on the service crate).
+impl jobs::worker::JobMetrics for Metrics {
+    fn record_handled(&self, handled: Result<&Handled, &String>) {
+        Metrics::record_handled(self, handled);
+    }
+
+    fn record_connector(&self, handled: &Handled) {
+        Metrics::record_connector(self, handled);
+    }
+
+    fn record_attempt(&self, number: u32, delivered_after_ms: Option<i64>) {
+        Metrics::record_attempt(self, number, delivered_after_ms);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::db::outbox;
 use crate::metrics::Metrics;
-use crate::worker::Backoff;
+use jobs::backoff::Backoff;
 
 /// How long a claimed batch is ours before another relay may take it.
 const LEASE_SECS: i64 = 30;

@@ -18,7 +18,6 @@ use crate::config::{Config, Mode};
 use crate::connectors::{ReqwestChannelHttp, StoreConnectorSecrets};
 use crate::credentials::{GateLimits, Validator, ValidatorSettings};
 use crate::db;
-use crate::db::effects::Topics;
 use crate::db::rate_limits::PgRateGate;
 use crate::delivery::http::HttpSender;
 use crate::delivery::target::TargetPolicy;
@@ -30,7 +29,8 @@ use crate::secrets::embedded::{EmbeddedSecretStore, load_master_key};
 use crate::secrets::vault::VaultSecretStore;
 use crate::secrets::{SecretStore, StoreSigningSecrets};
 use crate::supervisor::Supervisor;
-use crate::worker::{Faults, LeaseSettings, NoFaults, Worker, WorkerSettings};
+use jobs::queue::effects::Topics;
+use jobs::worker::{Faults, LeaseSettings, NoFaults, Worker, WorkerSettings};
 
 /// Which parts of the service this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,8 +295,10 @@ impl Application {
     /// A worker named `name` over this application's queue (tests drive it by hand).
     pub fn worker(&self, name: &str) -> Worker {
         let w = &self.config.worker;
-        let apalis =
-            db::queue::apalis_config(w.batch_size, Duration::from_secs(w.heartbeat_interval_secs));
+        let apalis = jobs::queue::apalis_config(
+            w.batch_size,
+            Duration::from_secs(w.heartbeat_interval_secs),
+        );
         let deps = WebhookDeps {
             worker: name.to_owned(),
             ..self.webhook.clone()

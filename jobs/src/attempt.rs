@@ -10,7 +10,7 @@
 //! Implement [`OutboundKind`] in one module: the row as loaded ([`OutboundKind::Loaded`], which exposes its
 //! [`AttemptState`] and whether its owner is active), how to prepare an attempt (read its secrets), how to send it
 //! (mapping the answer into [`Outcome`]), and the kind-specific part of its record ([`OutboundKind::Extras`]). The
-//! service adds the matching table description for the writer (`db::attempts::AttemptTable`: its table, its attempt
+//! `jobs` adds the matching table description for the writer (`queue::attempts::AttemptTable`: its table, its attempt
 //! log, the event it publishes) and a `Job` variant. Nothing else is copied.
 
 use std::fmt::Debug;

@@ -11,7 +11,7 @@ use rdkafka::producer::{BaseProducer, Producer};
 
 use super::problem::RETRY_AFTER_SECS;
 use super::{AppState, Tag};
-use crate::db::queue;
+use jobs::queue;
 
 /// Readiness of each dependency (`null` when not configured).
 #[derive(Debug, Object)]

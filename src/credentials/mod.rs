@@ -38,7 +38,7 @@ use gate::{HashGate, Ticket};
 use touch::Touches;
 
 use crate::db::credentials as repo;
-use crate::worker::Backoff;
+use jobs::backoff::Backoff;
 
 /// What a valid credential grants.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,77 +1,16 @@
 //! Webhook deliveries and their attempt log. Their attempts are written, re-triggered and cancelled by the shared
-//! outbound writer (`db::attempts`); this module loads them and reads them back.
-
-use std::collections::HashMap;
+//! outbound writer (`jobs::queue::attempts`, which the worker also loads
+//! them with); this module reads them back.
 
 use chrono::{DateTime, Utc};
-use jobs::ports::DeliveryToSend;
+use jobs::queue::attempts::{self, Retriggered};
 use jobs::webhook::WebhookDeps;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 use workflows::DeliveryStatus;
-use workflows::attempt::AttemptState;
 pub use workflows::attempt::Retrigger as Restart;
 use workflows::ids::{DeliveryId, EventId, SubscriptionId};
-
-use super::attempts::{self, Retriggered};
-
-#[derive(sqlx::FromRow)]
-struct SendRow {
-    delivery_id: DeliveryId,
-    subscription_id: SubscriptionId,
-    store_id: String,
-    event_type: String,
-    event_payload: Value,
-    status: String,
-    attempt_number: i32,
-    next_retry_at: Option<DateTime<Utc>>,
-    dispatch_seq: i32,
-    target_url: String,
-    subscription_active: bool,
-}
-
-/// Load the deliveries a batch of jobs refers to, with their subscriptions, in one query.
-pub async fn load_for_send(
-    pool: &PgPool,
-    ids: &[DeliveryId],
-) -> anyhow::Result<HashMap<DeliveryId, DeliveryToSend>> {
-    let rows: Vec<SendRow> = sqlx::query_as(
-        "SELECT d.delivery_id, d.subscription_id, d.store_id, d.event_type, d.event_payload, d.status,
-                d.attempt_number, d.next_retry_at, d.dispatch_seq, s.target_url,
-                (s.is_active AND s.deleted_at IS NULL) AS subscription_active
-         FROM webhook_deliveries d JOIN webhook_subscriptions s USING (subscription_id)
-         WHERE d.delivery_id = ANY($1)",
-    )
-    .bind(ids)
-    .fetch_all(pool)
-    .await?;
-    rows.into_iter()
-        .map(|r| {
-            let status = DeliveryStatus::parse(&r.status).ok_or_else(|| {
-                anyhow::anyhow!("unknown delivery status {:?} in the database", r.status)
-            })?;
-            Ok((
-                r.delivery_id,
-                DeliveryToSend {
-                    delivery_id: r.delivery_id,
-                    subscription_id: r.subscription_id,
-                    store_id: r.store_id,
-                    event_type: r.event_type,
-                    payload: r.event_payload,
-                    state: AttemptState {
-                        status,
-                        attempt_number: r.attempt_number.max(0) as u32,
-                        next_retry_at: r.next_retry_at,
-                        dispatch_seq: r.dispatch_seq,
-                    },
-                    target_url: r.target_url,
-                    subscription_active: r.subscription_active,
-                },
-            ))
-        })
-        .collect()
-}
 
 /// Stop the pending retries of a subscription (it was deactivated or deleted).
 pub async fn cancel_waiting(

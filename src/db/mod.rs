@@ -1,14 +1,11 @@
 //! Postgres: the pool, migrations, and one repository module per table family. All SQL lives under here.
 
-pub mod attempts;
 pub mod connectors;
 pub mod credentials;
 pub mod deliveries;
-pub mod effects;
 pub mod errors;
 pub mod events;
 pub mod outbox;
-pub mod queue;
 pub mod rate_limits;
 pub mod subscriptions;
 

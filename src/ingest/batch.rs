@@ -15,7 +15,7 @@ use workflows::EventEnvelope;
 use super::{Incoming, Ingestor, OffsetUpdate};
 use crate::db::errors::{Fault, fault};
 use crate::db::events::{self, EventSource, Ingested};
-use crate::db::queue;
+use jobs::queue;
 
 /// Why a batch was not written. Data errors never end up here: their messages are quarantined instead.
 #[derive(Debug, thiserror::Error)]

@@ -13,8 +13,8 @@ use workflows::EventEnvelope;
 
 use super::resume::{plan, seek_back};
 use super::{BatchError, Incoming, Ingestor, OffsetUpdate};
-use crate::backoff::Backoff;
 use crate::config::KafkaConfig;
+use jobs::backoff::Backoff;
 
 /// Build the consumer and subscribe to the configured regex and topics.
 pub fn consumer(config: &KafkaConfig) -> anyhow::Result<StreamConsumer> {

@@ -11,8 +11,8 @@ use workflows::ids::SubscriptionId;
 use workflows::{EventEnvelope, RejectReason};
 
 use crate::db::events::{self, EventSource, Ingested, Quarantined};
-use crate::db::queue;
 use crate::metrics::Metrics;
+use jobs::queue;
 
 pub use batch::BatchError;
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use integration_service::config::Config;
 use integration_service::startup::{Application, Roles};
-use integration_service::worker::Step;
+use jobs::worker::Step;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use integration_service::startup::Roles;
-use integration_service::worker::Step;
+use jobs::worker::Step;
 use serde_json::json;
 use tokio::sync::Notify;
 

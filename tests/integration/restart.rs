@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Duration as Minutes;
-use integration_service::db::queue;
 use integration_service::startup::Roles;
+use jobs::queue;
 use serde_json::json;
 
 use crate::common::{Receiver, TestApp, TestDb, event, t0, test_config};

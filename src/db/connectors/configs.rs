@@ -6,7 +6,7 @@ use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::db::attempts::cancel_waiting;
+use jobs::queue::attempts::cancel_waiting;
 
 /// A config row (never credentials).
 #[derive(Debug, Clone, sqlx::FromRow)]

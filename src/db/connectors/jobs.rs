@@ -1,84 +1,13 @@
 //! Connector jobs: one outbound sync of one event to one connector, attempted by the attempt engine (its writer and
-//! re-trigger are the shared ones of `db::attempts`).
+//! re-trigger are the shared ones of `jobs::queue::attempts`).
 
-use std::collections::HashMap;
-
-use ::connectors::{ConnectorConfig, ConnectorEvent};
 use chrono::{DateTime, Utc};
-use jobs::connector::handler::{ConnectorDeps, ConnectorJobToRun};
-use serde_json::Value;
+use jobs::connector::handler::ConnectorDeps;
+use jobs::queue::attempts::{self, Retriggered};
 use sqlx::PgPool;
 use uuid::Uuid;
-use workflows::attempt::{AttemptState, Retrigger};
-use workflows::connector::parse_job_status;
+use workflows::attempt::Retrigger;
 use workflows::ids::{ConnectorId, ConnectorJobId, EventId};
-
-use crate::db::attempts::{self, Retriggered};
-
-#[derive(sqlx::FromRow)]
-struct JobLoad {
-    job_id: ConnectorJobId,
-    config_id: ConnectorId,
-    store_id: String,
-    connector_type: String,
-    settings: Value,
-    config_active: bool,
-    status: String,
-    attempt_number: i32,
-    next_retry_at: Option<DateTime<Utc>>,
-    dispatch_seq: i32,
-    event_id: EventId,
-    event_type: String,
-    event_payload: Value,
-}
-
-/// Load connector jobs (with their configs) for the worker, in one query; rows with an unknown status are left out.
-pub async fn load_jobs(
-    pool: &PgPool,
-    ids: &[ConnectorJobId],
-) -> Result<HashMap<ConnectorJobId, ConnectorJobToRun>, sqlx::Error> {
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows: Vec<JobLoad> = sqlx::query_as(
-        "SELECT j.job_id, j.config_id, c.store_id, c.connector_type, c.settings,
-                (c.is_active AND c.deleted_at IS NULL) AS config_active, j.status, j.attempt_number, j.next_retry_at,
-                j.dispatch_seq, j.event_id, j.event_type, j.event_payload
-         FROM connector_jobs j JOIN connector_configs c USING (config_id)
-         WHERE j.job_id = ANY($1)",
-    )
-    .bind(ids)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|r| {
-            let status = parse_job_status(&r.status)?;
-            let job = ConnectorJobToRun {
-                job_id: r.job_id,
-                config: ConnectorConfig {
-                    config_id: r.config_id.uuid(),
-                    store_id: r.store_id,
-                    connector_type: r.connector_type,
-                    settings: r.settings,
-                },
-                config_active: r.config_active,
-                state: AttemptState {
-                    status,
-                    attempt_number: r.attempt_number.max(0) as u32,
-                    next_retry_at: r.next_retry_at,
-                    dispatch_seq: r.dispatch_seq,
-                },
-                event: ConnectorEvent {
-                    event_id: r.event_id.uuid(),
-                    event_type: r.event_type,
-                    data: r.event_payload.get("data").cloned().unwrap_or(Value::Null),
-                },
-            };
-            Some((r.job_id, job))
-        })
-        .collect())
-}
 
 /// A connector job as the API shows it.
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -10,6 +10,6 @@ pub use configs::{
     ConfigRow, NewConfig, Patch, credentials_erased, delete, get, insert, list, mark_credentials,
     pending_erasure, update,
 };
-pub use jobs::{JobRow, get_job, list_jobs, load_jobs, retrigger};
-pub use polls::{load_polls, schedule_poll};
+pub use jobs::{JobRow, get_job, list_jobs, retrigger};
+pub use polls::schedule_poll;
 pub use sync_log::{LogFilter, SyncRunRow, sync_log};

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
-use integration_service::worker::{Faults, Step};
+use jobs::worker::{Faults, Step};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 /// What an armed fault does when its step comes: its future's `Err` is what the step then sees.

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeZone, Utc};
 use integration_service::config::{Config, Secret};
 use integration_service::startup::{Application, Roles};
-use integration_service::worker::Worker;
+use jobs::worker::Worker;
 use jobs::{Clock, ManualClock};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -179,7 +179,7 @@ impl TestApp {
         db: Arc<TestDb>,
         config: Config,
         roles: Roles,
-        faults: Arc<dyn integration_service::worker::Faults>,
+        faults: Arc<dyn jobs::worker::Faults>,
     ) -> Self {
         init_test_tracing();
         let manual = ManualClock::new(t0());

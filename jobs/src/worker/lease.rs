@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::Worker;
-use crate::db::queue;
+use crate::queue;
 
 /// How long a claim lasts without renewal, and how often leases are renewed and expired ones rescued.
 #[derive(Debug, Clone, Copy)]

@@ -1,9 +1,9 @@
 //! How webhook deliveries are stored: `webhook_deliveries` rows (with the last response on the row), one
 //! `webhook_delivery_attempts` row per attempt, and `webhook.delivered` / `webhook.dead_lettered` events.
 
+use crate::webhook::{WebhookDeps, WebhookRecord};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use jobs::webhook::{WebhookDeps, WebhookRecord};
 use serde_json::{Value, json};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -11,7 +11,7 @@ use workflows::AttemptOutcome;
 use workflows::attempt::AttemptStatus;
 
 use super::{AttemptTable, RowUpdate};
-use crate::db::effects::published_event;
+use crate::queue::effects::published_event;
 
 /// The receiver's answer as the row and the log store it: HTTP status, body, response time, outcome.
 struct Response {

@@ -13,9 +13,9 @@ mod connector;
 mod retrigger;
 mod webhook;
 
+use crate::attempt::{AttemptRecord, Effect, KindEffect, OutboundKind};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use jobs::attempt::{AttemptRecord, Effect, KindEffect, OutboundKind};
 use serde_json::Value;
 use sqlx::PgConnection;
 use sqlx::postgres::PgArguments;

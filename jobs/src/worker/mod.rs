@@ -8,30 +8,31 @@
 mod dispatch;
 pub mod faults;
 pub mod lease;
+pub mod metrics;
 mod runner;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::Job;
+use crate::attempt::Effect;
+use crate::connector::handler::ConnectorDeps;
+use crate::webhook::WebhookDeps;
 use apalis_core::task::task_id::TaskId;
 use apalis_core::worker::context::WorkerContext;
 use apalis_postgres::{Config as ApalisConfig, PgTask};
 use futures::FutureExt;
-use jobs::Job;
-use jobs::attempt::Effect;
-use jobs::connector::handler::ConnectorDeps;
-use jobs::webhook::WebhookDeps;
 use sqlx::PgPool;
 use tokio::task::JoinSet;
 
 use self::dispatch::{Claimed, Done, Effects};
 pub use crate::backoff::Backoff;
-use crate::db::effects::{self, Batch, Topics};
-use crate::db::queue::{self, Ack};
-use crate::metrics::Metrics;
+use crate::queue::effects::{self, Batch, Topics};
+use crate::queue::{self, Ack};
 pub use faults::{Faults, NoFaults, Step};
 pub use lease::{Held, LeaseSettings};
+pub use metrics::{JobMetrics, NoMetrics};
 
 /// One worker process's view of the queue.
 #[derive(Clone)]
@@ -49,7 +50,7 @@ pub struct Worker {
     lease: LeaseSettings,
     held: Held,
     faults: Arc<dyn Faults>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<dyn JobMetrics>,
 }
 
 /// A job that ran: what apalis needs to hear, and what it asks to write.
@@ -97,7 +98,7 @@ impl Worker {
         webhook: WebhookDeps,
         connector: ConnectorDeps,
         settings: WorkerSettings,
-        metrics: Arc<Metrics>,
+        metrics: Arc<dyn JobMetrics>,
     ) -> Self {
         Self {
             pool,

@@ -4,16 +4,17 @@
 
 use std::time::Duration;
 
+use crate::Job;
+use crate::attempt::KindEffect;
+use crate::connector::handler::{ConnectorDeps, PollEffect};
+use crate::webhook::WebhookDeps;
 use chrono::Utc;
-use jobs::Job;
-use jobs::attempt::KindEffect;
-use jobs::connector::handler::{ConnectorDeps, PollEffect};
-use jobs::webhook::WebhookDeps;
 use serde_json::{Value, json};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{attempts, connectors, queue};
+use super::{attempts, polls};
+use crate::queue;
 
 /// Topics effects publish to.
 #[derive(Debug, Clone)]
@@ -75,7 +76,7 @@ pub async fn apply(
     let mut writes = Writes::default();
     attempts::apply::<WebhookDeps>(conn, &batch.webhook, &mut writes).await?;
     attempts::apply::<ConnectorDeps>(conn, &batch.sync, &mut writes).await?;
-    connectors::polls::apply(conn, &batch.poll, &mut writes).await?;
+    polls::apply(conn, &batch.poll, &mut writes).await?;
     queue::push(conn, std::mem::take(&mut writes.next_jobs)).await?;
     write_outbox(conn, writes, topics).await
 }

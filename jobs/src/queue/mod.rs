@@ -7,16 +7,21 @@
 //! `reenqueue_orphaned`, the rescue does not care whether the job's worker still heartbeats: a live worker can
 //! hold a claim it forgot (its reply was lost when a connection died after the commit).
 
+pub mod attempts;
+pub mod effects;
+pub mod load;
+pub mod polls;
+
 use std::time::{Duration, SystemTime};
 
+use crate::Job;
+use crate::job::QUEUE;
 use apalis_core::backend::TaskResult;
 use apalis_core::task::builder::TaskBuilder;
 use apalis_core::task::status::Status;
 use apalis_core::task::task_id::TaskId;
 use apalis_core::worker::context::WorkerContext;
 use apalis_postgres::{Config as ApalisConfig, PgTask, queries};
-use jobs::Job;
-use jobs::job::QUEUE;
 use sqlx::{PgConnection, PgPool};
 
 /// How often apalis re-fetches a job whose handler hit an infrastructure error before giving up on it.
@@ -45,7 +50,7 @@ pub async fn push(
 }
 
 /// A queue error inside a repository function that returns `sqlx::Error` (apalis wraps sqlx underneath).
-/// The database's own error is passed through unchanged, so `db::errors::fault` still sees its SQLSTATE.
+/// The database's own error is passed through unchanged, so the service's `db::errors::fault` still sees its SQLSTATE.
 pub fn as_sqlx(e: apalis_postgres::Error) -> sqlx::Error {
     match e {
         apalis_postgres::Error::Database(e) => e,

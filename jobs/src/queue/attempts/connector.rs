@@ -1,8 +1,8 @@
 //! How connector sync jobs are stored: `connector_jobs` rows, one OUTBOUND `connector_sync_log` row per attempt, and
 //! a `connector.dead_lettered` event.
 
+use crate::connector::handler::{ConnectorDeps, SyncRecord};
 use async_trait::async_trait;
-use jobs::connector::handler::{ConnectorDeps, SyncRecord};
 use serde_json::{Value, json};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -10,7 +10,7 @@ use workflows::attempt::AttemptStatus;
 use workflows::connector::job_status_name;
 
 use super::{AttemptTable, RowUpdate};
-use crate::db::effects::published_event;
+use crate::queue::effects::published_event;
 
 /// The sync-log status of an attempt: it failed, had nothing to do, or wrote its records.
 fn run_status(r: &SyncRecord) -> &'static str {

@@ -3,19 +3,19 @@
 
 use std::collections::HashMap;
 
-use apalis_core::task::task_id::TaskId;
-use jobs::Job;
-use jobs::attempt::Handled;
-use jobs::connector::handler::{
+use crate::Job;
+use crate::attempt::Handled;
+use crate::connector::handler::{
     self as connector, ConnectorJobToRun, PollConnector, PollEffect, PollToRun, SyncConnector,
     SyncEffect,
 };
-use jobs::ports::DeliveryToSend;
-use jobs::webhook::{self, DeliverWebhook};
+use crate::ports::DeliveryToSend;
+use crate::webhook::{self, DeliverWebhook};
+use apalis_core::task::task_id::TaskId;
 use workflows::ids::{ConnectorId, ConnectorJobId, DeliveryId};
 
 use super::{Step, Worker};
-use crate::db::{connectors, deliveries};
+use crate::queue::load;
 
 /// The effect a job asks the writer to apply, by kind of job.
 pub(super) enum Effects {
@@ -116,9 +116,9 @@ impl Worker {
             }
         }
         let (deliveries, connector_jobs, polls) = tokio::try_join!(
-            deliveries::load_for_send(&self.pool, &delivery_ids),
-            async { Ok::<_, anyhow::Error>(connectors::load_jobs(&self.pool, &job_ids).await?) },
-            async { Ok::<_, anyhow::Error>(connectors::load_polls(&self.pool, &poll_ids).await?) },
+            load::load_for_send(&self.pool, &delivery_ids),
+            async { Ok::<_, anyhow::Error>(load::load_jobs(&self.pool, &job_ids).await?) },
+            async { Ok::<_, anyhow::Error>(load::load_polls(&self.pool, &poll_ids).await?) },
         )?;
         Ok(Loaded {
             deliveries,

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{Backoff, Finished, Worker, panic_message};
-use crate::db::queue;
+use crate::queue;
 
 /// How long a stopping worker waits for its running jobs to be written.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -249,7 +249,7 @@ async fn listen_for_new_jobs(pool: PgPool, wake: Arc<Notify>, shutdown: Cancella
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 notification = listener.recv() => match notification {
-                    Ok(n) if n.payload().contains(jobs::job::QUEUE) => wake.notify_one(),
+                    Ok(n) if n.payload().contains(crate::job::QUEUE) => wake.notify_one(),
                     Ok(_) => {}
                     Err(_) => break,
                 },

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use workflows::attempt::Retrigger;
 
 use super::AttemptTable;
-use crate::db::queue;
+use crate::queue;
 
 /// Which rows of a store a re-trigger restarts; every filter that is set must hold. Rows of an inactive or
 /// deleted owner are never restarted.
