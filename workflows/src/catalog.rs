@@ -126,24 +126,9 @@ pub struct Listing {
 /// The listings in a `product.updated` payload: one per variant, or the product itself when it has none.
 pub fn listings(data: &Value) -> Result<Vec<Listing>, PayloadError> {
     let e = "product.updated";
-    let p: RawProduct =
+    let mut p: RawProduct =
         serde_json::from_value(data.clone()).map_err(|err| invalid(e, err.to_string()))?;
-    let title = p.title.clone().filter(|t| !t.trim().is_empty());
-    let active = p
-        .status
-        .as_deref()
-        .is_none_or(|s| s.eq_ignore_ascii_case("active"));
-    let condition = p
-        .condition
-        .clone()
-        .unwrap_or_else(|| "new".into())
-        .to_lowercase();
-    if !["new", "used", "refurbished"].contains(&condition.as_str()) {
-        return Err(invalid(
-            e,
-            format!("condition {condition:?} is not new, used or refurbished"),
-        ));
-    }
+    let condition = product_condition(&p)?;
     let variants = if p.variants.is_empty() {
         vec![RawVariant {
             sku: p.sku.clone(),
@@ -155,53 +140,82 @@ pub fn listings(data: &Value) -> Result<Vec<Listing>, PayloadError> {
             attributes: Default::default(),
         }]
     } else {
-        p.variants
+        std::mem::take(&mut p.variants)
     };
     variants
         .into_iter()
         .enumerate()
-        .map(|(i, v)| {
-            let sku = v
-                .sku
-                .filter(|s| !s.trim().is_empty())
-                .ok_or_else(|| invalid(e, format!("variant {i} has no sku")))?;
-            let title = v
-                .title
-                .or_else(|| title.clone())
-                .ok_or_else(|| invalid(e, "title is required"))?;
-            let price = v.price.or_else(|| p.price.clone());
-            if let Some(m) = &price
-                && m.micros().is_none()
-            {
-                return Err(invalid(
-                    e,
-                    format!("price {:?} of {sku} is not a decimal amount", m.amount),
-                ));
-            }
-            let mut image_urls = v.image_urls;
-            image_urls.extend(p.image_urls.iter().cloned());
-            image_urls.dedup();
-            Ok(Listing {
-                product_id: p.product_id.clone(),
-                sku,
-                title,
-                description: p.description.clone(),
-                brand: p.brand.clone(),
-                image_urls,
-                url: p.url.clone(),
-                price,
-                quantity: v.quantity.map(|q| q.max(0)),
-                gtin: v.gtin.or_else(|| p.gtin.clone()),
-                condition: condition.clone(),
-                active,
-                attributes: v
-                    .attributes
-                    .into_iter()
-                    .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
-                    .collect(),
-            })
-        })
+        .map(|(i, v)| variant_listing(&p, &condition, i, v))
         .collect()
+}
+
+/// The product's condition, lower-cased (`new` when absent); anything but new, used or refurbished is refused.
+fn product_condition(p: &RawProduct) -> Result<String, PayloadError> {
+    let condition = p
+        .condition
+        .clone()
+        .unwrap_or_else(|| "new".into())
+        .to_lowercase();
+    if ["new", "used", "refurbished"].contains(&condition.as_str()) {
+        Ok(condition)
+    } else {
+        Err(invalid(
+            "product.updated",
+            format!("condition {condition:?} is not new, used or refurbished"),
+        ))
+    }
+}
+
+/// Variant `i` of product `p` as a listing: the variant's own values, the product's where it has none.
+fn variant_listing(
+    p: &RawProduct,
+    condition: &str,
+    i: usize,
+    v: RawVariant,
+) -> Result<Listing, PayloadError> {
+    let e = "product.updated";
+    let sku = v
+        .sku
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| invalid(e, format!("variant {i} has no sku")))?;
+    let title = v
+        .title
+        .or_else(|| p.title.clone().filter(|t| !t.trim().is_empty()))
+        .ok_or_else(|| invalid(e, "title is required"))?;
+    let price = v.price.or_else(|| p.price.clone());
+    if let Some(m) = &price
+        && m.micros().is_none()
+    {
+        return Err(invalid(
+            e,
+            format!("price {:?} of {sku} is not a decimal amount", m.amount),
+        ));
+    }
+    let mut image_urls = v.image_urls;
+    image_urls.extend(p.image_urls.iter().cloned());
+    image_urls.dedup();
+    Ok(Listing {
+        product_id: p.product_id.clone(),
+        sku,
+        title,
+        description: p.description.clone(),
+        brand: p.brand.clone(),
+        image_urls,
+        url: p.url.clone(),
+        price,
+        quantity: v.quantity.map(|q| q.max(0)),
+        gtin: v.gtin.or_else(|| p.gtin.clone()),
+        condition: condition.to_owned(),
+        active: p
+            .status
+            .as_deref()
+            .is_none_or(|s| s.eq_ignore_ascii_case("active")),
+        attributes: v
+            .attributes
+            .into_iter()
+            .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+            .collect(),
+    })
 }
 
 /// A new stock level.

@@ -1,6 +1,8 @@
 //! Building and running the service from a config: shared by `main` and every integration test.
 
-use std::net::SocketAddr;
+mod roles;
+mod wiring;
+
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,24 +13,18 @@ use jobs::connector::handler::ConnectorDeps;
 use jobs::webhook::WebhookDeps;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::config::{Config, Mode};
-use crate::connectors::{ReqwestChannelHttp, StoreConnectorSecrets};
-use crate::credentials::{GateLimits, Validator, ValidatorSettings};
 use crate::db;
 use crate::db::rate_limits::PgRateGate;
-use crate::delivery::http::HttpSender;
 use crate::delivery::target::TargetPolicy;
-use crate::ingest::{Ingestor, kafka};
+use crate::ingest::Ingestor;
 use crate::metrics::Metrics;
-use crate::publisher::Relay;
+use crate::secrets::SecretStore;
 use crate::secrets::cached::CachedSecretStore;
 use crate::secrets::embedded::{EmbeddedSecretStore, load_master_key};
 use crate::secrets::vault::VaultSecretStore;
-use crate::secrets::{SecretStore, StoreSigningSecrets};
-use crate::supervisor::Supervisor;
 use jobs::queue::effects::Topics;
 use jobs::worker::{Faults, LeaseSettings, NoFaults, Worker, WorkerSettings};
 
@@ -145,61 +141,9 @@ impl Application {
             refuse_private: config.mode == Mode::Production,
             allowed_hosts: Arc::new(config.delivery.allowed_private_hosts.clone()),
         };
-        let sender = HttpSender::new(
-            Duration::from_millis(config.delivery.connect_timeout_ms),
-            Duration::from_millis(config.delivery.timeout_ms),
-            config.delivery.response_body_limit,
-            target_policy.clone(),
-        )?;
-        let webhook = WebhookDeps {
-            sender: Arc::new(sender),
-            secrets: Arc::new(StoreSigningSecrets(secrets.clone())),
-            clock: clock.clone(),
-            time_scale: config.worker.time_scale,
-            secret_retry: Duration::from_secs(config.worker.secret_retry_secs),
-            worker: String::new(),
-        };
-        let k = &config.connectors;
-        let channel_policy = TargetPolicy {
-            refuse_private: config.mode == Mode::Production,
-            allowed_hosts: Arc::new(k.allowed_private_hosts.clone()),
-        };
-        let connectors = ConnectorDeps {
-            registry: Arc::new(connector_registry(
-                k.amazon.clone(),
-                k.ebay.clone(),
-                k.google_shopping.clone(),
-            )),
-            secrets: Arc::new(StoreConnectorSecrets(secrets.clone())),
-            http: Arc::new(ReqwestChannelHttp::new(
-                Duration::from_millis(k.connect_timeout_ms),
-                Duration::from_millis(k.timeout_ms),
-                channel_policy,
-            )?),
-            gate: Arc::new(PgRateGate(pool.clone())),
-            clock,
-            time_scale: config.worker.time_scale,
-            secret_retry: Duration::from_secs(config.worker.secret_retry_secs),
-            max_inline_wait: Duration::from_millis(k.max_inline_wait_ms),
-            worker: String::new(),
-        };
-        let c = &config.credentials;
-        let validator = Validator::new(
-            pool.clone(),
-            ValidatorSettings {
-                bcrypt_cost: c.bcrypt_cost,
-                cache_ttl: Duration::from_secs(c.cache_ttl_secs),
-                cache_max_entries: c.cache_max_entries,
-                last_used_precision: Duration::from_secs(c.last_used_precision_secs),
-                gate: GateLimits {
-                    concurrency: c.verify_concurrency,
-                    queue: c.verify_queue,
-                    wait: Duration::from_millis(c.verify_wait_ms),
-                    nice: c.verify_nice,
-                },
-            },
-        )
-        .await?;
+        let webhook = wiring::webhook_deps(&config, &secrets, &target_policy, clock.clone())?;
+        let connectors = wiring::connector_deps(&config, &secrets, &pool, clock)?;
+        let validator = wiring::validator(&config, &pool).await?;
         let state = AppState {
             validator,
             credentials: config.credentials.clone(),
@@ -345,111 +289,5 @@ impl Application {
                     self.config.listen_addr
                 )
             })
-    }
-
-    /// Run `roles` until `shutdown`, then stop claiming work, drain in-flight jobs and return.
-    /// `listener` is required for the api role (tests pass one bound to port 0). A role that stops on its own
-    /// stops the others, and the error names it (`main` then exits non-zero).
-    pub async fn run(
-        &self,
-        roles: Roles,
-        listener: Option<TcpListener>,
-        shutdown: CancellationToken,
-    ) -> anyhow::Result<()> {
-        let roles_of = Supervisor::new(&shutdown);
-        let shutdown = roles_of.stop();
-        if let Some(vault) = &self.vault {
-            let renew = vault.clone().keep_token_alive(shutdown.clone());
-            roles_of.spawn("vault token renewal", async move {
-                renew.await;
-                Ok(())
-            });
-        }
-        if roles.worker {
-            let name = if self.config.worker.name.is_empty() {
-                generated_worker_name()
-            } else {
-                self.config.worker.name.clone()
-            };
-            tracing::info!(worker = %name, "starting worker");
-            let worker = self.worker(&name).run(shutdown.clone());
-            roles_of.spawn("worker", async move {
-                worker.await;
-                Ok(())
-            });
-            if self.config.kafka.enabled() {
-                let k = &self.config.kafka;
-                kafka::create_topics(
-                    &k.brokers,
-                    &[
-                        k.publish_topic.clone(),
-                        self.config.connectors.inbound_topic.clone(),
-                    ],
-                    k.create_partitions,
-                )
-                .await?;
-                let relay = Relay::new(
-                    self.pools.worker.clone(),
-                    &self.config.kafka.brokers,
-                    self.state.metrics.clone(),
-                )?;
-                let relay = relay.run(
-                    Duration::from_millis(self.config.worker.outbox_poll_ms),
-                    shutdown.clone(),
-                );
-                roles_of.spawn("worker (outbox relay)", async move {
-                    relay.await;
-                    Ok(())
-                });
-            }
-        }
-        if roles.ingest && self.config.kafka.enabled() {
-            let k = &self.config.kafka;
-            kafka::create_topics(&k.brokers, &k.create_topics, k.create_partitions).await?;
-            let consumer = kafka::consumer(k)?;
-            let ingest = kafka::run(
-                consumer,
-                Ingestor::new(self.pools.ingest.clone(), self.state.metrics.clone()),
-                k.clone(),
-                shutdown.clone(),
-            );
-            roles_of.spawn("ingest", async move {
-                ingest.await;
-                Ok(())
-            });
-        } else if roles.ingest {
-            tracing::info!("kafka.brokers is empty: events arrive over POST /events only");
-        }
-        if roles.api {
-            let flush = Duration::from_secs(self.config.credentials.last_used_flush_secs.max(1));
-            let flusher = self.state.validator.clone().run(flush, shutdown.clone());
-            roles_of.spawn("api (last-used flush)", async move {
-                flusher.await;
-                Ok(())
-            });
-            let listener =
-                listener.ok_or_else(|| anyhow::anyhow!("the api role needs a listener"))?;
-            let addr: SocketAddr = listener.local_addr()?;
-            tracing::info!(%addr, "API listening");
-            let http = &self.config.http;
-            let app = api::app(
-                self.state.clone(),
-                api::edge::BodyLimits {
-                    max_body_bytes: http.max_body_bytes,
-                    max_event_bytes: self.config.kafka.max_message_bytes,
-                    read_timeout: Duration::from_millis(http.body_read_timeout_ms),
-                },
-            );
-            let limits = api::server::ServerLimits {
-                header_read_timeout: Duration::from_millis(http.header_read_timeout_ms),
-                shutdown_grace: Duration::from_secs(10),
-            };
-            roles_of.spawn("api", async move {
-                api::server::serve(listener, app, limits, shutdown)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("its listener failed: {e}"))
-            });
-        }
-        roles_of.finish().await
     }
 }
