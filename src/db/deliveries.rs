@@ -90,9 +90,9 @@ pub struct AttemptRow {
     pub attempt_number: i32,
     /// DELIVERED or FAILED.
     pub outcome: String,
-    /// Started.
+    /// When the POST was sent.
     pub started_at: DateTime<Utc>,
-    /// Finished.
+    /// When the answer (or the failure) came.
     pub finished_at: DateTime<Utc>,
     /// HTTP status.
     pub http_status: Option<i32>,
@@ -100,7 +100,7 @@ pub struct AttemptRow {
     pub response_body: Option<String>,
     /// Response time.
     pub response_time_ms: i32,
-    /// Error.
+    /// Why the attempt failed without an HTTP answer (connect, timeout, refused target); `None` otherwise.
     pub error: Option<String>,
 }
 

@@ -63,7 +63,7 @@ pub struct OffsetUpdate {
     pub group: String,
     /// Topics (parallel to `partitions` and `next`).
     pub topics: Vec<String>,
-    /// Partitions.
+    /// The Kafka partitions whose messages this batch holds (their offsets are stored with it).
     pub partitions: Vec<i32>,
     /// Next offsets.
     pub next: Vec<i64>,

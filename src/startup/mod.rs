@@ -40,7 +40,7 @@ pub struct Roles {
 }
 
 impl Roles {
-    /// Everything.
+    /// Every role in one process (`--roles api,ingest,worker`, the default).
     pub const ALL: Roles = Roles {
         api: true,
         ingest: true,

@@ -101,15 +101,15 @@ pub struct Listing {
     pub sku: String,
     /// Title (the variant's, else the product's).
     pub title: String,
-    /// Description.
+    /// Long description, as the store wrote it (channels may truncate it).
     pub description: Option<String>,
-    /// Brand.
+    /// Brand or manufacturer name, when known.
     pub brand: Option<String>,
     /// Images, main first.
     pub image_urls: Vec<String>,
     /// Product page.
     pub url: Option<String>,
-    /// Price.
+    /// Price of this variant (the product's when the variant has none).
     pub price: Option<Money>,
     /// Sellable quantity, when the event carries it.
     pub quantity: Option<i64>,

@@ -11,15 +11,15 @@ use jobs::queue::attempts::cancel_waiting;
 /// A config row (never credentials).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ConfigRow {
-    /// Id.
+    /// The connector's id; also the key of its credentials in the secret store.
     pub config_id: Uuid,
-    /// Store.
+    /// The store that owns it; every query filters by it.
     pub store_id: String,
-    /// Type.
+    /// Which adapter runs it: `amazon`, `ebay` or `google_shopping`.
     pub connector_type: String,
-    /// Name.
+    /// The store admin's name for it (1-200 characters).
     pub display_name: String,
-    /// Active.
+    /// False: no new jobs or polls, and waiting retries are cancelled.
     pub is_active: bool,
     /// Events it receives.
     pub event_subscriptions: Vec<String>,
@@ -37,9 +37,9 @@ pub struct ConfigRow {
     pub poll_cursor: Option<String>,
     /// Last poll.
     pub last_polled_at: Option<DateTime<Utc>>,
-    /// Created.
+    /// When it was created.
     pub created_at: DateTime<Utc>,
-    /// Updated.
+    /// When its configuration last changed (not its polls).
     pub updated_at: DateTime<Utc>,
 }
 
@@ -49,15 +49,15 @@ const CONFIG_COLUMNS: &str = "config_id, store_id, connector_type, display_name,
 /// A new config.
 #[derive(Debug, Clone)]
 pub struct NewConfig<'a> {
-    /// Store.
+    /// The owning store.
     pub store_id: &'a str,
-    /// Type.
+    /// The adapter's type, checked against the registry before the insert.
     pub connector_type: &'a str,
-    /// Name.
+    /// The store admin's name for it.
     pub display_name: &'a str,
-    /// Events.
+    /// Event types (patterns) that make outbound jobs for it.
     pub events: &'a [String],
-    /// Settings.
+    /// Settings already parsed by the adapter (never endpoints or credentials).
     pub settings: &'a Value,
     /// Poll interval.
     pub poll_interval_secs: Option<i32>,
@@ -122,15 +122,15 @@ pub async fn list(
 /// Changes to a config; `None` keeps a field.
 #[derive(Debug, Clone, Default)]
 pub struct Patch {
-    /// Name.
+    /// A new name, when set.
     pub display_name: Option<String>,
-    /// Events.
+    /// New event patterns, when set (replacing the old list).
     pub events: Option<Vec<String>>,
     /// Settings (replaced whole).
     pub settings: Option<Value>,
     /// `Some(None)` turns polling off.
     pub poll_interval_secs: Option<Option<i32>>,
-    /// Activity.
+    /// Deactivate (cancelling waiting retries) or reactivate, when set.
     pub is_active: Option<bool>,
 }
 

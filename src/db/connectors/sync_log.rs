@@ -9,13 +9,13 @@ use uuid::Uuid;
 pub struct SyncRunRow {
     /// Id (UUIDv7).
     pub run_id: Uuid,
-    /// Config.
+    /// The connector the run belongs to.
     pub config_id: Uuid,
     /// INBOUND or OUTBOUND.
     pub direction: String,
-    /// Entity.
+    /// What was synced (`listing`, `inventory`, `order`, …).
     pub entity_type: String,
-    /// Records.
+    /// Records sent (outbound) or found (inbound) by the run.
     pub record_count: i32,
     /// SUCCEEDED, FAILED, SKIPPED.
     pub status: String,
@@ -31,11 +31,11 @@ pub struct SyncRunRow {
     pub poll_seq: Option<i32>,
     /// Requests sent.
     pub requests: i32,
-    /// Worker.
+    /// The worker process that ran it.
     pub worker: String,
-    /// Started.
+    /// When the run started (service clock).
     pub started_at: DateTime<Utc>,
-    /// Finished.
+    /// When the run ended (service clock).
     pub finished_at: DateTime<Utc>,
 }
 
@@ -44,9 +44,9 @@ pub struct SyncRunRow {
 pub struct LogFilter {
     /// INBOUND / OUTBOUND.
     pub direction: Option<String>,
-    /// Status.
+    /// Only runs with this status (`SUCCEEDED`, `FAILED`, …).
     pub status: Option<String>,
-    /// Entity.
+    /// Only runs of this entity type.
     pub entity_type: Option<String>,
     /// Started at or after.
     pub since: Option<DateTime<Utc>>,

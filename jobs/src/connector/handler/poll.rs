@@ -72,7 +72,7 @@ pub struct PollRecord {
 /// What a poll job asks the writer to write.
 #[derive(Debug, Clone)]
 pub enum PollEffect {
-    /// Nothing.
+    /// No poll is due: nothing to write.
     None,
     /// Log a poll, store its cursor, publish its new records, schedule the next poll.
     Polled(Box<PollRecord>),
