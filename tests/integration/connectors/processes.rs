@@ -124,13 +124,29 @@ async fn two_worker_processes_share_one_rate_limit_per_config() {
     calls.sort_by_key(|c| c.at);
     let patches = calls.iter().filter(|c| c.method == "PATCH").count();
     assert_eq!(patches, 10, "each SKU once");
-    for pair in calls.windows(2) {
-        let gap = pair[1].at - pair[0].at;
-        assert!(
-            gap >= Duration::from_millis(200),
-            "two calls {gap:?} apart at 4 per second across both processes"
-        );
-    }
+    // Turns are 250 ms apart in Postgres; arrivals at the fake carry each process's scheduling jitter, so the
+    // check is on rate, not on single gaps: any second holds at most 4 calls plus the burst of 1 (two processes
+    // limited each on its own would put ~8 there), and the whole run takes at least its turns' length.
+    let windows: Vec<usize> = calls
+        .iter()
+        .map(|c| {
+            calls
+                .iter()
+                .filter(|d| d.at >= c.at && d.at - c.at < Duration::from_secs(1))
+                .count()
+        })
+        .collect();
+    assert!(
+        windows.iter().all(|&n| n <= 5),
+        "more than 5 calls within a second at 4 per second across both processes: {windows:?}"
+    );
+    let span = calls[calls.len() - 1].at - calls[0].at;
+    let turns = Duration::from_millis(250) * (calls.len() as u32 - 1);
+    assert!(
+        span >= turns.mul_f64(0.9),
+        "{} calls in {span:?}: faster than 4 per second across both processes",
+        calls.len()
+    );
     let log = sync_log(&app, &id, "limit=200").await;
     let workers: std::collections::BTreeSet<&str> = log.iter().map(|r| r.worker.as_str()).collect();
     eprintln!(
