@@ -14,6 +14,7 @@
 //! log, the event it publishes) and a `Job` variant. Nothing else is copied.
 
 use std::fmt::Debug;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -153,33 +154,17 @@ pub enum Sent<E> {
     },
 }
 
-/// Time and naming the engine needs from a kind's dependencies.
-pub struct Pacing<'a> {
-    /// The service clock.
-    pub clock: &'a dyn Clock,
+/// Time and naming the engine needs, shared by every kind's dependencies.
+#[derive(Clone)]
+pub struct Pacing {
+    /// The service clock (a manual one in tests).
+    pub clock: Arc<dyn Clock>,
     /// Multiplies real waits between attempts (see `ScaledClock`).
     pub time_scale: f64,
     /// How long to wait before trying again when the secret store is unavailable.
     pub secret_retry: Duration,
     /// This worker's name, for the attempt log.
-    pub worker: &'a str,
-}
-
-impl<'a> Pacing<'a> {
-    /// The pacing of a kind's dependencies.
-    pub fn new(
-        clock: &'a dyn Clock,
-        time_scale: f64,
-        secret_retry: Duration,
-        worker: &'a str,
-    ) -> Self {
-        Self {
-            clock,
-            time_scale,
-            secret_retry,
-            worker,
-        }
-    }
+    pub worker: String,
 }
 
 /// One kind of outbound job: its specifics, everything else is the engine's (see the module documentation).
@@ -208,7 +193,7 @@ pub trait OutboundKind: Send + Sync {
     /// The queue payload of attempt `dispatch_seq` of row `id`.
     fn job(id: Self::Id, dispatch_seq: i32) -> Job;
     /// Time and naming for the engine.
-    fn pacing(&self) -> Pacing<'_>;
+    fn pacing(&self) -> &Pacing;
     /// Read what the attempt needs from the outside (secrets), before anything is sent.
     async fn prepare(&self, loaded: &Self::Loaded) -> Result<Self::Prepared, Unprepared>;
     /// Make the attempt. Never an error: the remote side failing is an outcome.
@@ -350,7 +335,7 @@ struct Made<E> {
 
 /// Decide the row's next state after an attempt was made, and record it.
 fn recorded<K: OutboundKind>(
-    pacing: &Pacing<'_>,
+    pacing: &Pacing,
     loaded: K::Loaded,
     state: AttemptState,
     made: Made<K::Extras>,
@@ -374,7 +359,7 @@ fn recorded<K: OutboundKind>(
         last_error: made.last_error,
         decision,
         next_run_in,
-        worker: pacing.worker.to_owned(),
+        worker: pacing.worker.clone(),
         extras: made.extras,
     };
     (handled, Effect::Record(Box::new(record)))

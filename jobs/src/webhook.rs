@@ -2,7 +2,6 @@
 //! (a signed POST). The engine ([`crate::attempt`]) does the rest, as for every kind.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -15,7 +14,6 @@ use crate::Job;
 use crate::attempt::{
     AttemptRecord, Handled, KindEffect, OutboundKind, Pacing, Sent, Unprepared, run,
 };
-use crate::clock::Clock;
 use crate::ports::{
     DeliveryToSend, OutgoingRequest, SecretError, SendResult, SigningSecrets, WebhookSender,
 };
@@ -42,14 +40,8 @@ pub struct WebhookDeps {
     pub sender: Arc<dyn WebhookSender>,
     /// Reads subscriptions' signing secrets.
     pub secrets: Arc<dyn SigningSecrets>,
-    /// The service clock (a manual one in tests).
-    pub clock: Arc<dyn Clock>,
-    /// Multiplies real waits between attempts (see `ScaledClock`).
-    pub time_scale: f64,
-    /// How long to wait before trying again when the secret store is unavailable.
-    pub secret_retry: Duration,
-    /// This worker's name, for the attempt log.
-    pub worker: String,
+    /// Clock, time scale, secret retry and worker name.
+    pub pacing: Pacing,
 }
 
 #[async_trait]
@@ -81,14 +73,8 @@ impl OutboundKind for WebhookDeps {
         })
     }
 
-    fn pacing(&self) -> Pacing<'_> {
-        let worker = self.worker.as_str();
-        Pacing::new(
-            self.clock.as_ref(),
-            self.time_scale,
-            self.secret_retry,
-            worker,
-        )
+    fn pacing(&self) -> &Pacing {
+        &self.pacing
     }
 
     async fn prepare(&self, delivery: &DeliveryToSend) -> Result<String, Unprepared> {
@@ -165,6 +151,7 @@ mod tests {
     //! The webhook kind through the attempt engine, with every port faked.
 
     use std::sync::Mutex;
+    use std::time::Duration;
 
     use chrono::TimeZone;
     use serde_json::json;
@@ -233,10 +220,12 @@ mod tests {
         let deps = WebhookDeps {
             sender: receiver.clone(),
             secrets: Arc::new(Secrets(secret)),
-            clock: Arc::new(ManualClock::new(t0())),
-            time_scale: 1.0,
-            secret_retry: Duration::from_secs(30),
-            worker: "w".into(),
+            pacing: Pacing {
+                clock: Arc::new(ManualClock::new(t0())),
+                time_scale: 1.0,
+                secret_retry: Duration::from_secs(30),
+                worker: "w".into(),
+            },
         };
         (deps, receiver)
     }

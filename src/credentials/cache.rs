@@ -4,8 +4,8 @@
 //!
 //! A hit on an entry past half its TTL is told to refresh it (once per key at a time: the caller that gets
 //! `refresh: true` owns the refresh until it calls [`ValidationCache::refreshed`]). The refresh re-reads the
-//! database and re-runs bcrypt, and its result replaces the entry (with a new TTL) or removes it; so a key in steady
-//! use never expires into the bcrypt gate, and what is served is never older than one TTL since it was last checked.
+//! database, and its result replaces the entry (with a new TTL) or removes it; so a key in steady use never expires
+//! into the bcrypt gate, and what is served is never older than one TTL since it was last checked.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -18,7 +18,7 @@ use moka::Expiry;
 use moka::future::Cache;
 use uuid::Uuid;
 
-use super::{Grant, Overloaded};
+use super::{Overloaded, Verified};
 
 /// HMAC of the presented token under a per-process key: the raw token is never kept in memory.
 pub type CacheKey = [u8; 32];
@@ -32,9 +32,9 @@ pub struct CacheStats {
     pub misses: u64,
 }
 
-/// A cached grant and when it was checked.
+/// A cached validation and when it was checked.
 struct Entry {
-    grant: Grant,
+    verified: Verified,
     checked_at: Instant,
 }
 
@@ -48,6 +48,7 @@ struct UntilTtlOrValidity {
 impl UntilTtlOrValidity {
     fn lifetime(&self, entry: &Entry) -> Duration {
         let left = entry
+            .verified
             .grant
             .valid_until
             .map(|until| (until - Utc::now()).to_std().unwrap_or(Duration::ZERO));
@@ -87,7 +88,7 @@ enum NotCached {
 
 impl NotCached {
     /// The failure for one of the callers that shared it, keeping the causes the API answers 503 to.
-    fn for_caller(&self) -> anyhow::Result<Option<Grant>> {
+    fn for_caller(&self) -> anyhow::Result<Option<Verified>> {
         let Self::Failed(e) = self else {
             return Ok(None);
         };
@@ -107,8 +108,8 @@ impl NotCached {
 
 /// A cache hit.
 pub struct Hit {
-    /// The cached grant.
-    pub grant: Grant,
+    /// The cached validation.
+    pub verified: Verified,
     /// The entry is past half its TTL and this caller owns its refresh.
     pub refresh: bool,
 }
@@ -143,10 +144,11 @@ impl ValidationCache {
         }
     }
 
-    /// A fresh grant that is still within its own validity at `now`, and whether the caller should refresh it.
+    /// A fresh validation whose grant is still within its own validity at `now`, and whether the caller should
+    /// refresh it.
     pub async fn get(&self, key: &CacheKey, now: DateTime<Utc>) -> Option<Hit> {
         let entry = self.entries.get(key).await;
-        let usable = entry.filter(|e| e.grant.valid_until.is_none_or(|v| v > now));
+        let usable = entry.filter(|e| e.verified.grant.valid_until.is_none_or(|v| v > now));
         let Some(entry) = usable else {
             self.misses.fetch_add(1, Relaxed);
             return None;
@@ -155,24 +157,24 @@ impl ValidationCache {
         let due = entry.checked_at.elapsed() >= self.ttl / 2;
         let refresh = due && self.lock_refreshing().insert(*key);
         Some(Hit {
-            grant: entry.grant.clone(),
+            verified: entry.verified.clone(),
             refresh,
         })
     }
 
-    /// The grant for `key` from `check` (`Ok(None)`: invalid), run once for every caller that asks for `key` while
-    /// it runs; a valid answer is cached unless an eviction happened meanwhile (it may be stale).
-    pub async fn load<F>(&self, key: CacheKey, check: F) -> anyhow::Result<Option<Grant>>
+    /// The validation of `key` by `check` (`Ok(None)`: invalid), run once for every caller that asks for `key`
+    /// while it runs; a valid answer is cached unless an eviction happened meanwhile (it may be stale).
+    pub async fn load<F>(&self, key: CacheKey, check: F) -> anyhow::Result<Option<Verified>>
     where
-        F: Future<Output = anyhow::Result<Option<Grant>>>,
+        F: Future<Output = anyhow::Result<Option<Verified>>>,
     {
         let epoch = self.epoch();
         let loaded = self
             .entries
             .try_get_with(key, async move {
                 match check.await {
-                    Ok(Some(grant)) => Ok(Arc::new(Entry {
-                        grant,
+                    Ok(Some(verified)) => Ok(Arc::new(Entry {
+                        verified,
                         checked_at: Instant::now(),
                     })),
                     Ok(None) => Err(NotCached::Invalid),
@@ -183,7 +185,7 @@ impl ValidationCache {
         match loaded {
             Ok(entry) => {
                 self.drop_if_evicted_since(&key, epoch).await;
-                Ok(Some(entry.grant.clone()))
+                Ok(Some(entry.verified.clone()))
             }
             Err(not_cached) => not_cached.for_caller(),
         }
@@ -194,13 +196,13 @@ impl ValidationCache {
         self.epoch.load(Relaxed)
     }
 
-    /// Cache a grant read from the database at `epoch`; dropped if anything was evicted since (it may be stale).
-    pub async fn insert(&self, key: CacheKey, grant: Grant, epoch: u64) {
+    /// Cache a validation read from the database at `epoch`; dropped if anything was evicted since (it may be stale).
+    pub async fn insert(&self, key: CacheKey, verified: Verified, epoch: u64) {
         if self.epoch() != epoch {
             return;
         }
         let entry = Entry {
-            grant,
+            verified,
             checked_at: Instant::now(),
         };
         self.entries.insert(key, Arc::new(entry)).await;
@@ -234,7 +236,7 @@ impl ValidationCache {
         self.epoch.fetch_add(1, Relaxed);
         let registered = self
             .entries
-            .invalidate_entries_if(move |_, e| e.grant.credential_id == credential_id);
+            .invalidate_entries_if(move |_, e| e.verified.grant.credential_id == credential_id);
         if let Err(e) = registered {
             // Only if the builder lacked `support_invalidation_closures`: fall back to dropping everything.
             tracing::error!(error = %e, "cannot evict by credential; clearing the validation cache");
@@ -260,13 +262,17 @@ impl ValidationCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::credentials::Grant;
 
-    fn grant(credential_id: Uuid) -> Grant {
-        Grant {
-            credential_id,
-            store_id: "store".into(),
-            scopes: vec![],
-            valid_until: None,
+    fn grant(credential_id: Uuid) -> Verified {
+        Verified {
+            grant: Grant {
+                credential_id,
+                store_id: "store".into(),
+                scopes: vec![],
+                valid_until: None,
+            },
+            hash: None,
         }
     }
 

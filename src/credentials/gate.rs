@@ -5,12 +5,6 @@
 //! as it is answered (a flood of N connections) is held to N requests per `wait`, instead of spinning the HTTP
 //! stack as fast as the cores allow. Hashes run on threads of lower OS priority (`nice`), so when the cores are
 //! busy the rest of the process (cached validations, the worker) is scheduled first and bcrypt gets what is left.
-//!
-//! Refreshes of cached validations (keys that were valid, re-checked before their entry expires) have admission
-//! places of their own, `concurrency` of them, taken without waiting: a flood that fills the queue cannot keep
-//! them out, yet they take hashing turns like any check, behind at most `concurrency + queue` admitted ones. They
-//! are bounded by the keys actually in use (one refresh per key per half TTL); a refresh that finds no place is
-//! skipped, and the next hit on that key tries again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,8 +37,6 @@ pub struct HashGate {
     running: Arc<Semaphore>,
     /// One permit per admitted check (running or waiting), taken before any database work.
     admitted: Arc<Semaphore>,
-    /// Admission places reserved for refreshes of cached validations.
-    refreshes: Arc<Semaphore>,
     concurrency: usize,
     wait: Duration,
     nice: i32,
@@ -68,7 +60,6 @@ impl HashGate {
         Self {
             running: Arc::new(Semaphore::new(concurrency)),
             admitted: Arc::new(Semaphore::new(concurrency + limits.queue)),
-            refreshes: Arc::new(Semaphore::new(concurrency)),
             concurrency,
             wait: limits.wait,
             nice: limits.nice,
@@ -92,19 +83,6 @@ impl HashGate {
             gate: self.clone(),
             place,
             deadline,
-        })
-    }
-
-    /// A place for refreshing a cached validation, from the places reserved for that, or `Overloaded` at once
-    /// when they are all taken. Its turn to hash is taken like any check's, within the gate's wait.
-    pub fn admit_refresh(&self) -> Result<Ticket, Overloaded> {
-        let place = Arc::clone(&self.refreshes)
-            .try_acquire_owned()
-            .map_err(|_| Overloaded)?;
-        Ok(Ticket {
-            gate: self.clone(),
-            place,
-            deadline: Instant::now() + self.wait,
         })
     }
 }
@@ -204,20 +182,6 @@ mod tests {
         assert_eq!(priority, Some(10), "the hashing thread runs at nice 10");
         let own = rustix::process::getpriority_process(None).ok();
         assert_ne!(own, Some(10), "the caller's own thread keeps its priority");
-    }
-
-    #[tokio::test]
-    async fn a_refresh_is_admitted_when_the_queue_is_full_and_refused_when_its_own_places_are() {
-        let g = gate(1, 0, 1000);
-        let _full = g.admit().await.expect("the only place");
-        assert!(g.admit().await.is_err(), "the queue is full");
-        let refresh = g.admit_refresh().expect("a refresh has a place of its own");
-        assert!(
-            g.admit_refresh().is_err(),
-            "one refresh place per hashing turn"
-        );
-        drop(refresh);
-        assert!(g.admit_refresh().is_ok());
     }
 
     #[test]

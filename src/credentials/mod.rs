@@ -7,9 +7,12 @@
 //! every other process through Postgres NOTIFY; the cache TTL bounds staleness if a notification is missed.
 //!
 //! Refresh-ahead: a hit on an entry past half its TTL answers from the cache and starts one background re-check of
-//! that key (the same database lookup and bcrypt, through the gate's refresh places). Success re-caches it for a
-//! full TTL, "invalid" removes it, and a refusal (gate full) leaves it to expire at its TTL, the next hit trying
-//! again. A key in steady use thus never falls back to the gate, where a flood would shed it with 503.
+//! that key: the same indexed lookup, and no bcrypt. An entry remembers the hash its secret matched, and bcrypt is
+//! a pure function of secret and hash: while the row still accepts that hash (current, or previous within its
+//! grace period), is active and unexpired, the secret still matches, so the refresh never queues at the gate behind
+//! a flood. Success re-caches it for a full TTL; anything else (rotated away, deactivated, expired, deleted) removes
+//! it, and the next request checks the key in full. A database error leaves it to expire at its TTL, the next hit
+//! trying again. A key in steady use thus never falls back to the gate, where a flood would shed it with 503.
 //!
 //! There is deliberately no negative cache (of prefixes known not to exist): a flood of random keys brings a new
 //! prefix with every request, so it would never hit; answering a repeated unknown prefix without the dummy hash
@@ -53,13 +56,39 @@ pub struct Grant {
     pub valid_until: Option<DateTime<Utc>>,
 }
 
-/// Which admission places an uncached check takes at the bcrypt gate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Lane {
-    /// A request waiting for its answer: the shared queue.
-    Request,
-    /// A background refresh of a cached validation: the places reserved for refreshes.
-    Refresh,
+/// A successful validation, as cached: the grant, and for an API key the bcrypt hash its secret matched (what a
+/// refresh checks the row still accepts, instead of hashing again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Verified {
+    grant: Grant,
+    hash: Option<String>,
+}
+
+/// The hashes a row accepts at `now`: its current secret's, and its previous secret's during the grace period.
+fn accepted_hashes(row: &repo::SecretRow, now: DateTime<Utc>) -> Vec<&String> {
+    let mut hashes = vec![&row.hashed_secret];
+    if let (Some(previous), Some(until)) = (&row.previous_hashed_secret, row.previous_valid_until)
+        && until > now
+    {
+        hashes.push(previous);
+    }
+    hashes
+}
+
+/// Whether the row may grant anything at `now`, whatever secret was presented.
+fn usable(row: &repo::SecretRow, now: DateTime<Utc>) -> bool {
+    row.is_active && row.expires_at.is_none_or(|e| e > now)
+}
+
+impl From<repo::SecretRow> for Grant {
+    fn from(row: repo::SecretRow) -> Self {
+        Self {
+            credential_id: row.credential_id,
+            store_id: row.store_id,
+            scopes: row.scopes,
+            valid_until: row.expires_at,
+        }
+    }
 }
 
 /// Marks a key's refresh over when dropped, whatever happened to it (even a panic).
@@ -157,14 +186,18 @@ impl Validator {
             .await??)
     }
 
-    /// Whether `secret` matches any of `hashes`, verified on the gate's thread when the ticket gets its turn.
-    async fn verify_any(ticket: Ticket, secret: &str, hashes: Vec<String>) -> anyhow::Result<bool> {
+    /// The hash of `hashes` that `secret` matches, verified on the gate's thread when the ticket gets its turn.
+    async fn verify_any(
+        ticket: Ticket,
+        secret: &str,
+        hashes: Vec<String>,
+    ) -> anyhow::Result<Option<String>> {
         let secret = secret.to_owned();
         let matched = ticket
             .run(move || {
                 hashes
-                    .iter()
-                    .any(|h| bcrypt::verify(&secret, h).unwrap_or(false))
+                    .into_iter()
+                    .find(|h| bcrypt::verify(&secret, h).unwrap_or(false))
             })
             .await?;
         Ok(matched)
@@ -177,38 +210,29 @@ impl Validator {
         client_id: &str,
         secret: &str,
     ) -> anyhow::Result<Option<repo::SecretRow>> {
-        self.check_secret_in(Lane::Request, client_id, secret).await
+        Ok(self
+            .check_secret_matching(client_id, secret)
+            .await?
+            .map(|(row, _)| row))
     }
 
-    async fn check_secret_in(
+    /// [`Self::check_secret`], with the hash the secret matched.
+    async fn check_secret_matching(
         &self,
-        lane: Lane,
         client_id: &str,
         secret: &str,
-    ) -> anyhow::Result<Option<repo::SecretRow>> {
-        let ticket = match lane {
-            Lane::Request => self.gate.admit().await?,
-            Lane::Refresh => self.gate.admit_refresh()?,
-        };
+    ) -> anyhow::Result<Option<(repo::SecretRow, String)>> {
+        let ticket = self.gate.admit().await?;
         // The connection goes back to the pool when the lookup returns: none is held while hashing.
         let row = repo::by_client_id(&self.pool, client_id).await?;
         let now = Utc::now();
         let hashes = match &row {
             // Same cost as a wrong secret, so response times do not reveal which prefixes exist.
             None => vec![self.dummy_hash.to_string()],
-            Some(row) => {
-                let mut hashes = vec![row.hashed_secret.clone()];
-                if let (Some(previous), Some(until)) =
-                    (&row.previous_hashed_secret, row.previous_valid_until)
-                    && until > now
-                {
-                    hashes.push(previous.clone());
-                }
-                hashes
-            }
+            Some(row) => accepted_hashes(row, now).into_iter().cloned().collect(),
         };
-        let ok = Self::verify_any(ticket, secret, hashes).await?;
-        Ok(row.filter(|row| ok && row.is_active && row.expires_at.is_none_or(|e| e > now)))
+        let matched = Self::verify_any(ticket, secret, hashes).await?;
+        Ok(row.zip(matched).filter(|(row, _)| usable(row, now)))
     }
 
     /// Validate what the gateway forwarded. `Ok(None)` is "invalid", `Err` is our infrastructure failing.
@@ -219,16 +243,18 @@ impl Validator {
         }
         let key = self.cache_key(presented.trim());
         let now = Utc::now();
-        if let Some(Hit { grant, refresh }) = self.cache.get(&key, now).await {
-            self.touches.record(grant.credential_id, now);
+        if let Some(Hit { verified, refresh }) = self.cache.get(&key, now).await {
+            self.touches.record(verified.grant.credential_id, now);
+            let grant = verified.grant.clone();
             if refresh {
-                self.refresh_ahead(key, presented.trim().to_owned());
+                self.refresh_ahead(key, presented.trim().to_owned(), verified);
             }
             return Ok(Some(grant));
         }
         // Requests presenting the same key together share one check (one bcrypt).
-        let check = self.check_uncached(Lane::Request, parsed, now);
-        let grant = self.cache.load(key, check).await?;
+        let check = self.check_uncached(parsed, now);
+        let verified = self.cache.load(key, check).await?;
+        let grant = verified.map(|v| v.grant);
         if let Some(grant) = &grant {
             self.touches.record(grant.credential_id, now);
         }
@@ -236,37 +262,53 @@ impl Validator {
     }
 
     /// Re-check a cached key in the background (the caller owns its refresh, see [`ValidationCache::get`]).
-    fn refresh_ahead(&self, key: CacheKey, presented: String) {
+    fn refresh_ahead(&self, key: CacheKey, presented: String, cached: Verified) {
         let this = self.clone();
         tokio::spawn(async move {
             let _done = RefreshDone(Arc::clone(&this.cache), key);
             let epoch = this.cache.epoch();
-            let parsed = parse_presented(&presented);
-            match this.check_uncached(Lane::Refresh, parsed, Utc::now()).await {
-                Ok(Some(grant)) => this.cache.insert(key, grant, epoch).await,
+            match this.recheck(parse_presented(&presented), cached).await {
+                Ok(Some(verified)) => this.cache.insert(key, verified, epoch).await,
                 Ok(None) => this.cache.remove(&key).await,
-                // Gate full or database unreachable: the entry serves until its TTL; the next hit tries again.
+                // Database unreachable: the entry serves until its TTL; the next hit tries again.
                 Err(e) => tracing::debug!(error = %e, "cached credential not refreshed this time"),
             }
         });
     }
 
+    /// The database's verdict on a cached validation, without bcrypt: an API key stays valid while its row still
+    /// accepts the hash its secret matched (`None` otherwise: the next request checks it in full).
+    async fn recheck(
+        &self,
+        parsed: Presented<'_>,
+        cached: Verified,
+    ) -> anyhow::Result<Option<Verified>> {
+        let (Presented::ApiKey { prefix, .. }, Some(hash)) = (&parsed, cached.hash) else {
+            return self.check_uncached(parsed, Utc::now()).await;
+        };
+        let row = repo::by_client_id(&self.pool, prefix).await?;
+        let now = Utc::now();
+        Ok(row
+            .filter(|row| usable(row, now) && accepted_hashes(row, now).contains(&&hash))
+            .map(|row| Verified {
+                grant: row.into(),
+                hash: Some(hash),
+            }))
+    }
+
     /// The database (and bcrypt, for API keys) verdict on a presented credential.
     async fn check_uncached(
         &self,
-        lane: Lane,
         parsed: Presented<'_>,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<Option<Grant>> {
+    ) -> anyhow::Result<Option<Verified>> {
         Ok(match parsed {
             Presented::ApiKey { prefix, secret } => self
-                .check_secret_in(lane, prefix, secret)
+                .check_secret_matching(prefix, secret)
                 .await?
-                .map(|row| Grant {
-                    credential_id: row.credential_id,
-                    store_id: row.store_id,
-                    scopes: row.scopes,
-                    valid_until: row.expires_at,
+                .map(|(row, hash)| Verified {
+                    grant: row.into(),
+                    hash: Some(hash),
                 }),
             Presented::AccessToken(token) => repo::token(&self.pool, &sha256(token))
                 .await?
@@ -274,11 +316,14 @@ impl Validator {
                     let valid_until = t
                         .client_expires_at
                         .map_or(t.expires_at, |c| c.min(t.expires_at));
-                    (t.is_active && valid_until > now).then_some(Grant {
-                        credential_id: t.credential_id,
-                        store_id: t.store_id,
-                        scopes: t.scopes,
-                        valid_until: Some(valid_until),
+                    (t.is_active && valid_until > now).then_some(Verified {
+                        grant: Grant {
+                            credential_id: t.credential_id,
+                            store_id: t.store_id,
+                            scopes: t.scopes,
+                            valid_until: Some(valid_until),
+                        },
+                        hash: None,
                     })
                 }),
             Presented::Malformed => None,

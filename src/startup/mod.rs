@@ -243,15 +243,13 @@ impl Application {
             w.batch_size,
             Duration::from_secs(w.heartbeat_interval_secs),
         );
-        let deps = WebhookDeps {
-            worker: name.to_owned(),
-            ..self.webhook.clone()
-        };
-        let connector = ConnectorDeps {
-            worker: name.to_owned(),
+        let mut deps = self.webhook.clone();
+        deps.pacing.worker = name.to_owned();
+        let mut connector = ConnectorDeps {
             gate: Arc::new(PgRateGate(self.pools.worker.clone())),
             ..self.state.connectors.clone()
         };
+        connector.pacing.worker = name.to_owned();
         let settings = WorkerSettings {
             apalis,
             concurrency: w.concurrency,

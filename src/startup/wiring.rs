@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jobs::Clock;
+use jobs::attempt::Pacing;
 use jobs::connector::handler::ConnectorDeps;
 use jobs::webhook::WebhookDeps;
 use sqlx::PgPool;
@@ -33,10 +34,7 @@ pub(super) fn webhook_deps(
     Ok(WebhookDeps {
         sender: Arc::new(sender),
         secrets: Arc::new(StoreSigningSecrets(secrets.clone())),
-        clock,
-        time_scale: config.worker.time_scale,
-        secret_retry: Duration::from_secs(config.worker.secret_retry_secs),
-        worker: String::new(),
+        pacing: pacing(config, clock),
     })
 }
 
@@ -65,12 +63,19 @@ pub(super) fn connector_deps(
             channel_policy,
         )?),
         gate: Arc::new(PgRateGate(pool.clone())),
+        pacing: pacing(config, clock),
+        max_inline_wait: Duration::from_millis(k.max_inline_wait_ms),
+    })
+}
+
+/// Clock and waits shared by every kind of job (the worker's name is set when a worker is made).
+fn pacing(config: &Config, clock: Arc<dyn Clock>) -> Pacing {
+    Pacing {
         clock,
         time_scale: config.worker.time_scale,
         secret_retry: Duration::from_secs(config.worker.secret_retry_secs),
-        max_inline_wait: Duration::from_millis(k.max_inline_wait_ms),
         worker: String::new(),
-    })
+    }
 }
 
 /// The gateway's credential validator (cache, bcrypt gate, last-used flush) on the API's pool.

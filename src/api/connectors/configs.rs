@@ -81,7 +81,7 @@ async fn activate_now(
         .await
         .map_err(ApiError::from)?
         .ok_or_else(|| not_found(id))?;
-    connectors::schedule_poll(tx, id, state.connectors.clock.now(), Duration::ZERO)
+    connectors::schedule_poll(tx, id, state.connectors.pacing.clock.now(), Duration::ZERO)
         .await
         .map_err(ApiError::from)?;
     Ok(())
@@ -240,7 +240,7 @@ impl ConfigsApi {
         {
             // The new interval applies from now: the queued poll is superseded by one an interval away.
             let every = Duration::from_secs(secs as u64);
-            connectors::schedule_poll(&mut tx, id, state.connectors.clock.now(), every)
+            connectors::schedule_poll(&mut tx, id, state.connectors.pacing.clock.now(), every)
                 .await
                 .map_err(ApiError::from)?;
         }

@@ -185,7 +185,7 @@ impl JobsApi {
         let config = load(&state, &auth.0.store_id, id.0).await?;
         let mut tx = state.pool.begin().await.map_err(ApiError::from)?;
         let Some(poll_seq) =
-            connectors::schedule_poll(&mut tx, id.0, state.connectors.clock.now(), Duration::ZERO)
+            connectors::schedule_poll(&mut tx, id.0, state.connectors.pacing.clock.now(), Duration::ZERO)
                 .await
                 .map_err(ApiError::from)?
         else {

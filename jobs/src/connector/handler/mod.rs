@@ -18,7 +18,7 @@ pub use self::sync::{
     ConnectorJobToRun, SyncConnector, SyncEffect, SyncExtras, SyncRecord, handle_sync,
 };
 pub use crate::attempt::{DeferCause, Handled};
-use crate::clock::Clock;
+use crate::attempt::Pacing;
 use crate::ports::SecretError;
 use connectors::{
     ChannelClient, ChannelHttp, ConfiguredConnector, ConnectorConfig, ConnectorError, Credentials,
@@ -43,16 +43,10 @@ pub struct ConnectorDeps {
     pub http: Arc<dyn ChannelHttp>,
     /// Per-config rate limits, shared by every process.
     pub gate: Arc<dyn RateGate>,
-    /// The service clock (a manual one in tests).
-    pub clock: Arc<dyn Clock>,
-    /// Multiplies real waits (see `ScaledClock`).
-    pub time_scale: f64,
-    /// Wait when the secret store is unavailable.
-    pub secret_retry: Duration,
+    /// Clock, time scale, secret retry and worker name (for the sync log).
+    pub pacing: Pacing,
     /// A `Retry-After` up to this is waited out in place.
     pub max_inline_wait: Duration,
-    /// This worker's name, for the sync log.
-    pub worker: String,
 }
 
 /// An adapter bound to the connector's parsed settings, with what it needs for one call: the connector's

@@ -106,14 +106,14 @@ pub async fn handle_poll(
     };
     let Some(started_at) = wait_until_due(deps, &loaded).await else {
         let due = loaded.next_poll_at.unwrap_or_default();
-        let run_in = real_wait(due - deps.clock.now(), deps.time_scale);
+        let run_in = real_wait(due - deps.pacing.clock.now(), deps.pacing.time_scale);
         return Ok((Handled::NotYetDue, defer(run_in)));
     };
     let (result, requests) = match deps.prepare(&loaded.config).await {
         Err(NoContext::SecretsUnavailable(why)) => {
             tracing::warn!(%why, "connector credentials unavailable; poll deferred");
             let cause = Handled::Deferred(DeferCause::SecretsUnavailable);
-            return Ok((cause, defer(deps.secret_retry)));
+            return Ok((cause, defer(deps.pacing.secret_retry)));
         }
         Err(NoContext::Broken(e)) => (Err(e), 0),
         Ok((adapter, credentials, channel)) => {
@@ -143,15 +143,15 @@ pub async fn handle_poll(
 /// The queue keeps whole seconds, so a poll can be claimed up to a second early: it waits for its time, so polls are
 /// never closer than the interval.
 async fn wait_until_due(deps: &ConnectorDeps, loaded: &PollToRun) -> Option<DateTime<Utc>> {
-    let now = deps.clock.now();
+    let now = deps.pacing.clock.now();
     let Some(due) = loaded.next_poll_at.filter(|due| *due > now) else {
         return Some(now);
     };
     if due - DUE_TOLERANCE > now {
         return None;
     }
-    tokio::time::sleep(real_wait(due - now, deps.time_scale)).await;
-    Some(deps.clock.now().max(due))
+    tokio::time::sleep(real_wait(due - now, deps.pacing.time_scale)).await;
+    Some(deps.pacing.clock.now().max(due))
 }
 
 /// The record of a poll that ran (or failed) from `started_at`.
@@ -162,7 +162,7 @@ fn poll_record(
     result: Result<PollReport, ConnectorError>,
     requests: u32,
 ) -> PollRecord {
-    let finished_at = deps.clock.now().max(started_at);
+    let finished_at = deps.pacing.clock.now().max(started_at);
     let interval =
         chrono::Duration::from_std(loaded.interval).unwrap_or(chrono::Duration::minutes(5));
     // Polls start at least one interval apart (a late poll moves the schedule; there is never a catch-up burst).
@@ -184,8 +184,8 @@ fn poll_record(
         cursor,
         failure,
         requests,
-        next_run_in: real_wait(next_poll_at - finished_at, deps.time_scale),
+        next_run_in: real_wait(next_poll_at - finished_at, deps.pacing.time_scale),
         next_poll_at,
-        worker: deps.worker.clone(),
+        worker: deps.pacing.worker.clone(),
     }
 }

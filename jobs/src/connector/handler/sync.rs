@@ -90,14 +90,8 @@ impl OutboundKind for ConnectorDeps {
         })
     }
 
-    fn pacing(&self) -> Pacing<'_> {
-        let worker = self.worker.as_str();
-        Pacing::new(
-            self.clock.as_ref(),
-            self.time_scale,
-            self.secret_retry,
-            worker,
-        )
+    fn pacing(&self) -> &Pacing {
+        &self.pacing
     }
 
     /// Missing credentials or an unknown type are not deferred: they are a failed attempt no retry can fix.

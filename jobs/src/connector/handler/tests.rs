@@ -15,7 +15,7 @@ use workflows::ids::{ConnectorId, ConnectorJobId};
 use workflows::ratelimit::{RateLimit, Reservation};
 
 use super::*;
-use crate::attempt::Effect;
+use crate::attempt::{Effect, Pacing};
 use crate::clock::ManualClock;
 use crate::ports::SecretError;
 use connectors::{
@@ -116,11 +116,13 @@ fn deps(
         secrets: Arc::new(Secrets(secrets)),
         http: http.clone(),
         gate: Arc::new(Gate(gate)),
-        clock: Arc::new(ManualClock::new(t0())),
-        time_scale: 1.0,
-        secret_retry: Duration::from_secs(30),
+        pacing: Pacing {
+            clock: Arc::new(ManualClock::new(t0())),
+            time_scale: 1.0,
+            secret_retry: Duration::from_secs(30),
+            worker: "w".into(),
+        },
         max_inline_wait: Duration::from_secs(5),
-        worker: "w".into(),
     };
     (deps, http)
 }
