@@ -85,6 +85,8 @@ pub struct AttemptRecord<L, E> {
     pub next_run_in: Option<Duration>,
     /// This worker's name, for the attempt log.
     pub worker: String,
+    /// The remote side timed out or answered later than [`Pacing::slow_after`] (its lane's circuit breaker counts it).
+    pub slow: bool,
     /// The kind-specific part (response body, sync-log fields).
     pub extras: E,
 }
@@ -109,6 +111,8 @@ pub enum Effect<I, R> {
     Defer {
         /// The row.
         id: I,
+        /// Its owner (the lane its next job is claimed in).
+        owner: Uuid,
         /// The attempt deferred; its successor is queued as `dispatch_seq + 1`.
         dispatch_seq: i32,
         /// Real time until the attempt is due again.
@@ -165,6 +169,8 @@ pub struct Pacing {
     pub secret_retry: Duration,
     /// This worker's name, for the attempt log.
     pub worker: String,
+    /// An attempt answered later than this (or not at all) counts as slow for its lane's circuit breaker.
+    pub slow_after: Duration,
 }
 
 /// One kind of outbound job: its specifics, everything else is the engine's (see the module documentation).
@@ -190,12 +196,20 @@ pub trait OutboundKind: Send + Sync {
     fn state(loaded: &Self::Loaded) -> &AttemptState;
     /// Whether the row's owner (subscription, connector) is active and not deleted.
     fn owner_active(loaded: &Self::Loaded) -> bool;
-    /// The queue payload of attempt `dispatch_seq` of row `id`.
-    fn job(id: Self::Id, dispatch_seq: i32) -> Job;
+    /// The row's owner (subscription, connector): the lane its jobs are claimed in.
+    fn owner(loaded: &Self::Loaded) -> Uuid;
+    /// The queue payload of attempt `dispatch_seq` of row `id` of `owner`.
+    fn job(id: Self::Id, owner: Uuid, dispatch_seq: i32) -> Job;
     /// Time and naming for the engine.
     fn pacing(&self) -> &Pacing;
     /// Read what the attempt needs from the outside (secrets), before anything is sent.
     async fn prepare(&self, loaded: &Self::Loaded) -> Result<Self::Prepared, Unprepared>;
+    /// How long the remote side took to answer the attempt recorded with `extras`; `None` when it never answered
+    /// in time (a timeout). Kinds that do not measure it are never slow.
+    fn answer_time(extras: &Self::Extras) -> Option<Duration> {
+        let _ = extras;
+        Some(Duration::ZERO)
+    }
     /// Make the attempt. Never an error: the remote side failing is an outcome.
     async fn send(
         &self,
@@ -234,15 +248,14 @@ async fn attempt<K: OutboundKind>(
 ) -> anyhow::Result<(Handled, KindEffect<K>)> {
     let state = *K::state(&loaded);
     let pacing = kind.pacing();
-    let (id, dispatch_seq) = (K::id(&loaded), state.dispatch_seq);
+    let (id, owner, dispatch_seq) = (K::id(&loaded), K::owner(&loaded), state.dispatch_seq);
     let now = pacing.clock.now();
     let attempt_number = match preflight(&state, queued_seq, K::owner_active(&loaded), now) {
         Preflight::Go { attempt_number } => attempt_number,
         other => {
             return Ok(not_attempted::<K>(
                 other,
-                id,
-                dispatch_seq,
+                (id, owner, dispatch_seq),
                 pacing.time_scale,
             ));
         }
@@ -254,6 +267,7 @@ async fn attempt<K: OutboundKind>(
             let run_in = pacing.secret_retry;
             let effect = Effect::Defer {
                 id,
+                owner,
                 dispatch_seq,
                 run_in,
                 reason: Some(why),
@@ -282,6 +296,7 @@ async fn attempt<K: OutboundKind>(
         Sent::Deferred { run_in, reason } => {
             let effect = Effect::Defer {
                 id,
+                owner,
                 dispatch_seq,
                 run_in,
                 reason: Some(reason),
@@ -294,8 +309,7 @@ async fn attempt<K: OutboundKind>(
 /// What the pre-flight decided when it did not say go.
 fn not_attempted<K: OutboundKind>(
     decided: Preflight,
-    id: K::Id,
-    dispatch_seq: i32,
+    (id, owner, dispatch_seq): (K::Id, Uuid, i32),
     time_scale: f64,
 ) -> (Handled, KindEffect<K>) {
     match decided {
@@ -303,6 +317,7 @@ fn not_attempted<K: OutboundKind>(
             let run_in = real_wait(wait, time_scale);
             let effect = Effect::Defer {
                 id,
+                owner,
                 dispatch_seq,
                 run_in,
                 reason: None,
@@ -360,6 +375,7 @@ fn recorded<K: OutboundKind>(
         decision,
         next_run_in,
         worker: pacing.worker.clone(),
+        slow: K::answer_time(&made.extras).is_none_or(|t| t >= pacing.slow_after),
         extras: made.extras,
     };
     (handled, Effect::Record(Box::new(record)))

@@ -1,6 +1,7 @@
 //! The payload of every apalis task: a small enum that carries ids; handlers reload state from the database.
 
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::connector::handler::{PollConnector, SyncConnector};
 use crate::webhook::DeliverWebhook;
@@ -39,6 +40,16 @@ impl Job {
         }
     }
 
+    /// The lane the job is claimed in: its owner (subscription, connector). A lane has a bounded number of jobs
+    /// in flight across every worker, and lanes with due work take turns (see [`crate::queue::claim`]).
+    pub fn lane(&self) -> Uuid {
+        match self {
+            Job::WebhookDelivery(d) => d.subscription_id.uuid(),
+            Job::ConnectorSync(j) => j.config_id.uuid(),
+            Job::ConnectorPoll(p) => Uuid::from(p.config_id),
+        }
+    }
+
     /// JSON bytes stored in `apalis.jobs.job`.
     pub fn encode(&self) -> Vec<u8> {
         // Serialising a plain enum of ids cannot fail.
@@ -54,18 +65,23 @@ impl Job {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use uuid::Uuid;
 
     #[test]
     fn jobs_round_trip_and_keys_name_the_attempt() {
         let job = Job::WebhookDelivery(DeliverWebhook {
             delivery_id: workflows::ids::DeliveryId(Uuid::nil()),
             dispatch_seq: 3,
+            subscription_id: workflows::ids::SubscriptionId(Uuid::max()),
         });
         assert_eq!(Job::decode(&job.encode()).ok(), Some(job.clone()));
         assert_eq!(
             job.idempotency_key(),
             format!("delivery:{}:attempt:3", Uuid::nil())
+        );
+        assert_eq!(
+            job.lane(),
+            Uuid::max(),
+            "claimed in its subscription's lane"
         );
         assert!(Job::decode(b"{\"kind\":\"unknown\"}").is_err());
     }

@@ -2,13 +2,15 @@
 //! (a signed POST). The engine ([`crate::attempt`]) does the rest, as for every kind.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 use workflows::attempt::AttemptState;
-use workflows::ids::DeliveryId;
-use workflows::{AttemptOutcome, signing};
+use workflows::ids::{DeliveryId, SubscriptionId};
+use workflows::{AttemptOutcome, FailureReason, signing};
 
 use crate::Job;
 use crate::attempt::{
@@ -25,6 +27,8 @@ pub struct DeliverWebhook {
     pub delivery_id: DeliveryId,
     /// The delivery's `dispatch_seq` when this job was queued.
     pub dispatch_seq: i32,
+    /// Its subscription: the lane the job is claimed in (per-subscription concurrency and fair turns).
+    pub subscription_id: SubscriptionId,
 }
 
 /// The effect of a delivery job.
@@ -66,15 +70,33 @@ impl OutboundKind for WebhookDeps {
         loaded.subscription_active
     }
 
-    fn job(delivery_id: DeliveryId, dispatch_seq: i32) -> Job {
+    fn owner(loaded: &DeliveryToSend) -> Uuid {
+        loaded.subscription_id.uuid()
+    }
+
+    fn job(delivery_id: DeliveryId, owner: Uuid, dispatch_seq: i32) -> Job {
         Job::WebhookDelivery(DeliverWebhook {
             delivery_id,
             dispatch_seq,
+            subscription_id: SubscriptionId(owner),
         })
     }
 
     fn pacing(&self) -> &Pacing {
         &self.pacing
+    }
+
+    fn answer_time(sent: &SendResult) -> Option<Duration> {
+        match &sent.outcome {
+            AttemptOutcome::Failed {
+                reason: FailureReason::Timeout,
+                ..
+            } => None,
+            AttemptOutcome::Delivered { elapsed_ms, .. }
+            | AttemptOutcome::Failed { elapsed_ms, .. } => Some(Duration::from_millis(
+                u64::try_from(*elapsed_ms).unwrap_or(0),
+            )),
+        }
     }
 
     async fn prepare(&self, delivery: &DeliveryToSend) -> Result<String, Unprepared> {
@@ -151,7 +173,6 @@ mod tests {
     //! The webhook kind through the attempt engine, with every port faked.
 
     use std::sync::Mutex;
-    use std::time::Duration;
 
     use chrono::TimeZone;
     use serde_json::json;
@@ -225,6 +246,7 @@ mod tests {
                 time_scale: 1.0,
                 secret_retry: Duration::from_secs(30),
                 worker: "w".into(),
+                slow_after: Duration::from_secs(5),
             },
         };
         (deps, receiver)
@@ -259,6 +281,7 @@ mod tests {
     const JOB: DeliverWebhook = DeliverWebhook {
         delivery_id: DeliveryId(Uuid::nil()),
         dispatch_seq: 4,
+        subscription_id: SubscriptionId(Uuid::nil()),
     };
 
     async fn handled(

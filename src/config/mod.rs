@@ -14,7 +14,9 @@ use serde::Deserialize;
 pub use infra::{
     KafkaConfig, MIN_ROLE_CONNECTIONS, PoolSizes, PoolsConfig, SecretsConfig, VaultConfig,
 };
-pub use sections::{ConnectorsConfig, CredentialsConfig, DeliveryConfig, HttpConfig, WorkerConfig};
+pub use sections::{
+    ConnectorsConfig, CredentialsConfig, DeliveryConfig, HttpConfig, LanesConfig, WorkerConfig,
+};
 
 /// The defaults, with a comment on every key.
 pub const DEFAULT_TOML: &str = include_str!("../../config.default.toml");
@@ -70,6 +72,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// The job worker.
     pub worker: WorkerConfig,
+    /// Fair delivery: attempts in flight per subscription (connector), and the slow-receiver circuit breaker.
+    pub lanes: LanesConfig,
     /// The embedded secret store's master key.
     pub secrets: SecretsConfig,
     /// API keys, access tokens and the cost of checking them.

@@ -96,6 +96,21 @@ pub struct DeliveryConfig {
     pub allowed_private_hosts: Vec<String>,
 }
 
+/// `[lanes]`: fair delivery. Each subscription (each connector) is a lane with a bounded number of attempts in
+/// flight across every worker process; lanes with due work take turns.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LanesConfig {
+    /// Attempts in flight per lane when its subscription sets no `maxInFlight`.
+    pub default_in_flight: u32,
+    /// The most a subscription may set as its `maxInFlight`.
+    pub max_in_flight: u32,
+    /// An attempt answered later than this (or timing out) counts as slow.
+    pub slow_ms: u64,
+    /// Slow attempts in a row after which a lane gets one attempt in flight at a time, until one is answered in
+    /// time again.
+    pub slow_after: u32,
+}
+
 /// `[worker]`: the job worker, its leases and its housekeeping.
 #[derive(Debug, Clone, Deserialize)]
 pub struct WorkerConfig {

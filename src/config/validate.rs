@@ -48,7 +48,23 @@ impl Config {
             !(w.time_scale > 0.0 && w.time_scale <= 1.0),
             "worker.time_scale",
             "must be in (0, 1]",
-        )
+        )?;
+        self.validate_lanes()
+    }
+
+    fn validate_lanes(&self) -> Result<(), ConfigError> {
+        let l = &self.lanes;
+        check(
+            l.max_in_flight == 0,
+            "lanes.max_in_flight",
+            "must be at least 1",
+        )?;
+        check(
+            l.default_in_flight == 0 || l.default_in_flight > l.max_in_flight,
+            "lanes.default_in_flight",
+            "must be at least 1 and at most lanes.max_in_flight",
+        )?;
+        check(l.slow_after == 0, "lanes.slow_after", "must be at least 1")
     }
 
     fn validate_credentials(&self) -> Result<(), ConfigError> {

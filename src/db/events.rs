@@ -5,7 +5,7 @@ use jobs::connector::handler::SyncConnector;
 use jobs::webhook::DeliverWebhook;
 use sqlx::PgConnection;
 use uuid::Uuid;
-use workflows::ids::{ConnectorJobId, DeliveryId, SubscriptionId};
+use workflows::ids::{ConnectorId, ConnectorJobId, DeliveryId, SubscriptionId};
 use workflows::{EventEnvelope, candidate_patterns};
 
 /// Where an event came from, recorded with it.
@@ -58,19 +58,23 @@ pub async fn fan_out(
     }
     let mut jobs: Vec<Job> = deliveries
         .iter()
-        .map(|&delivery_id| {
+        .map(|&(delivery_id, subscription_id)| {
             Job::WebhookDelivery(DeliverWebhook {
                 delivery_id,
                 dispatch_seq: 1,
+                subscription_id,
             })
         })
         .collect();
-    jobs.extend(connector_jobs.iter().map(|&job_id| {
+    jobs.extend(connector_jobs.iter().map(|&(job_id, config_id)| {
         Job::ConnectorSync(SyncConnector {
             job_id,
             dispatch_seq: 1,
+            config_id,
         })
     }));
+    let deliveries = deliveries.into_iter().map(|(id, _)| id).collect();
+    let connector_jobs = connector_jobs.into_iter().map(|(id, _)| id).collect();
     let ingested = Ingested::New {
         deliveries,
         connector_jobs,
@@ -116,13 +120,19 @@ async fn record(
     Ok(inserted.rows_affected() == 1)
 }
 
+/// The rows an event created, each with its owner (the lane its job is claimed in).
+type Created = (
+    Vec<(DeliveryId, SubscriptionId)>,
+    Vec<(ConnectorJobId, ConnectorId)>,
+);
+
 /// Create the event's webhook deliveries and connector jobs in one statement (one round trip per event).
 async fn create_rows(
     conn: &mut PgConnection,
     event: &EventEnvelope,
     only_subscription: Option<SubscriptionId>,
-) -> Result<(Vec<DeliveryId>, Vec<ConnectorJobId>), sqlx::Error> {
-    let created: Vec<(bool, Uuid)> = sqlx::query_as(
+) -> Result<Created, sqlx::Error> {
+    let created: Vec<(bool, Uuid, Uuid)> = sqlx::query_as(
         "WITH deliveries AS (
            INSERT INTO webhook_deliveries (delivery_id, subscription_id, store_id, event_type, event_id, event_payload)
            SELECT gen_random_uuid(), s.subscription_id, s.store_id, $2, $3, $4
@@ -131,7 +141,7 @@ async fn create_rows(
              -- A targeted (test) event goes to that subscription whatever its filter.
              AND (CASE WHEN $6::uuid IS NULL THEN s.events && $5 ELSE s.subscription_id = $6 END)
            ON CONFLICT ON CONSTRAINT webhook_deliveries_one_per_event_and_subscription DO NOTHING
-           RETURNING delivery_id
+           RETURNING delivery_id, subscription_id
          ), connector_jobs AS (
            INSERT INTO connector_jobs (job_id, config_id, store_id, event_type, event_id, event_payload)
            SELECT gen_random_uuid(), c.config_id, c.store_id, $2, $3, $4
@@ -139,9 +149,10 @@ async fn create_rows(
            WHERE $6::uuid IS NULL AND c.store_id = $1 AND c.is_active AND c.deleted_at IS NULL
              AND c.event_subscriptions && $5
            ON CONFLICT ON CONSTRAINT connector_jobs_one_per_event_and_config DO NOTHING
-           RETURNING job_id
+           RETURNING job_id, config_id
          )
-         SELECT TRUE, delivery_id FROM deliveries UNION ALL SELECT FALSE, job_id FROM connector_jobs",
+         SELECT TRUE, delivery_id, subscription_id FROM deliveries
+         UNION ALL SELECT FALSE, job_id, config_id FROM connector_jobs",
     )
     .bind(event.store_id.as_str())
     .bind(event.event_type.as_str())
@@ -152,13 +163,15 @@ async fn create_rows(
     .fetch_all(&mut *conn)
     .await?;
     let (deliveries, jobs): (Vec<_>, Vec<_>) =
-        created.into_iter().partition(|(webhook, _)| *webhook);
+        created.into_iter().partition(|(webhook, _, _)| *webhook);
     Ok((
         deliveries
             .into_iter()
-            .map(|(_, id)| DeliveryId(id))
+            .map(|(_, id, owner)| (DeliveryId(id), SubscriptionId(owner)))
             .collect(),
-        jobs.into_iter().map(|(_, id)| ConnectorJobId(id)).collect(),
+        jobs.into_iter()
+            .map(|(_, id, owner)| (ConnectorJobId(id), ConnectorId(owner)))
+            .collect(),
     ))
 }
 

@@ -25,6 +25,7 @@ use crate::secrets::SecretStore;
 use crate::secrets::cached::CachedSecretStore;
 use crate::secrets::embedded::{EmbeddedSecretStore, load_master_key};
 use crate::secrets::vault::VaultSecretStore;
+use jobs::queue::claim::LaneLimits;
 use jobs::queue::effects::Topics;
 use jobs::worker::{Faults, LeaseSettings, NoFaults, Worker, WorkerSettings};
 
@@ -264,6 +265,11 @@ impl Application {
                 lease: Duration::from_millis(w.lease_ms),
                 renew_every: Duration::from_millis(w.lease_renew_ms),
                 rescue_every: Duration::from_millis(w.lease_rescue_ms),
+            },
+            lanes: LaneLimits {
+                default_in_flight: self.config.lanes.default_in_flight,
+                max_in_flight: self.config.lanes.max_in_flight,
+                slow_after: self.config.lanes.slow_after,
             },
             faults: self.worker_faults.clone(),
         };

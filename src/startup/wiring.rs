@@ -75,6 +75,7 @@ fn pacing(config: &Config, clock: Arc<dyn Clock>) -> Pacing {
         time_scale: config.worker.time_scale,
         secret_retry: Duration::from_secs(config.worker.secret_retry_secs),
         worker: String::new(),
+        slow_after: Duration::from_millis(config.lanes.slow_ms),
     }
 }
 

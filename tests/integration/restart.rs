@@ -79,17 +79,18 @@ async fn a_job_held_by_a_killed_worker_is_taken_over_once_its_lease_expires() {
         .await;
 
     // The doomed worker claims the job, then dies without running or acknowledging it.
-    let apalis = queue::apalis_config(10, Duration::from_secs(1));
     let doomed = apalis_core::worker::context::WorkerContext::new("doomed");
     queue::register(&app.pool, &doomed).await.expect("register");
     let before_claim = std::time::Instant::now();
-    assert_eq!(
-        queue::fetch(&app.pool, &apalis, &doomed)
-            .await
-            .expect("claim")
-            .len(),
-        1
+    let mut cursor = queue::claim::Cursor::default();
+    let claimed = queue::claim::claim(
+        &app.pool,
+        doomed.name(),
+        10,
+        queue::claim::LaneLimits::default(),
+        &mut cursor,
     );
+    assert_eq!(claimed.await.expect("claim").len(), 1);
 
     let survivor = app.worker("survivor").await;
     assert_eq!(

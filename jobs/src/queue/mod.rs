@@ -1,13 +1,16 @@
 //! The apalis-postgres queue: enqueue inside our transactions, claim, acknowledge, heartbeat, leases.
 //!
-//! We use apalis-postgres' storage and its own queries (`push_tasks`, `fetch_next` with `FOR UPDATE SKIP LOCKED`,
-//! `handle_results`, `keep_alive`; the `apalis.workers` row is inserted here because `register_worker` takes a
-//! crate-private type). Two statements are ours: renewing the leases of held jobs (`lock_at`) and re-queuing jobs
-//! whose lease expired, which writes apalis' own statuses exactly as its `reenqueue_orphaned` does. Unlike
+//! We use apalis-postgres' storage and its own queries (`push_tasks`, `handle_results`, `keep_alive`; the
+//! `apalis.workers` row is inserted here because `register_worker` takes a crate-private type). Three statements
+//! are ours, each writing apalis' own columns and statuses as its queries do: the fair claim ([`claim`], by lane,
+//! where apalis' `get_jobs` takes the oldest due jobs whoever they belong to), renewing the leases of held jobs
+//! (`lock_at`), and re-queuing jobs whose lease expired, as its `reenqueue_orphaned` does. Unlike
 //! `reenqueue_orphaned`, the rescue does not care whether the job's worker still heartbeats: a live worker can
-//! hold a claim it forgot (its reply was lost when a connection died after the commit).
+//! hold a claim it forgot (its reply was lost when a connection died after the commit). Every job carries its lane
+//! (`metadata -> 'lane'`), written when it is pushed.
 
 pub mod attempts;
+pub mod claim;
 pub mod effects;
 pub mod load;
 pub mod polls;
@@ -18,6 +21,7 @@ use crate::Job;
 use crate::job::QUEUE;
 use apalis_core::backend::TaskResult;
 use apalis_core::task::builder::TaskBuilder;
+use apalis_core::task::metadata::MetadataStore;
 use apalis_core::task::status::Status;
 use apalis_core::task::task_id::TaskId;
 use apalis_core::worker::context::WorkerContext;
@@ -39,7 +43,11 @@ pub async fn push(
     let tasks: Vec<PgTask> = jobs
         .into_iter()
         .map(|(job, delay)| {
+            let mut metadata = MetadataStore::new();
+            // A fresh store has no key yet: inserting the first one cannot collide.
+            let _ = metadata.insert("lane", job.lane().to_string());
             TaskBuilder::new(job.encode())
+                .with_metadata(metadata)
                 .run_at_time(now + delay)
                 .idempotency_key(job.idempotency_key())
                 .max_attempts(MAX_INFRA_RETRIES)
@@ -154,18 +162,6 @@ pub async fn rescue_expired(pool: &PgPool, lease: Duration) -> Result<u64, sqlx:
     .rows_affected();
     tx.commit().await?;
     Ok(rescued)
-}
-
-/// Claim up to `batch_size` due jobs.
-pub async fn fetch(
-    pool: &PgPool,
-    config: &ApalisConfig,
-    worker: &WorkerContext,
-) -> Result<Vec<PgTask>, apalis_postgres::Error> {
-    let mut tx = pool.begin().await?;
-    let tasks = queries::fetch_next(&mut *tx, config, worker).await?;
-    tx.commit().await?;
-    Ok(tasks)
 }
 
 /// How a claimed job ended, for apalis.

@@ -21,13 +21,14 @@ use crate::connector::handler::ConnectorDeps;
 use crate::webhook::WebhookDeps;
 use apalis_core::task::task_id::TaskId;
 use apalis_core::worker::context::WorkerContext;
-use apalis_postgres::{Config as ApalisConfig, PgTask};
+use apalis_postgres::Config as ApalisConfig;
 use futures::FutureExt;
 use sqlx::PgPool;
 use tokio::task::JoinSet;
 
 use self::dispatch::{Claimed, Done, Effects};
 pub use crate::backoff::Backoff;
+use crate::queue::claim::{self, Cursor, LaneLimits};
 use crate::queue::effects::{self, Batch, Topics};
 use crate::queue::{self, Ack};
 pub use faults::{Faults, NoFaults, Step};
@@ -49,6 +50,9 @@ pub struct Worker {
     job_retention: Duration,
     lease: LeaseSettings,
     held: Held,
+    lanes: LaneLimits,
+    /// Where this worker's next claim resumes its walk over the lanes (one claim at a time).
+    cursor: Arc<tokio::sync::Mutex<Cursor>>,
     faults: Arc<dyn Faults>,
     metrics: Arc<dyn JobMetrics>,
 }
@@ -86,6 +90,8 @@ pub struct WorkerSettings {
     pub job_retention: Duration,
     /// Leases on claimed jobs.
     pub lease: LeaseSettings,
+    /// Jobs in flight per lane (subscription, connector) across every worker.
+    pub lanes: LaneLimits,
     /// Where tests inject failures (`NoFaults` in production).
     pub faults: Arc<dyn Faults>,
 }
@@ -113,6 +119,8 @@ impl Worker {
             job_retention: settings.job_retention,
             lease: settings.lease,
             held: Held::default(),
+            lanes: settings.lanes,
+            cursor: Arc::default(),
             faults: settings.faults,
             metrics,
         }
@@ -138,12 +146,17 @@ impl Worker {
     /// only once this returns them: if anything fails after the claim committed, nobody here knows them, and the
     /// rescue re-queues them when their lease expires.
     async fn claim(&self, limit: usize) -> anyhow::Result<Vec<Claimed>> {
-        let tasks: Vec<PgTask> = queue::fetch(
-            &self.pool,
-            &self.apalis.clone().batch_size(limit.max(1)),
-            &self.context,
-        )
-        .await?;
+        let tasks = {
+            let mut cursor = self.cursor.lock().await;
+            claim::claim(
+                &self.pool,
+                self.context.name(),
+                limit,
+                self.lanes,
+                &mut cursor,
+            )
+            .await?
+        };
         if tasks.is_empty() {
             return Ok(Vec::new());
         }
@@ -153,18 +166,16 @@ impl Worker {
             .map_err(|e| anyhow::anyhow!("claim reply lost: {e}"))?;
         let jobs: Vec<Result<Job, String>> = tasks
             .iter()
-            .map(|t| Job::decode(&t.args).map_err(|e| e.to_string()))
+            .map(|t| Job::decode(&t.payload).map_err(|e| e.to_string()))
             .collect();
         let mut loaded = self.load(&jobs).await?;
         let claimed: Vec<Claimed> = tasks
             .into_iter()
             .zip(jobs)
-            .filter_map(|(task, job)| {
-                Some(Claimed {
-                    task_id: task.task_id().cloned()?,
-                    attempt: task.attempt() + 1,
-                    work: loaded.work(job),
-                })
+            .map(|(task, job)| Claimed {
+                task_id: task.task_id,
+                attempt: task.attempts + 1,
+                work: loaded.work(job),
             })
             .collect();
         self.held

@@ -184,10 +184,14 @@ impl JobsApi {
     ) -> Result<Accepted, Problems<{ STORE_CALLER | POSTS | NOT_FOUND | CONFLICT }>> {
         let config = load(&state, &auth.0.store_id, id.0).await?;
         let mut tx = state.pool.begin().await.map_err(ApiError::from)?;
-        let Some(poll_seq) =
-            connectors::schedule_poll(&mut tx, id.0, state.connectors.pacing.clock.now(), Duration::ZERO)
-                .await
-                .map_err(ApiError::from)?
+        let Some(poll_seq) = connectors::schedule_poll(
+            &mut tx,
+            id.0,
+            state.connectors.pacing.clock.now(),
+            Duration::ZERO,
+        )
+        .await
+        .map_err(ApiError::from)?
         else {
             let why = if config.poll_interval_secs.is_none() {
                 "this connector does not poll"

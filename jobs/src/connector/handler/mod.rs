@@ -17,8 +17,8 @@ pub use self::poll::{PollConnector, PollEffect, PollRecord, PollToRun, handle_po
 pub use self::sync::{
     ConnectorJobToRun, SyncConnector, SyncEffect, SyncExtras, SyncRecord, handle_sync,
 };
-pub use crate::attempt::{DeferCause, Handled};
 use crate::attempt::Pacing;
+pub use crate::attempt::{DeferCause, Handled};
 use crate::ports::SecretError;
 use connectors::{
     ChannelClient, ChannelHttp, ConfiguredConnector, ConnectorConfig, ConnectorError, Credentials,

@@ -5,9 +5,10 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 use workflows::attempt::AttemptState;
 use workflows::connector::{SyncFailure, entity_of, sync_outcome};
-use workflows::ids::ConnectorJobId;
+use workflows::ids::{ConnectorId, ConnectorJobId};
 
 use super::{ConnectorDeps, NoContext, Prepared, spread};
 use crate::Job;
@@ -23,6 +24,8 @@ pub struct SyncConnector {
     pub job_id: ConnectorJobId,
     /// Its `dispatch_seq` when queued.
     pub dispatch_seq: i32,
+    /// Its connector: the lane the job is claimed in (shared with the connector's polls).
+    pub config_id: ConnectorId,
 }
 
 /// A connector job as the worker loads it.
@@ -83,10 +86,15 @@ impl OutboundKind for ConnectorDeps {
         loaded.config_active
     }
 
-    fn job(job_id: ConnectorJobId, dispatch_seq: i32) -> Job {
+    fn owner(loaded: &ConnectorJobToRun) -> Uuid {
+        Uuid::from(loaded.config.config_id)
+    }
+
+    fn job(job_id: ConnectorJobId, owner: Uuid, dispatch_seq: i32) -> Job {
         Job::ConnectorSync(SyncConnector {
             job_id,
             dispatch_seq,
+            config_id: ConnectorId(owner),
         })
     }
 

@@ -121,6 +121,7 @@ fn deps(
             time_scale: 1.0,
             secret_retry: Duration::from_secs(30),
             worker: "w".into(),
+            slow_after: Duration::from_secs(5),
         },
         max_inline_wait: Duration::from_secs(5),
     };
@@ -162,6 +163,7 @@ fn job(attempts: u32) -> ConnectorJobToRun {
 const JOB: SyncConnector = SyncConnector {
     job_id: ConnectorJobId(Uuid::nil()),
     dispatch_seq: 1,
+    config_id: ConnectorId(Uuid::nil()),
 };
 
 async fn sync(deps: &ConnectorDeps, loaded: ConnectorJobToRun) -> (Handled, SyncEffect) {
@@ -246,6 +248,7 @@ async fn waiting_on_secrets_or_the_rate_limit_counts_no_attempt_and_stale_jobs_d
     let stale = SyncConnector {
         job_id: ConnectorJobId(Uuid::nil()),
         dispatch_seq: 2,
+        config_id: ConnectorId(Uuid::nil()),
     };
     assert_eq!(
         handle_sync(&d, &stale, Some(job(0)))

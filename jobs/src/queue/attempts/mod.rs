@@ -10,6 +10,7 @@
 //! its attempt log, and the event it publishes. The statements are built from those constants, never from input.
 
 mod connector;
+pub mod lanes;
 mod retrigger;
 mod webhook;
 
@@ -78,6 +79,7 @@ pub async fn apply<T: AttemptTable>(
     if !records.is_empty() {
         T::log(conn, &records).await?;
         record::<T>(conn, &records, writes).await?;
+        lanes::record_health(conn, records.iter().map(|r| (T::owner(&r.loaded), r.slow))).await?;
     }
     cancel::<T>(conn, effects).await?;
     defer::<T>(conn, effects, writes).await?;
@@ -151,7 +153,8 @@ async fn record<T: AttemptTable>(
             continue;
         }
         if let Some(run_in) = r.next_run_in.filter(|_| r.decision.queues_next_attempt()) {
-            writes.queue(T::job(row_id, r.state.dispatch_seq + 1), run_in);
+            let job = T::job(row_id, T::owner(&r.loaded), r.state.dispatch_seq + 1);
+            writes.queue(job, run_in);
         }
         if let Some((key, event)) = T::published(r) {
             writes.publish_event(key, event);
@@ -206,6 +209,7 @@ async fn defer<T: AttemptTable>(
         .filter_map(|e| match e {
             Effect::Defer {
                 id,
+                owner,
                 dispatch_seq,
                 run_in,
                 reason,
@@ -214,6 +218,7 @@ async fn defer<T: AttemptTable>(
                 *dispatch_seq,
                 *run_in,
                 deferred_note(reason.as_deref()),
+                *owner,
             )),
             _ => None,
         })
@@ -237,9 +242,9 @@ async fn defer<T: AttemptTable>(
     .bind(&notes)
     .fetch_all(&mut *conn)
     .await?;
-    for (row_id, dispatch_seq, run_in, _) in deferred {
+    for (row_id, dispatch_seq, run_in, _, owner) in deferred {
         if moved.contains(&row_id.into()) {
-            writes.queue(T::job(row_id, dispatch_seq + 1), run_in);
+            writes.queue(T::job(row_id, owner, dispatch_seq + 1), run_in);
         }
     }
     Ok(())

@@ -42,7 +42,7 @@ pub async fn retrigger<T: AttemptTable>(
         .map(|s| T::status_name(*s))
         .collect();
     let mut tx = pool.begin().await?;
-    let rows: Vec<(Uuid, i32)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let rows: Vec<(Uuid, i32, Uuid)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE {table} t SET status = 'PENDING', attempt_number = 0, next_retry_at = NULL,
                 dispatch_seq = t.dispatch_seq + 1, updated_at = now()
          FROM {owner_table} o
@@ -51,7 +51,7 @@ pub async fn retrigger<T: AttemptTable>(
            AND ($3::uuid IS NULL OR t.{owner} = $3)
            AND ($4::uuid IS NULL OR t.{id} = $4)
            AND ($5::timestamptz IS NULL OR (t.status = 'DEAD_LETTERED' AND t.updated_at >= $5))
-         RETURNING t.{id}, t.dispatch_seq"
+         RETURNING t.{id}, t.dispatch_seq, t.{owner}"
     )))
     .bind(scope.store_id)
     .bind(&statuses)
@@ -62,11 +62,13 @@ pub async fn retrigger<T: AttemptTable>(
     .await?;
     let jobs = rows
         .iter()
-        .map(|&(row_id, dispatch_seq)| (T::job(row_id.into(), dispatch_seq), Duration::ZERO))
+        .map(|&(row_id, dispatch_seq, owner)| {
+            (T::job(row_id.into(), owner, dispatch_seq), Duration::ZERO)
+        })
         .collect();
     queue::push(&mut tx, jobs).await.map_err(queue::as_sqlx)?;
     tx.commit().await?;
-    Ok(rows)
+    Ok(rows.into_iter().map(|(id, seq, _)| (id, seq)).collect())
 }
 
 /// Cancel the waiting rows of kind `T` of an owner that was deactivated or deleted, recording `reason`.

@@ -1,0 +1,216 @@
+//! Fair claiming: due jobs are claimed by lane (a job's owner: its subscription or connector, see [`Job::lane`]),
+//! so that one owner with a slow receiver or a large backlog cannot hold every worker slot or push everyone else
+//! to the back of the queue.
+//!
+//! - **Per-lane concurrency.** A lane has at most its limit of jobs claimed at once (`Queued` or `Running` in
+//!   `apalis.jobs`), across every worker process: the limit set for its owner within the operator's bounds, or the
+//!   default; 1 while the lane is marked slow (the circuit breaker, [`workflows::lanes`]). Slots a lane cannot use go
+//!   to other lanes. The count is read from the jobs themselves, so a killed worker leaks nothing: its jobs free
+//!   their lane when the lease rescue puts them back.
+//! - **Turns.** Each claim walks the lanes that have waiting jobs in lane order, from where this worker's previous
+//!   claim stopped (a cursor, wrapping around), and takes from each due lane at most its free room, interleaving
+//!   the lanes' oldest jobs. A lane with 10,000 waiting jobs gets one turn per round like a lane with one.
+//! - **Cost.** The walk is a loose index scan (one index descent per lane visited, at most a few per free slot),
+//!   never a scan of the waiting jobs: a claim costs the same with 10 or 10,000 lanes holding due work.
+//!
+//! Two statements in one transaction: the first walks the lanes and takes a transaction-scoped advisory lock per
+//! due lane (lanes another worker is claiming right now are skipped); the second, whose snapshot is taken after
+//! those locks, counts each locked lane's jobs in flight and claims within its room. A lane's count therefore
+//! always includes the claims of a worker that held its lock before (and committed). Claimed jobs are written
+//! exactly as apalis' own `get_jobs` writes them (`Queued`, `lock_by`, `lock_at`).
+
+use std::str::FromStr;
+
+use apalis_core::task::task_id::TaskId;
+use sqlx::{PgConnection, PgPool};
+
+use crate::job::QUEUE;
+
+/// Per-lane concurrency limits (operator settings; an owner's own limit is clamped to `max_in_flight`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaneLimits {
+    /// Jobs in flight per lane when its owner sets no limit.
+    pub default_in_flight: u32,
+    /// The most an owner may set.
+    pub max_in_flight: u32,
+    /// Consecutive slow attempts after which a lane gets one job in flight at a time until an attempt is answered
+    /// in time again.
+    pub slow_after: u32,
+}
+
+impl Default for LaneLimits {
+    fn default() -> Self {
+        Self {
+            default_in_flight: 16,
+            max_in_flight: 64,
+            slow_after: 5,
+        }
+    }
+}
+
+/// A claimed job.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    /// apalis' task id.
+    pub task_id: TaskId,
+    /// Attempts apalis counted before this claim (infrastructure failures of this job).
+    pub attempts: usize,
+    /// The encoded [`crate::Job`].
+    pub payload: Vec<u8>,
+}
+
+/// Where a worker's next claim resumes its walk over the lanes.
+#[derive(Debug, Default)]
+pub struct Cursor(Option<String>);
+
+/// The jobs of our queue a claim may take (apalis' own condition; the lane index is partial on it).
+const CLAIMABLE: &str = "job_type = 'integration-service'
+    AND (status = 'Pending' OR (status = 'Failed' AND attempts < max_attempts))";
+
+/// Claim up to `limit` due jobs, fairly across lanes, for `worker`.
+pub async fn claim(
+    pool: &PgPool,
+    worker: &str,
+    limit: usize,
+    limits: LaneLimits,
+    cursor: &mut Cursor,
+) -> Result<Vec<ClaimedJob>, sqlx::Error> {
+    debug_assert_eq!(QUEUE, "integration-service", "CLAIMABLE names the queue");
+    let mut tx = pool.begin().await?;
+    let lanes = due_lanes(&mut tx, limit.max(1), cursor).await?;
+    if lanes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(String, i32, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "WITH lanes AS (
+             SELECT l.lane, l.turn,
+                    CASE WHEN COALESCE(o.consecutive_slow, 0) >= $3 THEN 1
+                         ELSE LEAST(COALESCE(o.max_in_flight, $4), $5) END
+                    - (SELECT count(*) FROM apalis.jobs b
+                       WHERE b.metadata -> 'lane' = l.lane AND b.status IN ('Queued', 'Running')) AS room
+             FROM unnest($1::text[]) WITH ORDINALITY AS l(lane, turn)
+             LEFT JOIN outbound_lanes o ON o.lane = l.lane::uuid
+         ), candidates AS (
+             SELECT j.id, l.turn, row_number() OVER (PARTITION BY l.lane ORDER BY j.run_at) AS nth
+             FROM lanes l CROSS JOIN LATERAL (
+                 SELECT id, run_at FROM apalis.jobs
+                 WHERE {CLAIMABLE} AND metadata -> 'lane' = l.lane AND run_at <= now()
+                 ORDER BY run_at LIMIT GREATEST(l.room, 0)
+                 FOR UPDATE SKIP LOCKED) j
+         ), picked AS (
+             SELECT id FROM candidates ORDER BY nth, turn LIMIT $2
+         )
+         UPDATE apalis.jobs j SET status = 'Queued', lock_by = $6, lock_at = now()
+         FROM picked WHERE j.id = picked.id
+         RETURNING j.id, j.attempts, j.job"
+    )))
+    .bind(&lanes)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .bind(i64::from(limits.slow_after.max(1)))
+    .bind(i64::from(limits.default_in_flight.max(1)))
+    .bind(i64::from(limits.max_in_flight.max(1)))
+    .bind(worker)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, attempts, payload)| {
+            let task_id = TaskId::from_str(&id)
+                .inspect_err(|e| tracing::error!(%id, error = %e, "claimed a job whose id apalis cannot read"))
+                .ok()?;
+            Some(ClaimedJob {
+                task_id,
+                attempts: usize::try_from(attempts).unwrap_or_default(),
+                payload,
+            })
+        })
+        .collect())
+}
+
+/// Up to `wanted` lanes with due jobs, each locked for this transaction, walking on from `cursor` (wrapping
+/// around once). Visits at most a few lanes per wanted one, so lanes whose jobs all wait for later (retries
+/// scheduled hours ahead) cannot make a claim walk far.
+async fn due_lanes(
+    conn: &mut PgConnection,
+    wanted: usize,
+    cursor: &mut Cursor,
+) -> Result<Vec<String>, sqlx::Error> {
+    let budget = wanted.saturating_mul(4).max(16);
+    let mut found: Vec<String> = Vec::new();
+    let mut visited = 0;
+    let mut wrapped = cursor.0.is_none();
+    while found.len() < wanted && visited < budget {
+        let walk = walk_lanes(conn, cursor.0.as_deref(), budget - visited).await?;
+        visited += walk.visited.max(1);
+        for lane in walk.due {
+            if !found.contains(&lane) {
+                found.push(lane);
+            }
+        }
+        cursor.0 = walk.last;
+        if cursor.0.is_none() {
+            // The walk reached the last lane: the next one starts from the first.
+            if wrapped {
+                break;
+            }
+            wrapped = true;
+        }
+    }
+    found.truncate(wanted);
+    Ok(found)
+}
+
+/// What one walk over the lanes saw.
+struct Walk {
+    /// Lanes with due work, now locked by this transaction.
+    due: Vec<String>,
+    /// Lanes visited.
+    visited: usize,
+    /// The last lane visited, `None` when the walk reached the end.
+    last: Option<String>,
+}
+
+/// Visit up to `most` lanes with waiting jobs after `after` (from the first when `None`), in lane order.
+async fn walk_lanes(
+    conn: &mut PgConnection,
+    after: Option<&str>,
+    most: usize,
+) -> Result<Walk, sqlx::Error> {
+    let rows: Vec<(String, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "WITH RECURSIVE walk(lane, n) AS (
+             SELECT (SELECT metadata -> 'lane' FROM apalis.jobs
+                     WHERE {CLAIMABLE} AND metadata -> 'lane' > COALESCE($1, '')
+                     ORDER BY metadata -> 'lane' LIMIT 1), 1
+             UNION ALL
+             SELECT (SELECT metadata -> 'lane' FROM apalis.jobs
+                     WHERE {CLAIMABLE} AND metadata -> 'lane' > w.lane
+                     ORDER BY metadata -> 'lane' LIMIT 1), w.n + 1
+             FROM walk w WHERE w.lane IS NOT NULL AND w.n < $2
+         ), due AS MATERIALIZED (
+             SELECT w.lane, w.n, EXISTS (
+                 SELECT 1 FROM apalis.jobs
+                 WHERE {CLAIMABLE} AND metadata -> 'lane' = w.lane AND run_at <= now()) AS due
+             FROM walk w WHERE w.lane IS NOT NULL
+         )
+         SELECT lane, CASE WHEN due THEN pg_try_advisory_xact_lock(hashtextextended('ss3-lane:' || lane, 0))
+                           ELSE FALSE END
+         FROM due ORDER BY n"
+    )))
+    .bind(after)
+    .bind(i32::try_from(most).unwrap_or(i32::MAX))
+    .fetch_all(&mut *conn)
+    .await?;
+    let visited = rows.len();
+    let last = (visited >= most)
+        .then(|| rows.last().map(|(lane, _)| lane.clone()))
+        .flatten();
+    Ok(Walk {
+        due: rows
+            .into_iter()
+            .filter_map(|(lane, due)| due.then_some(lane))
+            .collect(),
+        visited,
+        last,
+    })
+}
