@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use integration_service::api::subscriptions::create_with_secret;
 use integration_service::config::{Config, Secret};
+use integration_service::db::subscriptions::NewSubscription;
 use integration_service::startup::{Application, Roles};
 
 use super::{BenchArgs, percentile};
@@ -77,10 +78,13 @@ pub(super) async fn app_with_subscribers(
         create_with_secret(
             app.state(),
             &workflows::StoreId::parse("bench")?,
-            &format!("bench-{n}"),
-            &target,
-            &["*".to_owned()],
-            true,
+            &NewSubscription {
+                name: &format!("bench-{n}"),
+                target_url: &target,
+                events: &["*".to_owned()],
+                is_active: true,
+                max_in_flight: None,
+            },
         )
         .await?;
     }

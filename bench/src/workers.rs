@@ -15,6 +15,7 @@ use super::webhooks::{ReceiverState, Scenario, start_receiver};
 use integration_service::api::subscriptions::create_with_secret;
 use integration_service::config::Config;
 use integration_service::db::events::EventSource;
+use integration_service::db::subscriptions::NewSubscription;
 use integration_service::startup::Application;
 
 /// The service binary the worker processes run: `--service-bin`, else `integration-service` next to this binary.
@@ -77,10 +78,13 @@ async fn prepared(
         create_with_secret(
             app.state(),
             &workflows::StoreId::parse("bench")?,
-            &format!("w-{n}"),
-            &target,
-            &["*".to_owned()],
-            true,
+            &NewSubscription {
+                name: &format!("w-{n}"),
+                target_url: &target,
+                events: &["*".to_owned()],
+                is_active: true,
+                max_in_flight: None,
+            },
         )
         .await?;
     }

@@ -16,6 +16,7 @@ pub mod subscriptions;
 pub mod types;
 
 use std::sync::Arc;
+use workflows::lanes::LaneLimits;
 
 use poem::middleware::Tracing;
 use poem::{Endpoint, EndpointExt, Response, Route};
@@ -57,6 +58,8 @@ pub struct AppState {
     pub connectors: ConnectorDeps,
     /// Seconds between polls of a new polling connector that sets none.
     pub connectors_default_poll: u32,
+    /// Per-subscription limits of attempts in flight, and when a receiver counts as slow.
+    pub lanes: LaneLimits,
 }
 
 /// The OpenAPI document's tags, one per resource.

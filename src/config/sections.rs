@@ -111,6 +111,17 @@ pub struct LanesConfig {
     pub slow_after: u32,
 }
 
+impl LanesConfig {
+    /// The limits workers claim by and the API judges lanes by.
+    pub fn limits(&self) -> workflows::lanes::LaneLimits {
+        workflows::lanes::LaneLimits {
+            default_in_flight: self.default_in_flight,
+            max_in_flight: self.max_in_flight,
+            slow_after: self.slow_after,
+        }
+    }
+}
+
 /// `[worker]`: the job worker, its leases and its housekeeping.
 #[derive(Debug, Clone, Deserialize)]
 pub struct WorkerConfig {

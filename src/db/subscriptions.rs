@@ -26,31 +26,94 @@ pub struct SubscriptionRow {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// Its own limit of attempts in flight (its lane in `outbound_lanes`; `None`: the operator's default).
+    pub max_in_flight: Option<i32>,
+    /// Attempts in a row that timed out or were answered late (its lane's circuit breaker).
+    pub consecutive_slow: i32,
+    /// When that run of slow attempts began.
+    pub slow_since: Option<DateTime<Utc>>,
 }
 
+/// The columns of a [`SubscriptionRow`], from [`from!`].
 macro_rules! columns {
     () => {
-        "subscription_id, store_id, name, target_url, events, is_active, created_at, updated_at"
+        "s.subscription_id, s.store_id, s.name, s.target_url, s.events, s.is_active, s.created_at, s.updated_at,
+         o.max_in_flight, COALESCE(o.consecutive_slow, 0) AS consecutive_slow, o.slow_since"
     };
+}
+
+/// A subscription with its lane (settings and health; no row while both are defaults).
+macro_rules! from {
+    () => {
+        " FROM webhook_subscriptions s LEFT JOIN outbound_lanes o ON o.lane = s.subscription_id "
+    };
+}
+
+/// A new subscription.
+#[derive(Debug, Clone)]
+pub struct NewSubscription<'a> {
+    /// The display name, trimmed.
+    pub name: &'a str,
+    /// The receiver URL, already checked against the target policy.
+    pub target_url: &'a str,
+    /// Normalised event patterns.
+    pub events: &'a [String],
+    /// Whether events are fanned out to it.
+    pub is_active: bool,
+    /// Its own limit of attempts in flight (already within the operator's bounds); `None`: the default.
+    pub max_in_flight: Option<i32>,
 }
 
 /// Insert in the caller's transaction (the signing secret is written before it commits).
 pub async fn insert(
     conn: &mut PgConnection,
     store_id: &StoreId,
-    name: &str,
-    target_url: &str,
-    events: &[String],
-    is_active: bool,
+    new: &NewSubscription<'_>,
 ) -> Result<SubscriptionRow, sqlx::Error> {
-    sqlx::query_as(concat!("INSERT INTO webhook_subscriptions (subscription_id, store_id, name, target_url, events, is_active)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING ", columns!(), ""))
+    let id: SubscriptionId = sqlx::query_scalar(
+        "INSERT INTO webhook_subscriptions (subscription_id, store_id, name, target_url, events, is_active)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING subscription_id",
+    )
     .bind(SubscriptionId::new())
     .bind(store_id.as_str())
-    .bind(name)
-    .bind(target_url)
-    .bind(events)
-    .bind(is_active)
+    .bind(new.name)
+    .bind(new.target_url)
+    .bind(new.events)
+    .bind(new.is_active)
+    .fetch_one(&mut *conn)
+    .await?;
+    if let Some(limit) = new.max_in_flight {
+        set_lane_limit(conn, id, Some(limit)).await?;
+    }
+    row(conn, id).await
+}
+
+/// Set (or, with `None`, clear) a subscription's own limit of attempts in flight: its lane's setting.
+async fn set_lane_limit(
+    conn: &mut PgConnection,
+    id: SubscriptionId,
+    limit: Option<i32>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO outbound_lanes (lane, max_in_flight) VALUES ($1, $2)
+         ON CONFLICT (lane) DO UPDATE SET max_in_flight = EXCLUDED.max_in_flight, updated_at = now()",
+    )
+    .bind(id)
+    .bind(limit)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A subscription by id, in the caller's transaction.
+async fn row(conn: &mut PgConnection, id: SubscriptionId) -> Result<SubscriptionRow, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        from!(),
+        "WHERE s.subscription_id = $1"
+    ))
+    .bind(id)
     .fetch_one(conn)
     .await
 }
@@ -61,7 +124,12 @@ pub async fn get(
     store_id: &StoreId,
     id: SubscriptionId,
 ) -> Result<Option<SubscriptionRow>, sqlx::Error> {
-    sqlx::query_as(concat!("SELECT ", columns!(), " FROM webhook_subscriptions WHERE store_id = $1 AND subscription_id = $2 AND deleted_at IS NULL"))
+    sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        from!(),
+        "WHERE s.store_id = $1 AND s.subscription_id = $2 AND s.deleted_at IS NULL"
+    ))
     .bind(store_id.as_str())
     .bind(id)
     .fetch_optional(pool)
@@ -93,9 +161,9 @@ pub async fn list(
     sqlx::query_as(concat!(
         "SELECT ",
         columns!(),
-        " FROM webhook_subscriptions
-         WHERE store_id = $1 AND deleted_at IS NULL AND ($2::uuid IS NULL OR subscription_id > $2)
-         ORDER BY subscription_id LIMIT $3"
+        from!(),
+        "WHERE s.store_id = $1 AND s.deleted_at IS NULL AND ($2::uuid IS NULL OR s.subscription_id > $2)
+         ORDER BY s.subscription_id LIMIT $3"
     ))
     .bind(store_id.as_str())
     .bind(after)
@@ -115,6 +183,8 @@ pub struct Patch {
     pub events: Option<Vec<String>>,
     /// Activate or deactivate.
     pub is_active: Option<bool>,
+    /// Set (`Some(Some)`) or clear (`Some(None)`) its own limit of attempts in flight.
+    pub max_in_flight: Option<Option<i32>>,
 }
 
 /// Apply a patch; deactivating stops the subscription's pending retries in the same transaction.
@@ -125,11 +195,13 @@ pub async fn update(
     patch: &Patch,
 ) -> Result<Option<SubscriptionRow>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let row: Option<SubscriptionRow> = sqlx::query_as(concat!("UPDATE webhook_subscriptions SET
+    let is_active: Option<bool> = sqlx::query_scalar(
+        "UPDATE webhook_subscriptions SET
            name = COALESCE($3, name), target_url = COALESCE($4, target_url), events = COALESCE($5, events),
            is_active = COALESCE($6, is_active), updated_at = now()
          WHERE store_id = $1 AND subscription_id = $2 AND deleted_at IS NULL
-         RETURNING ", columns!(), ""))
+         RETURNING is_active",
+    )
     .bind(store_id.as_str())
     .bind(id)
     .bind(&patch.name)
@@ -138,13 +210,18 @@ pub async fn update(
     .bind(patch.is_active)
     .fetch_optional(&mut *tx)
     .await?;
-    if let Some(row) = &row
-        && !row.is_active
-    {
+    let Some(is_active) = is_active else {
+        return Ok(None);
+    };
+    if !is_active {
         deliveries::cancel_waiting(&mut tx, id, "subscription deactivated").await?;
     }
+    if let Some(limit) = patch.max_in_flight {
+        set_lane_limit(&mut tx, id, limit).await?;
+    }
+    let row = row(&mut tx, id).await?;
     tx.commit().await?;
-    Ok(row)
+    Ok(Some(row))
 }
 
 /// Soft-delete: the delivery log keeps its rows; pending retries stop.

@@ -25,7 +25,6 @@ use crate::secrets::SecretStore;
 use crate::secrets::cached::CachedSecretStore;
 use crate::secrets::embedded::{EmbeddedSecretStore, load_master_key};
 use crate::secrets::vault::VaultSecretStore;
-use jobs::queue::claim::LaneLimits;
 use jobs::queue::effects::Topics;
 use jobs::worker::{Faults, LeaseSettings, NoFaults, Worker, WorkerSettings};
 
@@ -158,6 +157,7 @@ impl Application {
             kafka_probe: Self::kafka_probe(&config)?,
             connectors,
             connectors_default_poll: config.connectors.default_poll_interval_secs,
+            lanes: config.lanes.limits(),
         };
         Ok(Self {
             config,
@@ -266,11 +266,7 @@ impl Application {
                 renew_every: Duration::from_millis(w.lease_renew_ms),
                 rescue_every: Duration::from_millis(w.lease_rescue_ms),
             },
-            lanes: LaneLimits {
-                default_in_flight: self.config.lanes.default_in_flight,
-                max_in_flight: self.config.lanes.max_in_flight,
-                slow_after: self.config.lanes.slow_after,
-            },
+            lanes: self.config.lanes.limits(),
             faults: self.worker_faults.clone(),
         };
         Worker::new(

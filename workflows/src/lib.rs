@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod delivery;
 pub mod envelope;
 pub mod ids;
+pub mod lanes;
 pub mod matching;
 pub mod net;
 pub mod ratelimit;

@@ -1,12 +1,12 @@
-//! Fair claiming: due jobs are claimed by lane (a job's owner: its subscription or connector, see [`Job::lane`]),
+//! Fair claiming: due jobs are claimed by lane (a job's owner: its subscription or connector, see [`crate::Job::lane`]),
 //! so that one owner with a slow receiver or a large backlog cannot hold every worker slot or push everyone else
 //! to the back of the queue.
 //!
 //! - **Per-lane concurrency.** A lane has at most its limit of jobs claimed at once (`Queued` or `Running` in
 //!   `apalis.jobs`), across every worker process: the limit set for its owner within the operator's bounds, or the
-//!   default; 1 while the lane is marked slow (the circuit breaker, [`workflows::lanes`]). Slots a lane cannot use go
-//!   to other lanes. The count is read from the jobs themselves, so a killed worker leaks nothing: its jobs free
-//!   their lane when the lease rescue puts them back.
+//!   default; 1 while the lane is slow (the circuit breaker). The rule is [`workflows::lanes`]; the statement
+//!   below applies it in SQL. Slots a lane cannot use go to other lanes. The count is read from the jobs
+//!   themselves, so a killed worker leaks nothing: its jobs free their lane when the lease rescue puts them back.
 //! - **Turns.** Each claim walks the lanes that have waiting jobs in lane order, from where this worker's previous
 //!   claim stopped (a cursor, wrapping around), and takes from each due lane at most its free room, interleaving
 //!   the lanes' oldest jobs. A lane with 10,000 waiting jobs gets one turn per round like a lane with one.
@@ -25,28 +25,7 @@ use apalis_core::task::task_id::TaskId;
 use sqlx::{PgConnection, PgPool};
 
 use crate::job::QUEUE;
-
-/// Per-lane concurrency limits (operator settings; an owner's own limit is clamped to `max_in_flight`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LaneLimits {
-    /// Jobs in flight per lane when its owner sets no limit.
-    pub default_in_flight: u32,
-    /// The most an owner may set.
-    pub max_in_flight: u32,
-    /// Consecutive slow attempts after which a lane gets one job in flight at a time until an attempt is answered
-    /// in time again.
-    pub slow_after: u32,
-}
-
-impl Default for LaneLimits {
-    fn default() -> Self {
-        Self {
-            default_in_flight: 16,
-            max_in_flight: 64,
-            slow_after: 5,
-        }
-    }
-}
+pub use workflows::lanes::LaneLimits;
 
 /// A claimed job.
 #[derive(Debug, Clone)]

@@ -24,9 +24,10 @@ use super::problem::{ApiError, Problems};
 use super::types::Name;
 use super::{AppState, Tag, next_page, page_limit};
 use crate::db::events::{EventSource, Ingested};
-use crate::db::subscriptions::{self, Patch, SubscriptionRow};
+use crate::db::subscriptions::{self, NewSubscription, Patch, SubscriptionRow};
 use crate::secrets::{new_signing_secret, webhook_secret_path};
-use validate::{valid_events, valid_target};
+use poem_openapi::types::MaybeUndefined;
+use validate::{valid_events, valid_max_in_flight, valid_target};
 
 /// The scope every route of this module and of `deliveries` requires (checked by [`WebhooksAuth`]).
 pub const SCOPE: &str = "webhooks:manage";
@@ -76,14 +77,11 @@ pub enum CreateError {
 pub async fn create_with_secret(
     state: &AppState,
     store_id: &StoreId,
-    name: &str,
-    target: &str,
-    events: &[String],
-    is_active: bool,
+    new: &NewSubscription<'_>,
 ) -> Result<(SubscriptionRow, String), CreateError> {
     let secret = new_signing_secret();
     let mut tx = state.pool.begin().await?;
-    let row = subscriptions::insert(&mut tx, store_id, name, target, events, is_active).await?;
+    let row = subscriptions::insert(&mut tx, store_id, new).await?;
     state
         .secrets
         .put(&webhook_secret_path(row.subscription_id.into()), &secret)
@@ -107,23 +105,26 @@ impl SubscriptionsApi {
     ) -> Result<Created, Problems<{ STORE_CALLER | JSON_BODY }>> {
         let events = valid_events(&body.events)?;
         let target = valid_target(&state, &body.target_url).await?;
-        let (row, secret) = create_with_secret(
-            &state,
-            &auth.0.store_id,
-            &body.name,
-            &target,
-            &events,
-            body.is_active.unwrap_or(true),
-        )
-        .await
-        .map_err(|e| match e {
-            CreateError::Database(e) => ApiError::from(e),
-            CreateError::SecretStore(e) => {
-                ApiError::Unavailable(ProblemCode::SecretStoreUnavailable, e.to_string())
-            }
-        })?;
+        let new = NewSubscription {
+            name: &body.name,
+            target_url: &target,
+            events: &events,
+            is_active: body.is_active.unwrap_or(true),
+            max_in_flight: body
+                .max_in_flight
+                .map(|m| valid_max_in_flight(&state.lanes, m))
+                .transpose()?,
+        };
+        let (row, secret) = create_with_secret(&state, &auth.0.store_id, &new)
+            .await
+            .map_err(|e| match e {
+                CreateError::Database(e) => ApiError::from(e),
+                CreateError::SecretStore(e) => {
+                    ApiError::Unavailable(ProblemCode::SecretStoreUnavailable, e.to_string())
+                }
+            })?;
         Ok(Created::Created(Json(CreatedSubscription {
-            subscription: row.into(),
+            subscription: Subscription::of(row, &state.lanes),
             signing_secret: secret,
         })))
     }
@@ -138,9 +139,13 @@ impl SubscriptionsApi {
         limit: Query<Option<i64>>,
     ) -> Result<Json<SubscriptionPage>, Problems<{ STORE_CALLER }>> {
         let limit = page_limit(limit.0);
-        let rows = subscriptions::list(&state.pool, &auth.0.store_id, cursor.0, limit + 1)
-            .await
-            .map_err(ApiError::from)?;
+        let rows: Vec<Subscription> =
+            subscriptions::list(&state.pool, &auth.0.store_id, cursor.0, limit + 1)
+                .await
+                .map_err(ApiError::from)?
+                .into_iter()
+                .map(|row| Subscription::of(row, &state.lanes))
+                .collect();
         let (items, next_cursor) = next_page(rows, limit, |x: &Subscription| {
             x.subscription_id.to_string()
         });
@@ -158,7 +163,8 @@ impl SubscriptionsApi {
         let row = subscriptions::get(&state.pool, &auth.0.store_id, id.0)
             .await
             .map_err(ApiError::from)?;
-        Ok(Json(row.ok_or_else(|| not_found(id.0))?.into()))
+        let row = row.ok_or_else(|| not_found(id.0))?;
+        Ok(Json(Subscription::of(row, &state.lanes)))
     }
 
     /// Change name, target, events or activity.
@@ -179,11 +185,17 @@ impl SubscriptionsApi {
             target_url,
             events: body.events.as_deref().map(valid_events).transpose()?,
             is_active: body.is_active,
+            max_in_flight: match body.max_in_flight {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(m) => Some(Some(valid_max_in_flight(&state.lanes, m)?)),
+            },
         };
         let row = subscriptions::update(&state.pool, &auth.0.store_id, id.0, &patch)
             .await
             .map_err(ApiError::from)?;
-        Ok(Json(row.ok_or_else(|| not_found(id.0))?.into()))
+        let row = row.ok_or_else(|| not_found(id.0))?;
+        Ok(Json(Subscription::of(row, &state.lanes)))
     }
 
     /// Delete: no more deliveries; the delivery log keeps its history.

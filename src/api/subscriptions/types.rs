@@ -1,8 +1,10 @@
 //! The DTOs of a webhook subscription: what is created, changed and shown.
 
 use chrono::{DateTime, Utc};
-use poem_openapi::Object;
+use poem_openapi::types::MaybeUndefined;
+use poem_openapi::{Enum, Object};
 use workflows::ids::{DeliveryId, EventId, SubscriptionId};
+use workflows::lanes::{Lane, LaneLimits, LaneState};
 
 use crate::api::types::Name;
 use crate::db::subscriptions::SubscriptionRow;
@@ -19,6 +21,9 @@ pub struct CreateSubscription {
     pub events: Vec<String>,
     /// Whether events are delivered to it; default true.
     pub is_active: Option<bool>,
+    /// At most this many attempts to it in flight at once, across every worker (1 to the operator's
+    /// `lanes.max_in_flight`, 64 by default); absent: the operator's default (`lanes.default_in_flight`, 16).
+    pub max_in_flight: Option<u32>,
 }
 
 /// Changes; absent fields are kept.
@@ -33,6 +38,8 @@ pub struct UpdateSubscription {
     pub events: Option<Vec<String>>,
     /// Deactivating stops pending retries (their status becomes CANCELLED).
     pub is_active: Option<bool>,
+    /// New limit of attempts in flight (same rules as at creation); `null` returns to the operator's default.
+    pub max_in_flight: MaybeUndefined<u32>,
 }
 
 /// A subscription (never its secret).
@@ -55,6 +62,36 @@ pub struct Subscription {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// Its own limit of attempts in flight; absent: the operator's default.
+    pub max_in_flight: Option<u32>,
+    /// How its deliveries are paced now: the limit in force and the slow-receiver circuit breaker.
+    pub delivery_lane: DeliveryLane,
+}
+
+/// A subscription's delivery lane: attempts to it in flight at once across every worker, and whether its receiver
+/// answers in time.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct DeliveryLane {
+    /// `healthy`, or `slow`: its last attempts timed out or were answered late, so it has one attempt in flight
+    /// at a time until one is answered in time again (waiting never counts as an attempt).
+    pub state: LaneHealth,
+    /// Attempts it may have in flight now (its own limit or the default; 1 while slow).
+    pub in_flight_limit: u32,
+    /// Attempts in a row that timed out or were answered late.
+    pub consecutive_slow: u32,
+    /// When that run of slow attempts began; absent while its last attempt was answered in time.
+    pub slow_since: Option<DateTime<Utc>>,
+}
+
+/// Whether a receiver answers in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum LaneHealth {
+    /// Its full limit applies.
+    Healthy,
+    /// One attempt in flight at a time, probing the receiver.
+    Slow,
 }
 
 /// The create answer: the only time the signing secret is shown.
@@ -87,8 +124,13 @@ pub struct TestSent {
     pub delivery_id: DeliveryId,
 }
 
-impl From<SubscriptionRow> for Subscription {
-    fn from(r: SubscriptionRow) -> Self {
+impl Subscription {
+    /// The subscription as shown, its lane judged by the operator's `limits`.
+    pub fn of(r: SubscriptionRow, limits: &LaneLimits) -> Self {
+        let lane = Lane {
+            own_limit: r.max_in_flight.and_then(|m| u32::try_from(m).ok()),
+            consecutive_slow: u32::try_from(r.consecutive_slow).unwrap_or(0),
+        };
         Self {
             subscription_id: r.subscription_id,
             store_id: r.store_id,
@@ -98,6 +140,16 @@ impl From<SubscriptionRow> for Subscription {
             is_active: r.is_active,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            max_in_flight: lane.own_limit,
+            delivery_lane: DeliveryLane {
+                state: match limits.state(lane) {
+                    LaneState::Healthy => LaneHealth::Healthy,
+                    LaneState::Slow => LaneHealth::Slow,
+                },
+                in_flight_limit: limits.in_flight_limit(lane),
+                consecutive_slow: lane.consecutive_slow,
+                slow_since: r.slow_since,
+            },
         }
     }
 }

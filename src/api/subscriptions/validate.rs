@@ -3,6 +3,7 @@
 use std::sync::LazyLock;
 
 use workflows::EventPattern;
+use workflows::lanes::LaneLimits;
 
 use crate::api::AppState;
 use crate::api::code::ProblemCode;
@@ -26,6 +27,17 @@ pub(super) fn valid_events(events: &[String]) -> Result<Vec<String>, ApiError> {
         }
     }
     Ok(out)
+}
+
+/// A subscription's own limit of attempts in flight, within the operator's bounds.
+pub(super) fn valid_max_in_flight(limits: &LaneLimits, raw: u32) -> Result<i32, ApiError> {
+    if !limits.allows(raw) {
+        return Err(ApiError::Invalid(
+            ProblemCode::InvalidMaxInFlight,
+            format!("maxInFlight must be 1-{}", limits.max_in_flight),
+        ));
+    }
+    Ok(i32::try_from(raw).unwrap_or(i32::MAX))
 }
 
 /// The target URLs this API accepts, as the OpenAPI document states them: `http(s)://`, a host name whose last label
