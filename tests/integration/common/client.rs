@@ -21,6 +21,17 @@ pub struct Subscription {
     pub target_url: String,
     pub events: Vec<String>,
     pub is_active: bool,
+    pub max_in_flight: Option<u32>,
+    pub delivery_lane: DeliveryLane,
+}
+
+/// `DeliveryLane`: a subscription's limit of attempts in flight and its slow-receiver breaker.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryLane {
+    pub state: String,
+    pub in_flight_limit: u32,
+    pub consecutive_slow: u32,
 }
 
 /// `CreatedSubscription`: the subscription and its signing secret, shown only in this answer.
@@ -208,6 +219,22 @@ impl Api {
             .send()
             .await;
         created(response, "create subscription").await
+    }
+
+    /// `PATCH /subscriptions/{id}` with `changes`; asserts 200.
+    pub async fn update_subscription(
+        &self,
+        store: &str,
+        id: Uuid,
+        changes: &Value,
+    ) -> Subscription {
+        let response = self
+            .request(Method::PATCH, &format!("/subscriptions/{id}"), store)
+            .json(changes)
+            .send()
+            .await
+            .expect("request sent");
+        expect_json(response, 200).await
     }
 
     /// `POST /events` (no store header: the envelope names the store): 202 for a new event, 200 for a duplicate.

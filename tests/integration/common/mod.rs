@@ -11,6 +11,7 @@ pub mod pg_cluster;
 pub mod pg_proxy;
 pub mod process;
 pub mod receiver;
+pub mod slow;
 pub mod vault;
 pub mod wait;
 
