@@ -277,7 +277,7 @@ async fn attempt<K: OutboundKind>(
                 attempt_number,
                 started_at,
             };
-            Ok(recorded::<K>(&pacing, loaded, state, made))
+            Ok(recorded::<K>(pacing, loaded, state, made))
         }
         Sent::Deferred { run_in, reason } => {
             let effect = Effect::Defer {

@@ -123,7 +123,7 @@ impl JobsApi {
             auth.0.store_id.as_str(),
             id.0,
             status.0.as_deref(),
-            cursor.0.map(Into::into),
+            cursor.0,
             limit + 1,
         )
         .await
@@ -184,10 +184,14 @@ impl JobsApi {
     ) -> Result<Accepted, Problems<{ STORE_CALLER | POSTS | NOT_FOUND | CONFLICT }>> {
         let config = load(&state, &auth.0.store_id, id.0).await?;
         let mut tx = state.pool.begin().await.map_err(ApiError::from)?;
-        let Some(poll_seq) =
-            connectors::schedule_poll(&mut tx, id.0, state.connectors.pacing.clock.now(), Duration::ZERO)
-                .await
-                .map_err(ApiError::from)?
+        let Some(poll_seq) = connectors::schedule_poll(
+            &mut tx,
+            id.0,
+            state.connectors.pacing.clock.now(),
+            Duration::ZERO,
+        )
+        .await
+        .map_err(ApiError::from)?
         else {
             let why = if config.poll_interval_secs.is_none() {
                 "this connector does not poll"
