@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
+use workflows::ids::EventId;
 use workflows::{EventEnvelope, EventType, StoreId};
 
 use super::BenchArgs;
@@ -90,7 +91,7 @@ async fn prepared(
     }
     for _ in 0..backlog.div_ceil(10) {
         let event = EventEnvelope {
-            event_id: Uuid::new_v4(),
+            event_id: EventId(Uuid::new_v4()),
             event_type: EventType::parse("order.placed")?,
             store_id: StoreId::parse("bench")?,
             occurred_at: chrono::Utc::now(),

@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
-use uuid::Uuid;
 use workflows::connector::{StatusClass, SyncFailure, classify_status};
+use workflows::ids::ConnectorId;
 use workflows::ratelimit::{RateLimit, Reservation};
 
 use crate::model::ConnectorError;
@@ -123,13 +123,17 @@ pub trait RateGate: Send + Sync {
     /// Reserve the config's next call slot unless it is more than `max_wait` away.
     async fn reserve(
         &self,
-        config_id: Uuid,
+        config_id: ConnectorId,
         limit: RateLimit,
         max_wait: Duration,
     ) -> Result<Reservation, String>;
     /// No call of the config before `pause` from now (the channel's `Retry-After`).
-    async fn pause(&self, config_id: Uuid, limit: RateLimit, pause: Duration)
-    -> Result<(), String>;
+    async fn pause(
+        &self,
+        config_id: ConnectorId,
+        limit: RateLimit,
+        pause: Duration,
+    ) -> Result<(), String>;
 }
 
 /// Times a 429 is waited out in place before the attempt fails.
@@ -139,7 +143,7 @@ const INLINE_RETRIES: u32 = 2;
 pub struct ChannelClient {
     http: Arc<dyn ChannelHttp>,
     gate: Arc<dyn RateGate>,
-    config_id: Uuid,
+    config_id: ConnectorId,
     limit: RateLimit,
     max_inline_wait: Duration,
     calls: AtomicU32,
@@ -150,7 +154,7 @@ impl ChannelClient {
     pub fn new(
         http: Arc<dyn ChannelHttp>,
         gate: Arc<dyn RateGate>,
-        config_id: Uuid,
+        config_id: ConnectorId,
         limit: RateLimit,
         max_inline_wait: Duration,
     ) -> Self {

@@ -2,7 +2,6 @@
 
 use async_trait::async_trait;
 use serde_json::Value;
-use uuid::Uuid;
 use workflows::AttemptOutcome;
 use workflows::attempt::AttemptState;
 use workflows::ids::{DeliveryId, SubscriptionId};
@@ -70,5 +69,5 @@ pub enum SecretError {
 #[async_trait]
 pub trait SigningSecrets: Send + Sync {
     /// The signing secret of a subscription.
-    async fn signing_secret(&self, subscription_id: Uuid) -> Result<String, SecretError>;
+    async fn signing_secret(&self, subscription_id: SubscriptionId) -> Result<String, SecretError>;
 }

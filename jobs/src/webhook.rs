@@ -101,7 +101,7 @@ impl OutboundKind for WebhookDeps {
 
     async fn prepare(&self, delivery: &DeliveryToSend) -> Result<String, Unprepared> {
         let subscription_id = delivery.subscription_id;
-        match self.secrets.signing_secret(subscription_id.uuid()).await {
+        match self.secrets.signing_secret(subscription_id).await {
             Ok(secret) => Ok(secret),
             Err(SecretError::Unavailable(why)) => Err(Unprepared::SecretsUnavailable(why)),
             Err(SecretError::NotFound) => Err(Unprepared::Fatal(anyhow::anyhow!(
@@ -220,7 +220,7 @@ mod tests {
 
     #[async_trait]
     impl SigningSecrets for Secrets {
-        async fn signing_secret(&self, _: Uuid) -> Result<String, SecretError> {
+        async fn signing_secret(&self, _: SubscriptionId) -> Result<String, SecretError> {
             self.0
                 .map(str::to_owned)
                 .ok_or_else(|| SecretError::Unavailable("sealed".into()))

@@ -88,13 +88,13 @@ impl EventsApi {
                 deliveries,
                 connector_jobs,
             } => Ingest::Accepted(Json(IngestResult {
-                event_id: event.event_id.into(),
+                event_id: event.event_id,
                 accepted: true,
                 delivery_ids: deliveries,
                 connector_job_ids: connector_jobs,
             })),
             Ingested::Duplicate => Ingest::Duplicate(Json(IngestResult {
-                event_id: event.event_id.into(),
+                event_id: event.event_id,
                 accepted: false,
                 delivery_ids: vec![],
                 connector_job_ids: vec![],

@@ -9,7 +9,7 @@ use ::connectors::{
 use async_trait::async_trait;
 use jobs::connector::handler::ConnectorSecrets;
 use jobs::ports::SecretError;
-use uuid::Uuid;
+use workflows::ids::ConnectorId;
 
 use crate::delivery::http::{capped_body, error_chain, retry_after};
 use crate::delivery::target::{PublicOnlyResolver, TargetError, TargetPolicy};
@@ -104,7 +104,7 @@ fn unavailable(e: SecretStoreError) -> SecretError {
 
 #[async_trait]
 impl ConnectorSecrets for StoreConnectorSecrets {
-    async fn credentials(&self, config_id: Uuid) -> Result<Credentials, SecretError> {
+    async fn credentials(&self, config_id: ConnectorId) -> Result<Credentials, SecretError> {
         let mut credentials = Credentials::default();
         for field in CredentialField::ALL {
             if let Some(value) = self
@@ -123,7 +123,7 @@ impl ConnectorSecrets for StoreConnectorSecrets {
 /// Write a config's credentials (every field given replaces the stored one; fields not given are removed).
 pub async fn store_credentials(
     secrets: &dyn SecretStore,
-    config_id: Uuid,
+    config_id: ConnectorId,
     credentials: &Credentials,
 ) -> Result<(), SecretStoreError> {
     for field in CredentialField::ALL {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use moka::Expiry;
 use moka::future::Cache;
-use uuid::Uuid;
+use workflows::ids::CredentialId;
 
 use super::{Overloaded, Verified};
 
@@ -232,7 +232,7 @@ impl ValidationCache {
     }
 
     /// Drop every entry of `credential_id` (it changed): no lookup returns them from now on.
-    pub fn evict(&self, credential_id: Uuid) {
+    pub fn evict(&self, credential_id: CredentialId) {
         self.epoch.fetch_add(1, Relaxed);
         let registered = self
             .entries
@@ -264,7 +264,7 @@ mod tests {
     use super::*;
     use crate::credentials::Grant;
 
-    fn grant(credential_id: Uuid) -> Verified {
+    fn grant(credential_id: CredentialId) -> Verified {
         Verified {
             grant: Grant {
                 credential_id,
@@ -279,7 +279,7 @@ mod tests {
     #[tokio::test]
     async fn a_grant_read_before_an_eviction_is_not_cached_after_it() {
         let cache = ValidationCache::new(Duration::from_secs(60), 10);
-        let id = Uuid::new_v4();
+        let id = CredentialId::new();
         let read_at = cache.epoch();
         cache.evict(id);
         cache.insert([1; 32], grant(id), read_at).await;
@@ -296,7 +296,7 @@ mod tests {
     #[tokio::test]
     async fn evicting_a_credential_drops_its_keys_only() {
         let cache = ValidationCache::new(Duration::from_secs(60), 10);
-        let (id, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let (id, other) = (CredentialId::new(), CredentialId::new());
         for key in [[2; 32], [3; 32]] {
             cache.insert(key, grant(id), cache.epoch()).await;
         }
@@ -313,7 +313,7 @@ mod tests {
     async fn concurrent_loads_of_a_key_share_one_check_and_invalid_is_not_cached() {
         let cache = ValidationCache::new(Duration::from_secs(60), 10);
         let checks = AtomicU64::new(0);
-        let id = Uuid::new_v4();
+        let id = CredentialId::new();
         let check = || async {
             checks.fetch_add(1, Relaxed);
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -336,7 +336,7 @@ mod tests {
         let cache = ValidationCache::new(Duration::from_secs(60), 100);
         for i in 0..150u8 {
             cache
-                .insert([i; 32], grant(Uuid::new_v4()), cache.epoch())
+                .insert([i; 32], grant(CredentialId::new()), cache.epoch())
                 .await;
         }
         cache.entries.run_pending_tasks().await;

@@ -31,8 +31,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 use workflows::credentials::{Presented, parse_presented};
+use workflows::ids::CredentialId;
 
 pub use cache::CacheStats;
 use cache::{CacheKey, Hit, ValidationCache};
@@ -47,7 +47,7 @@ use jobs::backoff::Backoff;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     /// The credential (for an access token: its OAuth client).
-    pub credential_id: Uuid,
+    pub credential_id: CredentialId,
     /// Its store.
     pub store_id: String,
     /// Its scopes (for an access token: the token's).
@@ -333,7 +333,7 @@ impl Validator {
     /// Issue an access token for a verified client.
     pub async fn issue_token(
         &self,
-        credential_id: Uuid,
+        credential_id: CredentialId,
         scopes: &[String],
         lifetime: Duration,
     ) -> anyhow::Result<(String, DateTime<Utc>)> {
@@ -355,7 +355,7 @@ impl Validator {
     }
 
     /// Evict a credential here and tell other processes to do the same.
-    pub async fn changed(&self, credential_id: Uuid) -> anyhow::Result<()> {
+    pub async fn changed(&self, credential_id: CredentialId) -> anyhow::Result<()> {
         self.cache.evict(credential_id);
         repo::notify_changed(&self.pool, credential_id).await?;
         Ok(())
@@ -409,7 +409,7 @@ impl Validator {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     n = listener.recv() => match n {
-                        Ok(n) => match n.payload().parse::<Uuid>() {
+                        Ok(n) => match n.payload().parse::<CredentialId>() {
                             Ok(id) => self.cache.evict(id),
                             Err(_) => self.cache.clear(),
                         },

@@ -5,12 +5,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
+use workflows::ids::CredentialId;
 
 #[derive(Default)]
 struct Inner {
-    last_recorded: HashMap<Uuid, Instant>,
-    pending: HashMap<Uuid, DateTime<Utc>>,
+    last_recorded: HashMap<CredentialId, Instant>,
+    pending: HashMap<CredentialId, DateTime<Utc>>,
 }
 
 /// Uses waiting to be written.
@@ -32,7 +32,7 @@ impl Touches {
     }
 
     /// Note a use; ignored if this credential's last recorded use is more recent than `precision`.
-    pub fn record(&self, id: Uuid, at: DateTime<Utc>) {
+    pub fn record(&self, id: CredentialId, at: DateTime<Utc>) {
         let mut inner = self.lock();
         let due = inner
             .last_recorded
@@ -48,12 +48,12 @@ impl Touches {
     }
 
     /// Everything waiting, emptied.
-    pub fn take(&self) -> (Vec<Uuid>, Vec<DateTime<Utc>>) {
+    pub fn take(&self) -> (Vec<CredentialId>, Vec<DateTime<Utc>>) {
         self.lock().pending.drain().unzip()
     }
 
     /// A failed write's uses, kept for the next flush.
-    pub fn put_back(&self, ids: Vec<Uuid>, at: Vec<DateTime<Utc>>) {
+    pub fn put_back(&self, ids: Vec<CredentialId>, at: Vec<DateTime<Utc>>) {
         let mut inner = self.lock();
         for (id, at) in ids.into_iter().zip(at) {
             inner.pending.entry(id).or_insert(at);

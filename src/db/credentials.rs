@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use uuid::Uuid;
 use workflows::StoreId;
 use workflows::ids::CredentialId;
 
@@ -45,8 +44,8 @@ macro_rules! columns {
 /// What validation needs: the hashes and the state.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SecretRow {
-    /// The credential's id (a UUID: the validation cache keys on it).
-    pub credential_id: Uuid,
+    /// The credential's id (the validation cache evicts by it).
+    pub credential_id: CredentialId,
     /// The store it acts for.
     pub store_id: String,
     /// Granted scopes.
@@ -235,7 +234,7 @@ pub async fn by_client_id(
 pub async fn insert_token(
     pool: &PgPool,
     hash: &[u8],
-    credential_id: Uuid,
+    credential_id: CredentialId,
     scopes: &[String],
     expires_at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
@@ -257,7 +256,7 @@ pub async fn insert_token(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TokenRow {
     /// The OAuth client that was issued the token.
-    pub credential_id: Uuid,
+    pub credential_id: CredentialId,
     /// The client's store.
     pub store_id: String,
     /// The token's scopes.
@@ -282,7 +281,11 @@ pub async fn token(pool: &PgPool, hash: &[u8]) -> Result<Option<TokenRow>, sqlx:
 }
 
 /// Write coalesced `last_used_at` values in one statement (never moving one backwards).
-pub async fn touch(pool: &PgPool, ids: &[Uuid], at: &[DateTime<Utc>]) -> Result<(), sqlx::Error> {
+pub async fn touch(
+    pool: &PgPool,
+    ids: &[CredentialId],
+    at: &[DateTime<Utc>],
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE api_credentials c SET last_used_at = GREATEST(c.last_used_at, i.at)
          FROM unnest($1::uuid[], $2::timestamptz[]) AS i(id, at) WHERE c.credential_id = i.id",
@@ -295,7 +298,7 @@ pub async fn touch(pool: &PgPool, ids: &[Uuid], at: &[DateTime<Utc>]) -> Result<
 }
 
 /// Tell every process that a credential changed (they evict it from their validation caches).
-pub async fn notify_changed(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
+pub async fn notify_changed(pool: &PgPool, id: CredentialId) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT pg_notify('ss3_credentials_changed', $1)")
         .bind(id.to_string())
         .execute(pool)

@@ -7,7 +7,6 @@ use jobs::queue::attempts::{self, Retriggered};
 use jobs::webhook::WebhookDeps;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
-use uuid::Uuid;
 use workflows::DeliveryStatus;
 pub use workflows::attempt::Retrigger as Restart;
 use workflows::ids::{DeliveryId, EventId, SubscriptionId};
@@ -15,10 +14,10 @@ use workflows::ids::{DeliveryId, EventId, SubscriptionId};
 /// Stop the pending retries of a subscription (it was deactivated or deleted).
 pub async fn cancel_waiting(
     conn: &mut PgConnection,
-    subscription_id: impl Into<SubscriptionId>,
+    subscription_id: SubscriptionId,
     reason: &str,
 ) -> Result<u64, sqlx::Error> {
-    let owner = subscription_id.into().uuid();
+    let owner = subscription_id.uuid();
     attempts::cancel_waiting::<WebhookDeps>(conn, owner, reason).await
 }
 
@@ -108,7 +107,7 @@ pub struct AttemptRow {
 #[derive(Debug, Clone, Default)]
 pub struct LogFilter {
     /// One subscription.
-    pub subscription_id: Option<Uuid>,
+    pub subscription_id: Option<SubscriptionId>,
     /// One status.
     pub status: Option<DeliveryStatus>,
     /// One event type.
@@ -118,7 +117,7 @@ pub struct LogFilter {
     /// Created before.
     pub to: Option<DateTime<Utc>>,
     /// Keyset cursor: rows strictly older than this (created_at, delivery_id).
-    pub before: Option<(DateTime<Utc>, Uuid)>,
+    pub before: Option<(DateTime<Utc>, DeliveryId)>,
 }
 
 macro_rules! delivery_columns {
@@ -167,7 +166,7 @@ pub async fn list(
 pub async fn get(
     pool: &PgPool,
     store_id: &str,
-    delivery_id: impl Into<DeliveryId>,
+    delivery_id: DeliveryId,
 ) -> Result<Option<DeliveryRow>, sqlx::Error> {
     sqlx::query_as(concat!(
         "SELECT ",
@@ -175,7 +174,7 @@ pub async fn get(
         " FROM webhook_deliveries WHERE store_id = $1 AND delivery_id = $2"
     ))
     .bind(store_id)
-    .bind(delivery_id.into())
+    .bind(delivery_id)
     .fetch_optional(pool)
     .await
 }

@@ -10,7 +10,7 @@ use ::connectors::RateGate;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
-use uuid::Uuid;
+use workflows::ids::ConnectorId;
 use workflows::ratelimit::{RateLimit, Reservation, pause, reserve};
 
 /// [`RateGate`] on Postgres.
@@ -20,7 +20,7 @@ pub struct PgRateGate(pub PgPool);
 /// Lock the config's row (creating it) and read its state and the current time.
 async fn lock(
     conn: &mut PgConnection,
-    config_id: Uuid,
+    config_id: ConnectorId,
 ) -> Result<(Option<DateTime<Utc>>, DateTime<Utc>), sqlx::Error> {
     sqlx::query_as(
         "INSERT INTO connector_rate_limits (config_id) VALUES ($1)
@@ -34,7 +34,7 @@ async fn lock(
 
 async fn store(
     conn: &mut PgConnection,
-    config_id: Uuid,
+    config_id: ConnectorId,
     tat: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE connector_rate_limits SET tat = $2 WHERE config_id = $1")
@@ -49,7 +49,7 @@ async fn store(
 impl RateGate for PgRateGate {
     async fn reserve(
         &self,
-        config_id: Uuid,
+        config_id: ConnectorId,
         limit: RateLimit,
         max_wait: Duration,
     ) -> Result<Reservation, String> {
@@ -67,7 +67,12 @@ impl RateGate for PgRateGate {
         run.await.map_err(|e| e.to_string())
     }
 
-    async fn pause(&self, config_id: Uuid, limit: RateLimit, wait: Duration) -> Result<(), String> {
+    async fn pause(
+        &self,
+        config_id: ConnectorId,
+        limit: RateLimit,
+        wait: Duration,
+    ) -> Result<(), String> {
         let run = async {
             let mut tx = self.0.begin().await?;
             let (tat, now) = lock(&mut tx, config_id).await?;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use jobs::ports::{SecretError, SigningSecrets};
-use uuid::Uuid;
+use workflows::ids::{ConnectorId, SubscriptionId};
 
 /// Why the secret store failed.
 #[derive(Debug, thiserror::Error)]
@@ -36,12 +36,12 @@ pub trait SecretStore: Send + Sync {
 }
 
 /// Path of a connector credential (`api-key` or `api-secret`).
-pub fn connector_secret_path(config_id: Uuid, name: &str) -> String {
+pub fn connector_secret_path(config_id: ConnectorId, name: &str) -> String {
     format!("connector/{config_id}/{name}")
 }
 
 /// Path of a subscription's signing secret.
-pub fn webhook_secret_path(subscription_id: Uuid) -> String {
+pub fn webhook_secret_path(subscription_id: SubscriptionId) -> String {
     format!("webhook/{subscription_id}/secret")
 }
 
@@ -50,7 +50,7 @@ pub struct StoreSigningSecrets(pub Arc<dyn SecretStore>);
 
 #[async_trait]
 impl SigningSecrets for StoreSigningSecrets {
-    async fn signing_secret(&self, subscription_id: Uuid) -> Result<String, SecretError> {
+    async fn signing_secret(&self, subscription_id: SubscriptionId) -> Result<String, SecretError> {
         match self.0.get(&webhook_secret_path(subscription_id)).await {
             Ok(Some(secret)) => Ok(secret),
             Ok(None) => Err(SecretError::NotFound),

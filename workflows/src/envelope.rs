@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use uuid::Uuid;
+
+use crate::ids::EventId;
 
 /// An event type: lowercase dotted name with at least two segments, e.g. `order.placed`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -123,7 +124,7 @@ impl RejectReason {
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventEnvelope {
     /// Unique id; the same id seen twice is ingested once.
-    pub event_id: Uuid,
+    pub event_id: EventId,
     /// e.g. `order.placed`.
     pub event_type: EventType,
     /// The store the event belongs to.
@@ -234,12 +235,12 @@ impl EventEnvelope {
         }
         let raw: RawEnvelope = serde_json::from_value(Value::Object(object))
             .map_err(|e| RejectReason::NotJson(e.to_string()))?;
-        let event_id = Uuid::parse_str(required_str(&raw.event_id, "event_id")?).map_err(|_| {
-            RejectReason::InvalidField {
+        let event_id = required_str(&raw.event_id, "event_id")?
+            .parse::<EventId>()
+            .map_err(|_| RejectReason::InvalidField {
                 field: "event_id",
                 detail: "must be a UUID".into(),
-            }
-        })?;
+            })?;
         let event_type = EventType::parse(required_str(&raw.event_type, "event_type")?)?;
         let store_id = StoreId::parse(required_str(&raw.store_id, "store_id")?)?;
         let occurred_at = match &raw.occurred_at {

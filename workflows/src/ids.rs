@@ -85,6 +85,10 @@ uuid_id!(
     /// One connector job (a sync or a push), across all of its attempts.
     ConnectorJobId
 );
+uuid_id!(
+    /// One run in a connector's sync log: an outbound attempt or an inbound poll (time-ordered: the log pages by it).
+    SyncRunId
+);
 
 #[cfg(test)]
 mod tests {

@@ -48,7 +48,7 @@ async fn locked(
     store: &StoreId,
     id: ConnectorId,
 ) -> Result<ConfigRow, ApiError> {
-    connectors::get(tx, store.as_str(), id.into(), true)
+    connectors::get(tx, store.as_str(), id, true)
         .await
         .map_err(ApiError::from)?
         .ok_or_else(|| not_found(id))
@@ -60,7 +60,7 @@ async fn reread(
     store: &StoreId,
     id: ConnectorId,
 ) -> Result<ConfigRow, ApiError> {
-    connectors::get(tx, store.as_str(), id.into(), false)
+    connectors::get(tx, store.as_str(), id, false)
         .await
         .map_err(ApiError::from)?
         .ok_or_else(|| not_found(id))
@@ -77,7 +77,7 @@ async fn activate_now(
         is_active: Some(true),
         ..Patch::default()
     };
-    connectors::update(tx, store.as_str(), id.into(), &patch)
+    connectors::update(tx, store.as_str(), id, &patch)
         .await
         .map_err(ApiError::from)?
         .ok_or_else(|| not_found(id))?;
@@ -95,7 +95,7 @@ pub(super) async fn store_and_mark(
     id: ConnectorId,
     credentials: &Credentials,
 ) -> Result<(), ApiError> {
-    store_credentials(state.secrets.as_ref(), id.into(), credentials)
+    store_credentials(state.secrets.as_ref(), id, credentials)
         .await
         .map_err(secret_store_error)?;
     let set: Vec<String> = credentials
@@ -103,7 +103,7 @@ pub(super) async fn store_and_mark(
         .keys()
         .map(|f| field_name(*f).to_owned())
         .collect();
-    connectors::mark_credentials(tx, id.into(), &set)
+    connectors::mark_credentials(tx, id, &set)
         .await
         .map_err(ApiError::from)
 }
@@ -127,7 +127,7 @@ async fn insert(
     let row = connectors::insert(&mut tx, &config)
         .await
         .map_err(ApiError::from)?;
-    let id: ConnectorId = row.config_id.into();
+    let id = row.config_id;
     if let Some(c) = &new.credentials {
         store_and_mark(state, &mut tx, id, c).await?;
     }
@@ -143,7 +143,7 @@ async fn insert(
 /// transaction: erased secrets cannot come back if that transaction then failed to commit.
 async fn erase_credentials(state: &AppState, id: ConnectorId) -> Result<(), ApiError> {
     let empty = Credentials::default();
-    if let Err(e) = store_credentials(state.secrets.as_ref(), id.into(), &empty).await {
+    if let Err(e) = store_credentials(state.secrets.as_ref(), id, &empty).await {
         tracing::error!(config_id = %id, error = %e, "connector deleted, but its credentials could not be erased yet; a repeated DELETE retries");
         return Err(ApiError::Unavailable(
             ProblemCode::SecretStoreUnavailable,
@@ -152,7 +152,7 @@ async fn erase_credentials(state: &AppState, id: ConnectorId) -> Result<(), ApiE
             ),
         ));
     }
-    connectors::credentials_erased(&state.pool, id.into())
+    connectors::credentials_erased(&state.pool, id)
         .await
         .map_err(ApiError::from)
 }
@@ -197,7 +197,7 @@ impl ConfigsApi {
     ) -> Result<Json<ConnectorPage>, Problems<{ STORE_CALLER }>> {
         let limit = page_limit(limit.0);
         let store = auth.0.store_id.as_str();
-        let rows = connectors::list(&state.pool, store, cursor.0.map(Into::into), limit + 1)
+        let rows = connectors::list(&state.pool, store, cursor.0, limit + 1)
             .await
             .map_err(ApiError::from)?;
         let rows: Vec<Connector> = rows.into_iter().map(|r| to_connector(&state, r)).collect();
@@ -231,7 +231,7 @@ impl ConfigsApi {
         let current = locked(&mut tx, store, id).await?;
         let adapter = adapter(&state, &current.connector_type)?;
         let patch = parse_update(&state, adapter.as_ref(), &body)?;
-        connectors::update(&mut tx, store.as_str(), id.into(), &patch)
+        connectors::update(&mut tx, store.as_str(), id, &patch)
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| not_found(id))?;
@@ -286,7 +286,7 @@ impl ConfigsApi {
             is_active: Some(false),
             ..Patch::default()
         };
-        let row = connectors::update(&mut tx, store, id.0.into(), &patch)
+        let row = connectors::update(&mut tx, store, id.0, &patch)
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| not_found(id.0))?;
@@ -306,14 +306,14 @@ impl ConfigsApi {
     ) -> Result<Deleted, Problems<{ STORE_CALLER | NOT_FOUND }>> {
         let (store, id) = (auth.0.store_id.as_str(), id.0);
         let mut tx = state.pool.begin().await.map_err(ApiError::from)?;
-        if connectors::delete(&mut tx, store, id.into())
+        if connectors::delete(&mut tx, store, id)
             .await
             .map_err(ApiError::from)?
         {
             tx.commit().await.map_err(ApiError::from)?;
         } else {
             drop(tx);
-            let pending = connectors::pending_erasure(&state.pool, store, id.into())
+            let pending = connectors::pending_erasure(&state.pool, store, id)
                 .await
                 .map_err(ApiError::from)?;
             if !pending {

@@ -42,7 +42,7 @@ impl ConnectorCredentialsApi {
         body: Json<CredentialsInput>,
     ) -> Result<NoContent, Problems<{ STORE_CALLER | JSON_BODY | NOT_FOUND }>> {
         let mut tx = state.pool.begin().await.map_err(ApiError::from)?;
-        let current = connectors::get(&mut tx, auth.0.store_id.as_str(), id.0.into(), true)
+        let current = connectors::get(&mut tx, auth.0.store_id.as_str(), id.0, true)
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| not_found(id.0))?;
@@ -63,7 +63,7 @@ impl ConnectorCredentialsApi {
     ) -> Result<Json<ConnectionTest>, Problems<{ STORE_CALLER | POSTS | NOT_FOUND }>> {
         let row = load(&state, &auth.0.store_id, id.0).await?;
         let config = ConnectorConfig {
-            config_id: row.config_id,
+            config_id: row.config_id.uuid(),
             store_id: row.store_id,
             connector_type: row.connector_type,
             settings: row.settings,

@@ -123,7 +123,7 @@ impl JobsApi {
             auth.0.store_id.as_str(),
             id.0,
             status.0.as_deref(),
-            cursor.0.map(Into::into),
+            cursor.0,
             limit + 1,
         )
         .await

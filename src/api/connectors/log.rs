@@ -5,8 +5,7 @@ use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
-use uuid::Uuid;
-use workflows::ids::{ConnectorId, ConnectorJobId};
+use workflows::ids::{ConnectorId, ConnectorJobId, SyncRunId};
 
 use super::load;
 use crate::api::auth::OperatorStoreAuth;
@@ -22,7 +21,7 @@ use crate::db::connectors::{self, LogFilter, SyncRunRow};
 #[oai(rename_all = "camelCase")]
 pub struct SyncRun {
     /// The run's id; pass the last one as `cursor` for older runs.
-    pub run_id: Uuid,
+    pub run_id: SyncRunId,
     /// INBOUND (a poll) or OUTBOUND (a job's attempt).
     pub direction: String,
     /// What was synced (`order`, `product`, `inventory`, …), as the connector names it.
@@ -70,7 +69,7 @@ impl From<SyncRunRow> for SyncRun {
             record_count: r.record_count,
             status: r.status,
             error_summary: r.error_summary,
-            job_id: r.job_id.map(Into::into),
+            job_id: r.job_id,
             event_type: r.event_type,
             attempt_number: r.attempt_number,
             poll_seq: r.poll_seq,
@@ -116,7 +115,7 @@ impl SyncLogApi {
         status: Query<Option<String>>,
         #[oai(name = "entityType")] entity_type: Query<Option<FilterText>>,
         since: Query<Option<DateTime<Utc>>>,
-        cursor: Query<Option<Uuid>>,
+        cursor: Query<Option<SyncRunId>>,
         limit: Query<Option<i64>>,
     ) -> Result<Json<SyncRunPage>, Problems<{ STORE_CALLER | NOT_FOUND }>> {
         load(&state, &auth.0.store_id, id.0).await?;
@@ -130,7 +129,7 @@ impl SyncLogApi {
             before: cursor.0,
         };
         let store = auth.0.store_id.as_str();
-        let rows = connectors::sync_log(&state.pool, store, id.0.into(), &filter, limit + 1)
+        let rows = connectors::sync_log(&state.pool, store, id.0, &filter, limit + 1)
             .await
             .map_err(ApiError::from)?;
         let (items, next_cursor) = next_page(rows, limit, |r: &SyncRun| r.run_id.to_string());

@@ -57,7 +57,7 @@ async fn load(
     id: ConnectorId,
 ) -> Result<ConfigRow, ApiError> {
     let mut conn = state.pool.acquire().await.map_err(ApiError::from)?;
-    connectors::get(&mut conn, store_id.as_str(), id.into(), false)
+    connectors::get(&mut conn, store_id.as_str(), id, false)
         .await
         .map_err(ApiError::from)?
         .ok_or_else(|| not_found(id))

@@ -164,7 +164,7 @@ pub(super) fn to_connector(state: &AppState, r: ConfigRow) -> Connector {
         &r.credentials_set,
     );
     Connector {
-        config_id: r.config_id.into(),
+        config_id: r.config_id,
         store_id: r.store_id,
         connector_type: r.connector_type,
         display_name: r.display_name,

@@ -60,7 +60,7 @@ impl GatewayApi {
                 valid: true,
                 store_id: Some(g.store_id),
                 scopes: Some(g.scopes),
-                credential_id: Some(g.credential_id.into()),
+                credential_id: Some(g.credential_id),
             },
             None => Validation {
                 valid: false,

@@ -97,7 +97,7 @@ fn grace(seconds: Option<u32>) -> Result<u32, ApiError> {
 async fn changed(state: &AppState, id: CredentialId) -> Result<(), ApiError> {
     state
         .validator
-        .changed(id.into())
+        .changed(id)
         .await
         .map_err(ApiError::Internal)
 }

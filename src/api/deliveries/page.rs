@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 use workflows::ids::{DeliveryId, SubscriptionId};
 use workflows::{DeliveryStatus, StoreId};
 
@@ -26,7 +25,7 @@ fn encode_cursor(row: &DeliveryRow) -> String {
 }
 
 /// The position a cursor of [`encode_cursor`] names; 422 `invalid_cursor` for anything else.
-pub(super) fn decode_cursor(raw: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
+pub(super) fn decode_cursor(raw: &str) -> Result<(DateTime<Utc>, DeliveryId), ApiError> {
     let bad = || {
         ApiError::Invalid(
             ProblemCode::InvalidCursor,
@@ -63,7 +62,7 @@ pub(super) fn log_filter(
     cursor: Option<String>,
 ) -> Result<LogFilter, ApiError> {
     Ok(LogFilter {
-        subscription_id: subscription_id.map(Into::into),
+        subscription_id,
         status: parse_status(status)?,
         event_type: event_type.map(FilterText::into_inner),
         from,

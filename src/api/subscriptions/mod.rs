@@ -84,7 +84,7 @@ pub async fn create_with_secret(
     let row = subscriptions::insert(&mut tx, store_id, new).await?;
     state
         .secrets
-        .put(&webhook_secret_path(row.subscription_id.into()), &secret)
+        .put(&webhook_secret_path(row.subscription_id), &secret)
         .await?;
     tx.commit().await?;
     Ok((row, secret))
@@ -236,7 +236,7 @@ impl SubscriptionsApi {
             .into());
         }
         let event = EventEnvelope {
-            event_id: EventId::new().into(),
+            event_id: EventId::new(),
             event_type: EventType::parse("webhook.test")
                 .map_err(|e| ApiError::Internal(e.into()))?,
             store_id: auth.0.store_id.clone(),
@@ -252,7 +252,7 @@ impl SubscriptionsApi {
         {
             Ingested::New { deliveries, .. } if deliveries.len() == 1 => {
                 Ok(Accepted::Accepted(Json(TestSent {
-                    event_id: event.event_id.into(),
+                    event_id: event.event_id,
                     delivery_id: deliveries[0],
                 })))
             }

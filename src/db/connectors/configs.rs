@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use jobs::connector::handler::ConnectorDeps;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
-use uuid::Uuid;
+use workflows::ids::ConnectorId;
 
 use jobs::queue::attempts::cancel_waiting;
 
@@ -12,7 +12,7 @@ use jobs::queue::attempts::cancel_waiting;
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ConfigRow {
     /// The connector's id; also the key of its credentials in the secret store.
-    pub config_id: Uuid,
+    pub config_id: ConnectorId,
     /// The store that owns it; every query filters by it.
     pub store_id: String,
     /// Which adapter runs it: `amazon`, `ebay` or `google_shopping`.
@@ -72,7 +72,7 @@ pub async fn insert(
         "INSERT INTO connector_configs (config_id, store_id, connector_type, display_name, event_subscriptions, settings, poll_interval_secs)
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {CONFIG_COLUMNS}"
     )))
-    .bind(Uuid::now_v7())
+    .bind(ConnectorId::new())
     .bind(new.store_id)
     .bind(new.connector_type)
     .bind(new.display_name)
@@ -87,7 +87,7 @@ pub async fn insert(
 pub async fn get(
     conn: &mut PgConnection,
     store_id: &str,
-    config_id: Uuid,
+    config_id: ConnectorId,
     lock: bool,
 ) -> Result<Option<ConfigRow>, sqlx::Error> {
     let lock = if lock { " FOR UPDATE" } else { "" };
@@ -104,7 +104,7 @@ pub async fn get(
 pub async fn list(
     pool: &PgPool,
     store_id: &str,
-    after: Option<Uuid>,
+    after: Option<ConnectorId>,
     limit: i64,
 ) -> Result<Vec<ConfigRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -138,7 +138,7 @@ pub struct Patch {
 pub async fn update(
     conn: &mut PgConnection,
     store_id: &str,
-    config_id: Uuid,
+    config_id: ConnectorId,
     patch: &Patch,
 ) -> Result<Option<ConfigRow>, sqlx::Error> {
     let row: Option<ConfigRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -165,7 +165,8 @@ pub async fn update(
     .fetch_optional(&mut *conn)
     .await?;
     if patch.is_active == Some(false) && row.is_some() {
-        cancel_waiting::<ConnectorDeps>(conn, config_id, "connector config deactivated").await?;
+        cancel_waiting::<ConnectorDeps>(conn, config_id.uuid(), "connector config deactivated")
+            .await?;
     }
     Ok(row)
 }
@@ -174,7 +175,7 @@ pub async fn update(
 pub async fn delete(
     conn: &mut PgConnection,
     store_id: &str,
-    config_id: Uuid,
+    config_id: ConnectorId,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE connector_configs SET deleted_at = now(), is_active = FALSE, poll_seq = poll_seq + 1, next_poll_at = NULL,
@@ -186,7 +187,7 @@ pub async fn delete(
     .execute(&mut *conn)
     .await?;
     if done.rows_affected() == 1 {
-        cancel_waiting::<ConnectorDeps>(conn, config_id, "connector config deleted").await?;
+        cancel_waiting::<ConnectorDeps>(conn, config_id.uuid(), "connector config deleted").await?;
     }
     Ok(done.rows_affected() == 1)
 }
@@ -196,7 +197,7 @@ pub async fn delete(
 pub async fn pending_erasure(
     pool: &PgPool,
     store_id: &str,
-    config_id: Uuid,
+    config_id: ConnectorId,
 ) -> Result<bool, sqlx::Error> {
     let pending: Option<bool> = sqlx::query_scalar(
         "SELECT credentials_set <> '{}' FROM connector_configs
@@ -210,7 +211,7 @@ pub async fn pending_erasure(
 }
 
 /// Record that a deleted config's credentials are gone from the secret store.
-pub async fn credentials_erased(pool: &PgPool, config_id: Uuid) -> Result<(), sqlx::Error> {
+pub async fn credentials_erased(pool: &PgPool, config_id: ConnectorId) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE connector_configs SET credentials_set = '{}'
          WHERE config_id = $1 AND deleted_at IS NOT NULL",
@@ -224,7 +225,7 @@ pub async fn credentials_erased(pool: &PgPool, config_id: Uuid) -> Result<(), sq
 /// Record which credential fields are now set.
 pub async fn mark_credentials(
     conn: &mut PgConnection,
-    config_id: Uuid,
+    config_id: ConnectorId,
     fields: &[String],
 ) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE connector_configs SET credentials_set = $2, credentials_updated_at = now(), updated_at = now() WHERE config_id = $1")

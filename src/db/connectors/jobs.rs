@@ -5,7 +5,6 @@ use chrono::{DateTime, Utc};
 use jobs::connector::handler::ConnectorDeps;
 use jobs::queue::attempts::{self, Retriggered};
 use sqlx::PgPool;
-use uuid::Uuid;
 use workflows::attempt::Retrigger;
 use workflows::ids::{ConnectorId, ConnectorJobId, EventId};
 
@@ -40,9 +39,9 @@ pub struct JobRow {
 pub async fn list_jobs(
     pool: &PgPool,
     store_id: &str,
-    config_id: impl Into<ConnectorId>,
+    config_id: ConnectorId,
     status: Option<&str>,
-    before: Option<Uuid>,
+    before: Option<ConnectorJobId>,
     limit: i64,
 ) -> Result<Vec<JobRow>, sqlx::Error> {
     sqlx::query_as(
@@ -53,7 +52,7 @@ pub async fn list_jobs(
          ORDER BY created_at DESC, job_id DESC LIMIT $5",
     )
     .bind(store_id)
-    .bind(config_id.into())
+    .bind(config_id)
     .bind(status)
     .bind(before)
     .bind(limit)
@@ -66,10 +65,9 @@ pub async fn list_jobs(
 pub async fn retrigger(
     pool: &PgPool,
     store_id: &str,
-    config_id: impl Into<ConnectorId>,
-    job_id: impl Into<ConnectorJobId>,
+    config_id: ConnectorId,
+    job_id: ConnectorJobId,
 ) -> Result<Option<JobRow>, sqlx::Error> {
-    let (config_id, job_id) = (config_id.into(), job_id.into());
     let scope = Retriggered {
         store_id,
         which: Retrigger::DeadOrCancelled,
@@ -90,16 +88,16 @@ pub async fn retrigger(
 pub async fn get_job(
     pool: &PgPool,
     store_id: &str,
-    config_id: impl Into<ConnectorId>,
-    job_id: impl Into<ConnectorJobId>,
+    config_id: ConnectorId,
+    job_id: ConnectorJobId,
 ) -> Result<Option<JobRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT job_id, config_id, event_type, event_id, status, attempt_number, next_retry_at, completed_at, last_error, created_at, updated_at
          FROM connector_jobs WHERE store_id = $1 AND config_id = $2 AND job_id = $3",
     )
     .bind(store_id)
-    .bind(config_id.into())
-    .bind(job_id.into())
+    .bind(config_id)
+    .bind(job_id)
     .fetch_optional(pool)
     .await
 }

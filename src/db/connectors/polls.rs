@@ -13,11 +13,10 @@ use workflows::ids::ConnectorId;
 /// `now` is the service clock's (the worker compares `next_poll_at` with its own clock).
 pub async fn schedule_poll(
     conn: &mut PgConnection,
-    config_id: impl Into<ConnectorId>,
+    config_id: ConnectorId,
     now: DateTime<Utc>,
     delay: Duration,
 ) -> Result<Option<i32>, sqlx::Error> {
-    let config_id = config_id.into();
     let seq: Option<i32> = sqlx::query_scalar(
         "UPDATE connector_configs SET poll_seq = poll_seq + 1, next_poll_at = $2
          WHERE config_id = $1 AND is_active AND deleted_at IS NULL AND poll_interval_secs IS NOT NULL

@@ -2,15 +2,15 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use uuid::Uuid;
+use workflows::ids::{ConnectorId, ConnectorJobId, SyncRunId};
 
 /// A sync-log row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SyncRunRow {
-    /// Id (UUIDv7).
-    pub run_id: Uuid,
+    /// Id (UUIDv7: newer runs have greater ids).
+    pub run_id: SyncRunId,
     /// The connector the run belongs to.
-    pub config_id: Uuid,
+    pub config_id: ConnectorId,
     /// INBOUND or OUTBOUND.
     pub direction: String,
     /// What was synced (`listing`, `inventory`, `order`, …).
@@ -22,7 +22,7 @@ pub struct SyncRunRow {
     /// Error or skip reason.
     pub error_summary: Option<String>,
     /// Outbound job.
-    pub job_id: Option<Uuid>,
+    pub job_id: Option<ConnectorJobId>,
     /// Outbound event.
     pub event_type: Option<String>,
     /// Outbound attempt.
@@ -51,14 +51,14 @@ pub struct LogFilter {
     /// Started at or after.
     pub since: Option<DateTime<Utc>>,
     /// Page after this run (older).
-    pub before: Option<Uuid>,
+    pub before: Option<SyncRunId>,
 }
 
 /// A page of a config's sync log, newest first.
 pub async fn sync_log(
     pool: &PgPool,
     store_id: &str,
-    config_id: Uuid,
+    config_id: ConnectorId,
     f: &LogFilter,
     limit: i64,
 ) -> Result<Vec<SyncRunRow>, sqlx::Error> {

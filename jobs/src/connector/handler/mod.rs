@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use uuid::Uuid;
+use workflows::ids::ConnectorId;
 
 pub use self::poll::{PollConnector, PollEffect, PollRecord, PollToRun, handle_poll};
 pub use self::sync::{
@@ -29,7 +29,7 @@ use connectors::{
 #[async_trait]
 pub trait ConnectorSecrets: Send + Sync {
     /// Every credential field set for the config (an empty set when none is).
-    async fn credentials(&self, config_id: Uuid) -> Result<Credentials, SecretError>;
+    async fn credentials(&self, config_id: ConnectorId) -> Result<Credentials, SecretError>;
 }
 
 /// Dependencies of the connector handlers.
@@ -75,7 +75,9 @@ impl ConnectorDeps {
             .registry
             .parse_stored_settings(&config.connector_type, &config.settings)
             .map_err(|e| NoContext::Broken(e.into()))?;
-        let credentials = match self.secrets.credentials(config.config_id).await {
+        // The config's id stays a bare UUID in `ConnectorConfig` (the queue's loaders build it): typed from here on.
+        let config_id = ConnectorId(config.config_id);
+        let credentials = match self.secrets.credentials(config_id).await {
             Ok(c) => c,
             Err(SecretError::Unavailable(why)) => return Err(NoContext::SecretsUnavailable(why)),
             Err(SecretError::NotFound) => Credentials::default(),
@@ -86,7 +88,7 @@ impl ConnectorDeps {
         let channel = ChannelClient::new(
             self.http.clone(),
             self.gate.clone(),
-            config.config_id,
+            config_id,
             adapter.rate_limit(),
             self.max_inline_wait,
         );

@@ -65,7 +65,12 @@ struct Gate(Option<Duration>);
 
 #[async_trait]
 impl RateGate for Gate {
-    async fn reserve(&self, _: Uuid, _: RateLimit, _: Duration) -> Result<Reservation, String> {
+    async fn reserve(
+        &self,
+        _: ConnectorId,
+        _: RateLimit,
+        _: Duration,
+    ) -> Result<Reservation, String> {
         Ok(match self.0 {
             None => Reservation::Granted {
                 wait: chrono::Duration::zero(),
@@ -76,7 +81,7 @@ impl RateGate for Gate {
             },
         })
     }
-    async fn pause(&self, _: Uuid, _: RateLimit, _: Duration) -> Result<(), String> {
+    async fn pause(&self, _: ConnectorId, _: RateLimit, _: Duration) -> Result<(), String> {
         Ok(())
     }
 }
@@ -85,7 +90,7 @@ struct Secrets(Result<(), ()>);
 
 #[async_trait]
 impl ConnectorSecrets for Secrets {
-    async fn credentials(&self, _: Uuid) -> Result<Credentials, SecretError> {
+    async fn credentials(&self, _: ConnectorId) -> Result<Credentials, SecretError> {
         self.0
             .map_err(|()| SecretError::Unavailable("sealed".into()))?;
         let mut c = Credentials::default();
