@@ -3,9 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use uuid::Uuid;
 use workflows::catalog::PayloadError;
 use workflows::connector::{SyncFailure, entity_of};
+use workflows::ids::{ConnectorId, EventId};
 
 use crate::channel::ChannelClient;
 use crate::credentials::Credentials;
@@ -14,7 +14,7 @@ use crate::credentials::Credentials;
 #[derive(Debug, Clone)]
 pub struct ConnectorConfig {
     /// The config's id; also the key of its credentials in the secret store.
-    pub config_id: Uuid,
+    pub config_id: ConnectorId,
     /// The store that owns the config.
     pub store_id: String,
     /// Which adapter serves it: `amazon`, `ebay`, `google_shopping`.
@@ -28,7 +28,7 @@ pub struct ConnectorConfig {
 #[derive(Debug, Clone)]
 pub struct ConnectorEvent {
     /// The platform's event id.
-    pub event_id: Uuid,
+    pub event_id: EventId,
     /// Dotted event type, e.g. `product.updated`.
     pub event_type: String,
     /// The event's `data` object.

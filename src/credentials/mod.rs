@@ -19,6 +19,7 @@
 //! would make response times tell which prefixes exist; and a missed NOTIFY would refuse a newly created key for
 //! the cache's lifetime. The gate bounds the flood instead, whatever the keys.
 
+mod background;
 mod cache;
 mod gate;
 mod touch;
@@ -30,7 +31,6 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
 use workflows::credentials::{Presented, parse_presented};
 use workflows::ids::CredentialId;
 
@@ -41,7 +41,6 @@ use gate::{HashGate, Ticket};
 use touch::Touches;
 
 use crate::db::credentials as repo;
-use jobs::backoff::Backoff;
 
 /// What a valid credential grants.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -364,61 +363,6 @@ impl Validator {
     /// Cache hit/miss counters.
     pub fn cache_stats(&self) -> CacheStats {
         self.cache.stats()
-    }
-
-    /// Background work: evict on other processes' changes; flush `last_used_at`. Runs until `shutdown`.
-    pub async fn run(self, flush_every: Duration, shutdown: CancellationToken) {
-        let listener = tokio::spawn(self.clone().listen(shutdown.clone()));
-        let mut tick = tokio::time::interval(flush_every);
-        loop {
-            let stop = tokio::select! {
-                _ = tick.tick() => false,
-                _ = shutdown.cancelled() => true,
-            };
-            let (ids, at) = self.touches.take();
-            if !ids.is_empty()
-                && let Err(e) = repo::touch(&self.pool, &ids, &at).await
-            {
-                tracing::warn!(error = %e, "cannot write last_used_at; keeping it for the next flush");
-                self.touches.put_back(ids, at);
-            }
-            if stop {
-                break;
-            }
-        }
-        let _ = listener.await;
-    }
-
-    async fn listen(self, shutdown: CancellationToken) {
-        let mut backoff = Backoff::default();
-        while !shutdown.is_cancelled() {
-            let Ok(mut listener) = sqlx::postgres::PgListener::connect_with(&self.pool).await
-            else {
-                let _ = backoff.wait(&shutdown).await;
-                continue;
-            };
-            if listener.listen("ss3_credentials_changed").await.is_err() {
-                let _ = backoff.wait(&shutdown).await;
-                continue;
-            }
-            // Notifications sent while we were not listening are lost: start from an empty cache.
-            self.cache.clear();
-            backoff.reset();
-            self.listening.send_replace(true);
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    n = listener.recv() => match n {
-                        Ok(n) => match n.payload().parse::<CredentialId>() {
-                            Ok(id) => self.cache.evict(id),
-                            Err(_) => self.cache.clear(),
-                        },
-                        Err(_) => break,
-                    },
-                }
-            }
-            self.listening.send_replace(false);
-        }
     }
 }
 

@@ -115,7 +115,7 @@ pub async fn load_jobs(
             let job = ConnectorJobToRun {
                 job_id: r.job_id,
                 config: ConnectorConfig {
-                    config_id: r.config_id.uuid(),
+                    config_id: r.config_id,
                     store_id: r.store_id,
                     connector_type: r.connector_type,
                     settings: r.settings,
@@ -128,7 +128,7 @@ pub async fn load_jobs(
                     dispatch_seq: r.dispatch_seq,
                 },
                 event: ConnectorEvent {
-                    event_id: r.event_id.uuid(),
+                    event_id: r.event_id,
                     event_type: r.event_type,
                     data: r.event_payload.get("data").cloned().unwrap_or(Value::Null),
                 },
@@ -173,7 +173,7 @@ pub async fn load_polls(
         .map(|r| {
             let poll = PollToRun {
                 config: ConnectorConfig {
-                    config_id: r.config_id.uuid(),
+                    config_id: r.config_id,
                     store_id: r.store_id,
                     connector_type: r.connector_type,
                     settings: r.settings,

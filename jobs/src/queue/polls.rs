@@ -4,7 +4,6 @@
 use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
-use workflows::ids::ConnectorId;
 
 use super::effects::{Writes, published_event};
 use crate::Job;
@@ -53,7 +52,7 @@ async fn record_poll(
     r: &PollRecord,
     writes: &mut Writes,
 ) -> anyhow::Result<()> {
-    let config_id = ConnectorId(r.config.config_id);
+    let config_id = r.config.config_id;
     let next_seq: Option<i32> = sqlx::query_scalar(
         "UPDATE connector_configs SET poll_seq = poll_seq + 1, poll_cursor = COALESCE($3, poll_cursor),
                 next_poll_at = $4, last_polled_at = $5

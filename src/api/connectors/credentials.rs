@@ -63,7 +63,7 @@ impl ConnectorCredentialsApi {
     ) -> Result<Json<ConnectionTest>, Problems<{ STORE_CALLER | POSTS | NOT_FOUND }>> {
         let row = load(&state, &auth.0.store_id, id.0).await?;
         let config = ConnectorConfig {
-            config_id: row.config_id.uuid(),
+            config_id: row.config_id,
             store_id: row.store_id,
             connector_type: row.connector_type,
             settings: row.settings,

@@ -75,8 +75,7 @@ impl ConnectorDeps {
             .registry
             .parse_stored_settings(&config.connector_type, &config.settings)
             .map_err(|e| NoContext::Broken(e.into()))?;
-        // The config's id stays a bare UUID in `ConnectorConfig` (the queue's loaders build it): typed from here on.
-        let config_id = ConnectorId(config.config_id);
+        let config_id = config.config_id;
         let credentials = match self.secrets.credentials(config_id).await {
             Ok(c) => c,
             Err(SecretError::Unavailable(why)) => return Err(NoContext::SecretsUnavailable(why)),

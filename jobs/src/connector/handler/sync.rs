@@ -87,7 +87,7 @@ impl OutboundKind for ConnectorDeps {
     }
 
     fn owner(loaded: &ConnectorJobToRun) -> Uuid {
-        loaded.config.config_id
+        loaded.config.config_id.uuid()
     }
 
     fn job(job_id: ConnectorJobId, owner: Uuid, dispatch_seq: i32) -> Job {

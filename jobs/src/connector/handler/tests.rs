@@ -135,7 +135,7 @@ fn deps(
 
 fn config() -> ConnectorConfig {
     ConnectorConfig {
-        config_id: Uuid::nil(),
+        config_id: ConnectorId(Uuid::nil()),
         store_id: "s".into(),
         connector_type: "amazon".into(),
         settings: json!({"sellerId": "S", "marketplaceId": "M"}),
@@ -158,7 +158,7 @@ fn job(attempts: u32) -> ConnectorJobToRun {
             dispatch_seq: 1,
         },
         event: ConnectorEvent {
-            event_id: Uuid::nil(),
+            event_id: workflows::ids::EventId(Uuid::nil()),
             event_type: "inventory.updated".into(),
             data: json!({"sku": "A", "quantity": 1}),
         },

@@ -45,7 +45,7 @@ impl<'a> LogColumns<'a> {
         let mut c = Self::default();
         for r in records {
             c.run_id.push(Uuid::now_v7());
-            c.config_id.push(r.loaded.config.config_id);
+            c.config_id.push(r.loaded.config.config_id.uuid());
             c.store_id.push(&r.loaded.config.store_id);
             c.entity_type.push(&r.extras.entity_type);
             c.records.push(r.extras.records as i32);
