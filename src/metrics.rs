@@ -150,6 +150,7 @@ pub struct Metrics {
     validations: Family<Label, Counter>,
     validation_cache: Family<Label, Counter>,
     queue_jobs: Family<Label, Gauge>,
+    lanes_slow: Gauge,
 }
 
 impl Default for Metrics {
@@ -227,6 +228,8 @@ impl Metrics {
             "Jobs waiting in the queue",
             self.queue_jobs.clone(),
         );
+        let slow = "Lanes (subscriptions, connectors) held to one attempt in flight: their receiver is slow";
+        r.register("lanes_slow", slow, self.lanes_slow.clone());
     }
 
     /// Credential validations at the gateway.
@@ -300,6 +303,7 @@ impl Metrics {
             validations: Family::default(),
             validation_cache: Family::default(),
             queue_jobs: Family::default(),
+            lanes_slow: Gauge::default(),
         }
     }
 
@@ -370,8 +374,10 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition, with the queue depth and the validation cache's counters read by the caller.
-    pub fn render(&self, due: i64, scheduled: i64, cache: CacheStats) -> String {
+    /// The text exposition, with the queue depth, the slow lanes and the validation cache's counters read by the
+    /// caller.
+    pub fn render(&self, (due, scheduled, slow): (i64, i64, i64), cache: CacheStats) -> String {
+        self.lanes_slow.set(slow);
         self.queue_jobs
             .get_or_create(&label("state", "due"))
             .set(due);
@@ -421,7 +427,7 @@ mod tests {
         m.record_connector(&Handled::Deferred(DeferCause::RateLimited));
         m.record_handled(Ok(&Handled::Deferred(DeferCause::SecretsUnavailable)));
         m.record_job(JobKind::Connector, Some("ebay"), JobOutcome::Delivered);
-        let text = m.render(3, 4, CacheStats { hits: 5, misses: 6 });
+        let text = m.render((3, 4, 2), CacheStats { hits: 5, misses: 6 });
         for line in [
             "ss3_events_ingested_total 1",
             "ss3_attempts_total{attempt=\"1\"} 1",
@@ -432,6 +438,7 @@ mod tests {
             "ss3_jobs_total{kind=\"connector\",connector=\"ebay\",outcome=\"delivered\"} 1",
             "ss3_validation_cache_total{outcome=\"hit\"} 5",
             "ss3_queue_jobs{state=\"scheduled\"} 4",
+            "ss3_lanes_slow 2",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
         }

@@ -12,6 +12,7 @@ use rdkafka::producer::{BaseProducer, Producer};
 use super::problem::RETRY_AFTER_SECS;
 use super::{AppState, Tag};
 use jobs::queue;
+use jobs::queue::attempts::lanes;
 
 /// Readiness of each dependency (`null` when not configured).
 #[derive(Debug, Object)]
@@ -105,7 +106,10 @@ impl HealthApi {
     #[oai(path = "/metrics", method = "get")]
     async fn metrics(&self, state: Data<&AppState>) -> PlainText<String> {
         let (due, scheduled) = queue::depth(&state.pool).await.unwrap_or((-1, -1));
+        let slow = lanes::slow_lanes(&state.pool, state.lanes.slow_after)
+            .await
+            .unwrap_or(-1);
         let cache = state.validator.cache_stats();
-        PlainText(state.metrics.render(due, scheduled, cache))
+        PlainText(state.metrics.render((due, scheduled, slow), cache))
     }
 }

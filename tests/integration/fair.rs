@@ -260,6 +260,16 @@ async fn a_slow_a_timing_out_and_a_refusing_receiver_do_not_delay_a_fast_store_a
         assert!(Instant::now() < deadline, "never marked slow: {sub:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let metrics = reqwest::get(format!("{api_url}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.lines().any(|l| l == "ss3_lanes_slow 1"),
+        "only the timing-out store's lane is slow (the slow one answers within lanes.slow_ms):\n{metrics}"
+    );
     let pool = sqlx::PgPool::connect(&db.url).await.expect("connect");
     let (rows, attempts, most): (i64, i64, i32) = sqlx::query_as(
         "SELECT count(*), (SELECT count(*) FROM webhook_delivery_attempts a JOIN webhook_deliveries d USING (delivery_id)
