@@ -1,16 +1,18 @@
 //! Which handler a claimed job goes to, with the row it refers to, and what it came to: the one place that knows
-//! every kind of job (a new kind adds its variant here and its loader in `load`).
+//! every kind of job (a new outbound kind adds its variant here; its loader is its `AttemptTable::load`).
 
 use std::collections::HashMap;
 
 use crate::Job;
 use crate::attempt::Handled;
+use crate::connector::handler::ConnectorDeps;
 use crate::connector::handler::{
     self as connector, ConnectorJobToRun, PollConnector, PollEffect, PollToRun, SyncConnector,
     SyncEffect,
 };
 use crate::ports::DeliveryToSend;
-use crate::webhook::{self, DeliverWebhook};
+use crate::queue::attempts::AttemptTable;
+use crate::webhook::{self, DeliverWebhook, WebhookDeps};
 use apalis_core::task::task_id::TaskId;
 use workflows::ids::{ConnectorId, ConnectorJobId, DeliveryId};
 
@@ -116,8 +118,8 @@ impl Worker {
             }
         }
         let (deliveries, connector_jobs, polls) = tokio::try_join!(
-            load::load_for_send(&self.pool, &delivery_ids),
-            async { Ok::<_, anyhow::Error>(load::load_jobs(&self.pool, &job_ids).await?) },
+            WebhookDeps::load(&self.pool, &delivery_ids),
+            ConnectorDeps::load(&self.pool, &job_ids),
             async { Ok::<_, anyhow::Error>(load::load_polls(&self.pool, &poll_ids).await?) },
         )?;
         Ok(Loaded {

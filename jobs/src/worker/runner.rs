@@ -43,7 +43,7 @@ impl Worker {
             let helper_tasks = self.spawn_helpers(&wake, &shutdown, &helpers);
             let slots = Arc::new(Semaphore::new(self.concurrency));
             let (to_writer, from_jobs) = tokio::sync::mpsc::channel::<ToWrite>(self.concurrency);
-            let writer = tokio::spawn(self.clone().write_finished(from_jobs));
+            let writer = tokio::spawn(self.clone().write_finished(from_jobs, wake.clone()));
             self.claim_until(&shutdown, &slots, &to_writer, &wake).await;
             // Drain: every running job finishes and hands its result to the writer, which writes it and stops.
             // Bounded: if Postgres stays down, stop anyway; unacknowledged jobs are re-queued when their lease expires.
@@ -142,7 +142,13 @@ impl Worker {
     /// A write that keeps failing for longer than a lease stops renewing its jobs' leases (the rescue hands them
     /// to whichever worker can run them) but is still retried: its results are never dropped, and the delivery
     /// row's `dispatch_seq` makes whichever of the two writes comes second a no-op.
-    async fn write_finished(self, mut from_jobs: tokio::sync::mpsc::Receiver<ToWrite>) {
+    /// Each written flush wakes the claimer: the finished jobs freed room in their lanes, which a claim that found
+    /// them full is waiting for.
+    async fn write_finished(
+        self,
+        mut from_jobs: tokio::sync::mpsc::Receiver<ToWrite>,
+        wake: Arc<Notify>,
+    ) {
         let mut pending: Vec<Finished> = Vec::new();
         let mut slots: Vec<OwnedSemaphorePermit> = Vec::new();
         let mut backoff = Backoff::default();
@@ -172,8 +178,9 @@ impl Worker {
             match written {
                 Ok(()) => {
                     pending.clear();
-                    // Written and acknowledged: these jobs' slots may take new work.
+                    // Written and acknowledged: these jobs' slots (and their lanes' room) may take new work.
                     slots.clear();
+                    wake.notify_one();
                     backoff.reset();
                     failing_since = None;
                 }

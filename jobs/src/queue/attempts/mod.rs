@@ -6,20 +6,22 @@
 //! Every statement is conditional on the row's `dispatch_seq` and on its status still waiting for an attempt, so a
 //! row that moved on meanwhile (re-triggered, cancelled, written by a rescued twin) is left alone.
 //!
-//! A kind's table is described by [`AttemptTable`] (see `webhook.rs` and `connector.rs`): the table and its columns,
-//! its attempt log, and the event it publishes. The statements are built from those constants, never from input.
+//! A kind's table is described by [`AttemptTable`], which the kind implements beside its [`OutboundKind`] in its own
+//! module (`crate::webhook::table`, `crate::connector::handler::sync::table`): the table and its columns, how its
+//! rows are loaded, its attempt log, and the event it publishes. The statements are built from those constants,
+//! never from input.
 
-mod connector;
 pub mod lanes;
 mod retrigger;
-mod webhook;
 
 use crate::attempt::{AttemptRecord, Effect, KindEffect, OutboundKind};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::PgConnection;
+use std::collections::HashMap;
+
 use sqlx::postgres::PgArguments;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 use workflows::attempt::{AttemptStatus, deferred_note};
 
@@ -55,6 +57,11 @@ pub trait AttemptTable: OutboundKind {
 
     /// The status as this table spells it.
     fn status_name(status: AttemptStatus) -> &'static str;
+    /// Load the rows a batch of jobs refers to (with their owners), in one query; unknown ids are left out.
+    async fn load(
+        pool: &PgPool,
+        ids: &[Self::Id],
+    ) -> anyhow::Result<HashMap<Self::Id, Self::Loaded>>;
     /// Bind the extra columns of `records`, in the order of [`AttemptTable::EXTRA_UNNEST`].
     fn bind_extras<'q>(update: RowUpdate<'q>, records: &[&Record<Self>]) -> RowUpdate<'q>;
     /// Append `records` to the kind's attempt log (every attempt, even one whose row moved on while it ran).

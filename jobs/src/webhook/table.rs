@@ -1,17 +1,22 @@
-//! How webhook deliveries are stored: `webhook_deliveries` rows (with the last response on the row), one
-//! `webhook_delivery_attempts` row per attempt, and `webhook.delivered` / `webhook.dead_lettered` events.
+//! How webhook deliveries are stored: `webhook_deliveries` rows (with the last response on the row, loaded with
+//! their subscription), one `webhook_delivery_attempts` row per attempt, and `webhook.delivered` /
+//! `webhook.dead_lettered` events.
 
-use crate::webhook::{WebhookDeps, WebhookRecord};
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
-use workflows::AttemptOutcome;
-use workflows::attempt::AttemptStatus;
+use workflows::attempt::{AttemptState, AttemptStatus};
+use workflows::ids::{DeliveryId, SubscriptionId};
+use workflows::{AttemptOutcome, DeliveryStatus};
 
-use super::{AttemptTable, RowUpdate};
+use crate::ports::DeliveryToSend;
+use crate::queue::attempts::{AttemptTable, RowUpdate};
 use crate::queue::effects::published_event;
+use crate::webhook::{WebhookDeps, WebhookRecord};
 
 /// The receiver's answer as the row and the log store it: HTTP status, body, response time, outcome.
 struct Response {
@@ -63,6 +68,13 @@ impl AttemptTable for WebhookDeps {
 
     fn status_name(status: AttemptStatus) -> &'static str {
         status.as_str()
+    }
+
+    async fn load(
+        pool: &PgPool,
+        ids: &[DeliveryId],
+    ) -> anyhow::Result<HashMap<DeliveryId, DeliveryToSend>> {
+        load_for_send(pool, ids).await
     }
 
     fn bind_extras<'q>(update: RowUpdate<'q>, records: &[&WebhookRecord]) -> RowUpdate<'q> {
@@ -122,4 +134,61 @@ impl AttemptTable for WebhookDeps {
         let event = published_event(kind, &d.store_id, data);
         Some((d.delivery_id.to_string(), event))
     }
+}
+
+#[derive(sqlx::FromRow)]
+struct SendRow {
+    delivery_id: DeliveryId,
+    subscription_id: SubscriptionId,
+    store_id: String,
+    event_type: String,
+    event_payload: Value,
+    status: String,
+    attempt_number: i32,
+    next_retry_at: Option<DateTime<Utc>>,
+    dispatch_seq: i32,
+    target_url: String,
+    subscription_active: bool,
+}
+
+/// Load the deliveries a batch of jobs refers to, with their subscriptions, in one query.
+async fn load_for_send(
+    pool: &PgPool,
+    ids: &[DeliveryId],
+) -> anyhow::Result<HashMap<DeliveryId, DeliveryToSend>> {
+    let rows: Vec<SendRow> = sqlx::query_as(
+        "SELECT d.delivery_id, d.subscription_id, d.store_id, d.event_type, d.event_payload, d.status,
+                d.attempt_number, d.next_retry_at, d.dispatch_seq, s.target_url,
+                (s.is_active AND s.deleted_at IS NULL) AS subscription_active
+         FROM webhook_deliveries d JOIN webhook_subscriptions s USING (subscription_id)
+         WHERE d.delivery_id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            let status = DeliveryStatus::parse(&r.status).ok_or_else(|| {
+                anyhow::anyhow!("unknown delivery status {:?} in the database", r.status)
+            })?;
+            Ok((
+                r.delivery_id,
+                DeliveryToSend {
+                    delivery_id: r.delivery_id,
+                    subscription_id: r.subscription_id,
+                    store_id: r.store_id,
+                    event_type: r.event_type,
+                    payload: r.event_payload,
+                    state: AttemptState {
+                        status,
+                        attempt_number: r.attempt_number.max(0) as u32,
+                        next_retry_at: r.next_retry_at,
+                        dispatch_seq: r.dispatch_seq,
+                    },
+                    target_url: r.target_url,
+                    subscription_active: r.subscription_active,
+                },
+            ))
+        })
+        .collect()
 }

@@ -1,15 +1,20 @@
-//! How connector sync jobs are stored: `connector_jobs` rows, one OUTBOUND `connector_sync_log` row per attempt, and
-//! a `connector.dead_lettered` event.
+//! How connector sync jobs are stored: `connector_jobs` rows (loaded with their connector), one OUTBOUND
+//! `connector_sync_log` row per attempt, and a `connector.dead_lettered` event.
 
-use crate::connector::handler::{ConnectorDeps, SyncRecord};
+use std::collections::HashMap;
+
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use connectors::{ConnectorConfig, ConnectorEvent};
 use serde_json::{Value, json};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
-use workflows::attempt::AttemptStatus;
-use workflows::connector::job_status_name;
+use workflows::attempt::{AttemptState, AttemptStatus};
+use workflows::connector::{job_status_name, parse_job_status};
+use workflows::ids::{ConnectorId, ConnectorJobId, EventId};
 
-use super::{AttemptTable, RowUpdate};
+use crate::connector::handler::{ConnectorDeps, ConnectorJobToRun, SyncRecord};
+use crate::queue::attempts::{AttemptTable, RowUpdate};
 use crate::queue::effects::published_event;
 
 /// The sync-log status of an attempt: it failed, had nothing to do, or wrote its records.
@@ -78,6 +83,13 @@ impl AttemptTable for ConnectorDeps {
         job_status_name(status)
     }
 
+    async fn load(
+        pool: &PgPool,
+        ids: &[ConnectorJobId],
+    ) -> anyhow::Result<HashMap<ConnectorJobId, ConnectorJobToRun>> {
+        Ok(load_jobs(pool, ids).await?)
+    }
+
     fn bind_extras<'q>(update: RowUpdate<'q>, _: &[&SyncRecord]) -> RowUpdate<'q> {
         update
     }
@@ -126,4 +138,69 @@ impl AttemptTable for ConnectorDeps {
         let event = published_event("connector.dead_lettered", &job.config.store_id, data);
         Some((job.job_id.to_string(), event))
     }
+}
+
+#[derive(sqlx::FromRow)]
+struct JobLoad {
+    job_id: ConnectorJobId,
+    config_id: ConnectorId,
+    store_id: String,
+    connector_type: String,
+    settings: Value,
+    config_active: bool,
+    status: String,
+    attempt_number: i32,
+    next_retry_at: Option<DateTime<Utc>>,
+    dispatch_seq: i32,
+    event_id: EventId,
+    event_type: String,
+    event_payload: Value,
+}
+
+/// Load connector jobs (with their configs) for the worker, in one query; rows with an unknown status are left out.
+async fn load_jobs(
+    pool: &PgPool,
+    ids: &[ConnectorJobId],
+) -> Result<HashMap<ConnectorJobId, ConnectorJobToRun>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<JobLoad> = sqlx::query_as(
+        "SELECT j.job_id, j.config_id, c.store_id, c.connector_type, c.settings,
+                (c.is_active AND c.deleted_at IS NULL) AS config_active, j.status, j.attempt_number, j.next_retry_at,
+                j.dispatch_seq, j.event_id, j.event_type, j.event_payload
+         FROM connector_jobs j JOIN connector_configs c USING (config_id)
+         WHERE j.job_id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let status = parse_job_status(&r.status)?;
+            let job = ConnectorJobToRun {
+                job_id: r.job_id,
+                config: ConnectorConfig {
+                    config_id: r.config_id,
+                    store_id: r.store_id,
+                    connector_type: r.connector_type,
+                    settings: r.settings,
+                },
+                config_active: r.config_active,
+                state: AttemptState {
+                    status,
+                    attempt_number: r.attempt_number.max(0) as u32,
+                    next_retry_at: r.next_retry_at,
+                    dispatch_seq: r.dispatch_seq,
+                },
+                event: ConnectorEvent {
+                    event_id: r.event_id,
+                    event_type: r.event_type,
+                    data: r.event_payload.get("data").cloned().unwrap_or(Value::Null),
+                },
+            };
+            Some((r.job_id, job))
+        })
+        .collect())
 }

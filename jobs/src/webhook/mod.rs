@@ -1,5 +1,8 @@
-//! The webhook delivery kind of outbound job: its payload, how an attempt is prepared (the signing secret) and sent
-//! (a signed POST). The engine ([`crate::attempt`]) does the rest, as for every kind.
+//! The webhook delivery kind of outbound job, all of its specifics: its payload, how an attempt is prepared (the
+//! signing secret) and sent (a signed POST), and how its rows are stored (`table`). The engine
+//! ([`crate::attempt`]) and the writer ([`crate::queue::attempts`]) do the rest, as for every kind.
+
+mod table;
 
 use std::sync::Arc;
 use std::time::Duration;

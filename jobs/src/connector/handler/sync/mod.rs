@@ -1,6 +1,9 @@
 //! The connector sync kind of outbound job: one event pushed to one connector's marketplace, attempted on the same
-//! schedule as a webhook delivery. Only its specifics live here (the adapter call and its classification); the
-//! pre-flight, deferrals, decision and effects are the attempt engine's ([`crate::attempt`]).
+//! schedule as a webhook delivery. Only its specifics live here (the adapter call and its classification, and how
+//! its rows are stored: `table`); the pre-flight, deferrals, decision and effects are the attempt engine's
+//! ([`crate::attempt`]) and the writer's ([`crate::queue::attempts`]).
+
+mod table;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
