@@ -173,6 +173,20 @@ pub struct Pacing {
     pub slow_after: Duration,
 }
 
+#[cfg(test)]
+impl Pacing {
+    /// A manual clock at `at`, real time, 30 s secret retry, a 5 s slow threshold, worker `w`: the unit tests' pacing.
+    pub(crate) fn manual(at: DateTime<Utc>) -> Self {
+        Self {
+            clock: Arc::new(crate::clock::ManualClock::new(at)),
+            time_scale: 1.0,
+            secret_retry: Duration::from_secs(30),
+            worker: "w".into(),
+            slow_after: Duration::from_secs(5),
+        }
+    }
+}
+
 /// One kind of outbound job: its specifics, everything else is the engine's (see the module documentation).
 #[async_trait]
 pub trait OutboundKind: Send + Sync {

@@ -185,7 +185,6 @@ mod tests {
 
     use super::*;
     use crate::attempt::DeferCause;
-    use crate::clock::ManualClock;
 
     /// Answers every POST with `status`, and counts them.
     struct Receiver {
@@ -244,13 +243,7 @@ mod tests {
         let deps = WebhookDeps {
             sender: receiver.clone(),
             secrets: Arc::new(Secrets(secret)),
-            pacing: Pacing {
-                clock: Arc::new(ManualClock::new(t0())),
-                time_scale: 1.0,
-                secret_retry: Duration::from_secs(30),
-                worker: "w".into(),
-                slow_after: Duration::from_secs(5),
-            },
+            pacing: Pacing::manual(t0()),
         };
         (deps, receiver)
     }

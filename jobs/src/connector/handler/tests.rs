@@ -16,7 +16,6 @@ use workflows::ratelimit::{RateLimit, Reservation};
 
 use super::*;
 use crate::attempt::{Effect, Pacing};
-use crate::clock::ManualClock;
 use crate::ports::SecretError;
 use connectors::{
     ChannelHttp, ChannelRequest, ChannelResponse, ConnectorConfig, ConnectorEvent, CredentialField,
@@ -121,13 +120,7 @@ fn deps(
         secrets: Arc::new(Secrets(secrets)),
         http: http.clone(),
         gate: Arc::new(Gate(gate)),
-        pacing: Pacing {
-            clock: Arc::new(ManualClock::new(t0())),
-            time_scale: 1.0,
-            secret_retry: Duration::from_secs(30),
-            worker: "w".into(),
-            slow_after: Duration::from_secs(5),
-        },
+        pacing: Pacing::manual(t0()),
         max_inline_wait: Duration::from_secs(5),
     };
     (deps, http)
