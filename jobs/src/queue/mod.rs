@@ -1,13 +1,13 @@
 //! The apalis-postgres queue: enqueue inside our transactions, claim, acknowledge, heartbeat, leases.
 //!
-//! We use apalis-postgres' storage and its own queries (`push_tasks`, `handle_results`, `keep_alive`; the
-//! `apalis.workers` row is inserted here because `register_worker` takes a crate-private type). Three statements
+//! We use apalis-postgres' storage and schema, and its own queries where they fit (`push_tasks`, `keep_alive`; the
+//! `apalis.workers` row is inserted here because `register_worker` takes a crate-private type). Four statements
 //! are ours, each writing apalis' own columns and statuses as its queries do: the fair claim ([`claim`], by lane,
-//! where apalis' `get_jobs` takes the oldest due jobs whoever they belong to), renewing the leases of held jobs
-//! (`lock_at`), and re-queuing jobs whose lease expired, as its `reenqueue_orphaned` does. Unlike
-//! `reenqueue_orphaned`, the rescue does not care whether the job's worker still heartbeats: a live worker can
-//! hold a claim it forgot (its reply was lost when a connection died after the commit). Every job carries its lane
-//! (`metadata -> 'lane'`), written when it is pushed.
+//! where apalis' `get_jobs` takes the oldest due jobs whoever they belong to), the acknowledgement ([`ack`], keyed
+//! by job id), renewing the leases of held jobs (`lock_at`), and re-queuing jobs whose lease expired, as its
+//! `reenqueue_orphaned` does. Unlike `reenqueue_orphaned`, the rescue does not care whether the job's worker still
+//! heartbeats: a live worker can hold a claim it forgot (its reply was lost when a connection died after the
+//! commit). Every job carries its lane (`metadata -> 'lane'`), written when it is pushed.
 
 pub mod attempts;
 pub mod claim;
@@ -19,10 +19,8 @@ use std::time::{Duration, SystemTime};
 
 use crate::Job;
 use crate::job::QUEUE;
-use apalis_core::backend::TaskResult;
 use apalis_core::task::builder::TaskBuilder;
 use apalis_core::task::metadata::MetadataStore;
-use apalis_core::task::status::Status;
 use apalis_core::task::task_id::TaskId;
 use apalis_core::worker::context::WorkerContext;
 use apalis_postgres::{Config as ApalisConfig, PgTask, queries};
@@ -175,30 +173,53 @@ pub struct Ack {
     pub result: Result<(), String>,
 }
 
-/// Report finished jobs to apalis in one statement, in the caller's transaction.
+/// Report finished jobs to apalis in one statement, in the caller's transaction, writing what apalis'
+/// `handle_results` writes (status `Done` or `Failed`, the attempt count, `last_result` as `{"Ok": null}` or
+/// `{"Err": …}`, `done_at`) for the jobs this worker holds. Ours is keyed by job id: apalis' statement joins its
+/// payload to every job the worker ever locked (`lock_by`), finished ones included, and was half of Postgres'
+/// statement time at 200 deliveries/s (issue 11).
 pub async fn ack(
     conn: &mut PgConnection,
     worker: &WorkerContext,
     acks: &[Ack],
-) -> Result<(), apalis_postgres::Error> {
+) -> Result<(), sqlx::Error> {
     if acks.is_empty() {
         return Ok(());
     }
-    let results: Vec<queries::ResultPayload> = acks
+    let ids: Vec<String> = acks.iter().map(|a| a.task_id.to_string()).collect();
+    let statuses: Vec<&str> = acks
         .iter()
-        .map(|a| TaskResult {
-            task_id: a.task_id.clone(),
-            attempt: a.attempt,
-            status: if a.result.is_ok() {
-                Status::Done
-            } else {
-                Status::Failed
-            },
-            result: a.result.clone().map(|()| serde_json::Value::Null),
+        .map(|a| if a.result.is_ok() { "Done" } else { "Failed" })
+        .collect();
+    let attempts: Vec<i32> = acks
+        .iter()
+        .map(|a| i32::try_from(a.attempt).unwrap_or(i32::MAX))
+        .collect();
+    let results: Vec<serde_json::Value> = acks
+        .iter()
+        .map(|a| match &a.result {
+            Ok(()) => serde_json::json!({"Ok": null}),
+            Err(e) => serde_json::json!({"Err": e}),
         })
         .collect();
-    let refs: Vec<&queries::ResultPayload> = results.iter().collect();
-    queries::handle_results(conn, &refs, worker.name()).await?;
+    sqlx::query(
+        "WITH i AS (
+             SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::jsonb[]) AS i(id, status, attempts, result)
+         ), locked AS (
+             SELECT j.id FROM apalis.jobs j JOIN i USING (id) WHERE j.lock_by = $5 ORDER BY j.id FOR UPDATE
+         )
+         UPDATE apalis.jobs j
+         SET status = i.status, attempts = i.attempts, last_result = i.result, done_at = now()
+         FROM i JOIN locked USING (id)
+         WHERE j.id = i.id",
+    )
+    .bind(&ids)
+    .bind(&statuses)
+    .bind(&attempts)
+    .bind(&results)
+    .bind(worker.name())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
