@@ -15,7 +15,8 @@ pub use infra::{
     KafkaConfig, MIN_ROLE_CONNECTIONS, PoolSizes, PoolsConfig, SecretsConfig, VaultConfig,
 };
 pub use sections::{
-    ConnectorsConfig, CredentialsConfig, DeliveryConfig, HttpConfig, LanesConfig, WorkerConfig,
+    ConnectorsConfig, CredentialsConfig, DeliveryConfig, HttpConfig, LanesConfig, RetentionConfig,
+    WorkerConfig,
 };
 
 /// The defaults, with a comment on every key.
@@ -74,6 +75,8 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// Fair delivery: attempts in flight per subscription (connector), and the slow-receiver circuit breaker.
     pub lanes: LanesConfig,
+    /// How long the delivery log, ingested events and published outbox rows are kept.
+    pub retention: RetentionConfig,
     /// The embedded secret store's master key.
     pub secrets: SecretsConfig,
     /// API keys, access tokens and the cost of checking them.

@@ -122,6 +122,34 @@ impl LanesConfig {
     }
 }
 
+/// `[retention]`: how long rows are kept (see `db::retention`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RetentionConfig {
+    /// Delivery log and attempts, connector jobs and sync log, quarantined messages (matches the 30-day statistics).
+    pub log_days: u32,
+    /// Ingested events: their ids are the dedupe window of event ids.
+    pub ingested_events_days: u32,
+    /// Published outbox rows, after publication.
+    pub published_outbox_secs: u64,
+    /// How often a worker runs a pass (one process at a time).
+    pub interval_secs: u64,
+    /// Rows removed per statement.
+    pub batch: u32,
+}
+
+impl RetentionConfig {
+    /// The horizons of a pass.
+    pub fn retention(&self) -> crate::db::retention::Retention {
+        let days = |d: u32| std::time::Duration::from_secs(u64::from(d) * 86_400);
+        crate::db::retention::Retention {
+            log: days(self.log_days),
+            ingested_events: days(self.ingested_events_days),
+            published_outbox: std::time::Duration::from_secs(self.published_outbox_secs),
+            batch: i64::from(self.batch),
+        }
+    }
+}
+
 /// `[worker]`: the job worker, its leases and its housekeeping.
 #[derive(Debug, Clone, Deserialize)]
 pub struct WorkerConfig {

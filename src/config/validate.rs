@@ -64,7 +64,15 @@ impl Config {
             "lanes.default_in_flight",
             "must be at least 1 and at most lanes.max_in_flight",
         )?;
-        check(l.slow_after == 0, "lanes.slow_after", "must be at least 1")
+        check(l.slow_after == 0, "lanes.slow_after", "must be at least 1")?;
+        let r = &self.retention;
+        check(r.log_days == 0, "retention.log_days", "must be at least 1")?;
+        check(r.batch == 0, "retention.batch", "must be at least 1")?;
+        check(
+            r.interval_secs == 0,
+            "retention.interval_secs",
+            "must be at least 1",
+        )
     }
 
     fn validate_credentials(&self) -> Result<(), ConfigError> {

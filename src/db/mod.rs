@@ -7,6 +7,7 @@ pub mod errors;
 pub mod events;
 pub mod outbox;
 pub mod rate_limits;
+pub mod retention;
 pub mod subscriptions;
 
 use std::time::Duration;

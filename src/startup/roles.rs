@@ -62,6 +62,16 @@ impl Application {
             worker.await;
             Ok(())
         });
+        let retention = crate::db::retention::run(
+            self.pools.worker.clone(),
+            self.config.retention.retention(),
+            Duration::from_secs(self.config.retention.interval_secs),
+            shutdown.clone(),
+        );
+        roles_of.spawn("retention", async move {
+            retention.await;
+            Ok(())
+        });
         if !self.config.kafka.enabled() {
             return Ok(());
         }

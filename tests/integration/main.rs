@@ -26,6 +26,7 @@ mod pipeline;
 mod poison;
 mod processes;
 mod restart;
+mod retention;
 mod roles;
 mod targets;
 mod vault;

@@ -1,0 +1,174 @@
+//! Retention: what the service keeps, and for how long. Removal is small batched deletes (at most `batch` rows per
+//! statement, oldest first, `SKIP LOCKED`), never a long lock: delivery never waits on it, and a pass during a
+//! burst only adds short statements. One worker at a time runs a pass (advisory lock); the others skip it.
+//!
+//! - Webhook deliveries and connector jobs in a final state (`DELIVERED`/`SUCCEEDED`, `CANCELLED`,
+//!   `DEAD_LETTERED`), created and last changed before the delivery-log horizon, with their attempt rows and
+//!   OUTBOUND sync-log rows; INBOUND sync-log rows by start time. Waiting rows (`PENDING`, `FAILED`) are never
+//!   removed. A dead letter can be re-triggered until it is removed: re-triggering one resets its age.
+//! - Ingested events (the dedupe window of event ids) after their own horizon.
+//! - Published outbox rows after a short grace; unpublished ones are never removed.
+//! - Quarantined messages after the delivery-log horizon.
+//!
+//! Finished apalis jobs are swept by the workers (`worker.job_retention_secs`).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+/// How long each kind of row is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Delivery log, attempts, connector jobs and sync log, quarantined messages.
+    pub log: Duration,
+    /// Ingested events (their ids are the dedupe window).
+    pub ingested_events: Duration,
+    /// Published outbox rows, after publication.
+    pub published_outbox: Duration,
+    /// Rows removed per statement.
+    pub batch: i64,
+}
+
+/// Rows removed by one pass, by table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// Webhook deliveries (with their attempts).
+    pub deliveries: u64,
+    /// Connector jobs (with their OUTBOUND sync-log rows), and INBOUND sync-log rows.
+    pub connector_rows: u64,
+    /// Ingested events.
+    pub ingested_events: u64,
+    /// Published outbox rows.
+    pub outbox: u64,
+    /// Quarantined messages.
+    pub quarantined: u64,
+}
+
+/// Webhook deliveries in a final state, with their attempts, older than `$1`.
+const DELIVERIES: &str = "WITH doomed AS (
+        SELECT delivery_id FROM webhook_deliveries
+        WHERE created_at < $1 AND updated_at < $1 AND status IN ('DELIVERED', 'CANCELLED', 'DEAD_LETTERED')
+        ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED
+    ), attempts AS (
+        DELETE FROM webhook_delivery_attempts a USING doomed d WHERE a.delivery_id = d.delivery_id
+    )
+    DELETE FROM webhook_deliveries w USING doomed d WHERE w.delivery_id = d.delivery_id";
+
+/// Connector jobs in a final state, with their OUTBOUND sync-log rows, older than `$1`.
+const CONNECTOR_JOBS: &str = "WITH doomed AS (
+        SELECT job_id FROM connector_jobs
+        WHERE created_at < $1 AND updated_at < $1 AND status IN ('SUCCEEDED', 'CANCELLED', 'DEAD_LETTERED')
+        ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED
+    ), runs AS (
+        DELETE FROM connector_sync_log l USING doomed d WHERE l.job_id = d.job_id
+    )
+    DELETE FROM connector_jobs j USING doomed d WHERE j.job_id = d.job_id";
+
+/// INBOUND sync-log rows (polls) started before `$1`.
+const POLL_RUNS: &str = "DELETE FROM connector_sync_log WHERE run_id IN (
+        SELECT run_id FROM connector_sync_log WHERE started_at < $1 AND job_id IS NULL
+        ORDER BY started_at LIMIT $2 FOR UPDATE SKIP LOCKED)";
+
+/// Ingested events received before `$1`.
+const INGESTED: &str = "DELETE FROM ingested_events WHERE event_id IN (
+        SELECT event_id FROM ingested_events WHERE received_at < $1
+        ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED)";
+
+/// Outbox rows published before `$1`.
+const OUTBOX: &str = "DELETE FROM outbox WHERE outbox_id IN (
+        SELECT outbox_id FROM outbox WHERE published_at < $1
+        ORDER BY outbox_id LIMIT $2 FOR UPDATE SKIP LOCKED)";
+
+/// Quarantined messages received before `$1`.
+const QUARANTINED: &str = "DELETE FROM quarantined_messages WHERE quarantine_id IN (
+        SELECT quarantine_id FROM quarantined_messages WHERE received_at < $1
+        ORDER BY quarantine_id LIMIT $2 FOR UPDATE SKIP LOCKED)";
+
+/// One pass: every table down to its horizon as of `now`, batch by batch. `Ok(None)` when another process holds
+/// the pass (it runs one at a time).
+pub async fn pass(
+    pool: &PgPool,
+    retention: &Retention,
+    now: DateTime<Utc>,
+) -> Result<Option<Removed>, sqlx::Error> {
+    let mut lock = pool.acquire().await?;
+    let locked: bool = sqlx::query_scalar(
+        "SELECT pg_try_advisory_lock(hashtext('integration-service:retention'))",
+    )
+    .fetch_one(&mut *lock)
+    .await?;
+    if !locked {
+        return Ok(None);
+    }
+    let removed = remove_all(pool, retention, now).await;
+    // Released on this connection whatever happened (a lost connection releases it too).
+    let _ = sqlx::query("SELECT pg_advisory_unlock(hashtext('integration-service:retention'))")
+        .execute(&mut *lock)
+        .await;
+    removed.map(Some)
+}
+
+async fn remove_all(
+    pool: &PgPool,
+    retention: &Retention,
+    now: DateTime<Utc>,
+) -> Result<Removed, sqlx::Error> {
+    let horizon = |keep: Duration| now - chrono::Duration::from_std(keep).unwrap_or_default();
+    let (log, events) = (horizon(retention.log), horizon(retention.ingested_events));
+    let outbox = horizon(retention.published_outbox);
+    let batch = retention.batch.max(1);
+    Ok(Removed {
+        deliveries: drain(pool, DELIVERIES, log, batch).await?,
+        connector_rows: drain(pool, CONNECTOR_JOBS, log, batch).await?
+            + drain(pool, POLL_RUNS, log, batch).await?,
+        ingested_events: drain(pool, INGESTED, events, batch).await?,
+        outbox: drain(pool, OUTBOX, outbox, batch).await?,
+        quarantined: drain(pool, QUARANTINED, log, batch).await?,
+    })
+}
+
+/// Run `statement` (which removes up to `$2` rows older than `$1`) until a batch comes back short. Each batch is
+/// its own short transaction.
+async fn drain(
+    pool: &PgPool,
+    statement: &'static str,
+    before: DateTime<Utc>,
+    batch: i64,
+) -> Result<u64, sqlx::Error> {
+    let mut total = 0;
+    loop {
+        let done = sqlx::query(statement)
+            .bind(before)
+            .bind(batch)
+            .execute(pool)
+            .await?
+            .rows_affected();
+        total += done;
+        if done < u64::try_from(batch).unwrap_or(u64::MAX) {
+            return Ok(total);
+        }
+        // Let delivery's statements through between batches.
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Run a pass every `every` until `shutdown` (a failed pass is logged and tried again next time).
+pub async fn run(pool: PgPool, retention: Retention, every: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        match pass(&pool, &retention, Utc::now()).await {
+            Ok(Some(removed)) if removed != Removed::default() => {
+                tracing::info!(?removed, "retention pass removed old rows");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retention pass failed; trying again next time"),
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Retention: old finished rows go, batch by batch; waiting work, recent rows and unpublished events stay.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use integration_service::db::retention::{self, Removed, Retention};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::common::{Receiver, TestApp, event};
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// Set a delivery's status and age (created and last changed `days` ago, or changed `changed_days` ago).
+async fn age(app: &TestApp, id: Uuid, status: &str, created_days: i32, changed_days: i32) {
+    sqlx::query(
+        "UPDATE webhook_deliveries SET status = $2, created_at = now() - make_interval(days => $3),
+             updated_at = now() - make_interval(days => $4),
+             next_retry_at = CASE WHEN $2 = 'FAILED' THEN now() ELSE NULL END
+         WHERE delivery_id = $1",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(created_days)
+    .bind(changed_days)
+    .execute(&app.pool)
+    .await
+    .expect("age delivery");
+}
+
+async fn exists(app: &TestApp, id: Uuid) -> bool {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE delivery_id = $1)")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .expect("exists")
+}
+
+/// Catches: retention removing waiting work, a recently re-triggered dead letter, recent rows or unpublished events;
+/// leaving attempts behind their delivery (or failing on them); stopping after the first batch; two processes
+/// running a pass at once.
+#[tokio::test]
+async fn a_pass_removes_old_finished_rows_in_batches_and_keeps_waiting_work_and_recent_rows() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start(&[]).await;
+    app.subscribe("store-r", &receiver.url(), &["*"]).await;
+    let mut ids = Vec::new();
+    for _ in 0..7 {
+        let id = app
+            .first_delivery(&event("order.placed", "store-r", json!({})))
+            .await;
+        ids.push(id.parse::<Uuid>().expect("uuid"));
+    }
+    // Every delivery is attempted once (each gets an attempt row).
+    let worker = app.worker("w").await;
+    assert_eq!(worker.run_pending_jobs().await.expect("run"), 7);
+    let [old_1, old_2, old_3, recent, waiting, dead_old, dead_touched] =
+        ids.try_into().expect("seven");
+    for id in [old_1, old_2, old_3] {
+        age(&app, id, "DELIVERED", 40, 40).await;
+    }
+    age(&app, recent, "DELIVERED", 29, 29).await;
+    age(&app, waiting, "FAILED", 40, 40).await;
+    age(&app, dead_old, "DEAD_LETTERED", 40, 31).await;
+    // Re-triggered (then dead-lettered again) yesterday: it is a day old, not forty.
+    age(&app, dead_touched, "DEAD_LETTERED", 40, 1).await;
+    sqlx::query(
+        "UPDATE ingested_events SET received_at = now() - make_interval(days => 8)
+         WHERE event_id IN (SELECT event_id FROM ingested_events ORDER BY received_at LIMIT 2)",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("age events");
+    sqlx::query(
+        "INSERT INTO outbox (topic, message_key, payload, published_at) VALUES
+             ('t', 'published long ago', '{}', now() - interval '1 hour'),
+             ('t', 'published just now', '{}', now()),
+             ('t', 'never published', '{}', NULL)",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("outbox");
+
+    let settings = Retention {
+        log: 30 * DAY,
+        ingested_events: 7 * DAY,
+        published_outbox: Duration::from_secs(300),
+        batch: 2,
+    };
+    // Another process holds the pass: this one skips it.
+    let mut other = app.pool.acquire().await.expect("connection");
+    sqlx::query("SELECT pg_advisory_lock(hashtext('integration-service:retention'))")
+        .execute(&mut *other)
+        .await
+        .expect("lock");
+    assert_eq!(
+        retention::pass(&app.pool, &settings, Utc::now())
+            .await
+            .expect("pass"),
+        None
+    );
+    sqlx::query("SELECT pg_advisory_unlock(hashtext('integration-service:retention'))")
+        .execute(&mut *other)
+        .await
+        .expect("unlock");
+    drop(other);
+
+    let removed = retention::pass(&app.pool, &settings, Utc::now())
+        .await
+        .expect("pass")
+        .expect("not skipped");
+    assert_eq!(
+        removed,
+        Removed {
+            deliveries: 4,
+            connector_rows: 0,
+            ingested_events: 2,
+            outbox: 1,
+            quarantined: 0,
+        },
+        "three old deliveries and the old dead letter, across batches of two"
+    );
+    for id in [old_1, old_2, old_3, dead_old] {
+        assert!(!exists(&app, id).await, "{id} is past retention");
+    }
+    for id in [recent, waiting, dead_touched] {
+        assert!(exists(&app, id).await, "{id} stays");
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM webhook_delivery_attempts")
+            .await,
+        3,
+        "the attempts of the removed deliveries went with them"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox WHERE topic = 't'")
+            .await,
+        2,
+        "recently published and unpublished rows stay"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox WHERE published_at IS NULL AND topic <> 't'")
+            .await,
+        7,
+        "the deliveries' own unpublished events (no Kafka here) stay"
+    );
+    assert_eq!(
+        retention::pass(&app.pool, &settings, Utc::now())
+            .await
+            .expect("pass"),
+        Some(Removed::default()),
+        "nothing more to remove"
+    );
+}
