@@ -19,9 +19,9 @@ const WORKER: &str = "bench-claim";
 /// One row of figures per lane count.
 pub(super) async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     println!(
-        "| lanes | due jobs | due per lane | jobs scheduled later | claims | limit | p50 ms | p95 ms | p99 ms | max ms | jobs/claim | lanes/claim |"
+        "| lanes | due jobs | due per lane | jobs scheduled later | claims | limit | p50 ms | p95 ms | p99 ms | max ms | jobs/claim | lanes/claim | jobs claimed per lane | lanes never claimed from |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &lanes in &args.claim_lanes {
         scenario(&config, &args, lanes).await?;
     }
@@ -59,8 +59,9 @@ async fn measure(
         explain(pool, lanes, args.claim_limit, limits).await?;
     }
     let timed = timed_claims(pool, args.claims, args.claim_limit, limits).await?;
+    let (fewest, most, starved) = spread(pool).await?;
     println!(
-        "| {lanes} | {} | {per_lane} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} |",
+        "| {lanes} | {} | {per_lane} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {fewest}–{most} | {starved} |",
         lanes * per_lane,
         args.claim_later,
         args.claims,
@@ -167,6 +168,19 @@ async fn timed_claims(
     }
     timed.latencies_us.sort_unstable();
     Ok(timed)
+}
+
+/// The fewest and most jobs claimed from one lane over the run, and the lanes never claimed from: lanes taking
+/// strict turns would all be within one of each other (while every lane still has due jobs).
+async fn spread(pool: &PgPool) -> anyhow::Result<(i64, i64, i64)> {
+    Ok(sqlx::query_as(
+        "SELECT min(c), max(c), count(*) FILTER (WHERE c = 0) FROM (
+             SELECT l.lane, count(j.id) AS c FROM bench_lanes l
+             LEFT JOIN apalis.jobs j ON j.metadata -> 'lane' = l.lane::text AND j.status = 'Done'
+             GROUP BY l.lane) per_lane",
+    )
+    .fetch_one(pool)
+    .await?)
 }
 
 /// `EXPLAIN (ANALYZE, BUFFERS)` of the walk (from the first lane, visiting 4 × `limit` lanes as a claim's budget
