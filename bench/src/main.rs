@@ -3,6 +3,7 @@
 //! Its own binary, not a subcommand of `integration-service`: the suites create and drop databases on the configured
 //! server, which a production binary must never be able to do by mistake.
 
+mod claim;
 mod connectors;
 mod credentials;
 mod flood;
@@ -50,7 +51,8 @@ fn init_tracing() {
 /// The suites to run and their sizes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Suites to run: webhooks, credentials, workers, connectors, flood (against a running service at --api).
+    /// Suites to run: webhooks, credentials, workers, connectors, claim, flood (against a running service at
+    /// --api).
     #[arg(long, value_delimiter = ',', default_value = "webhooks")]
     pub suite: Vec<String>,
     /// Webhooks: events per throughput run.
@@ -96,6 +98,24 @@ pub struct BenchArgs {
     /// Credentials and flood: length of the flood.
     #[arg(long, default_value_t = 20)]
     pub flood_secs: u64,
+    /// Claim: lane counts to measure, one fresh database each (the due jobs below are split evenly over them).
+    #[arg(long, value_delimiter = ',', default_value = "10000,10")]
+    pub claim_lanes: Vec<usize>,
+    /// Claim: due jobs in all, split evenly over the lanes (10 per lane with 10,000 lanes).
+    #[arg(long, default_value_t = 100_000)]
+    pub claim_due: usize,
+    /// Claim: jobs scheduled hours ahead (retries), spread over the same lanes.
+    #[arg(long, default_value_t = 200_000)]
+    pub claim_later: usize,
+    /// Claim: timed claims per lane count.
+    #[arg(long, default_value_t = 200)]
+    pub claims: usize,
+    /// Claim: jobs asked for per claim (the worker's batch_size).
+    #[arg(long, default_value_t = 128)]
+    pub claim_limit: usize,
+    /// Claim: also print `EXPLAIN (ANALYZE, BUFFERS)` of the claim's two statements.
+    #[arg(long)]
+    pub explain: bool,
     /// Flood: base URL of a running service (`serve`) to flood from this process.
     #[arg(long)]
     pub api: Option<String>,
@@ -112,9 +132,10 @@ async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
             "credentials" => credentials::run(config.clone(), args.clone()).await?,
             "workers" => workers::run(config.clone(), args.clone()).await?,
             "connectors" => connectors::run(config.clone(), args.clone()).await?,
+            "claim" => claim::run(config.clone(), args.clone()).await?,
             "flood" => flood::run(args.clone()).await?,
             other => anyhow::bail!(
-                "unknown suite {other:?}: use webhooks, credentials, workers, connectors, flood"
+                "unknown suite {other:?}: use webhooks, credentials, workers, connectors, claim, flood"
             ),
         }
     }

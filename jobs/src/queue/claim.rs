@@ -60,37 +60,15 @@ pub async fn claim(
     if lanes.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<(String, i32, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "WITH lanes AS (
-             SELECT l.lane, l.turn,
-                    CASE WHEN COALESCE(o.consecutive_slow, 0) >= $3 THEN 1
-                         ELSE LEAST(COALESCE(o.max_in_flight, $4), $5) END
-                    - (SELECT count(*) FROM apalis.jobs b
-                       WHERE b.metadata -> 'lane' = l.lane AND b.status IN ('Queued', 'Running')) AS room
-             FROM unnest($1::text[]) WITH ORDINALITY AS l(lane, turn)
-             LEFT JOIN outbound_lanes o ON o.lane = l.lane::uuid
-         ), candidates AS (
-             SELECT j.id, l.turn, row_number() OVER (PARTITION BY l.lane ORDER BY j.run_at) AS nth
-             FROM lanes l CROSS JOIN LATERAL (
-                 SELECT id, run_at FROM apalis.jobs
-                 WHERE {CLAIMABLE} AND metadata -> 'lane' = l.lane AND run_at <= now()
-                 ORDER BY run_at LIMIT GREATEST(l.room, 0)
-                 FOR UPDATE SKIP LOCKED) j
-         ), picked AS (
-             SELECT id FROM candidates ORDER BY nth, turn LIMIT $2
-         )
-         UPDATE apalis.jobs j SET status = 'Queued', lock_by = $6, lock_at = now()
-         FROM picked WHERE j.id = picked.id
-         RETURNING j.id, j.attempts, j.job"
-    )))
-    .bind(&lanes)
-    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-    .bind(i64::from(limits.slow_after.max(1)))
-    .bind(i64::from(limits.default_in_flight.max(1)))
-    .bind(i64::from(limits.max_in_flight.max(1)))
-    .bind(worker)
-    .fetch_all(&mut *tx)
-    .await?;
+    let rows: Vec<(String, i32, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(claim_sql()))
+        .bind(&lanes)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(i64::from(limits.slow_after.max(1)))
+        .bind(i64::from(limits.default_in_flight.max(1)))
+        .bind(i64::from(limits.max_in_flight.max(1)))
+        .bind(worker)
+        .fetch_all(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(rows
         .into_iter()
@@ -156,7 +134,63 @@ async fn walk_lanes(
     after: Option<&str>,
     most: usize,
 ) -> Result<Walk, sqlx::Error> {
-    let rows: Vec<(String, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let rows: Vec<(String, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(walk_sql()))
+        .bind(after)
+        .bind(i32::try_from(most).unwrap_or(i32::MAX))
+        .fetch_all(&mut *conn)
+        .await?;
+    let visited = rows.len();
+    let last = (visited >= most)
+        .then(|| rows.last().map(|(lane, _)| lane.clone()))
+        .flatten();
+    Ok(Walk {
+        due: rows
+            .into_iter()
+            .filter_map(|(lane, due)| due.then_some(lane))
+            .collect(),
+        visited,
+        last,
+    })
+}
+
+/// The two statements of a claim, as sent: the walk over the lanes (`$1` the lane to start after or NULL, `$2` the
+/// most lanes to visit; returns each lane and whether it is due and now locked) and the claim (`$1` the locked
+/// lanes, `$2` the limit, `$3`..`$5` slow_after, default_in_flight, max_in_flight, `$6` the worker). For
+/// `EXPLAIN` in ss3-bench's claim suite, so the plans measured there are of the very text the workers run.
+pub fn statements() -> (String, String) {
+    (walk_sql(), claim_sql())
+}
+
+/// The claim statement: each locked lane's room, then up to that many of its oldest due jobs, interleaved by turn.
+fn claim_sql() -> String {
+    format!(
+        "WITH lanes AS (
+             SELECT l.lane, l.turn,
+                    CASE WHEN COALESCE(o.consecutive_slow, 0) >= $3 THEN 1
+                         ELSE LEAST(COALESCE(o.max_in_flight, $4), $5) END
+                    - (SELECT count(*) FROM apalis.jobs b
+                       WHERE b.metadata -> 'lane' = l.lane AND b.status IN ('Queued', 'Running')) AS room
+             FROM unnest($1::text[]) WITH ORDINALITY AS l(lane, turn)
+             LEFT JOIN outbound_lanes o ON o.lane = l.lane::uuid
+         ), candidates AS (
+             SELECT j.id, l.turn, row_number() OVER (PARTITION BY l.lane ORDER BY j.run_at) AS nth
+             FROM lanes l CROSS JOIN LATERAL (
+                 SELECT id, run_at FROM apalis.jobs
+                 WHERE {CLAIMABLE} AND metadata -> 'lane' = l.lane AND run_at <= now()
+                 ORDER BY run_at LIMIT GREATEST(l.room, 0)
+                 FOR UPDATE SKIP LOCKED) j
+         ), picked AS (
+             SELECT id FROM candidates ORDER BY nth, turn LIMIT $2
+         )
+         UPDATE apalis.jobs j SET status = 'Queued', lock_by = $6, lock_at = now()
+         FROM picked WHERE j.id = picked.id
+         RETURNING j.id, j.attempts, j.job"
+    )
+}
+
+/// The walk: a loose index scan over the lanes with waiting jobs, and an advisory lock on each due one.
+fn walk_sql() -> String {
+    format!(
         "WITH RECURSIVE walk(lane, n) AS (
              SELECT (SELECT metadata -> 'lane' FROM apalis.jobs
                      WHERE {CLAIMABLE} AND metadata -> 'lane' > COALESCE($1, '')
@@ -175,21 +209,5 @@ async fn walk_lanes(
          SELECT lane, CASE WHEN due THEN pg_try_advisory_xact_lock(hashtextextended('ss3-lane:' || lane, 0))
                            ELSE FALSE END
          FROM due ORDER BY n"
-    )))
-    .bind(after)
-    .bind(i32::try_from(most).unwrap_or(i32::MAX))
-    .fetch_all(&mut *conn)
-    .await?;
-    let visited = rows.len();
-    let last = (visited >= most)
-        .then(|| rows.last().map(|(lane, _)| lane.clone()))
-        .flatten();
-    Ok(Walk {
-        due: rows
-            .into_iter()
-            .filter_map(|(lane, due)| due.then_some(lane))
-            .collect(),
-        visited,
-        last,
-    })
+    )
 }
