@@ -183,8 +183,9 @@ async fn spread(pool: &PgPool) -> anyhow::Result<(i64, i64, i64)> {
     .await?)
 }
 
-/// `EXPLAIN (ANALYZE, BUFFERS)` of the walk (from the first lane, visiting 4 × `limit` lanes as a claim's budget
-/// allows) and of the claim statement on the lanes that walk found, in a transaction rolled back afterwards.
+/// `EXPLAIN (ANALYZE, BUFFERS)` of the walk (from the first lane, for `limit` due lanes within a claim's budget of
+/// 4 × `limit` visits) and of the claim statement on the lanes that walk found, in a transaction rolled back
+/// afterwards.
 async fn explain(
     pool: &PgPool,
     lanes: usize,
@@ -199,6 +200,7 @@ async fn explain(
     )))
     .bind(None::<String>)
     .bind(most)
+    .bind(i32::try_from(limit)?)
     .fetch_all(&mut *tx)
     .await?;
     println!("\nEXPLAIN (ANALYZE, BUFFERS) of the walk, {lanes} lanes, $2 = {most}:\n");
@@ -206,6 +208,7 @@ async fn explain(
     let walked: Vec<(String, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(walk))
         .bind(None::<String>)
         .bind(most)
+        .bind(i32::try_from(limit)?)
         .fetch_all(&mut *tx)
         .await?;
     let due: Vec<String> = walked
@@ -222,6 +225,7 @@ async fn explain(
     .bind(i64::from(limits.default_in_flight.max(1)))
     .bind(i64::from(limits.max_in_flight.max(1)))
     .bind(WORKER)
+    .bind(i64::try_from((2 * limit).div_ceil(due.len().max(1)))?)
     .fetch_all(&mut *tx)
     .await?;
     println!(

@@ -60,6 +60,9 @@ pub async fn claim(
     if lanes.is_empty() {
         return Ok(Vec::new());
     }
+    // Each lane locks at most twice its fair share of the claim (and never more than its room): enough slack for
+    // lanes with fewer due jobs, without locking ten jobs per lane to take one.
+    let share = (2 * limit.max(1)).div_ceil(lanes.len());
     let rows: Vec<(String, i32, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(claim_sql()))
         .bind(&lanes)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -67,6 +70,7 @@ pub async fn claim(
         .bind(i64::from(limits.default_in_flight.max(1)))
         .bind(i64::from(limits.max_in_flight.max(1)))
         .bind(worker)
+        .bind(i64::try_from(share).unwrap_or(i64::MAX))
         .fetch_all(&mut *tx)
         .await?;
     tx.commit().await?;
@@ -98,7 +102,8 @@ async fn due_lanes(
     let mut visited = 0;
     let mut wrapped = cursor.0.is_none();
     while found.len() < wanted && visited < budget {
-        let walk = walk_lanes(conn, cursor.0.as_deref(), budget - visited).await?;
+        let still = wanted - found.len();
+        let walk = walk_lanes(conn, cursor.0.as_deref(), budget - visited, still).await?;
         visited += walk.visited.max(1);
         for lane in walk.due {
             if !found.contains(&lane) {
@@ -128,19 +133,26 @@ struct Walk {
     last: Option<String>,
 }
 
-/// Visit up to `most` lanes with waiting jobs after `after` (from the first when `None`), in lane order.
+/// Visit lanes with waiting jobs after `after` (from the first when `None`), in lane order, until `wanted` due ones
+/// were seen or `most` visited. The walk stops at the last lane it needed, so the next claim resumes right after
+/// the lanes this one served and every due lane gets its turn.
 async fn walk_lanes(
     conn: &mut PgConnection,
     after: Option<&str>,
     most: usize,
+    wanted: usize,
 ) -> Result<Walk, sqlx::Error> {
     let rows: Vec<(String, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(walk_sql()))
         .bind(after)
         .bind(i32::try_from(most).unwrap_or(i32::MAX))
+        .bind(i32::try_from(wanted).unwrap_or(i32::MAX))
         .fetch_all(&mut *conn)
         .await?;
     let visited = rows.len();
-    let last = (visited >= most)
+    let seen_due = rows.iter().filter(|(_, due)| *due).count();
+    // Short of both bounds: the walk ran off the last lane.
+    let reached_end = visited < most && seen_due < wanted;
+    let last = (!reached_end)
         .then(|| rows.last().map(|(lane, _)| lane.clone()))
         .flatten();
     Ok(Walk {
@@ -154,8 +166,9 @@ async fn walk_lanes(
 }
 
 /// The two statements of a claim, as sent: the walk over the lanes (`$1` the lane to start after or NULL, `$2` the
-/// most lanes to visit; returns each lane and whether it is due and now locked) and the claim (`$1` the locked
-/// lanes, `$2` the limit, `$3`..`$5` slow_after, default_in_flight, max_in_flight, `$6` the worker). For
+/// most lanes to visit, `$3` the due lanes wanted; returns each lane and whether it is due and now locked) and the
+/// claim (`$1` the locked lanes, `$2` the limit, `$3`..`$5` slow_after, default_in_flight, max_in_flight, `$6` the
+/// worker, `$7` the most jobs one lane may lock). For
 /// `EXPLAIN` in ss3-bench's claim suite, so the plans measured there are of the very text the workers run.
 pub fn statements() -> (String, String) {
     (walk_sql(), claim_sql())
@@ -177,7 +190,7 @@ fn claim_sql() -> String {
              FROM lanes l CROSS JOIN LATERAL (
                  SELECT id, run_at FROM apalis.jobs
                  WHERE {CLAIMABLE} AND metadata -> 'lane' = l.lane AND run_at <= now()
-                 ORDER BY run_at LIMIT GREATEST(l.room, 0)
+                 ORDER BY run_at LIMIT LEAST(GREATEST(l.room, 0), $7)
                  FOR UPDATE SKIP LOCKED) j
          ), picked AS (
              SELECT id FROM candidates ORDER BY nth, turn LIMIT $2
@@ -188,26 +201,32 @@ fn claim_sql() -> String {
     )
 }
 
-/// The walk: a loose index scan over the lanes with waiting jobs, and an advisory lock on each due one.
+/// The walk: a loose index scan over the lanes with waiting jobs (one index descent per lane, and one to see
+/// whether it has a job due), stopping once `$3` due lanes were seen or `$2` lanes visited, and an advisory lock on
+/// each due one.
 fn walk_sql() -> String {
     format!(
-        "WITH RECURSIVE walk(lane, n) AS (
-             SELECT (SELECT metadata -> 'lane' FROM apalis.jobs
-                     WHERE {CLAIMABLE} AND metadata -> 'lane' > COALESCE($1, '')
-                     ORDER BY metadata -> 'lane' LIMIT 1), 1
+        "WITH RECURSIVE walk(lane, n, due, found) AS (
+             SELECT f.lane, 1, f.due, f.due::int FROM (
+                 SELECT fst.lane, EXISTS (
+                     SELECT 1 FROM apalis.jobs
+                     WHERE {CLAIMABLE} AND metadata -> 'lane' = fst.lane AND run_at <= now()) AS due
+                 FROM (SELECT (SELECT metadata -> 'lane' FROM apalis.jobs
+                               WHERE {CLAIMABLE} AND metadata -> 'lane' > COALESCE($1, '')
+                               ORDER BY metadata -> 'lane' LIMIT 1) AS lane) fst) f
              UNION ALL
-             SELECT (SELECT metadata -> 'lane' FROM apalis.jobs
-                     WHERE {CLAIMABLE} AND metadata -> 'lane' > w.lane
-                     ORDER BY metadata -> 'lane' LIMIT 1), w.n + 1
-             FROM walk w WHERE w.lane IS NOT NULL AND w.n < $2
-         ), due AS MATERIALIZED (
-             SELECT w.lane, w.n, EXISTS (
-                 SELECT 1 FROM apalis.jobs
-                 WHERE {CLAIMABLE} AND metadata -> 'lane' = w.lane AND run_at <= now()) AS due
-             FROM walk w WHERE w.lane IS NOT NULL
+             SELECT x.lane, w.n + 1, x.due, w.found + x.due::int
+             FROM walk w CROSS JOIN LATERAL (
+                 SELECT nxt.lane, EXISTS (
+                     SELECT 1 FROM apalis.jobs
+                     WHERE {CLAIMABLE} AND metadata -> 'lane' = nxt.lane AND run_at <= now()) AS due
+                 FROM (SELECT (SELECT metadata -> 'lane' FROM apalis.jobs
+                               WHERE {CLAIMABLE} AND metadata -> 'lane' > w.lane
+                               ORDER BY metadata -> 'lane' LIMIT 1) AS lane) nxt) x
+             WHERE w.lane IS NOT NULL AND w.n < $2 AND w.found < $3
          )
          SELECT lane, CASE WHEN due THEN pg_try_advisory_xact_lock(hashtextextended('ss3-lane:' || lane, 0))
                            ELSE FALSE END
-         FROM due ORDER BY n"
+         FROM walk WHERE lane IS NOT NULL ORDER BY n"
     )
 }
