@@ -19,8 +19,8 @@ pub struct LaneLimits {
 impl Default for LaneLimits {
     fn default() -> Self {
         Self {
-            default_in_flight: 16,
-            max_in_flight: 64,
+            default_in_flight: 32,
+            max_in_flight: 128,
             slow_after: 5,
         }
     }
@@ -84,11 +84,11 @@ mod tests {
             own_limit,
             consecutive_slow,
         };
-        assert_eq!(limits.in_flight_limit(lane(None, 0)), 16);
+        assert_eq!(limits.in_flight_limit(lane(None, 0)), 32);
         assert_eq!(limits.in_flight_limit(lane(Some(3), 4)), 3);
-        assert_eq!(limits.in_flight_limit(lane(Some(500), 0)), 64, "clamped");
+        assert_eq!(limits.in_flight_limit(lane(Some(500), 0)), 128, "clamped");
         assert_eq!(limits.state(lane(Some(3), 5)), LaneState::Slow);
         assert_eq!(limits.in_flight_limit(lane(Some(3), 5)), 1);
-        assert!(limits.allows(64) && !limits.allows(65) && !limits.allows(0));
+        assert!(limits.allows(128) && !limits.allows(129) && !limits.allows(0));
     }
 }

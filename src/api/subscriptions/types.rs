@@ -22,7 +22,7 @@ pub struct CreateSubscription {
     /// Whether events are delivered to it; default true.
     pub is_active: Option<bool>,
     /// At most this many attempts to it in flight at once, across every worker (1 to the operator's
-    /// `lanes.max_in_flight`, 64 by default); absent: the operator's default (`lanes.default_in_flight`, 16).
+    /// `lanes.max_in_flight`, 128 by default); absent: the operator's default (`lanes.default_in_flight`, 32).
     pub max_in_flight: Option<u32>,
 }
 
