@@ -303,10 +303,13 @@ async fn when_more_lanes_are_due_than_a_claim_takes_each_gets_a_turn_before_any_
     let mut lanes = Vec::new();
     for n in 0..LANES {
         let store = format!("store-{n}");
-        let (id, _) = app.subscribe(&store, "http://127.0.0.1:9/hook", &["*"]).await;
+        let (id, _) = app
+            .subscribe(&store, "http://127.0.0.1:9/hook", &["*"])
+            .await;
         lanes.push(id.to_string());
         for _ in 0..3 {
-            app.post_event(&event("order.placed", &store, json!({}))).await;
+            app.post_event(&event("order.placed", &store, json!({})))
+                .await;
         }
     }
     let worker = claimer(&app, "w").await;
