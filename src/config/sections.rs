@@ -157,8 +157,10 @@ pub struct WorkerConfig {
     pub concurrency: usize,
     /// Jobs claimed per fetch from the queue.
     pub batch_size: usize,
-    /// How often an idle worker polls for jobs scheduled for later.
+    /// How often a worker looks again while jobs are due that it could not claim (their lanes full).
     pub poll_interval_ms: u64,
+    /// The longest a worker with nothing due waits before looking again (the backstop to notifications).
+    pub idle_poll_ms: u64,
     /// How often the worker records that it is alive.
     pub heartbeat_interval_secs: u64,
     /// A claimed job whose lease was not renewed for this long is re-queued.

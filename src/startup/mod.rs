@@ -255,6 +255,7 @@ impl Application {
             apalis,
             concurrency: w.concurrency,
             poll_interval: Duration::from_millis(w.poll_interval_ms),
+            idle_poll: Duration::from_millis(w.idle_poll_ms),
             topics: Topics {
                 publish: self.config.kafka.publish_topic.clone(),
                 inbound: self.config.connectors.inbound_topic.clone(),

@@ -223,6 +223,20 @@ pub async fn ack(
     Ok(())
 }
 
+/// How long until the next waiting job of our queue is due (`ZERO`: one is due now; `None`: nothing waits), by the
+/// database's clock. Reads apalis' own fetch index (`priority DESC, run_at`; every job of ours has priority 0).
+pub async fn next_due(pool: &PgPool) -> Result<Option<Duration>, sqlx::Error> {
+    let seconds: Option<f64> = sqlx::query_scalar(
+        "SELECT GREATEST(EXTRACT(EPOCH FROM (run_at - now())), 0)::float8 FROM apalis.jobs
+         WHERE job_type = $1 AND (status = 'Pending' OR (status = 'Failed' AND attempts < max_attempts))
+         ORDER BY priority DESC, run_at LIMIT 1",
+    )
+    .bind(QUEUE)
+    .fetch_optional(pool)
+    .await?;
+    Ok(seconds.map(|s| Duration::from_secs_f64(s.max(0.0))))
+}
+
 /// Jobs waiting in our queue: due now, and scheduled for later.
 pub async fn depth(pool: &PgPool) -> Result<(i64, i64), sqlx::Error> {
     sqlx::query_as(

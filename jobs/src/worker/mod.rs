@@ -45,6 +45,7 @@ pub struct Worker {
     connector: ConnectorDeps,
     concurrency: usize,
     poll_interval: Duration,
+    idle_poll: Duration,
     topics: Topics,
     sweep_every: Duration,
     job_retention: Duration,
@@ -80,8 +81,11 @@ pub struct WorkerSettings {
     pub apalis: ApalisConfig,
     /// Jobs run at once.
     pub concurrency: usize,
-    /// Idle poll interval.
+    /// How often a worker looks again while jobs are due that it could not claim (their lanes full).
     pub poll_interval: Duration,
+    /// The longest a worker with nothing due waits before looking again (it sleeps until the next job is due, and
+    /// is woken by new jobs; this is the backstop).
+    pub idle_poll: Duration,
     /// Topics for published events (webhook.*, connector.dead_lettered) and records pulled from channels.
     pub topics: Topics,
     /// How often finished jobs are swept.
@@ -114,6 +118,7 @@ impl Worker {
             connector,
             concurrency: settings.concurrency,
             poll_interval: settings.poll_interval,
+            idle_poll: settings.idle_poll,
             topics: settings.topics,
             sweep_every: settings.sweep_every,
             job_retention: settings.job_retention,

@@ -129,12 +129,26 @@ impl Worker {
                 });
             }
             if drained {
+                let pause = self.pause_when_drained().await;
                 tokio::select! {
-                    _ = tokio::time::sleep(self.poll_interval) => {}
+                    _ = tokio::time::sleep(pause) => {}
                     _ = wake.notified() => {}
                     _ = shutdown.cancelled() => {}
                 }
             }
+        }
+    }
+
+    /// How long a claimer that got less than it asked for waits before claiming again, unless woken (a new job
+    /// announced, a flush freeing lane room): until the next scheduled job is due, so a retry starts on time
+    /// without polling, and at most `idle_poll` as a backstop; `poll_interval` while jobs are due that it could not
+    /// claim (their lanes full, or another worker claiming them).
+    async fn pause_when_drained(&self) -> Duration {
+        match queue::next_due(&self.pool).await {
+            Ok(None) => self.idle_poll,
+            Ok(Some(due)) if due.is_zero() => self.poll_interval,
+            Ok(Some(due)) => due.min(self.idle_poll),
+            Err(_) => self.poll_interval,
         }
     }
 

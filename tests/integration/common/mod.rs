@@ -106,6 +106,7 @@ pub fn test_config_for(database_url: &str) -> Config {
     config.secrets.master_key = Secret::new(base64_encode(&key));
     config.worker.time_scale = 0.0;
     config.worker.poll_interval_ms = 50;
+    config.worker.idle_poll_ms = 1000;
     config.listen_addr = "127.0.0.1:0".parse().expect("addr");
     // Behaviour, not cost, is under test: the cheapest bcrypt cost keeps the suite fast.
     config.credentials.bcrypt_cost = 4;
