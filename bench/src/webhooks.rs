@@ -131,9 +131,9 @@ impl Scenario {
 /// Run every scenario and print a table.
 pub(super) async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     println!(
-        "| ingest | fan-out | mode | events | deliveries | duplicates | deliveries/s | p50 ms | p95 ms | p99 ms |"
+        "| ingest | fan-out | mode | events | deliveries | duplicates | deliveries/s | p50 ms | p95 ms | p99 ms | row writes/delivery |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for via in &args.via {
         if via == "kafka" && !config.kafka.enabled() {
             eprintln!("skipping kafka: set SS3_KAFKA__BROKERS");
@@ -171,6 +171,7 @@ async fn scenario(base: &Config, via: &str, fanout: usize, load: Load) -> anyhow
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let sender = Sender::new(via, &config, api, topic)?;
+    let writes_before = row_writes(&config).await?;
     let started = Instant::now();
     let (mode, events) = drive(&sender, load, state.base).await?;
     let expected = events * fanout;
@@ -179,19 +180,40 @@ async fn scenario(base: &Config, via: &str, fanout: usize, load: Load) -> anyhow
     let mut seen = std::mem::take(&mut *state.seen.lock().unwrap_or_else(|p| p.into_inner()));
     seen.latencies_us.sort_unstable();
     let got = seen.deliveries.len();
+    // Stop the service first: its connections close, and Postgres counts what they wrote (backends report their
+    // table statistics in batches, at the latest when they exit).
+    shutdown.cancel();
+    let _ = running.await;
+    app.state().pool.close().await;
+    let writes = row_writes(&config).await? - writes_before;
     println!(
-        "| {via} | {fanout} | {mode} | {events} | {got}/{expected} | {} | {:.0} | {:.1} | {:.1} | {:.1} |",
+        "| {via} | {fanout} | {mode} | {events} | {got}/{expected} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.2} |",
         seen.duplicates,
         got as f64 / elapsed,
         percentile(&seen.latencies_us, 0.50),
         percentile(&seen.latencies_us, 0.95),
         percentile(&seen.latencies_us, 0.99),
+        writes as f64 / got.max(1) as f64,
     );
-    shutdown.cancel();
-    let _ = running.await;
-    app.state().pool.close().await;
     scenario.drop_db().await;
     Ok(())
+}
+
+/// Rows inserted, updated and deleted so far in the run's database, every table of ours and apalis' together
+/// (`pg_stat_all_tables`), read on a connection of its own. Includes the outbox relay's and the sweep's writes
+/// when they ran during the run; the retention pass runs later.
+async fn row_writes(config: &Config) -> anyhow::Result<i64> {
+    let pool = sqlx::PgPool::connect(config.database_url.expose()).await?;
+    // Give exiting backends a moment to report (they flush their counters on exit).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let total: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::int8 FROM pg_stat_all_tables
+         WHERE schemaname IN ('public', 'apalis')",
+    )
+    .fetch_one(&pool)
+    .await?;
+    pool.close().await;
+    Ok(total)
 }
 
 /// A fresh database and the config of one run: its own topic (created when events go through Kafka, otherwise

@@ -49,13 +49,6 @@ pub async fn fan_out(
         return Ok((Ingested::Duplicate, Vec::new()));
     }
     let (deliveries, connector_jobs) = create_rows(conn, event, only_subscription).await?;
-    if !deliveries.is_empty() || !connector_jobs.is_empty() {
-        sqlx::query("UPDATE ingested_events SET fanout = $2 WHERE event_id = $1")
-            .bind(event.event_id)
-            .bind((deliveries.len() + connector_jobs.len()) as i32)
-            .execute(&mut *conn)
-            .await?;
-    }
     let mut jobs: Vec<Job> = deliveries
         .iter()
         .map(|&(delivery_id, subscription_id)| {
@@ -103,8 +96,8 @@ async fn record(
         EventSource::Test => ("test", None, None, None),
     };
     let inserted = sqlx::query(
-        "INSERT INTO ingested_events (event_id, event_type, store_id, occurred_at, source, kafka_topic, kafka_partition, kafka_offset, fanout)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0)
+        "INSERT INTO ingested_events (event_id, event_type, store_id, occurred_at, source, kafka_topic, kafka_partition, kafka_offset)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (event_id) DO NOTHING",
     )
     .bind(event.event_id)
