@@ -15,6 +15,9 @@ use jobs::backoff::Backoff;
 /// How long a claimed batch is ours before another relay may take it.
 const LEASE_SECS: i64 = 30;
 
+/// Outbox rows claimed at once (each carries the events of one flush for one topic).
+const ROWS_PER_BATCH: i64 = 50;
+
 /// Moves outbox rows to Kafka.
 #[derive(Clone)]
 pub struct Relay {
@@ -39,36 +42,45 @@ impl Relay {
         })
     }
 
-    /// Publish one batch of unpublished rows. Returns how many were published.
+    /// Publish one batch of unpublished rows (each row all of its events, one Kafka record each). A row is marked
+    /// published only when every one of its records was acknowledged; otherwise the whole row is sent again after
+    /// its lease (at-least-once). Returns how many events were published.
     pub async fn run_once(&self) -> anyhow::Result<usize> {
-        let rows = outbox::claim(&self.pool, 500, LEASE_SECS).await?;
-        let sends = rows.iter().map(|row| {
-            let payload = row.payload.to_string();
-            let producer = &self.producer;
-            async move {
-                let record = FutureRecord::to(&row.topic)
-                    .key(&row.message_key)
-                    .payload(&payload);
-                producer
-                    .send(record, Duration::from_secs(5))
-                    .await
-                    .map(|_| row.outbox_id)
-                    .map_err(|(e, _)| e)
-            }
-        });
+        let rows = outbox::claim(&self.pool, ROWS_PER_BATCH, LEASE_SECS).await?;
+        let sends = rows.iter().map(|row| self.publish_row(row));
         let results = futures::future::join_all(sends).await;
         let mut published = Vec::new();
-        for result in results {
+        let mut events = 0;
+        for (row, result) in rows.iter().zip(results) {
             match result {
-                Ok(id) => published.push(id),
+                Ok(()) => {
+                    published.push(row.outbox_id);
+                    events += row.messages.len();
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "publish failed; the row will be retried after its lease")
                 }
             }
         }
         outbox::mark_published(&self.pool, &published).await?;
-        self.metrics.published.inc_by(published.len() as u64);
-        Ok(published.len())
+        self.metrics.published.inc_by(events as u64);
+        Ok(events)
+    }
+
+    /// Send every event of `row`; the first failure is the row's.
+    async fn publish_row(&self, row: &outbox::OutboxRow) -> Result<(), rdkafka::error::KafkaError> {
+        let sends = row.messages.iter().map(|m| {
+            let payload = m.value.to_string();
+            async move {
+                let record = FutureRecord::to(&row.topic).key(&m.key).payload(&payload);
+                self.producer
+                    .send(record, Duration::from_secs(5))
+                    .await
+                    .map(|_| ())
+                    .map_err(|(e, _)| e)
+            }
+        });
+        futures::future::join_all(sends).await.into_iter().collect()
     }
 
     /// Relay until `shutdown`.

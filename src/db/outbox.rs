@@ -1,36 +1,29 @@
-//! The outbox: events we publish, written with the state change that caused them, relayed to Kafka after.
+//! The outbox: events we publish, written with the state change that caused them (one row per topic per flush,
+//! carrying that flush's events), relayed to Kafka after.
 
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use serde_json::Value;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 
-/// Add an event to the outbox in the caller's transaction.
-pub async fn insert(
-    conn: &mut PgConnection,
-    topic: &str,
-    key: &str,
-    payload: &Value,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO outbox (topic, message_key, payload) VALUES ($1, $2, $3)")
-        .bind(topic)
-        .bind(key)
-        .bind(payload)
-        .execute(conn)
-        .await?;
-    Ok(())
+/// One event of an outbox row: a Kafka record to be.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OutboxMessage {
+    /// Kafka key.
+    pub key: String,
+    /// JSON value.
+    pub value: Value,
 }
 
-/// An outbox row.
+/// An outbox row: the events of one flush for one topic.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OutboxRow {
     /// Id (publish order).
     pub outbox_id: i64,
     /// Kafka topic.
     pub topic: String,
-    /// Kafka key.
-    pub message_key: String,
-    /// JSON value.
-    pub payload: Value,
+    /// Its events, in the order they were written.
+    pub messages: sqlx::types::Json<Vec<OutboxMessage>>,
     /// When written.
     pub created_at: DateTime<Utc>,
 }
@@ -47,7 +40,7 @@ pub async fn claim(
              SELECT outbox_id FROM outbox
              WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
              ORDER BY outbox_id LIMIT $1 FOR UPDATE SKIP LOCKED)
-         RETURNING outbox_id, topic, message_key, payload, created_at",
+         RETURNING outbox_id, topic, messages, created_at",
     )
     .bind(limit)
     .bind(lease_secs as f64)
@@ -55,26 +48,11 @@ pub async fn claim(
     .await
 }
 
-/// Mark rows published.
+/// Mark rows published (every one of their events was).
 pub async fn mark_published(pool: &PgPool, ids: &[i64]) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE outbox SET published_at = now() WHERE outbox_id = ANY($1)")
         .bind(ids)
         .execute(pool)
         .await?;
     Ok(())
-}
-
-/// Rows for `topic`, newest last (tests and the admin API).
-pub async fn by_topic(pool: &PgPool, topic: &str) -> Result<Vec<OutboxRow>, sqlx::Error> {
-    sqlx::query_as("SELECT outbox_id, topic, message_key, payload, created_at FROM outbox WHERE topic = $1 ORDER BY outbox_id")
-        .bind(topic)
-        .fetch_all(pool)
-        .await
-}
-
-/// Unpublished rows.
-pub async fn backlog(pool: &PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-        .fetch_one(pool)
-        .await
 }

@@ -79,7 +79,7 @@ async fn while_the_broker_is_frozen_ingest_and_publishing_wait_then_resume_with_
     // The behaviour under test: for a while with Kafka down, nothing is published (a silence, so a fixed wait).
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
-        app.count("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        app.count("SELECT count(*) FROM outbox_messages WHERE published_at IS NULL")
             .await
             >= 20,
         "the relay waits while Kafka is down"
@@ -108,7 +108,7 @@ async fn while_the_broker_is_frozen_ingest_and_publishing_wait_then_resume_with_
     let mut backlog = i64::MAX;
     for _ in 0..600 {
         backlog = app
-            .count("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .count("SELECT count(*) FROM outbox_messages WHERE published_at IS NULL")
             .await;
         if backlog == 0 {
             break;

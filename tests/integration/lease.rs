@@ -149,8 +149,10 @@ async fn a_flush_whose_commit_reply_was_lost_is_written_again_without_counting_a
         1
     );
     assert_eq!(
-        app.count("SELECT count(*) FROM outbox WHERE payload->>'eventType' = 'webhook.delivered'")
-            .await,
+        app.count(
+            "SELECT count(*) FROM outbox_messages WHERE payload->>'eventType' = 'webhook.delivered'"
+        )
+        .await,
         1
     );
     assert_eq!(app.count("SELECT count(*) FROM apalis.jobs").await, 1);
@@ -195,7 +197,7 @@ async fn a_rescued_copy_of_a_job_sends_again_with_the_same_id_but_counts_one_att
     let counts = [
         "SELECT count(*) FROM webhook_delivery_attempts",
         "SELECT count(*) FROM webhook_deliveries WHERE status = 'DELIVERED' AND attempt_number = 1",
-        "SELECT count(*) FROM outbox WHERE payload->>'eventType' = 'webhook.delivered'",
+        "SELECT count(*) FROM outbox_messages WHERE payload->>'eventType' = 'webhook.delivered'",
         "SELECT count(*) FROM apalis.jobs WHERE status = 'Done'",
     ];
     for sql in counts {

@@ -66,7 +66,7 @@ async fn event_reaches_the_receiver_signed_with_the_subscription_secret() {
     assert_eq!(delivery.attempts.len(), 1);
     assert_eq!(delivery.attempts[0].http_status, Some(200));
     let published = app
-        .count("SELECT count(*) FROM outbox WHERE payload->>'eventType' = 'webhook.delivered'")
+        .count("SELECT count(*) FROM outbox_messages WHERE payload->>'eventType' = 'webhook.delivered'")
         .await;
     assert_eq!(published, 1, "webhook.delivered is in the outbox");
     let metrics = app
@@ -183,7 +183,7 @@ async fn failing_receiver_is_retried_at_1_5_30_120_minutes_then_dead_lettered_an
     assert_eq!(dead.attempt_number, 5);
     assert_eq!(attempt_times(&app, "store-a", &id).await, due.to_vec());
     let dead_events = app
-        .count("SELECT count(*) FROM outbox WHERE payload->>'eventType' = 'webhook.dead_lettered'")
+        .count("SELECT count(*) FROM outbox_messages WHERE payload->>'eventType' = 'webhook.dead_lettered'")
         .await;
     assert_eq!(dead_events, 1);
     let listed: Value = app

@@ -72,10 +72,10 @@ async fn a_pass_removes_old_finished_rows_in_batches_and_keeps_waiting_work_and_
     .await
     .expect("age events");
     sqlx::query(
-        "INSERT INTO outbox (topic, message_key, payload, published_at) VALUES
-             ('t', 'published long ago', '{}', now() - interval '1 hour'),
-             ('t', 'published just now', '{}', now()),
-             ('t', 'never published', '{}', NULL)",
+        "INSERT INTO outbox (topic, messages, published_at) VALUES
+             ('t', '[{\"key\": \"published long ago\", \"value\": {}}]', now() - interval '1 hour'),
+             ('t', '[{\"key\": \"published just now\", \"value\": {}}]', now()),
+             ('t', '[{\"key\": \"never published\", \"value\": {}}]', NULL)",
     )
     .execute(&app.pool)
     .await
@@ -139,8 +139,10 @@ async fn a_pass_removes_old_finished_rows_in_batches_and_keeps_waiting_work_and_
         "recently published and unpublished rows stay"
     );
     assert_eq!(
-        app.count("SELECT count(*) FROM outbox WHERE published_at IS NULL AND topic <> 't'")
-            .await,
+        app.count(
+            "SELECT count(*) FROM outbox_messages WHERE published_at IS NULL AND topic <> 't'"
+        )
+        .await,
         7,
         "the deliveries' own unpublished events (no Kafka here) stay"
     );

@@ -81,32 +81,39 @@ pub async fn apply(
     write_outbox(conn, writes, topics).await
 }
 
-/// Insert every event of the flush into the outbox in one statement.
+/// Insert the events of the flush into the outbox in one statement: one row per topic, carrying its events in
+/// the order they were written.
 async fn write_outbox(
     conn: &mut PgConnection,
     writes: Writes,
     topics: &Topics,
 ) -> anyhow::Result<()> {
-    if writes.outbox.is_empty() {
-        return Ok(());
-    }
-    let mut topic = Vec::with_capacity(writes.outbox.len());
-    let mut keys = Vec::with_capacity(writes.outbox.len());
-    let mut payloads = Vec::with_capacity(writes.outbox.len());
-    for (which, key, payload) in writes.outbox {
-        topic.push(match which {
+    let mut rows: Vec<(&str, Vec<Value>)> = Vec::new();
+    for (which, key, value) in writes.outbox {
+        let topic = match which {
             Topic::Publish => topics.publish.as_str(),
             Topic::Inbound => topics.inbound.as_str(),
-        });
-        keys.push(key);
-        payloads.push(payload);
+        };
+        let message = json!({"key": key, "value": value});
+        match rows.iter_mut().find(|(t, _)| *t == topic) {
+            Some((_, messages)) => messages.push(message),
+            None => rows.push((topic, vec![message])),
+        }
     }
-    sqlx::query("INSERT INTO outbox (topic, message_key, payload) SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])")
-        .bind(&topic)
-        .bind(&keys)
-        .bind(&payloads)
-        .execute(&mut *conn)
-        .await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let (topic, messages): (Vec<&str>, Vec<Value>) = rows
+        .into_iter()
+        .map(|(topic, messages)| (topic, Value::Array(messages)))
+        .unzip();
+    sqlx::query(
+        "INSERT INTO outbox (topic, messages) SELECT * FROM unnest($1::text[], $2::jsonb[])",
+    )
+    .bind(&topic)
+    .bind(&messages)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 

@@ -39,7 +39,7 @@ async fn amazon_poll_walks_pages_publishes_orders_advances_the_cursor_and_publis
         Some("2|2026-11-01T00:00:00Z")
     );
     let published: Vec<(String, Value)> =
-        sqlx::query_as("SELECT topic, payload FROM outbox ORDER BY outbox_id")
+        sqlx::query_as("SELECT topic, payload FROM outbox_messages ORDER BY outbox_id, position")
             .fetch_all(&app.pool)
             .await
             .expect("outbox");
@@ -83,7 +83,7 @@ async fn amazon_poll_walks_pages_publishes_orders_advances_the_cursor_and_publis
         Some("2026-11-22T12:00:00Z")
     );
     assert_eq!(
-        app.count("SELECT count(*) FROM outbox").await,
+        app.count("SELECT count(*) FROM outbox_messages").await,
         3,
         "nothing new"
     );

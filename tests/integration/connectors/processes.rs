@@ -96,7 +96,7 @@ async fn two_worker_processes_never_run_the_same_poll_twice() {
     }
     assert_eq!(
         app.count(
-            "SELECT count(*) FROM outbox WHERE payload->>'eventType' = 'marketplace.order.received'"
+            "SELECT count(*) FROM outbox_messages WHERE payload->>'eventType' = 'marketplace.order.received'"
         )
         .await,
         1

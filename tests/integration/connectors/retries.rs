@@ -56,7 +56,7 @@ async fn channel_5xx_and_429_are_retried_on_the_schedule_then_dead_lettered_and_
         let started: Vec<chrono::DateTime<chrono::Utc>> =
             failed.iter().rev().map(|r| r.started_at).collect();
         assert_eq!(started, due.to_vec(), "{kind}");
-        assert_eq!(app.count("SELECT count(*) FROM outbox WHERE payload->>'eventType' = 'connector.dead_lettered'").await, 1, "{kind}");
+        assert_eq!(app.count("SELECT count(*) FROM outbox_messages WHERE payload->>'eventType' = 'connector.dead_lettered'").await, 1, "{kind}");
 
         let job_id = job.job_id;
         let again = app
