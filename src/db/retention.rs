@@ -46,25 +46,52 @@ pub struct Removed {
     pub quarantined: u64,
 }
 
-/// Webhook deliveries in a final state, with their attempts, older than `$1`.
-const DELIVERIES: &str = "WITH doomed AS (
-        SELECT delivery_id FROM webhook_deliveries
-        WHERE created_at < $1 AND updated_at < $1 AND status IN ('DELIVERED', 'CANCELLED', 'DEAD_LETTERED')
-        ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED
-    ), attempts AS (
-        DELETE FROM webhook_delivery_attempts a USING doomed d WHERE a.delivery_id = d.delivery_id
-    )
-    DELETE FROM webhook_deliveries w USING doomed d WHERE w.delivery_id = d.delivery_id";
+/// A kind of outbound row and its log: rows in a final state, created and last changed before `$1`, up to `$2`
+/// of them, go with their log rows.
+struct Outbound {
+    table: &'static str,
+    id: &'static str,
+    finished: &'static str,
+    log: &'static str,
+}
 
-/// Connector jobs in a final state, with their OUTBOUND sync-log rows, older than `$1`.
-const CONNECTOR_JOBS: &str = "WITH doomed AS (
-        SELECT job_id FROM connector_jobs
-        WHERE created_at < $1 AND updated_at < $1 AND status IN ('SUCCEEDED', 'CANCELLED', 'DEAD_LETTERED')
-        ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED
-    ), runs AS (
-        DELETE FROM connector_sync_log l USING doomed d WHERE l.job_id = d.job_id
-    )
-    DELETE FROM connector_jobs j USING doomed d WHERE j.job_id = d.job_id";
+/// Webhook deliveries (delivered, cancelled, dead-lettered) with their attempts.
+const DELIVERIES: Outbound = Outbound {
+    table: "webhook_deliveries",
+    id: "delivery_id",
+    finished: "'DELIVERED', 'CANCELLED', 'DEAD_LETTERED'",
+    log: "webhook_delivery_attempts",
+};
+
+/// Connector jobs (succeeded, cancelled, dead-lettered) with their OUTBOUND sync-log rows.
+const CONNECTOR_JOBS: Outbound = Outbound {
+    table: "connector_jobs",
+    id: "job_id",
+    finished: "'SUCCEEDED', 'CANCELLED', 'DEAD_LETTERED'",
+    log: "connector_sync_log",
+};
+
+impl Outbound {
+    /// The statement removing one batch (built from the constants above, never from input).
+    fn statement(&self) -> String {
+        let Self {
+            table,
+            id,
+            finished,
+            log,
+        } = self;
+        format!(
+            "WITH doomed AS (
+                 SELECT {id} FROM {table}
+                 WHERE created_at < $1 AND updated_at < $1 AND status IN ({finished})
+                 ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED
+             ), logged AS (
+                 DELETE FROM {log} l USING doomed d WHERE l.{id} = d.{id}
+             )
+             DELETE FROM {table} t USING doomed d WHERE t.{id} = d.{id}"
+        )
+    }
+}
 
 /// INBOUND sync-log rows (polls) started before `$1`.
 const POLL_RUNS: &str = "DELETE FROM connector_sync_log WHERE run_id IN (
@@ -120,8 +147,8 @@ async fn remove_all(
     let outbox = horizon(retention.published_outbox);
     let batch = retention.batch.max(1);
     Ok(Removed {
-        deliveries: drain(pool, DELIVERIES, log, batch).await?,
-        connector_rows: drain(pool, CONNECTOR_JOBS, log, batch).await?
+        deliveries: drain(pool, &DELIVERIES.statement(), log, batch).await?,
+        connector_rows: drain(pool, &CONNECTOR_JOBS.statement(), log, batch).await?
             + drain(pool, POLL_RUNS, log, batch).await?,
         ingested_events: drain(pool, INGESTED, events, batch).await?,
         outbox: drain(pool, OUTBOX, outbox, batch).await?,
@@ -133,13 +160,13 @@ async fn remove_all(
 /// its own short transaction.
 async fn drain(
     pool: &PgPool,
-    statement: &'static str,
+    statement: &str,
     before: DateTime<Utc>,
     batch: i64,
 ) -> Result<u64, sqlx::Error> {
     let mut total = 0;
     loop {
-        let done = sqlx::query(statement)
+        let done = sqlx::query(sqlx::AssertSqlSafe(statement))
             .bind(before)
             .bind(batch)
             .execute(pool)
