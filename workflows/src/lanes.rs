@@ -26,8 +26,13 @@ impl Default for LaneLimits {
     }
 }
 
-/// Whether a lane's receiver answers in time.
+/// Whether a lane's receiver answers in time: `healthy`, or `slow` (one attempt in flight at a time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(poem_openapi::Enum),
+    oai(rename_all = "lowercase")
+)]
 pub enum LaneState {
     /// Its last attempts were answered in time (or too few were slow to matter): its full limit applies.
     Healthy,

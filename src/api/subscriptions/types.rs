@@ -1,8 +1,8 @@
 //! The DTOs of a webhook subscription: what is created, changed and shown.
 
 use chrono::{DateTime, Utc};
+use poem_openapi::Object;
 use poem_openapi::types::MaybeUndefined;
-use poem_openapi::{Enum, Object};
 use workflows::ids::{DeliveryId, EventId, SubscriptionId};
 use workflows::lanes::{Lane, LaneLimits, LaneState};
 
@@ -75,23 +75,13 @@ pub struct Subscription {
 pub struct DeliveryLane {
     /// `healthy`, or `slow`: its last attempts timed out or were answered late, so it has one attempt in flight
     /// at a time until one is answered in time again (waiting never counts as an attempt).
-    pub state: LaneHealth,
+    pub state: LaneState,
     /// Attempts it may have in flight now (its own limit or the default; 1 while slow).
     pub in_flight_limit: u32,
     /// Attempts in a row that timed out or were answered late.
     pub consecutive_slow: u32,
     /// When that run of slow attempts began; absent while its last attempt was answered in time.
     pub slow_since: Option<DateTime<Utc>>,
-}
-
-/// Whether a receiver answers in time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[oai(rename_all = "lowercase")]
-pub enum LaneHealth {
-    /// Its full limit applies.
-    Healthy,
-    /// One attempt in flight at a time, probing the receiver.
-    Slow,
 }
 
 /// The create answer: the only time the signing secret is shown.
@@ -142,10 +132,7 @@ impl Subscription {
             updated_at: r.updated_at,
             max_in_flight: lane.own_limit,
             delivery_lane: DeliveryLane {
-                state: match limits.state(lane) {
-                    LaneState::Healthy => LaneHealth::Healthy,
-                    LaneState::Slow => LaneHealth::Slow,
-                },
+                state: limits.state(lane),
                 in_flight_limit: limits.in_flight_limit(lane),
                 consecutive_slow: lane.consecutive_slow,
                 slow_since: r.slow_since,
