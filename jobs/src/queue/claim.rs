@@ -202,18 +202,12 @@ fn claim_sql() -> String {
 }
 
 /// The walk: a loose index scan over the lanes with waiting jobs (one index descent per lane, and one to see
-/// whether it has a job due), stopping once `$3` due lanes were seen or `$2` lanes visited, and an advisory lock on
-/// each due one.
+/// whether it has a job due), from a seed row at the lane to start after, stopping once `$3` due lanes were seen or
+/// `$2` lanes visited, and an advisory lock on each due one.
 fn walk_sql() -> String {
     format!(
         "WITH RECURSIVE walk(lane, n, due, found) AS (
-             SELECT f.lane, 1, f.due, f.due::int FROM (
-                 SELECT fst.lane, EXISTS (
-                     SELECT 1 FROM apalis.jobs
-                     WHERE {CLAIMABLE} AND metadata -> 'lane' = fst.lane AND run_at <= now()) AS due
-                 FROM (SELECT (SELECT metadata -> 'lane' FROM apalis.jobs
-                               WHERE {CLAIMABLE} AND metadata -> 'lane' > COALESCE($1, '')
-                               ORDER BY metadata -> 'lane' LIMIT 1) AS lane) fst) f
+             SELECT COALESCE($1, ''), 0, FALSE, 0
              UNION ALL
              SELECT x.lane, w.n + 1, x.due, w.found + x.due::int
              FROM walk w CROSS JOIN LATERAL (
@@ -227,6 +221,6 @@ fn walk_sql() -> String {
          )
          SELECT lane, CASE WHEN due THEN pg_try_advisory_xact_lock(hashtextextended('ss3-lane:' || lane, 0))
                            ELSE FALSE END
-         FROM walk WHERE lane IS NOT NULL ORDER BY n"
+         FROM walk WHERE n > 0 AND lane IS NOT NULL ORDER BY n"
     )
 }
