@@ -4,13 +4,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use apalis_core::worker::context::WorkerContext;
-use base64::Engine;
 use integration_service::startup::Roles;
 use jobs::queue::{self, claim};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::common::process::{ServiceProcess, wait_healthy};
+use crate::common::process::{ServiceProcess, cluster_env, wait_healthy};
 use crate::common::slow::SlowReceiver;
 use crate::common::{ADMIN_TOKEN, Api, Receiver, TestApp, TestDb, event, test_config};
 
@@ -134,33 +133,21 @@ async fn each_lane_gets_its_turn_and_at_most_its_limit_across_workers() {
     assert_eq!(per_lane(&in_flight(&app).await, big), 4);
 }
 
-/// Environment of a cluster of processes on one database, with HTTP ingest only.
-fn cluster_env(db: &TestDb) -> BTreeMap<String, String> {
-    let key: [u8; 32] = rand::random();
-    [
-        ("DATABASE_URL", db.url.clone()),
-        ("SS3_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
-        (
-            "SS3_SECRETS__MASTER_KEY",
-            base64::engine::general_purpose::STANDARD.encode(key),
-        ),
-        ("SS3_LISTEN_ADDR", "127.0.0.1:0".to_owned()),
-        ("SS3_WORKER__CONCURRENCY", "8".into()),
-        ("SS3_WORKER__BATCH_SIZE", "8".into()),
-        ("SS3_WORKER__POLL_INTERVAL_MS", "100".into()),
-        ("SS3_DELIVERY__TIMEOUT_MS", "2000".into()),
-        ("SS3_LANES__DEFAULT_IN_FLIGHT", "4".into()),
-        ("SS3_LANES__SLOW_MS", "2500".into()),
-        ("SS3_LANES__SLOW_AFTER", "3".into()),
-        ("SS3_CREDENTIALS__BCRYPT_COST", "4".into()),
-        (
-            "RUST_LOG",
-            std::env::var("SS3_TEST_CHILD_LOG").unwrap_or_else(|_| "warn".into()),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+/// Environment of a cluster of processes on one database, with HTTP ingest only: small workers, a short delivery
+/// timeout, and lanes of 4 that count an attempt over 2.5 s (or timed out) as slow and trip after 3.
+fn fair_env(db: &TestDb) -> BTreeMap<String, String> {
+    cluster_env(
+        &db.url,
+        &[
+            ("SS3_WORKER__CONCURRENCY", "8"),
+            ("SS3_WORKER__BATCH_SIZE", "8"),
+            ("SS3_WORKER__POLL_INTERVAL_MS", "100"),
+            ("SS3_DELIVERY__TIMEOUT_MS", "2000"),
+            ("SS3_LANES__DEFAULT_IN_FLIGHT", "4"),
+            ("SS3_LANES__SLOW_MS", "2500"),
+            ("SS3_LANES__SLOW_AFTER", "3"),
+        ],
+    )
 }
 
 /// Catches: a store whose receiver is slow, times out or refuses connections, with a backlog, holding the worker
@@ -173,7 +160,7 @@ async fn a_slow_a_timing_out_and_a_refusing_receiver_do_not_delay_a_fast_store_a
     const BACKLOG: usize = 60;
     const FAST: usize = 40;
     let db = TestDb::create().await;
-    let env = cluster_env(&db);
+    let env = fair_env(&db);
     let api_process = ServiceProcess::spawn("api", &env, "fair-api");
     let api_url = api_process.api_url(Duration::from_secs(30)).await;
     wait_healthy(&format!("{api_url}/health"), Duration::from_secs(30)).await;

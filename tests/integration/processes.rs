@@ -3,12 +3,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use base64::Engine;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::common::kafka::{brokers, create_topics, producer};
-use crate::common::process::{ServiceProcess, wait_healthy};
+use crate::common::process::{ServiceProcess, cluster_env, wait_healthy};
 use crate::common::{ADMIN_TOKEN, Api, Receiver, TestDb};
 
 /// The process tests each load both cores; running them one at a time keeps their timing meaningful.
@@ -28,33 +27,22 @@ async fn cluster() -> Cluster {
     let publish = format!("integration.p{run}");
     create_topics(&[topic.clone(), publish.clone()]).await;
     let db = TestDb::create().await;
-    let key: [u8; 32] = rand::random();
-    let env: BTreeMap<String, String> = [
-        ("DATABASE_URL", db.url.clone()),
-        ("SS3_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
-        (
-            "SS3_SECRETS__MASTER_KEY",
-            base64::engine::general_purpose::STANDARD.encode(key),
-        ),
-        ("SS3_KAFKA__BROKERS", brokers()),
-        ("SS3_KAFKA__TOPIC_REGEX", format!("^ss3\\.p{run}\\..+")),
-        ("SS3_KAFKA__GROUP_ID", format!("g-{run}")),
-        ("SS3_KAFKA__PUBLISH_TOPIC", publish),
-        ("SS3_WORKER__HEARTBEAT_INTERVAL_SECS", "1".into()),
-        ("SS3_WORKER__LEASE_MS", "2000".into()),
-        ("SS3_WORKER__LEASE_RENEW_MS", "500".into()),
-        ("SS3_WORKER__LEASE_RESCUE_MS", "500".into()),
-        ("SS3_WORKER__POLL_INTERVAL_MS", "100".into()),
-        ("SS3_LISTEN_ADDR", "127.0.0.1:0".to_owned()),
-        ("SS3_CREDENTIALS__BCRYPT_COST", "4".into()),
-        (
-            "RUST_LOG",
-            std::env::var("SS3_TEST_CHILD_LOG").unwrap_or_else(|_| "warn".into()),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    let topic_regex = format!("^ss3\\.p{run}\\..+");
+    let group = format!("g-{run}");
+    let env = cluster_env(
+        &db.url,
+        &[
+            ("SS3_KAFKA__BROKERS", &brokers()),
+            ("SS3_KAFKA__TOPIC_REGEX", &topic_regex),
+            ("SS3_KAFKA__GROUP_ID", &group),
+            ("SS3_KAFKA__PUBLISH_TOPIC", &publish),
+            ("SS3_WORKER__HEARTBEAT_INTERVAL_SECS", "1"),
+            ("SS3_WORKER__LEASE_MS", "2000"),
+            ("SS3_WORKER__LEASE_RENEW_MS", "500"),
+            ("SS3_WORKER__LEASE_RESCUE_MS", "500"),
+            ("SS3_WORKER__POLL_INTERVAL_MS", "100"),
+        ],
+    );
     Cluster {
         env,
         api: String::new(),

@@ -12,6 +12,30 @@ pub fn binary() -> String {
     env!("CARGO_BIN_EXE_integration-service").to_owned()
 }
 
+/// The environment every process of one test cluster shares: its database, the operator token, a fresh master key
+/// of the embedded secret store, an API on a port the process picks, the cheapest bcrypt cost, and the child log
+/// level (`SS3_TEST_CHILD_LOG`, default `warn`); then `extra`, which may override any of them.
+pub fn cluster_env(database_url: &str, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    use base64::Engine;
+    let key: [u8; 32] = rand::random();
+    let log = std::env::var("SS3_TEST_CHILD_LOG").unwrap_or_else(|_| "warn".into());
+    let base = [
+        ("DATABASE_URL", database_url.to_owned()),
+        ("SS3_ADMIN_TOKEN", super::ADMIN_TOKEN.to_owned()),
+        (
+            "SS3_SECRETS__MASTER_KEY",
+            base64::engine::general_purpose::STANDARD.encode(key),
+        ),
+        ("SS3_LISTEN_ADDR", "127.0.0.1:0".to_owned()),
+        ("SS3_CREDENTIALS__BCRYPT_COST", "4".to_owned()),
+        ("RUST_LOG", log),
+    ];
+    base.into_iter()
+        .chain(extra.iter().map(|&(k, v)| (k, v.to_owned())))
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+}
+
 /// A running `integration-service serve` process; killed with SIGKILL when dropped.
 pub struct ServiceProcess {
     pub child: Child,
