@@ -15,6 +15,7 @@ pub mod net;
 pub mod ratelimit;
 pub mod retry;
 pub mod signing;
+pub mod stats;
 
 pub use attempt::{
     AttemptState, AttemptStatus, Outcome, OutcomeDecision, Preflight, Retrigger, decide,
