@@ -53,6 +53,27 @@ pub struct Scope<'a> {
     pub subscription: Option<SubscriptionId>,
 }
 
+/// The rows of `sql` (reading `webhook_stats_hourly` with `{WINDOW}` in its `WHERE`) within the window.
+async fn in_window<T>(
+    pool: &PgPool,
+    sql: &str,
+    scope: Scope<'_>,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+) -> sqlx::Result<Vec<T>>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    const WINDOW: &str =
+        "store_id = $1 AND hour >= $2 AND hour < $3 AND ($4::uuid IS NULL OR subscription_id = $4)";
+    sqlx::query_as(sqlx::AssertSqlSafe(sql.replace("{WINDOW}", WINDOW)))
+        .bind(scope.store_id.as_str())
+        .bind(from)
+        .bind(to)
+        .bind(scope.subscription.map(SubscriptionId::uuid))
+        .fetch_all(pool)
+        .await
+}
+
 /// The counters of each UTC day in `[from, to)` that has any.
 pub async fn daily(
     pool: &PgPool,
@@ -60,41 +81,33 @@ pub async fn daily(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> sqlx::Result<BTreeMap<NaiveDate, DayCounts>> {
-    const WINDOW: &str =
-        "store_id = $1 AND hour >= $2 AND hour < $3 AND ($4::uuid IS NULL OR subscription_id = $4)";
-    let sub = scope.subscription.map(SubscriptionId::uuid);
-    let sums: Vec<(DateTime<Utc>, i64, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let window = (from, to);
+    let sums: Vec<(DateTime<Utc>, i64, i64, i64, i64)> = in_window(
+        pool,
         "SELECT date_trunc('day', hour, 'UTC'), sum(delivered_first)::bigint, sum(delivered_retry)::bigint,
                 sum(dead_lettered)::bigint, sum(retrying)::bigint
-         FROM webhook_stats_hourly WHERE {WINDOW} GROUP BY 1"
-    )))
-    .bind(scope.store_id.as_str())
-    .bind(from)
-    .bind(to)
-    .bind(sub)
-    .fetch_all(pool)
+         FROM webhook_stats_hourly WHERE {WINDOW} GROUP BY 1",
+        scope,
+        window,
+    )
     .await?;
-    let latency: Vec<(DateTime<Utc>, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let latency: Vec<(DateTime<Utc>, i64, i64)> = in_window(
+        pool,
         "SELECT date_trunc('day', hour, 'UTC'), l.bucket, sum(l.n)::bigint
          FROM webhook_stats_hourly, unnest(latency) WITH ORDINALITY AS l(n, bucket)
-         WHERE {WINDOW} GROUP BY 1, 2"
-    )))
-    .bind(scope.store_id.as_str())
-    .bind(from)
-    .bind(to)
-    .bind(sub)
-    .fetch_all(pool)
+         WHERE {WINDOW} GROUP BY 1, 2",
+        scope,
+        window,
+    )
     .await?;
-    let errors: Vec<(DateTime<Utc>, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let errors: Vec<(DateTime<Utc>, String, i64)> = in_window(
+        pool,
         "SELECT date_trunc('day', hour, 'UTC'), e.class, sum(e.n::bigint)::bigint
          FROM webhook_stats_hourly, jsonb_each_text(errors) AS e(class, n)
-         WHERE {WINDOW} GROUP BY 1, 2"
-    )))
-    .bind(scope.store_id.as_str())
-    .bind(from)
-    .bind(to)
-    .bind(sub)
-    .fetch_all(pool)
+         WHERE {WINDOW} GROUP BY 1, 2",
+        scope,
+        window,
+    )
     .await?;
     let mut days: BTreeMap<NaiveDate, DayCounts> = BTreeMap::new();
     for (day, first, retry, dead, retrying) in sums {
@@ -103,7 +116,6 @@ pub async fn daily(
         d.delivered_retry = retry;
         d.dead_lettered = dead;
         d.retrying = retrying;
-        d.latency = vec![0; LATENCY_BUCKETS];
     }
     for (day, bucket, n) in latency {
         let d = days.entry(day.date_naive()).or_default();
