@@ -59,7 +59,7 @@ fn state(req: &Request) -> Result<&AppState, ApiError> {
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("AppState missing")))
 }
 
-fn is_operator(state: &AppState, token: &str) -> bool {
+pub(crate) fn is_operator(state: &AppState, token: &str) -> bool {
     let expected = state.admin_token.expose().as_bytes();
     !expected.is_empty() && bool::from(token.as_bytes().ct_eq(expected))
 }

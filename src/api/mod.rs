@@ -45,6 +45,8 @@ pub struct AppState {
     pub target_policy: TargetPolicy,
     /// The platform operator's bearer token; empty: no operator access.
     pub admin_token: Secret,
+    /// `[admin]`: the admin panel's settings.
+    pub admin: crate::config::AdminConfig,
     /// Largest event `POST /events` accepts, in bytes (`kafka.max_message_bytes`, as for Kafka ingest).
     pub max_event_bytes: usize,
     /// The process's Prometheus counters.
@@ -153,6 +155,7 @@ pub fn app(state: AppState, limits: edge::BodyLimits) -> impl Endpoint {
     Route::new()
         .at("/openapi.json", poem::get(spec))
         .at("/docs", poem::get(ui))
+        .nest("/admin", crate::admin::routes())
         .nest("/", api)
         .data(state)
         .around(move |ep, req| {

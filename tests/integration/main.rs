@@ -7,6 +7,7 @@
 
 mod common;
 
+mod admin;
 mod api;
 mod broker;
 mod chaos;
