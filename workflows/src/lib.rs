@@ -8,6 +8,7 @@ pub mod connector;
 pub mod credentials;
 pub mod delivery;
 pub mod envelope;
+pub mod event_types;
 pub mod ids;
 pub mod lanes;
 pub mod matching;
