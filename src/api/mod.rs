@@ -6,6 +6,7 @@ pub mod connectors;
 pub mod credentials;
 pub mod deliveries;
 pub mod edge;
+pub mod event_types;
 pub mod events;
 pub mod health;
 pub mod oauth;
@@ -76,6 +77,8 @@ pub enum Tag {
     Deliveries,
     /// Domain events over HTTP.
     Events,
+    /// The event catalog: every event type the platform emits, with a schema of its data and an example.
+    EventTypes,
     /// API keys and OAuth clients of external apps.
     Credentials,
     /// Marketplace connectors, their sync log and jobs.
@@ -114,6 +117,7 @@ type Apis = (
     subscriptions::SubscriptionsApi,
     deliveries::DeliveriesApi,
     events::EventsApi,
+    event_types::EventTypesApi,
     credentials::CredentialsApi,
     oauth::OAuthApi,
     connectors::ConnectorsApi,
@@ -128,6 +132,7 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
             subscriptions::SubscriptionsApi,
             deliveries::DeliveriesApi,
             events::EventsApi,
+            event_types::EventTypesApi,
             credentials::api(),
             oauth::OAuthApi,
             connectors::api(),

@@ -18,6 +18,7 @@ mod connectors;
 mod credentials;
 mod edge;
 mod edge_limits;
+mod event_types;
 mod fair;
 mod flood;
 mod kafka;

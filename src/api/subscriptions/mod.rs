@@ -5,7 +5,7 @@ mod validate;
 
 pub use types::{
     CreateSubscription, CreatedSubscription, Subscription, SubscriptionPage, TestSent,
-    UpdateSubscription,
+    UpdateSubscription, UpdatedSubscription,
 };
 pub use validate::target_url_pattern;
 
@@ -27,7 +27,7 @@ use crate::db::events::{EventSource, Ingested};
 use crate::db::subscriptions::{self, NewSubscription, Patch, SubscriptionRow};
 use crate::secrets::{new_signing_secret, webhook_secret_path};
 use poem_openapi::types::MaybeUndefined;
-use validate::{valid_events, valid_max_in_flight, valid_target};
+use validate::{catalog_warnings, valid_events, valid_max_in_flight, valid_target};
 
 /// The scope every route of this module and of `deliveries` requires (checked by [`WebhooksAuth`]).
 pub const SCOPE: &str = "webhooks:manage";
@@ -124,6 +124,7 @@ impl SubscriptionsApi {
                 }
             })?;
         Ok(Created::Created(Json(CreatedSubscription {
+            warnings: catalog_warnings(&row.events),
             subscription: Subscription::of(row, &state.lanes),
             signing_secret: secret,
         })))
@@ -175,7 +176,7 @@ impl SubscriptionsApi {
         state: Data<&AppState>,
         id: Path<SubscriptionId>,
         body: Json<UpdateSubscription>,
-    ) -> Result<Json<Subscription>, Problems<{ STORE_CALLER | JSON_BODY | NOT_FOUND }>> {
+    ) -> Result<Json<UpdatedSubscription>, Problems<{ STORE_CALLER | JSON_BODY | NOT_FOUND }>> {
         let target_url = match &body.target_url {
             Some(raw) => Some(valid_target(&state, raw).await?),
             None => None,
@@ -195,7 +196,10 @@ impl SubscriptionsApi {
             .await
             .map_err(ApiError::from)?;
         let row = row.ok_or_else(|| not_found(id.0))?;
-        Ok(Json(Subscription::of(row, &state.lanes)))
+        Ok(Json(UpdatedSubscription {
+            warnings: catalog_warnings(&row.events),
+            subscription: Subscription::of(row, &state.lanes),
+        }))
     }
 
     /// Delete: no more deliveries; the delivery log keeps its history.
