@@ -7,6 +7,7 @@
 
 mod common;
 
+mod admin_browser;
 mod api;
 mod broker;
 mod chaos;
