@@ -14,7 +14,6 @@ use std::sync::Arc;
 use integration_service::startup::Roles;
 use jobs::ManualClock;
 use jobs::worker::Worker;
-use thirtyfour::{Cookie, SameSite};
 use uuid::Uuid;
 
 use crate::common::browser::{Browser, WAIT};
@@ -96,16 +95,12 @@ async fn worker(app: &TestApp) -> Worker {
     app.worker("admin-browser").await
 }
 
-/// The row of `table` whose `.name` cell reads `name`, if any.
-async fn row_named(browser: &Browser, rows: &str, name: &str) -> bool {
-    for row in browser.find_all(rows).await {
-        if let Ok(cell) = row.find(thirtyfour::By::Css(".name")).await
-            && cell.text().await.is_ok_and(|t| t.trim() == name)
-        {
-            return true;
-        }
-    }
-    false
+/// Whether a credential named `name` is listed on the credentials page the browser shows.
+async fn credential_listed(browser: &Browser, name: &str) -> bool {
+    let names = browser
+        .texts("#credentials tr[data-credential-id] .name")
+        .await;
+    names.iter().any(|n| n == name)
 }
 
 /// Catches: a key that cannot manage webhooks (or no key) reaching the panel; a session cookie readable by
@@ -147,7 +142,7 @@ async fn a_store_key_that_manages_webhooks_signs_in_and_other_keys_are_refused()
     browser.screenshot("overview").await;
     let cookie = browser.cookie(SESSION).await.expect("session cookie");
     assert_eq!(cookie.http_only, Some(true), "scripts must not read it");
-    assert_eq!(cookie.same_site, Some(SameSite::Strict));
+    assert_eq!(cookie.same_site.as_deref(), Some("Strict"));
 
     browser.goto("/admin/event-types").await;
     browser
@@ -242,9 +237,7 @@ async fn signing_out_ends_the_session_and_the_old_cookie_no_longer_works() {
         location.ends_with("/admin/login"),
         "redirects to {location}"
     );
-    let mut cookie = Cookie::new(SESSION, session);
-    cookie.path = Some("/".to_owned());
-    browser.add_cookie(cookie).await;
+    browser.add_cookie(SESSION, &session).await;
     browser.goto("/admin").await;
     browser.wait_for_path("/admin/login", WAIT).await;
     browser.quit().await;
@@ -258,14 +251,7 @@ async fn a_new_credentials_secret_is_shown_once_and_works() {
 
     browser.goto("/admin/credentials").await;
     browser.wait_for("#credential-form", WAIT).await;
-    assert!(
-        row_named(
-            &browser,
-            "#credentials tr[data-credential-id]",
-            "admin panel"
-        )
-        .await
-    );
+    assert!(credential_listed(&browser, "admin panel").await);
     browser.screenshot("credentials").await;
     browser.fill("name", "BI export").await;
     browser.select("credential_type", "api_key").await;
@@ -286,7 +272,7 @@ async fn a_new_credentials_secret_is_shown_once_and_works() {
 
     browser.goto("/admin/credentials").await;
     browser.wait_for("#credentials", WAIT).await;
-    assert!(row_named(&browser, "#credentials tr[data-credential-id]", "BI export").await);
+    assert!(credential_listed(&browser, "BI export").await);
     let secret_part = secret.rsplit('_').next().expect("secret part");
     assert!(
         !browser.source().await.contains(secret_part),

@@ -175,11 +175,8 @@ async fn totals(browser: &Browser) -> [(&'static str, f64); 5] {
 
 /// The sum of the cells `class` over the rows of `#daily`.
 async fn daily_sum(browser: &Browser, class: &str) -> f64 {
-    let mut sum = 0.0;
-    for cell in browser.find_all(&format!("#daily {class}")).await {
-        sum += number(&cell.text().await.expect("cell text"));
-    }
-    sum
+    let cells = browser.texts(&format!("#daily {class}")).await;
+    cells.iter().map(|cell| number(cell)).sum()
 }
 
 /// Catches: statistics that miscount (a retry counted as a first-time success, a dead letter's failed attempts

@@ -89,12 +89,9 @@ async fn a_test_webhook_sent_from_the_subscription_page_is_delivered_and_in_the_
         .goto(&format!("/admin/subscriptions/{subscription}"))
         .await;
     let chosen = browser
-        .find("#send-test select[name=\"event_type\"]")
-        .await
-        .value()
-        .await
-        .expect("select value")
-        .expect("an event type is chosen");
+        .value("#send-test select[name=\"event_type\"]")
+        .await;
+    assert!(!chosen.is_empty(), "an event type is chosen");
     browser.click("#send-test-button").await;
     let path = browser
         .wait_for_path_prefix("/admin/deliveries/", WAIT)

@@ -51,6 +51,15 @@ fn free_port() -> u16 {
     listener.local_addr().expect("addr").port()
 }
 
+/// A cookie as the browser holds it (the attributes tests check).
+#[derive(Debug, Clone)]
+pub struct BrowserCookie {
+    pub value: String,
+    pub http_only: Option<bool>,
+    /// `Strict`, `Lax` or `None`.
+    pub same_site: Option<String>,
+}
+
 /// A chromedriver process and one headless Chromium session on the app at `base`.
 pub struct Browser {
     /// The session; `quit` ends it politely, `Drop` (a failed test) by killing the process group.
@@ -249,6 +258,32 @@ impl Browser {
             .to_owned()
     }
 
+    /// The visible texts of every element matching `css`, trimmed, in page order.
+    pub async fn texts(&self, css: &str) -> Vec<String> {
+        let mut texts = Vec::new();
+        for element in self.find_all(css).await {
+            texts.push(
+                element
+                    .text()
+                    .await
+                    .expect("element text")
+                    .trim()
+                    .to_owned(),
+            );
+        }
+        texts
+    }
+
+    /// The current value of the form field `css` (a select's chosen option).
+    pub async fn value(&self, css: &str) -> String {
+        let field = self.find(css).await;
+        field
+            .value()
+            .await
+            .expect("field value")
+            .unwrap_or_default()
+    }
+
     /// The text of `css` if it is there now (a page that is reloading may not have it for a moment).
     async fn try_text(&self, css: &str) -> Option<String> {
         let element = self.driver().find(By::Css(css)).await.ok()?;
@@ -320,12 +355,19 @@ impl Browser {
     }
 
     /// The cookie `name` as the browser holds it, if it does.
-    pub async fn cookie(&self, name: &str) -> Option<Cookie> {
-        self.driver().get_named_cookie(name).await.ok()
+    pub async fn cookie(&self, name: &str) -> Option<BrowserCookie> {
+        let cookie = self.driver().get_named_cookie(name).await.ok()?;
+        Some(BrowserCookie {
+            value: cookie.value,
+            http_only: cookie.http_only,
+            same_site: cookie.same_site.map(|s| format!("{s:?}")),
+        })
     }
 
-    /// Hand the browser a cookie for the app's host (as an attacker replaying one would).
-    pub async fn add_cookie(&self, cookie: Cookie) {
+    /// Hand the browser the cookie `name=value` for the app's host, path `/` (as someone replaying one would).
+    pub async fn add_cookie(&self, name: &str, value: &str) {
+        let mut cookie = Cookie::new(name, value);
+        cookie.path = Some("/".to_owned());
         self.driver().add_cookie(cookie).await.expect("add cookie");
     }
 
