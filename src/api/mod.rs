@@ -6,12 +6,14 @@ pub mod connectors;
 pub mod credentials;
 pub mod deliveries;
 pub mod edge;
+pub mod event_types;
 pub mod events;
 pub mod health;
 pub mod oauth;
 pub mod problem;
 pub mod server;
 pub mod spec;
+pub mod stats;
 pub mod subscriptions;
 pub mod types;
 
@@ -44,6 +46,8 @@ pub struct AppState {
     pub target_policy: TargetPolicy,
     /// The platform operator's bearer token; empty: no operator access.
     pub admin_token: Secret,
+    /// `[admin]`: the admin panel's settings.
+    pub admin: crate::config::AdminConfig,
     /// Largest event `POST /events` accepts, in bytes (`kafka.max_message_bytes`, as for Kafka ingest).
     pub max_event_bytes: usize,
     /// The process's Prometheus counters.
@@ -60,6 +64,8 @@ pub struct AppState {
     pub connectors_default_poll: u32,
     /// Per-subscription limits of attempts in flight, and when a receiver counts as slow.
     pub lanes: LaneLimits,
+    /// The service clock (statistics windows end at its now; tests move it).
+    pub clock: Arc<dyn jobs::clock::Clock>,
 }
 
 /// The OpenAPI document's tags, one per resource.
@@ -71,6 +77,8 @@ pub enum Tag {
     Deliveries,
     /// Domain events over HTTP.
     Events,
+    /// The event catalog: every event type the platform emits, with a schema of its data and an example.
+    EventTypes,
     /// API keys and OAuth clients of external apps.
     Credentials,
     /// Marketplace connectors, their sync log and jobs.
@@ -109,9 +117,11 @@ type Apis = (
     subscriptions::SubscriptionsApi,
     deliveries::DeliveriesApi,
     events::EventsApi,
+    event_types::EventTypesApi,
     credentials::CredentialsApi,
     oauth::OAuthApi,
     connectors::ConnectorsApi,
+    stats::StatsApi,
 );
 
 /// The OpenAPI service (also printed by `integration-service openapi`).
@@ -122,9 +132,11 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
             subscriptions::SubscriptionsApi,
             deliveries::DeliveriesApi,
             events::EventsApi,
+            event_types::EventTypesApi,
             credentials::api(),
             oauth::OAuthApi,
             connectors::api(),
+            stats::StatsApi,
         ),
         "integration-service",
         env!("CARGO_PKG_VERSION"),
@@ -148,6 +160,7 @@ pub fn app(state: AppState, limits: edge::BodyLimits) -> impl Endpoint {
     Route::new()
         .at("/openapi.json", poem::get(spec))
         .at("/docs", poem::get(ui))
+        .nest("/admin", crate::admin::routes())
         .nest("/", api)
         .data(state)
         .around(move |ep, req| {

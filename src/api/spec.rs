@@ -223,6 +223,23 @@ fn property_facts() -> Vec<(&'static str, &'static str, Value)> {
         ("UpdateSubscription", "targetUrl", target),
         ("UpdateSubscription", "events", events),
         ("Subscription", "storeId", json!({ "pattern": STORE_ID })),
+        (
+            "UpdatedSubscription",
+            "storeId",
+            json!({ "pattern": STORE_ID }),
+        ),
+        (
+            "EventTypeInfo",
+            "type",
+            json!({ "pattern": EVENT_TYPE, "maxLength": 100 }),
+        ),
+        ("EventTypeInfo", "schema", json!({ "type": "object" })),
+        ("EventTypeInfo", "example", json!({ "type": "object" })),
+        (
+            "EventTypeInfo",
+            "previousAttributes",
+            json!({ "type": "object" }),
+        ),
         ("CreateCredential", "scopes", scopes()),
         ("UpdateCredential", "scopes", scopes()),
         ("Rotate", "graceSeconds", json!({ "maximum": 86400 })),

@@ -5,6 +5,13 @@ use serde::Deserialize;
 
 use super::Secret;
 
+/// `[admin]`: the admin panel under `/admin`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AdminConfig {
+    /// A session ends this long after sign-in (or at sign-out, or when its API key stops being valid).
+    pub session_ttl_secs: u64,
+}
+
 /// `[http]`: what a client may cost the API's HTTP server.
 #[derive(Debug, Clone, Deserialize)]
 pub struct HttpConfig {

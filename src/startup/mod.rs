@@ -142,7 +142,7 @@ impl Application {
             allowed_hosts: Arc::new(config.delivery.allowed_private_hosts.clone()),
         };
         let webhook = wiring::webhook_deps(&config, &secrets, &target_policy, clock.clone())?;
-        let connectors = wiring::connector_deps(&config, &secrets, &pool, clock)?;
+        let connectors = wiring::connector_deps(&config, &secrets, &pool, clock.clone())?;
         let validator = wiring::validator(&config, &pool).await?;
         let state = AppState {
             validator,
@@ -152,12 +152,14 @@ impl Application {
             secrets,
             target_policy,
             admin_token: config.admin_token.clone(),
+            admin: config.admin.clone(),
             max_event_bytes: config.kafka.max_message_bytes,
             metrics,
             kafka_probe: Self::kafka_probe(&config)?,
             connectors,
             connectors_default_poll: config.connectors.default_poll_interval_secs,
             lanes: config.lanes.limits(),
+            clock,
         };
         Ok(Self {
             config,

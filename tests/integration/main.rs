@@ -7,6 +7,7 @@
 
 mod common;
 
+mod admin;
 mod admin_browser;
 mod api;
 mod broker;
@@ -18,6 +19,7 @@ mod connectors;
 mod credentials;
 mod edge;
 mod edge_limits;
+mod event_types;
 mod fair;
 mod flood;
 mod kafka;
@@ -29,5 +31,6 @@ mod processes;
 mod restart;
 mod retention;
 mod roles;
+mod stats;
 mod targets;
 mod vault;
