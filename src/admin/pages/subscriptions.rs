@@ -242,7 +242,7 @@ async fn patch(
             Json(parsed),
         )
         .await
-        .map(|j| j.0)
+        .map(|j| j.0.subscription)
         .map_err(|e| refusal(session, "Subscription", &e.0))
 }
 
