@@ -1,5 +1,5 @@
 //! A real browser for the admin panel's tests: Debian's chromedriver, started per test on a free loopback port and
-//! killed with it, driving headless Chromium over WebDriver (thirtyfour).
+//! killed with it (`common::chromedriver`), driving headless Chromium over WebDriver (thirtyfour).
 //!
 //! The binaries come from `SS3_TEST_CHROMEDRIVER` and `SS3_TEST_CHROMIUM` (`scripts/test.sh` installs and exports
 //! them), else `/usr/bin/chromedriver` and `/usr/bin/chromium`. Screenshots go to `SS3_TEST_SCREENSHOTS`, else to
@@ -10,32 +10,22 @@
 //! (`/admin`, issue 12) reads as "page P, selector S, saw T".
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use thirtyfour::prelude::*;
 use tokio::time::Instant;
 
+use crate::common::chromedriver::{Chromedriver, binary};
 use crate::common::wait::pause;
 
 /// How long a page may take to show what a test waits for (a navigation, a self-refresh, a worker's result).
 pub const WAIT: Duration = Duration::from_secs(15);
 
-/// How long chromedriver may take to answer its `/status` once started.
-const DRIVER_READY: Duration = Duration::from_secs(20);
-
 /// The viewport; screenshots grow it to the page's full height.
 const WIDTH: u32 = 1280;
 const HEIGHT: u32 = 900;
 
-fn binary(var: &str, default: &str) -> String {
-    std::env::var(var)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_owned())
-}
-
-/// Where screenshots (and chromedriver's logs) are written: one flat directory a reviewer can open.
+/// Where screenshots (and chromedriver's logs, in `logs/`) are written: one flat directory a reviewer can open.
 pub fn screenshot_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("SS3_TEST_SCREENSHOTS").filter(|v| !v.is_empty()) {
         return PathBuf::from(dir);
@@ -43,12 +33,6 @@ pub fn screenshot_dir() -> PathBuf {
     // CARGO_TARGET_TMPDIR is `<target dir>/tmp`: its parent is the target directory this binary was built into.
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
     tmp.parent().unwrap_or(tmp).join("admin-screenshots")
-}
-
-fn free_port() -> u16 {
-    // Picked here, then released (a small race, as in scripts/test.sh): chromedriver takes its port as an argument.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("addr").port()
 }
 
 /// A cookie as the browser holds it (the attributes tests check).
@@ -62,44 +46,17 @@ pub struct BrowserCookie {
 
 /// A chromedriver process and one headless Chromium session on the app at `base`.
 pub struct Browser {
-    /// The session; `quit` ends it politely, `Drop` (a failed test) by killing the process group.
+    /// The session; `quit` ends it politely, a failed test's drop by killing chromedriver's process group.
     driver: Option<WebDriver>,
-    /// Leader of the process group of chromedriver and its Chromium.
-    chromedriver: tokio::process::Child,
+    /// Dropped after `driver` (fields drop in order): its drop kills the group.
+    chromedriver: Chromedriver,
     base: String,
-    log: PathBuf,
 }
 
 impl Browser {
-    /// Start chromedriver, wait until it answers, open a headless Chromium session on `base` (`http://host:port`).
+    /// Start chromedriver, open a headless Chromium session on `base` (`http://host:port`).
     pub async fn start(base: impl Into<String>) -> Self {
-        let dir = screenshot_dir();
-        std::fs::create_dir_all(dir.join("logs")).expect("create the screenshot directory");
-        let port = free_port();
-        let log = dir.join("logs").join(format!("chromedriver-{port}.log"));
-        let driver_bin = binary("SS3_TEST_CHROMEDRIVER", "/usr/bin/chromedriver");
-        let chromedriver = tokio::process::Command::new(&driver_bin)
-            .arg(format!("--port={port}"))
-            .arg(format!("--log-path={}", log.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            // Its own process group, with the Chromium it starts: `Drop` ends them all at once.
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("start {driver_bin} (scripts/test.sh installs chromium-driver): {e}")
-            });
-        let mut browser = Self {
-            driver: None,
-            chromedriver,
-            base: base.into(),
-            log,
-        };
-        let server = format!("http://127.0.0.1:{port}");
-        browser.wait_until_driver_ready(&server).await;
-
+        let chromedriver = Chromedriver::start(&screenshot_dir().join("logs")).await;
         let mut caps = DesiredCapabilities::chrome();
         caps.set_binary(&binary("SS3_TEST_CHROMIUM", "/usr/bin/chromium"))
             .expect("binary capability");
@@ -113,46 +70,16 @@ impl Browser {
         ] {
             caps.add_arg(arg).expect("argument capability");
         }
-        let driver = WebDriver::builder(server, caps)
+        let driver = WebDriver::builder(chromedriver.url(), caps)
             .request_timeout(Duration::from_secs(60))
             .connect()
             .await
-            .unwrap_or_else(|e| panic!("open a Chromium session: {e}{}", browser.driver_log()));
-        browser.driver = Some(driver);
-        browser
-    }
-
-    /// Poll chromedriver's `/status` until it says ready; fail early if the process exits.
-    async fn wait_until_driver_ready(&mut self, server: &str) {
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + DRIVER_READY;
-        loop {
-            if let Ok(Some(status)) = self.chromedriver.try_wait() {
-                panic!("chromedriver exited ({status}){}", self.driver_log());
-            }
-            let answer = http.get(format!("{server}/status")).send().await;
-            if let Ok(answer) = answer
-                && let Ok(body) = answer.json::<serde_json::Value>().await
-                && body["value"]["ready"] == true
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver not ready after {DRIVER_READY:?}{}",
-                self.driver_log()
-            );
-            pause().await;
+            .unwrap_or_else(|e| panic!("open a Chromium session: {e}{}", chromedriver.log_tail()));
+        Self {
+            driver: Some(driver),
+            chromedriver,
+            base: base.into(),
         }
-    }
-
-    fn driver_log(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let tail: String = log.lines().rev().take(30).collect::<Vec<_>>().join("\n");
-        format!(
-            "\nchromedriver log ({}), last lines reversed:\n{tail}",
-            self.log.display()
-        )
     }
 
     fn driver(&self) -> &WebDriver {
@@ -428,17 +355,9 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         if let Some(driver) = self.driver.take() {
-            // A test that failed: thirtyfour's own drop would block the test's runtime on a DELETE of the session
-            // that can hang for its whole request timeout. Killing the process group ends Chromium as well.
+            // A failed test: thirtyfour's own drop would block the runtime on a DELETE of the session that can hang
+            // for its whole request timeout. Chromedriver's drop ends Chromium instead.
             let _ = driver.leak();
-        }
-        let group = self
-            .chromedriver
-            .id()
-            .and_then(|id| i32::try_from(id).ok())
-            .and_then(rustix::process::Pid::from_raw);
-        if let Some(group) = group {
-            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
         }
     }
 }

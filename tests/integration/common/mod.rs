@@ -5,6 +5,7 @@
 pub mod broker;
 pub mod browser;
 pub mod channels;
+pub mod chromedriver;
 pub mod client;
 pub mod faults;
 pub mod kafka;
