@@ -340,6 +340,12 @@ fn parameter_facts() -> Vec<(&'static str, &'static str, &'static str, Value)> {
             "status",
             json!({ "enum": job_statuses() }),
         ),
+        (
+            "/subscriptions/{id}/test",
+            "post",
+            "eventType",
+            json!({ "enum": enumeration(workflows::event_types::all().iter().map(|e| e.event_type.as_str())) }),
+        ),
     ];
     for path in [
         "/subscriptions",
