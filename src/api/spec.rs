@@ -216,30 +216,23 @@ fn property_facts() -> Vec<(&'static str, &'static str, Value)> {
         { "pattern": PREFIX_WILDCARD, "maxLength": 102 },
     ] });
     let events = json!({ "minItems": 1, "maxItems": 100, "items": pattern });
+    let (store_id, object) = (json!({ "pattern": STORE_ID }), json!({ "type": "object" }));
     let target = json!({ "maxLength": 2048, "pattern": target_url_pattern() });
     vec![
         ("CreateSubscription", "targetUrl", target.clone()),
         ("CreateSubscription", "events", events.clone()),
         ("UpdateSubscription", "targetUrl", target),
         ("UpdateSubscription", "events", events),
-        ("Subscription", "storeId", json!({ "pattern": STORE_ID })),
-        (
-            "UpdatedSubscription",
-            "storeId",
-            json!({ "pattern": STORE_ID }),
-        ),
+        ("Subscription", "storeId", store_id.clone()),
+        ("UpdatedSubscription", "storeId", store_id.clone()),
         (
             "EventTypeInfo",
             "type",
             json!({ "pattern": EVENT_TYPE, "maxLength": 100 }),
         ),
-        ("EventTypeInfo", "schema", json!({ "type": "object" })),
-        ("EventTypeInfo", "example", json!({ "type": "object" })),
-        (
-            "EventTypeInfo",
-            "previousAttributes",
-            json!({ "type": "object" }),
-        ),
+        ("EventTypeInfo", "schema", object.clone()),
+        ("EventTypeInfo", "example", object.clone()),
+        ("EventTypeInfo", "previousAttributes", object),
         ("CreateCredential", "scopes", scopes()),
         ("UpdateCredential", "scopes", scopes()),
         ("Rotate", "graceSeconds", json!({ "maximum": 86400 })),
