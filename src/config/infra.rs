@@ -28,8 +28,8 @@ pub struct KafkaConfig {
     pub batch_linger_ms: u64,
     /// Broker-side fetch wait.
     pub fetch_wait_ms: u64,
-    /// Topic of our own events (the outbox relay publishes there).
-    pub publish_topic: String,
+    /// Topic of each event type we publish (the outbox relay publishes there); unmapped: a topic named after it.
+    pub publish_topics: std::collections::BTreeMap<String, String>,
     /// Topics to create at start-up (tansu does not create them on first use).
     pub create_topics: Vec<String>,
     /// Partitions of each topic created at start-up.

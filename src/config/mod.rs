@@ -184,6 +184,34 @@ mod tests {
 
     /// Catches: `VAULT_ADDR` / `VAULT_TOKEN` documented as honoured but never read (the service then silently used
     /// the embedded store), or overriding the more specific `SS3_VAULT__*`.
+    /// Catches: published events on one topic by default (the specification names a topic per type), or a
+    /// deployment unable to keep a single topic from the environment.
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns figment's own (large) error
+    fn each_published_type_has_its_own_topic_unless_the_environment_maps_them() {
+        let c = Config::defaults().unwrap_or_else(|e| panic!("{e}"));
+        let topics = jobs::queue::effects::Topics::new(c.kafka.publish_topics);
+        for t in jobs::queue::effects::PUBLISHED {
+            assert_eq!(topics.of(t), t);
+        }
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "SS3_KAFKA__PUBLISH_TOPICS",
+                r#"{"webhook.delivered"="integration.webhooks","webhook.dead_lettered"="integration.webhooks"}"#,
+            );
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            let topics = jobs::queue::effects::Topics::new(c.kafka.publish_topics);
+            assert_eq!(topics.of("webhook.dead_lettered"), "integration.webhooks");
+            assert_eq!(
+                topics.of("connector.dead_lettered"),
+                "connector.dead_lettered",
+                "entries not named stay"
+            );
+            assert_eq!(topics.all().len(), 3);
+            Ok(())
+        });
+    }
+
     #[test]
     #[allow(clippy::result_large_err)] // figment's Jail closure returns figment's own (large) error
     fn vault_env_vars_are_honoured_below_ss3_ones() {

@@ -26,8 +26,6 @@ pub struct HttpConfig {
 /// `[connectors]`: marketplace connectors and the marketplace APIs they call.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ConnectorsConfig {
-    /// Topic of records pulled from channels (`marketplace.order.received`).
-    pub inbound_topic: String,
     /// Connect timeout to channel APIs.
     pub connect_timeout_ms: u64,
     /// Total time of one channel request.

@@ -258,10 +258,7 @@ impl Application {
             concurrency: w.concurrency,
             poll_interval: Duration::from_millis(w.poll_interval_ms),
             idle_poll: Duration::from_millis(w.idle_poll_ms),
-            topics: Topics {
-                publish: self.config.kafka.publish_topic.clone(),
-                inbound: self.config.connectors.inbound_topic.clone(),
-            },
+            topics: Topics::new(self.config.kafka.publish_topics.clone()),
             sweep_every: Duration::from_secs(w.sweep_interval_secs),
             job_retention: Duration::from_secs(w.job_retention_secs),
             lease: LeaseSettings {

@@ -76,10 +76,7 @@ impl Application {
             return Ok(());
         }
         let k = &self.config.kafka;
-        let topics = [
-            k.publish_topic.clone(),
-            self.config.connectors.inbound_topic.clone(),
-        ];
+        let topics = jobs::queue::effects::Topics::new(k.publish_topics.clone()).all();
         kafka::create_topics(&k.brokers, &topics, k.create_partitions).await?;
         let relay = Relay::new(
             self.pools.worker.clone(),

@@ -44,7 +44,7 @@ async fn while_the_broker_is_frozen_ingest_and_publishing_wait_then_resume_with_
     config.kafka.brokers = broker.addr.clone();
     config.kafka.topics = vec![topic.clone()];
     config.kafka.topic_regex = String::new();
-    config.kafka.publish_topic = publish.clone();
+    config.kafka.publish_topics = crate::common::kafka::one_topic(&publish);
     config.worker.time_scale = 1.0;
     let app = TestApp::spawn_with(db, config, Roles::ALL).await;
     let mut receiver = Receiver::start(&[]).await;

@@ -312,7 +312,7 @@ fn chaos_config(
     config.kafka.brokers = broker.addr.clone();
     config.kafka.topics = vec![topic.to_owned()];
     config.kafka.topic_regex = String::new();
-    config.kafka.publish_topic = publish.to_owned();
+    config.kafka.publish_topics = crate::common::kafka::one_topic(publish);
     config.worker.time_scale = TIME_SCALE;
     config.worker.secret_retry_secs = 1;
     // A short lease keeps the test short; the bound is the same formula as the defaults' (6 s + 2 s).

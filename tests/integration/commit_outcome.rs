@@ -39,7 +39,8 @@ async fn cut_one_batch_commit_and_check_every_event_arrives_once(cut: Cut) {
     config.kafka.brokers = brokers();
     config.kafka.topic_regex = format!("^ss3\\.t{run}\\..+");
     config.kafka.group_id = format!("g-{run}");
-    config.kafka.publish_topic = format!("integration.t{run}.webhooks");
+    config.kafka.publish_topics =
+        crate::common::kafka::one_topic(&format!("integration.t{run}.webhooks"));
     config.worker.time_scale = 1.0;
     let app = TestApp::spawn_with(db, config, Roles::ALL).await;
     let mut receiver = Receiver::start(&[]).await;

@@ -36,7 +36,7 @@ fn kafka_config(db: &TestDb, topics: &Topics, group: &str) -> Config {
     config.kafka.brokers = brokers();
     config.kafka.topic_regex = topics.regex.clone();
     config.kafka.group_id = group.to_owned();
-    config.kafka.publish_topic = topics.publish.clone();
+    config.kafka.publish_topics = crate::common::kafka::one_topic(&topics.publish);
     config.worker.time_scale = 1.0;
     config
 }
@@ -189,4 +189,44 @@ async fn redelivered_messages_and_a_consumer_replaying_old_offsets_create_nothin
         second.count("SELECT count(*) FROM ingested_events").await,
         3
     );
+}
+
+/// Catches: published events all on one topic (the platform's services subscribe to a topic per event type, the
+/// store-admin notification service to `webhook.dead_lettered` alone), or the topics not created at start-up.
+#[tokio::test]
+async fn by_default_each_published_event_type_has_its_own_topic_and_a_dead_letter_reaches_its_subscriber()
+ {
+    let t = topics();
+    create_topics(std::slice::from_ref(&t.orders)).await;
+    let db = TestDb::create().await;
+    let mut config = kafka_config(&db, &t, &format!("g-{}", Uuid::new_v4()));
+    config.kafka.publish_topics = Config::defaults().expect("defaults").kafka.publish_topics;
+    config.worker.time_scale = 0.0001;
+    let app = spawn(db, config).await;
+    let failing = Receiver::start(&[500; 5]).await;
+    let ok = Receiver::start(&[]).await;
+    let (dead_sub, _) = app
+        .subscribe("store-t", &failing.url(), &["order.placed"])
+        .await;
+    let (ok_sub, _) = app.subscribe("store-t", &ok.url(), &["order.placed"]).await;
+    let producer = producer();
+    let e = event("order.placed", "store-t", json!({"n": 1}));
+    produce(&producer, &t.orders, "k", e.to_string().as_bytes()).await;
+
+    // A consumer of webhook.dead_lettered alone gets the dead letter, with the specified fields.
+    let dead = read("webhook.dead_lettered", 1, Duration::from_secs(60)).await;
+    assert_eq!(dead[0]["eventType"], "webhook.dead_lettered");
+    assert_eq!(dead[0]["data"]["subscriptionId"], dead_sub.to_string());
+    assert_eq!(dead[0]["data"]["storeId"], "store-t");
+    assert!(dead[0]["data"]["deliveryId"].is_string());
+    assert!(
+        dead[0]["data"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("500")),
+        "{}",
+        dead[0]
+    );
+    let delivered = read("webhook.delivered", 1, WAIT).await;
+    assert_eq!(delivered[0]["eventType"], "webhook.delivered");
+    assert_eq!(delivered[0]["data"]["subscriptionId"], ok_sub.to_string());
 }

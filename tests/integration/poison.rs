@@ -53,7 +53,10 @@ fn kafka_config(db: &TestDb, regex: &str) -> Config {
     config.kafka.brokers = brokers();
     config.kafka.topic_regex = regex.to_owned();
     config.kafka.group_id = format!("g-{}", Uuid::new_v4());
-    config.kafka.publish_topic = format!("integration.t{}.webhooks", Uuid::new_v4().simple());
+    config.kafka.publish_topics = crate::common::kafka::one_topic(&format!(
+        "integration.t{}.webhooks",
+        Uuid::new_v4().simple()
+    ));
     config.worker.time_scale = 1.0;
     config
 }

@@ -25,6 +25,12 @@ async fn cluster() -> Cluster {
     let run = Uuid::new_v4().simple().to_string();
     let topic = format!("ss3.p{run}.orders");
     let publish = format!("integration.p{run}");
+    let topics_env = format!(
+        "{{{}}}",
+        jobs::queue::effects::PUBLISHED
+            .map(|t| format!("\"{t}\"=\"{publish}\""))
+            .join(",")
+    );
     create_topics(&[topic.clone(), publish.clone()]).await;
     let db = TestDb::create().await;
     let topic_regex = format!("^ss3\\.p{run}\\..+");
@@ -35,7 +41,7 @@ async fn cluster() -> Cluster {
             ("SS3_KAFKA__BROKERS", &brokers()),
             ("SS3_KAFKA__TOPIC_REGEX", &topic_regex),
             ("SS3_KAFKA__GROUP_ID", &group),
-            ("SS3_KAFKA__PUBLISH_TOPIC", &publish),
+            ("SS3_KAFKA__PUBLISH_TOPICS", &topics_env),
             ("SS3_WORKER__HEARTBEAT_INTERVAL_SECS", "1"),
             ("SS3_WORKER__LEASE_MS", "2000"),
             ("SS3_WORKER__LEASE_RENEW_MS", "500"),

@@ -2,6 +2,7 @@
 //! kind through the one attempt writer ([`super::attempts`]), polls, then all their next jobs in one queue insert and
 //! all their events in one outbox insert.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::Job;
@@ -16,13 +17,37 @@ use uuid::Uuid;
 use super::{attempts, polls};
 use crate::queue;
 
-/// Topics effects publish to.
-#[derive(Debug, Clone)]
-pub struct Topics {
-    /// Events about our own jobs: `webhook.delivered`, `webhook.dead_lettered`, `connector.dead_lettered`.
-    pub publish: String,
-    /// Records pulled from marketplaces (`marketplace.order.received`).
-    pub inbound: String,
+/// Every event type this service publishes.
+pub const PUBLISHED: [&str; 4] = [
+    "webhook.delivered",
+    "webhook.dead_lettered",
+    "connector.dead_lettered",
+    "marketplace.order.received",
+];
+
+/// Where each published event type goes: the topic it maps to, or, unmapped, a topic named after it (the
+/// specification's default: `webhook.dead_lettered` on a topic of that name).
+#[derive(Debug, Clone, Default)]
+pub struct Topics(BTreeMap<String, String>);
+
+impl Topics {
+    /// Topics by event type (`kafka.publish_topics`).
+    pub fn new(map: BTreeMap<String, String>) -> Self {
+        Self(map)
+    }
+
+    /// The topic of `event_type`.
+    pub fn of<'a>(&'a self, event_type: &'a str) -> &'a str {
+        self.0.get(event_type).map_or(event_type, String::as_str)
+    }
+
+    /// Every topic a published event can go to (created at start-up), each once.
+    pub fn all(&self) -> Vec<String> {
+        let mut all: Vec<String> = PUBLISHED.iter().map(|t| self.of(t).to_owned()).collect();
+        all.sort();
+        all.dedup();
+        all
+    }
 }
 
 /// The effects of one flush, by kind.
@@ -36,18 +61,11 @@ pub struct Batch<'a> {
     pub poll: Vec<&'a PollEffect>,
 }
 
-/// Which of the [`Topics`] an event goes to.
-#[derive(Debug, Clone, Copy)]
-enum Topic {
-    Publish,
-    Inbound,
-}
-
 /// What the effects of a flush queue and publish, written together once every effect is applied.
 #[derive(Debug, Default)]
 pub struct Writes {
     next_jobs: Vec<(Job, Duration)>,
-    outbox: Vec<(Topic, String, Value)>,
+    outbox: Vec<(String, Value)>,
 }
 
 impl Writes {
@@ -56,14 +74,9 @@ impl Writes {
         self.next_jobs.push((job, run_in));
     }
 
-    /// Publish `event` about our own jobs (the publish topic), keyed by `key`.
+    /// Publish `event` (an envelope, [`published_event`]) to its type's topic, keyed by `key`.
     pub fn publish_event(&mut self, key: String, event: Value) {
-        self.outbox.push((Topic::Publish, key, event));
-    }
-
-    /// Publish `event` pulled from a marketplace (the inbound topic), keyed by `key`.
-    pub fn publish_inbound(&mut self, key: String, event: Value) {
-        self.outbox.push((Topic::Inbound, key, event));
+        self.outbox.push((key, event));
     }
 }
 
@@ -89,11 +102,8 @@ async fn write_outbox(
     topics: &Topics,
 ) -> anyhow::Result<()> {
     let mut rows: Vec<(&str, Vec<Value>)> = Vec::new();
-    for (which, key, value) in writes.outbox {
-        let topic = match which {
-            Topic::Publish => topics.publish.as_str(),
-            Topic::Inbound => topics.inbound.as_str(),
-        };
+    for (key, value) in &writes.outbox {
+        let topic = topics.of(value["eventType"].as_str().unwrap_or_default());
         let message = json!({"key": key, "value": value});
         match rows.iter_mut().find(|(t, _)| *t == topic) {
             Some((_, messages)) => messages.push(message),

@@ -106,7 +106,7 @@ async fn publish_new_records(
         let mut event =
             published_event(&record.event_type, &r.config.store_id, record.data.clone());
         event["eventId"] = json!(event_id);
-        writes.publish_inbound(format!("{config_id}:{external_id}"), event);
+        writes.publish_event(format!("{config_id}:{external_id}"), event);
     }
     Ok(fresh.len())
 }

@@ -79,3 +79,11 @@ pub async fn read_from(brokers: &str, topic: &str, want: usize, within: Duration
     }
     out
 }
+
+/// `kafka.publish_topics` sending every event this service publishes to one topic (a test's own).
+pub fn one_topic(topic: &str) -> std::collections::BTreeMap<String, String> {
+    jobs::queue::effects::PUBLISHED
+        .iter()
+        .map(|t| ((*t).to_owned(), topic.to_owned()))
+        .collect()
+}

@@ -45,7 +45,10 @@ async fn amazon_poll_walks_pages_publishes_orders_advances_the_cursor_and_publis
             .expect("outbox");
     assert_eq!(published.len(), 3);
     for (topic, payload) in &published {
-        assert_eq!(topic, "integration.marketplace");
+        assert_eq!(
+            topic, "marketplace.order.received",
+            "the default topic of its type"
+        );
         assert_eq!(payload["eventType"], "marketplace.order.received");
         assert_eq!(payload["storeId"], STORE);
     }
@@ -112,8 +115,11 @@ async fn through_kafka_an_event_reaches_amazon_and_polled_orders_are_published_t
     config.kafka.brokers = brokers();
     config.kafka.topic_regex = format!("^ss3\\.c{run}\\..+");
     config.kafka.group_id = format!("g-{run}");
-    config.kafka.publish_topic = publish;
-    config.connectors.inbound_topic = inbound.clone();
+    config.kafka.publish_topics = crate::common::kafka::one_topic(&publish);
+    config
+        .kafka
+        .publish_topics
+        .insert("marketplace.order.received".into(), inbound.clone());
     let fake = FakeChannels::start().await;
     fake.configure(&mut config);
     let app = TestApp::spawn_with(db, config, Roles::ALL).await;
