@@ -25,6 +25,27 @@ pub struct DeliveryToSend {
     pub target_url: String,
     /// False when the subscription was deactivated or deleted.
     pub subscription_active: bool,
+    /// The subscription's signing keys: the current version, and until when the previous one also signs.
+    pub keys: KeyVersions,
+}
+
+/// Which signing secrets of a subscription sign its deliveries: version `current`, and during a rotation's grace
+/// (until `previous_until`) version `current - 1` as well.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyVersions {
+    /// The current secret's version (0: the one made with the subscription).
+    pub current: i32,
+    /// End of the previous secret's grace, if a rotation kept it.
+    pub previous_until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The secrets a delivery is signed with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeys {
+    /// The current secret (`X-SS3-Signature`, and the first `webhook-signature`).
+    pub current: String,
+    /// The previous secret during a rotation's grace (a second `webhook-signature`).
+    pub previous: Option<String>,
 }
 
 /// An HTTP POST to a receiver.
@@ -68,6 +89,10 @@ pub enum SecretError {
 /// Reads signing secrets.
 #[async_trait]
 pub trait SigningSecrets: Send + Sync {
-    /// The signing secret of a subscription.
-    async fn signing_secret(&self, subscription_id: SubscriptionId) -> Result<String, SecretError>;
+    /// Version `version` of a subscription's signing secret.
+    async fn signing_secret(
+        &self,
+        subscription_id: SubscriptionId,
+        version: i32,
+    ) -> Result<String, SecretError>;
 }

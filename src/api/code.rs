@@ -107,7 +107,7 @@ problem_codes! {
     InvalidScope = "invalid_scope", [422];
     /// `expiresAt` is not in the future.
     InvalidExpiry = "invalid_expiry", [422];
-    /// `graceSeconds` is over 86400.
+    /// `graceSeconds` is over its limit (86400 for a credential, 604800 for a signing secret).
     InvalidGrace = "invalid_grace", [422];
     /// A paging cursor is not one this API returned.
     InvalidCursor = "invalid_cursor", [422];

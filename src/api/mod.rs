@@ -122,6 +122,7 @@ type Apis = (
     oauth::OAuthApi,
     connectors::ConnectorsApi,
     stats::StatsApi,
+    subscriptions::RotateApi,
 );
 
 /// The OpenAPI service (also printed by `integration-service openapi`).
@@ -137,6 +138,7 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
             oauth::OAuthApi,
             connectors::api(),
             stats::StatsApi,
+            subscriptions::RotateApi,
         ),
         "integration-service",
         env!("CARGO_PKG_VERSION"),

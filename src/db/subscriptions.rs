@@ -245,3 +245,24 @@ pub async fn delete(
     tx.commit().await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Move a subscription of the store to its next signing-secret version, the previous one signing too until
+/// `previous_until` (`None`: not at all). Returns the new version (`None`: no such subscription).
+pub async fn next_secret_version(
+    conn: &mut sqlx::PgConnection,
+    store_id: &StoreId,
+    id: SubscriptionId,
+    previous_until: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Option<i32>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE webhook_subscriptions SET secret_version = secret_version + 1, previous_secret_until = $3,
+                updated_at = now()
+         WHERE store_id = $1 AND subscription_id = $2 AND deleted_at IS NULL
+         RETURNING secret_version",
+    )
+    .bind(store_id.as_str())
+    .bind(id)
+    .bind(previous_until)
+    .fetch_optional(conn)
+    .await
+}

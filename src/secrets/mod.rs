@@ -45,13 +45,31 @@ pub fn webhook_secret_path(subscription_id: SubscriptionId) -> String {
     format!("webhook/{subscription_id}/secret")
 }
 
+/// Where version `version` of a subscription's signing secret lives: version 0 (made with the subscription) at
+/// [`webhook_secret_path`], each rotation's at a path of its own, so no cache can serve a rotated secret as current.
+pub fn webhook_secret_version_path(subscription_id: SubscriptionId, version: i32) -> String {
+    if version == 0 {
+        webhook_secret_path(subscription_id)
+    } else {
+        format!("webhook/{subscription_id}/secret-v{version}")
+    }
+}
+
 /// The delivery worker's view of the secret store.
 pub struct StoreSigningSecrets(pub Arc<dyn SecretStore>);
 
 #[async_trait]
 impl SigningSecrets for StoreSigningSecrets {
-    async fn signing_secret(&self, subscription_id: SubscriptionId) -> Result<String, SecretError> {
-        match self.0.get(&webhook_secret_path(subscription_id)).await {
+    async fn signing_secret(
+        &self,
+        subscription_id: SubscriptionId,
+        version: i32,
+    ) -> Result<String, SecretError> {
+        match self
+            .0
+            .get(&webhook_secret_version_path(subscription_id, version))
+            .await
+        {
             Ok(Some(secret)) => Ok(secret),
             Ok(None) => Err(SecretError::NotFound),
             Err(SecretStoreError::Unavailable(why)) => Err(SecretError::Unavailable(why)),

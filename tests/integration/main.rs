@@ -31,6 +31,7 @@ mod processes;
 mod restart;
 mod retention;
 mod roles;
+mod rotation;
 mod stats;
 mod targets;
 mod vault;

@@ -21,7 +21,8 @@ use crate::attempt::{
     AttemptRecord, Handled, KindEffect, OutboundKind, Pacing, Sent, Unprepared, run,
 };
 use crate::ports::{
-    DeliveryToSend, OutgoingRequest, SecretError, SendResult, SigningSecrets, WebhookSender,
+    DeliveryToSend, OutgoingRequest, SecretError, SendResult, SigningKeys, SigningSecrets,
+    WebhookSender,
 };
 
 /// Make attempt number `dispatch_seq` of a delivery (stale if the delivery has moved on).
@@ -56,7 +57,7 @@ pub struct WebhookDeps {
 impl OutboundKind for WebhookDeps {
     type Id = DeliveryId;
     type Loaded = DeliveryToSend;
-    type Prepared = String;
+    type Prepared = SigningKeys;
     type Extras = SendResult;
 
     const NAME: &'static str = "webhook_delivery";
@@ -103,26 +104,32 @@ impl OutboundKind for WebhookDeps {
         }
     }
 
-    async fn prepare(&self, delivery: &DeliveryToSend) -> Result<String, Unprepared> {
-        let subscription_id = delivery.subscription_id;
-        match self.secrets.signing_secret(subscription_id).await {
-            Ok(secret) => Ok(secret),
-            Err(SecretError::Unavailable(why)) => Err(Unprepared::SecretsUnavailable(why)),
-            Err(SecretError::NotFound) => Err(Unprepared::Fatal(anyhow::anyhow!(
-                "subscription {subscription_id} has no signing secret"
-            ))),
-        }
+    async fn prepare(&self, delivery: &DeliveryToSend) -> Result<SigningKeys, Unprepared> {
+        let (id, keys) = (delivery.subscription_id, delivery.keys);
+        let current = secret(self, id, keys.current).await?.ok_or_else(|| {
+            Unprepared::Fatal(anyhow::anyhow!("subscription {id} has no signing secret"))
+        })?;
+        // During a rotation's grace the previous secret signs too (a receiver may still verify with it).
+        let in_grace = keys
+            .previous_until
+            .is_some_and(|until| until > self.pacing.clock.now());
+        let previous = if in_grace && keys.current > 0 {
+            secret(self, id, keys.current - 1).await?
+        } else {
+            None
+        };
+        Ok(SigningKeys { current, previous })
     }
 
     async fn send(
         &self,
         delivery: &DeliveryToSend,
-        secret: String,
+        keys: SigningKeys,
         _started_at: DateTime<Utc>,
     ) -> Sent<SendResult> {
         // Receivers check this timestamp against their own clock (5 minutes either way), so it is the wall
         // clock, never the service clock (which runs fast under worker.time_scale, or is a test's manual clock).
-        let request = build_request(delivery, &secret, Utc::now().timestamp());
+        let request = build_request(delivery, &keys, Utc::now().timestamp());
         let sent = self.sender.send(request).await;
         let last_error = match &sent.outcome {
             AttemptOutcome::Failed { reason, .. } => Some(reason.to_string()),
@@ -136,6 +143,19 @@ impl OutboundKind for WebhookDeps {
     }
 }
 
+/// Version `version` of a subscription's secret (`None`: there is none).
+async fn secret(
+    deps: &WebhookDeps,
+    id: SubscriptionId,
+    version: i32,
+) -> Result<Option<String>, Unprepared> {
+    match deps.secrets.signing_secret(id, version).await {
+        Ok(secret) => Ok(Some(secret)),
+        Err(SecretError::NotFound) => Ok(None),
+        Err(SecretError::Unavailable(why)) => Err(Unprepared::SecretsUnavailable(why)),
+    }
+}
+
 /// Handle one delivery job whose delivery was loaded as `delivery`. `Err` means our own infrastructure failed.
 pub async fn handle(
     deps: &WebhookDeps,
@@ -145,10 +165,21 @@ pub async fn handle(
     run(deps, job.dispatch_seq, delivery).await
 }
 
-/// The signed POST for a delivery. The body is serialised once and those exact bytes are signed and sent.
-pub fn build_request(delivery: &DeliveryToSend, secret: &str, unix_now: i64) -> OutgoingRequest {
+/// The signed POST for a delivery. The body is serialised once and those exact bytes are signed and sent:
+/// `X-SS3-Signature` with the current secret, `webhook-signature` with the current and, during a rotation's grace,
+/// the previous one (`v1,<new> v1,<old>`, as Standard Webhooks allows).
+pub fn build_request(
+    delivery: &DeliveryToSend,
+    keys: &SigningKeys,
+    unix_now: i64,
+) -> OutgoingRequest {
     let body = serde_json::to_vec(&delivery.payload).unwrap_or_default();
     let id = delivery.delivery_id.to_string();
+    let mut standard = signing::standard_signature(&keys.current, &id, unix_now, &body);
+    if let Some(previous) = &keys.previous {
+        standard.push(' ');
+        standard.push_str(&signing::standard_signature(previous, &id, unix_now, &body));
+    }
     let headers = vec![
         ("content-type".to_owned(), "application/json".to_owned()),
         ("user-agent".to_owned(), "ShopSTAR3-Webhooks/1.0".to_owned()),
@@ -156,14 +187,11 @@ pub fn build_request(delivery: &DeliveryToSend, secret: &str, unix_now: i64) -> 
         ("x-ss3-delivery".to_owned(), id.clone()),
         (
             "x-ss3-signature".to_owned(),
-            signing::ss3_signature(secret, &body),
+            signing::ss3_signature(&keys.current, &body),
         ),
         ("webhook-id".to_owned(), id.clone()),
         ("webhook-timestamp".to_owned(), unix_now.to_string()),
-        (
-            "webhook-signature".to_owned(),
-            signing::standard_signature(secret, &id, unix_now, &body),
-        ),
+        ("webhook-signature".to_owned(), standard),
     ];
     OutgoingRequest {
         url: delivery.target_url.clone(),
@@ -223,7 +251,7 @@ mod tests {
 
     #[async_trait]
     impl SigningSecrets for Secrets {
-        async fn signing_secret(&self, _: SubscriptionId) -> Result<String, SecretError> {
+        async fn signing_secret(&self, _: SubscriptionId, _: i32) -> Result<String, SecretError> {
             self.0
                 .map(str::to_owned)
                 .ok_or_else(|| SecretError::Unavailable("sealed".into()))
@@ -272,6 +300,7 @@ mod tests {
             },
             target_url: "https://example.com/hook".into(),
             subscription_active: active,
+            keys: crate::ports::KeyVersions::default(),
         }
     }
 

@@ -13,7 +13,7 @@ use workflows::attempt::{AttemptState, AttemptStatus};
 use workflows::ids::{DeliveryId, SubscriptionId};
 use workflows::{AttemptOutcome, DeliveryStatus};
 
-use crate::ports::DeliveryToSend;
+use crate::ports::{DeliveryToSend, KeyVersions};
 use crate::queue::attempts::{AttemptTable, RowUpdate};
 use crate::queue::effects::published_event;
 use crate::webhook::{WebhookDeps, WebhookRecord, stats};
@@ -159,6 +159,8 @@ struct SendRow {
     dispatch_seq: i32,
     target_url: String,
     subscription_active: bool,
+    secret_version: i32,
+    previous_secret_until: Option<DateTime<Utc>>,
 }
 
 /// Load the deliveries a batch of jobs refers to, with their subscriptions, in one query.
@@ -169,7 +171,8 @@ async fn load_for_send(
     let rows: Vec<SendRow> = sqlx::query_as(
         "SELECT d.delivery_id, d.subscription_id, d.store_id, d.event_type, d.event_payload, d.status,
                 d.attempt_number, d.next_retry_at, d.dispatch_seq, s.target_url,
-                (s.is_active AND s.deleted_at IS NULL) AS subscription_active
+                (s.is_active AND s.deleted_at IS NULL) AS subscription_active, s.secret_version,
+                s.previous_secret_until
          FROM webhook_deliveries d JOIN webhook_subscriptions s USING (subscription_id)
          WHERE d.delivery_id = ANY($1)",
     )
@@ -197,6 +200,10 @@ async fn load_for_send(
                     },
                     target_url: r.target_url,
                     subscription_active: r.subscription_active,
+                    keys: KeyVersions {
+                        current: r.secret_version,
+                        previous_until: r.previous_secret_until,
+                    },
                 },
             ))
         })

@@ -2,14 +2,15 @@
 //! stored payload and the subscription's signing secret, with the latest attempt's timestamp. Signatures are
 //! truncated: a page never shows one whole.
 
-use jobs::ports::DeliveryToSend;
+use chrono::{DateTime, Utc};
+use jobs::ports::{DeliveryToSend, KeyVersions, SigningKeys};
 use jobs::webhook::build_request;
 use workflows::DeliveryStatus;
 use workflows::attempt::AttemptState;
 
 use crate::api::AppState;
 use crate::api::deliveries::Delivery;
-use crate::secrets::webhook_secret_path;
+use crate::secrets::webhook_secret_version_path;
 
 fn truncated(value: &str) -> String {
     value
@@ -22,22 +23,39 @@ fn truncated(value: &str) -> String {
         .join(" ")
 }
 
-/// (name, value) of every header; signatures truncated; `[]` when the secret cannot be read.
-pub async fn sent(state: &AppState, d: &Delivery) -> Vec<(String, String)> {
-    let secret = match state
-        .secrets
-        .get(&webhook_secret_path(d.subscription_id))
-        .await
-    {
-        Ok(Some(secret)) => secret,
-        _ => {
-            return vec![(
-                "(unavailable)".into(),
-                "the signing secret could not be read".into(),
-            )];
-        }
+/// The keys that signed the latest attempt (sent at `at`): the current version, and the previous one if its grace
+/// had not ended.
+async fn keys(state: &AppState, d: &Delivery, at: DateTime<Utc>) -> Option<SigningKeys> {
+    let versions: (i32, Option<DateTime<Utc>>) = sqlx::query_as(
+        "SELECT secret_version, previous_secret_until FROM webhook_subscriptions WHERE subscription_id = $1",
+    )
+    .bind(d.subscription_id.uuid())
+    .fetch_optional(&state.pool)
+    .await
+    .ok()??;
+    let path = |version| webhook_secret_version_path(d.subscription_id, version);
+    let current = state.secrets.get(&path(versions.0)).await.ok()??;
+    let previous = match versions.1 {
+        Some(until) if until > at && versions.0 > 0 => state
+            .secrets
+            .get(&path(versions.0 - 1))
+            .await
+            .ok()
+            .flatten(),
+        _ => None,
     };
+    Some(SigningKeys { current, previous })
+}
+
+/// (name, value) of every header; signatures truncated; a note instead when the secret cannot be read.
+pub async fn sent(state: &AppState, d: &Delivery) -> Vec<(String, String)> {
     let at = d.attempts.last().map_or(d.created_at, |a| a.started_at);
+    let Some(keys) = keys(state, d, at).await else {
+        return vec![(
+            "(unavailable)".into(),
+            "the signing secret could not be read".into(),
+        )];
+    };
     let delivery = DeliveryToSend {
         delivery_id: d.delivery_id,
         subscription_id: d.subscription_id,
@@ -52,8 +70,9 @@ pub async fn sent(state: &AppState, d: &Delivery) -> Vec<(String, String)> {
         },
         target_url: String::new(),
         subscription_active: true,
+        keys: KeyVersions::default(),
     };
-    build_request(&delivery, &secret, at.timestamp())
+    build_request(&delivery, &keys, at.timestamp())
         .headers
         .into_iter()
         .map(|(k, v)| {

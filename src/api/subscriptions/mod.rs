@@ -1,7 +1,10 @@
 //! `/subscriptions`: create (the signing secret is shown once), list, get, update, delete, test.
 
+mod rotate;
 mod types;
 mod validate;
+
+pub use rotate::{RotateApi, RotateSigningSecret, RotatedSigningSecret, rotate};
 
 pub use types::{
     CreateSubscription, CreatedSubscription, Subscription, SubscriptionPage, TestSent,
@@ -54,7 +57,7 @@ pub enum Deleted {
 }
 
 /// 404 for a subscription id that is not one of the caller's store (another store's id looks the same).
-fn not_found(id: SubscriptionId) -> ApiError {
+pub(crate) fn not_found(id: SubscriptionId) -> ApiError {
     ApiError::NotFound(
         ProblemCode::SubscriptionNotFound,
         format!("subscription {id} does not exist in this store"),
