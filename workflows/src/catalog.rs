@@ -73,6 +73,8 @@ struct RawProduct {
     price: Option<Money>,
     quantity: Option<i64>,
     gtin: Option<String>,
+    asin: Option<String>,
+    category: Option<String>,
     condition: Option<String>,
     #[serde(default)]
     variants: Vec<RawVariant>,
@@ -86,6 +88,7 @@ struct RawVariant {
     price: Option<Money>,
     quantity: Option<i64>,
     gtin: Option<String>,
+    asin: Option<String>,
     #[serde(default)]
     image_urls: Vec<String>,
     #[serde(default)]
@@ -115,6 +118,10 @@ pub struct Listing {
     pub quantity: Option<i64>,
     /// GTIN/EAN/UPC.
     pub gtin: Option<String>,
+    /// Amazon catalog item (ASIN) the store says this is, when known.
+    pub asin: Option<String>,
+    /// The store's category of the product (mapped to marketplace product types).
+    pub category: Option<String>,
     /// `new` (default), `used` or `refurbished`.
     pub condition: String,
     /// False for archived or draft products: channels show them out of stock.
@@ -136,6 +143,7 @@ pub fn listings(data: &Value) -> Result<Vec<Listing>, PayloadError> {
             price: p.price.clone(),
             quantity: p.quantity,
             gtin: p.gtin.clone(),
+            asin: p.asin.clone(),
             image_urls: Vec::new(),
             attributes: Default::default(),
         }]
@@ -205,6 +213,8 @@ fn variant_listing(
         price,
         quantity: v.quantity.map(|q| q.max(0)),
         gtin: v.gtin.or_else(|| p.gtin.clone()),
+        asin: v.asin.or_else(|| p.asin.clone()),
+        category: p.category.clone(),
         condition: condition.to_owned(),
         active: p
             .status
