@@ -349,7 +349,114 @@ pub fn api_request(method: Method, base: &str, path: &str, body: Option<Value>) 
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
+
+    /// Answers each request with the next status; records nothing else.
+    struct Statuses(Mutex<Vec<u16>>);
+
+    #[async_trait]
+    impl ChannelHttp for Statuses {
+        async fn send(&self, _: &ChannelRequest) -> Result<ChannelResponse, String> {
+            let status = self.0.lock().map_err(|e| e.to_string())?.remove(0);
+            Ok(ChannelResponse {
+                status,
+                retry_after: None,
+                body: Vec::new(),
+            })
+        }
+    }
+
+    /// Grants every turn; records `(bucket, pause)` of every pause.
+    #[derive(Default)]
+    struct Pauses(Mutex<Vec<(String, Duration)>>);
+
+    #[async_trait]
+    impl RateGate for Pauses {
+        async fn reserve(
+            &self,
+            _: ConnectorId,
+            _: &str,
+            _: RateLimit,
+            _: Duration,
+        ) -> Result<Reservation, String> {
+            Ok(Reservation::Granted {
+                wait: chrono::Duration::zero(),
+                tat: chrono::Utc::now(),
+            })
+        }
+        async fn pause(
+            &self,
+            _: ConnectorId,
+            bucket: &str,
+            _: RateLimit,
+            pause: Duration,
+        ) -> Result<(), String> {
+            let mut p = self.0.lock().map_err(|e| e.to_string())?;
+            p.push((bucket.to_owned(), pause));
+            Ok(())
+        }
+    }
+
+    const ORDERS: Operation = Operation {
+        name: "searchOrders",
+        limit: RateLimit {
+            per_second: 0.0056,
+            burst: 20,
+        },
+    };
+
+    fn client(statuses: Vec<u16>, gate: Arc<Pauses>) -> ChannelClient {
+        let limit = RateLimit {
+            per_second: 5.0,
+            burst: 10,
+        };
+        let http = Arc::new(Statuses(Mutex::new(statuses)));
+        ChannelClient::new(
+            http,
+            gate,
+            ConnectorId::new(),
+            limit,
+            Duration::from_secs(5),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_bare_429_pauses_the_operation_for_its_plan_and_the_failure_says_how_long() {
+        let gate = Arc::new(Pauses::default());
+        let c = client(vec![429], gate.clone());
+        let request = ChannelRequest::new(Method::Get, "http://x/orders").operation(ORDERS);
+        let Err(ConnectorError::Channel(f)) = c.call(&request).await else {
+            panic!("a 429 fails the attempt");
+        };
+        let backoff = Duration::from_secs_f64(1.0 / 0.0056);
+        assert_eq!(f.retry_after.and_then(|d| d.to_std().ok()), Some(backoff));
+        assert!(!f.permanent);
+        let paused = gate.0.lock().map(|p| p.clone()).unwrap_or_default();
+        assert_eq!(paused, vec![("searchOrders".to_owned(), backoff)]);
+    }
+
+    #[tokio::test]
+    async fn a_short_backoff_is_waited_out_in_place() {
+        let gate = Arc::new(Pauses::default());
+        let c = client(vec![429, 200], gate.clone());
+        let fast = Operation {
+            name: "putListingsItem",
+            limit: RateLimit {
+                per_second: 5.0,
+                burst: 10,
+            },
+        };
+        let request = ChannelRequest::new(Method::Put, "http://x/l").operation(fast);
+        assert!(c.call(&request).await.is_ok());
+        assert_eq!(c.calls(), 2);
+        let paused = gate.0.lock().map(|p| p.clone()).unwrap_or_default();
+        assert_eq!(
+            paused,
+            vec![("putListingsItem".to_owned(), Duration::from_secs(1))]
+        );
+    }
 
     #[test]
     fn encodes_everything_but_unreserved() {

@@ -134,8 +134,13 @@ impl Amazon {
             );
             let op = plans::GET_DEFINITIONS_PRODUCT_TYPE;
             let answer = self.call(ctx, s, op, Method::Get, path, None).await?;
-            let link = answer["schema"]["link"]["resource"].as_str().unwrap_or_default();
-            let schema = ctx.channel.call(&ChannelRequest::new(Method::Get, link)).await?;
+            let link = answer["schema"]["link"]["resource"]
+                .as_str()
+                .unwrap_or_default();
+            let schema = ctx
+                .channel
+                .call(&ChannelRequest::new(Method::Get, link))
+                .await?;
             Ok(Arc::new(ProductTypeDefinition::from_schema(&schema)))
         };
         self.definitions

@@ -167,13 +167,19 @@ mod tests {
     fn cursors_are_a_time_or_a_walk_in_progress() {
         let t = |s: &str| time(s).expect("time");
         let plain = Cursor::parse("2026-11-22T12:00:00Z").expect("parses");
-        assert_eq!((plain.after, plain.page.as_deref()), (t("2026-11-22T12:00:00Z"), None));
+        assert_eq!(
+            (plain.after, plain.page.as_deref()),
+            (t("2026-11-22T12:00:00Z"), None)
+        );
         let walk = Cursor {
             after: t("2026-11-01T00:00:00Z"),
             newest: t("2026-11-21T11:00:00Z"),
             page: Some("2~x|y".into()),
         };
-        assert_eq!(walk.stored(), "2026-11-01T00:00:00Z|2026-11-21T11:00:00Z|2~x|y");
+        assert_eq!(
+            walk.stored(),
+            "2026-11-01T00:00:00Z|2026-11-21T11:00:00Z|2~x|y"
+        );
         assert_eq!(Cursor::parse(&walk.stored()), Some(walk));
         assert_eq!(Cursor::parse("nonsense"), None);
     }

@@ -57,7 +57,8 @@ impl Amazon {
             encode(&order_id)
         );
         let op = plans::CONFIRM_SHIPMENT;
-        self.call(ctx, s, op, Method::Post, path, Some(body)).await?;
+        self.call(ctx, s, op, Method::Post, path, Some(body))
+            .await?;
         Ok(SyncReport::written("shipment", 1))
     }
 }

@@ -109,31 +109,53 @@ fn token(state: &mut State, call: &Call) -> Response {
 fn api(state: &mut State, call: &Call) -> Response {
     let (m, p) = (call.method.as_str(), call.path.as_str());
     let bulk = [
-        ("/bulk_create_or_replace_inventory_item", &*CREATE_OR_REPLACE),
+        (
+            "/bulk_create_or_replace_inventory_item",
+            &*CREATE_OR_REPLACE,
+        ),
         ("/bulk_update_price_quantity", &*PRICE_QUANTITY),
         ("/bulk_get_inventory_item", &*GET_ITEMS),
     ];
-    if let Some((suffix, contract)) = bulk.iter().find(|(s, _)| p.ends_with(s)).filter(|_| m == "POST") {
+    if let Some((suffix, contract)) = bulk
+        .iter()
+        .find(|(s, _)| p.ends_with(s))
+        .filter(|_| m == "POST")
+    {
         if call.header("content-language").is_empty() && !suffix.contains("get") {
             return error(400, 25709, "Content-Language required");
         }
         if let Some(detail) = check_body(state, call, contract) {
             return error(400, 2004, &format!("Invalid request: {detail}"));
         }
-        let requests = call.json()["requests"].as_array().cloned().unwrap_or_default();
+        let requests = call.json()["requests"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let responses: Vec<Value> = match *suffix {
-            "/bulk_create_or_replace_inventory_item" => requests.iter().map(|r| replace_item(&mut state.ebay, r)).collect(),
-            "/bulk_update_price_quantity" => requests.iter().flat_map(|r| price_quantity(&mut state.ebay, r)).collect(),
+            "/bulk_create_or_replace_inventory_item" => requests
+                .iter()
+                .map(|r| replace_item(&mut state.ebay, r))
+                .collect(),
+            "/bulk_update_price_quantity" => requests
+                .iter()
+                .flat_map(|r| price_quantity(&mut state.ebay, r))
+                .collect(),
             _ => requests.iter().map(|r| get_item(&state.ebay, r)).collect(),
         };
         let all_ok = responses.iter().all(|r| r["statusCode"] == 200);
-        return json_response(if all_ok { 200 } else { 207 }, json!({"responses": responses}));
+        return json_response(
+            if all_ok { 200 } else { 207 },
+            json!({"responses": responses}),
+        );
     }
     if m == "GET" && p == "/sell/inventory/v1/offer" {
         return offers(&state.ebay, call);
     }
     if m == "GET" && p == "/sell/inventory/v1/inventory_item" {
-        return json_response(200, json!({"total": state.ebay.items.len(), "inventoryItems": []}));
+        return json_response(
+            200,
+            json!({"total": state.ebay.items.len(), "inventoryItems": []}),
+        );
     }
     error(404, 2002, p)
 }
@@ -148,7 +170,9 @@ fn get_item(e: &Ebay, r: &Value) -> Value {
     let sku = r["sku"].as_str().unwrap_or_default();
     match e.items.get(sku) {
         Some(item) => json!({"statusCode": 200, "sku": sku, "inventoryItem": item}),
-        None => json!({"statusCode": 404, "sku": sku, "errors": [{"errorId": 25702, "message": format!("SKU {sku} is not available in the system.")}]}),
+        None => {
+            json!({"statusCode": 404, "sku": sku, "errors": [{"errorId": 25702, "message": format!("SKU {sku} is not available in the system.")}]})
+        }
     }
 }
 
@@ -167,10 +191,17 @@ fn price_quantity(e: &mut Ebay, r: &Value) -> Vec<Value> {
     }
     for o in r["offers"].as_array().into_iter().flatten() {
         let id = o["offerId"].as_str().unwrap_or_default();
-        let offer = e.offers.get_mut(&sku).and_then(|os| os.iter_mut().find(|x| x.id == id));
+        let offer = e
+            .offers
+            .get_mut(&sku)
+            .and_then(|os| os.iter_mut().find(|x| x.id == id));
         let answer = match offer {
-            None => json!({"statusCode": 404, "sku": sku, "offerId": id, "errors": [{"errorId": 25713, "message": "This Offer is not available."}]}),
-            Some(x) if !x.published => json!({"statusCode": 400, "sku": sku, "offerId": id, "errors": [{"errorId": 25099, "message": "(fake) bulkUpdatePriceQuantity does not work with unpublished offers; use updateOffer."}]}),
+            None => {
+                json!({"statusCode": 404, "sku": sku, "offerId": id, "errors": [{"errorId": 25713, "message": "This Offer is not available."}]})
+            }
+            Some(x) if !x.published => {
+                json!({"statusCode": 400, "sku": sku, "offerId": id, "errors": [{"errorId": 25099, "message": "(fake) bulkUpdatePriceQuantity does not work with unpublished offers; use updateOffer."}]})
+            }
             Some(x) => {
                 x.available_quantity = o["availableQuantity"].as_i64().or(x.available_quantity);
                 x.price = o.get("price").cloned().or(x.price.take());
@@ -193,7 +224,10 @@ fn offers(e: &Ebay, call: &Call) -> Response {
                     "status": if o.published { "PUBLISHED" } else { "UNPUBLISHED" },
                     "availableQuantity": o.available_quantity, "pricingSummary": {"price": o.price}}))
                 .collect();
-            json_response(200, json!({"offers": offers, "total": offers.len(), "size": offers.len()}))
+            json_response(
+                200,
+                json!({"offers": offers, "total": offers.len(), "size": offers.len()}),
+            )
         }
         None => error(404, 25713, "This Offer is not available."),
     }
@@ -209,8 +243,18 @@ impl FakeChannels {
 
     /// An offer of a SKU: published (a live listing) or not, with its own available quantity when set.
     pub fn add_offer(&self, sku: &str, id: &str, published: bool, available_quantity: Option<i64>) {
-        let offer = Offer { id: id.to_owned(), published, available_quantity, price: None };
-        self.lock().ebay.offers.entry(sku.to_owned()).or_default().push(offer);
+        let offer = Offer {
+            id: id.to_owned(),
+            published,
+            available_quantity,
+            price: None,
+        };
+        self.lock()
+            .ebay
+            .offers
+            .entry(sku.to_owned())
+            .or_default()
+            .push(offer);
     }
 
     /// An inventory item already on eBay with `quantity` to ship.
@@ -231,6 +275,13 @@ impl FakeChannels {
     /// An eBay offer's price as last set (`{value, currency}`).
     pub fn ebay_offer_price(&self, sku: &str, id: &str) -> Option<Value> {
         let state = self.lock();
-        state.ebay.offers.get(sku)?.iter().find(|o| o.id == id)?.price.clone()
+        state
+            .ebay
+            .offers
+            .get(sku)?
+            .iter()
+            .find(|o| o.id == id)?
+            .price
+            .clone()
     }
 }

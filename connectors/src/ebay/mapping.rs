@@ -37,7 +37,11 @@ pub fn inventory_item(l: &Listing, locale: &str, current: Option<i64>) -> Value 
         product["ean"] = json!([gtin]);
     }
     let mut item = json!({"sku": l.sku, "locale": locale, "condition": condition(&l.condition), "product": product});
-    let quantity = if l.active { l.quantity.or(current) } else { Some(0) };
+    let quantity = if l.active {
+        l.quantity.or(current)
+    } else {
+        Some(0)
+    };
     if let Some(q) = quantity {
         item["availability"] = json!({"shipToLocationAvailability": {"quantity": q}});
     }
@@ -78,7 +82,8 @@ pub fn current_quantities(answer: &Value) -> HashMap<String, i64> {
         .flatten()
         .filter(|r| r["statusCode"] == 200)
         .filter_map(|r| {
-            let q = r["inventoryItem"]["availability"]["shipToLocationAvailability"]["quantity"].as_i64()?;
+            let q = r["inventoryItem"]["availability"]["shipToLocationAvailability"]["quantity"]
+                .as_i64()?;
             Some((r["sku"].as_str()?.to_owned(), q))
         })
         .collect()
@@ -87,7 +92,8 @@ pub fn current_quantities(answer: &Value) -> HashMap<String, i64> {
 /// A SKU's new quantity at both levels eBay keeps (the listing shows the smaller): the inventory item's
 /// ship-to-home quantity and each published offer's available quantity.
 pub fn quantity_request(level: &StockLevel, published: &[String]) -> Value {
-    let mut r = json!({"sku": level.sku, "shipToLocationAvailability": {"quantity": level.quantity}});
+    let mut r =
+        json!({"sku": level.sku, "shipToLocationAvailability": {"quantity": level.quantity}});
     if !published.is_empty() {
         let offers: Vec<Value> = published
             .iter()
@@ -168,10 +174,16 @@ mod tests {
         let l = listings(&json!({"sku": "A", "title": "T"})).expect("valid");
         let current = HashMap::from([("A".to_owned(), 6)]);
         let b = inventory_item_batches(&l, "en_US", &current);
-        assert_eq!(b[0]["requests"][0]["availability"]["shipToLocationAvailability"]["quantity"], 6);
+        assert_eq!(
+            b[0]["requests"][0]["availability"]["shipToLocationAvailability"]["quantity"],
+            6
+        );
         let b = inventory_item_batches(&l, "en_US", &HashMap::new());
         assert!(b[0]["requests"][0].get("availability").is_none());
-        assert_eq!(get_item_batches(&["A", "B"])[0], json!({"requests": [{"sku": "A"}, {"sku": "B"}]}));
+        assert_eq!(
+            get_item_batches(&["A", "B"])[0],
+            json!({"requests": [{"sku": "A"}, {"sku": "B"}]})
+        );
         let answer = json!({"responses": [{"statusCode": 200, "sku": "A", "inventoryItem": {"availability": {"shipToLocationAvailability": {"quantity": 6}}}},
             {"statusCode": 404, "sku": "B"}]});
         assert_eq!(current_quantities(&answer), current);
@@ -179,12 +191,18 @@ mod tests {
 
     #[test]
     fn quantities_go_to_the_item_and_its_published_offers_and_prices_to_published_offers() {
-        let level = StockLevel { sku: "A".into(), quantity: 3 };
+        let level = StockLevel {
+            sku: "A".into(),
+            quantity: 3,
+        };
         assert_eq!(
             quantity_request(&level, &["o1".into()]),
             json!({"sku": "A", "shipToLocationAvailability": {"quantity": 3}, "offers": [{"offerId": "o1", "availableQuantity": 3}]})
         );
-        assert_eq!(quantity_request(&level, &[]), json!({"sku": "A", "shipToLocationAvailability": {"quantity": 3}}));
+        assert_eq!(
+            quantity_request(&level, &[]),
+            json!({"sku": "A", "shipToLocationAvailability": {"quantity": 3}})
+        );
         let l = listings(&json!({"sku": "A", "title": "T", "price": {"amount": "9.5", "currency": "USD"}, "quantity": 2})).expect("valid");
         let r = offer_price_request(&l[0], &["o1".into()]).expect("has price");
         assert_eq!(

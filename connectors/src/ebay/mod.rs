@@ -51,7 +51,10 @@ fn unpublished_note(skipped: &[(String, String)]) -> Option<String> {
     if skipped.is_empty() {
         return None;
     }
-    let list: Vec<String> = skipped.iter().map(|(sku, id)| format!("{sku} (offer {id})")).collect();
+    let list: Vec<String> = skipped
+        .iter()
+        .map(|(sku, id)| format!("{sku} (offer {id})"))
+        .collect();
     Some(format!(
         "skipped {} unpublished eBay offer(s), which bulkUpdatePriceQuantity cannot revise: {}; publish them on eBay",
         skipped.len(),
@@ -169,7 +172,12 @@ impl Ebay {
         let (mut prices, mut skipped) = (Vec::new(), Vec::new());
         for l in items.iter().filter(|l| l.price.is_some()) {
             let offers = self.offers(ctx, s, &l.sku).await?;
-            skipped.extend(offers.unpublished.iter().map(|id| (l.sku.clone(), id.clone())));
+            skipped.extend(
+                offers
+                    .unpublished
+                    .iter()
+                    .map(|id| (l.sku.clone(), id.clone())),
+            );
             prices.extend(offer_price_request(l, &offers.published));
         }
         for chunk in prices.chunks(BULK_LIMIT) {
@@ -190,7 +198,12 @@ impl Ebay {
         let (mut requests, mut skipped) = (Vec::new(), Vec::new());
         for level in &levels {
             let offers = self.offers(ctx, s, &level.sku).await?;
-            skipped.extend(offers.unpublished.iter().map(|id| (level.sku.clone(), id.clone())));
+            skipped.extend(
+                offers
+                    .unpublished
+                    .iter()
+                    .map(|id| (level.sku.clone(), id.clone())),
+            );
             requests.push(quantity_request(level, &offers.published));
         }
         for chunk in requests.chunks(BULK_LIMIT) {
@@ -214,7 +227,9 @@ impl Ebay {
         );
         let answer = match self.call(ctx, s, Method::Get, path, None).await {
             Ok(answer) => answer,
-            Err(ConnectorError::Channel(f)) if f.status == Some(404) => return Ok(Offers::default()),
+            Err(ConnectorError::Channel(f)) if f.status == Some(404) => {
+                return Ok(Offers::default());
+            }
             Err(e) => return Err(e),
         };
         let mut offers = Offers::default();

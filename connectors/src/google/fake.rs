@@ -63,7 +63,11 @@ pub(crate) fn route(state: &mut State, call: &Call, base: &str) -> Option<Respon
         .header("authorization")
         .starts_with("Bearer ya29.access-")
     {
-        return Some(status_error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials."));
+        return Some(status_error(
+            401,
+            "UNAUTHENTICATED",
+            "Request had invalid authentication credentials.",
+        ));
     }
     if call.method == "POST" && p.ends_with("/developerRegistration:registerGcp") {
         return Some(register(state, call));
@@ -84,7 +88,11 @@ pub(crate) fn route(state: &mut State, call: &Call, base: &str) -> Option<Respon
         ));
     }
     if let Some(detail) = check_body(state, call, &PRODUCT_INPUT) {
-        return Some(status_error(400, "INVALID_ARGUMENT", &format!("Invalid JSON payload received. {detail}")));
+        return Some(status_error(
+            400,
+            "INVALID_ARGUMENT",
+            &format!("Invalid JSON payload received. {detail}"),
+        ));
     }
     let mut input = call.json();
     let offer = input["offerId"].as_str().unwrap_or("").to_owned();
@@ -94,21 +102,38 @@ pub(crate) fn route(state: &mut State, call: &Call, base: &str) -> Option<Respon
 
 /// Google's error shape (`google.rpc.Status` as JSON).
 fn status_error(code: u16, status: &str, message: &str) -> Response {
-    json_response(code, json!({"error": {"code": code, "message": message, "status": status}}))
+    json_response(
+        code,
+        json!({"error": {"code": code, "message": message, "status": status}}),
+    )
 }
 
 /// `developerRegistration:registerGcp`: registers the calling project; the developer email must be a person's.
 fn register(state: &mut State, call: &Call) -> Response {
     if let Some(detail) = check_body(state, call, &REGISTER_GCP) {
-        return status_error(400, "INVALID_ARGUMENT", &format!("Invalid JSON payload received. {detail}"));
+        return status_error(
+            400,
+            "INVALID_ARGUMENT",
+            &format!("Invalid JSON payload received. {detail}"),
+        );
     }
     let email = call.json()["developerEmail"].as_str().map(str::to_owned);
-    if email.as_deref().is_some_and(|e| e.ends_with(".iam.gserviceaccount.com")) {
-        return status_error(400, "INVALID_ARGUMENT", "developerEmail must not be a service account.");
+    if email
+        .as_deref()
+        .is_some_and(|e| e.ends_with(".iam.gserviceaccount.com"))
+    {
+        return status_error(
+            400,
+            "INVALID_ARGUMENT",
+            "developerEmail must not be a service account.",
+        );
     }
     state.google.registered = true;
     state.google.developer_email = email;
-    let name = call.path.trim_start_matches("/accounts/v1/").trim_end_matches(":registerGcp");
+    let name = call
+        .path
+        .trim_start_matches("/accounts/v1/")
+        .trim_end_matches(":registerGcp");
     json_response(200, json!({"name": name, "gcpIds": [GCP_NUMBER]}))
 }
 
@@ -121,7 +146,11 @@ impl FakeChannels {
     /// The developer contact the registration named (`None` before one).
     pub fn gcp_developer_email(&self) -> Option<String> {
         let state = self.lock();
-        state.google.registered.then(|| state.google.developer_email.clone()).flatten()
+        state
+            .google
+            .registered
+            .then(|| state.google.developer_email.clone())
+            .flatten()
     }
 }
 

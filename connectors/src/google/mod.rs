@@ -19,10 +19,10 @@ use self::mapping::{Feed, jwt_claims, product_input};
 pub use self::settings::{Endpoints, NumericId, Settings};
 use crate::adapter::Connector;
 use crate::channel::{ChannelRequest, Method, encode};
-use workflows::connector::SyncFailure;
 use crate::credentials::CredentialField;
 use crate::model::{ConnectorContext, ConnectorError, ConnectorEvent, SyncReport};
 use crate::tokens::{TokenCache, cached_token, call_with_token};
+use workflows::connector::SyncFailure;
 
 /// Sign `claims` as an RS256 JWT with a service account's `private_key` (PEM, PKCS#8 or PKCS#1).
 pub fn sign_jwt(private_key_pem: &str, claims: &Value) -> Result<String, ConnectorError> {
@@ -75,17 +75,19 @@ impl GoogleShopping {
     ) -> Result<Value, ConnectorError> {
         let token = self.access_token(ctx).await?;
         match call_with_token(ctx, &self.tokens, &request.bearer(&token)).await {
-            Err(ConnectorError::Channel(f)) if is_not_registered(&f) => Err(ConnectorError::Channel(SyncFailure {
-                reason: format!(
-                    "the service account's Google Cloud project is not registered with Merchant Center account {}: \
+            Err(ConnectorError::Channel(f)) if is_not_registered(&f) => {
+                Err(ConnectorError::Channel(SyncFailure {
+                    reason: format!(
+                        "the service account's Google Cloud project is not registered with Merchant Center account {}: \
                      set settings.developerEmail and run \"test connection\", which registers it \
                      (developerRegistration:registerGcp), then re-trigger ({})",
-                    s.merchant_id.as_str(),
-                    f.reason
-                ),
-                permanent: true,
-                ..f
-            })),
+                        s.merchant_id.as_str(),
+                        f.reason
+                    ),
+                    permanent: true,
+                    ..f
+                }))
+            }
             other => other,
         }
     }
@@ -186,7 +188,9 @@ impl Connector for GoogleShopping {
             self.endpoints.api.trim_end_matches('/'),
             encode(s.merchant_id.as_str())
         );
-        let answer = self.call(ctx, s, ChannelRequest::new(Method::Get, url)).await?;
+        let answer = self
+            .call(ctx, s, ChannelRequest::new(Method::Get, url))
+            .await?;
         let registered = if s.developer_email.is_some() {
             "Cloud project registered; "
         } else {
@@ -202,7 +206,9 @@ impl Connector for GoogleShopping {
 /// The Merchant API's refusal of a Cloud project not registered with the merchant account (401 `UNAUTHENTICATED`,
 /// "GCP project with id … is not registered with the merchant account").
 fn is_not_registered(f: &SyncFailure) -> bool {
-    f.status == Some(401) && f.reason.contains("is not registered with the merchant account")
+    f.status == Some(401)
+        && f.reason
+            .contains("is not registered with the merchant account")
 }
 
 #[cfg(test)]

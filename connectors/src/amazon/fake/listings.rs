@@ -56,7 +56,11 @@ fn issue(code: &str, message: String, attribute: Option<&str>) -> Value {
 }
 
 fn submission(sku: &str, issues: Vec<Value>) -> Response {
-    let status = if issues.is_empty() { "ACCEPTED" } else { "INVALID" };
+    let status = if issues.is_empty() {
+        "ACCEPTED"
+    } else {
+        "INVALID"
+    };
     json_response(
         200,
         json!({"sku": sku, "status": status, "submissionId": "f1dc2914-75dd-11ea-bc55-0242ac130003", "issues": issues}),
@@ -93,7 +97,13 @@ fn product_issues(a: &Amazon, product_type: &str, attributes: &Map<String, Value
     required
         .iter()
         .filter(|r| !attributes.contains_key(r.as_str()))
-        .map(|r| issue("90220", format!("'{r}' is required but not supplied."), Some(r)))
+        .map(|r| {
+            issue(
+                "90220",
+                format!("'{r}' is required but not supplied."),
+                Some(r),
+            )
+        })
         .collect()
 }
 
@@ -125,8 +135,14 @@ fn patch(state: &mut State, call: &Call, sku: &str) -> Response {
         .entry(sku.to_owned())
         .or_insert_with(|| json!({"productType": body["productType"], "attributes": {}}));
     for p in body["patches"].as_array().into_iter().flatten() {
-        let Some(name) = p["path"].as_str().and_then(|x| x.strip_prefix("/attributes/")) else {
-            return submission(sku, vec![issue("FAKE_PATH", format!("bad path {}", p["path"]), None)]);
+        let Some(name) = p["path"]
+            .as_str()
+            .and_then(|x| x.strip_prefix("/attributes/"))
+        else {
+            return submission(
+                sku,
+                vec![issue("FAKE_PATH", format!("bad path {}", p["path"]), None)],
+            );
         };
         let attributes = &mut listing["attributes"];
         match p["op"].as_str().unwrap_or_default() {
@@ -148,7 +164,10 @@ fn merge(target: &mut Value, value: &Value) {
         return;
     };
     for (i, v) in value.as_array().into_iter().flatten().enumerate() {
-        match (items.get_mut(i).and_then(Value::as_object_mut), v.as_object()) {
+        match (
+            items.get_mut(i).and_then(Value::as_object_mut),
+            v.as_object(),
+        ) {
             (Some(old), Some(new)) => old.extend(new.clone()),
             _ => items.push(v.clone()),
         }
@@ -157,9 +176,15 @@ fn merge(target: &mut Value, value: &Value) {
 
 fn get(a: &Amazon, call: &Call, sku: &str) -> Response {
     let Some(listing) = a.listings.get(sku) else {
-        return error(404, "NOT_FOUND", &format!("Requested item '{sku}' not found"));
+        return error(
+            404,
+            "NOT_FOUND",
+            &format!("Requested item '{sku}' not found"),
+        );
     };
-    let included = call.param("includedData").unwrap_or_else(|| "summaries".into());
+    let included = call
+        .param("includedData")
+        .unwrap_or_else(|| "summaries".into());
     let mut item = json!({"sku": sku, "summaries": [{"marketplaceId": "ATVPDKIKX0DER", "productType": listing["productType"]}]});
     if included.split(',').any(|d| d == "attributes") {
         item["attributes"] = listing["attributes"].clone();
@@ -173,7 +198,11 @@ fn definition(a: &Amazon, call: &Call, name: &str, base: &str) -> Response {
         return error(400, "InvalidInput", "marketplaceIds is required");
     }
     if !a.product_types.contains_key(name) {
-        return error(404, "NOT_FOUND", &format!("Product type '{name}' not found"));
+        return error(
+            404,
+            "NOT_FOUND",
+            &format!("Product type '{name}' not found"),
+        );
     }
     let link = json!({"link": {"resource": format!("{base}/fake-s3/product-types/{name}.json"), "verb": "GET"}, "checksum": "fake"});
     json_response(
@@ -192,23 +221,40 @@ pub(super) fn schema_document(a: &Amazon, file: &str) -> Response {
         return json_response(404, json!({"Code": "NoSuchKey"}));
     };
     let mut properties = Map::new();
-    let defined = required.iter().map(String::as_str).chain(OFFER_ATTRIBUTES.iter().copied());
-    for attribute in defined.chain(["item_name", "brand", "product_description", "main_product_image_locator"]) {
+    let defined = required
+        .iter()
+        .map(String::as_str)
+        .chain(OFFER_ATTRIBUTES.iter().copied());
+    for attribute in defined.chain([
+        "item_name",
+        "brand",
+        "product_description",
+        "main_product_image_locator",
+    ]) {
         properties.insert(attribute.to_owned(), json!({"type": "array"}));
     }
-    json_response(200, json!({"type": "object", "required": required, "properties": properties}))
+    json_response(
+        200,
+        json!({"type": "object", "required": required, "properties": properties}),
+    )
 }
 
 impl FakeChannels {
     /// A product type of the marketplace and the attributes its listings require.
     pub fn add_product_type(&self, name: &str, required: &[&str]) {
         let required = required.iter().map(|s| (*s).to_owned()).collect();
-        self.lock().amazon.product_types.insert(name.to_owned(), required);
+        self.lock()
+            .amazon
+            .product_types
+            .insert(name.to_owned(), required);
     }
 
     /// A catalog item an offer-only listing can match, by ASIN or EAN.
     pub fn add_catalog_item(&self, asin: &str, ean: &str) {
-        self.lock().amazon.catalog.push((asin.to_owned(), ean.to_owned()));
+        self.lock()
+            .amazon
+            .catalog
+            .push((asin.to_owned(), ean.to_owned()));
     }
 
     /// The Amazon listing of a SKU as Amazon holds it (`{productType, attributes}`).

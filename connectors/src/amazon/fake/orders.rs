@@ -15,7 +15,8 @@ use crate::fake::{Call, Contract, FakeChannels, State, check_body, json_response
 
 const CONFIRM_MODEL: &str =
     include_str!("../../../fixtures/contracts/amazon-orders-v0-confirm-shipment.json");
-const ORDERS_MODEL: &str = include_str!("../../../fixtures/contracts/amazon-orders-2026-01-01.json");
+const ORDERS_MODEL: &str =
+    include_str!("../../../fixtures/contracts/amazon-orders-2026-01-01.json");
 static CONFIRM: LazyLock<Contract> =
     LazyLock::new(|| Contract::new(CONFIRM_MODEL, "ConfirmShipmentRequest"));
 static SEARCH_ANSWER: LazyLock<Contract> =
@@ -51,13 +52,22 @@ fn project(order: &Value, call: &Call) -> Value {
     let Some(map) = o.as_object_mut() else {
         return o;
     };
-    for (field, dataset) in [("fulfillment", "FULFILLMENT"), ("proceeds", "PROCEEDS"), ("packages", "PACKAGES")] {
+    for (field, dataset) in [
+        ("fulfillment", "FULFILLMENT"),
+        ("proceeds", "PROCEEDS"),
+        ("packages", "PACKAGES"),
+    ] {
         if !has(dataset) {
             map.remove(field);
         }
     }
     if !has("FULFILLMENT") {
-        for item in map.get_mut("orderItems").and_then(Value::as_array_mut).into_iter().flatten() {
+        for item in map
+            .get_mut("orderItems")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
             item.as_object_mut().map(|i| i.remove("fulfillment"));
         }
     }
@@ -78,25 +88,51 @@ fn search(state: &mut State, call: &Call) -> Response {
     let filter = match (call.param("createdAfter"), call.param("lastUpdatedAfter")) {
         (Some(t), None) => ("createdTime", t),
         (None, Some(t)) => ("lastUpdatedTime", t),
-        _ => return error(400, "InvalidInput", "Exactly one of createdAfter and lastUpdatedAfter is required."),
+        _ => {
+            return error(
+                400,
+                "InvalidInput",
+                "Exactly one of createdAfter and lastUpdatedAfter is required.",
+            );
+        }
     };
-    let per_page = call.param("maxResultsPerPage").map_or(Some(100), |n| n.parse::<usize>().ok());
+    let per_page = call
+        .param("maxResultsPerPage")
+        .map_or(Some(100), |n| n.parse::<usize>().ok());
     if !per_page.is_some_and(|n| (1..=100).contains(&n)) {
-        return error(400, "InvalidInput", "maxResultsPerPage must be between 1 and 100.");
+        return error(
+            400,
+            "InvalidInput",
+            "maxResultsPerPage must be between 1 and 100.",
+        );
     }
     let key = format!("{}={}", filter.0, filter.1);
     let start = match call.param("paginationToken") {
         None => 0,
         Some(token) => match token.split_once('~') {
             Some((i, k)) if k == key => i.parse().unwrap_or(0),
-            _ => return error(400, "InvalidInput", "paginationToken does not match the request's parameters."),
+            _ => {
+                return error(
+                    400,
+                    "InvalidInput",
+                    "paginationToken does not match the request's parameters.",
+                );
+            }
         },
     };
-    let mut matching: Vec<&Value> = state.amazon.orders.iter()
+    let mut matching: Vec<&Value> = state
+        .amazon
+        .orders
+        .iter()
         .filter(|o| o[filter.0].as_str().unwrap_or("") >= filter.1.as_str())
         .collect();
     matching.sort_by(|a, b| a[filter.0].as_str().cmp(&b[filter.0].as_str()));
-    let page: Vec<Value> = matching.iter().skip(start).take(PAGE).map(|o| project(o, call)).collect();
+    let page: Vec<Value> = matching
+        .iter()
+        .skip(start)
+        .take(PAGE)
+        .map(|o| project(o, call))
+        .collect();
     let mut body = json!({"orders": page, "lastUpdatedBefore": "2026-11-23T12:00:00Z"});
     if start + PAGE < matching.len() {
         body["pagination"] = json!({"nextToken": format!("{}~{key}", start + PAGE)});
@@ -137,15 +173,29 @@ fn confirm(state: &mut State, call: &Call, id: &str) -> Response {
 
 /// Record `package` on `order` and update its status; why not, when it cannot be.
 fn add_package(order: &mut Value, package: &Value) -> Option<String> {
-    let items: Vec<Value> = package["orderItems"].as_array().cloned().unwrap_or_default();
-    let known = |i: &Value| order["orderItems"].as_array().into_iter().flatten().any(|o| o["orderItemId"] == i["orderItemId"]);
+    let items: Vec<Value> = package["orderItems"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let known = |i: &Value| {
+        order["orderItems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|o| o["orderItemId"] == i["orderItemId"])
+    };
     if let Some(unknown) = items.iter().find(|i| !known(i)) {
-        return Some(format!("Order item {} is not in the order.", unknown["orderItemId"]));
+        return Some(format!(
+            "Order item {} is not in the order.",
+            unknown["orderItemId"]
+        ));
     }
     let reference = package["packageReferenceId"].clone();
     let shipped_before = order["fulfillment"]["fulfillmentStatus"] == "SHIPPED";
     let packages = order["packages"].as_array_mut()?;
-    let edited = packages.iter().position(|p| p["packageReferenceId"] == reference);
+    let edited = packages
+        .iter()
+        .position(|p| p["packageReferenceId"] == reference);
     if edited.is_none() && shipped_before {
         return Some("The order is already shipped.".into());
     }
@@ -156,12 +206,25 @@ fn add_package(order: &mut Value, package: &Value) -> Option<String> {
         Some(i) => packages[i] = record,
         None => packages.push(record),
     }
-    let shipped: i64 = packages.iter().flat_map(|p| p["packageItems"].as_array().cloned().unwrap_or_default())
-        .filter_map(|i| i["quantity"].as_i64()).sum();
-    let ordered: i64 = order["orderItems"].as_array().into_iter().flatten().filter_map(|i| i["quantityOrdered"].as_i64()).sum();
-    let status = if shipped >= ordered { "SHIPPED" } else { "PARTIALLY_SHIPPED" };
+    let shipped: i64 = packages
+        .iter()
+        .flat_map(|p| p["packageItems"].as_array().cloned().unwrap_or_default())
+        .filter_map(|i| i["quantity"].as_i64())
+        .sum();
+    let ordered: i64 = order["orderItems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["quantityOrdered"].as_i64())
+        .sum();
+    let status = if shipped >= ordered {
+        "SHIPPED"
+    } else {
+        "PARTIALLY_SHIPPED"
+    };
     order["fulfillment"]["fulfillmentStatus"] = json!(status);
-    order["lastUpdatedTime"] = json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    order["lastUpdatedTime"] =
+        json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     None
 }
 

@@ -134,7 +134,10 @@ pub fn listing_put_body(
                     "merchant_suggested_asin".into(),
                     json!([{"value": asin, "marketplace_id": mp}]),
                 ),
-                (None, Some(gtin)) => a.insert("externally_assigned_product_identifier".into(), ean(gtin, mp)),
+                (None, Some(gtin)) => a.insert(
+                    "externally_assigned_product_identifier".into(),
+                    ean(gtin, mp),
+                ),
                 (None, None) => None,
             };
             json!({"productType": OFFER_PRODUCT_TYPE, "requirements": "LISTING_OFFER_ONLY", "attributes": a})
@@ -168,7 +171,10 @@ fn product_attributes(
         a.insert("product_description".into(), text(d));
     }
     if let Some(gtin) = &l.gtin {
-        a.insert("externally_assigned_product_identifier".into(), ean(gtin, mp));
+        a.insert(
+            "externally_assigned_product_identifier".into(),
+            ean(gtin, mp),
+        );
     }
     if let Some(url) = l.image_urls.first() {
         a.insert(
@@ -205,7 +211,10 @@ fn restated_availability(l: &Listing, current: Option<&Value>) -> Option<Value> 
             let mut c = c.clone();
             let i = c
                 .as_array()
-                .and_then(|a| a.iter().position(|e| e["fulfillment_channel_code"] == "DEFAULT"))
+                .and_then(|a| {
+                    a.iter()
+                        .position(|e| e["fulfillment_channel_code"] == "DEFAULT")
+                })
                 .unwrap_or(0);
             c[i]["quantity"] = json!(q.max(0));
             Some(c)

@@ -108,9 +108,9 @@ pub fn order_event_data(order: &Value, config_id: &str) -> Option<(String, Value
         .flatten()
         .filter_map(|i| i["fulfillment"]["quantityUnfulfilled"].as_i64())
         .sum();
-    let total = order["proceeds"]["grandTotal"].as_object().map(
-        |t| json!({"amount": t.get("amount"), "currency": t.get("currencyCode")}),
-    );
+    let total = order["proceeds"]["grandTotal"]
+        .as_object()
+        .map(|t| json!({"amount": t.get("amount"), "currency": t.get("currencyCode")}));
     let data = json!({
         "connector": "amazon",
         "configId": config_id,

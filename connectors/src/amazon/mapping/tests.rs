@@ -22,12 +22,18 @@ fn a_listing_of_a_configured_product_type_is_a_full_listing_with_the_attributes_
     let kind = listing_kind(&l[0], Some("SHOES")).expect("kind");
     assert_eq!(kind, ListingKind::Product("SHOES"));
     let body = listing_put_body(&l[0], &M, &kind, Some(&shoes()), None);
-    assert_eq!((body["productType"].as_str(), body["requirements"].as_str()), (Some("SHOES"), Some("LISTING")));
+    assert_eq!(
+        (body["productType"].as_str(), body["requirements"].as_str()),
+        (Some("SHOES"), Some("LISTING"))
+    );
     let a = &body["attributes"];
     assert_eq!(a["item_name"][0]["value"], "Trail Shoe");
     assert_eq!(a["size"][0]["value"], "42");
     assert!(a.get("material").is_none(), "SHOES defines no material");
-    assert_eq!(a["purchasable_offer"][0]["our_price"][0]["schedule"][0]["value_with_tax"], 89.9);
+    assert_eq!(
+        a["purchasable_offer"][0]["our_price"][0]["schedule"][0]["value_with_tax"],
+        89.9
+    );
     assert_eq!(a["fulfillment_availability"][0]["quantity"], 7);
     assert_eq!(a["condition_type"][0]["value"], "new_new");
     assert!(missing_attributes(&body, &shoes()).is_empty());
@@ -36,28 +42,55 @@ fn a_listing_of_a_configured_product_type_is_a_full_listing_with_the_attributes_
 #[test]
 fn missing_required_attributes_are_named() {
     let l = listings(&json!({"sku": "A", "title": "T"})).expect("valid");
-    let body = listing_put_body(&l[0], &M, &ListingKind::Product("SHOES"), Some(&shoes()), None);
+    let body = listing_put_body(
+        &l[0],
+        &M,
+        &ListingKind::Product("SHOES"),
+        Some(&shoes()),
+        None,
+    );
     assert_eq!(missing_attributes(&body, &shoes()), vec!["brand", "size"]);
 }
 
 #[test]
 fn without_a_product_type_an_asin_or_gtin_makes_an_offer_only_listing_and_nothing_is_an_error() {
-    let by_asin = listings(&json!({"sku": "A", "title": "T", "asin": "B0X", "gtin": "1"})).expect("valid");
-    assert_eq!(listing_kind(&by_asin[0], Some("SHOES")), Ok(ListingKind::Offer));
+    let by_asin =
+        listings(&json!({"sku": "A", "title": "T", "asin": "B0X", "gtin": "1"})).expect("valid");
+    assert_eq!(
+        listing_kind(&by_asin[0], Some("SHOES")),
+        Ok(ListingKind::Offer)
+    );
     let body = listing_put_body(&by_asin[0], &M, &ListingKind::Offer, None, None);
     assert_eq!(body["productType"], "PRODUCT");
     assert_eq!(body["requirements"], "LISTING_OFFER_ONLY");
-    assert_eq!(body["attributes"]["merchant_suggested_asin"][0]["value"], "B0X");
-    assert!(body["attributes"].get("item_name").is_none(), "no product facts in an offer");
+    assert_eq!(
+        body["attributes"]["merchant_suggested_asin"][0]["value"],
+        "B0X"
+    );
+    assert!(
+        body["attributes"].get("item_name").is_none(),
+        "no product facts in an offer"
+    );
 
-    let by_ean = listings(&json!({"sku": "B", "title": "T", "gtin": "4006381333931"})).expect("valid");
-    assert_eq!(listing_kind(&by_ean[0], Some("PRODUCT")), Ok(ListingKind::Offer));
+    let by_ean =
+        listings(&json!({"sku": "B", "title": "T", "gtin": "4006381333931"})).expect("valid");
+    assert_eq!(
+        listing_kind(&by_ean[0], Some("PRODUCT")),
+        Ok(ListingKind::Offer)
+    );
     let body = listing_put_body(&by_ean[0], &M, &ListingKind::Offer, None, None);
-    assert_eq!(body["attributes"]["externally_assigned_product_identifier"][0]["value"], "4006381333931");
+    assert_eq!(
+        body["attributes"]["externally_assigned_product_identifier"][0]["value"],
+        "4006381333931"
+    );
 
     let neither = listings(&json!({"sku": "C", "title": "T", "category": "shoes"})).expect("valid");
     let e = listing_kind(&neither[0], None).expect_err("nothing to list it as");
-    assert!(e.detail.contains("C") && e.detail.contains("\"shoes\""), "{}", e.detail);
+    assert!(
+        e.detail.contains("C") && e.detail.contains("\"shoes\""),
+        "{}",
+        e.detail
+    );
 }
 
 #[test]
@@ -66,15 +99,22 @@ fn a_put_restates_the_current_availability_with_the_new_quantity_or_as_it_is() {
     let without = listings(&json!({"sku": "A", "title": "T", "gtin": "1"})).expect("valid");
     let body = listing_put_body(&without[0], &M, &ListingKind::Offer, None, Some(&current));
     assert_eq!(body["attributes"]["fulfillment_availability"], current);
-    let with = listings(&json!({"sku": "A", "title": "T", "gtin": "1", "quantity": 9})).expect("valid");
+    let with =
+        listings(&json!({"sku": "A", "title": "T", "gtin": "1", "quantity": 9})).expect("valid");
     let body = listing_put_body(&with[0], &M, &ListingKind::Offer, None, Some(&current));
     assert_eq!(
         body["attributes"]["fulfillment_availability"],
         json!([{"fulfillment_channel_code": "DEFAULT", "quantity": 9, "lead_time_to_ship_max_days": 3}])
     );
-    let archived = listings(&json!({"sku": "A", "title": "T", "gtin": "1", "status": "ARCHIVED", "quantity": 5})).expect("valid");
+    let archived = listings(
+        &json!({"sku": "A", "title": "T", "gtin": "1", "status": "ARCHIVED", "quantity": 5}),
+    )
+    .expect("valid");
     let body = listing_put_body(&archived[0], &M, &ListingKind::Offer, None, None);
-    assert_eq!(body["attributes"]["fulfillment_availability"][0]["quantity"], 0);
+    assert_eq!(
+        body["attributes"]["fulfillment_availability"][0]["quantity"],
+        0
+    );
 }
 
 #[test]
@@ -82,7 +122,10 @@ fn quantity_patch_merges_fulfillment_availability() {
     let body = inventory_patch_body(3);
     assert_eq!(body["productType"], "PRODUCT");
     assert_eq!(body["patches"][0]["op"], "merge");
-    assert_eq!(body["patches"][0]["path"], "/attributes/fulfillment_availability");
+    assert_eq!(
+        body["patches"][0]["path"],
+        "/attributes/fulfillment_availability"
+    );
     assert_eq!(body["patches"][0]["value"][0]["quantity"], 3);
 }
 
@@ -112,12 +155,24 @@ fn shipment_confirmation_needs_an_amazon_order() {
         .expect("amazon");
     assert_eq!(order, "113-1");
     let p = &body["packageDetail"];
-    assert_eq!(p["orderItems"][0], json!({"orderItemId": "i1", "quantity": 2}));
+    assert_eq!(
+        p["orderItems"][0],
+        json!({"orderItemId": "i1", "quantity": 2})
+    );
     assert_eq!(p["shipDate"], "2026-11-20T10:00:00Z");
-    assert_eq!(p["packageReferenceId"], package_reference_id("113-1", "f-1"));
-    assert_eq!((p["carrierCode"].as_str(), p["carrierName"].as_str()), (Some("Other"), Some("Acme Freight")));
+    assert_eq!(
+        p["packageReferenceId"],
+        package_reference_id("113-1", "f-1")
+    );
+    assert_eq!(
+        (p["carrierCode"].as_str(), p["carrierName"].as_str()),
+        (Some("Other"), Some("Acme Freight"))
+    );
     data["channel"]["connector"] = json!("ebay");
-    assert_eq!(shipment_confirmation_body(&fulfillment(&data).expect("ok"), "MP").expect("ok"), None);
+    assert_eq!(
+        shipment_confirmation_body(&fulfillment(&data).expect("ok"), "MP").expect("ok"),
+        None
+    );
     data["channel"]["connector"] = json!("amazon");
     data["items"][0] = json!({"sku": "A", "quantity": 1});
     assert!(shipment_confirmation_body(&fulfillment(&data).expect("ok"), "MP").is_err());
@@ -134,6 +189,9 @@ fn orders_become_event_data_once_per_status() {
     assert_eq!(id, "113-2/PENDING");
     assert_eq!(data["externalOrderId"], "113-2");
     assert_eq!(data["total"], json!({"amount": "10.00", "currency": "USD"}));
-    assert_eq!((data["status"].as_str(), data["itemsUnshipped"].as_i64()), (Some("PENDING"), Some(2)));
+    assert_eq!(
+        (data["status"].as_str(), data["itemsUnshipped"].as_i64()),
+        (Some("PENDING"), Some(2))
+    );
     assert_eq!(order_event_data(&json!({}), "cfg"), None);
 }

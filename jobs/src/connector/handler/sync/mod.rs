@@ -147,7 +147,12 @@ impl OutboundKind for ConnectorDeps {
         let failure = result.as_ref().err().map(ConnectorError::as_failure);
         let (entity_type, records, skipped, note) = match result {
             Ok(r) => (r.entity_type, r.records, r.skipped, r.note),
-            Err(_) => (entity_of(&loaded.event.event_type).to_owned(), 0, None, None),
+            Err(_) => (
+                entity_of(&loaded.event.event_type).to_owned(),
+                0,
+                None,
+                None,
+            ),
         };
         if let Some(f) = &failure {
             tracing::info!(reason = %f.reason, permanent = f.permanent, "connector sync failed");
