@@ -186,6 +186,7 @@ pub struct ChannelClient {
     config_id: ConnectorId,
     limit: RateLimit,
     max_inline_wait: Duration,
+    operation_plans: bool,
     calls: AtomicU32,
 }
 
@@ -204,8 +205,22 @@ impl ChannelClient {
             config_id,
             limit,
             max_inline_wait,
+            operation_plans: true,
             calls: AtomicU32::new(0),
         }
+    }
+
+    /// Whether requests also take turns from their operation's usage plan (the default). Off for a config whose
+    /// operator set its own `rateLimit` (e.g. because the marketplace granted the seller more): that limit alone
+    /// paces it, and a bare 429 pauses the whole config.
+    pub fn with_operation_plans(mut self, on: bool) -> Self {
+        self.operation_plans = on;
+        self
+    }
+
+    /// The bucket and limit a request is metered by besides the config's: its operation's, when plans apply.
+    fn operation_bucket(&self, request: &ChannelRequest) -> Option<Operation> {
+        request.operation.filter(|_| self.operation_plans)
     }
 
     /// Requests sent so far (for the sync log).
@@ -253,7 +268,7 @@ impl ChannelClient {
     pub async fn send(&self, request: &ChannelRequest) -> Result<ChannelResponse, ConnectorError> {
         let mut waited = 0;
         loop {
-            self.take_turn(request.operation.as_ref()).await?;
+            self.take_turn(self.operation_bucket(request).as_ref()).await?;
             self.calls.fetch_add(1, Ordering::Relaxed);
             let mut response = self.http.send(request).await.map_err(|e| {
                 ConnectorError::Channel(SyncFailure {
@@ -272,8 +287,8 @@ impl ChannelClient {
                     return Ok(response);
                 };
                 // Every process stops calling this config (or this operation) until then.
-                let (bucket, limit) = request
-                    .operation
+                let (bucket, limit) = self
+                    .operation_bucket(request)
                     .map_or((CONFIG_BUCKET, self.limit), |op| (op.name, op.limit));
                 if let Err(e) = self.gate.pause(self.config_id, bucket, limit, wait).await {
                     tracing::warn!(error = %e, "could not record the channel's Retry-After");
