@@ -12,6 +12,7 @@ pub mod oauth;
 pub mod problem;
 pub mod server;
 pub mod spec;
+pub mod stats;
 pub mod subscriptions;
 pub mod types;
 
@@ -60,6 +61,8 @@ pub struct AppState {
     pub connectors_default_poll: u32,
     /// Per-subscription limits of attempts in flight, and when a receiver counts as slow.
     pub lanes: LaneLimits,
+    /// The service clock (statistics windows end at its now; tests move it).
+    pub clock: Arc<dyn jobs::clock::Clock>,
 }
 
 /// The OpenAPI document's tags, one per resource.
@@ -112,6 +115,7 @@ type Apis = (
     credentials::CredentialsApi,
     oauth::OAuthApi,
     connectors::ConnectorsApi,
+    stats::StatsApi,
 );
 
 /// The OpenAPI service (also printed by `integration-service openapi`).
@@ -125,6 +129,7 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
             credentials::api(),
             oauth::OAuthApi,
             connectors::api(),
+            stats::StatsApi,
         ),
         "integration-service",
         env!("CARGO_PKG_VERSION"),

@@ -8,6 +8,7 @@ pub mod events;
 pub mod outbox;
 pub mod rate_limits;
 pub mod retention;
+pub mod stats;
 pub mod subscriptions;
 
 use std::time::Duration;

@@ -142,7 +142,7 @@ impl Application {
             allowed_hosts: Arc::new(config.delivery.allowed_private_hosts.clone()),
         };
         let webhook = wiring::webhook_deps(&config, &secrets, &target_policy, clock.clone())?;
-        let connectors = wiring::connector_deps(&config, &secrets, &pool, clock)?;
+        let connectors = wiring::connector_deps(&config, &secrets, &pool, clock.clone())?;
         let validator = wiring::validator(&config, &pool).await?;
         let state = AppState {
             validator,
@@ -158,6 +158,7 @@ impl Application {
             connectors,
             connectors_default_poll: config.connectors.default_poll_interval_secs,
             lanes: config.lanes.limits(),
+            clock,
         };
         Ok(Self {
             config,

@@ -28,5 +28,6 @@ mod processes;
 mod restart;
 mod retention;
 mod roles;
+mod stats;
 mod targets;
 mod vault;

@@ -8,6 +8,7 @@ pub mod connector;
 pub mod credentials;
 pub mod delivery;
 pub mod envelope;
+pub mod event_types;
 pub mod ids;
 pub mod lanes;
 pub mod matching;
@@ -15,6 +16,7 @@ pub mod net;
 pub mod ratelimit;
 pub mod retry;
 pub mod signing;
+pub mod stats;
 
 pub use attempt::{
     AttemptState, AttemptStatus, Outcome, OutcomeDecision, Preflight, Retrigger, decide,

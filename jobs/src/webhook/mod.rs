@@ -2,6 +2,7 @@
 //! signing secret) and sent (a signed POST), and how its rows are stored (`table`). The engine
 //! ([`crate::attempt`]) and the writer ([`crate::queue::attempts`]) do the rest, as for every kind.
 
+mod stats;
 mod table;
 
 use std::sync::Arc;

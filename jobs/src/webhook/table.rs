@@ -16,7 +16,7 @@ use workflows::{AttemptOutcome, DeliveryStatus};
 use crate::ports::DeliveryToSend;
 use crate::queue::attempts::{AttemptTable, RowUpdate};
 use crate::queue::effects::published_event;
-use crate::webhook::{WebhookDeps, WebhookRecord};
+use crate::webhook::{WebhookDeps, WebhookRecord, stats};
 
 /// The receiver's answer as the row and the log store it: HTTP status, body, response time, outcome.
 struct Response {
@@ -97,12 +97,15 @@ impl AttemptTable for WebhookDeps {
         let finished: Vec<DateTime<Utc>> = records.iter().map(|r| r.finished_at).collect();
         let errors: Vec<Option<&str>> = records.iter().map(|r| r.last_error.as_deref()).collect();
         let workers: Vec<&str> = records.iter().map(|r| r.worker.as_str()).collect();
-        sqlx::query(
+        let classes: Vec<Option<String>> = records.iter().map(|r| stats::class_of(r)).collect();
+        let logged: Vec<(Uuid, i32)> = sqlx::query_as(
             "INSERT INTO webhook_delivery_attempts
-               (delivery_id, dispatch_seq, attempt_number, outcome, started_at, finished_at, http_status, response_body, response_time_ms, error, worker)
+               (delivery_id, dispatch_seq, attempt_number, outcome, started_at, finished_at, http_status, response_body,
+                response_time_ms, error, worker, error_class)
              SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], $4::text[], $5::timestamptz[], $6::timestamptz[],
-                                  $7::int[], $8::text[], $9::int[], $10::text[], $11::text[])
-             ON CONFLICT (delivery_id, dispatch_seq) DO NOTHING",
+                                  $7::int[], $8::text[], $9::int[], $10::text[], $11::text[], $12::text[])
+             ON CONFLICT (delivery_id, dispatch_seq) DO NOTHING
+             RETURNING delivery_id, dispatch_seq",
         )
         .bind(&ids)
         .bind(&seqs)
@@ -115,9 +118,16 @@ impl AttemptTable for WebhookDeps {
         .bind(&c.elapsed_ms)
         .bind(&errors)
         .bind(&workers)
-        .execute(conn)
+        .bind(&classes)
+        .fetch_all(&mut *conn)
         .await?;
-        Ok(())
+        // Counted once: an attempt a rescued twin already logged is not counted again.
+        let counted: Vec<&WebhookRecord> = records
+            .iter()
+            .copied()
+            .filter(|r| logged.contains(&(r.loaded.delivery_id.uuid(), r.state.dispatch_seq)))
+            .collect();
+        stats::count(conn, &counted).await
     }
 
     fn published(r: &WebhookRecord) -> Option<(String, Value)> {

@@ -159,7 +159,7 @@ impl DeliveriesApi {
 }
 
 /// 404 unless the store has (or had) the subscription: another store's id must not look like an empty log.
-async fn known_subscription(
+pub async fn known_subscription(
     state: &AppState,
     store_id: &StoreId,
     id: SubscriptionId,
