@@ -268,7 +268,8 @@ impl ChannelClient {
     pub async fn send(&self, request: &ChannelRequest) -> Result<ChannelResponse, ConnectorError> {
         let mut waited = 0;
         loop {
-            self.take_turn(self.operation_bucket(request).as_ref()).await?;
+            self.take_turn(self.operation_bucket(request).as_ref())
+                .await?;
             self.calls.fetch_add(1, Ordering::Relaxed);
             let mut response = self.http.send(request).await.map_err(|e| {
                 ConnectorError::Channel(SyncFailure {

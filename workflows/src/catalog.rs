@@ -73,8 +73,8 @@ struct RawProduct {
     price: Option<Money>,
     quantity: Option<i64>,
     gtin: Option<String>,
-    asin: Option<String>,
-    category: Option<String>,
+    #[serde(default)]
+    category_ids: Vec<String>,
     condition: Option<String>,
     #[serde(default)]
     variants: Vec<RawVariant>,
@@ -88,7 +88,6 @@ struct RawVariant {
     price: Option<Money>,
     quantity: Option<i64>,
     gtin: Option<String>,
-    asin: Option<String>,
     #[serde(default)]
     image_urls: Vec<String>,
     #[serde(default)]
@@ -118,10 +117,11 @@ pub struct Listing {
     pub quantity: Option<i64>,
     /// GTIN/EAN/UPC.
     pub gtin: Option<String>,
-    /// Amazon catalog item (ASIN) the store says this is, when known.
+    /// Amazon catalog item (ASIN) the store says this is: the variant attribute `asin`, which is not an attribute
+    /// of the item itself (so not in `attributes`).
     pub asin: Option<String>,
-    /// The store's category of the product (mapped to marketplace product types).
-    pub category: Option<String>,
+    /// The platform categories of the product (mapped to marketplace product types).
+    pub category_ids: Vec<String>,
     /// `new` (default), `used` or `refurbished`.
     pub condition: String,
     /// False for archived or draft products: channels show them out of stock.
@@ -143,7 +143,6 @@ pub fn listings(data: &Value) -> Result<Vec<Listing>, PayloadError> {
             price: p.price.clone(),
             quantity: p.quantity,
             gtin: p.gtin.clone(),
-            asin: p.asin.clone(),
             image_urls: Vec::new(),
             attributes: Default::default(),
         }]
@@ -199,6 +198,11 @@ fn variant_listing(
             format!("price {:?} of {sku} is not a decimal amount", m.amount),
         ));
     }
+    let (asin, attributes): (Vec<_>, Vec<_>) = v
+        .attributes
+        .into_iter()
+        .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+        .partition(|(k, _)| k.eq_ignore_ascii_case("asin"));
     let mut image_urls = v.image_urls;
     image_urls.extend(p.image_urls.iter().cloned());
     image_urls.dedup();
@@ -213,18 +217,14 @@ fn variant_listing(
         price,
         quantity: v.quantity.map(|q| q.max(0)),
         gtin: v.gtin.or_else(|| p.gtin.clone()),
-        asin: v.asin.or_else(|| p.asin.clone()),
-        category: p.category.clone(),
+        asin: asin.into_iter().next().map(|(_, v)| v),
+        category_ids: p.category_ids.clone(),
         condition: condition.to_owned(),
         active: p
             .status
             .as_deref()
             .is_none_or(|s| s.eq_ignore_ascii_case("active")),
-        attributes: v
-            .attributes
-            .into_iter()
-            .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
-            .collect(),
+        attributes,
     })
 }
 

@@ -54,7 +54,7 @@ impl Amazon {
     ) -> Result<SyncReport, ConnectorError> {
         let items = listings(data)?;
         for l in &items {
-            let kind = listing_kind(l, s.product_type_for(l.category.as_deref()))?;
+            let kind = listing_kind(l, s.product_type_for(&l.category_ids))?;
             let body = self.put_body(ctx, s, l, &kind).await?;
             let path = listing_path(s, &l.sku);
             let op = plans::PUT_LISTINGS_ITEM;
@@ -134,9 +134,14 @@ impl Amazon {
             );
             let op = plans::GET_DEFINITIONS_PRODUCT_TYPE;
             let answer = self.call(ctx, s, op, Method::Get, path, None).await?;
-            let link = answer["schema"]["link"]["resource"]
-                .as_str()
-                .unwrap_or_default();
+            let Some(link) = answer["schema"]["link"]["resource"].as_str() else {
+                return Err(ConnectorError::Channel(SyncFailure {
+                    reason: format!("Amazon's definition of {product_type} has no schema link"),
+                    status: Some(200),
+                    retry_after: None,
+                    permanent: true,
+                }));
+            };
             let schema = ctx
                 .channel
                 .call(&ChannelRequest::new(Method::Get, link))

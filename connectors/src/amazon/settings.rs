@@ -23,7 +23,7 @@ pub struct Settings {
     /// such products are listed as offers on existing catalog items (by ASIN or GTIN). `PRODUCT`, the default of
     /// older versions, cannot create products and counts as none.
     pub product_type: Option<NonBlank>,
-    /// Amazon product type per platform category (`{"running-shoes": "SHOES"}`).
+    /// Amazon product type per platform category id (`{"cat-shoes": "SHOES"}`; the product's `categoryIds`).
     #[serde(default)]
     pub product_types: BTreeMap<String, NonBlank>,
     /// Language of titles and descriptions, e.g. `en_US`.
@@ -34,10 +34,12 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The product type of a listing in `category`: the category's, else the config's (never `PRODUCT`).
-    pub fn product_type_for(&self, category: Option<&str>) -> Option<&str> {
-        category
-            .and_then(|c| self.product_types.get(c))
+    /// The product type of a listing in `categories`: the first mapped category's, else the config's (never
+    /// `PRODUCT`).
+    pub fn product_type_for(&self, categories: &[String]) -> Option<&str> {
+        categories
+            .iter()
+            .find_map(|c| self.product_types.get(c))
             .or(self.product_type.as_ref())
             .map(NonBlank::as_str)
             .filter(|t| *t != OFFER_PRODUCT_TYPE)

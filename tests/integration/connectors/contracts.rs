@@ -16,7 +16,7 @@ async fn dead_letters(app: &TestApp, id: &str) -> Vec<String> {
 }
 
 fn shoe(sku: &str, attributes: Value) -> Value {
-    json!({"productId": "p-9", "title": "Road Shoe", "brand": "Acme", "category": "running-shoes",
+    json!({"productId": "p-9", "title": "Road Shoe", "brand": "Acme", "categoryIds": ["cat-other", "cat-running"],
            "price": {"amount": "99.00", "currency": "USD"},
            "variants": [{"sku": sku, "quantity": 3, "attributes": attributes}]})
 }
@@ -29,7 +29,7 @@ async fn amazon_listings_are_offers_on_catalog_items_or_full_listings_of_a_confi
     let (app, fake) = app_with_fake().await;
     fake.add_product_type("SHOES", &["item_name", "brand", "size"]);
     let mut body = amazon_body(0);
-    body["settings"]["productTypes"] = json!({"running-shoes": "SHOES"});
+    body["settings"]["productTypes"] = json!({"cat-running": "SHOES"});
     let id = create_id(&app, &body).await;
     let worker = app.worker("w").await;
 

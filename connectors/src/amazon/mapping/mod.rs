@@ -67,7 +67,7 @@ pub enum ListingKind<'a> {
 }
 
 /// The kind of listing `l` becomes: an offer when it names an ASIN, a product when a product type is configured
-/// for it (its category's, else the config's; never `PRODUCT`), an offer matched by EAN when it has a GTIN. None of
+/// for it (its categories', else the config's; never `PRODUCT`), an offer matched by EAN when it has a GTIN. None of
 /// these is an error no retry can fix.
 pub fn listing_kind<'a>(
     l: &Listing,
@@ -86,9 +86,9 @@ pub fn listing_kind<'a>(
         event_type: "product.updated".into(),
         detail: format!(
             "Amazon cannot list {}: it has no ASIN or GTIN to offer on an existing catalog item, and no Amazon \
-             product type is configured for it (settings.productTypes for category {:?}, or settings.productType)",
-            l.sku,
-            l.category.as_deref().unwrap_or("-")
+             product type is configured for it (settings.productTypes for its categories {:?}, or \
+             settings.productType)",
+            l.sku, l.category_ids
         ),
     })
 }

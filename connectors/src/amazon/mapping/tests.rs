@@ -54,8 +54,14 @@ fn missing_required_attributes_are_named() {
 
 #[test]
 fn without_a_product_type_an_asin_or_gtin_makes_an_offer_only_listing_and_nothing_is_an_error() {
-    let by_asin =
-        listings(&json!({"sku": "A", "title": "T", "asin": "B0X", "gtin": "1"})).expect("valid");
+    let by_asin = listings(&json!({"title": "T", "variants": [{"sku": "A", "gtin": "1",
+        "attributes": {"ASIN": "B0X", "size": "4"}}]}))
+    .expect("valid");
+    assert_eq!(
+        by_asin[0].attributes,
+        vec![("size".to_owned(), "4".to_owned())],
+        "the ASIN is no attribute of the item"
+    );
     assert_eq!(
         listing_kind(&by_asin[0], Some("SHOES")),
         Ok(ListingKind::Offer)
@@ -84,10 +90,11 @@ fn without_a_product_type_an_asin_or_gtin_makes_an_offer_only_listing_and_nothin
         "4006381333931"
     );
 
-    let neither = listings(&json!({"sku": "C", "title": "T", "category": "shoes"})).expect("valid");
+    let neither =
+        listings(&json!({"sku": "C", "title": "T", "categoryIds": ["shoes"]})).expect("valid");
     let e = listing_kind(&neither[0], None).expect_err("nothing to list it as");
     assert!(
-        e.detail.contains("C") && e.detail.contains("\"shoes\""),
+        e.detail.contains("C") && e.detail.contains("[\"shoes\"]"),
         "{}",
         e.detail
     );
