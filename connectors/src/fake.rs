@@ -304,3 +304,67 @@ impl FakeChannels {
         self.lock().failures.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::Contract;
+
+    const CONFIRM: &str =
+        include_str!("../fixtures/contracts/amazon-orders-v0-confirm-shipment.json");
+    const LISTINGS: &str =
+        include_str!("../fixtures/contracts/amazon-listings-items-2021-08-01.json");
+    const EBAY: &str = include_str!("../fixtures/contracts/ebay-sell-inventory-v1.json");
+    const GOOGLE: &str =
+        include_str!("../fixtures/contracts/google-merchant-product-input-v1.json");
+
+    /// Catches: a contract fixture too loose to refuse the bodies issue 14 found (or so strict it refuses good ones).
+    #[test]
+    fn contracts_refuse_the_bodies_the_real_services_refuse() {
+        let confirm = Contract::new(CONFIRM, "ConfirmShipmentRequest");
+        let mut body = json!({"marketplaceId": "ATVPDKIKX0DER", "packageDetail": {"packageReferenceId": "f-1",
+            "carrierCode": "Other", "trackingNumber": "1Z", "shipDate": "2026-11-20T10:00:00Z",
+            "orderItems": [{"orderItemId": "i1", "quantity": 1}]}});
+        let v = confirm.violations(&body).join("\n");
+        assert!(v.contains("/packageDetail/packageReferenceId"), "{v}");
+        assert!(v.contains("carrierName"), "{v}");
+        body["packageDetail"]["packageReferenceId"] = json!("1729");
+        body["packageDetail"]["carrierName"] = json!("Acme Freight");
+        assert_eq!(confirm.violations(&body), Vec::<String>::new());
+
+        let patch = Contract::new(LISTINGS, "ListingsItemPatchRequest");
+        let mut body = json!({"productType": "PRODUCT", "patches": [{"op": "merge",
+            "path": "/attributes/fulfillment_availability", "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": 1}]}]});
+        assert_eq!(patch.violations(&body), Vec::<String>::new());
+        body["patches"][0]["op"] = json!("upsert");
+        assert_eq!(patch.violations(&body).len(), 1);
+
+        let prices = Contract::new(EBAY, "BulkPriceQuantity");
+        let requests: Vec<_> = (0..26)
+            .map(|i| json!({"sku": format!("S{i}"), "shipToLocationAvailability": {"quantity": 1}}))
+            .collect();
+        assert!(
+            !prices.violations(&json!({"requests": requests})).is_empty(),
+            "at most 25"
+        );
+        let offer_without_change =
+            json!({"requests": [{"sku": "A", "offers": [{"offerId": "1"}]}]});
+        assert!(
+            !prices.violations(&offer_without_change).is_empty(),
+            "price or quantity"
+        );
+
+        let input = Contract::new(GOOGLE, "ProductInput");
+        let mut body = json!({"offerId": "A", "contentLanguage": "en", "feedLabel": "US",
+            "productAttributes": {"title": "T", "price": {"amountMicros": "1000000", "currencyCode": "USD"}}});
+        assert_eq!(input.violations(&body), Vec::<String>::new());
+        body["productAttributes"]["price"]["amountMicros"] = json!(1_000_000);
+        body["productAttributes"]["colour"] = json!("blue");
+        assert_eq!(
+            input.violations(&body).len(),
+            2,
+            "int64 as a string; unknown field names refused"
+        );
+    }
+}
