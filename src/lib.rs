@@ -1,5 +1,6 @@
 //! integration-service: connects ShopSTAR3 to the outside world (webhooks, API credentials, connectors).
 
+pub mod admin;
 pub mod api;
 pub mod config;
 pub mod connectors;

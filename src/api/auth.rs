@@ -3,7 +3,9 @@
 //! read), so no handler checks a scope or operator status itself, and none can forget to:
 //! - [`WebhooksAuth`]: a store-scoped caller holding `webhooks:manage`;
 //! - [`OperatorStoreAuth`]: a platform operator acting on the store named by `X-SS3-Store-Id`;
-//! - [`OperatorAuth`]: a platform operator, for routes not about one store.
+//! - [`OperatorAuth`]: a platform operator, for routes not about one store;
+//! - [`CallerAuth`]: any caller this service issued a credential to, or an operator, for reference data that
+//!   belongs to no store (the event catalog).
 //!
 //! `Authorization: Bearer <token>` where the token is either
 //! - an API key or OAuth access token issued by this service: the store and scopes are the credential's, or
@@ -59,7 +61,7 @@ fn state(req: &Request) -> Result<&AppState, ApiError> {
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("AppState missing")))
 }
 
-fn is_operator(state: &AppState, token: &str) -> bool {
+pub(crate) fn is_operator(state: &AppState, token: &str) -> bool {
     let expected = state.admin_token.expose().as_bytes();
     !expected.is_empty() && bool::from(token.as_bytes().ct_eq(expected))
 }
@@ -148,6 +150,25 @@ async fn check_operator(req: &Request, bearer: Bearer) -> poem::Result<()> {
     }
     match state.validator.validate(&bearer.token).await {
         Ok(Some(_)) => Err(ApiError::OperatorOnly.into()),
+        Ok(None) => Err(ApiError::Unauthorized.into()),
+        Err(e) => Err(ApiError::Internal(e).into()),
+    }
+}
+
+/// Any known caller: an API key or access token of any store, whatever its scopes, or the operator token (without
+/// `X-SS3-Store-Id`: the data belongs to no store).
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", checker = "check_caller")]
+pub struct CallerAuth(pub ());
+
+/// The operator token or any valid credential passes; anything else is 401, as on every route.
+async fn check_caller(req: &Request, bearer: Bearer) -> poem::Result<()> {
+    let state = state(req)?;
+    if is_operator(state, &bearer.token) {
+        return Ok(());
+    }
+    match state.validator.validate(&bearer.token).await {
+        Ok(Some(_)) => Ok(()),
         Ok(None) => Err(ApiError::Unauthorized.into()),
         Err(e) => Err(ApiError::Internal(e).into()),
     }

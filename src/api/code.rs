@@ -95,6 +95,8 @@ problem_codes! {
     InvalidSettings = "invalid_settings", [422];
     /// An event type or pattern is malformed, or the list is empty or longer than 100.
     InvalidEventType = "invalid_event_type", [422];
+    /// A test event names a type the event catalog does not have.
+    UnknownEventType = "unknown_event_type", [422];
     /// `maxInFlight` is below 1 or above the operator's bound (`lanes.max_in_flight`).
     InvalidMaxInFlight = "invalid_max_in_flight", [422];
     /// A target URL is not an absolute http(s) URL this API accepts.

@@ -52,7 +52,7 @@ pub struct QuarantinedMessage {
 }
 
 #[derive(ApiResponse)]
-enum Ingest {
+pub enum Ingest {
     /// New event: fanned out.
     #[oai(status = 202)]
     Accepted(Json<IngestResult>),
@@ -68,7 +68,7 @@ pub struct EventsApi;
 impl EventsApi {
     /// Ingest one domain event (the envelope documented in the README).
     #[oai(path = "/events", method = "post")]
-    async fn ingest(
+    pub async fn ingest(
         &self,
         _auth: OperatorAuth,
         state: Data<&AppState>,
@@ -104,7 +104,7 @@ impl EventsApi {
 
     /// The most recent quarantined Kafka messages.
     #[oai(path = "/quarantine", method = "get")]
-    async fn quarantine(
+    pub async fn quarantine(
         &self,
         _auth: OperatorAuth,
         state: Data<&AppState>,

@@ -6,6 +6,7 @@ pub mod connectors;
 pub mod credentials;
 pub mod deliveries;
 pub mod edge;
+pub mod event_types;
 pub mod events;
 pub mod health;
 pub mod oauth;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub target_policy: TargetPolicy,
     /// The platform operator's bearer token; empty: no operator access.
     pub admin_token: Secret,
+    /// `[admin]`: the admin panel's settings.
+    pub admin: crate::config::AdminConfig,
     /// Largest event `POST /events` accepts, in bytes (`kafka.max_message_bytes`, as for Kafka ingest).
     pub max_event_bytes: usize,
     /// The process's Prometheus counters.
@@ -74,6 +77,8 @@ pub enum Tag {
     Deliveries,
     /// Domain events over HTTP.
     Events,
+    /// The event catalog: every event type the platform emits, with a schema of its data and an example.
+    EventTypes,
     /// API keys and OAuth clients of external apps.
     Credentials,
     /// Marketplace connectors, their sync log and jobs.
@@ -112,6 +117,7 @@ type Apis = (
     subscriptions::SubscriptionsApi,
     deliveries::DeliveriesApi,
     events::EventsApi,
+    event_types::EventTypesApi,
     credentials::CredentialsApi,
     oauth::OAuthApi,
     connectors::ConnectorsApi,
@@ -126,6 +132,7 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
             subscriptions::SubscriptionsApi,
             deliveries::DeliveriesApi,
             events::EventsApi,
+            event_types::EventTypesApi,
             credentials::api(),
             oauth::OAuthApi,
             connectors::api(),
@@ -153,6 +160,7 @@ pub fn app(state: AppState, limits: edge::BodyLimits) -> impl Endpoint {
     Route::new()
         .at("/openapi.json", poem::get(spec))
         .at("/docs", poem::get(ui))
+        .nest("/admin", crate::admin::routes())
         .nest("/", api)
         .data(state)
         .around(move |ep, req| {

@@ -200,6 +200,9 @@ pub mod can {
     /// A caller authenticated by `OperatorAuth`: unparsable parameters, no or a store's credentials, an unavailable
     /// dependency.
     pub const OPERATOR_CALLER: u32 = BAD_REQUEST | UNAUTHORIZED | FORBIDDEN | UNAVAILABLE;
+    /// A caller authenticated by `CallerAuth` (any store's credential or the operator): no or unknown credentials,
+    /// an unavailable dependency.
+    pub const ANY_CALLER: u32 = UNAUTHORIZED | UNAVAILABLE;
     /// Any POST, PUT or PATCH: the body-size middleware answers before the route.
     pub const POSTS: u32 = LENGTH_REQUIRED | TOO_LARGE;
     /// A route with a JSON body: [`POSTS`], malformed JSON, another media type.

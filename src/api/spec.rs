@@ -223,6 +223,23 @@ fn property_facts() -> Vec<(&'static str, &'static str, Value)> {
         ("UpdateSubscription", "targetUrl", target),
         ("UpdateSubscription", "events", events),
         ("Subscription", "storeId", json!({ "pattern": STORE_ID })),
+        (
+            "UpdatedSubscription",
+            "storeId",
+            json!({ "pattern": STORE_ID }),
+        ),
+        (
+            "EventTypeInfo",
+            "type",
+            json!({ "pattern": EVENT_TYPE, "maxLength": 100 }),
+        ),
+        ("EventTypeInfo", "schema", json!({ "type": "object" })),
+        ("EventTypeInfo", "example", json!({ "type": "object" })),
+        (
+            "EventTypeInfo",
+            "previousAttributes",
+            json!({ "type": "object" }),
+        ),
         ("CreateCredential", "scopes", scopes()),
         ("UpdateCredential", "scopes", scopes()),
         ("Rotate", "graceSeconds", json!({ "maximum": 86400 })),
@@ -322,6 +339,12 @@ fn parameter_facts() -> Vec<(&'static str, &'static str, &'static str, Value)> {
             "get",
             "status",
             json!({ "enum": job_statuses() }),
+        ),
+        (
+            "/subscriptions/{id}/test",
+            "post",
+            "eventType",
+            json!({ "enum": enumeration(workflows::event_types::all().iter().map(|e| e.event_type.as_str())) }),
         ),
     ];
     for path in [

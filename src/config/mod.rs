@@ -15,8 +15,8 @@ pub use infra::{
     KafkaConfig, MIN_ROLE_CONNECTIONS, PoolSizes, PoolsConfig, SecretsConfig, VaultConfig,
 };
 pub use sections::{
-    ConnectorsConfig, CredentialsConfig, DeliveryConfig, HttpConfig, LanesConfig, RetentionConfig,
-    WorkerConfig,
+    AdminConfig, ConnectorsConfig, CredentialsConfig, DeliveryConfig, HttpConfig, LanesConfig,
+    RetentionConfig, WorkerConfig,
 };
 
 /// The defaults, with a comment on every key.
@@ -89,6 +89,8 @@ pub struct Config {
     pub connectors: ConnectorsConfig,
     /// Limits of the API's HTTP server.
     pub http: HttpConfig,
+    /// The admin panel.
+    pub admin: AdminConfig,
 }
 
 impl Config {

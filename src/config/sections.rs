@@ -5,6 +5,13 @@ use serde::Deserialize;
 
 use super::Secret;
 
+/// `[admin]`: the admin panel under `/admin`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AdminConfig {
+    /// A session ends this long after sign-in (or at sign-out, or when its API key stops being valid).
+    pub session_ttl_secs: u64,
+}
+
 /// `[http]`: what a client may cost the API's HTTP server.
 #[derive(Debug, Clone, Deserialize)]
 pub struct HttpConfig {
@@ -131,6 +138,8 @@ pub struct RetentionConfig {
     pub ingested_events_days: u32,
     /// Published outbox rows, after publication.
     pub published_outbox_secs: u64,
+    /// Hourly delivery statistics (the longest window the statistics serve is 90 days).
+    pub stats_days: u32,
     /// How often a worker runs a pass (one process at a time).
     pub interval_secs: u64,
     /// Rows removed per statement.
@@ -145,6 +154,7 @@ impl RetentionConfig {
             log: days(self.log_days),
             ingested_events: days(self.ingested_events_days),
             published_outbox: std::time::Duration::from_secs(self.published_outbox_secs),
+            stats: days(self.stats_days),
             batch: i64::from(self.batch),
         }
     }

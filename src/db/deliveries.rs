@@ -101,6 +101,10 @@ pub struct AttemptRow {
     pub response_time_ms: i32,
     /// Why the attempt failed without an HTTP answer (connect, timeout, refused target); `None` otherwise.
     pub error: Option<String>,
+    /// The worker that made it.
+    pub worker: String,
+    /// The error class the statistics count it under (`None` when delivered, or recorded before classes).
+    pub error_class: Option<String>,
 }
 
 /// Filters of the delivery log (all optional).
@@ -185,7 +189,7 @@ pub async fn attempts(
     delivery_ids: &[DeliveryId],
 ) -> Result<Vec<AttemptRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT delivery_id, attempt_number, outcome, started_at, finished_at, http_status, response_body, response_time_ms, error
+        "SELECT delivery_id, attempt_number, outcome, started_at, finished_at, http_status, response_body, response_time_ms, error, worker, error_class
          FROM webhook_delivery_attempts WHERE delivery_id = ANY($1) ORDER BY delivery_id, dispatch_seq",
     )
     .bind(delivery_ids)

@@ -9,6 +9,8 @@
 //! - Ingested events (the dedupe window of event ids) after their own horizon.
 //! - Published outbox rows after a short grace; unpublished ones are never removed.
 //! - Quarantined messages after the delivery-log horizon.
+//! - Hourly delivery statistics after their own horizon (the longest window they serve); admin sessions once
+//!   expired or signed out.
 //!
 //! Finished apalis jobs are swept by the workers (`worker.job_retention_secs`).
 
@@ -27,6 +29,8 @@ pub struct Retention {
     pub ingested_events: Duration,
     /// Published outbox rows, after publication.
     pub published_outbox: Duration,
+    /// Hourly delivery statistics.
+    pub stats: Duration,
     /// Rows removed per statement.
     pub batch: i64,
 }
@@ -44,6 +48,8 @@ pub struct Removed {
     pub outbox: u64,
     /// Quarantined messages.
     pub quarantined: u64,
+    /// Hourly statistics rows, and ended admin sessions.
+    pub stats_and_sessions: u64,
 }
 
 /// A kind of outbound row and its log: rows in a final state, created and last changed before `$1`, up to `$2`
@@ -113,6 +119,16 @@ const QUARANTINED: &str = "DELETE FROM quarantined_messages WHERE quarantine_id 
         SELECT quarantine_id FROM quarantined_messages WHERE received_at < $1
         ORDER BY quarantine_id LIMIT $2 FOR UPDATE SKIP LOCKED)";
 
+/// Hourly statistics of hours before `$1`.
+const STATS: &str = "DELETE FROM webhook_stats_hourly WHERE (subscription_id, hour) IN (
+        SELECT subscription_id, hour FROM webhook_stats_hourly WHERE hour < $1
+        LIMIT $2 FOR UPDATE SKIP LOCKED)";
+
+/// Admin sessions that ended (expired, or signed out) before `$1`.
+const SESSIONS: &str = "DELETE FROM admin_sessions WHERE session_hash IN (
+        SELECT session_hash FROM admin_sessions WHERE expires_at < $1 OR revoked_at < $1
+        LIMIT $2 FOR UPDATE SKIP LOCKED)";
+
 /// One pass: every table down to its horizon as of `now`, batch by batch. `Ok(None)` when another process holds
 /// the pass (it runs one at a time).
 pub async fn pass(
@@ -153,6 +169,8 @@ async fn remove_all(
         ingested_events: drain(pool, INGESTED, events, batch).await?,
         outbox: drain(pool, OUTBOX, outbox, batch).await?,
         quarantined: drain(pool, QUARANTINED, log, batch).await?,
+        stats_and_sessions: drain(pool, STATS, horizon(retention.stats), batch).await?
+            + drain(pool, SESSIONS, now, batch).await?,
     })
 }
 

@@ -152,6 +152,7 @@ impl Application {
             secrets,
             target_policy,
             admin_token: config.admin_token.clone(),
+            admin: config.admin.clone(),
             max_event_bytes: config.kafka.max_message_bytes,
             metrics,
             kafka_probe: Self::kafka_probe(&config)?,

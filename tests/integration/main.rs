@@ -7,6 +7,7 @@
 
 mod common;
 
+mod admin;
 mod api;
 mod broker;
 mod chaos;
@@ -17,6 +18,7 @@ mod connectors;
 mod credentials;
 mod edge;
 mod edge_limits;
+mod event_types;
 mod fair;
 mod flood;
 mod kafka;

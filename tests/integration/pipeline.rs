@@ -405,3 +405,47 @@ async fn the_test_endpoint_sends_a_signed_webhook_test_event_through_the_pipelin
         "DELIVERED"
     );
 }
+
+/// Catches: a test of a catalog type sending something else than the catalog's example, reaching other
+/// subscriptions of the store, or a type outside the catalog being accepted.
+#[tokio::test]
+async fn the_test_endpoint_sends_the_catalogs_example_of_a_type_to_that_subscription_only() {
+    let app = TestApp::spawn().await;
+    let mut receiver = Receiver::start(&[]).await;
+    let mut other = Receiver::start(&[]).await;
+    let (sub, _) = app
+        .subscribe("store-a", &receiver.url(), &["order.*"])
+        .await;
+    app.subscribe("store-a", &other.url(), &["order.*"]).await;
+    let path = format!("/subscriptions/{sub}/test?eventType=order.paid");
+    let response = app
+        .as_store(Method::POST, &path, "store-a")
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(response.status(), 202);
+    app.worker("w").await.run_pending_jobs().await.expect("run");
+    let got = receiver.next(WAIT).await;
+    assert_eq!(got.header("x-ss3-event"), "order.paid");
+    let sent: Value = serde_json::from_slice(&got.body).expect("json body");
+    let example = &workflows::event_types::get("order.paid")
+        .expect("in the catalog")
+        .example;
+    assert_eq!(&sent["data"], example, "the catalog's example data");
+    other.expect_silence(Duration::from_millis(300)).await;
+
+    let unknown = app
+        .as_store(
+            Method::POST,
+            &format!("/subscriptions/{sub}/test?eventType=order.shiped"),
+            "store-a",
+        )
+        .send()
+        .await
+        .expect("req");
+    let (status, problem) = crate::common::problem(unknown).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (422, Some("unknown_event_type"))
+    );
+}

@@ -81,10 +81,30 @@ async fn a_pass_removes_old_finished_rows_in_batches_and_keeps_waiting_work_and_
     .await
     .expect("outbox");
 
+    sqlx::query(
+        "INSERT INTO webhook_stats_hourly
+           (subscription_id, hour, store_id, delivered_first, delivered_retry, dead_lettered, retrying, latency, errors)
+         SELECT gen_random_uuid(), date_trunc('hour', now()) - h * interval '1 day', 's', 1, 0, 0, 0, '{1}', '{}'
+         FROM unnest(ARRAY[91, 89]) AS h",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("stats");
+    sqlx::query(
+        "INSERT INTO admin_sessions (session_hash, store_id, operator, scopes, csrf_token, expires_at, revoked_at)
+         VALUES ('\\x01', 's', true, '{}', 'c', now() - interval '1 minute', NULL),
+                ('\\x02', 's', true, '{}', 'c', now() + interval '1 hour', now() - interval '1 minute'),
+                ('\\x03', 's', true, '{}', 'c', now() + interval '1 hour', NULL)",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("sessions");
+
     let settings = Retention {
         log: 30 * DAY,
         ingested_events: 7 * DAY,
         published_outbox: Duration::from_secs(300),
+        stats: 90 * DAY,
         batch: 2,
     };
     // Another process holds the pass: this one skips it.
@@ -117,8 +137,20 @@ async fn a_pass_removes_old_finished_rows_in_batches_and_keeps_waiting_work_and_
             ingested_events: 2,
             outbox: 1,
             quarantined: 0,
+            stats_and_sessions: 3,
         },
-        "three old deliveries and the old dead letter, across batches of two"
+        "three old deliveries and the old dead letter, across batches of two; the 91-day-old statistics hour, \
+         the expired and the signed-out session"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM webhook_stats_hourly WHERE store_id = 's'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM admin_sessions").await,
+        1,
+        "the live session stays"
     );
     for id in [old_1, old_2, old_3, dead_old] {
         assert!(!exists(&app, id).await, "{id} is past retention");

@@ -29,14 +29,14 @@ use crate::connectors::store_credentials;
 use crate::db::connectors::{self, ConfigRow, NewConfig, Patch};
 
 #[derive(ApiResponse)]
-enum Created {
+pub enum Created {
     /// Created; `credentials.set` lists the credential fields stored with it.
     #[oai(status = 201)]
     Created(Json<Connector>),
 }
 
 #[derive(ApiResponse)]
-enum Deleted {
+pub enum Deleted {
     /// Deleted, and its credentials erased; the sync log keeps its history.
     #[oai(status = 204)]
     NoContent,
@@ -164,7 +164,7 @@ pub struct ConfigsApi;
 impl ConfigsApi {
     /// Connector types this service offers.
     #[oai(path = "/connector-types", method = "get")]
-    async fn types(
+    pub async fn types(
         &self,
         _auth: OperatorStoreAuth,
         state: Data<&AppState>,
@@ -175,7 +175,7 @@ impl ConfigsApi {
 
     /// Configure a connector for the store; credentials given here are stored and never shown again.
     #[oai(path = "/connectors", method = "post")]
-    async fn create(
+    pub async fn create(
         &self,
         auth: OperatorStoreAuth,
         state: Data<&AppState>,
@@ -188,7 +188,7 @@ impl ConfigsApi {
 
     /// The store's connectors.
     #[oai(path = "/connectors", method = "get")]
-    async fn list(
+    pub async fn list(
         &self,
         auth: OperatorStoreAuth,
         state: Data<&AppState>,
@@ -207,7 +207,7 @@ impl ConfigsApi {
 
     /// One connector (credentials: only which are set).
     #[oai(path = "/connectors/:id", method = "get")]
-    async fn get(
+    pub async fn get(
         &self,
         auth: OperatorStoreAuth,
         state: Data<&AppState>,
@@ -219,7 +219,7 @@ impl ConfigsApi {
 
     /// Change name, events, settings or poll interval.
     #[oai(path = "/connectors/:id", method = "patch")]
-    async fn update(
+    pub async fn update(
         &self,
         auth: OperatorStoreAuth,
         state: Data<&AppState>,
@@ -251,7 +251,7 @@ impl ConfigsApi {
 
     /// Start syncing (needs complete credentials); a polling connector polls at once.
     #[oai(path = "/connectors/:id/activate", method = "post")]
-    async fn activate(
+    pub async fn activate(
         &self,
         auth: OperatorStoreAuth,
         state: Data<&AppState>,
@@ -274,7 +274,7 @@ impl ConfigsApi {
 
     /// Stop syncing: waiting jobs are cancelled, no more polls; events are no longer fanned out to it.
     #[oai(path = "/connectors/:id/deactivate", method = "post")]
-    async fn deactivate(
+    pub async fn deactivate(
         &self,
         auth: OperatorStoreAuth,
         state: Data<&AppState>,
@@ -298,7 +298,7 @@ impl ConfigsApi {
     /// store after that commits. If the erasure fails (`503 secret_store_unavailable`), the config stays deleted
     /// and a repeated `DELETE` retries the erasure. The sync log keeps its history.
     #[oai(path = "/connectors/:id", method = "delete")]
-    async fn delete(
+    pub async fn delete(
         &self,
         auth: OperatorStoreAuth,
         state: Data<&AppState>,

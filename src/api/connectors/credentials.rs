@@ -21,7 +21,7 @@ use crate::api::{AppState, Tag};
 use crate::db::connectors;
 
 #[derive(ApiResponse)]
-enum NoContent {
+pub enum NoContent {
     /// The credentials are stored; `credentials.set` of the connector lists the fields.
     #[oai(status = 204)]
     NoContent,
@@ -34,7 +34,7 @@ pub struct ConnectorCredentialsApi;
 impl ConnectorCredentialsApi {
     /// Set or replace the credentials (write-only: no endpoint returns them).
     #[oai(path = "/connectors/:id/credentials", method = "put")]
-    async fn set_credentials(
+    pub async fn set_credentials(
         &self,
         auth: OperatorStoreAuth,
         state: Data<&AppState>,
@@ -55,7 +55,7 @@ impl ConnectorCredentialsApi {
 
     /// Check credentials and settings with one authenticated call to the marketplace API.
     #[oai(path = "/connectors/:id/test", method = "post")]
-    async fn test(
+    pub async fn test(
         &self,
         auth: OperatorStoreAuth,
         state: Data<&AppState>,

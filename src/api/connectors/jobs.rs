@@ -65,7 +65,7 @@ pub struct PollQueued {
 }
 
 #[derive(ApiResponse)]
-enum Accepted {
+pub enum Accepted {
     /// The poll is queued; it appears in the sync log under its `pollSeq`.
     #[oai(status = 202)]
     Accepted(Json<PollQueued>),
@@ -96,7 +96,7 @@ pub struct JobsApi;
 impl JobsApi {
     /// Outbound jobs, newest first; `status=DEAD_LETTERED` lists the dead letters.
     #[oai(path = "/connectors/:id/jobs", method = "get")]
-    async fn jobs(
+    pub async fn jobs(
         &self,
         auth: OperatorStoreAuth,
         state: Data<&AppState>,
@@ -134,7 +134,7 @@ impl JobsApi {
 
     /// Re-trigger a dead-lettered or cancelled job: a new schedule of five attempts, the first now.
     #[oai(path = "/connectors/:id/jobs/:job_id/retrigger", method = "post")]
-    async fn retrigger(
+    pub async fn retrigger(
         &self,
         auth: OperatorStoreAuth,
         state: Data<&AppState>,
@@ -176,7 +176,7 @@ impl JobsApi {
 
     /// Poll now (supersedes the scheduled poll; the schedule continues from this one).
     #[oai(path = "/connectors/:id/poll", method = "post")]
-    async fn poll_now(
+    pub async fn poll_now(
         &self,
         auth: OperatorStoreAuth,
         state: Data<&AppState>,

@@ -106,7 +106,7 @@ impl SyncLogApi {
     /// The sync log: every outbound attempt and every poll, newest first.
     #[oai(path = "/connectors/:id/sync-log", method = "get")]
     #[allow(clippy::too_many_arguments)]
-    async fn sync_log(
+    pub async fn sync_log(
         &self,
         auth: OperatorStoreAuth,
         state: Data<&AppState>,

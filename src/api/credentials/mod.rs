@@ -37,14 +37,14 @@ pub fn api() -> CredentialsApi {
 }
 
 #[derive(ApiResponse)]
-enum Issued {
+pub enum Issued {
     /// Created: the secret is in this response only.
     #[oai(status = 201)]
     Created(Json<IssuedCredential>),
 }
 
 #[derive(ApiResponse)]
-enum Deleted {
+pub enum Deleted {
     /// Deleted with its access tokens; validation fails at once in every process.
     #[oai(status = 204)]
     NoContent,
@@ -166,7 +166,7 @@ pub struct ManageApi;
 impl ManageApi {
     /// Issue an API key or OAuth client for the store; the secret is in this response only.
     #[oai(path = "/credentials", method = "post")]
-    async fn create(
+    pub async fn create(
         &self,
         auth: OperatorStoreAuth,
         state: Data<&AppState>,
@@ -204,7 +204,7 @@ impl ManageApi {
 
     /// The store's credentials (never a secret).
     #[oai(path = "/credentials", method = "get")]
-    async fn list(
+    pub async fn list(
         &self,
         auth: OperatorStoreAuth,
         state: Data<&AppState>,
@@ -222,7 +222,7 @@ impl ManageApi {
 
     /// One credential.
     #[oai(path = "/credentials/:id", method = "get")]
-    async fn get(
+    pub async fn get(
         &self,
         auth: OperatorStoreAuth,
         state: Data<&AppState>,
@@ -236,7 +236,7 @@ impl ManageApi {
 
     /// Change name, scopes or expiry.
     #[oai(path = "/credentials/:id", method = "patch")]
-    async fn update(
+    pub async fn update(
         &self,
         auth: OperatorStoreAuth,
         state: Data<&AppState>,
@@ -255,7 +255,7 @@ impl ManageApi {
 
     /// Deactivate: validation fails at once; the configuration is kept.
     #[oai(path = "/credentials/:id/deactivate", method = "post")]
-    async fn deactivate(
+    pub async fn deactivate(
         &self,
         auth: OperatorStoreAuth,
         state: Data<&AppState>,
@@ -266,7 +266,7 @@ impl ManageApi {
 
     /// Reactivate a deactivated credential: validation accepts it again (unless it expired).
     #[oai(path = "/credentials/:id/reactivate", method = "post")]
-    async fn reactivate(
+    pub async fn reactivate(
         &self,
         auth: OperatorStoreAuth,
         state: Data<&AppState>,
@@ -277,7 +277,7 @@ impl ManageApi {
 
     /// Issue a new secret. The old one stops working at once, or after `graceSeconds`.
     #[oai(path = "/credentials/:id/rotate", method = "post")]
-    async fn rotate(
+    pub async fn rotate(
         &self,
         auth: OperatorStoreAuth,
         state: Data<&AppState>,
@@ -290,7 +290,7 @@ impl ManageApi {
 
     /// Delete, with its access tokens.
     #[oai(path = "/credentials/:id", method = "delete")]
-    async fn delete(
+    pub async fn delete(
         &self,
         auth: OperatorStoreAuth,
         state: Data<&AppState>,

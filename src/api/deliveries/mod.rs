@@ -39,7 +39,7 @@ impl DeliveriesApi {
     /// The store's delivery log, newest first, with every attempt.
     #[allow(clippy::too_many_arguments)]
     #[oai(path = "/deliveries", method = "get")]
-    async fn list(
+    pub async fn list(
         &self,
         auth: WebhooksAuth,
         state: Data<&AppState>,
@@ -59,7 +59,7 @@ impl DeliveriesApi {
     /// One subscription's delivery log (same filters as `/deliveries`).
     #[allow(clippy::too_many_arguments)]
     #[oai(path = "/subscriptions/:id/deliveries", method = "get")]
-    async fn by_subscription(
+    pub async fn by_subscription(
         &self,
         auth: WebhooksAuth,
         state: Data<&AppState>,
@@ -79,7 +79,7 @@ impl DeliveriesApi {
 
     /// Dead letters of the store, newest first.
     #[oai(path = "/dead-letters", method = "get")]
-    async fn dead_letters(
+    pub async fn dead_letters(
         &self,
         auth: WebhooksAuth,
         state: Data<&AppState>,
@@ -96,7 +96,7 @@ impl DeliveriesApi {
 
     /// One delivery with every attempt.
     #[oai(path = "/deliveries/:id", method = "get")]
-    async fn get(
+    pub async fn get(
         &self,
         auth: WebhooksAuth,
         state: Data<&AppState>,
@@ -112,7 +112,7 @@ impl DeliveriesApi {
 
     /// Re-trigger a dead-lettered (or cancelled) delivery: a fresh attempt now, the schedule restarts, the log keeps history.
     #[oai(path = "/deliveries/:id/retrigger", method = "post")]
-    async fn retrigger(
+    pub async fn retrigger(
         &self,
         auth: WebhooksAuth,
         state: Data<&AppState>,
@@ -124,7 +124,7 @@ impl DeliveriesApi {
 
     /// Send any finished delivery again (delivered ones too), with the same delivery id.
     #[oai(path = "/deliveries/:id/resend", method = "post")]
-    async fn resend(
+    pub async fn resend(
         &self,
         auth: WebhooksAuth,
         state: Data<&AppState>,
@@ -136,7 +136,7 @@ impl DeliveriesApi {
 
     /// Re-trigger every dead letter of a subscription dead-lettered since a time.
     #[oai(path = "/subscriptions/:id/dead-letters/retrigger", method = "post")]
-    async fn retrigger_since(
+    pub async fn retrigger_since(
         &self,
         auth: WebhooksAuth,
         state: Data<&AppState>,

@@ -26,6 +26,10 @@ pub struct Attempt {
     pub finished_at: DateTime<Utc>,
     /// Milliseconds from sending to the answer.
     pub response_time_ms: i32,
+    /// The worker process that made the attempt.
+    pub worker: String,
+    /// The error class the statistics count a failure under (`http_503`, `timeout`, `connection_refused`, …).
+    pub error_class: Option<String>,
 }
 
 /// A delivery with every attempt.
@@ -105,6 +109,8 @@ impl From<AttemptRow> for Attempt {
             started_at: a.started_at,
             finished_at: a.finished_at,
             response_time_ms: a.response_time_ms,
+            worker: a.worker,
+            error_class: a.error_class,
         }
     }
 }

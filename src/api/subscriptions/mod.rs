@@ -5,7 +5,7 @@ mod validate;
 
 pub use types::{
     CreateSubscription, CreatedSubscription, Subscription, SubscriptionPage, TestSent,
-    UpdateSubscription,
+    UpdateSubscription, UpdatedSubscription,
 };
 pub use validate::target_url_pattern;
 
@@ -15,39 +15,39 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 use workflows::ids::{EventId, SubscriptionId};
-use workflows::{EventEnvelope, EventType, StoreId};
+use workflows::{EventEnvelope, EventType, StoreId, event_types};
 
 use super::auth::WebhooksAuth;
 use super::code::ProblemCode;
 use super::problem::can::*;
 use super::problem::{ApiError, Problems};
-use super::types::Name;
+use super::types::{FilterText, Name};
 use super::{AppState, Tag, next_page, page_limit};
 use crate::db::events::{EventSource, Ingested};
 use crate::db::subscriptions::{self, NewSubscription, Patch, SubscriptionRow};
 use crate::secrets::{new_signing_secret, webhook_secret_path};
 use poem_openapi::types::MaybeUndefined;
-use validate::{valid_events, valid_max_in_flight, valid_target};
+use validate::{catalog_warnings, valid_events, valid_max_in_flight, valid_target};
 
 /// The scope every route of this module and of `deliveries` requires (checked by [`WebhooksAuth`]).
 pub const SCOPE: &str = "webhooks:manage";
 
 #[derive(ApiResponse)]
-enum Created {
+pub enum Created {
     /// Created; the body carries the signing secret, shown this once.
     #[oai(status = 201)]
     Created(Json<CreatedSubscription>),
 }
 
 #[derive(ApiResponse)]
-enum Accepted {
+pub enum Accepted {
     /// The test event is ingested and its delivery queued; follow it in the delivery log.
     #[oai(status = 202)]
     Accepted(Json<TestSent>),
 }
 
 #[derive(ApiResponse)]
-enum Deleted {
+pub enum Deleted {
     /// Deleted; its deliveries stay in the log.
     #[oai(status = 204)]
     NoContent,
@@ -97,7 +97,7 @@ pub struct SubscriptionsApi;
 impl SubscriptionsApi {
     /// Create a subscription; the answer carries its signing secret, shown this once.
     #[oai(path = "/subscriptions", method = "post")]
-    async fn create(
+    pub async fn create(
         &self,
         auth: WebhooksAuth,
         state: Data<&AppState>,
@@ -124,6 +124,7 @@ impl SubscriptionsApi {
                 }
             })?;
         Ok(Created::Created(Json(CreatedSubscription {
+            warnings: catalog_warnings(&row.events),
             subscription: Subscription::of(row, &state.lanes),
             signing_secret: secret,
         })))
@@ -131,7 +132,7 @@ impl SubscriptionsApi {
 
     /// List the store's subscriptions.
     #[oai(path = "/subscriptions", method = "get")]
-    async fn list(
+    pub async fn list(
         &self,
         auth: WebhooksAuth,
         state: Data<&AppState>,
@@ -154,7 +155,7 @@ impl SubscriptionsApi {
 
     /// One subscription.
     #[oai(path = "/subscriptions/:id", method = "get")]
-    async fn get(
+    pub async fn get(
         &self,
         auth: WebhooksAuth,
         state: Data<&AppState>,
@@ -169,13 +170,13 @@ impl SubscriptionsApi {
 
     /// Change name, target, events or activity.
     #[oai(path = "/subscriptions/:id", method = "patch")]
-    async fn update(
+    pub async fn update(
         &self,
         auth: WebhooksAuth,
         state: Data<&AppState>,
         id: Path<SubscriptionId>,
         body: Json<UpdateSubscription>,
-    ) -> Result<Json<Subscription>, Problems<{ STORE_CALLER | JSON_BODY | NOT_FOUND }>> {
+    ) -> Result<Json<UpdatedSubscription>, Problems<{ STORE_CALLER | JSON_BODY | NOT_FOUND }>> {
         let target_url = match &body.target_url {
             Some(raw) => Some(valid_target(&state, raw).await?),
             None => None,
@@ -195,12 +196,15 @@ impl SubscriptionsApi {
             .await
             .map_err(ApiError::from)?;
         let row = row.ok_or_else(|| not_found(id.0))?;
-        Ok(Json(Subscription::of(row, &state.lanes)))
+        Ok(Json(UpdatedSubscription {
+            warnings: catalog_warnings(&row.events),
+            subscription: Subscription::of(row, &state.lanes),
+        }))
     }
 
     /// Delete: no more deliveries; the delivery log keeps its history.
     #[oai(path = "/subscriptions/:id", method = "delete")]
-    async fn delete(
+    pub async fn delete(
         &self,
         auth: WebhooksAuth,
         state: Data<&AppState>,
@@ -216,49 +220,73 @@ impl SubscriptionsApi {
         }
     }
 
-    /// Send a synthetic `webhook.test` event to this subscription through the real pipeline.
+    /// Send a test event to this subscription through the real pipeline: `webhook.test`, or the event catalog's
+    /// example `data` of `eventType` (`GET /event-types`).
     #[oai(path = "/subscriptions/:id/test", method = "post")]
-    async fn test(
+    pub async fn test(
         &self,
         auth: WebhooksAuth,
         state: Data<&AppState>,
         id: Path<SubscriptionId>,
+        #[oai(name = "eventType")] event_type: Query<Option<FilterText>>,
     ) -> Result<Accepted, Problems<{ STORE_CALLER | POSTS | NOT_FOUND | CONFLICT }>> {
-        let row = subscriptions::get(&state.pool, &auth.0.store_id, id.0)
-            .await
-            .map_err(ApiError::from)?;
-        let row = row.ok_or_else(|| not_found(id.0))?;
-        if !row.is_active {
-            return Err(ApiError::Conflict(
-                ProblemCode::SubscriptionInactive,
-                "activate the subscription first".into(),
-            )
-            .into());
+        let event_type = event_type.0.map(FilterText::into_inner);
+        let sent = send_test(&state, &auth.0.store_id, id.0, event_type.as_deref()).await?;
+        Ok(Accepted::Accepted(Json(sent)))
+    }
+}
+
+/// Ingest a test event for one subscription of the store (only it receives it): `webhook.test`, or the catalog's
+/// example `data` of `event_type`. 404 for another store's subscription, 409 when it is inactive, 422 for a type
+/// the catalog does not have.
+pub async fn send_test(
+    state: &AppState,
+    store_id: &StoreId,
+    id: SubscriptionId,
+    event_type: Option<&str>,
+) -> Result<TestSent, ApiError> {
+    let row = subscriptions::get(&state.pool, store_id, id).await?;
+    let row = row.ok_or_else(|| not_found(id))?;
+    if !row.is_active {
+        return Err(ApiError::Conflict(
+            ProblemCode::SubscriptionInactive,
+            "activate the subscription first".into(),
+        ));
+    }
+    let (event_type, data) = match event_type {
+        None => (
+            EventType::parse("webhook.test").map_err(|e| ApiError::Internal(e.into()))?,
+            serde_json::json!({"subscriptionId": row.subscription_id, "message": "Test delivery from ShopSTAR3"}),
+        ),
+        Some(name) => {
+            let entry = event_types::get(name).ok_or_else(|| {
+                ApiError::Invalid(
+                    ProblemCode::UnknownEventType,
+                    format!("{name:?} is not in the event catalog (GET /event-types)"),
+                )
+            })?;
+            (entry.event_type.clone(), entry.example.clone())
         }
-        let event = EventEnvelope {
-            event_id: EventId::new(),
-            event_type: EventType::parse("webhook.test")
-                .map_err(|e| ApiError::Internal(e.into()))?,
-            store_id: auth.0.store_id.clone(),
-            occurred_at: Utc::now(),
-            data: serde_json::json!({"subscriptionId": row.subscription_id, "message": "Test delivery from ShopSTAR3"}),
-            previous_attributes: None,
-        };
-        match state
-            .ingestor
-            .ingest_one(&event, EventSource::Test, Some(row.subscription_id))
-            .await
-            .map_err(ApiError::from)?
-        {
-            Ingested::New { deliveries, .. } if deliveries.len() == 1 => {
-                Ok(Accepted::Accepted(Json(TestSent {
-                    event_id: event.event_id,
-                    delivery_id: deliveries[0],
-                })))
-            }
-            other => {
-                Err(ApiError::Internal(anyhow::anyhow!("test event fan-out gave {other:?}")).into())
-            }
-        }
+    };
+    let event = EventEnvelope {
+        event_id: EventId::new(),
+        event_type,
+        store_id: store_id.clone(),
+        occurred_at: Utc::now(),
+        data,
+        previous_attributes: None,
+    };
+    match state
+        .ingestor
+        .ingest_one(&event, EventSource::Test, Some(row.subscription_id))
+        .await?
+    {
+        Ingested::New { deliveries, .. } if deliveries.len() == 1 => Ok(TestSent {
+            event_id: event.event_id,
+            delivery_id: deliveries[0],
+        }),
+        other => Err(ApiError::Internal(anyhow::anyhow!(
+            "test event fan-out gave {other:?}"
+        ))),
     }
 }

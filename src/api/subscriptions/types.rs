@@ -92,6 +92,21 @@ pub struct CreatedSubscription {
     pub subscription: Subscription,
     /// `whsec_…`: store it now; it is never shown again.
     pub signing_secret: String,
+    /// Allowed but likely mistakes: each of `events` that selects no type of the event catalog
+    /// (`GET /event-types`). Empty when every pattern selects a catalog type.
+    pub warnings: Vec<String>,
+}
+
+/// The update answer: the subscription as changed, and what looks wrong in it.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct UpdatedSubscription {
+    /// The subscription as changed.
+    #[oai(flatten)]
+    pub subscription: Subscription,
+    /// Allowed but likely mistakes: each of `events` that selects no type of the event catalog
+    /// (`GET /event-types`). Empty when every pattern selects a catalog type.
+    pub warnings: Vec<String>,
 }
 
 /// A page of subscriptions.

@@ -29,6 +29,23 @@ pub(super) fn valid_events(events: &[String]) -> Result<Vec<String>, ApiError> {
     Ok(out)
 }
 
+/// A warning for each of `events` (stored patterns) that selects no type of the event catalog: subscribing to it is
+/// allowed, since the platform may emit types the catalog does not list yet, but it is more likely a typo.
+pub(super) fn catalog_warnings(events: &[String]) -> Vec<String> {
+    workflows::event_types::unknown_patterns(events)
+        .into_iter()
+        .map(|p| {
+            if p.ends_with('*') {
+                format!(
+                    "event pattern `{p}` matches no type in the event catalog (GET /event-types)"
+                )
+            } else {
+                format!("event type `{p}` is not in the event catalog (GET /event-types)")
+            }
+        })
+        .collect()
+}
+
 /// A subscription's own limit of attempts in flight, within the operator's bounds.
 pub(super) fn valid_max_in_flight(limits: &LaneLimits, raw: u32) -> Result<i32, ApiError> {
     if !limits.allows(raw) {
