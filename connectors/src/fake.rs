@@ -15,7 +15,9 @@ use poem::web::Data;
 use poem::{EndpointExt, Request, Response, Route, handler};
 use serde_json::{Value, json};
 
-pub use crate::amazon::fake::{AMAZON_CLIENT_ID, AMAZON_CLIENT_SECRET, AMAZON_REFRESH_TOKEN};
+pub use crate::amazon::fake::{
+    AMAZON_CLIENT_ID, AMAZON_CLIENT_SECRET, AMAZON_REFRESH_TOKEN, CATALOG_ASIN, CATALOG_EAN,
+};
 pub use crate::ebay::fake::{EBAY_CLIENT_ID, EBAY_CLIENT_SECRET, EBAY_REFRESH_TOKEN};
 pub use crate::google::fake::{GOOGLE_CLIENT_EMAIL, google_private_key};
 use crate::{amazon, ebay, google};

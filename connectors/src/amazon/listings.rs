@@ -55,7 +55,11 @@ impl Amazon {
         let items = listings(data)?;
         for l in &items {
             let kind = listing_kind(l, s.product_type_for(&l.category_ids))?;
-            let body = self.put_body(ctx, s, l, &kind).await?;
+            let mut l = l.clone();
+            if kind == ListingKind::Offer && l.asin.is_none() {
+                l.asin = Some(self.asin_of_ean(ctx, s, &l).await?);
+            }
+            let body = self.put_body(ctx, s, &l, &kind).await?;
             let path = listing_path(s, &l.sku);
             let op = plans::PUT_LISTINGS_ITEM;
             let answer = self.call(ctx, s, op, Method::Put, path, Some(body)).await?;
@@ -99,6 +103,36 @@ impl Amazon {
             }
         }
         Ok(body)
+    }
+
+    /// The ASIN of the catalog item whose EAN is the listing's GTIN (`searchCatalogItems`); none is an error no
+    /// retry fixes.
+    async fn asin_of_ean(
+        &self,
+        ctx: &ConnectorContext<'_>,
+        s: &Settings,
+        l: &Listing,
+    ) -> Result<String, ConnectorError> {
+        let ean = l.gtin.as_deref().unwrap_or_default();
+        let path = format!(
+            "/catalog/2022-04-01/items?identifiers={}&identifiersType=EAN&marketplaceIds={}",
+            encode(ean),
+            encode(s.marketplace_id.as_str())
+        );
+        let op = plans::SEARCH_CATALOG_ITEMS;
+        let found = self.call(ctx, s, op, Method::Get, path, None).await?;
+        let asin = found["items"][0]["asin"].as_str().map(str::to_owned);
+        asin.ok_or_else(|| {
+            PayloadError {
+                event_type: "product.updated".into(),
+                detail: format!(
+                    "Amazon's catalog has no item with EAN {ean} to offer {} on, and no Amazon product type is \
+                     configured for it to create one (settings.productTypes, settings.productType)",
+                    l.sku
+                ),
+            }
+            .into()
+        })
     }
 
     /// The listing's `fulfillment_availability` on Amazon (`None` when it has no listing yet).

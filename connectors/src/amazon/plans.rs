@@ -23,6 +23,8 @@ pub const GET_LISTINGS_ITEM: Operation = plan("getListingsItem", 5.0, 10);
 pub const GET_DEFINITIONS_PRODUCT_TYPE: Operation = plan("getDefinitionsProductType", 5.0, 10);
 /// `searchOrders` (orders_2026-01-01.json): 0.0056/s, burst 20.
 pub const SEARCH_ORDERS: Operation = plan("searchOrders", 0.0056, 20);
+/// `searchCatalogItems` (catalogItems_2022-04-01.json): 2/s, burst 2.
+pub const SEARCH_CATALOG_ITEMS: Operation = plan("searchCatalogItems", 2.0, 2);
 /// `getOrder` (orders_2026-01-01.json): 0.5/s, burst 30.
 pub const GET_ORDER: Operation = plan("getOrder", 0.5, 30);
 /// `confirmShipment` (ordersV0.json): 2/s, burst 10.

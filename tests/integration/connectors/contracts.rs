@@ -53,6 +53,13 @@ async fn amazon_listings_are_offers_on_catalog_items_or_full_listings_of_a_confi
         json!({"sku": "N-1", "title": "Mystery"}),
     ))
     .await;
+    // A GTIN Amazon's catalog does not have, and no product type.
+    app.post_event(&event(
+        "product.updated",
+        STORE,
+        json!({"sku": "N-2", "title": "Unknown", "gtin": "0000000000017"}),
+    ))
+    .await;
     worker.run_pending_jobs().await.expect("run");
 
     let puts: Vec<Call> = fake
@@ -73,8 +80,20 @@ async fn amazon_listings_are_offers_on_catalog_items_or_full_listings_of_a_confi
         (Some("PRODUCT"), Some("LISTING_OFFER_ONLY"))
     );
     assert_eq!(
-        offer["attributes"]["externally_assigned_product_identifier"][0]["value"],
-        "4006381333931"
+        offer["attributes"]["merchant_suggested_asin"][0]["value"],
+        CATALOG_ASIN
+    );
+    let search = fake
+        .api_calls()
+        .into_iter()
+        .find(|c| c.path == "/catalog/2022-04-01/items")
+        .expect("catalog search");
+    assert_eq!(
+        (
+            search.param("identifiers").as_deref(),
+            search.param("identifiersType").as_deref()
+        ),
+        (Some(CATALOG_EAN), Some("EAN"))
     );
     let full = puts
         .iter()
@@ -90,7 +109,7 @@ async fn amazon_listings_are_offers_on_catalog_items_or_full_listings_of_a_confi
     assert!(
         !puts
             .iter()
-            .any(|c| c.path.ends_with("/RS-2") || c.path.ends_with("/N-1"))
+            .any(|c| c.path.ends_with("/RS-2") || c.path.contains("/N-"))
     );
     let definitions = fake
         .api_calls()
@@ -103,7 +122,13 @@ async fn amazon_listings_are_offers_on_catalog_items_or_full_listings_of_a_confi
     );
 
     let errors = dead_letters(&app, &id).await;
-    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("no item with EAN 0000000000017") && e.contains("N-2")),
+        "{errors:?}"
+    );
     assert!(
         errors
             .iter()

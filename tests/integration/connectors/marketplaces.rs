@@ -46,6 +46,7 @@ async fn amazon_events_make_exactly_the_listings_inventory_and_shipment_calls() 
     assert_eq!(
         lines,
         vec![
+            "GET /catalog/2022-04-01/items",
             "GET /listings/2021-08-01/items/A2SELLER/TS-42",
             "GET /orders/2026-01-01/orders/113-0000001",
             "PATCH /listings/2021-08-01/items/A2SELLER/TS-42",
@@ -76,8 +77,8 @@ async fn amazon_events_make_exactly_the_listings_inventory_and_shipment_calls() 
     assert_eq!(body["productType"], "PRODUCT");
     assert_eq!(body["requirements"], "LISTING_OFFER_ONLY");
     assert_eq!(
-        body["attributes"]["externally_assigned_product_identifier"][0]["value"],
-        "4006381333931"
+        body["attributes"]["merchant_suggested_asin"][0]["value"],
+        CATALOG_ASIN
     );
     assert_eq!(
         body["attributes"]["purchasable_offer"][0]["our_price"][0]["schedule"][0]["value_with_tax"],

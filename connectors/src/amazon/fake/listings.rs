@@ -2,7 +2,8 @@
 //! replaces the whole listing, as Amazon's does; a body the model refuses is `400 InvalidInput`; a valid body Amazon
 //! would not accept is `200 INVALID` with `issues[]`: a product created with the `PRODUCT` type (4000004,
 //! amzn/selling-partner-api-models#2427), a required attribute of the product type missing (90220, the model's
-//! example issue), an offer-only listing matching no catalog item (the fake's own code `NO_MATCHING_ASIN`).
+//! example issue), an offer-only listing naming no catalog item (the fake's own code `NO_MATCHING_ASIN`). It also
+//! answers `searchCatalogItems` (Catalog Items API 2022-04-01) from its catalog.
 
 use std::sync::LazyLock;
 
@@ -32,6 +33,9 @@ pub(super) fn route(state: &mut State, call: &Call, base: &str) -> Option<Respon
     let p = call.path.as_str();
     if let Some(name) = p.strip_prefix("/definitions/2020-09-01/productTypes/") {
         return Some(definition(&state.amazon, call, name, base));
+    }
+    if p == "/catalog/2022-04-01/items" {
+        return Some(search_catalog(&state.amazon, call));
     }
     let rest = p.strip_prefix("/listings/2021-08-01/items/")?;
     let sku = rest.split_once('/').map(|(_, sku)| sku.to_owned())?;
@@ -107,21 +111,44 @@ fn product_issues(a: &Amazon, product_type: &str, attributes: &Map<String, Value
         .collect()
 }
 
+/// An offer-only listing names the catalog item it is an offer on (`merchant_suggested_asin`).
 fn offer_issues(a: &Amazon, attributes: &Map<String, Value>) -> Vec<Value> {
-    let value = |name: &str| attributes.get(name).and_then(|v| v[0]["value"].as_str());
-    let (asin, ean) = (
-        value("merchant_suggested_asin"),
-        value("externally_assigned_product_identifier"),
-    );
-    let matched = a
-        .catalog
-        .iter()
-        .any(|(x, e)| asin == Some(x.as_str()) || ean == Some(e.as_str()));
-    if matched {
+    let asin = attributes
+        .get("merchant_suggested_asin")
+        .and_then(|v| v[0]["value"].as_str());
+    if a.catalog.iter().any(|(x, _)| asin == Some(x.as_str())) {
         return Vec::new();
     }
-    let m = "The offer matches no catalog item (merchant_suggested_asin or identifier).";
+    let m = "The offer names no catalog item (merchant_suggested_asin).";
     vec![issue("NO_MATCHING_ASIN", m.into(), None)]
+}
+
+/// `searchCatalogItems` by identifiers (catalogItems_2022-04-01.json): `marketplaceIds` required, `identifiersType`
+/// required with `identifiers`; the catalog items whose EAN (or ASIN) is one of them.
+fn search_catalog(a: &Amazon, call: &Call) -> Response {
+    let (Some(_), Some(ids), Some(kind)) = (
+        call.param("marketplaceIds"),
+        call.param("identifiers"),
+        call.param("identifiersType"),
+    ) else {
+        return error(
+            400,
+            "InvalidInput",
+            "marketplaceIds, identifiers and identifiersType are required",
+        );
+    };
+    let wanted: Vec<&str> = ids.split(',').collect();
+    let items: Vec<Value> = a
+        .catalog
+        .iter()
+        .filter(|(asin, ean)| match kind.as_str() {
+            "EAN" | "GTIN" => wanted.contains(&ean.as_str()),
+            "ASIN" => wanted.contains(&asin.as_str()),
+            _ => false,
+        })
+        .map(|(asin, _)| json!({"asin": asin}))
+        .collect();
+    json_response(200, json!({"numberOfResults": items.len(), "items": items}))
 }
 
 fn patch(state: &mut State, call: &Call, sku: &str) -> Response {

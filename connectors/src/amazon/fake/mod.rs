@@ -66,7 +66,13 @@ pub(crate) fn route(state: &mut State, call: &Call, base: &str) -> Option<Respon
     if let Some(name) = p.strip_prefix("/fake-s3/product-types/") {
         return Some(listings::schema_document(&state.amazon, name));
     }
-    let sp_api = ["/listings/", "/orders/", "/sellers/", "/definitions/"];
+    let sp_api = [
+        "/listings/",
+        "/orders/",
+        "/sellers/",
+        "/definitions/",
+        "/catalog/",
+    ];
     if !sp_api.iter().any(|prefix| p.starts_with(prefix)) {
         return None;
     }

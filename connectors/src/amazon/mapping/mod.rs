@@ -62,7 +62,8 @@ impl ProductTypeDefinition {
 pub enum ListingKind<'a> {
     /// A product of this type with its offer (`requirements: LISTING`): Amazon creates or matches the product.
     Product(&'a str),
-    /// An offer on an existing catalog item, matched by the listing's ASIN or else its EAN (`LISTING_OFFER_ONLY`).
+    /// An offer on an existing catalog item (`LISTING_OFFER_ONLY`): the listing's ASIN, or the one the catalog
+    /// finds for its EAN (`searchCatalogItems`), which the adapter sets as the listing's ASIN before the body.
     Offer,
 }
 
@@ -129,17 +130,12 @@ pub fn listing_put_body(
     }
     match kind {
         ListingKind::Offer => {
-            match (&l.asin, &l.gtin) {
-                (Some(asin), _) => a.insert(
+            if let Some(asin) = &l.asin {
+                a.insert(
                     "merchant_suggested_asin".into(),
                     json!([{"value": asin, "marketplace_id": mp}]),
-                ),
-                (None, Some(gtin)) => a.insert(
-                    "externally_assigned_product_identifier".into(),
-                    ean(gtin, mp),
-                ),
-                (None, None) => None,
-            };
+                );
+            }
             json!({"productType": OFFER_PRODUCT_TYPE, "requirements": "LISTING_OFFER_ONLY", "attributes": a})
         }
         ListingKind::Product(product_type) => {

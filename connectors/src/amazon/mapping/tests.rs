@@ -84,10 +84,12 @@ fn without_a_product_type_an_asin_or_gtin_makes_an_offer_only_listing_and_nothin
         listing_kind(&by_ean[0], Some("PRODUCT")),
         Ok(ListingKind::Offer)
     );
-    let body = listing_put_body(&by_ean[0], &M, &ListingKind::Offer, None, None);
+    let mut matched = by_ean[0].clone();
+    matched.asin = Some("B0TRAIL042".into()); // what the catalog search found for the EAN
+    let body = listing_put_body(&matched, &M, &ListingKind::Offer, None, None);
     assert_eq!(
-        body["attributes"]["externally_assigned_product_identifier"][0]["value"],
-        "4006381333931"
+        body["attributes"]["merchant_suggested_asin"][0]["value"],
+        "B0TRAIL042"
     );
 
     let neither =
