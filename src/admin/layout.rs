@@ -39,7 +39,7 @@ const NAV: &[(&str, &str, bool)] = &[
     ("/admin/stats", "Statistics", false),
     ("/admin/deliveries", "Delivery log", false),
     ("/admin/dead-letters", "Dead letters", false),
-    ("/admin/credentials", "Credentials", false),
+    ("/admin/credentials", "Credentials", true),
     ("/admin/event-types", "Event catalog", false),
     ("/admin/connectors", "Connectors", true),
     ("/admin/quarantine", "Quarantine", true),

@@ -34,7 +34,7 @@ pub fn routes() -> Route {
         )
         .nest("/credentials", pages::credentials::routes())
         .at("/event-types", get(pages::operators::catalog))
-        .nest("/connectors", pages::operators::connector_routes())
+        .nest("/connectors", pages::connectors::routes())
         .at("/quarantine", get(pages::operators::quarantine))
         .at("/outbox", get(pages::operators::outbox))
 }

@@ -375,6 +375,30 @@ async fn an_operator_creates_a_credential_and_sees_its_secret_once_and_every_pag
     ] {
         panel.page(path).await;
     }
+    let connector = app
+        .api()
+        .create_connector(
+            "store-a",
+            &json!({"connectorType": "ebay", "displayName": "eBay <shop>", "settings": {},
+                    "credentials": {"apiKey": "client-id-x", "apiSecret": "very-secret-y", "refreshToken": "refresh-z"}}),
+        )
+        .await;
+    let page = panel
+        .page(&format!(
+            "/connectors/{}?direction=OUTBOUND&status=&entity_type=",
+            connector.config_id
+        ))
+        .await;
+    assert!(
+        page.contains("eBay &lt;shop&gt;") && page.contains("apiSecret"),
+        "{page}"
+    );
+    for secret in ["client-id-x", "very-secret-y", "refresh-z"] {
+        assert!(
+            !page.contains(secret),
+            "a connector credential is never shown"
+        );
+    }
     assert_eq!(
         panel.get("/assets/htmx.min.js").await.status(),
         StatusCode::OK

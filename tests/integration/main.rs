@@ -8,6 +8,7 @@
 mod common;
 
 mod admin;
+mod admin_browser;
 mod api;
 mod broker;
 mod chaos;

@@ -186,12 +186,17 @@ fn waiting(d: &Delivery) -> bool {
 }
 
 /// The part of a delivery's page that changes while it is attempted.
-fn live_part(d: &Delivery) -> Markup {
+fn live_part(session: &Session, d: &Delivery) -> Markup {
     let base = format!("/admin/deliveries/{}", d.delivery_id);
+    let finished = !waiting(d);
     html! {
         section #delivery-live aria-live="polite"
             hx-get=[waiting(d).then(|| format!("{base}/live"))] hx-trigger=[waiting(d).then_some("every 1s")]
             hx-swap="outerHTML" {
+            p {
+                @if matches!(d.status.as_str(), "DEAD_LETTERED" | "CANCELLED") { (button_form(session, Some("retrigger"), &format!("{base}/retrigger"), "Re-trigger")) " " }
+                @if finished { (button_form(session, Some("resend"), &format!("{base}/resend"), "Resend")) }
+            }
             p { "Status: " strong #delivery-status class=(format!("status-{}", d.status)) { (d.status) }
                 @if let Some(at) = d.next_retry_at { " · next attempt " (when(at)) } }
             h2 { "Attempts" }
@@ -212,7 +217,7 @@ fn live_part(d: &Delivery) -> Markup {
 pub async fn live(req: &Request, Path(raw): Path<String>) -> Response {
     let session = or_answer!(signed_in(req).await);
     let d = or_answer!(load(req, &session, &raw).await);
-    html_response(StatusCode::OK, live_part(&d))
+    html_response(StatusCode::OK, live_part(&session, &d))
 }
 
 /// `GET /admin/deliveries/:id`.
@@ -221,17 +226,11 @@ pub async fn show(req: &Request, Path(raw): Path<String>) -> Response {
     let session = or_answer!(signed_in(req).await);
     let d = or_answer!(load(req, &session, &raw).await);
     let headers = super::headers::sent(state(req), &d).await;
-    let base = format!("/admin/deliveries/{}", d.delivery_id);
-    let finished = !waiting(&d);
     let body = html! {
         p { "Delivery " code { (d.delivery_id) } " of " code { (d.event_type) } " to subscription "
             a href=(format!("/admin/subscriptions/{}", d.subscription_id)) { code { (d.subscription_id) } }
             " · created " (when(d.created_at)) }
-        p {
-            @if matches!(d.status.as_str(), "DEAD_LETTERED" | "CANCELLED") { (button_form(&session, Some("retrigger"), &format!("{base}/retrigger"), "Re-trigger")) " " }
-            @if finished { (button_form(&session, Some("resend"), &format!("{base}/resend"), "Resend")) }
-        }
-        (live_part(&d))
+        (live_part(&session, &d))
         h2 { "Headers" }
         p.muted { "As sent by the latest attempt, rebuilt from the stored payload (signatures truncated)." }
         dl #headers { @for (k, v) in &headers { dt { (k) } dd { code { (v) } } } }

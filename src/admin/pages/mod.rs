@@ -1,6 +1,7 @@
 //! One module per page family. Each page reads through the API's own handlers or repositories with the session's
 //! scope and renders; refusals of the API are shown with their status and detail.
 
+pub mod connectors;
 pub mod credentials;
 pub mod dead_letters;
 pub mod deliveries;

@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod browser;
 pub mod channels;
+pub mod chromedriver;
 pub mod client;
 pub mod faults;
 pub mod kafka;
