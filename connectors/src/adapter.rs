@@ -84,6 +84,8 @@ pub trait ConfiguredConnector: Send + Sync {
     fn required_credentials(&self) -> &'static [CredentialField];
     /// The config's rate limit: its `rateLimit` setting, or the adapter's default.
     fn rate_limit(&self) -> RateLimit;
+    /// Whether its calls also keep to each operation's usage plan: unless its `rateLimit` setting overrides them.
+    fn operation_plans(&self) -> bool;
     /// Push one domain event to the channel (outbound).
     async fn handle_event(
         &self,
@@ -147,6 +149,9 @@ impl<C: Connector> ConfiguredConnector for Configured<C> {
     fn rate_limit(&self) -> RateLimit {
         self.rate_limit
             .unwrap_or_else(|| self.adapter.default_rate_limit())
+    }
+    fn operation_plans(&self) -> bool {
+        self.rate_limit.is_none()
     }
     async fn handle_event(
         &self,

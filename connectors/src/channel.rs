@@ -1,6 +1,8 @@
 //! HTTP to a channel (a marketplace's remote API): one port ([`ChannelHttp`], reqwest in the service), wrapped by
-//! [`ChannelClient`], which takes the config's next turn from the shared [`RateGate`] before every call and honours `429 Retry-After`
-//! (every process pauses the config; a short wait is waited out in place, a long one fails the attempt).
+//! [`ChannelClient`], which takes the config's next turn from the shared [`RateGate`] before every call (and the
+//! turn of the request's [`Operation`], whose usage plan the channel meters separately) and honours a 429: its
+//! `Retry-After`, or for a bare 429 (SP-API sends none) the time the operation's plan takes to allow one more call.
+//! Every process pauses; a short wait is waited out in place, a long one fails the attempt.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -39,6 +41,28 @@ pub enum Body {
     Form(Vec<(String, String)>),
 }
 
+/// An operation a channel meters with its own usage plan (e.g. SP-API `searchOrders`: 0.0056/s, burst 20).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Operation {
+    /// The operation's name: its rate-limit bucket in the config's shared state.
+    pub name: &'static str,
+    /// Its usage plan.
+    pub limit: RateLimit,
+}
+
+impl Operation {
+    /// How long to wait after a 429 that names no `Retry-After`: the time the plan takes to allow one call (at
+    /// least a second).
+    pub fn backoff(&self) -> Duration {
+        let secs = if self.limit.per_second > 0.0 {
+            1.0 / self.limit.per_second
+        } else {
+            60.0
+        };
+        Duration::from_secs_f64(secs.clamp(1.0, 3600.0))
+    }
+}
+
 /// One call to a channel.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChannelRequest {
@@ -50,6 +74,8 @@ pub struct ChannelRequest {
     pub headers: Vec<(String, String)>,
     /// The request body.
     pub body: Body,
+    /// The operation, when the channel meters it apart from the config's limit.
+    pub operation: Option<Operation>,
 }
 
 impl ChannelRequest {
@@ -60,7 +86,14 @@ impl ChannelRequest {
             url: url.into(),
             headers: Vec::new(),
             body: Body::Empty,
+            operation: None,
         }
+    }
+
+    /// Meter the request as `operation` too.
+    pub fn operation(mut self, operation: Operation) -> Self {
+        self.operation = Some(operation);
+        self
     }
 
     /// Add a header.
@@ -117,24 +150,31 @@ pub trait ChannelHttp: Send + Sync {
     async fn send(&self, request: &ChannelRequest) -> Result<ChannelResponse, String>;
 }
 
-/// The shared rate limit of connector configs (Postgres in the service): one state per config for every process.
+/// The shared rate limits of connector configs (Postgres in the service): one state per config and bucket for
+/// every process. The bucket [`CONFIG_BUCKET`] is the config's own limit; others are operations' usage plans.
 #[async_trait]
 pub trait RateGate: Send + Sync {
-    /// Reserve the config's next call slot unless it is more than `max_wait` away.
+    /// Reserve the next call slot of the config's `bucket` unless it is more than `max_wait` away.
     async fn reserve(
         &self,
         config_id: ConnectorId,
+        bucket: &str,
         limit: RateLimit,
         max_wait: Duration,
     ) -> Result<Reservation, String>;
-    /// No call of the config before `pause` from now (the channel's `Retry-After`).
+    /// No call in the config's `bucket` before `pause` from now (the channel's `Retry-After`, or a bare 429's
+    /// backoff).
     async fn pause(
         &self,
         config_id: ConnectorId,
+        bucket: &str,
         limit: RateLimit,
         pause: Duration,
     ) -> Result<(), String>;
 }
+
+/// The bucket of a config's own rate limit.
+pub const CONFIG_BUCKET: &str = "";
 
 /// Times a 429 is waited out in place before the attempt fails.
 const INLINE_RETRIES: u32 = 2;
@@ -146,6 +186,7 @@ pub struct ChannelClient {
     config_id: ConnectorId,
     limit: RateLimit,
     max_inline_wait: Duration,
+    operation_plans: bool,
     calls: AtomicU32,
 }
 
@@ -164,8 +205,22 @@ impl ChannelClient {
             config_id,
             limit,
             max_inline_wait,
+            operation_plans: true,
             calls: AtomicU32::new(0),
         }
+    }
+
+    /// Whether requests also take turns from their operation's usage plan (the default). Off for a config whose
+    /// operator set its own `rateLimit` (e.g. because the marketplace granted the seller more): that limit alone
+    /// paces it, and a bare 429 pauses the whole config.
+    pub fn with_operation_plans(mut self, on: bool) -> Self {
+        self.operation_plans = on;
+        self
+    }
+
+    /// The bucket and limit a request is metered by besides the config's: its operation's, when plans apply.
+    fn operation_bucket(&self, request: &ChannelRequest) -> Option<Operation> {
+        request.operation.filter(|_| self.operation_plans)
     }
 
     /// Requests sent so far (for the sync log).
@@ -173,12 +228,20 @@ impl ChannelClient {
         self.calls.load(Ordering::Relaxed)
     }
 
-    /// Wait for the config's next turn; a turn further than `max_inline_wait` away (the channel paused us with a
-    /// long `Retry-After`, or a backlog exceeds the limit) is returned as `RateLimited` instead of holding a slot.
-    async fn take_turn(&self) -> Result<(), ConnectorError> {
+    /// Wait for the config's next turn, then the operation's; a turn further than `max_inline_wait` away (the
+    /// channel paused us, or a backlog exceeds the limit) is returned as `RateLimited` instead of holding a slot.
+    async fn take_turn(&self, operation: Option<&Operation>) -> Result<(), ConnectorError> {
+        self.take_turn_in(CONFIG_BUCKET, self.limit).await?;
+        match operation {
+            Some(op) => self.take_turn_in(op.name, op.limit).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn take_turn_in(&self, bucket: &str, limit: RateLimit) -> Result<(), ConnectorError> {
         match self
             .gate
-            .reserve(self.config_id, self.limit, self.max_inline_wait)
+            .reserve(self.config_id, bucket, limit, self.max_inline_wait)
             .await
         {
             Ok(Reservation::Granted { wait, .. }) => {
@@ -205,9 +268,10 @@ impl ChannelClient {
     pub async fn send(&self, request: &ChannelRequest) -> Result<ChannelResponse, ConnectorError> {
         let mut waited = 0;
         loop {
-            self.take_turn().await?;
+            self.take_turn(self.operation_bucket(request).as_ref())
+                .await?;
             self.calls.fetch_add(1, Ordering::Relaxed);
-            let response = self.http.send(request).await.map_err(|e| {
+            let mut response = self.http.send(request).await.map_err(|e| {
                 ConnectorError::Channel(SyncFailure {
                     reason: format!("{}: {e}", describe(request)),
                     status: None,
@@ -215,11 +279,19 @@ impl ChannelClient {
                     permanent: false,
                 })
             })?;
-            if response.status == 429
-                && let Some(wait) = response.retry_after
-            {
-                // Every process stops calling this config until then.
-                if let Err(e) = self.gate.pause(self.config_id, self.limit, wait).await {
+            if response.status == 429 {
+                // A bare 429 of a metered operation waits for the plan's next call; the attempt's failure says so.
+                if response.retry_after.is_none() {
+                    response.retry_after = request.operation.map(|op| op.backoff());
+                }
+                let Some(wait) = response.retry_after else {
+                    return Ok(response);
+                };
+                // Every process stops calling this config (or this operation) until then.
+                let (bucket, limit) = self
+                    .operation_bucket(request)
+                    .map_or((CONFIG_BUCKET, self.limit), |op| (op.name, op.limit));
+                if let Err(e) = self.gate.pause(self.config_id, bucket, limit, wait).await {
                     tracing::warn!(error = %e, "could not record the channel's Retry-After");
                 }
                 if wait <= self.max_inline_wait && waited < INLINE_RETRIES {
@@ -293,7 +365,114 @@ pub fn api_request(method: Method, base: &str, path: &str, body: Option<Value>) 
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
+
+    /// Answers each request with the next status; records nothing else.
+    struct Statuses(Mutex<Vec<u16>>);
+
+    #[async_trait]
+    impl ChannelHttp for Statuses {
+        async fn send(&self, _: &ChannelRequest) -> Result<ChannelResponse, String> {
+            let status = self.0.lock().map_err(|e| e.to_string())?.remove(0);
+            Ok(ChannelResponse {
+                status,
+                retry_after: None,
+                body: Vec::new(),
+            })
+        }
+    }
+
+    /// Grants every turn; records `(bucket, pause)` of every pause.
+    #[derive(Default)]
+    struct Pauses(Mutex<Vec<(String, Duration)>>);
+
+    #[async_trait]
+    impl RateGate for Pauses {
+        async fn reserve(
+            &self,
+            _: ConnectorId,
+            _: &str,
+            _: RateLimit,
+            _: Duration,
+        ) -> Result<Reservation, String> {
+            Ok(Reservation::Granted {
+                wait: chrono::Duration::zero(),
+                tat: chrono::Utc::now(),
+            })
+        }
+        async fn pause(
+            &self,
+            _: ConnectorId,
+            bucket: &str,
+            _: RateLimit,
+            pause: Duration,
+        ) -> Result<(), String> {
+            let mut p = self.0.lock().map_err(|e| e.to_string())?;
+            p.push((bucket.to_owned(), pause));
+            Ok(())
+        }
+    }
+
+    const ORDERS: Operation = Operation {
+        name: "searchOrders",
+        limit: RateLimit {
+            per_second: 0.0056,
+            burst: 20,
+        },
+    };
+
+    fn client(statuses: Vec<u16>, gate: Arc<Pauses>) -> ChannelClient {
+        let limit = RateLimit {
+            per_second: 5.0,
+            burst: 10,
+        };
+        let http = Arc::new(Statuses(Mutex::new(statuses)));
+        ChannelClient::new(
+            http,
+            gate,
+            ConnectorId::new(),
+            limit,
+            Duration::from_secs(5),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_bare_429_pauses_the_operation_for_its_plan_and_the_failure_says_how_long() {
+        let gate = Arc::new(Pauses::default());
+        let c = client(vec![429], gate.clone());
+        let request = ChannelRequest::new(Method::Get, "http://x/orders").operation(ORDERS);
+        let Err(ConnectorError::Channel(f)) = c.call(&request).await else {
+            panic!("a 429 fails the attempt");
+        };
+        let backoff = Duration::from_secs_f64(1.0 / 0.0056);
+        assert_eq!(f.retry_after.and_then(|d| d.to_std().ok()), Some(backoff));
+        assert!(!f.permanent);
+        let paused = gate.0.lock().map(|p| p.clone()).unwrap_or_default();
+        assert_eq!(paused, vec![("searchOrders".to_owned(), backoff)]);
+    }
+
+    #[tokio::test]
+    async fn a_short_backoff_is_waited_out_in_place() {
+        let gate = Arc::new(Pauses::default());
+        let c = client(vec![429, 200], gate.clone());
+        let fast = Operation {
+            name: "putListingsItem",
+            limit: RateLimit {
+                per_second: 5.0,
+                burst: 10,
+            },
+        };
+        let request = ChannelRequest::new(Method::Put, "http://x/l").operation(fast);
+        assert!(c.call(&request).await.is_ok());
+        assert_eq!(c.calls(), 2);
+        let paused = gate.0.lock().map(|p| p.clone()).unwrap_or_default();
+        assert_eq!(
+            paused,
+            vec![("putListingsItem".to_owned(), Duration::from_secs(1))]
+        );
+    }
 
     #[test]
     fn encodes_everything_but_unreserved() {

@@ -23,7 +23,8 @@ pub mod fake;
 
 pub use adapter::{ConfiguredConnector, Connector, ConnectorAdapter};
 pub use channel::{
-    Body, ChannelClient, ChannelHttp, ChannelRequest, ChannelResponse, Method, RateGate,
+    Body, CONFIG_BUCKET, ChannelClient, ChannelHttp, ChannelRequest, ChannelResponse, Method,
+    Operation, RateGate,
 };
 pub use credentials::{CredentialField, Credentials};
 pub use model::{

@@ -44,6 +44,9 @@ pub struct SyncReport {
     pub records: u32,
     /// Set when nothing needed doing, with why (e.g. an order that did not come from this marketplace).
     pub skipped: Option<String>,
+    /// What the sync left out on purpose although it wrote records, for the sync log (e.g. eBay offers not
+    /// published yet).
+    pub note: Option<String>,
 }
 
 impl SyncReport {
@@ -53,7 +56,14 @@ impl SyncReport {
             entity_type: entity_type.to_owned(),
             records: u32::try_from(records).unwrap_or(u32::MAX),
             skipped: None,
+            note: None,
         }
+    }
+
+    /// The report with a note for the sync log (none when `note` is `None`).
+    pub fn with_note(mut self, note: Option<String>) -> Self {
+        self.note = note;
+        self
     }
 
     /// A report of nothing done, with why.
@@ -62,6 +72,7 @@ impl SyncReport {
             entity_type: entity_type.to_owned(),
             records: 0,
             skipped: Some(why.into()),
+            note: None,
         }
     }
 

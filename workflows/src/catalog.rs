@@ -73,6 +73,8 @@ struct RawProduct {
     price: Option<Money>,
     quantity: Option<i64>,
     gtin: Option<String>,
+    #[serde(default)]
+    category_ids: Vec<String>,
     condition: Option<String>,
     #[serde(default)]
     variants: Vec<RawVariant>,
@@ -115,6 +117,11 @@ pub struct Listing {
     pub quantity: Option<i64>,
     /// GTIN/EAN/UPC.
     pub gtin: Option<String>,
+    /// Amazon catalog item (ASIN) the store says this is: the variant attribute `asin`, which is not an attribute
+    /// of the item itself (so not in `attributes`).
+    pub asin: Option<String>,
+    /// The platform categories of the product (mapped to marketplace product types).
+    pub category_ids: Vec<String>,
     /// `new` (default), `used` or `refurbished`.
     pub condition: String,
     /// False for archived or draft products: channels show them out of stock.
@@ -191,6 +198,11 @@ fn variant_listing(
             format!("price {:?} of {sku} is not a decimal amount", m.amount),
         ));
     }
+    let (asin, attributes): (Vec<_>, Vec<_>) = v
+        .attributes
+        .into_iter()
+        .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+        .partition(|(k, _)| k.eq_ignore_ascii_case("asin"));
     let mut image_urls = v.image_urls;
     image_urls.extend(p.image_urls.iter().cloned());
     image_urls.dedup();
@@ -205,16 +217,14 @@ fn variant_listing(
         price,
         quantity: v.quantity.map(|q| q.max(0)),
         gtin: v.gtin.or_else(|| p.gtin.clone()),
+        asin: asin.into_iter().next().map(|(_, v)| v),
+        category_ids: p.category_ids.clone(),
         condition: condition.to_owned(),
         active: p
             .status
             .as_deref()
             .is_none_or(|s| s.eq_ignore_ascii_case("active")),
-        attributes: v
-            .attributes
-            .into_iter()
-            .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
-            .collect(),
+        attributes,
     })
 }
 

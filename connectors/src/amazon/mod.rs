@@ -1,30 +1,30 @@
-//! Amazon Selling Partner API, both ways. Outbound: listings (Listings Items API `PUT`), quantities (`PATCH`
-//! of `fulfillment_availability`) and shipment confirmations (Orders API v0). Inbound: new orders (Orders API v0,
-//! `CreatedAfter` cursor, `NextToken` pages). Auth: Login with Amazon refresh token → access token, cached.
+//! Amazon Selling Partner API, both ways. Outbound: listings (Listings Items API `PUT`, as full listings of a
+//! product type or offers on catalog items), quantities (`PATCH` `merge` of `fulfillment_availability`) and
+//! shipment confirmations (Orders API v0 `confirmShipment`). Inbound: orders per status (Orders API v2026-01-01
+//! `searchOrders`, `lastUpdatedAfter` cursor, `paginationToken` pages, progress kept page by page). Auth: Login
+//! with Amazon refresh token → access token, cached. Every operation is metered with its usage plan ([`plans`]).
 
 #[cfg(feature = "fake")]
 pub mod fake;
+mod listings;
 pub mod mapping;
+pub mod plans;
 mod poll;
 pub mod settings;
+mod shipments;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use workflows::catalog::{fulfillment, listings, stock_levels};
-use workflows::connector::SyncFailure;
 use workflows::ratelimit::RateLimit;
 
-use self::mapping::{
-    Marketplace, inventory_patch_body, listing_put_body, shipment_confirmation_body,
-};
 pub use self::settings::{Endpoints, Region, Settings};
 use crate::adapter::Connector;
-use crate::channel::{ChannelRequest, Method, api_request, encode};
+use crate::channel::{ChannelRequest, Method, Operation, api_request};
 use crate::credentials::CredentialField;
 use crate::model::{ConnectorContext, ConnectorError, ConnectorEvent, PollReport, SyncReport};
 use crate::tokens::{TokenCache, cached_token, call_with_token, token_key};
 
-/// Event type of an order pulled from Amazon.
+/// Event type of an order pulled from Amazon (once per order status).
 pub const ORDER_RECEIVED: &str = "marketplace.order.received";
 
 /// The Amazon adapter.
@@ -32,14 +32,15 @@ pub const ORDER_RECEIVED: &str = "marketplace.order.received";
 pub struct Amazon {
     tokens: TokenCache,
     endpoints: Endpoints,
+    definitions: listings::Definitions,
 }
 
 impl Amazon {
     /// An adapter calling these endpoints.
     pub fn new(endpoints: Endpoints) -> Self {
         Self {
-            tokens: TokenCache::default(),
             endpoints,
+            ..Self::default()
         }
     }
 
@@ -58,19 +59,21 @@ impl Amazon {
         .await
     }
 
-    /// One SP-API call with the config's access token.
+    /// One SP-API call of `op` with the config's access token.
     async fn call(
         &self,
         ctx: &ConnectorContext<'_>,
         s: &Settings,
+        op: Operation,
         method: Method,
         path_and_query: String,
         body: Option<Value>,
     ) -> Result<Value, ConnectorError> {
         let token = self.access_token(ctx).await?;
         let base = self.endpoints.sp_api(s.region);
-        let request =
-            api_request(method, base, &path_and_query, body).header("x-amz-access-token", token);
+        let request = api_request(method, base, &path_and_query, body)
+            .header("x-amz-access-token", token)
+            .operation(op);
         match call_with_token(ctx, &self.tokens, &request).await {
             // SP-API answers an expired or revoked access token with 403 `Unauthorized`, not 401: drop the token and
             // retry on the schedule (a role truly missing still dead-letters after the fifth attempt).
@@ -82,110 +85,6 @@ impl Amazon {
             other => other,
         }
     }
-
-    fn listing_path(s: &Settings, sku: &str) -> String {
-        format!(
-            "/listings/2021-08-01/items/{}/{}?marketplaceIds={}",
-            encode(s.seller_id.as_str()),
-            encode(sku),
-            encode(s.marketplace_id.as_str())
-        )
-    }
-
-    /// `product.updated`: every listing of the product, created or replaced.
-    async fn sync_listings(
-        &self,
-        ctx: &ConnectorContext<'_>,
-        s: &Settings,
-        data: &Value,
-    ) -> Result<SyncReport, ConnectorError> {
-        let m = Marketplace {
-            marketplace_id: s.marketplace_id.as_str(),
-            language_tag: s.language_tag.as_str(),
-            product_type: s.product_type.as_str(),
-        };
-        let items = listings(data)?;
-        for l in &items {
-            let path = Self::listing_path(s, &l.sku);
-            let body = Some(listing_put_body(l, &m));
-            let answer = self.call(ctx, s, Method::Put, path, body).await?;
-            check_listing_answer(&l.sku, &answer)?;
-        }
-        Ok(SyncReport::written("listing", items.len()))
-    }
-
-    /// `inventory.updated`: each SKU's quantity.
-    async fn sync_inventory(
-        &self,
-        ctx: &ConnectorContext<'_>,
-        s: &Settings,
-        data: &Value,
-    ) -> Result<SyncReport, ConnectorError> {
-        let levels = stock_levels(data)?;
-        for level in &levels {
-            let body = Some(inventory_patch_body(
-                level.quantity,
-                s.product_type.as_str(),
-            ));
-            let path = Self::listing_path(s, &level.sku);
-            let answer = self.call(ctx, s, Method::Patch, path, body).await?;
-            check_listing_answer(&level.sku, &answer)?;
-        }
-        Ok(SyncReport::written("inventory", levels.len()))
-    }
-
-    /// `order.fulfilled`: confirm the shipment of an order that came from Amazon, once.
-    async fn confirm_shipment(
-        &self,
-        ctx: &ConnectorContext<'_>,
-        s: &Settings,
-        data: &Value,
-    ) -> Result<SyncReport, ConnectorError> {
-        let f = fulfillment(data)?;
-        let Some((order_id, body)) = shipment_confirmation_body(&f, s.marketplace_id.as_str())?
-        else {
-            return Ok(SyncReport::skipped("shipment", "not an Amazon order"));
-        };
-        // Idempotency: a retry after a confirmation whose answer was lost must not confirm twice.
-        let order_path = format!("/orders/v0/orders/{}", encode(&order_id));
-        let order = self.call(ctx, s, Method::Get, order_path, None).await?;
-        if order["payload"]["OrderStatus"] == "Shipped" {
-            let why = format!("order {order_id} is already confirmed as shipped");
-            return Ok(SyncReport::skipped("shipment", why));
-        }
-        let path = format!(
-            "/orders/v0/orders/{}/shipmentConfirmation",
-            encode(&order_id)
-        );
-        self.call(ctx, s, Method::Post, path, Some(body)).await?;
-        Ok(SyncReport::written("shipment", 1))
-    }
-}
-
-/// A Listings Items answer of `status: INVALID` is a refusal of the listing itself.
-fn check_listing_answer(sku: &str, answer: &Value) -> Result<(), ConnectorError> {
-    if answer["status"] != "INVALID" {
-        return Ok(());
-    }
-    let issues: Vec<String> = answer["issues"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|i| i["severity"] == "ERROR")
-        .map(|i| {
-            format!(
-                "{}: {}",
-                i["code"].as_str().unwrap_or("?"),
-                i["message"].as_str().unwrap_or("")
-            )
-        })
-        .collect();
-    Err(ConnectorError::Channel(SyncFailure {
-        reason: format!("Amazon refused listing {sku}: {}", issues.join("; ")),
-        status: Some(200),
-        retry_after: None,
-        permanent: true,
-    }))
 }
 
 #[async_trait]
@@ -205,7 +104,8 @@ impl Connector for Amazon {
     }
 
     fn default_rate_limit(&self) -> RateLimit {
-        // Listings Items API: 5 requests/s, burst 10 (the most restrictive of the operations used per call).
+        // The config's overall pace: the Listings Items API's plan, the most used; each operation also takes turns
+        // from its own usage plan (`plans`).
         RateLimit {
             per_second: 5.0,
             burst: 10,
@@ -245,7 +145,8 @@ impl Connector for Amazon {
         s: &Settings,
     ) -> Result<String, ConnectorError> {
         let path = "/sellers/v1/marketplaceParticipations".to_owned();
-        let answer = self.call(ctx, s, Method::Get, path, None).await?;
+        let op = plans::GET_MARKETPLACE_PARTICIPATIONS;
+        let answer = self.call(ctx, s, op, Method::Get, path, None).await?;
         let n = answer["payload"].as_array().map_or(0, Vec::len);
         Ok(format!(
             "LWA token obtained; seller participates in {n} marketplace(s)"

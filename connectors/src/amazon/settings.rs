@@ -1,8 +1,11 @@
 //! An Amazon config's typed settings and the deployment's Amazon endpoints.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use super::mapping::OFFER_PRODUCT_TYPE;
 use crate::settings::NonBlank;
 
 /// Settings of an Amazon config.
@@ -16,18 +19,31 @@ pub struct Settings {
     /// Which of the deployment's SP-API regional endpoints serves the marketplace.
     #[serde(default)]
     pub region: Region,
-    /// Amazon product type of the listings (`PRODUCT` when the seller does not map categories).
-    #[serde(default = "default_product_type")]
-    pub product_type: NonBlank,
+    /// Amazon product type of full listings whose category is not in `productTypes` (e.g. `SHOES`). Without one,
+    /// such products are listed as offers on existing catalog items (by ASIN or GTIN). `PRODUCT`, the default of
+    /// older versions, cannot create products and counts as none.
+    pub product_type: Option<NonBlank>,
+    /// Amazon product type per platform category id (`{"cat-shoes": "SHOES"}`; the product's `categoryIds`).
+    #[serde(default)]
+    pub product_types: BTreeMap<String, NonBlank>,
     /// Language of titles and descriptions, e.g. `en_US`.
     #[serde(default = "default_language")]
     pub language_tag: NonBlank,
-    /// First poll reads orders created after this (default: one day before the first poll).
+    /// First poll reads orders updated after this (default: one day before the first poll).
     pub orders_created_after: Option<DateTime<Utc>>,
 }
 
-fn default_product_type() -> NonBlank {
-    NonBlank::known("PRODUCT")
+impl Settings {
+    /// The product type of a listing in `categories`: the first mapped category's, else the config's (never
+    /// `PRODUCT`).
+    pub fn product_type_for(&self, categories: &[String]) -> Option<&str> {
+        categories
+            .iter()
+            .find_map(|c| self.product_types.get(c))
+            .or(self.product_type.as_ref())
+            .map(NonBlank::as_str)
+            .filter(|t| *t != OFFER_PRODUCT_TYPE)
+    }
 }
 
 fn default_language() -> NonBlank {

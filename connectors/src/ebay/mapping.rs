@@ -1,5 +1,7 @@
-//! eBay Sell Inventory API v1 shapes: bulk inventory item create-or-replace and bulk price/quantity updates
-//! (both at most 25 SKUs per call).
+//! eBay Sell Inventory API v1 shapes: bulk inventory item get and create-or-replace, and bulk price/quantity
+//! updates (all at most 25 SKUs per call).
+
+use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
@@ -16,8 +18,10 @@ fn condition(c: &str) -> &'static str {
     }
 }
 
-/// One request of `POST /sell/inventory/v1/bulk_create_or_replace_inventory_item` (idempotent by SKU).
-pub fn inventory_item(l: &Listing, locale: &str) -> Value {
+/// One request of `POST /sell/inventory/v1/bulk_create_or_replace_inventory_item` (idempotent by SKU). A replace
+/// replaces the availability too, so without a quantity in the event the item's `current` quantity on eBay is
+/// restated (read with `bulk_get_inventory_item`).
+pub fn inventory_item(l: &Listing, locale: &str, current: Option<i64>) -> Value {
     let mut aspects = serde_json::Map::new();
     if let Some(brand) = &l.brand {
         aspects.insert("Brand".into(), json!([brand]));
@@ -33,40 +37,79 @@ pub fn inventory_item(l: &Listing, locale: &str) -> Value {
         product["ean"] = json!([gtin]);
     }
     let mut item = json!({"sku": l.sku, "locale": locale, "condition": condition(&l.condition), "product": product});
-    let quantity = if l.active { l.quantity } else { Some(0) };
+    let quantity = if l.active {
+        l.quantity.or(current)
+    } else {
+        Some(0)
+    };
     if let Some(q) = quantity {
         item["availability"] = json!({"shipToLocationAvailability": {"quantity": q}});
     }
     item
 }
 
-/// Bodies of `bulk_create_or_replace_inventory_item`, in chunks of [`BULK_LIMIT`].
-pub fn inventory_item_batches(listings: &[Listing], locale: &str) -> Vec<Value> {
+/// Bodies of `bulk_create_or_replace_inventory_item`, in chunks of [`BULK_LIMIT`]; `current` gives the quantity
+/// on eBay of SKUs whose event has none.
+pub fn inventory_item_batches(
+    listings: &[Listing],
+    locale: &str,
+    current: &HashMap<String, i64>,
+) -> Vec<Value> {
     listings
-        .chunks(BULK_LIMIT)
-        .map(|chunk| json!({"requests": chunk.iter().map(|l| inventory_item(l, locale)).collect::<Vec<_>>()}))
-        .collect()
-}
-
-/// Bodies of `POST /sell/inventory/v1/bulk_update_price_quantity` setting the ship-to-home quantity of SKUs.
-pub fn quantity_batches(levels: &[StockLevel]) -> Vec<Value> {
-    levels
         .chunks(BULK_LIMIT)
         .map(|chunk| {
             let requests: Vec<Value> = chunk
                 .iter()
-                .map(|s| json!({"sku": s.sku, "shipToLocationAvailability": {"quantity": s.quantity}}))
+                .map(|l| inventory_item(l, locale, current.get(&l.sku).copied()))
                 .collect();
             json!({"requests": requests})
         })
         .collect()
 }
 
-/// An existing offer's new price (and quantity when known), for `bulk_update_price_quantity`.
-pub fn offer_price_request(l: &Listing, offer_ids: &[String]) -> Option<Value> {
+/// Bodies of `POST /sell/inventory/v1/bulk_get_inventory_item` for `skus`, in chunks of [`BULK_LIMIT`].
+pub fn get_item_batches(skus: &[&str]) -> Vec<Value> {
+    skus.chunks(BULK_LIMIT)
+        .map(|chunk| json!({"requests": chunk.iter().map(|s| json!({"sku": s})).collect::<Vec<_>>()}))
+        .collect()
+}
+
+/// The ship-to-home quantities in a `bulk_get_inventory_item` answer, by SKU (SKUs eBay does not have are absent).
+pub fn current_quantities(answer: &Value) -> HashMap<String, i64> {
+    answer["responses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["statusCode"] == 200)
+        .filter_map(|r| {
+            let q = r["inventoryItem"]["availability"]["shipToLocationAvailability"]["quantity"]
+                .as_i64()?;
+            Some((r["sku"].as_str()?.to_owned(), q))
+        })
+        .collect()
+}
+
+/// A SKU's new quantity at both levels eBay keeps (the listing shows the smaller): the inventory item's
+/// ship-to-home quantity and each published offer's available quantity.
+pub fn quantity_request(level: &StockLevel, published: &[String]) -> Value {
+    let mut r =
+        json!({"sku": level.sku, "shipToLocationAvailability": {"quantity": level.quantity}});
+    if !published.is_empty() {
+        let offers: Vec<Value> = published
+            .iter()
+            .map(|id| json!({"offerId": id, "availableQuantity": level.quantity}))
+            .collect();
+        r["offers"] = json!(offers);
+    }
+    r
+}
+
+/// A published offer's new price (and quantity when known), for `bulk_update_price_quantity` (which revises
+/// published offers only).
+pub fn offer_price_request(l: &Listing, published: &[String]) -> Option<Value> {
     let price = l.price.as_ref()?;
     let value = price.two_decimals()?;
-    let offers: Vec<Value> = offer_ids
+    let offers: Vec<Value> = published
         .iter()
         .map(|id| {
             let mut o =
@@ -112,7 +155,7 @@ mod tests {
             .collect();
         let l =
             listings(&json!({"title": "T", "brand": "Acme", "variants": variants})).expect("valid");
-        let batches = inventory_item_batches(&l, "en_US");
+        let batches = inventory_item_batches(&l, "en_US", &HashMap::new());
         assert_eq!(batches.len(), 2);
         assert_eq!(batches[0]["requests"].as_array().map(Vec::len), Some(25));
         let first = &batches[0]["requests"][0];
@@ -127,14 +170,38 @@ mod tests {
     }
 
     #[test]
-    fn quantities_and_prices_use_bulk_update_price_quantity() {
-        let b = quantity_batches(&[StockLevel {
+    fn an_item_without_quantity_restates_the_current_one() {
+        let l = listings(&json!({"sku": "A", "title": "T"})).expect("valid");
+        let current = HashMap::from([("A".to_owned(), 6)]);
+        let b = inventory_item_batches(&l, "en_US", &current);
+        assert_eq!(
+            b[0]["requests"][0]["availability"]["shipToLocationAvailability"]["quantity"],
+            6
+        );
+        let b = inventory_item_batches(&l, "en_US", &HashMap::new());
+        assert!(b[0]["requests"][0].get("availability").is_none());
+        assert_eq!(
+            get_item_batches(&["A", "B"])[0],
+            json!({"requests": [{"sku": "A"}, {"sku": "B"}]})
+        );
+        let answer = json!({"responses": [{"statusCode": 200, "sku": "A", "inventoryItem": {"availability": {"shipToLocationAvailability": {"quantity": 6}}}},
+            {"statusCode": 404, "sku": "B"}]});
+        assert_eq!(current_quantities(&answer), current);
+    }
+
+    #[test]
+    fn quantities_go_to_the_item_and_its_published_offers_and_prices_to_published_offers() {
+        let level = StockLevel {
             sku: "A".into(),
             quantity: 3,
-        }]);
+        };
         assert_eq!(
-            b[0],
-            json!({"requests": [{"sku": "A", "shipToLocationAvailability": {"quantity": 3}}]})
+            quantity_request(&level, &["o1".into()]),
+            json!({"sku": "A", "shipToLocationAvailability": {"quantity": 3}, "offers": [{"offerId": "o1", "availableQuantity": 3}]})
+        );
+        assert_eq!(
+            quantity_request(&level, &[]),
+            json!({"sku": "A", "shipToLocationAvailability": {"quantity": 3}})
         );
         let l = listings(&json!({"sku": "A", "title": "T", "price": {"amount": "9.5", "currency": "USD"}, "quantity": 2})).expect("valid");
         let r = offer_price_request(&l[0], &["o1".into()]).expect("has price");

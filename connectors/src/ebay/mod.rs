@@ -1,10 +1,15 @@
-//! eBay Sell Inventory API (outbound): `product.updated` → inventory items (bulk create-or-replace by SKU) and
-//! price updates of existing offers; `inventory.updated` → bulk quantity updates. Auth: OAuth user refresh token.
+//! eBay Sell Inventory API (outbound): `product.updated` → inventory items (bulk create-or-replace by SKU, the
+//! current quantity restated when the event has none) and price updates of published offers; `inventory.updated` →
+//! bulk quantity updates of the item and its published offers (the listing shows the smaller of the two). Offers not
+//! published are left alone (bulkUpdatePriceQuantity does not revise them) and named in the sync log. Auth: OAuth
+//! user refresh token.
 
 #[cfg(feature = "fake")]
 pub mod fake;
 pub mod mapping;
 pub mod settings;
+
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -14,7 +19,8 @@ use workflows::connector::{StatusClass, SyncFailure, classify_status};
 use workflows::ratelimit::RateLimit;
 
 use self::mapping::{
-    BULK_LIMIT, bulk_failures, inventory_item_batches, offer_price_request, quantity_batches,
+    BULK_LIMIT, bulk_failures, current_quantities, get_item_batches, inventory_item_batches,
+    offer_price_request, quantity_request,
 };
 pub use self::settings::{Endpoints, MarketplaceId, Settings};
 use crate::adapter::Connector;
@@ -30,6 +36,31 @@ pub const SCOPE: &str = "https://api.ebay.com/oauth/api_scope/sell.inventory";
 const CREATE_OR_REPLACE: &str = "/sell/inventory/v1/bulk_create_or_replace_inventory_item";
 /// Bulk update of offer prices and quantities.
 const PRICE_QUANTITY: &str = "/sell/inventory/v1/bulk_update_price_quantity";
+/// Bulk read of inventory items.
+const GET_ITEMS: &str = "/sell/inventory/v1/bulk_get_inventory_item";
+
+/// A SKU's offers on the config's marketplace, split by whether they are published (live listings).
+#[derive(Debug, Default)]
+struct Offers {
+    published: Vec<String>,
+    unpublished: Vec<String>,
+}
+
+/// The sync-log note naming offers left alone because they are not published.
+fn unpublished_note(skipped: &[(String, String)]) -> Option<String> {
+    if skipped.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = skipped
+        .iter()
+        .map(|(sku, id)| format!("{sku} (offer {id})"))
+        .collect();
+    Some(format!(
+        "skipped {} unpublished eBay offer(s), which bulkUpdatePriceQuantity cannot revise: {}; publish them on eBay",
+        skipped.len(),
+        list.join(", ")
+    ))
+}
 
 /// The eBay adapter.
 #[derive(Default)]
@@ -115,7 +146,8 @@ impl Ebay {
         }))
     }
 
-    /// `product.updated`: inventory items created or replaced, then the prices of existing offers.
+    /// `product.updated`: inventory items created or replaced (restating the quantity of those the event has
+    /// none for), then the prices of published offers.
     async fn sync_listings(
         &self,
         ctx: &ConnectorContext<'_>,
@@ -123,22 +155,39 @@ impl Ebay {
         data: &Value,
     ) -> Result<SyncReport, ConnectorError> {
         let items = listings(data)?;
-        for body in inventory_item_batches(&items, s.locale.as_str()) {
+        let unknown: Vec<&str> = items
+            .iter()
+            .filter(|l| l.active && l.quantity.is_none())
+            .map(|l| l.sku.as_str())
+            .collect();
+        let mut current = HashMap::new();
+        for body in get_item_batches(&unknown) {
+            let path = GET_ITEMS.to_owned();
+            let answer = self.call(ctx, s, Method::Post, path, Some(body)).await?;
+            current.extend(current_quantities(&answer));
+        }
+        for body in inventory_item_batches(&items, s.locale.as_str(), &current) {
             self.bulk(ctx, s, CREATE_OR_REPLACE, body).await?;
         }
-        let mut prices = Vec::new();
+        let (mut prices, mut skipped) = (Vec::new(), Vec::new());
         for l in items.iter().filter(|l| l.price.is_some()) {
-            let offers = self.offer_ids(ctx, s, &l.sku).await?;
-            prices.extend(offer_price_request(l, &offers));
+            let offers = self.offers(ctx, s, &l.sku).await?;
+            skipped.extend(
+                offers
+                    .unpublished
+                    .iter()
+                    .map(|id| (l.sku.clone(), id.clone())),
+            );
+            prices.extend(offer_price_request(l, &offers.published));
         }
         for chunk in prices.chunks(BULK_LIMIT) {
             let body = json!({"requests": chunk});
             self.bulk(ctx, s, PRICE_QUANTITY, body).await?;
         }
-        Ok(SyncReport::written("listing", items.len()))
+        Ok(SyncReport::written("listing", items.len()).with_note(unpublished_note(&skipped)))
     }
 
-    /// `inventory.updated`: quantities in bulk.
+    /// `inventory.updated`: each SKU's quantity on its inventory item and its published offers, in bulk.
     async fn sync_inventory(
         &self,
         ctx: &ConnectorContext<'_>,
@@ -146,34 +195,55 @@ impl Ebay {
         data: &Value,
     ) -> Result<SyncReport, ConnectorError> {
         let levels = stock_levels(data)?;
-        for body in quantity_batches(&levels) {
+        let (mut requests, mut skipped) = (Vec::new(), Vec::new());
+        for level in &levels {
+            let offers = self.offers(ctx, s, &level.sku).await?;
+            skipped.extend(
+                offers
+                    .unpublished
+                    .iter()
+                    .map(|id| (level.sku.clone(), id.clone())),
+            );
+            requests.push(quantity_request(level, &offers.published));
+        }
+        for chunk in requests.chunks(BULK_LIMIT) {
+            let body = json!({"requests": chunk});
             self.bulk(ctx, s, PRICE_QUANTITY, body).await?;
         }
-        Ok(SyncReport::written("inventory", levels.len()))
+        Ok(SyncReport::written("inventory", levels.len()).with_note(unpublished_note(&skipped)))
     }
 
-    /// Offer ids of a SKU on the marketplace (none yet is not an error: eBay answers 404).
-    async fn offer_ids(
+    /// A SKU's offers on the marketplace (none yet is not an error: eBay answers 404).
+    async fn offers(
         &self,
         ctx: &ConnectorContext<'_>,
         s: &Settings,
         sku: &str,
-    ) -> Result<Vec<String>, ConnectorError> {
+    ) -> Result<Offers, ConnectorError> {
         let path = format!(
             "/sell/inventory/v1/offer?sku={}&marketplace_id={}",
             encode(sku),
             encode(s.marketplace_id.as_str())
         );
-        match self.call(ctx, s, Method::Get, path, None).await {
-            Ok(answer) => Ok(answer["offers"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|o| o["offerId"].as_str().map(str::to_owned))
-                .collect()),
-            Err(ConnectorError::Channel(f)) if f.status == Some(404) => Ok(Vec::new()),
-            Err(e) => Err(e),
+        let answer = match self.call(ctx, s, Method::Get, path, None).await {
+            Ok(answer) => answer,
+            Err(ConnectorError::Channel(f)) if f.status == Some(404) => {
+                return Ok(Offers::default());
+            }
+            Err(e) => return Err(e),
+        };
+        let mut offers = Offers::default();
+        for o in answer["offers"].as_array().into_iter().flatten() {
+            let Some(id) = o["offerId"].as_str().map(str::to_owned) else {
+                continue;
+            };
+            if o["status"] == "PUBLISHED" {
+                offers.published.push(id);
+            } else {
+                offers.unpublished.push(id);
+            }
         }
+        Ok(offers)
     }
 }
 

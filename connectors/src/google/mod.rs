@@ -1,5 +1,8 @@
 //! Google Shopping (outbound): `product.updated` → Merchant API `productInputs.insert` into the config's API data
-//! source (an upsert by offer id). Auth: service account, RS256-signed JWT exchanged for an access token.
+//! source (an upsert by offer id). Auth: service account, RS256-signed JWT exchanged for an access token. The
+//! Merchant API refuses every call until the service account's Cloud project is registered with the merchant
+//! account: "test connection" registers it (`developerRegistration:registerGcp`, with `settings.developerEmail`),
+//! and a call refused for that reason fails with an error that says so, without retries.
 
 #[cfg(feature = "fake")]
 pub mod fake;
@@ -19,6 +22,7 @@ use crate::channel::{ChannelRequest, Method, encode};
 use crate::credentials::CredentialField;
 use crate::model::{ConnectorContext, ConnectorError, ConnectorEvent, SyncReport};
 use crate::tokens::{TokenCache, cached_token, call_with_token};
+use workflows::connector::SyncFailure;
 
 /// Sign `claims` as an RS256 JWT with a service account's `private_key` (PEM, PKCS#8 or PKCS#1).
 pub fn sign_jwt(private_key_pem: &str, claims: &Value) -> Result<String, ConnectorError> {
@@ -61,6 +65,52 @@ impl GoogleShopping {
         .await
     }
 
+    /// One authenticated Merchant API call; the "project not registered" refusal becomes a permanent error that
+    /// says what to do.
+    async fn call(
+        &self,
+        ctx: &ConnectorContext<'_>,
+        s: &Settings,
+        request: ChannelRequest,
+    ) -> Result<Value, ConnectorError> {
+        let token = self.access_token(ctx).await?;
+        match call_with_token(ctx, &self.tokens, &request.bearer(&token)).await {
+            Err(ConnectorError::Channel(f)) if is_not_registered(&f) => {
+                Err(ConnectorError::Channel(SyncFailure {
+                    reason: format!(
+                        "the service account's Google Cloud project is not registered with Merchant Center account {}: \
+                     set settings.developerEmail and run \"test connection\", which registers it \
+                     (developerRegistration:registerGcp), then re-trigger ({})",
+                        s.merchant_id.as_str(),
+                        f.reason
+                    ),
+                    permanent: true,
+                    ..f
+                }))
+            }
+            other => other,
+        }
+    }
+
+    /// `developerRegistration:registerGcp` of the service account's project with the merchant account, naming
+    /// `email` as developer contact; registering again is harmless.
+    async fn register_gcp(
+        &self,
+        ctx: &ConnectorContext<'_>,
+        s: &Settings,
+        email: &str,
+    ) -> Result<(), ConnectorError> {
+        let url = format!(
+            "{}/accounts/v1/accounts/{}/developerRegistration:registerGcp",
+            self.endpoints.api.trim_end_matches('/'),
+            encode(s.merchant_id.as_str())
+        );
+        let body = serde_json::json!({"developerEmail": email});
+        self.call(ctx, s, ChannelRequest::new(Method::Post, url).json(body))
+            .await
+            .map(drop)
+    }
+
     /// `product.updated`: one product input per listing.
     async fn insert_products(
         &self,
@@ -83,11 +133,8 @@ impl GoogleShopping {
             encode(&data_source)
         );
         for l in &items {
-            let token = self.access_token(ctx).await?;
-            let request = ChannelRequest::new(Method::Post, &url)
-                .bearer(&token)
-                .json(product_input(l, &feed));
-            call_with_token(ctx, &self.tokens, &request).await?;
+            let request = ChannelRequest::new(Method::Post, &url).json(product_input(l, &feed));
+            self.call(ctx, s, request).await?;
         }
         Ok(SyncReport::written("product", items.len()))
     }
@@ -133,19 +180,35 @@ impl Connector for GoogleShopping {
         ctx: &ConnectorContext<'_>,
         s: &Settings,
     ) -> Result<String, ConnectorError> {
-        let token = self.access_token(ctx).await?;
+        if let Some(email) = &s.developer_email {
+            self.register_gcp(ctx, s, email.as_str()).await?;
+        }
         let url = format!(
             "{}/accounts/v1/accounts/{}",
             self.endpoints.api.trim_end_matches('/'),
             encode(s.merchant_id.as_str())
         );
-        let request = ChannelRequest::new(Method::Get, url).bearer(&token);
-        let answer = call_with_token(ctx, &self.tokens, &request).await?;
+        let answer = self
+            .call(ctx, s, ChannelRequest::new(Method::Get, url))
+            .await?;
+        let registered = if s.developer_email.is_some() {
+            "Cloud project registered; "
+        } else {
+            ""
+        };
         Ok(format!(
-            "service-account token obtained; account {}",
+            "service-account token obtained; {registered}account {}",
             answer["accountName"].as_str().unwrap_or("?")
         ))
     }
+}
+
+/// The Merchant API's refusal of a Cloud project not registered with the merchant account (401 `UNAUTHENTICATED`,
+/// "GCP project with id … is not registered with the merchant account").
+fn is_not_registered(f: &SyncFailure) -> bool {
+    f.status == Some(401)
+        && f.reason
+            .contains("is not registered with the merchant account")
 }
 
 #[cfg(test)]

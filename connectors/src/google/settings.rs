@@ -18,6 +18,10 @@ pub struct Settings {
     /// Feed label, e.g. `US`.
     #[serde(default = "default_feed_label")]
     pub feed_label: NonBlank,
+    /// A person's email (not the service account's) that "test connection" registers as the developer contact when
+    /// it registers the service account's Cloud project with the merchant account (`registerGcp`, required once
+    /// before any other Merchant API call).
+    pub developer_email: Option<DeveloperEmail>,
 }
 
 fn default_language() -> NonBlank {
@@ -35,6 +39,23 @@ checked_string!(
             Ok(())
         } else {
             Err(format!("{value:?} is not a Merchant Center id (digits)"))
+        }
+    }
+);
+
+checked_string!(
+    /// A developer contact's email: an address, and not a service account's (Google cannot email those).
+    DeveloperEmail,
+    |value| {
+        let address = value
+            .split_once('@')
+            .is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.'));
+        if !address || value.chars().any(char::is_whitespace) {
+            Err(format!("{value:?} is not an email address"))
+        } else if value.ends_with(".gserviceaccount.com") {
+            Err(format!("{value:?} is a service account; Google needs a person's email as developer contact"))
+        } else {
+            Ok(())
         }
     }
 );

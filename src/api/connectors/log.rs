@@ -30,7 +30,7 @@ pub struct SyncRun {
     pub record_count: i32,
     /// SUCCEEDED, FAILED or SKIPPED.
     pub status: String,
-    /// The error, or why it was skipped; absent on success.
+    /// The error, or why it was skipped; on success, what was left out on purpose (e.g. eBay offers not published).
     pub error_summary: Option<String>,
     /// Outbound: the job the attempt belongs to.
     pub job_id: Option<ConnectorJobId>,

@@ -191,7 +191,7 @@ async fn with_vault_connector_credentials_live_in_vault_and_the_adapter_uses_the
 /// Catches: bad setup accepted, or refused without a stable problem code.
 #[tokio::test]
 async fn bad_connector_requests_get_problem_json_with_stable_codes() {
-    let (app, _fake) = app_with_fake().await;
+    let (app, fake) = app_with_fake().await;
     let post = |body: Value| {
         app.as_store(Method::POST, "/connectors", STORE)
             .json(&body)
@@ -263,6 +263,7 @@ async fn bad_connector_requests_get_problem_json_with_stable_codes() {
         404,
         "a config is only visible to its store"
     );
+    fake.register_gcp();
     app.post_event(&event("product.updated", STORE, product("G-1")))
         .await;
     app.worker("w").await.run_pending_jobs().await.expect("run");

@@ -6,6 +6,7 @@ use super::*;
 #[tokio::test]
 async fn amazon_events_make_exactly_the_listings_inventory_and_shipment_calls() {
     let (app, fake) = app_with_fake().await;
+    fake.add_order("113-0000001", "2026-11-22T08:00:00Z");
     let config = create(&app, &amazon_body(0)).await;
     let id = config.config_id.to_string();
     assert_eq!(
@@ -45,7 +46,9 @@ async fn amazon_events_make_exactly_the_listings_inventory_and_shipment_calls() 
     assert_eq!(
         lines,
         vec![
-            "GET /orders/v0/orders/113-0000001",
+            "GET /catalog/2022-04-01/items",
+            "GET /listings/2021-08-01/items/A2SELLER/TS-42",
+            "GET /orders/2026-01-01/orders/113-0000001",
             "PATCH /listings/2021-08-01/items/A2SELLER/TS-42",
             "PATCH /listings/2021-08-01/items/A2SELLER/TS-43",
             "POST /orders/v0/orders/113-0000001/shipmentConfirmation",
@@ -70,9 +73,13 @@ async fn amazon_events_make_exactly_the_listings_inventory_and_shipment_calls() 
         Some("ATVPDKIKX0DER")
     );
     let body = put.json();
+    // No product type configured: an offer on the catalog item the GTIN matches.
     assert_eq!(body["productType"], "PRODUCT");
-    assert_eq!(body["requirements"], "LISTING");
-    assert_eq!(body["attributes"]["item_name"][0]["value"], "Trail Shoe");
+    assert_eq!(body["requirements"], "LISTING_OFFER_ONLY");
+    assert_eq!(
+        body["attributes"]["merchant_suggested_asin"][0]["value"],
+        CATALOG_ASIN
+    );
     assert_eq!(
         body["attributes"]["purchasable_offer"][0]["our_price"][0]["schedule"][0]["value_with_tax"],
         89.9
@@ -87,6 +94,7 @@ async fn amazon_events_make_exactly_the_listings_inventory_and_shipment_calls() 
         .find(|c| c.path.ends_with("TS-43"))
         .expect("patch");
     assert_eq!(patch.json()["patches"][0]["value"][0]["quantity"], 0);
+    assert_eq!(patch.json()["patches"][0]["op"], "merge");
     let confirm = fake
         .api_calls()
         .into_iter()
@@ -97,6 +105,11 @@ async fn amazon_events_make_exactly_the_listings_inventory_and_shipment_calls() 
         json!([{"orderItemId": "item-1", "quantity": 1}])
     );
     assert_eq!(confirm.json()["packageDetail"]["trackingNumber"], "1Z999");
+    assert_eq!(confirm.json()["packageDetail"]["carrierCode"], "UPS");
+    assert_eq!(
+        confirm.json()["packageDetail"]["packageReferenceId"],
+        connectors::amazon::mapping::package_reference_id("113-0000001", "f-1")
+    );
 
     let log = sync_log(&app, &id, "direction=OUTBOUND").await;
     assert_eq!(log.len(), 3);
@@ -115,14 +128,14 @@ async fn amazon_events_make_exactly_the_listings_inventory_and_shipment_calls() 
         ]
     );
 
-    // The platform re-sends the fulfillment (new event id): Amazon already shows the order shipped, so no second
+    // The platform re-sends the fulfillment (new event id): Amazon already shows its package, so no second
     // confirmation is posted.
     fake.clear_calls();
     app.post_event(&event("order.fulfilled", STORE, fulfilled("113-0000001")))
         .await;
     worker.run_pending_jobs().await.expect("run");
     let lines: Vec<String> = fake.api_calls().iter().map(|c| c.line()).collect();
-    assert_eq!(lines, vec!["GET /orders/v0/orders/113-0000001"]);
+    assert_eq!(lines, vec!["GET /orders/2026-01-01/orders/113-0000001"]);
     let skipped = sync_log(&app, &id, "status=SKIPPED").await;
     assert_eq!(skipped.len(), 1);
     assert!(
@@ -132,6 +145,7 @@ async fn amazon_events_make_exactly_the_listings_inventory_and_shipment_calls() 
             .unwrap_or("")
             .contains("already confirmed")
     );
+    assert_eq!(fake.violations(), Vec::<String>::new());
 }
 
 /// Catches: eBay calls not batched, wrong auth (Basic for the token, Bearer after), prices sent without offer ids.
@@ -139,6 +153,8 @@ async fn amazon_events_make_exactly_the_listings_inventory_and_shipment_calls() 
 async fn ebay_events_use_bulk_inventory_calls_and_update_existing_offers() {
     let (app, fake) = app_with_fake().await;
     fake.set_offers("TS-42", &["5001"]);
+    // On eBay already (the quantity update may run before the product update creates it).
+    fake.set_inventory_item("TS-43", 0);
     let config = create(&app, &ebay_body()).await;
     let worker = app.worker("w").await;
     let data = json!({"productId": "p-1", "title": "Trail Shoe", "brand": "Acme", "price": {"amount": "89.9", "currency": "USD"},
@@ -169,14 +185,15 @@ async fn ebay_events_use_bulk_inventory_calls_and_update_existing_offers() {
             .iter()
             .filter(|l| *l == "GET /sell/inventory/v1/offer")
             .count(),
-        2
+        3,
+        "offers of both variants for prices, of TS-43 for its quantity"
     );
     assert_eq!(
         lines.iter().filter(|l| *l == bulk_price).count(),
         2,
         "one price update, one quantity update"
     );
-    assert_eq!(calls.len(), 5);
+    assert_eq!(calls.len(), 6);
     for c in &calls {
         assert!(
             c.header("authorization")
@@ -212,12 +229,14 @@ async fn ebay_events_use_bulk_inventory_calls_and_update_existing_offers() {
     ));
     let log = sync_log(&app, &config.config_id.to_string(), "").await;
     assert_eq!(log.len(), 2, "the fulfillment was never fanned out to eBay");
+    assert_eq!(fake.violations(), Vec::<String>::new());
 }
 
 /// Catches: an unsigned or wrongly-claimed JWT, a product input in the wrong shape or data source.
 #[tokio::test]
 async fn google_product_updates_insert_product_inputs_with_a_service_account_token() {
     let (app, fake) = app_with_fake().await;
+    fake.register_gcp();
     create(&app, &google_body()).await;
     let worker = app.worker("w").await;
     app.post_event(&event("product.updated", STORE, product("TS-42")))
@@ -261,4 +280,5 @@ async fn google_product_updates_insert_product_inputs_with_a_service_account_tok
     );
     assert_eq!(body["productAttributes"]["availability"], "IN_STOCK");
     assert_eq!(body["productAttributes"]["gtins"], json!(["4006381333931"]));
+    assert_eq!(fake.violations(), Vec::<String>::new());
 }

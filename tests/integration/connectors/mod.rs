@@ -6,6 +6,7 @@
 //! `configs` (configs and credentials), `processes` (worker processes sharing one database).
 
 mod configs;
+mod contracts;
 mod marketplaces;
 mod polling;
 mod processes;

@@ -23,20 +23,25 @@ async fn amazon_poll_walks_pages_publishes_orders_advances_the_cursor_and_publis
     let pages: Vec<_> = fake
         .api_calls()
         .into_iter()
-        .filter(|c| c.path == "/orders/v0/orders")
+        .filter(|c| c.path == "/orders/2026-01-01/orders")
         .collect();
     assert_eq!(pages.len(), 2, "two pages of two orders");
     assert_eq!(
-        pages[0].param("CreatedAfter").as_deref(),
+        pages[0].param("lastUpdatedAfter").as_deref(),
         Some("2026-11-01T00:00:00Z")
     );
     assert_eq!(
-        pages[0].param("MarketplaceIds").as_deref(),
+        pages[0].param("marketplaceIds").as_deref(),
         Some("ATVPDKIKX0DER")
     );
     assert_eq!(
-        pages[1].param("NextToken").as_deref(),
-        Some("2|2026-11-01T00:00:00Z")
+        pages[1].param("paginationToken").as_deref(),
+        Some("2~lastUpdatedTime=2026-11-01T00:00:00Z")
+    );
+    assert_eq!(
+        pages[1].param("lastUpdatedAfter").as_deref(),
+        Some("2026-11-01T00:00:00Z"),
+        "a page repeats the request's parameters"
     );
     let published: Vec<(String, Value)> =
         sqlx::query_as("SELECT topic, payload FROM outbox_messages ORDER BY outbox_id, position")
@@ -65,7 +70,7 @@ async fn amazon_poll_walks_pages_publishes_orders_advances_the_cursor_and_publis
         (3, "SUCCEEDED")
     );
 
-    // The next poll starts from the cursor; the newest order comes back (CreatedAfter is inclusive) and is not
+    // The next poll starts from the cursor; the newest order comes back (lastUpdatedAfter is inclusive) and is not
     // published again.
     fake.clear_calls();
     let queued = app
@@ -78,11 +83,11 @@ async fn amazon_poll_walks_pages_publishes_orders_advances_the_cursor_and_publis
     let pages: Vec<_> = fake
         .api_calls()
         .into_iter()
-        .filter(|c| c.path == "/orders/v0/orders")
+        .filter(|c| c.path == "/orders/2026-01-01/orders")
         .collect();
     assert_eq!(pages.len(), 1);
     assert_eq!(
-        pages[0].param("CreatedAfter").as_deref(),
+        pages[0].param("lastUpdatedAfter").as_deref(),
         Some("2026-11-22T12:00:00Z")
     );
     assert_eq!(
@@ -151,5 +156,6 @@ async fn through_kafka_an_event_reaches_amazon_and_polled_orders_are_published_t
         .find(|c| c.method == "PATCH")
         .expect("patch");
     assert_eq!(patch.path, "/listings/2021-08-01/items/A2SELLER/K-1");
+    assert_eq!(patch.json()["patches"][0]["op"], "merge");
     assert_eq!(patch.json()["patches"][0]["value"][0]["quantity"], 4);
 }

@@ -67,7 +67,7 @@ async fn two_worker_processes_never_run_the_same_poll_twice() {
     let first_pages: Vec<_> = fake
         .api_calls()
         .into_iter()
-        .filter(|c| c.path == "/orders/v0/orders")
+        .filter(|c| c.path == "/orders/2026-01-01/orders")
         .collect();
     let runs = sync_log(&app, &id, "direction=INBOUND&limit=200").await;
     assert!(runs.len() >= 3, "polls ran every second: {}", runs.len());

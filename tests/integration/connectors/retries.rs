@@ -20,6 +20,7 @@ async fn channel_5xx_and_429_are_retried_on_the_schedule_then_dead_lettered_and_
             _ => google_body(),
         };
         let id = create_id(&app, &body).await;
+        fake.register_gcp();
         fake.fail(failing_path, 5, status, None);
         app.post_event(&event("product.updated", STORE, product("TS-42")))
             .await;
@@ -181,6 +182,7 @@ async fn refusals_dead_letter_at_once_expired_tokens_are_renewed_and_failed_poll
 
     // 401 from eBay: the cached token is dropped, the attempt is retried, and the retry fetches a new token.
     let ebay = create_id(&app, &ebay_body()).await;
+    fake.set_inventory_item("E-1", 0);
     fake.clear_calls();
     fake.fail("/sell/", 1, 401, None);
     app.post_event(&event(
@@ -206,7 +208,7 @@ async fn refusals_dead_letter_at_once_expired_tokens_are_renewed_and_failed_poll
     // A failed poll is logged, keeps its cursor, and the next poll is still scheduled.
     fake.add_order("113-P", "2026-11-20T10:00:00Z");
     let polling = create_id(&app, &amazon_body(600)).await;
-    fake.fail("/orders/v0/orders", 1, 503, None);
+    fake.fail("/orders/2026-01-01/orders", 1, 503, None);
     worker.run_pending_jobs().await.expect("run");
     let failed = sync_log(&app, &polling, "direction=INBOUND").await;
     assert_eq!(failed[0].status, "FAILED");

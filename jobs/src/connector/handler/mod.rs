@@ -90,7 +90,8 @@ impl ConnectorDeps {
             config_id,
             adapter.rate_limit(),
             self.max_inline_wait,
-        );
+        )
+        .with_operation_plans(adapter.operation_plans());
         Ok((adapter, credentials, channel))
     }
 }

@@ -67,6 +67,7 @@ impl RateGate for Gate {
     async fn reserve(
         &self,
         _: ConnectorId,
+        _: &str,
         _: RateLimit,
         _: Duration,
     ) -> Result<Reservation, String> {
@@ -80,7 +81,13 @@ impl RateGate for Gate {
             },
         })
     }
-    async fn pause(&self, _: ConnectorId, _: RateLimit, _: Duration) -> Result<(), String> {
+    async fn pause(
+        &self,
+        _: ConnectorId,
+        _: &str,
+        _: RateLimit,
+        _: Duration,
+    ) -> Result<(), String> {
         Ok(())
     }
 }

@@ -145,9 +145,14 @@ impl OutboundKind for ConnectorDeps {
             };
         }
         let failure = result.as_ref().err().map(ConnectorError::as_failure);
-        let (entity_type, records, skipped) = match result {
-            Ok(r) => (r.entity_type, r.records, r.skipped),
-            Err(_) => (entity_of(&loaded.event.event_type).to_owned(), 0, None),
+        let (entity_type, records, skipped, note) = match result {
+            Ok(r) => (r.entity_type, r.records, r.skipped, r.note),
+            Err(_) => (
+                entity_of(&loaded.event.event_type).to_owned(),
+                0,
+                None,
+                None,
+            ),
         };
         if let Some(f) = &failure {
             tracing::info!(reason = %f.reason, permanent = f.permanent, "connector sync failed");
@@ -157,7 +162,8 @@ impl OutboundKind for ConnectorDeps {
             last_error: failure
                 .as_ref()
                 .map(|f| f.reason.clone())
-                .or_else(|| skipped.clone()),
+                .or_else(|| skipped.clone())
+                .or(note),
             extras: SyncExtras {
                 entity_type,
                 records,
