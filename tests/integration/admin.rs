@@ -230,6 +230,26 @@ async fn forms_without_the_sessions_csrf_token_are_refused() {
             .await,
         1
     );
+    // Rotating the signing secret: refused without the token, shown once with it.
+    let sub: uuid::Uuid = sqlx::query_scalar("SELECT subscription_id FROM webhook_subscriptions")
+        .fetch_one(&app.pool)
+        .await
+        .expect("id");
+    let rotate = format!("/subscriptions/{sub}/rotate-secret");
+    let r = panel.post(&rotate, &[("grace_seconds", "60")]).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let token = panel.csrf(&format!("/subscriptions/{sub}")).await;
+    let r = panel
+        .post(&rotate, &[("csrf", &token), ("grace_seconds", "60")])
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = r.text().await.expect("page");
+    assert!(page.contains(r#"id="signing-secret">whsec_"#), "{page}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM webhook_subscriptions WHERE secret_version = 1")
+            .await,
+        1
+    );
 }
 
 /// Catches: markup from a subscription's name or a receiver's response body rendered as HTML; another store's

@@ -20,7 +20,8 @@ use crate::admin::session::Session;
 use crate::admin::{or_answer, posted, signed_in, state};
 use crate::api::auth::WebhooksAuth;
 use crate::api::subscriptions::{
-    CreateSubscription, Created, Subscription, SubscriptionsApi, UpdateSubscription, send_test,
+    CreateSubscription, Created, MAX_GRACE_SECS, Subscription, SubscriptionsApi,
+    UpdateSubscription, rotate, send_test,
 };
 
 /// `/admin/subscriptions/...`.
@@ -32,6 +33,7 @@ pub fn routes() -> Route {
         .at("/:id/active", post(toggle))
         .at("/:id/delete", post(delete))
         .at("/:id/test", post(test))
+        .at("/:id/rotate-secret", post(rotate_secret))
         .at("/:id/stats", get(super::stats::subscription))
 }
 
@@ -205,6 +207,13 @@ fn details(session: &Session, s: &Subscription) -> Markup {
         }
         h2 { "Edit" }
         (subscription_form(session, &base, &s.name, &s.target_url, &s.events))
+        h2 { "Signing secret" }
+        form #rotate-secret.filters method="post" action=(format!("{base}/rotate-secret")) {
+            (csrf_field(session))
+            label { "Old secret keeps signing for (seconds, at most 604800)"
+                input type="number" name="grace_seconds" min="0" max="604800" value="86400"; }
+            button.secondary type="submit" { "Rotate the signing secret" }
+        }
         h2 { "Activity" }
         form #toggle-active method="post" action=(format!("{base}/active")) {
             (csrf_field(session))
@@ -316,5 +325,45 @@ pub async fn test(req: &Request, Path(raw): Path<String>, body: Body) -> Respons
     {
         Ok(sent) => see_other(&format!("/admin/deliveries/{}", sent.delivery_id)),
         Err(e) => refusal(&session, "Send test webhook", &e),
+    }
+}
+
+/// `POST /admin/subscriptions/:id/rotate-secret`: the new secret on this page only.
+#[handler]
+pub async fn rotate_secret(req: &Request, Path(raw): Path<String>, body: Body) -> Response {
+    let (session, form) = or_answer!(posted(req, body).await);
+    let Some(id) = parse_id(&raw) else {
+        return not_found(&session);
+    };
+    let grace = form
+        .text("grace_seconds")
+        .and_then(|g| g.parse::<u32>().ok())
+        .unwrap_or(0);
+    if grace > MAX_GRACE_SECS {
+        let body = error(&format!(
+            "The grace is at most {MAX_GRACE_SECS} seconds (7 days)."
+        ));
+        return html_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            page(&session, "Rotate", body),
+        );
+    }
+    match rotate(state(req), &session.scope.store_id, id, grace).await {
+        Ok(r) => {
+            let until = r.previous_valid_until.map_or_else(
+                || "The previous secret no longer signs.".to_owned(),
+                |t| format!("The previous secret also signs until {}.", when(t)),
+            );
+            let body = html! {
+                (crate::admin::layout::result(&until))
+                (secret_once("signing-secret", "New signing secret", &r.signing_secret))
+                p { a #subscription-link href=(format!("/admin/subscriptions/{id}")) { "Back to the subscription" } }
+            };
+            html_response(
+                StatusCode::OK,
+                page(&session, "Signing secret rotated", body),
+            )
+        }
+        Err(e) => refusal(&session, "Rotate", &e),
     }
 }

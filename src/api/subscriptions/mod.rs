@@ -4,7 +4,7 @@ mod rotate;
 mod types;
 mod validate;
 
-pub use rotate::{RotateApi, RotateSigningSecret, RotatedSigningSecret, rotate};
+pub use rotate::{MAX_GRACE_SECS, RotateApi, RotateSigningSecret, RotatedSigningSecret, rotate};
 
 pub use types::{
     CreateSubscription, CreatedSubscription, Subscription, SubscriptionPage, TestSent,
