@@ -202,7 +202,15 @@ async fn by_default_each_published_event_type_has_its_own_topic_and_a_dead_lette
     let mut config = kafka_config(&db, &t, &format!("g-{}", Uuid::new_v4()));
     config.kafka.publish_topics = Config::defaults().expect("defaults").kafka.publish_topics;
     config.worker.time_scale = 0.0001;
-    let app = spawn(db, config).await;
+    // Retries on the scaled clock: the 2 h 36 min schedule takes about a second.
+    let app = TestApp::spawn_with_clock(
+        std::sync::Arc::new(db),
+        config,
+        Roles::ALL,
+        jobs::ManualClock::new(crate::common::t0()),
+        std::sync::Arc::new(jobs::ScaledClock::new(0.0001)),
+    )
+    .await;
     let failing = Receiver::start(&[500; 5]).await;
     let ok = Receiver::start(&[]).await;
     let (dead_sub, _) = app

@@ -16,9 +16,26 @@ use crate::common::{ADMIN_TOKEN, TestApp, TestDb, due_times, event, t0};
 
 const WAIT: Duration = Duration::from_secs(10);
 
+type Counts = BTreeMap<String, (Vec<i64>, BTreeMap<String, i64>)>;
+
+/// Per subscription: the five counts of `rows` and the error classes of `errors`.
+fn by_subscription(
+    rows: Vec<(String, i64, i64, i64, i64, i64)>,
+    errors: Vec<(String, String, i64)>,
+) -> Counts {
+    let mut out: Counts = rows
+        .into_iter()
+        .map(|(s, a, b, c, d, e)| (s, (vec![a, b, c, d, e], BTreeMap::new())))
+        .collect();
+    for (s, class, n) in errors {
+        out.entry(s).or_default().1.insert(class, n);
+    }
+    out
+}
+
 /// Per subscription: [delivered first, delivered after retries, dead-lettered, retrying, attempts in the histogram],
 /// and the error classes, from the counters.
-async fn counters(pool: &PgPool) -> BTreeMap<String, (Vec<i64>, BTreeMap<String, i64>)> {
+async fn counters(pool: &PgPool) -> Counts {
     let rows: Vec<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(
         "SELECT subscription_id::text, sum(delivered_first)::bigint, sum(delivered_retry)::bigint,
                 sum(dead_lettered)::bigint, sum(retrying)::bigint,
@@ -35,18 +52,11 @@ async fn counters(pool: &PgPool) -> BTreeMap<String, (Vec<i64>, BTreeMap<String,
     .fetch_all(pool)
     .await
     .expect("error counters");
-    let mut out: BTreeMap<String, (Vec<i64>, BTreeMap<String, i64>)> = rows
-        .into_iter()
-        .map(|(s, a, b, c, d, e)| (s, (vec![a, b, c, d, e], BTreeMap::new())))
-        .collect();
-    for (s, class, n) in errors {
-        out.entry(s).or_default().1.insert(class, n);
-    }
-    out
+    by_subscription(rows, errors)
 }
 
 /// The same, recounted from the attempt log (a dead letter is the fifth failure of a schedule).
-async fn recount(pool: &PgPool) -> BTreeMap<String, (Vec<i64>, BTreeMap<String, i64>)> {
+async fn recount(pool: &PgPool) -> Counts {
     let rows: Vec<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(
         "SELECT d.subscription_id::text,
                 count(*) FILTER (WHERE a.outcome = 'DELIVERED' AND a.attempt_number = 1),
@@ -67,14 +77,7 @@ async fn recount(pool: &PgPool) -> BTreeMap<String, (Vec<i64>, BTreeMap<String, 
     .fetch_all(pool)
     .await
     .expect("error recount");
-    let mut out: BTreeMap<String, (Vec<i64>, BTreeMap<String, i64>)> = rows
-        .into_iter()
-        .map(|(s, a, b, c, d, e)| (s, (vec![a, b, c, d, e], BTreeMap::new())))
-        .collect();
-    for (s, class, n) in errors {
-        out.entry(s).or_default().1.insert(class, n);
-    }
-    out
+    by_subscription(rows, errors)
 }
 
 /// Catches: counters missing an outcome (retry, dead letter, re-trigger, resend), counting an attempt twice, a wrong

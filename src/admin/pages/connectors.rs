@@ -168,16 +168,26 @@ fn connector_body(
     }
 }
 
+/// An operator's form post about connector `raw`, CSRF checked (403 for a store admin, 404 for a bad id).
+async fn operator_post(
+    req: &Request,
+    body: Body,
+    raw: &str,
+) -> Result<(Session, ConnectorId), Response> {
+    let (session, _) = posted(req, body).await?;
+    if !session.scope.operator {
+        return Err(operators_only(&session));
+    }
+    match parse(raw) {
+        Some(id) => Ok((session, id)),
+        None => Err(not_found(&session)),
+    }
+}
+
 /// `POST /admin/connectors/:id/poll`.
 #[handler]
 pub async fn poll(req: &Request, Path(raw): Path<String>, body: Body) -> Response {
-    let (session, _) = or_answer!(posted(req, body).await);
-    if !session.scope.operator {
-        return operators_only(&session);
-    }
-    let Some(id) = parse(&raw) else {
-        return not_found(&session);
-    };
+    let (session, id) = or_answer!(operator_post(req, body, &raw).await);
     let auth = OperatorStoreAuth(session.scope.clone());
     match JobsApi.poll_now(auth, Data(state(req)), ApiPath(id)).await {
         Ok(_) => see_other(&format!("/admin/connectors/{id}")),
@@ -188,13 +198,7 @@ pub async fn poll(req: &Request, Path(raw): Path<String>, body: Body) -> Respons
 /// `POST /admin/connectors/:id/test`.
 #[handler]
 pub async fn test(req: &Request, Path(raw): Path<String>, body: Body) -> Response {
-    let (session, _) = or_answer!(posted(req, body).await);
-    if !session.scope.operator {
-        return operators_only(&session);
-    }
-    let Some(id) = parse(&raw) else {
-        return not_found(&session);
-    };
+    let (session, id) = or_answer!(operator_post(req, body, &raw).await);
     let auth = OperatorStoreAuth(session.scope.clone());
     match ConnectorCredentialsApi
         .test(auth, Data(state(req)), ApiPath(id))
@@ -231,14 +235,8 @@ pub async fn retrigger_job(
     Path((raw, job)): Path<(String, String)>,
     body: Body,
 ) -> Response {
-    let (session, _) = or_answer!(posted(req, body).await);
-    if !session.scope.operator {
-        return operators_only(&session);
-    }
-    let (Some(id), Some(job_id)) = (
-        parse(&raw),
-        job.parse::<uuid::Uuid>().ok().map(ConnectorJobId::from),
-    ) else {
+    let (session, id) = or_answer!(operator_post(req, body, &raw).await);
+    let Some(job_id) = job.parse::<uuid::Uuid>().ok().map(ConnectorJobId::from) else {
         return not_found(&session);
     };
     let auth = OperatorStoreAuth(session.scope.clone());
