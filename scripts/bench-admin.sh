@@ -5,8 +5,8 @@
 # service with the api role only, then a Python client on one keep-alive connection times every page and the two
 # statistics endpoints: a warm-up of WARMUP rounds, then N rounds, each round requesting every path once in turn
 # (so a burst of machine load hits all paths alike). Prints path, p50, p95, max (ms) and the EXPLAIN (ANALYZE,
-# BUFFERS) of the three statements of src/db/stats.rs::daily, for one subscription and for the store, each with
-# Postgres' custom plan (what the first executions of a prepared statement get) and its generic plan.
+# BUFFERS) of the statements of src/db/stats.rs::daily, for one subscription and for the store, at the first and
+# the seventh execution of the prepared statement (custom plan, then the plan a pooled connection keeps).
 #
 # Usage: scripts/bench-admin.sh SERVICE_BIN
 #   PGURL (server, default postgres://postgres@127.0.0.1:5432), DB (ss3_bench_admin; dropped and recreated),
@@ -147,12 +147,13 @@ echo "# load after timing: $(uptime | sed 's/.*load average: //')"
 # subscription and for the store: EXPLAIN of the first execution of the prepared statement (Postgres' custom plan
 # for these values) and of the seventh (plan_cache_mode auto: from the sixth on, Postgres may switch to the generic
 # plan, and a pooled connection of the service keeps that one).
-WINDOW_SUBSCRIPTION="store_id = \$1 AND hour >= \$2 AND hour < \$3 AND (\$4::uuid IS NULL OR subscription_id = \$4)"
-WINDOW_STORE=$WINDOW_SUBSCRIPTION
+WINDOW_SUBSCRIPTION="subscription_id = \$4 AND hour >= \$2 AND hour < \$3 AND store_id = \$1"
+WINDOW_STORE="store_id = \$1 AND hour >= \$2 AND hour < \$3"
+# The latency histogram's 13 buckets (workflows::stats::LATENCY_BUCKETS), summed one by one.
+BUCKETS=$(for i in $(seq 1 13); do printf 'COALESCE(sum(latency[%s]), 0), ' "$i"; done)
 STATEMENTS=(
-  "SELECT date_trunc('day', hour, 'UTC'), sum(delivered_first)::bigint, sum(delivered_retry)::bigint, sum(dead_lettered)::bigint, sum(retrying)::bigint FROM webhook_stats_hourly WHERE {W} GROUP BY 1"
-  "SELECT date_trunc('day', hour, 'UTC'), l.bucket, sum(l.n)::bigint FROM webhook_stats_hourly, unnest(latency) WITH ORDINALITY AS l(n, bucket) WHERE {W} GROUP BY 1, 2"
-  "SELECT date_trunc('day', hour, 'UTC'), e.class, sum(e.n::bigint)::bigint FROM webhook_stats_hourly, jsonb_each_text(errors) AS e(class, n) WHERE {W} GROUP BY 1, 2"
+  "SELECT date_trunc('day', hour, 'UTC'), sum(delivered_first)::bigint, sum(delivered_retry)::bigint, sum(dead_lettered)::bigint, sum(retrying)::bigint, ARRAY[${BUCKETS%, }]::bigint[] FROM webhook_stats_hourly WHERE {W} GROUP BY 1"
+  "SELECT date_trunc('day', hour, 'UTC'), e.class, sum(e.n::bigint)::bigint FROM webhook_stats_hourly, jsonb_each_text(errors) AS e(class, n) WHERE {W} AND errors <> '{}' GROUP BY 1, 2"
 )
 {
   echo "SET TimeZone = 'UTC';"
