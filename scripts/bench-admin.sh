@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Admin panel and statistics (issue 12), measured from outside the process: a fresh database seeded in SQL with one
+# store's delivery log (DELIVERIES deliveries, PER attempts each: 1,000,000 and 10 by default, i.e. 10 million
+# attempt rows) and the hourly counters derived from those attempts (scripts/bench-admin-seed.sql), the release
+# service with the api role only, then a Python client on one keep-alive connection times every page and the two
+# statistics endpoints: a warm-up of WARMUP rounds, then N rounds, each round requesting every path once in turn
+# (so a burst of machine load hits all paths alike). Prints path, p50, p95, max (ms) and the EXPLAIN (ANALYZE,
+# BUFFERS) of the statements of src/db/stats.rs::daily, for one subscription and for the store, at the first and
+# the seventh execution of the prepared statement (custom plan, then the plan a pooled connection keeps).
+#
+# Usage: scripts/bench-admin.sh SERVICE_BIN
+#   PGURL (server, default postgres://postgres@127.0.0.1:5432), DB (ss3_bench_admin; dropped and recreated),
+#   DELIVERIES (1000000), PER (10), SUBS (10), N (60), WARMUP (5), OUT (/tmp/bench-admin: results, service log),
+#   KEEP=1 keeps the database afterwards, REUSE=1 skips the seed and measures an already seeded, kept DB.
+set -euo pipefail
+BIN=$1
+PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
+DB=${DB:-ss3_bench_admin}
+DELIVERIES=${DELIVERIES:-1000000} PER=${PER:-10} SUBS=${SUBS:-10} N=${N:-60} WARMUP=${WARMUP:-5}
+OUT=${OUT:-/tmp/bench-admin} KEEP=${KEEP:-0} REUSE=${REUSE:-0}
+HERE=$(cd "$(dirname "$0")" && pwd)
+STORE=bench
+mkdir -p "$OUT"
+
+psql_() { psql "$PGURL/$DB" -v ON_ERROR_STOP=1 -qAt -c "$1"; }
+SPID=""
+cleanup() {
+  if [ -n "$SPID" ]; then kill "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true; fi
+  if [ "$KEEP" != 1 ]; then psql "$PGURL/postgres" -qAt -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" || true; fi
+}
+trap cleanup EXIT
+
+echo "# $(date -u +%FT%TZ) load: $(uptime | sed 's/.*load average: //')"
+if [ "$REUSE" != 1 ]; then
+  psql "$PGURL/postgres" -v ON_ERROR_STOP=1 -qAt -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
+fi
+
+# The service (api role: it serves the reads; no worker touches the seeded rows). It migrates the fresh database.
+KEY=$(python3 -c 'import os,base64; print(base64.b64encode(os.urandom(32)).decode())')
+: >"$OUT/serve.log" # truncated here, not by the child's redirection, so the wait below never reads an old address
+DATABASE_URL="$PGURL/$DB" SS3_ADMIN_TOKEN=tok SS3_SECRETS__MASTER_KEY="$KEY" SS3_KAFKA__BROKERS= \
+  SS3_LISTEN_ADDR=127.0.0.1:0 RUST_LOG=warn,integration_service::startup=info NO_COLOR=1 \
+  "$BIN" serve --roles api >"$OUT/serve.log" 2>&1 &
+SPID=$!
+port=""
+for _ in $(seq 1 300); do
+  port=$(grep -m1 -o 'API listening addr=[0-9.:]*' "$OUT/serve.log" | sed 's/.*://' || true)
+  [ -n "$port" ] && break
+  kill -0 "$SPID" 2>/dev/null || { cat "$OUT/serve.log"; exit 1; }
+  sleep 0.2
+done
+API="http://127.0.0.1:$port"
+for _ in $(seq 1 100); do curl -fs "$API/health" >/dev/null && break; sleep 0.2; done
+op() { curl -fsS -H 'authorization: Bearer tok' -H "x-ss3-store-id: $STORE" -H 'content-type: application/json' "$@"; }
+
+if [ "$REUSE" != 1 ]; then
+  # The store's subscriptions and its API key, through the API (as an operator would create them).
+  for i in $(seq 1 "$SUBS"); do
+    op -o /dev/null -X POST "$API/subscriptions" \
+      -d "{\"name\":\"bench $i\",\"targetUrl\":\"http://127.0.0.1:9/hook/$i\",\"events\":[\"*\"]}"
+  done
+  SUB_IDS="{$(psql_ "SELECT string_agg(subscription_id::text, ',' ORDER BY subscription_id) FROM webhook_subscriptions")}"
+  echo "# seeding $DELIVERIES deliveries x $PER attempts over $SUBS subscriptions"
+  start=$(date +%s)
+  psql "$PGURL/$DB" -qAt -v store="$STORE" -v subs="$SUB_IDS" -v deliveries="$DELIVERIES" -v per="$PER" \
+    -f "$HERE/bench-admin-seed.sql" >"$OUT/seed.log"
+  echo "# seeded in $(($(date +%s) - start)) s"
+fi
+psql_ "DELETE FROM api_credentials WHERE name = 'bench admin'"
+API_KEY=$(op -X POST "$API/credentials" -d '{"name":"bench admin","type":"API_KEY","scopes":["webhooks:manage"]}' |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["apiKey"])')
+psql_ "SELECT 'deliveries', count(*) FROM webhook_deliveries UNION ALL SELECT 'attempts', count(*) FROM webhook_delivery_attempts
+       UNION ALL SELECT 'stats rows', count(*) FROM webhook_stats_hourly
+       UNION ALL SELECT 'dead letters', count(*) FROM webhook_deliveries WHERE status = 'DEAD_LETTERED'" | sed 's/^/# /'
+SUB=$(psql_ "SELECT subscription_id FROM webhook_subscriptions ORDER BY subscription_id LIMIT 1")
+# A delivery of that subscription from the newest day (its page shows every attempt: PER of them).
+DEL=$(psql_ "SELECT delivery_id FROM webhook_deliveries WHERE subscription_id = '$SUB' ORDER BY created_at DESC LIMIT 1")
+
+cat >"$OUT/client.py" <<'PY'
+# Times GET requests on one keep-alive connection per caller; prints path, n, p50, p95, max (ms), status, bytes.
+import http.client, json, sys, time, urllib.parse
+host, port, key, sub, dlv, n, warmup, out = sys.argv[1:9]
+port, n, warmup = int(port), int(n), int(warmup)
+
+def login(fields):
+    c = http.client.HTTPConnection(host, port)
+    c.request("POST", "/admin/login", urllib.parse.urlencode(fields),
+              {"content-type": "application/x-www-form-urlencoded"})
+    r = c.getresponse(); r.read()
+    cookie = [v for k, v in r.getheaders() if k.lower() == "set-cookie" and v.startswith("ss3_admin=")]
+    assert r.status == 303 and cookie, (r.status, r.getheaders())
+    return cookie[0].split(";")[0]
+
+store = {"cookie": login({"api_key": key})}
+oper = {"cookie": login({"operator_token": "tok", "store_id": "bench"})}
+bearer = {"authorization": "Bearer " + key}
+paths = [
+    ("GET /stats?days=30", "/stats?days=30", bearer),
+    ("GET /subscriptions/{id}/stats?days=30", f"/subscriptions/{sub}/stats?days=30", bearer),
+    ("/admin", "/admin", store),
+    ("/admin/stats", "/admin/stats", store),
+    ("/admin/subscriptions/{id}", f"/admin/subscriptions/{sub}", store),
+    ("/admin/subscriptions/{id}/stats", f"/admin/subscriptions/{sub}/stats", store),
+    ("/admin/deliveries", "/admin/deliveries", store),
+    ("/admin/deliveries?status=DEAD_LETTERED", "/admin/deliveries?status=DEAD_LETTERED", store),
+    ("/admin/deliveries?event_type=order.paid", "/admin/deliveries?event_type=order.paid", store),
+    ("/admin/deliveries/{id}", f"/admin/deliveries/{dlv}", store),
+    ("/admin/dead-letters", "/admin/dead-letters", store),
+    ("/admin/event-types", "/admin/event-types", store),
+    ("/admin/credentials (operator)", "/admin/credentials", oper),
+    ("/admin/outbox (operator)", "/admin/outbox", oper),
+    ("/admin/quarantine (operator)", "/admin/quarantine", oper),
+]
+conns = {}
+def get(path, headers):
+    c = conns.setdefault(id(headers), http.client.HTTPConnection(host, port))
+    t = time.perf_counter()
+    c.request("GET", path, headers=headers)
+    r = c.getresponse(); body = r.read()
+    return (time.perf_counter() - t) * 1000, r.status, len(body)
+
+samples = {label: [] for label, _, _ in paths}
+status = {}
+for rnd in range(warmup + n):
+    for label, path, headers in paths:
+        ms, st, size = get(path, headers)
+        status[label] = (st, size)
+        if st != 200:
+            sys.exit(f"{label}: HTTP {st}")
+        if rnd >= warmup:
+            samples[label].append(ms)
+
+def pct(xs, p):
+    xs = sorted(xs); return xs[min(len(xs) - 1, max(0, round(p / 100 * len(xs) + 0.5) - 1))]
+print(f"| path | n | p50 ms | p95 ms | max ms | bytes |")
+print(f"|---|---|---|---|---|---|")
+for label, xs in samples.items():
+    print(f"| {label} | {len(xs)} | {pct(xs, 50):.1f} | {pct(xs, 95):.1f} | {max(xs):.1f} | {status[label][1]} |")
+json.dump(samples, open(out, "w"))
+PY
+
+echo "# load before timing: $(uptime | sed 's/.*load average: //')"
+python3 "$OUT/client.py" 127.0.0.1 "$port" "$API_KEY" "$SUB" "$DEL" "$N" "$WARMUP" "$OUT/samples.json" | tee "$OUT/table.md"
+echo "# load after timing: $(uptime | sed 's/.*load average: //')"
+
+# The statements of db::stats::daily as the service runs them (the window of db::stats::in_window, 30 days), for one
+# subscription and for the store: EXPLAIN of the first execution of the prepared statement (Postgres' custom plan
+# for these values) and of the seventh (plan_cache_mode auto: from the sixth on, Postgres may switch to the generic
+# plan, and a pooled connection of the service keeps that one).
+WINDOW_SUBSCRIPTION="subscription_id = \$4 AND hour >= \$2 AND hour < \$3 AND store_id = \$1"
+WINDOW_STORE="store_id = \$1 AND hour >= \$2 AND hour < \$3"
+# The latency histogram's 13 buckets (workflows::stats::LATENCY_BUCKETS), summed one by one.
+BUCKETS=$(for i in $(seq 1 13); do printf 'COALESCE(sum(latency[%s]), 0), ' "$i"; done)
+STATEMENTS=(
+  "SELECT date_trunc('day', hour, 'UTC'), sum(delivered_first)::bigint, sum(delivered_retry)::bigint, sum(dead_lettered)::bigint, sum(retrying)::bigint, ARRAY[${BUCKETS%, }]::bigint[] FROM webhook_stats_hourly WHERE {W} GROUP BY 1"
+  "SELECT date_trunc('day', hour, 'UTC'), e.class, sum(e.n::bigint)::bigint FROM webhook_stats_hourly, jsonb_each_text(errors) AS e(class, n) WHERE {W} AND errors <> '{}' GROUP BY 1, 2"
+)
+{
+  echo "SET TimeZone = 'UTC';"
+  for q in "${STATEMENTS[@]}"; do
+    for scope in subscription store; do
+      if [ $scope = subscription ]; then w=$WINDOW_SUBSCRIPTION id="'$SUB'"; else w=$WINDOW_STORE id=NULL; fi
+      args="'$STORE', date_trunc('day', now()) - interval '29 days', now(), $id"
+      echo "PREPARE q(text, timestamptz, timestamptz, uuid) AS ${q//\{W\}/$w};"
+      echo "\\echo '=== $scope ($id): ${q:0:70}…'"
+      echo "\\echo '--- first execution'"
+      echo "EXPLAIN (ANALYZE, BUFFERS) EXECUTE q($args);"
+      echo "\\o /dev/null"
+      for _ in 1 2 3 4 5; do echo "EXECUTE q($args);"; done
+      echo "\\o"
+      echo "\\echo '--- seventh execution'"
+      echo "EXPLAIN (ANALYZE, BUFFERS) EXECUTE q($args);"
+      echo "DEALLOCATE q;"
+    done
+  done
+} >"$OUT/explain.sql"
+psql "$PGURL/$DB" -v ON_ERROR_STOP=1 -qAt -f "$OUT/explain.sql" | tee "$OUT/explain.txt"
