@@ -85,6 +85,9 @@ where
     }
 }
 
+/// A day's outcome counters and latency histogram: (day, first, retry, dead, retrying, histogram).
+type DaySums = (DateTime<Utc>, i64, i64, i64, i64, Vec<i64>);
+
 /// The counters of each UTC day in `[from, to)` that has any.
 ///
 /// Two statements over the window's rows (≤ 24 per subscription and day): the counters with the latency histogram
@@ -107,8 +110,7 @@ pub async fn daily(
         )
     });
     let window = (from, to);
-    let sums: Vec<(DateTime<Utc>, i64, i64, i64, i64, Vec<i64>)> =
-        in_window(pool, &SUMS, scope, window).await?;
+    let sums: Vec<DaySums> = in_window(pool, &SUMS, scope, window).await?;
     let errors: Vec<(DateTime<Utc>, String, i64)> = in_window(
         pool,
         "SELECT date_trunc('day', hour, 'UTC'), e.class, sum(e.n::bigint)::bigint
