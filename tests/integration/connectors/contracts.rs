@@ -83,11 +83,15 @@ async fn amazon_listings_are_offers_on_catalog_items_or_full_listings_of_a_confi
         offer["attributes"]["merchant_suggested_asin"][0]["value"],
         CATALOG_ASIN
     );
+    // The jobs run concurrently: find TS-42's search among both products' searches.
     let search = fake
         .api_calls()
         .into_iter()
-        .find(|c| c.path == "/catalog/2022-04-01/items")
-        .expect("catalog search");
+        .find(|c| {
+            c.path == "/catalog/2022-04-01/items"
+                && c.param("identifiers").as_deref() == Some(CATALOG_EAN)
+        })
+        .expect("catalog search by the product's EAN");
     assert_eq!(
         (
             search.param("identifiers").as_deref(),
