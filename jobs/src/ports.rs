@@ -39,6 +39,15 @@ pub struct KeyVersions {
     pub previous_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+impl KeyVersions {
+    /// The previous version, if it still signs at `at` (its grace has not ended).
+    pub fn previous_at(&self, at: chrono::DateTime<chrono::Utc>) -> Option<i32> {
+        self.previous_until
+            .filter(|until| *until > at && self.current > 0)
+            .map(|_| self.current - 1)
+    }
+}
+
 /// The secrets a delivery is signed with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SigningKeys {

@@ -89,7 +89,7 @@ pub fn cookie_value(req: &Request) -> Option<String> {
 
 /// The request's live session: not revoked, not expired, and for a store key, the key still active and unexpired.
 pub async fn current(pool: &PgPool, req: &Request) -> sqlx::Result<Option<Session>> {
-    let Some(id) = cookie_value(req) else {
+    let Some(hash) = cookie_value(req).as_deref().map(hash) else {
         return Ok(None);
     };
     let row: Option<(String, bool, Vec<String>, String)> = sqlx::query_as(
@@ -98,7 +98,7 @@ pub async fn current(pool: &PgPool, req: &Request) -> sqlx::Result<Option<Sessio
          WHERE s.session_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()
            AND (s.operator OR (c.is_active AND (c.expires_at IS NULL OR c.expires_at > now())))",
     )
-    .bind(hash(&id))
+    .bind(&hash)
     .fetch_optional(pool)
     .await?;
     Ok(row.and_then(|(store, operator, scopes, csrf)| {
@@ -109,7 +109,7 @@ pub async fn current(pool: &PgPool, req: &Request) -> sqlx::Result<Option<Sessio
                 operator,
             },
             csrf,
-            hash: hash(&id),
+            hash,
         })
     }))
 }

@@ -57,6 +57,13 @@ impl AttemptOutcome {
             },
         }
     }
+
+    /// Milliseconds from sending to the answer (or to the failure).
+    pub fn elapsed_ms(&self) -> i64 {
+        match self {
+            Self::Delivered { elapsed_ms, .. } | Self::Failed { elapsed_ms, .. } => *elapsed_ms,
+        }
+    }
 }
 
 /// Whether an HTTP status counts as delivered.

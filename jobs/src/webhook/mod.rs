@@ -97,9 +97,8 @@ impl OutboundKind for WebhookDeps {
                 reason: FailureReason::Timeout,
                 ..
             } => None,
-            AttemptOutcome::Delivered { elapsed_ms, .. }
-            | AttemptOutcome::Failed { elapsed_ms, .. } => Some(Duration::from_millis(
-                u64::try_from(*elapsed_ms).unwrap_or(0),
+            outcome => Some(Duration::from_millis(
+                u64::try_from(outcome.elapsed_ms()).unwrap_or(0),
             )),
         }
     }
@@ -110,13 +109,9 @@ impl OutboundKind for WebhookDeps {
             Unprepared::Fatal(anyhow::anyhow!("subscription {id} has no signing secret"))
         })?;
         // During a rotation's grace the previous secret signs too (a receiver may still verify with it).
-        let in_grace = keys
-            .previous_until
-            .is_some_and(|until| until > self.pacing.clock.now());
-        let previous = if in_grace && keys.current > 0 {
-            secret(self, id, keys.current - 1).await?
-        } else {
-            None
+        let previous = match keys.previous_at(self.pacing.clock.now()) {
+            Some(version) => secret(self, id, version).await?,
+            None => None,
         };
         Ok(SigningKeys { current, previous })
     }

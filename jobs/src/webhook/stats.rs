@@ -21,13 +21,6 @@ pub fn class_of(r: &WebhookRecord) -> Option<String> {
     }
 }
 
-fn elapsed_of(r: &WebhookRecord) -> i64 {
-    match &r.extras.outcome {
-        AttemptOutcome::Delivered { elapsed_ms, .. }
-        | AttemptOutcome::Failed { elapsed_ms, .. } => *elapsed_ms,
-    }
-}
-
 /// One subscription-hour's share of a flush.
 struct Hour {
     store_id: String,
@@ -61,7 +54,7 @@ pub async fn count(conn: &mut PgConnection, records: &[&WebhookRecord]) -> sqlx:
             errors: BTreeMap::new(),
         });
         hour.results[result_index(AttemptResult::of(r.decision.status, r.attempt_number))] += 1;
-        hour.latency[latency_bucket(elapsed_of(r))] += 1;
+        hour.latency[latency_bucket(r.extras.outcome.elapsed_ms())] += 1;
         if let Some(class) = class_of(r) {
             *hour.errors.entry(class).or_default() += 1;
         }

@@ -26,23 +26,22 @@ fn truncated(value: &str) -> String {
 /// The keys that signed the latest attempt (sent at `at`): the current version, and the previous one if its grace
 /// had not ended.
 async fn keys(state: &AppState, d: &Delivery, at: DateTime<Utc>) -> Option<SigningKeys> {
-    let versions: (i32, Option<DateTime<Utc>>) = sqlx::query_as(
+    let (current, previous_until): (i32, Option<DateTime<Utc>>) = sqlx::query_as(
         "SELECT secret_version, previous_secret_until FROM webhook_subscriptions WHERE subscription_id = $1",
     )
     .bind(d.subscription_id.uuid())
     .fetch_optional(&state.pool)
     .await
     .ok()??;
-    let path = |version| webhook_secret_version_path(d.subscription_id, version);
-    let current = state.secrets.get(&path(versions.0)).await.ok()??;
-    let previous = match versions.1 {
-        Some(until) if until > at && versions.0 > 0 => state
-            .secrets
-            .get(&path(versions.0 - 1))
-            .await
-            .ok()
-            .flatten(),
-        _ => None,
+    let versions = KeyVersions {
+        current,
+        previous_until,
+    };
+    let read = |version| webhook_secret_version_path(d.subscription_id, version);
+    let current = state.secrets.get(&read(versions.current)).await.ok()??;
+    let previous = match versions.previous_at(at) {
+        Some(version) => state.secrets.get(&read(version)).await.ok().flatten(),
+        None => None,
     };
     Some(SigningKeys { current, previous })
 }
