@@ -80,6 +80,26 @@ async fn posted(req: &Request, body: Body) -> Result<(Session, Form), Response> 
     Ok((session, form))
 }
 
+/// The signed-in operator of a page request (403 for a store admin).
+async fn signed_in_operator(req: &Request) -> Result<Session, Response> {
+    let session = signed_in(req).await?;
+    if session.scope.operator {
+        Ok(session)
+    } else {
+        Err(layout::operators_only(&session))
+    }
+}
+
+/// The signed-in operator of a form post and its fields, CSRF checked (403 for a store admin).
+async fn posted_operator(req: &Request, body: Body) -> Result<(Session, Form), Response> {
+    let (session, form) = posted(req, body).await?;
+    if session.scope.operator {
+        Ok((session, form))
+    } else {
+        Err(layout::operators_only(&session))
+    }
+}
+
 /// Unwrap a `Result<T, Response>` inside a handler that returns `Response`.
 macro_rules! or_answer {
     ($e:expr) => {

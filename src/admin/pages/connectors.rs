@@ -10,13 +10,10 @@ use poem_openapi::payload::Json;
 use serde::Deserialize;
 use workflows::ids::{ConnectorId, ConnectorJobId};
 
-use super::operators::operator;
-use super::{refusal, when};
-use crate::admin::layout::{
-    button_form, html_response, not_found, operators_only, page, result, see_other,
-};
+use super::{blank_none, path_id, refusal, when};
+use crate::admin::layout::{button_form, html_response, not_found, page, result, see_other};
 use crate::admin::session::Session;
-use crate::admin::{or_answer, posted, state};
+use crate::admin::{or_answer, posted_operator, signed_in_operator, state};
 use crate::api::auth::OperatorStoreAuth;
 use crate::api::connectors::{
     ConfigsApi, Connector, ConnectorCredentialsApi, ConnectorJob, JobsApi, SyncLogApi, SyncRun,
@@ -29,10 +26,6 @@ pub struct LogFilters {
     direction: Option<String>,
     status: Option<String>,
     entity_type: Option<String>,
-}
-
-fn blank_none(v: Option<&String>) -> Option<String> {
-    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
 /// `/admin/connectors/...` (operators).
@@ -48,7 +41,7 @@ pub fn routes() -> Route {
 /// `GET /admin/connectors`.
 #[handler]
 pub async fn connectors(req: &Request) -> Response {
-    let session = or_answer!(operator(req).await);
+    let session = or_answer!(signed_in_operator(req).await);
     let auth = OperatorStoreAuth(session.scope.clone());
     let list = match ConfigsApi
         .list(auth, Data(state(req)), ApiQuery(None), ApiQuery(Some(200)))
@@ -73,10 +66,6 @@ pub async fn connectors(req: &Request) -> Response {
     html_response(StatusCode::OK, page(&session, "Connectors", body))
 }
 
-fn parse(raw: &str) -> Option<ConnectorId> {
-    raw.parse::<uuid::Uuid>().ok().map(ConnectorId::from)
-}
-
 /// `GET /admin/connectors/:id`: status, credential fields set (never values), sync log, jobs.
 #[handler]
 pub async fn connector(
@@ -84,8 +73,8 @@ pub async fn connector(
     Path(raw): Path<String>,
     Query(f): Query<LogFilters>,
 ) -> Response {
-    let session = or_answer!(operator(req).await);
-    let Some(id) = parse(&raw) else {
+    let session = or_answer!(signed_in_operator(req).await);
+    let Some(id) = path_id::<ConnectorId>(&raw) else {
         return not_found(&session);
     };
     let auth = || OperatorStoreAuth(session.scope.clone());
@@ -94,10 +83,10 @@ pub async fn connector(
         Ok(Json(c)) => c,
         Err(e) => return refusal(&session, "Connector", &e.0),
     };
-    let entity = blank_none(f.entity_type.as_ref()).and_then(|e| FilterText::parse(&e).ok());
+    let entity = blank_none(f.entity_type.as_ref()).and_then(|e| FilterText::parse(e).ok());
     let (n1, n2, n3, n4, n5) = (
-        ApiQuery(blank_none(f.direction.as_ref())),
-        ApiQuery(blank_none(f.status.as_ref())),
+        ApiQuery(blank_none(f.direction.as_ref()).map(str::to_owned)),
+        ApiQuery(blank_none(f.status.as_ref()).map(str::to_owned)),
         ApiQuery(entity),
         ApiQuery(None),
         ApiQuery(None),
@@ -174,11 +163,8 @@ async fn operator_post(
     body: Body,
     raw: &str,
 ) -> Result<(Session, ConnectorId), Response> {
-    let (session, _) = posted(req, body).await?;
-    if !session.scope.operator {
-        return Err(operators_only(&session));
-    }
-    match parse(raw) {
+    let (session, _) = posted_operator(req, body).await?;
+    match path_id::<ConnectorId>(raw) {
         Some(id) => Ok((session, id)),
         None => Err(not_found(&session)),
     }
@@ -236,7 +222,7 @@ pub async fn retrigger_job(
     body: Body,
 ) -> Response {
     let (session, id) = or_answer!(operator_post(req, body, &raw).await);
-    let Some(job_id) = job.parse::<uuid::Uuid>().ok().map(ConnectorJobId::from) else {
+    let Some(job_id) = path_id::<ConnectorJobId>(&job) else {
         return not_found(&session);
     };
     let auth = OperatorStoreAuth(session.scope.clone());

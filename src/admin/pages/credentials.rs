@@ -12,14 +12,13 @@ use serde_json::json;
 use workflows::credentials::SCOPES;
 use workflows::ids::CredentialId;
 
-use super::{refusal, when};
+use super::{path_id, refusal, when};
 use crate::admin::form::Form;
 use crate::admin::layout::{
-    csrf_field, error, html_response, not_found, operators_only, page, result, secret_once,
-    see_other,
+    csrf_field, error, html_response, not_found, page, result, secret_once, see_other,
 };
 use crate::admin::session::Session;
-use crate::admin::{or_answer, posted, signed_in, state};
+use crate::admin::{or_answer, posted_operator, signed_in_operator, state};
 use crate::api::auth::OperatorStoreAuth;
 use crate::api::credentials::{CreateCredential, Issued, IssuedCredential, ManageApi, Rotate};
 
@@ -51,10 +50,7 @@ fn create_form(session: &Session) -> Markup {
 /// `GET /admin/credentials`.
 #[handler]
 pub async fn list(req: &Request) -> Response {
-    let session = or_answer!(signed_in(req).await);
-    if !session.scope.operator {
-        return operators_only(&session);
-    }
+    let session = or_answer!(signed_in_operator(req).await);
     let auth = OperatorStoreAuth(session.scope.clone());
     let creds = match ManageApi
         .list(auth, Data(state(req)), ApiQuery(None), ApiQuery(Some(200)))
@@ -109,10 +105,7 @@ fn issued_page(session: &Session, title: &str, issued: &IssuedCredential) -> Res
 /// `POST /admin/credentials`.
 #[handler]
 pub async fn create(req: &Request, body: Body) -> Response {
-    let (session, form) = or_answer!(posted(req, body).await);
-    if !session.scope.operator {
-        return operators_only(&session);
-    }
+    let (session, form) = or_answer!(posted_operator(req, body).await);
     let expires = form.text("expires_at").map(|d| format!("{d}T00:00:00Z"));
     let doc = json!({
         "name": form.get("name").unwrap_or_default(),
@@ -159,11 +152,8 @@ pub async fn act(
     Path((raw, action)): Path<(String, String)>,
     body: Body,
 ) -> Response {
-    let (session, form): (Session, Form) = or_answer!(posted(req, body).await);
-    if !session.scope.operator {
-        return operators_only(&session);
-    }
-    let Some(id) = raw.parse::<uuid::Uuid>().ok().map(CredentialId::from) else {
+    let (session, form): (Session, Form) = or_answer!(posted_operator(req, body).await);
+    let Some(id) = path_id::<CredentialId>(&raw) else {
         return not_found(&session);
     };
     let auth = OperatorStoreAuth(session.scope.clone());

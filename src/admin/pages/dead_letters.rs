@@ -11,7 +11,7 @@ use poem_openapi::payload::Json;
 use serde::Deserialize;
 use workflows::ids::DeliveryId;
 
-use super::{refusal, when};
+use super::{path_id, refusal, when};
 use crate::admin::layout::{csrf_field, error, html_response, page, result};
 use crate::admin::{or_answer, posted, signed_in, state};
 use crate::api::auth::WebhooksAuth;
@@ -113,7 +113,7 @@ pub async fn retrigger(req: &Request, body: Body) -> Response {
         }
     } else {
         for raw in form.all("delivery_id") {
-            let Some(id) = raw.parse::<uuid::Uuid>().ok().map(DeliveryId::from) else {
+            let Some(id) = path_id::<DeliveryId>(raw) else {
                 continue;
             };
             let auth = WebhooksAuth(session.scope.clone());

@@ -12,7 +12,7 @@ use poem_openapi::payload::Json;
 use serde::Deserialize;
 use workflows::ids::{DeliveryId, SubscriptionId};
 
-use super::{refusal, when};
+use super::{blank_none, path_id, refusal, when};
 use crate::admin::layout::{button_form, error, html_response, not_found, page, see_other};
 use crate::admin::session::Session;
 use crate::admin::{or_answer, posted, signed_in, state};
@@ -39,10 +39,6 @@ pub struct Filters {
     to: Option<String>,
     subscription_id: Option<String>,
     cursor: Option<String>,
-}
-
-fn blank_none(v: Option<&String>) -> Option<&str> {
-    v.map(|s| s.trim()).filter(|s| !s.is_empty())
 }
 
 fn day(v: Option<&String>, end: bool) -> Result<Option<DateTime<Utc>>, String> {
@@ -112,10 +108,10 @@ pub async fn list(req: &Request, Query(f): Query<Filters>) -> Response {
         (Ok(a), Ok(b)) => (a, b),
         (Err(m), _) | (_, Err(m)) => return invalid(m),
     };
-    let sub = match blank_none(f.subscription_id.as_ref()).map(|s| s.parse::<uuid::Uuid>()) {
+    let sub = match blank_none(f.subscription_id.as_ref()).map(path_id::<SubscriptionId>) {
         None => None,
-        Some(Ok(u)) => Some(SubscriptionId::from(u)),
-        Some(Err(_)) => return invalid("The subscription id is not a UUID.".into()),
+        Some(Some(sub)) => Some(sub),
+        Some(None) => return invalid("The subscription id is not a UUID.".into()),
     };
     let event_type = match blank_none(f.event_type.as_ref())
         .map(FilterText::parse)
@@ -171,7 +167,7 @@ fn log_table(f: &Filters, page_: &DeliveryPage) -> Markup {
 }
 
 async fn load(req: &Request, session: &Session, raw: &str) -> Result<Delivery, Response> {
-    let Some(id) = raw.parse::<uuid::Uuid>().ok().map(DeliveryId::from) else {
+    let Some(id) = path_id::<DeliveryId>(raw) else {
         return Err(not_found(session));
     };
     let auth = WebhooksAuth(session.scope.clone());
@@ -242,7 +238,7 @@ pub async fn show(req: &Request, Path(raw): Path<String>) -> Response {
 
 async fn restart(req: &Request, raw: String, body: Body, any_finished: bool) -> Response {
     let (session, _) = or_answer!(posted(req, body).await);
-    let Some(id) = raw.parse::<uuid::Uuid>().ok().map(DeliveryId::from) else {
+    let Some(id) = path_id::<DeliveryId>(&raw) else {
         return not_found(&session);
     };
     let auth = WebhooksAuth(session.scope.clone());

@@ -25,6 +25,16 @@ pub fn refusal(session: &Session, title: &str, e: &ApiError) -> Response {
     refused(session, title, status, &e.to_string())
 }
 
+/// A typed id from a path segment (`None`: not a UUID; the page answers 404 as for an unknown id).
+pub fn path_id<T: From<uuid::Uuid>>(raw: &str) -> Option<T> {
+    raw.parse::<uuid::Uuid>().ok().map(T::from)
+}
+
+/// A query field, trimmed; `None` when absent or blank (a filter form sends its empty fields).
+pub fn blank_none(v: Option<&String>) -> Option<&str> {
+    v.map(|s| s.trim()).filter(|s| !s.is_empty())
+}
+
 /// A time as the pages show it (UTC, to the second).
 pub fn when(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S UTC").to_string()

@@ -7,9 +7,8 @@ use poem::{Request, Response, handler};
 use workflows::event_types;
 
 use super::when;
-use crate::admin::layout::{html_response, operators_only, page};
-use crate::admin::session::Session;
-use crate::admin::{or_answer, signed_in, state, unavailable};
+use crate::admin::layout::{html_response, page};
+use crate::admin::{or_answer, signed_in, signed_in_operator, state, unavailable};
 use crate::db::events::list_quarantine;
 
 /// `GET /admin/event-types`.
@@ -34,15 +33,6 @@ pub async fn catalog(req: &Request) -> Response {
     html_response(StatusCode::OK, page(&session, "Event catalog", body))
 }
 
-pub(super) async fn operator(req: &Request) -> Result<Session, Response> {
-    let session = signed_in(req).await?;
-    if session.scope.operator {
-        Ok(session)
-    } else {
-        Err(operators_only(&session))
-    }
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes
         .iter()
@@ -54,7 +44,7 @@ fn hex(bytes: &[u8]) -> String {
 /// `GET /admin/quarantine`: the newest 100 quarantined Kafka messages.
 #[handler]
 pub async fn quarantine(req: &Request) -> Response {
-    let session = or_answer!(operator(req).await);
+    let session = or_answer!(signed_in_operator(req).await);
     let rows = match list_quarantine(&state(req).pool, 100).await {
         Ok(rows) => rows,
         Err(e) => return unavailable(&e),
@@ -77,7 +67,7 @@ pub async fn quarantine(req: &Request) -> Response {
 /// `GET /admin/outbox`: events not yet published to Kafka, per topic.
 #[handler]
 pub async fn outbox(req: &Request) -> Response {
-    let session = or_answer!(operator(req).await);
+    let session = or_answer!(signed_in_operator(req).await);
     let rows: Vec<(String, i64, Option<chrono::DateTime<chrono::Utc>>)> = match sqlx::query_as(
         "SELECT topic, count(*), min(created_at) FROM outbox_messages WHERE published_at IS NULL GROUP BY topic ORDER BY topic",
     )

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 use workflows::ids::SubscriptionId;
 
-use super::{percent, refusal};
+use super::{path_id, percent, refusal};
 use crate::admin::layout::{html_response, json_data, not_found, page};
 use crate::admin::session::Session;
 use crate::admin::{or_answer, signed_in, state};
@@ -106,7 +106,7 @@ pub async fn subscription(
     Query(w): Query<Window>,
 ) -> Response {
     let session = or_answer!(signed_in(req).await);
-    let Some(id) = raw.parse::<uuid::Uuid>().ok().map(SubscriptionId::from) else {
+    let Some(id) = path_id::<SubscriptionId>(&raw) else {
         return not_found(&session);
     };
     let store_id = &session.scope.store_id;

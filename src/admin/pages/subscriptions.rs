@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use workflows::event_types;
 use workflows::ids::SubscriptionId;
 
-use super::{refusal, when};
+use super::{path_id, refusal, when};
 use crate::admin::form::Form;
 use crate::admin::layout::{
     csrf_field, error, html_response, not_found, page, secret_once, see_other,
@@ -35,10 +35,6 @@ pub fn routes() -> Route {
         .at("/:id/test", post(test))
         .at("/:id/rotate-secret", post(rotate_secret))
         .at("/:id/stats", get(super::stats::subscription))
-}
-
-fn parse_id(raw: &str) -> Option<SubscriptionId> {
-    raw.parse::<uuid::Uuid>().ok().map(SubscriptionId::from)
 }
 
 /// The subscription form, filled with `name`, `target`, `events`.
@@ -174,7 +170,7 @@ async fn load(
 #[handler]
 pub async fn show(req: &Request, Path(raw): Path<String>) -> Response {
     let session = or_answer!(signed_in(req).await);
-    let Some(id) = parse_id(&raw) else {
+    let Some(id) = path_id::<SubscriptionId>(&raw) else {
         return not_found(&session);
     };
     let s = or_answer!(load(req, &session, id).await);
@@ -259,7 +255,7 @@ async fn patch(
 #[handler]
 pub async fn update(req: &Request, Path(raw): Path<String>, body: Body) -> Response {
     let (session, form) = or_answer!(posted(req, body).await);
-    let Some(id) = parse_id(&raw) else {
+    let Some(id) = path_id::<SubscriptionId>(&raw) else {
         return not_found(&session);
     };
     let doc = json!({
@@ -276,7 +272,7 @@ pub async fn update(req: &Request, Path(raw): Path<String>, body: Body) -> Respo
 #[handler]
 pub async fn toggle(req: &Request, Path(raw): Path<String>, body: Body) -> Response {
     let (session, form) = or_answer!(posted(req, body).await);
-    let Some(id) = parse_id(&raw) else {
+    let Some(id) = path_id::<SubscriptionId>(&raw) else {
         return not_found(&session);
     };
     let active = form.get("active") == Some("true");
@@ -288,7 +284,7 @@ pub async fn toggle(req: &Request, Path(raw): Path<String>, body: Body) -> Respo
 #[handler]
 pub async fn delete(req: &Request, Path(raw): Path<String>, body: Body) -> Response {
     let (session, form) = or_answer!(posted(req, body).await);
-    let Some(id) = parse_id(&raw) else {
+    let Some(id) = path_id::<SubscriptionId>(&raw) else {
         return not_found(&session);
     };
     if form.get("confirm") != Some("yes") {
@@ -312,7 +308,7 @@ pub async fn delete(req: &Request, Path(raw): Path<String>, body: Body) -> Respo
 #[handler]
 pub async fn test(req: &Request, Path(raw): Path<String>, body: Body) -> Response {
     let (session, form) = or_answer!(posted(req, body).await);
-    let Some(id) = parse_id(&raw) else {
+    let Some(id) = path_id::<SubscriptionId>(&raw) else {
         return not_found(&session);
     };
     match send_test(
@@ -332,7 +328,7 @@ pub async fn test(req: &Request, Path(raw): Path<String>, body: Body) -> Respons
 #[handler]
 pub async fn rotate_secret(req: &Request, Path(raw): Path<String>, body: Body) -> Response {
     let (session, form) = or_answer!(posted(req, body).await);
-    let Some(id) = parse_id(&raw) else {
+    let Some(id) = path_id::<SubscriptionId>(&raw) else {
         return not_found(&session);
     };
     let grace = form
