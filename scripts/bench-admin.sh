@@ -65,12 +65,18 @@ if [ "$REUSE" != 1 ]; then
   psql "$PGURL/$DB" -qAt -v store="$STORE" -v subs="$SUB_IDS" -v deliveries="$DELIVERIES" -v per="$PER" \
     -f "$HERE/bench-admin-seed.sql" >"$OUT/seed.log"
   echo "# seeded in $(($(date +%s) - start)) s"
+  # What a running service holds: the retention pass (a worker's, every retention.interval_secs) has rolled the
+  # hours of days before yesterday into daily rows. Nothing else is removed: the seeded log is within 30 days.
+  start=$(date +%s)
+  DATABASE_URL="$PGURL/$DB" SS3_SECRETS__MASTER_KEY="$KEY" "$BIN" retention | sed 's/^/# retention pass: /'
+  echo "# rolled up in $(($(date +%s) - start)) s"
 fi
 psql_ "DELETE FROM api_credentials WHERE name = 'bench admin'"
 API_KEY=$(op -X POST "$API/credentials" -d '{"name":"bench admin","type":"API_KEY","scopes":["webhooks:manage"]}' |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["apiKey"])')
 psql_ "SELECT 'deliveries', count(*) FROM webhook_deliveries UNION ALL SELECT 'attempts', count(*) FROM webhook_delivery_attempts
-       UNION ALL SELECT 'stats rows', count(*) FROM webhook_stats_hourly
+       UNION ALL SELECT 'hourly stats rows', count(*) FROM webhook_stats_hourly
+       UNION ALL SELECT 'daily stats rows', count(*) FROM webhook_stats_daily
        UNION ALL SELECT 'dead letters', count(*) FROM webhook_deliveries WHERE status = 'DEAD_LETTERED'" | sed 's/^/# /'
 SUB=$(psql_ "SELECT subscription_id FROM webhook_subscriptions ORDER BY subscription_id LIMIT 1")
 # A delivery of that subscription from the newest day (its page shows every attempt: PER of them).
@@ -146,17 +152,20 @@ echo "# load before timing: $(uptime | sed 's/.*load average: //')"
 python3 "$OUT/client.py" 127.0.0.1 "$port" "$API_KEY" "$SUB" "$DEL" "$N" "$WARMUP" "$OUT/samples.json" | tee "$OUT/table.md"
 echo "# load after timing: $(uptime | sed 's/.*load average: //')"
 
-# The statements of db::stats::daily as the service runs them (the window of db::stats::in_window, 30 days), for one
+# The statements of db::stats::daily as the service runs them (the window of db::stats::counters, 30 days), for one
 # subscription and for the store: EXPLAIN of the first execution of the prepared statement (Postgres' custom plan
 # for these values) and of the seventh (plan_cache_mode auto: from the sixth on, Postgres may switch to the generic
 # plan, and a pooled connection of the service keeps that one).
-WINDOW_SUBSCRIPTION="subscription_id = \$4 AND hour >= \$2 AND hour < \$3 AND store_id = \$1"
-WINDOW_STORE="store_id = \$1 AND hour >= \$2 AND hour < \$3"
+WINDOW_SUBSCRIPTION="subscription_id = \$4 AND {T} >= \$2 AND {T} < \$3 AND store_id = \$1"
+WINDOW_STORE="store_id = \$1 AND {T} >= \$2 AND {T} < \$3"
+COLUMNS="subscription_id, delivered_first, delivered_retry, dead_lettered, retrying, latency, errors"
+# Both counter tables within the window (db::stats::counters): {WH} and {WD}, the window on hour and on day.
+COUNTERS="(SELECT hour AS t, $COLUMNS FROM webhook_stats_hourly WHERE {WH} UNION ALL SELECT day, $COLUMNS FROM webhook_stats_daily WHERE {WD}) AS c"
 # The latency histogram's 13 buckets (workflows::stats::LATENCY_BUCKETS), summed one by one.
 BUCKETS=$(for i in $(seq 1 13); do printf 'COALESCE(sum(latency[%s]), 0), ' "$i"; done)
 STATEMENTS=(
-  "SELECT date_trunc('day', hour, 'UTC'), sum(delivered_first)::bigint, sum(delivered_retry)::bigint, sum(dead_lettered)::bigint, sum(retrying)::bigint, ARRAY[${BUCKETS%, }]::bigint[] FROM webhook_stats_hourly WHERE {W} GROUP BY 1"
-  "SELECT date_trunc('day', hour, 'UTC'), e.class, sum(e.n::bigint)::bigint FROM webhook_stats_hourly, jsonb_each_text(errors) AS e(class, n) WHERE {W} AND errors <> '{}' GROUP BY 1, 2"
+  "SELECT date_trunc('day', t, 'UTC'), sum(delivered_first)::bigint, sum(delivered_retry)::bigint, sum(dead_lettered)::bigint, sum(retrying)::bigint, ARRAY[${BUCKETS%, }]::bigint[] FROM $COUNTERS GROUP BY 1"
+  "SELECT date_trunc('day', t, 'UTC'), e.class, sum(e.n::bigint)::bigint FROM $COUNTERS, jsonb_each_text(c.errors) AS e(class, n) WHERE c.errors <> '{}' GROUP BY 1, 2"
 )
 {
   echo "SET TimeZone = 'UTC';"
@@ -164,7 +173,10 @@ STATEMENTS=(
     for scope in subscription store; do
       if [ $scope = subscription ]; then w=$WINDOW_SUBSCRIPTION id="'$SUB'"; else w=$WINDOW_STORE id=NULL; fi
       args="'$STORE', date_trunc('day', now()) - interval '29 days', now(), $id"
-      echo "PREPARE q(text, timestamptz, timestamptz, uuid) AS ${q//\{W\}/$w};"
+      wh=${w//\{T\}/hour} wd=${w//\{T\}/day}
+      stmt=${q//\{WH\}/$wh}
+      stmt=${stmt//\{WD\}/$wd}
+      echo "PREPARE q(text, timestamptz, timestamptz, uuid) AS $stmt;"
       echo "\\echo '=== $scope ($id): ${q:0:70}…'"
       echo "\\echo '--- first execution'"
       echo "EXPLAIN (ANALYZE, BUFFERS) EXECUTE q($args);"

@@ -33,6 +33,9 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document (no database needed).
     Openapi,
+    /// Run one retention pass now, as a worker does every `retention.interval_secs` (removals, and the hourly
+    /// statistics of closed days rolled up into daily rows), print what it did and exit.
+    Retention,
     /// Secret store maintenance.
     Secrets {
         #[command(subcommand)]
@@ -63,6 +66,16 @@ async fn main() -> anyhow::Result<()> {
             let pool = db::pool(config.database_url.expose(), 2)?;
             db::migrate(&pool).await?;
             println!("migrations applied");
+            Ok(())
+        }
+        Command::Retention => {
+            let pool = db::pool(config.database_url.expose(), 2)?;
+            match db::retention::pass(&pool, &config.retention.retention(), chrono::Utc::now())
+                .await?
+            {
+                Some(done) => println!("{done:?}"),
+                None => println!("another process is running a retention pass"),
+            }
             Ok(())
         }
         Command::Secrets {

@@ -108,11 +108,15 @@ pub fn window_days(days: Option<i64>) -> i64 {
     days.unwrap_or(30).clamp(1, 90)
 }
 
+/// The start of a window of `days` whole UTC days ending today: midnight UTC, `days - 1` days before today's.
+pub fn window_start(now: DateTime<Utc>, days: i64) -> DateTime<Utc> {
+    now.duration_trunc(TimeDelta::days(1)).unwrap_or(now) - Duration::days(days - 1)
+}
+
 /// The statistics of `scope` over the last `days` days (today included), as of the service clock.
 pub async fn read(state: &AppState, scope: Scope<'_>, days: i64) -> Result<Stats, ApiError> {
     let to = state.clock.now();
-    let today = to.duration_trunc(TimeDelta::days(1)).unwrap_or(to);
-    let from = today - Duration::days(days - 1);
+    let from = window_start(to, days);
     let counted = stats::daily(&state.pool, scope, from, to + Duration::seconds(1)).await?;
     let mut totals = DayCounts::default();
     let daily = (0..days)

@@ -86,6 +86,9 @@ pub struct CredentialsConfig {
     pub verify_wait_ms: u64,
     /// Nice value (0–19) of hashing threads: under load, the rest of the process gets the CPU first.
     pub verify_nice: i32,
+    /// A failed check (unknown, wrong, inactive or expired credential) is answered no sooner than this after it
+    /// arrived.
+    pub failure_delay_ms: u64,
 }
 
 /// `[delivery]`: outgoing webhook requests.

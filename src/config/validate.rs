@@ -91,6 +91,11 @@ impl Config {
             c.verify_wait_ms == 0,
             "credentials.verify_wait_ms",
             "must be at least 1",
+        )?;
+        check(
+            c.failure_delay_ms > 10_000,
+            "credentials.failure_delay_ms",
+            "must be at most 10000",
         )
     }
 

@@ -1,10 +1,11 @@
 //! Validating API keys and OAuth access tokens: the API gateway's hot path.
 //!
-//! parse → cache (keyed hash of the presented token; no permit, no connection) → a place at the bcrypt gate (or
-//! `Overloaded` when none frees up in time) → indexed lookup by the public part, connection released → bcrypt on a
-//! low-priority thread under the gate (against a dummy hash when the prefix is unknown, so both cost the same) →
-//! active/expiry → coalesced `last_used_at` → answer. Changes evict cache entries at once in this process, and in
-//! every other process through Postgres NOTIFY; the cache TTL bounds staleness if a notification is missed.
+//! parse → cache (keyed hash of the presented token; no permit, no connection) → indexed lookup by the public part,
+//! connection released → unknown prefix: invalid, no bcrypt → a place at the bcrypt gate (or `Overloaded` when none
+//! frees up in time) → bcrypt on a low-priority thread under the gate → active/expiry → coalesced `last_used_at` →
+//! answer. A failed check is answered no sooner than `failure_delay` after it arrived (see below). Changes evict
+//! cache entries at once in this process, and in every other process through Postgres NOTIFY; the cache TTL bounds
+//! staleness if a notification is missed.
 //!
 //! Refresh-ahead: a hit on an entry past half its TTL answers from the cache and starts one background re-check of
 //! that key: the same indexed lookup, and no bcrypt. An entry remembers the hash its secret matched, and bcrypt is
@@ -14,10 +15,15 @@
 //! it, and the next request checks the key in full. A database error leaves it to expire at its TTL, the next hit
 //! trying again. A key in steady use thus never falls back to the gate, where a flood would shed it with 503.
 //!
-//! There is deliberately no negative cache (of prefixes known not to exist): a flood of random keys brings a new
-//! prefix with every request, so it would never hit; answering a repeated unknown prefix without the dummy hash
-//! would make response times tell which prefixes exist; and a missed NOTIFY would refuse a newly created key for
-//! the cache's lifetime. The gate bounds the flood instead, whatever the keys.
+//! The failure floor: every failed check (malformed, unknown prefix, wrong secret, inactive, expired) is answered
+//! `failure_delay` after it arrived, not before. Response times then do not tell an unknown prefix (a lookup) from a
+//! known one with a wrong secret (a lookup and bcrypt) as long as the check takes less than the floor, without
+//! hashing against a dummy for every random key; and a client re-sending as soon as it is answered gets at most one
+//! failure per connection and floor. A flood of random keys thus costs one indexed lookup per request and no bcrypt,
+//! and is answered `valid: false`, never shed. Keys with a real prefix and wrong secrets do reach bcrypt, and the
+//! gate bounds them (503 + Retry-After past its limits). There is deliberately no negative cache of unknown prefixes:
+//! a flood of random keys brings a new prefix with every request, so it would never hit, and a missed NOTIFY would
+//! refuse a newly created key for the cache's lifetime.
 
 mod background;
 mod cache;
@@ -102,8 +108,10 @@ impl Drop for RefreshDone {
 /// Validation settings.
 #[derive(Debug, Clone)]
 pub struct ValidatorSettings {
-    /// bcrypt cost of new hashes (and of the dummy hash).
+    /// bcrypt cost of new hashes.
     pub bcrypt_cost: u32,
+    /// A failed check is answered no sooner than this after it arrived.
+    pub failure_delay: Duration,
     /// How long a successful validation is reused.
     pub cache_ttl: Duration,
     /// Most entries kept.
@@ -121,7 +129,6 @@ pub struct Validator {
     cache: Arc<ValidationCache>,
     touches: Arc<Touches>,
     key: Arc<[u8; 32]>,
-    dummy_hash: Arc<String>,
     gate: HashGate,
     settings: ValidatorSettings,
     /// True while this process LISTENs for other processes' credential changes (its cache is then trustworthy).
@@ -133,12 +140,8 @@ fn sha256(token: &str) -> Vec<u8> {
 }
 
 impl Validator {
-    /// A validator; computes the dummy hash once (one bcrypt at start-up).
+    /// A validator.
     pub async fn new(pool: PgPool, settings: ValidatorSettings) -> anyhow::Result<Self> {
-        let cost = settings.bcrypt_cost;
-        let dummy =
-            tokio::task::spawn_blocking(move || bcrypt::hash(rand::random::<[u8; 16]>(), cost))
-                .await??;
         let gate = HashGate::new(settings.gate);
         tracing::debug!(
             bcrypt_concurrency = gate.concurrency(),
@@ -151,7 +154,6 @@ impl Validator {
             )),
             touches: Arc::new(Touches::new(settings.last_used_precision)),
             key: Arc::new(rand::random()),
-            dummy_hash: Arc::new(dummy),
             gate,
             pool,
             settings,
@@ -209,10 +211,17 @@ impl Validator {
         client_id: &str,
         secret: &str,
     ) -> anyhow::Result<Option<repo::SecretRow>> {
-        Ok(self
-            .check_secret_matching(client_id, secret)
-            .await?
-            .map(|(row, _)| row))
+        let arrived = tokio::time::Instant::now();
+        let checked = self.check_secret_matching(client_id, secret).await?;
+        self.failure_floor(arrived, checked.is_none()).await;
+        Ok(checked.map(|(row, _)| row))
+    }
+
+    /// Hold a failed check's answer until `failure_delay` after it `arrived` (the module's failure floor).
+    async fn failure_floor(&self, arrived: tokio::time::Instant, failed: bool) {
+        if failed {
+            tokio::time::sleep_until(arrived + self.settings.failure_delay).await;
+        }
     }
 
     /// [`Self::check_secret`], with the hash the secret matched.
@@ -221,21 +230,30 @@ impl Validator {
         client_id: &str,
         secret: &str,
     ) -> anyhow::Result<Option<(repo::SecretRow, String)>> {
-        let ticket = self.gate.admit().await?;
         // The connection goes back to the pool when the lookup returns: none is held while hashing.
-        let row = repo::by_client_id(&self.pool, client_id).await?;
-        let now = Utc::now();
-        let hashes = match &row {
-            // Same cost as a wrong secret, so response times do not reveal which prefixes exist.
-            None => vec![self.dummy_hash.to_string()],
-            Some(row) => accepted_hashes(row, now).into_iter().cloned().collect(),
+        let Some(row) = repo::by_client_id(&self.pool, client_id).await? else {
+            // No bcrypt for an unknown prefix: the failure floor keeps its answer time the same as a wrong secret's.
+            return Ok(None);
         };
+        let ticket = self.gate.admit().await?;
+        let now = Utc::now();
+        let hashes = accepted_hashes(&row, now).into_iter().cloned().collect();
         let matched = Self::verify_any(ticket, secret, hashes).await?;
-        Ok(row.zip(matched).filter(|(row, _)| usable(row, now)))
+        Ok(matched
+            .map(|hash| (row, hash))
+            .filter(|(row, _)| usable(row, now)))
     }
 
     /// Validate what the gateway forwarded. `Ok(None)` is "invalid", `Err` is our infrastructure failing.
     pub async fn validate(&self, presented: &str) -> anyhow::Result<Option<Grant>> {
+        let arrived = tokio::time::Instant::now();
+        let grant = self.validate_now(presented).await?;
+        self.failure_floor(arrived, grant.is_none()).await;
+        Ok(grant)
+    }
+
+    /// [`Self::validate`] without the failure floor.
+    async fn validate_now(&self, presented: &str) -> anyhow::Result<Option<Grant>> {
         let parsed = parse_presented(presented);
         if parsed == Presented::Malformed {
             return Ok(None);

@@ -9,14 +9,14 @@
 //! - Ingested events (the dedupe window of event ids) after their own horizon.
 //! - Published outbox rows after a short grace; unpublished ones are never removed.
 //! - Quarantined messages after the delivery-log horizon.
-//! - Hourly delivery statistics after their own horizon (the longest window they serve); admin sessions once
-//!   expired or signed out.
+//! - Delivery statistics after their own horizon (the longest window they serve), and the hourly counters of days
+//!   before yesterday rolled up into daily rows (`db::stats::roll_up`); admin sessions once expired or signed out.
 //!
 //! Finished apalis jobs are swept by the workers (`worker.job_retention_secs`).
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -48,8 +48,10 @@ pub struct Removed {
     pub outbox: u64,
     /// Quarantined messages.
     pub quarantined: u64,
-    /// Hourly statistics rows, and ended admin sessions.
+    /// Statistics rows (hourly and daily), and ended admin sessions.
     pub stats_and_sessions: u64,
+    /// Hourly statistics rows moved into daily rows.
+    pub stats_hours_rolled_up: u64,
 }
 
 /// A kind of outbound row and its log: rows in a final state, created and last changed before `$1`, up to `$2`
@@ -120,8 +122,13 @@ const QUARANTINED: &str = "DELETE FROM quarantined_messages WHERE quarantine_id 
         ORDER BY quarantine_id LIMIT $2 FOR UPDATE SKIP LOCKED)";
 
 /// Hourly statistics of hours before `$1`.
-const STATS: &str = "DELETE FROM webhook_stats_hourly WHERE (subscription_id, hour) IN (
+const STATS_HOURS: &str = "DELETE FROM webhook_stats_hourly WHERE (subscription_id, hour) IN (
         SELECT subscription_id, hour FROM webhook_stats_hourly WHERE hour < $1
+        LIMIT $2 FOR UPDATE SKIP LOCKED)";
+
+/// Daily statistics of days before `$1`.
+const STATS_DAYS: &str = "DELETE FROM webhook_stats_daily WHERE (subscription_id, day) IN (
+        SELECT subscription_id, day FROM webhook_stats_daily WHERE day < $1
         LIMIT $2 FOR UPDATE SKIP LOCKED)";
 
 /// Admin sessions that ended (expired, or signed out) before `$1`.
@@ -162,6 +169,9 @@ async fn remove_all(
     let (log, events) = (horizon(retention.log), horizon(retention.ingested_events));
     let outbox = horizon(retention.published_outbox);
     let batch = retention.batch.max(1);
+    let stats = horizon(retention.stats);
+    // Hours of days before yesterday: today's and yesterday's stay hourly, for the last 24 hours.
+    let today = now.duration_trunc(TimeDelta::days(1)).unwrap_or(now);
     Ok(Removed {
         deliveries: drain(pool, &DELIVERIES.statement(), log, batch).await?,
         connector_rows: drain(pool, &CONNECTOR_JOBS.statement(), log, batch).await?
@@ -169,8 +179,11 @@ async fn remove_all(
         ingested_events: drain(pool, INGESTED, events, batch).await?,
         outbox: drain(pool, OUTBOX, outbox, batch).await?,
         quarantined: drain(pool, QUARANTINED, log, batch).await?,
-        stats_and_sessions: drain(pool, STATS, horizon(retention.stats), batch).await?
+        stats_and_sessions: drain(pool, STATS_HOURS, stats, batch).await?
+            + drain(pool, STATS_DAYS, stats, batch).await?
             + drain(pool, SESSIONS, now, batch).await?,
+        stats_hours_rolled_up: crate::db::stats::roll_up(pool, today - TimeDelta::days(1), batch)
+            .await?,
     })
 }
 

@@ -1,5 +1,6 @@
-//! Reading the hourly delivery counters (`webhook_stats_hourly`, written by the worker with the attempts): per day
-//! of a window, for one subscription or a whole store, and per subscription for the overview. Never the log.
+//! The delivery counters: hourly rows (`webhook_stats_hourly`, written by the worker with the attempts) and, for days
+//! before yesterday, daily rows (`webhook_stats_daily`, rolled up from the hourly ones by the retention pass). Read
+//! per day of a window, for one subscription or a whole store, and per subscription for the overview. Never the log.
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
@@ -54,7 +55,30 @@ pub struct Scope<'a> {
     pub subscription: Option<SubscriptionId>,
 }
 
-/// The rows of `sql` (reading `webhook_stats_hourly` with `{WINDOW}` in its `WHERE`) within the window.
+/// Both tables' counters within the window as one relation `c(t, subscription_id, delivered_first, delivered_retry,
+/// dead_lettered, retrying, latency, errors)`, `t` being the row's hour or day; `$1` store, `$2`–`$3` window, `$4`
+/// the subscription when scoped to one.
+fn counters(subscription: bool) -> String {
+    // One statement per scope, not `($4 IS NULL OR subscription_id = $4)`: a prepared statement gets Postgres'
+    // generic plan after five executions, and the generic plan of that condition reads the whole store's rows
+    // through (store_id, hour) and filters them, instead of the subscription's through the primary key.
+    let window = |t: &str| {
+        if subscription {
+            format!("subscription_id = $4 AND {t} >= $2 AND {t} < $3 AND store_id = $1")
+        } else {
+            format!("store_id = $1 AND {t} >= $2 AND {t} < $3")
+        }
+    };
+    const COLUMNS: &str = "subscription_id, delivered_first, delivered_retry, dead_lettered, retrying, latency, errors";
+    format!(
+        "(SELECT hour AS t, {COLUMNS} FROM webhook_stats_hourly WHERE {}
+          UNION ALL SELECT day, {COLUMNS} FROM webhook_stats_daily WHERE {}) AS c",
+        window("hour"),
+        window("day")
+    )
+}
+
+/// The rows of `sql` (reading [`counters`] as `{COUNTERS}`) within the window.
 async fn in_window<T>(
     pool: &PgPool,
     sql: &str,
@@ -64,18 +88,8 @@ async fn in_window<T>(
 where
     T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
 {
-    // One statement per scope, not `($4 IS NULL OR subscription_id = $4)`: a prepared statement gets Postgres'
-    // generic plan after five executions, and the generic plan of that condition reads the whole store's rows
-    // through (store_id, hour) and filters them, instead of the subscription's through the primary key.
-    const STORE: &str = "store_id = $1 AND hour >= $2 AND hour < $3";
-    const SUBSCRIPTION: &str =
-        "subscription_id = $4 AND hour >= $2 AND hour < $3 AND store_id = $1";
-    let window = if scope.subscription.is_some() {
-        SUBSCRIPTION
-    } else {
-        STORE
-    };
-    let query = sqlx::query_as(sqlx::AssertSqlSafe(sql.replace("{WINDOW}", window)))
+    let sql = sql.replace("{COUNTERS}", &counters(scope.subscription.is_some()));
+    let query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(scope.store_id.as_str())
         .bind(from)
         .bind(to);
@@ -85,13 +99,22 @@ where
     }
 }
 
+/// `ARRAY[COALESCE(sum(latency[1]), 0), …]`: the latency histograms of a group summed bucket by bucket, in one pass
+/// (no row per bucket).
+fn latency_sums() -> String {
+    let buckets: Vec<String> = (1..=LATENCY_BUCKETS)
+        .map(|i| format!("COALESCE(sum(latency[{i}]), 0)"))
+        .collect();
+    format!("ARRAY[{}]::bigint[]", buckets.join(", "))
+}
+
 /// A day's outcome counters and latency histogram: (day, first, retry, dead, retrying, histogram).
 type DaySums = (DateTime<Utc>, i64, i64, i64, i64, Vec<i64>);
 
-/// The counters of each UTC day in `[from, to)` that has any.
+/// The counters of each UTC day in `[from, to)` that has any (`from` at midnight UTC: a daily row is in or out whole).
 ///
-/// Two statements over the window's rows (≤ 24 per subscription and day): the counters with the latency histogram
-/// summed bucket by bucket (`latency[i]`, one pass, no row per bucket), then the error classes.
+/// Two statements over the window's rows (a row per subscription and closed day, ≤ 24 per subscription and day of
+/// today and yesterday): the counters with the latency histogram, then the error classes.
 pub async fn daily(
     pool: &PgPool,
     scope: Scope<'_>,
@@ -99,23 +122,20 @@ pub async fn daily(
     to: DateTime<Utc>,
 ) -> sqlx::Result<BTreeMap<NaiveDate, DayCounts>> {
     static SUMS: LazyLock<String> = LazyLock::new(|| {
-        let buckets: Vec<String> = (1..=LATENCY_BUCKETS)
-            .map(|i| format!("COALESCE(sum(latency[{i}]), 0)"))
-            .collect();
         format!(
-            "SELECT date_trunc('day', hour, 'UTC'), sum(delivered_first)::bigint, sum(delivered_retry)::bigint,
-                    sum(dead_lettered)::bigint, sum(retrying)::bigint, ARRAY[{}]::bigint[]
-             FROM webhook_stats_hourly WHERE {{WINDOW}} GROUP BY 1",
-            buckets.join(", ")
+            "SELECT date_trunc('day', t, 'UTC'), sum(delivered_first)::bigint, sum(delivered_retry)::bigint,
+                    sum(dead_lettered)::bigint, sum(retrying)::bigint, {}
+             FROM {{COUNTERS}} GROUP BY 1",
+            latency_sums()
         )
     });
     let window = (from, to);
     let sums: Vec<DaySums> = in_window(pool, &SUMS, scope, window).await?;
     let errors: Vec<(DateTime<Utc>, String, i64)> = in_window(
         pool,
-        "SELECT date_trunc('day', hour, 'UTC'), e.class, sum(e.n::bigint)::bigint
-         FROM webhook_stats_hourly, jsonb_each_text(errors) AS e(class, n)
-         WHERE {WINDOW} AND errors <> '{}' GROUP BY 1, 2",
+        "SELECT date_trunc('day', t, 'UTC'), e.class, sum(e.n::bigint)::bigint
+         FROM {COUNTERS}, jsonb_each_text(c.errors) AS e(class, n)
+         WHERE c.errors <> '{}' GROUP BY 1, 2",
         scope,
         window,
     )
@@ -159,30 +179,87 @@ pub struct Recent {
     pub attempts_30d: i64,
 }
 
-/// Recent counters of every subscription of a store that has any.
+/// Recent counters of every subscription of a store that has any: the last 24 hours (`since_24h`, within today's
+/// and yesterday's hourly rows) and the window from `since_30d` (midnight UTC) to `to`.
 pub async fn recent(
     pool: &PgPool,
     store_id: &StoreId,
     since_24h: DateTime<Utc>,
-    since_30d: DateTime<Utc>,
+    (since_30d, to): (DateTime<Utc>, DateTime<Utc>),
 ) -> sqlx::Result<Vec<Recent>> {
-    sqlx::query_as(
-        "SELECT subscription_id,
-                COALESCE(sum(delivered_first + delivered_retry) FILTER (WHERE hour >= $2), 0)::bigint AS delivered_24h,
-                COALESCE(sum(dead_lettered) FILTER (WHERE hour >= $2), 0)::bigint AS dead_lettered_24h,
-                COALESCE(sum(delivered_first + delivered_retry + dead_lettered + retrying) FILTER (WHERE hour >= $2), 0)::bigint
+    static RECENT: LazyLock<String> = LazyLock::new(|| {
+        // `$4` is the 24-hour start (the store's window binds `$1`–`$3` only).
+        format!(
+            "SELECT subscription_id,
+                COALESCE(sum(delivered_first + delivered_retry) FILTER (WHERE t >= $4), 0)::bigint AS delivered_24h,
+                COALESCE(sum(dead_lettered) FILTER (WHERE t >= $4), 0)::bigint AS dead_lettered_24h,
+                COALESCE(sum(delivered_first + delivered_retry + dead_lettered + retrying) FILTER (WHERE t >= $4), 0)::bigint
                   AS attempts_24h,
                 sum(delivered_first + delivered_retry)::bigint AS delivered_30d,
                 sum(dead_lettered)::bigint AS dead_lettered_30d,
                 sum(delivered_first + delivered_retry + dead_lettered + retrying)::bigint AS attempts_30d
-         FROM webhook_stats_hourly WHERE store_id = $1 AND hour >= $3
-         GROUP BY subscription_id",
-    )
-    .bind(store_id.as_str())
-    .bind(since_24h)
-    .bind(since_30d)
-    .fetch_all(pool)
-    .await
+             FROM {} GROUP BY subscription_id",
+            counters(false)
+        )
+    });
+    sqlx::query_as(sqlx::AssertSqlSafe(RECENT.as_str()))
+        .bind(store_id.as_str())
+        .bind(since_30d)
+        .bind(to)
+        .bind(since_24h)
+        .fetch_all(pool)
+        .await
+}
+
+/// Move the hourly counters of hours before `before` (midnight UTC) into the daily rows, up to `batch` hourly rows
+/// in one statement (its own transaction; added to the daily rows, so a day may arrive over several batches).
+/// Returns the hourly rows moved. Counting goes on meanwhile: the worker only adds to the current hour.
+pub async fn roll_up(pool: &PgPool, before: DateTime<Utc>, batch: i64) -> sqlx::Result<u64> {
+    static ROLL_UP: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH moved AS (
+               DELETE FROM webhook_stats_hourly WHERE (subscription_id, hour) IN (
+                 SELECT subscription_id, hour FROM webhook_stats_hourly WHERE hour < $1
+                 ORDER BY subscription_id, hour LIMIT $2 FOR UPDATE SKIP LOCKED)
+               RETURNING *),
+             errors AS (
+               SELECT subscription_id, day, jsonb_object_agg(class, n) AS errors FROM (
+                 SELECT subscription_id, date_trunc('day', hour, 'UTC') AS day, e.class, sum(e.n::bigint) AS n
+                 FROM moved, jsonb_each_text(moved.errors) AS e(class, n) GROUP BY 1, 2, 3) AS per_class
+               GROUP BY 1, 2),
+             days AS (
+               SELECT subscription_id, date_trunc('day', hour, 'UTC') AS day, min(store_id) AS store_id,
+                      sum(delivered_first)::bigint AS first, sum(delivered_retry)::bigint AS retry,
+                      sum(dead_lettered)::bigint AS dead, sum(retrying)::bigint AS retrying, {} AS latency
+               FROM moved GROUP BY 1, 2),
+             written AS (
+               INSERT INTO webhook_stats_daily AS s
+               (subscription_id, day, store_id, delivered_first, delivered_retry, dead_lettered, retrying, latency, errors)
+             SELECT d.subscription_id, d.day, d.store_id, d.first, d.retry, d.dead, d.retrying, d.latency,
+                    COALESCE(e.errors, '{{}}')
+             FROM days d LEFT JOIN errors e USING (subscription_id, day)
+             ORDER BY d.subscription_id, d.day
+             ON CONFLICT (subscription_id, day) DO UPDATE SET {}
+               RETURNING 1)
+             SELECT count(*) FROM moved",
+            latency_sums(),
+            jobs::webhook::ADD_COUNTERS
+        )
+    });
+    let mut total = 0;
+    loop {
+        let moved: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(ROLL_UP.as_str()))
+            .bind(before)
+            .bind(batch)
+            .fetch_one(pool)
+            .await?;
+        total += moved;
+        if moved < batch {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    Ok(u64::try_from(total).unwrap_or(0))
 }
 
 /// Current dead letters per subscription of a store.

@@ -125,6 +125,15 @@ async fn a_pass_removes_old_finished_rows_in_batches_and_keeps_waiting_work_and_
         .expect("unlock");
     drop(other);
 
+    // The hours of days before yesterday within the 90 days: the 89-day-old one, and this test's own deliveries'
+    // (recorded on the manual clock, days ago).
+    let closed_hours = app
+        .count(
+            "SELECT count(*) FROM webhook_stats_hourly
+             WHERE hour < date_trunc('day', now(), 'UTC') - interval '1 day' AND hour >= now() - interval '90 days'",
+        )
+        .await;
+    assert!(closed_hours >= 2, "{closed_hours}");
     let removed = retention::pass(&app.pool, &settings, Utc::now())
         .await
         .expect("pass")
@@ -138,12 +147,18 @@ async fn a_pass_removes_old_finished_rows_in_batches_and_keeps_waiting_work_and_
             outbox: 1,
             quarantined: 0,
             stats_and_sessions: 3,
+            stats_hours_rolled_up: u64::try_from(closed_hours).expect("count"),
         },
         "three old deliveries and the old dead letter, across batches of two; the 91-day-old statistics hour, \
-         the expired and the signed-out session"
+         the expired and the signed-out session; the 89-day-old hour rolled up into its day"
     );
     assert_eq!(
         app.count("SELECT count(*) FROM webhook_stats_hourly WHERE store_id = 's'")
+            .await,
+        0
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM webhook_stats_daily WHERE store_id = 's'")
             .await,
         1
     );

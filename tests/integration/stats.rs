@@ -33,22 +33,29 @@ fn by_subscription(
     out
 }
 
+/// Every counter row, hourly and daily.
+const COUNTERS: &str = "(SELECT subscription_id, delivered_first, delivered_retry, dead_lettered, retrying, latency, errors
+      FROM webhook_stats_hourly
+      UNION ALL SELECT subscription_id, delivered_first, delivered_retry, dead_lettered, retrying, latency, errors
+      FROM webhook_stats_daily) AS c";
+
 /// Per subscription: [delivered first, delivered after retries, dead-lettered, retrying, attempts in the histogram],
-/// and the error classes, from the counters.
+/// and the error classes, from the counters (hourly and daily).
 async fn counters(pool: &PgPool) -> Counts {
-    let rows: Vec<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(
+    let rows: Vec<(String, i64, i64, i64, i64, i64)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT subscription_id::text, sum(delivered_first)::bigint, sum(delivered_retry)::bigint,
                 sum(dead_lettered)::bigint, sum(retrying)::bigint,
                 sum((SELECT sum(n) FROM unnest(latency) AS n))::bigint
-         FROM webhook_stats_hourly GROUP BY 1",
-    )
-    .fetch_all(pool)
-    .await
-    .expect("counters");
-    let errors: Vec<(String, String, i64)> = sqlx::query_as(
+         FROM {COUNTERS} GROUP BY 1"
+    )))
+        .fetch_all(pool)
+        .await
+        .expect("counters");
+    let errors: Vec<(String, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT subscription_id::text, e.class, sum(e.n::bigint)::bigint
-         FROM webhook_stats_hourly, jsonb_each_text(errors) AS e(class, n) GROUP BY 1, 2",
-    )
+         FROM {COUNTERS}, jsonb_each_text(c.errors) AS e(class, n) GROUP BY 1, 2"
+    )))
     .fetch_all(pool)
     .await
     .expect("error counters");
@@ -176,6 +183,33 @@ async fn counters_equal_a_recount_of_the_attempt_log_and_the_api_reads_them() {
         .await
         .expect("request");
     assert_eq!(other.status(), 404, "another store's subscription");
+
+    // The retention pass rolls closed days up into daily rows (two hourly rows per statement here): the counters
+    // and what the API answers stay the same.
+    let moved = integration_service::db::stats::roll_up(&app.pool, t0() + Minutes::days(1), 2)
+        .await
+        .expect("roll up");
+    assert!(moved >= 3, "{moved} hourly rows moved");
+    assert_eq!(
+        app.count("SELECT count(*) FROM webhook_stats_hourly").await,
+        0
+    );
+    assert_eq!(counters(&app.pool).await, counted);
+    for path in [
+        format!("/subscriptions/{dead_sub}/stats?days=30"),
+        "/stats?days=7".to_owned(),
+    ] {
+        let after: Value = app
+            .as_store(Method::GET, &path, "store-a")
+            .json_answer()
+            .await;
+        let before = if path.starts_with("/stats") {
+            &store
+        } else {
+            &stats
+        };
+        assert_eq!(&after, before, "{path}");
+    }
 }
 
 /// Catches: counters lost or doubled when two worker processes record attempts of the same subscriptions and hours

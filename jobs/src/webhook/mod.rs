@@ -5,6 +5,8 @@
 mod stats;
 mod table;
 
+pub use stats::ADD_COUNTERS;
+
 use std::sync::Arc;
 use std::time::Duration;
 

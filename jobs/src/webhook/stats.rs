@@ -3,6 +3,7 @@
 //! subscription's hour wait for each other instead of deadlocking).
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde_json::{Map, Value};
@@ -81,6 +82,21 @@ pub async fn count(conn: &mut PgConnection, records: &[&WebhookRecord]) -> sqlx:
     c.upsert(conn).await
 }
 
+/// The `SET` list of an upsert into a counters table aliased `s`: the row's counters plus `EXCLUDED`'s (the error
+/// classes merged by name; an empty side, the usual case, is taken as is without unpacking either).
+pub const ADD_COUNTERS: &str = "
+    delivered_first = s.delivered_first + EXCLUDED.delivered_first,
+    delivered_retry = s.delivered_retry + EXCLUDED.delivered_retry,
+    dead_lettered = s.dead_lettered + EXCLUDED.dead_lettered,
+    retrying = s.retrying + EXCLUDED.retrying,
+    latency = ARRAY(SELECT a + b FROM unnest(s.latency, EXCLUDED.latency) AS h(a, b)),
+    errors = CASE WHEN EXCLUDED.errors = '{}' THEN s.errors WHEN s.errors = '{}' THEN EXCLUDED.errors
+             ELSE (SELECT jsonb_object_agg(k, n) FROM (
+                     SELECT k, sum(v::bigint) AS n
+                     FROM (SELECT * FROM jsonb_each_text(s.errors)
+                           UNION ALL SELECT * FROM jsonb_each_text(EXCLUDED.errors)) AS e(k, v)
+                     GROUP BY k) AS merged) END";
+
 #[derive(Default)]
 struct Columns {
     subscription: Vec<Uuid>,
@@ -95,7 +111,7 @@ struct Columns {
 impl Columns {
     async fn upsert(self, conn: &mut PgConnection) -> sqlx::Result<()> {
         let [first, retry, dead, retrying] = self.results;
-        sqlx::query(
+        static UPSERT: LazyLock<String> = LazyLock::new(|| {
             "INSERT INTO webhook_stats_hourly AS s
                (subscription_id, hour, store_id, delivered_first, delivered_retry, dead_lettered, retrying, latency, errors)
              SELECT i.sub, i.hour, i.store, i.first, i.retry, i.dead, i.retrying,
@@ -104,30 +120,22 @@ impl Columns {
                          $7::bigint[], $9::jsonb[]) WITH ORDINALITY
                   AS i(sub, hour, store, first, retry, dead, retrying, errors, n)
              ORDER BY i.sub, i.hour
-             ON CONFLICT (subscription_id, hour) DO UPDATE SET
-               delivered_first = s.delivered_first + EXCLUDED.delivered_first,
-               delivered_retry = s.delivered_retry + EXCLUDED.delivered_retry,
-               dead_lettered = s.dead_lettered + EXCLUDED.dead_lettered,
-               retrying = s.retrying + EXCLUDED.retrying,
-               latency = ARRAY(SELECT a + b FROM unnest(s.latency, EXCLUDED.latency) AS h(a, b)),
-               errors = (SELECT COALESCE(jsonb_object_agg(k, n), '{}') FROM (
-                           SELECT k, sum(v::bigint) AS n
-                           FROM (SELECT * FROM jsonb_each_text(s.errors)
-                                 UNION ALL SELECT * FROM jsonb_each_text(EXCLUDED.errors)) AS e(k, v)
-                           GROUP BY k) AS merged)",
-        )
-        .bind(&self.subscription)
-        .bind(&self.hour)
-        .bind(&self.store)
-        .bind(&first)
-        .bind(&retry)
-        .bind(&dead)
-        .bind(&retrying)
-        .bind(&self.latency)
-        .bind(&self.errors)
-        .bind(LATENCY_BUCKETS as i32)
-        .execute(conn)
-        .await?;
+             ON CONFLICT (subscription_id, hour) DO UPDATE SET {ADD}"
+                .replace("{ADD}", ADD_COUNTERS)
+        });
+        sqlx::query(sqlx::AssertSqlSafe(UPSERT.as_str()))
+            .bind(&self.subscription)
+            .bind(&self.hour)
+            .bind(&self.store)
+            .bind(&first)
+            .bind(&retry)
+            .bind(&dead)
+            .bind(&retrying)
+            .bind(&self.latency)
+            .bind(&self.errors)
+            .bind(LATENCY_BUCKETS as i32)
+            .execute(conn)
+            .await?;
         Ok(())
     }
 }

@@ -1,5 +1,5 @@
-//! The overview: the store's subscriptions with deliveries and success rate over 24 h and 30 days, current dead
-//! letters and whether each is active.
+//! The overview: the store's subscriptions with deliveries and success rate over 24 h and 30 days (today and the 29
+//! days before, UTC, as the statistics), current dead letters and whether each is active.
 
 use std::collections::HashMap;
 
@@ -15,6 +15,7 @@ use super::{percent, refusal};
 use crate::admin::layout::{html_response, page};
 use crate::admin::{or_answer, signed_in, state, unavailable};
 use crate::api::auth::WebhooksAuth;
+use crate::api::stats::window_start;
 use crate::api::subscriptions::SubscriptionsApi;
 use crate::db::stats;
 
@@ -33,8 +34,8 @@ pub async fn show(req: &Request) -> Response {
     };
     let now = state.clock.now();
     let store = &session.scope.store_id;
-    let since = (now - Duration::hours(24), now - Duration::days(30));
-    let recent = match stats::recent(&state.pool, store, since.0, since.1).await {
+    let month = (window_start(now, 30), now + Duration::seconds(1));
+    let recent = match stats::recent(&state.pool, store, now - Duration::hours(24), month).await {
         Ok(rows) => rows
             .into_iter()
             .map(|r| (r.subscription_id, r))

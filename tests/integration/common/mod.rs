@@ -112,6 +112,8 @@ pub fn test_config_for(database_url: &str) -> Config {
     config.listen_addr = "127.0.0.1:0".parse().expect("addr");
     // Behaviour, not cost, is under test: the cheapest bcrypt cost keeps the suite fast.
     config.credentials.bcrypt_cost = 4;
+    // Failed checks answer after this floor (500 ms by default); short here, long enough to be exercised.
+    config.credentials.failure_delay_ms = 50;
     config.credentials.last_used_flush_secs = 1;
     config
 }
