@@ -15,8 +15,8 @@ pub use infra::{
     KafkaConfig, MIN_ROLE_CONNECTIONS, PoolSizes, PoolsConfig, SecretsConfig, VaultConfig,
 };
 pub use sections::{
-    AdminConfig, ConnectorsConfig, CredentialsConfig, DeliveryConfig, HttpConfig, LanesConfig,
-    RetentionConfig, WorkerConfig,
+    AdminConfig, AutoDisableConfig, ConnectorsConfig, CredentialsConfig, DeliveryConfig,
+    HttpConfig, LanesConfig, RetentionConfig, WorkerConfig,
 };
 
 /// The defaults, with a comment on every key.
@@ -77,6 +77,8 @@ pub struct Config {
     pub lanes: LanesConfig,
     /// How long the delivery log, ingested events and published outbox rows are kept.
     pub retention: RetentionConfig,
+    /// Subscriptions whose every attempt fails are deactivated.
+    pub auto_disable: AutoDisableConfig,
     /// The embedded secret store's master key.
     pub secrets: SecretsConfig,
     /// API keys, access tokens and the cost of checking them.

@@ -130,6 +130,27 @@ impl LanesConfig {
     }
 }
 
+/// `[auto_disable]`: subscriptions that only fail are deactivated (see `db::auto_disable`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct AutoDisableConfig {
+    /// Days every attempt must have failed (0: never disable).
+    pub after_days: u32,
+    /// Dead letters needed within those days.
+    pub min_dead_letters: u32,
+    /// Seconds between checks.
+    pub check_secs: u64,
+}
+
+impl AutoDisableConfig {
+    /// The policy, `None` when turned off.
+    pub fn policy(&self) -> Option<crate::db::auto_disable::Policy> {
+        (self.after_days > 0).then(|| crate::db::auto_disable::Policy {
+            after: chrono::TimeDelta::days(i64::from(self.after_days)),
+            min_dead_letters: i64::from(self.min_dead_letters),
+        })
+    }
+}
+
 /// `[retention]`: how long rows are kept (see `db::retention`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct RetentionConfig {

@@ -204,3 +204,20 @@ pub async fn attempts(
     .fetch_all(pool)
     .await
 }
+
+/// Dead letters of a subscription dead-lettered (or last changed) since `since`: what
+/// `POST /subscriptions/{id}/dead-letters/retrigger` with that `since` would re-trigger.
+pub async fn count_dead_since(
+    pool: &PgPool,
+    subscription_id: SubscriptionId,
+    since: DateTime<Utc>,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM webhook_deliveries
+         WHERE subscription_id = $1 AND status = 'DEAD_LETTERED' AND updated_at >= $2",
+    )
+    .bind(subscription_id)
+    .bind(since)
+    .fetch_one(pool)
+    .await
+}

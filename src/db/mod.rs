@@ -1,5 +1,6 @@
 //! Postgres: the pool, migrations, and one repository module per table family. All SQL lives under here.
 
+pub mod auto_disable;
 pub mod connectors;
 pub mod credentials;
 pub mod deliveries;

@@ -32,13 +32,20 @@ pub struct SubscriptionRow {
     pub consecutive_slow: i32,
     /// When that run of slow attempts began.
     pub slow_since: Option<DateTime<Utc>>,
+    /// When the service disabled it because every attempt failed (`None`: it did not, or it was activated since).
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// Why the service disabled it.
+    pub disabled_reason: Option<String>,
+    /// Since when every attempt had failed, when the service disabled it.
+    pub failing_since: Option<DateTime<Utc>>,
 }
 
 /// The columns of a [`SubscriptionRow`], from [`from!`].
 macro_rules! columns {
     () => {
         "s.subscription_id, s.store_id, s.name, s.target_url, s.events, s.is_active, s.created_at, s.updated_at,
-         o.max_in_flight, COALESCE(o.consecutive_slow, 0) AS consecutive_slow, o.slow_since"
+         o.max_in_flight, COALESCE(o.consecutive_slow, 0) AS consecutive_slow, o.slow_since,
+         s.disabled_at, s.disabled_reason, s.failing_since"
     };
 }
 
@@ -185,21 +192,50 @@ pub struct Patch {
     pub is_active: Option<bool>,
     /// Set (`Some(Some)`) or clear (`Some(None)`) its own limit of attempts in flight.
     pub max_in_flight: Option<Option<i32>>,
+    /// The service clock's time of the change: activating counts failures from then on.
+    pub now: DateTime<Utc>,
 }
 
-/// Apply a patch; deactivating stops the subscription's pending retries in the same transaction.
+/// A patched subscription.
+#[derive(Debug)]
+pub struct Updated {
+    /// As changed.
+    pub row: SubscriptionRow,
+    /// Activated after the service had disabled it: since when every attempt had failed (its dead letters since
+    /// then are worth re-triggering).
+    pub was_failing_since: Option<DateTime<Utc>>,
+}
+
+/// Apply a patch; deactivating stops the subscription's pending retries in the same transaction. Activating an
+/// inactive subscription clears what auto-disable recorded and counts failures from `patch.now` on.
 pub async fn update(
     pool: &PgPool,
     store_id: &StoreId,
     id: SubscriptionId,
     patch: &Patch,
-) -> Result<Option<SubscriptionRow>, sqlx::Error> {
+) -> Result<Option<Updated>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let is_active: Option<bool> = sqlx::query_scalar(
+    let before: Option<(bool, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT is_active, failing_since FROM webhook_subscriptions
+         WHERE store_id = $1 AND subscription_id = $2 AND deleted_at IS NULL FOR UPDATE",
+    )
+    .bind(store_id.as_str())
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((was_active, failing_since)) = before else {
+        return Ok(None);
+    };
+    let activated = patch.is_active == Some(true) && !was_active;
+    let is_active: bool = sqlx::query_scalar(
         "UPDATE webhook_subscriptions SET
            name = COALESCE($3, name), target_url = COALESCE($4, target_url), events = COALESCE($5, events),
-           is_active = COALESCE($6, is_active), updated_at = now()
-         WHERE store_id = $1 AND subscription_id = $2 AND deleted_at IS NULL
+           is_active = COALESCE($6, is_active), updated_at = now(),
+           failures_counted_from = CASE WHEN $7 THEN $8 ELSE failures_counted_from END,
+           disabled_at = CASE WHEN $7 THEN NULL ELSE disabled_at END,
+           disabled_reason = CASE WHEN $7 THEN NULL ELSE disabled_reason END,
+           failing_since = CASE WHEN $7 THEN NULL ELSE failing_since END
+         WHERE subscription_id = $2 AND store_id = $1
          RETURNING is_active",
     )
     .bind(store_id.as_str())
@@ -208,11 +244,10 @@ pub async fn update(
     .bind(&patch.target_url)
     .bind(&patch.events)
     .bind(patch.is_active)
-    .fetch_optional(&mut *tx)
+    .bind(activated)
+    .bind(patch.now)
+    .fetch_one(&mut *tx)
     .await?;
-    let Some(is_active) = is_active else {
-        return Ok(None);
-    };
     if !is_active {
         deliveries::cancel_waiting(&mut tx, id, "subscription deactivated").await?;
     }
@@ -221,7 +256,10 @@ pub async fn update(
     }
     let row = row(&mut tx, id).await?;
     tx.commit().await?;
-    Ok(Some(row))
+    Ok(Some(Updated {
+        row,
+        was_failing_since: failing_since.filter(|_| activated),
+    }))
 }
 
 /// Soft-delete: the delivery log keeps its rows; pending retries stop.

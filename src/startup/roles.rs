@@ -62,16 +62,7 @@ impl Application {
             worker.await;
             Ok(())
         });
-        let retention = crate::db::retention::run(
-            self.pools.worker.clone(),
-            self.config.retention.retention(),
-            Duration::from_secs(self.config.retention.interval_secs),
-            shutdown.clone(),
-        );
-        roles_of.spawn("retention", async move {
-            retention.await;
-            Ok(())
-        });
+        self.start_upkeep(roles_of, shutdown);
         if !self.config.kafka.enabled() {
             return Ok(());
         }
@@ -92,6 +83,35 @@ impl Application {
             Ok(())
         });
         Ok(())
+    }
+
+    /// The worker's periodic upkeep: retention passes, and auto-disable checks when configured.
+    fn start_upkeep(&self, roles_of: &Supervisor, shutdown: &CancellationToken) {
+        let retention = crate::db::retention::run(
+            self.pools.worker.clone(),
+            self.config.retention.retention(),
+            Duration::from_secs(self.config.retention.interval_secs),
+            shutdown.clone(),
+        );
+        roles_of.spawn("retention", async move {
+            retention.await;
+            Ok(())
+        });
+        let Some(policy) = self.config.auto_disable.policy() else {
+            return;
+        };
+        let topics = jobs::queue::effects::Topics::new(self.config.kafka.publish_topics.clone());
+        let check = crate::db::auto_disable::run(
+            self.pools.worker.clone(),
+            policy,
+            (self.state.clock.clone(), topics),
+            Duration::from_secs(self.config.auto_disable.check_secs.max(1)),
+            shutdown.clone(),
+        );
+        roles_of.spawn("auto-disable", async move {
+            check.await;
+            Ok(())
+        });
     }
 
     /// The Kafka consumer, when Kafka is configured (otherwise events arrive over `POST /events` only).

@@ -10,6 +10,7 @@ mod common;
 mod admin;
 mod admin_browser;
 mod api;
+mod auto_disable;
 mod broker;
 mod chaos;
 mod commit_outcome;

@@ -18,9 +18,10 @@ use super::{attempts, polls};
 use crate::queue;
 
 /// Every event type this service publishes.
-pub const PUBLISHED: [&str; 4] = [
+pub const PUBLISHED: [&str; 5] = [
     "webhook.delivered",
     "webhook.dead_lettered",
+    "webhook.subscription_disabled",
     "connector.dead_lettered",
     "marketplace.order.received",
 ];
@@ -91,6 +92,19 @@ pub async fn apply(
     attempts::apply::<ConnectorDeps>(conn, &batch.sync, &mut writes).await?;
     polls::apply(conn, &batch.poll, &mut writes).await?;
     queue::push(conn, std::mem::take(&mut writes.next_jobs)).await?;
+    write_outbox(conn, writes, topics).await
+}
+
+/// Publish `events` (key, envelope from [`published_event`]) through the outbox, in the caller's transaction.
+pub async fn publish(
+    conn: &mut PgConnection,
+    events: Vec<(String, Value)>,
+    topics: &Topics,
+) -> anyhow::Result<()> {
+    let writes = Writes {
+        outbox: events,
+        ..Writes::default()
+    };
     write_outbox(conn, writes, topics).await
 }
 

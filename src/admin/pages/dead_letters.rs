@@ -9,7 +9,7 @@ use poem::{Body, Request, Response, handler};
 use poem_openapi::param::{Path as ApiPath, Query as ApiQuery};
 use poem_openapi::payload::Json;
 use serde::Deserialize;
-use workflows::ids::DeliveryId;
+use workflows::ids::{DeliveryId, SubscriptionId};
 
 use super::{path_id, refusal, when};
 use crate::admin::layout::{csrf_field, error, html_response, page, result};
@@ -94,17 +94,24 @@ pub async fn retrigger(req: &Request, body: Body) -> Response {
             );
         };
         let auth = || WebhooksAuth(session.scope.clone());
-        let subs = match SubscriptionsApi
-            .list(auth(), Data(state), ApiQuery(None), ApiQuery(Some(200)))
-            .await
+        // One subscription's (the offer made when a disabled subscription is activated), or the store's.
+        let subs = match form
+            .text("subscription_id")
+            .and_then(path_id::<SubscriptionId>)
         {
-            Ok(Json(p)) => p.items,
-            Err(e) => return refusal(&session, title, &e.0),
+            Some(one) => vec![one],
+            None => match SubscriptionsApi
+                .list(auth(), Data(state), ApiQuery(None), ApiQuery(Some(200)))
+                .await
+            {
+                Ok(Json(p)) => p.items.into_iter().map(|s| s.subscription_id).collect(),
+                Err(e) => return refusal(&session, title, &e.0),
+            },
         };
-        for s in subs {
+        for id in subs {
             let body = Json(RetriggerSince { since: at });
             match DeliveriesApi
-                .retrigger_since(auth(), Data(state), ApiPath(s.subscription_id), body)
+                .retrigger_since(auth(), Data(state), ApiPath(id), body)
                 .await
             {
                 Ok(Json(r)) => restarted += r.delivery_ids.len(),

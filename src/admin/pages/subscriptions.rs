@@ -21,7 +21,7 @@ use crate::admin::{or_answer, posted, signed_in, state};
 use crate::api::auth::WebhooksAuth;
 use crate::api::subscriptions::{
     CreateSubscription, Created, MAX_GRACE_SECS, Subscription, SubscriptionsApi,
-    UpdateSubscription, rotate, send_test,
+    UpdateSubscription, UpdatedSubscription, rotate, send_test,
 };
 
 /// `/admin/subscriptions/...`.
@@ -186,6 +186,10 @@ fn details(session: &Session, s: &Subscription) -> Markup {
     html! {
         p { "Subscription " strong #subscription-name { (s.name) } " is "
             strong #subscription-status { (if s.is_active { "active" } else { "inactive" }) } "." }
+        @if let Some(d) = &s.auto_disabled {
+            p #auto-disabled role="status" { "Disabled by the service " (when(d.at)) ": " (d.reason)
+                ". Activate it below once its receiver works again." }
+        }
         p.muted { "Target " code { (s.target_url) } " · created " (when(s.created_at))
             " · delivery lane " (format!("{:?}", s.delivery_lane.state).to_lowercase())
             ", at most " (s.delivery_lane.in_flight_limit) " in flight" }
@@ -231,7 +235,7 @@ async fn patch(
     session: &Session,
     id: SubscriptionId,
     doc: Value,
-) -> Result<Subscription, Response> {
+) -> Result<UpdatedSubscription, Response> {
     let parsed = UpdateSubscription::parse_from_json(Some(doc)).map_err(|e| {
         html_response(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -247,7 +251,7 @@ async fn patch(
             Json(parsed),
         )
         .await
-        .map(|j| j.0.subscription)
+        .map(|j| j.0)
         .map_err(|e| refusal(session, "Subscription", &e.0))
 }
 
@@ -263,7 +267,7 @@ pub async fn update(req: &Request, Path(raw): Path<String>, body: Body) -> Respo
         "targetUrl": form.get("target_url").unwrap_or_default().trim(),
         "events": form_events(&form),
     });
-    let s = or_answer!(patch(req, &session, id, doc).await);
+    let s = or_answer!(patch(req, &session, id, doc).await).subscription;
     let body = html! { (crate::admin::layout::result("Saved.")) (details(&session, &s)) };
     html_response(StatusCode::OK, page(&session, &s.name.clone(), body))
 }
@@ -276,8 +280,24 @@ pub async fn toggle(req: &Request, Path(raw): Path<String>, body: Body) -> Respo
         return not_found(&session);
     };
     let active = form.get("active") == Some("true");
-    or_answer!(patch(req, &session, id, json!({ "isActive": active })).await);
-    see_other(&format!("/admin/subscriptions/{id}"))
+    let updated = or_answer!(patch(req, &session, id, json!({ "isActive": active })).await);
+    let Some(offer) = updated.retrigger_offer else {
+        return see_other(&format!("/admin/subscriptions/{id}"));
+    };
+    // Activated after the service disabled it: offer its dead letters since it began failing.
+    let s = updated.subscription;
+    let body = html! {
+        (crate::admin::layout::result("Activated."))
+        form #retrigger-offer.filters method="post" action="/admin/dead-letters/retrigger" {
+            (csrf_field(&session))
+            input type="hidden" name="subscription_id" value=(id);
+            input type="hidden" name="since" value=(offer.since.format("%Y-%m-%dT%H:%M:%S"));
+            p { (offer.dead_letters) " dead letters since it began failing (" (when(offer.since)) ")." }
+            button #retrigger-offer-button type="submit" { "Re-trigger them" }
+        }
+        (details(&session, &s))
+    };
+    html_response(StatusCode::OK, page(&session, &s.name.clone(), body))
 }
 
 /// `POST /admin/subscriptions/:id/delete` (the confirmation box must be ticked).

@@ -7,8 +7,8 @@ mod validate;
 pub use rotate::{MAX_GRACE_SECS, RotateApi, RotateSigningSecret, RotatedSigningSecret, rotate};
 
 pub use types::{
-    CreateSubscription, CreatedSubscription, Subscription, SubscriptionPage, TestSent,
-    UpdateSubscription, UpdatedSubscription,
+    AutoDisabled, CreateSubscription, CreatedSubscription, RetriggerOffer, Subscription,
+    SubscriptionPage, TestSent, UpdateSubscription, UpdatedSubscription,
 };
 pub use validate::target_url_pattern;
 
@@ -26,6 +26,7 @@ use super::problem::can::*;
 use super::problem::{ApiError, Problems};
 use super::types::{FilterText, Name};
 use super::{AppState, Tag, next_page, page_limit};
+use crate::db::deliveries;
 use crate::db::events::{EventSource, Ingested};
 use crate::db::subscriptions::{self, NewSubscription, Patch, SubscriptionRow};
 use crate::secrets::{new_signing_secret, webhook_secret_path};
@@ -194,14 +195,31 @@ impl SubscriptionsApi {
                 MaybeUndefined::Null => Some(None),
                 MaybeUndefined::Value(m) => Some(Some(valid_max_in_flight(&state.lanes, m)?)),
             },
+            now: state.clock.now(),
         };
-        let row = subscriptions::update(&state.pool, &auth.0.store_id, id.0, &patch)
+        let updated = subscriptions::update(&state.pool, &auth.0.store_id, id.0, &patch)
             .await
             .map_err(ApiError::from)?;
-        let row = row.ok_or_else(|| not_found(id.0))?;
+        let updated = updated.ok_or_else(|| not_found(id.0))?;
+        let retrigger_offer = match updated.was_failing_since {
+            Some(since) => Some(RetriggerOffer {
+                dead_letters: deliveries::count_dead_since(&state.pool, id.0, since)
+                    .await
+                    .map_err(ApiError::from)?,
+                since,
+                retrigger: format!(
+                    "POST /subscriptions/{}/dead-letters/retrigger with {{\"since\": \"{}\"}}",
+                    id.0,
+                    since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+            }),
+            None => None,
+        };
+        let row = updated.row;
         Ok(Json(UpdatedSubscription {
             warnings: catalog_warnings(&row.events),
             subscription: Subscription::of(row, &state.lanes),
+            retrigger_offer,
         }))
     }
 

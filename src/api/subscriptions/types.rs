@@ -66,6 +66,34 @@ pub struct Subscription {
     pub max_in_flight: Option<u32>,
     /// How its deliveries are paced now: the limit in force and the slow-receiver circuit breaker.
     pub delivery_lane: DeliveryLane,
+    /// Present when the service disabled it because every attempt had failed (README, "Auto-disable"); cleared by
+    /// activating it again.
+    pub auto_disabled: Option<AutoDisabled>,
+}
+
+/// Why and when the service disabled a subscription.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct AutoDisabled {
+    /// When it was disabled.
+    pub at: DateTime<Utc>,
+    /// Since when every attempt had failed (start of the hour or day of the first failure counted).
+    pub failing_since: DateTime<Utc>,
+    /// The reason, in words.
+    pub reason: String,
+}
+
+/// Offered when a disabled subscription is activated: its dead letters since it began failing, and how to
+/// re-trigger them all.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct RetriggerOffer {
+    /// Dead letters since `since`.
+    pub dead_letters: i64,
+    /// Since when every attempt had failed.
+    pub since: DateTime<Utc>,
+    /// The call that re-triggers them: `POST /subscriptions/{id}/dead-letters/retrigger` with `{"since": …}`.
+    pub retrigger: String,
 }
 
 /// A subscription's delivery lane: attempts to it in flight at once across every worker, and whether its receiver
@@ -107,6 +135,8 @@ pub struct UpdatedSubscription {
     /// Allowed but likely mistakes: each of `events` that selects no type of the event catalog
     /// (`GET /event-types`). Empty when every pattern selects a catalog type.
     pub warnings: Vec<String>,
+    /// Present when this change activated a subscription the service had disabled.
+    pub retrigger_offer: Option<RetriggerOffer>,
 }
 
 /// A page of subscriptions.
@@ -151,6 +181,14 @@ impl Subscription {
                 in_flight_limit: limits.in_flight_limit(lane),
                 consecutive_slow: lane.consecutive_slow,
                 slow_since: r.slow_since,
+            },
+            auto_disabled: match (r.disabled_at, r.failing_since, r.disabled_reason) {
+                (Some(at), Some(failing_since), Some(reason)) => Some(AutoDisabled {
+                    at,
+                    failing_since,
+                    reason,
+                }),
+                _ => None,
             },
         }
     }
