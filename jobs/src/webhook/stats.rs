@@ -1,13 +1,12 @@
-//! The hourly delivery counters (`webhook_stats_hourly`), added to in the transaction that records the attempts:
-//! one upsert per flush, one row per subscription and hour touched, in key order (two workers flushing the same
-//! subscription's hour wait for each other instead of deadlocking).
+//! The hourly delivery counters (`webhook_stats_hourly`), added to by the statement that logs the attempts (one
+//! statement, one round trip per flush): [`COUNT_LOGGED`] groups the attempts that statement inserted (a twin's
+//! duplicate is not inserted, so not counted again) by subscription and hour, and upserts one row per group, in key
+//! order (two workers flushing the same subscription's hour wait for each other instead of deadlocking). What each
+//! attempt counts as (outcome, latency bucket, error class) is decided here, in Rust ([`Counted`]).
 
-use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use serde_json::{Map, Value};
-use sqlx::PgConnection;
 use uuid::Uuid;
 use workflows::AttemptOutcome;
 use workflows::stats::{AttemptResult, LATENCY_BUCKETS, error_class, latency_bucket};
@@ -22,15 +21,7 @@ pub fn class_of(r: &WebhookRecord) -> Option<String> {
     }
 }
 
-/// One subscription-hour's share of a flush.
-struct Hour {
-    store_id: String,
-    results: [i64; 4],
-    latency: [i64; LATENCY_BUCKETS],
-    errors: BTreeMap<String, i64>,
-}
-
-fn result_index(r: AttemptResult) -> usize {
+fn result_index(r: AttemptResult) -> i32 {
     match r {
         AttemptResult::DeliveredFirst => 0,
         AttemptResult::DeliveredRetry => 1,
@@ -43,44 +34,72 @@ fn hour_of(at: DateTime<Utc>) -> DateTime<Utc> {
     at.duration_trunc(TimeDelta::hours(1)).unwrap_or(at)
 }
 
-/// Add `records` to the hourly counters.
-pub async fn count(conn: &mut PgConnection, records: &[&WebhookRecord]) -> sqlx::Result<()> {
-    let mut hours: BTreeMap<(Uuid, DateTime<Utc>), Hour> = BTreeMap::new();
-    for r in records {
-        let key = (r.loaded.subscription_id.uuid(), hour_of(r.finished_at));
-        let hour = hours.entry(key).or_insert_with(|| Hour {
-            store_id: r.loaded.store_id.clone(),
-            results: [0; 4],
-            latency: [0; LATENCY_BUCKETS],
-            errors: BTreeMap::new(),
-        });
-        hour.results[result_index(AttemptResult::of(r.decision.status, r.attempt_number))] += 1;
-        hour.latency[latency_bucket(r.extras.outcome.elapsed_ms())] += 1;
-        if let Some(class) = class_of(r) {
-            *hour.errors.entry(class).or_default() += 1;
-        }
-    }
-    if hours.is_empty() {
-        return Ok(());
-    }
-    let mut c = Columns::default();
-    for ((subscription, at), hour) in hours {
-        c.subscription.push(subscription);
-        c.hour.push(at);
-        c.store.push(hour.store_id);
-        for (column, n) in c.results.iter_mut().zip(hour.results) {
-            column.push(n);
-        }
-        c.latency.extend(hour.latency);
-        let errors: Map<String, Value> = hour
-            .errors
-            .into_iter()
-            .map(|(k, n)| (k, n.into()))
-            .collect();
-        c.errors.push(Value::Object(errors));
-    }
-    c.upsert(conn).await
+/// What each attempt of a flush counts as, a column per field, aligned with the log statement's rows.
+#[derive(Debug, Default)]
+pub struct Counted {
+    /// Its subscription.
+    pub subscription: Vec<Uuid>,
+    /// Its hour (UTC).
+    pub hour: Vec<DateTime<Utc>>,
+    /// Its store.
+    pub store: Vec<String>,
+    /// Its outcome: 0 delivered first, 1 delivered after retries, 2 dead-lettered, 3 retry scheduled.
+    pub result: Vec<i32>,
+    /// Its response-time bucket (`workflows::stats::LATENCY_BOUNDS_MS`).
+    pub bucket: Vec<i32>,
 }
+
+impl Counted {
+    /// The columns of `records`.
+    pub fn of(records: &[&WebhookRecord]) -> Self {
+        let mut c = Self::default();
+        for r in records {
+            c.subscription.push(r.loaded.subscription_id.uuid());
+            c.hour.push(hour_of(r.finished_at));
+            c.store.push(r.loaded.store_id.clone());
+            c.result.push(result_index(AttemptResult::of(
+                r.decision.status,
+                r.attempt_number,
+            )));
+            c.bucket
+                .push(latency_bucket(r.extras.outcome.elapsed_ms()) as i32);
+        }
+        c
+    }
+}
+
+/// The tail of the log statement, after its `logged` CTE (`INSERT … RETURNING delivery_id, dispatch_seq`): the
+/// attempts it inserted (`$1` delivery ids, `$2` dispatch seqs, `$12` error classes, then [`Counted`]'s columns as
+/// `$13`–`$17`) summed per subscription and hour into `webhook_stats_hourly`.
+pub static COUNT_LOGGED: LazyLock<String> = LazyLock::new(|| {
+    let buckets: Vec<String> = (0..LATENCY_BUCKETS)
+        .map(|i| format!("count(*) FILTER (WHERE bucket = {i})"))
+        .collect();
+    format!(
+        ",
+        counted AS (
+          SELECT c.* FROM unnest($1::uuid[], $2::int[], $12::text[], $13::uuid[], $14::timestamptz[], $15::text[],
+                                 $16::int[], $17::int[])
+                 AS c(delivery_id, dispatch_seq, class, sub, hour, store, result, bucket)
+          JOIN logged USING (delivery_id, dispatch_seq)),
+        errors AS (
+          SELECT sub, hour, jsonb_object_agg(class, n) AS errors
+          FROM (SELECT sub, hour, class, count(*) AS n FROM counted WHERE class IS NOT NULL GROUP BY 1, 2, 3) AS e
+          GROUP BY 1, 2),
+        hours AS (
+          SELECT sub, hour, min(store) AS store, count(*) FILTER (WHERE result = 0) AS first,
+                 count(*) FILTER (WHERE result = 1) AS retry, count(*) FILTER (WHERE result = 2) AS dead,
+                 count(*) FILTER (WHERE result = 3) AS retrying, ARRAY[{}]::bigint[] AS latency
+          FROM counted GROUP BY 1, 2)
+        INSERT INTO webhook_stats_hourly AS s
+          (subscription_id, hour, store_id, delivered_first, delivered_retry, dead_lettered, retrying, latency, errors)
+        SELECT h.sub, h.hour, h.store, h.first, h.retry, h.dead, h.retrying, h.latency, COALESCE(e.errors, '{{}}')
+        FROM hours h LEFT JOIN errors e USING (sub, hour)
+        ORDER BY h.sub, h.hour
+        ON CONFLICT (subscription_id, hour) DO UPDATE SET {ADD_COUNTERS}",
+        buckets.join(", ")
+    )
+});
 
 /// The `SET` list of an upsert into a counters table aliased `s`: the row's counters plus `EXCLUDED`'s (the error
 /// classes merged by name; an empty side, the usual case, is taken as is without unpacking either).
@@ -96,46 +115,3 @@ pub const ADD_COUNTERS: &str = "
                      FROM (SELECT * FROM jsonb_each_text(s.errors)
                            UNION ALL SELECT * FROM jsonb_each_text(EXCLUDED.errors)) AS e(k, v)
                      GROUP BY k) AS merged) END";
-
-#[derive(Default)]
-struct Columns {
-    subscription: Vec<Uuid>,
-    hour: Vec<DateTime<Utc>>,
-    store: Vec<String>,
-    results: [Vec<i64>; 4],
-    /// Every row's histogram, concatenated (`LATENCY_BUCKETS` per row).
-    latency: Vec<i64>,
-    errors: Vec<Value>,
-}
-
-impl Columns {
-    async fn upsert(self, conn: &mut PgConnection) -> sqlx::Result<()> {
-        let [first, retry, dead, retrying] = self.results;
-        static UPSERT: LazyLock<String> = LazyLock::new(|| {
-            "INSERT INTO webhook_stats_hourly AS s
-               (subscription_id, hour, store_id, delivered_first, delivered_retry, dead_lettered, retrying, latency, errors)
-             SELECT i.sub, i.hour, i.store, i.first, i.retry, i.dead, i.retrying,
-                    ($8::bigint[])[(i.n - 1) * $10 + 1 : i.n * $10], i.errors
-             FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
-                         $7::bigint[], $9::jsonb[]) WITH ORDINALITY
-                  AS i(sub, hour, store, first, retry, dead, retrying, errors, n)
-             ORDER BY i.sub, i.hour
-             ON CONFLICT (subscription_id, hour) DO UPDATE SET {ADD}"
-                .replace("{ADD}", ADD_COUNTERS)
-        });
-        sqlx::query(sqlx::AssertSqlSafe(UPSERT.as_str()))
-            .bind(&self.subscription)
-            .bind(&self.hour)
-            .bind(&self.store)
-            .bind(&first)
-            .bind(&retry)
-            .bind(&dead)
-            .bind(&retrying)
-            .bind(&self.latency)
-            .bind(&self.errors)
-            .bind(LATENCY_BUCKETS as i32)
-            .execute(conn)
-            .await?;
-        Ok(())
-    }
-}

@@ -3,6 +3,7 @@
 //! `webhook.dead_lettered` events.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -98,36 +99,30 @@ impl AttemptTable for WebhookDeps {
         let errors: Vec<Option<&str>> = records.iter().map(|r| r.last_error.as_deref()).collect();
         let workers: Vec<&str> = records.iter().map(|r| r.worker.as_str()).collect();
         let classes: Vec<Option<String>> = records.iter().map(|r| stats::class_of(r)).collect();
-        let logged: Vec<(Uuid, i32)> = sqlx::query_as(
-            "INSERT INTO webhook_delivery_attempts
-               (delivery_id, dispatch_seq, attempt_number, outcome, started_at, finished_at, http_status, response_body,
-                response_time_ms, error, worker, error_class)
-             SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], $4::text[], $5::timestamptz[], $6::timestamptz[],
-                                  $7::int[], $8::text[], $9::int[], $10::text[], $11::text[], $12::text[])
-             ON CONFLICT (delivery_id, dispatch_seq) DO NOTHING
-             RETURNING delivery_id, dispatch_seq",
-        )
-        .bind(&ids)
-        .bind(&seqs)
-        .bind(&numbers)
-        .bind(&c.outcome)
-        .bind(&started)
-        .bind(&finished)
-        .bind(&c.http_status)
-        .bind(&c.response_body)
-        .bind(&c.elapsed_ms)
-        .bind(&errors)
-        .bind(&workers)
-        .bind(&classes)
-        .fetch_all(&mut *conn)
-        .await?;
-        // Counted once: an attempt a rescued twin already logged is not counted again.
-        let counted: Vec<&WebhookRecord> = records
-            .iter()
-            .copied()
-            .filter(|r| logged.contains(&(r.loaded.delivery_id.uuid(), r.state.dispatch_seq)))
-            .collect();
-        stats::count(conn, &counted).await
+        let counted = stats::Counted::of(records);
+        // One statement: the attempts, and the counters of those it inserted (an attempt a rescued twin already
+        // logged is neither inserted nor counted again).
+        sqlx::query(sqlx::AssertSqlSafe(LOG_AND_COUNT.as_str()))
+            .bind(&ids)
+            .bind(&seqs)
+            .bind(&numbers)
+            .bind(&c.outcome)
+            .bind(&started)
+            .bind(&finished)
+            .bind(&c.http_status)
+            .bind(&c.response_body)
+            .bind(&c.elapsed_ms)
+            .bind(&errors)
+            .bind(&workers)
+            .bind(&classes)
+            .bind(&counted.subscription)
+            .bind(&counted.hour)
+            .bind(&counted.store)
+            .bind(&counted.result)
+            .bind(&counted.bucket)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
     }
 
     fn published(r: &WebhookRecord) -> Option<(String, Value)> {
@@ -145,6 +140,21 @@ impl AttemptTable for WebhookDeps {
         Some((d.delivery_id.to_string(), event))
     }
 }
+
+/// The attempts of a flush (`$1`–`$12`), then their counters ([`stats::COUNT_LOGGED`]).
+static LOG_AND_COUNT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH logged AS (
+           INSERT INTO webhook_delivery_attempts
+             (delivery_id, dispatch_seq, attempt_number, outcome, started_at, finished_at, http_status, response_body,
+              response_time_ms, error, worker, error_class)
+           SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], $4::text[], $5::timestamptz[], $6::timestamptz[],
+                                $7::int[], $8::text[], $9::int[], $10::text[], $11::text[], $12::text[])
+           ON CONFLICT (delivery_id, dispatch_seq) DO NOTHING
+           RETURNING delivery_id, dispatch_seq){}",
+        stats::COUNT_LOGGED.as_str()
+    )
+});
 
 #[derive(sqlx::FromRow)]
 struct SendRow {
