@@ -13,7 +13,9 @@ use workflows::ids::{DeliveryId, SubscriptionId};
 
 use super::{path_id, refusal, when};
 use crate::admin::layout::{csrf_field, error, html_response, page, result};
+use crate::admin::session::Session;
 use crate::admin::{or_answer, posted, signed_in, state};
+use crate::api::AppState;
 use crate::api::auth::WebhooksAuth;
 use crate::api::deliveries::{DeliveriesApi, RetriggerSince};
 use crate::api::subscriptions::SubscriptionsApi;
@@ -78,6 +80,26 @@ fn since(raw: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
+/// The subscriptions a re-trigger since a time covers: the one named (the offer made when a disabled subscription
+/// is activated), or every one of the store's.
+async fn which_subscriptions(
+    session: &Session,
+    state: &AppState,
+    named: Option<&str>,
+) -> Result<Vec<SubscriptionId>, Response> {
+    if let Some(one) = named.and_then(path_id::<SubscriptionId>) {
+        return Ok(vec![one]);
+    }
+    let auth = WebhooksAuth(session.scope.clone());
+    match SubscriptionsApi
+        .list(auth, Data(state), ApiQuery(None), ApiQuery(Some(200)))
+        .await
+    {
+        Ok(Json(p)) => Ok(p.items.into_iter().map(|s| s.subscription_id).collect()),
+        Err(e) => Err(refusal(session, "Dead letters", &e.0)),
+    }
+}
+
 /// `POST /admin/dead-letters/retrigger`: the selected deliveries, or every dead letter of the store since `since`
 /// (through each subscription's bulk re-trigger).
 #[handler]
@@ -94,19 +116,9 @@ pub async fn retrigger(req: &Request, body: Body) -> Response {
             );
         };
         let auth = || WebhooksAuth(session.scope.clone());
-        // One subscription's (the offer made when a disabled subscription is activated), or the store's.
-        let subs = match form
-            .text("subscription_id")
-            .and_then(path_id::<SubscriptionId>)
-        {
-            Some(one) => vec![one],
-            None => match SubscriptionsApi
-                .list(auth(), Data(state), ApiQuery(None), ApiQuery(Some(200)))
-                .await
-            {
-                Ok(Json(p)) => p.items.into_iter().map(|s| s.subscription_id).collect(),
-                Err(e) => return refusal(&session, title, &e.0),
-            },
+        let subs = match which_subscriptions(&session, state, form.text("subscription_id")).await {
+            Ok(subs) => subs,
+            Err(answer) => return answer,
         };
         for id in subs {
             let body = Json(RetriggerSince { since: at });
