@@ -76,3 +76,20 @@ pub fn listener_is_broken(e: &io::Error) -> bool {
         Some(libc::EBADF | libc::EINVAL | libc::ENOTSOCK | libc::EFAULT)
     )
 }
+
+/// Run `step` every `period` (the first at once) until `shutdown`; a late tick waits a whole period from then.
+pub async fn every<F, Fut>(period: std::time::Duration, shutdown: CancellationToken, mut step: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        step().await;
+    }
+}

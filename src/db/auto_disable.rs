@@ -145,13 +145,7 @@ pub async fn run(
     every: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.cancelled() => return,
-        }
+    crate::supervisor::every(every, shutdown, || async {
         match check(&pool, policy, clock.now(), &topics).await {
             Ok(disabled) => {
                 for d in disabled {
@@ -159,9 +153,8 @@ pub async fn run(
                         "subscription disabled: every attempt failed");
                 }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "auto-disable check failed; trying again next time")
-            }
+            Err(e) => tracing::warn!(error = %e, "auto-disable check failed; trying again next time"),
         }
-    }
+    })
+    .await;
 }

@@ -214,13 +214,7 @@ async fn drain(
 
 /// Run a pass every `every` until `shutdown` (a failed pass is logged and tried again next time).
 pub async fn run(pool: PgPool, retention: Retention, every: Duration, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.cancelled() => return,
-        }
+    crate::supervisor::every(every, shutdown, || async {
         match pass(&pool, &retention, Utc::now()).await {
             Ok(Some(removed)) if removed != Removed::default() => {
                 tracing::info!(?removed, "retention pass removed old rows");
@@ -228,5 +222,6 @@ pub async fn run(pool: PgPool, retention: Retention, every: Duration, shutdown: 
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "retention pass failed; trying again next time"),
         }
-    }
+    })
+    .await;
 }
