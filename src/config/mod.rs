@@ -209,7 +209,7 @@ mod tests {
                 "connector.dead_lettered",
                 "entries not named stay"
             );
-            assert_eq!(topics.all().len(), 3);
+            assert_eq!(topics.all().len(), 4);
             Ok(())
         });
     }
