@@ -1,14 +1,14 @@
 //! Delivery statistics over the last N days (default 30), for the store and per subscription, read from the hourly
 //! counters (`db::stats`), never from the delivery log. The admin panel's charts read the same function.
 
-use chrono::{DateTime, Duration, DurationRound, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use workflows::StoreId;
 use workflows::ids::SubscriptionId;
-use workflows::stats::{latency_quantile, success_rate};
+use workflows::stats::{day_of, latency_quantile, success_rate};
 
 use super::auth::WebhooksAuth;
 use super::deliveries::known_subscription;
@@ -110,7 +110,7 @@ pub fn window_days(days: Option<i64>) -> i64 {
 
 /// The start of a window of `days` whole UTC days ending today: midnight UTC, `days - 1` days before today's.
 pub fn window_start(now: DateTime<Utc>, days: i64) -> DateTime<Utc> {
-    now.duration_trunc(TimeDelta::days(1)).unwrap_or(now) - Duration::days(days - 1)
+    day_of(now) - Duration::days(days - 1)
 }
 
 /// The statistics of `scope` over the last `days` days (today included), as of the service clock.

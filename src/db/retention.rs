@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -171,7 +171,7 @@ async fn remove_all(
     let batch = retention.batch.max(1);
     let stats = horizon(retention.stats);
     // Hours of days before yesterday: today's and yesterday's stay hourly, for the last 24 hours.
-    let today = now.duration_trunc(TimeDelta::days(1)).unwrap_or(now);
+    let today = workflows::stats::day_of(now);
     Ok(Removed {
         deliveries: drain(pool, &DELIVERIES.statement(), log, batch).await?,
         connector_rows: drain(pool, &CONNECTOR_JOBS.statement(), log, batch).await?
@@ -187,9 +187,9 @@ async fn remove_all(
     })
 }
 
-/// Run `statement` (which removes up to `$2` rows older than `$1`) until a batch comes back short. Each batch is
-/// its own short transaction.
-async fn drain(
+/// Run `statement` (which removes up to `$2` rows older than `$1`, and reports them as rows affected) until a batch
+/// comes back short. Each batch is its own short transaction.
+pub(super) async fn drain(
     pool: &PgPool,
     statement: &str,
     before: DateTime<Utc>,

@@ -215,8 +215,9 @@ pub async fn recent(
 }
 
 /// Move the hourly counters of hours before `before` (midnight UTC) into the daily rows, up to `batch` hourly rows
-/// in one statement (its own transaction; added to the daily rows, so a day may arrive over several batches).
-/// Returns the hourly rows moved. Counting goes on meanwhile: the worker only adds to the current hour.
+/// per statement (its own transaction; added to the daily rows, so a day may arrive over several batches), batch
+/// after batch as retention removes rows (the statement answers a row per hourly row it moved). Returns the hourly
+/// rows moved. Counting goes on meanwhile: the worker only adds to the current hour.
 pub async fn roll_up(pool: &PgPool, before: DateTime<Utc>, batch: i64) -> sqlx::Result<u64> {
     static ROLL_UP: LazyLock<String> = LazyLock::new(|| {
         format!(
@@ -244,25 +245,12 @@ pub async fn roll_up(pool: &PgPool, before: DateTime<Utc>, batch: i64) -> sqlx::
              ORDER BY d.subscription_id, d.day
              ON CONFLICT (subscription_id, day) DO UPDATE SET {}
                RETURNING 1)
-             SELECT count(*) FROM moved",
+             SELECT 1 FROM moved",
             latency_sums(),
             jobs::webhook::ADD_COUNTERS
         )
     });
-    let mut total = 0;
-    loop {
-        let moved: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(ROLL_UP.as_str()))
-            .bind(before)
-            .bind(batch)
-            .fetch_one(pool)
-            .await?;
-        total += moved;
-        if moved < batch {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
-    Ok(u64::try_from(total).unwrap_or(0))
+    super::retention::drain(pool, &ROLL_UP, before, batch).await
 }
 
 /// Current dead letters per subscription of a store.

@@ -1,11 +1,23 @@
 //! Delivery statistics: how an attempt is counted in the hourly counters (its result, its error class, its latency
 //! bucket) and how a day's counters are read back (success rate, latency quantiles from the histogram).
 //!
-//! The counters are kept per subscription and hour, written in the transaction that records the attempts, so a
-//! 30-day chart reads at most 720 rows per subscription and never the delivery log.
+//! The counters are kept per subscription and hour (UTC), written in the transaction that records the attempts;
+//! hours of days before yesterday are rolled up into one row per UTC day. A 30-day chart never reads the log.
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
 use crate::attempt::AttemptStatus;
 use crate::delivery::FailureReason;
+
+/// The hour (UTC) an attempt finished in is the hour it is counted in.
+pub fn hour_of(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.duration_trunc(TimeDelta::hours(1)).unwrap_or(at)
+}
+
+/// Midnight UTC of the day of `at`: statistics days are UTC days.
+pub fn day_of(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.duration_trunc(TimeDelta::days(1)).unwrap_or(at)
+}
 
 /// What an attempt came to, as the statistics count it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

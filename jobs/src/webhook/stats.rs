@@ -6,10 +6,10 @@
 
 use std::sync::LazyLock;
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use workflows::AttemptOutcome;
-use workflows::stats::{AttemptResult, LATENCY_BUCKETS, error_class, latency_bucket};
+use workflows::stats::{AttemptResult, LATENCY_BUCKETS, error_class, hour_of, latency_bucket};
 
 use crate::webhook::WebhookRecord;
 
@@ -28,10 +28,6 @@ fn result_index(r: AttemptResult) -> i32 {
         AttemptResult::DeadLettered => 2,
         AttemptResult::Retrying => 3,
     }
-}
-
-fn hour_of(at: DateTime<Utc>) -> DateTime<Utc> {
-    at.duration_trunc(TimeDelta::hours(1)).unwrap_or(at)
 }
 
 /// What each attempt of a flush counts as, a column per field, aligned with the log statement's rows.

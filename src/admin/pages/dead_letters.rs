@@ -73,8 +73,12 @@ pub async fn list(req: &Request, Query(p): Query<Paging>) -> Response {
     html_response(StatusCode::OK, page(&session, "Dead letters", body))
 }
 
+/// A `since` field with seconds, as a form of another page fills it in (a browser's `datetime-local` input may
+/// leave the seconds out); parsed as UTC.
+pub(super) const SINCE_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
+
 fn since(raw: &str) -> Option<DateTime<Utc>> {
-    ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+    ["%Y-%m-%dT%H:%M", SINCE_FORMAT]
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(raw, f).ok())
         .map(|t| t.and_utc())

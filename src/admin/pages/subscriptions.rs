@@ -291,7 +291,7 @@ pub async fn toggle(req: &Request, Path(raw): Path<String>, body: Body) -> Respo
         form #retrigger-offer.filters method="post" action="/admin/dead-letters/retrigger" {
             (csrf_field(&session))
             input type="hidden" name="subscription_id" value=(id);
-            input type="hidden" name="since" value=(offer.since.format("%Y-%m-%dT%H:%M:%S"));
+            input type="hidden" name="since" value=(offer.since.format(super::dead_letters::SINCE_FORMAT));
             p { (offer.dead_letters) " dead letters since it began failing (" (when(offer.since)) ")." }
             button #retrigger-offer-button type="submit" { "Re-trigger them" }
         }
