@@ -58,7 +58,7 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", api::spec::document_text());
         return Ok(());
     }
-    let config = Config::load(cli.config.as_deref())?;
+    let config = Config::load_with_vault(cli.config.as_deref()).await?;
     match command {
         Command::Serve { roles } => serve(config, roles).await,
         Command::Migrate => {

@@ -157,6 +157,8 @@ problem_codes! {
     Overloaded = "overloaded", [503];
     /// The secret store is unavailable; see `Retry-After`.
     SecretStoreUnavailable = "secret_store_unavailable", [503];
+    /// The database cannot be reached or refuses the service's login for now; see `Retry-After`.
+    DatabaseUnavailable = "database_unavailable", [503];
 }
 
 impl ProblemCode {

@@ -28,6 +28,16 @@ fn is_overload(e: &anyhow::Error) -> bool {
     })
 }
 
+/// Whether `e` comes from a database that cannot be reached or refuses our login for now (answered 503 +
+/// `Retry-After`, code `database_unavailable`).
+fn is_database_down(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<sqlx::Error>()
+            .is_some_and(crate::db::errors::is_unavailable)
+    })
+}
+
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -88,6 +98,10 @@ impl ApiError {
             Self::Internal(e) if is_overload(e) => {
                 (StatusCode::SERVICE_UNAVAILABLE, ProblemCode::Overloaded)
             }
+            Self::Internal(e) if is_database_down(e) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ProblemCode::DatabaseUnavailable,
+            ),
             Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 ProblemCode::InternalError,
@@ -125,6 +139,10 @@ impl poem::error::ResponseError for ApiError {
             Self::Internal(e) if is_overload(e) => {
                 tracing::debug!(error = %format!("{e:#}"), "request shed");
                 format!("the service is busy; retry after {RETRY_AFTER_SECS} s")
+            }
+            Self::Internal(e) if is_database_down(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "the database is unavailable");
+                format!("the database is unavailable; retry after {RETRY_AFTER_SECS} s")
             }
             Self::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "internal error");
@@ -382,6 +400,7 @@ mod tests {
         let errors = [
             ApiError::Unavailable(ProblemCode::SecretStoreUnavailable, "down".into()),
             ApiError::Internal(anyhow::Error::new(sqlx::Error::PoolTimedOut)),
+            ApiError::Internal(anyhow::Error::new(sqlx::Error::PoolClosed)),
         ];
         for e in errors {
             let response = e.as_response();

@@ -64,6 +64,10 @@ pub struct VaultConfig {
     pub timeout_ms: u64,
     /// How long a read is reused before Vault is asked again.
     pub cache_ttl_secs: u64,
+    /// Path (under `mount`) of the settings every service of the platform shares (the Kafka bootstrap servers).
+    pub shared_path: String,
+    /// How often the database login is read again from Vault (when it came from there), to follow a rotation.
+    pub refresh_secs: u64,
 }
 
 impl VaultConfig {

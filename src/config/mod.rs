@@ -1,5 +1,6 @@
 //! Typed configuration: embedded documented defaults, an optional TOML file, then `SS3_` environment variables.
 
+pub mod from_vault;
 mod infra;
 mod sections;
 mod validate;
@@ -93,6 +94,10 @@ pub struct Config {
     pub http: HttpConfig,
     /// The admin panel.
     pub admin: AdminConfig,
+    /// Whether `database_url` came from Vault (not overridden by the file or the environment): the service then
+    /// follows its rotation there. Set by [`Config::load_with_vault`], never read from a file.
+    #[serde(skip)]
+    pub database_login_from_vault: bool,
 }
 
 impl Config {
@@ -122,21 +127,85 @@ pub enum ConfigError {
 impl Config {
     /// Load defaults, then `file` if given, then the environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        Self::from_figment(Self::embedded().merge(Self::overrides(file)))
+    }
+
+    /// [`load`](Self::load), and when Vault is configured (`vault.addr`) the start-up configuration it holds
+    /// ([`from_vault`]) between the defaults and the file: the file and the environment still override it, and a
+    /// log line says which keys came from Vault and which of those were overridden (names only, never values).
+    pub async fn load_with_vault(file: Option<&Path>) -> anyhow::Result<Self> {
+        let config = Self::load(file)?;
+        if !config.vault.enabled() {
+            return Ok(config);
+        }
+        let store = crate::secrets::vault::VaultSecretStore::connect(&config.vault)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot log in to Vault at {} (vault.addr): {e}",
+                    config.vault.addr
+                )
+            })?;
+        let found = from_vault::FromVault::read(&from_vault::VaultStore {
+            store: &store,
+            config: &config.vault,
+        })
+        .await?;
+        let (mount, own, shared) = (
+            &config.vault.mount,
+            &config.vault.prefix,
+            &config.vault.shared_path,
+        );
+        if found.keys().is_empty() {
+            tracing::info!(
+                "no start-up configuration in Vault at {mount}/{own} or {mount}/{shared}"
+            );
+            return Ok(config);
+        }
+        let (config, overridden) = Self::with_vault(&found, file)?;
+        tracing::info!(
+            from_vault = %found.keys().join(", "),
+            overridden = %overridden.join(", "),
+            "start-up configuration read from Vault at {mount}/{own} and {mount}/{shared}; the file and the \
+             environment override it"
+        );
+        Ok(config)
+    }
+
+    /// The configuration with `found` between the defaults and the operator's settings, and the keys of `found`
+    /// that those override.
+    fn with_vault(
+        found: &from_vault::FromVault,
+        file: Option<&Path>,
+    ) -> Result<(Self, Vec<&'static str>), ConfigError> {
+        let overrides = Self::overrides(file);
+        let overridden = found.overridden(&overrides);
+        let mut config =
+            Self::from_figment(Self::embedded().merge(found.layer()).merge(overrides))?;
+        config.database_login_from_vault =
+            found.database_url.is_some() && !overridden.contains(&"database_url");
+        Ok((config, overridden))
+    }
+
+    fn embedded() -> Figment {
+        Figment::from(Toml::string(DEFAULT_TOML))
+    }
+
+    /// What the operator set: `file`, then the environment.
+    fn overrides(file: Option<&Path>) -> Figment {
+        let mut figment = Figment::new();
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        Self::from_figment(
-            figment
-                .merge(vault_env())
-                .merge(Env::prefixed("SS3_").split("__"))
-                .merge(Env::raw().only(&["DATABASE_URL"]).lowercase(true)),
-        )
+        figment
+            .merge(vault_env())
+            .merge(Env::prefixed("SS3_").split("__"))
+            .merge(Env::raw().only(&["DATABASE_URL"]).lowercase(true))
     }
 
     /// Defaults only (tests start from here and change fields).
     pub fn defaults() -> Result<Self, ConfigError> {
-        Self::from_figment(Figment::from(Toml::string(DEFAULT_TOML)))
+        Self::from_figment(Self::embedded())
     }
 
     fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
@@ -228,6 +297,41 @@ mod tests {
             let c = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(c.vault.addr, "http://ss3.example:8200");
             assert_eq!(c.vault.token.expose(), "s.token-from-vault-env");
+            Ok(())
+        });
+    }
+
+    /// Catches: Vault's start-up values overriding the file or the environment (the operator's word must win), or
+    /// a login overridden there still followed in Vault.
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns figment's own (large) error
+    fn vaults_start_up_values_sit_below_the_file_and_the_environment() {
+        let found = from_vault::FromVault {
+            database_url: Some(Secret::new("postgres://svc:pw@vault-db:5432/ss3")),
+            kafka_brokers: Some("vault-kafka:9092".into()),
+        };
+        figment::Jail::expect_with(|jail| {
+            let (c, overridden) = Config::with_vault(&found, None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                c.database_url.expose(),
+                "postgres://svc:pw@vault-db:5432/ss3"
+            );
+            assert_eq!(c.kafka.brokers, "vault-kafka:9092");
+            assert!(overridden.is_empty() && c.database_login_from_vault);
+            jail.create_file("ss3.toml", "[kafka]\nbrokers = \"file-kafka:9092\"")?;
+            let file = Some(Path::new("ss3.toml"));
+            let (c, overridden) = Config::with_vault(&found, file).map_err(|e| e.to_string())?;
+            assert_eq!(c.kafka.brokers, "file-kafka:9092");
+            assert_eq!(overridden, ["kafka.brokers"]);
+            assert!(c.database_login_from_vault);
+            jail.set_env("DATABASE_URL", "postgres://env-db/ss3");
+            let (c, overridden) = Config::with_vault(&found, file).map_err(|e| e.to_string())?;
+            assert_eq!(c.database_url.expose(), "postgres://env-db/ss3");
+            assert_eq!(overridden, ["database_url", "kafka.brokers"]);
+            assert!(
+                !c.database_login_from_vault,
+                "a login set here is not followed in Vault"
+            );
             Ok(())
         });
     }

@@ -144,6 +144,11 @@ impl Config {
             k.enabled() && k.topic_regex.trim().is_empty() && k.topics.is_empty(),
             "kafka.topic_regex",
             "set a regex or kafka.topics when kafka.brokers is set",
+        )?;
+        check(
+            self.vault.refresh_secs == 0,
+            "vault.refresh_secs",
+            "must be at least 1",
         )
     }
 

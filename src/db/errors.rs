@@ -67,6 +67,21 @@ pub fn classify(err: &sqlx::Error) -> Option<Conflict> {
     }
 }
 
+/// Whether `err` says the database cannot be reached or refuses us for now (a connection that failed or broke, TLS,
+/// a closed pool; SQLSTATE classes 08 connection exception, 28 refused login, 53 insufficient resources such as too
+/// many connections, and 57P shutdown or start-up): not a bug, and not the request's fault. The API answers 503.
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            ["08", "28", "53", "57P"]
+                .iter()
+                .any(|class| c.starts_with(class))
+        }),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::borrow::Cow;
@@ -110,6 +125,19 @@ mod tests {
 
     fn db(code: &'static str) -> sqlx::Error {
         sqlx::Error::Database(Box::new(Sqlstate(code)))
+    }
+
+    /// Catches: a refused login (a rotated password) or a database going down answered 500 instead of 503.
+    #[test]
+    fn a_refused_login_or_a_lost_server_is_unavailability_not_a_bug() {
+        for code in ["28P01", "28000", "08006", "53300", "57P01", "57P03"] {
+            assert!(is_unavailable(&db(code)), "SQLSTATE {code}");
+        }
+        for code in ["42P01", "22P05", "23505", "40001"] {
+            assert!(!is_unavailable(&db(code)), "SQLSTATE {code}");
+        }
+        let io = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(is_unavailable(&io) && is_unavailable(&sqlx::Error::PoolClosed));
     }
 
     #[test]

@@ -37,13 +37,18 @@ fn role_pool(
     acquire_timeout: Duration,
     application_name: &str,
 ) -> Result<PgPool, sqlx::Error> {
-    let options: PgConnectOptions = url.parse()?;
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(acquire_timeout)
         // A connection killed by pg_terminate_backend or a restart is found broken here, not mid-query.
         .test_before_acquire(true)
-        .connect_lazy_with(options.application_name(application_name)))
+        .connect_lazy_with(connect_options(url, application_name)?))
+}
+
+fn connect_options(url: &str, application_name: &str) -> Result<PgConnectOptions, sqlx::Error> {
+    Ok(url
+        .parse::<PgConnectOptions>()?
+        .application_name(application_name))
 }
 
 /// One pool per role, so a flood on one role cannot take another's connections (see `[pools]` in the config).
@@ -57,6 +62,11 @@ pub struct Pools {
     pub worker: PgPool,
 }
 
+/// Each role's `application_name`.
+const API: &str = "integration-service api";
+const INGEST: &str = "integration-service ingest";
+const WORKER: &str = "integration-service worker";
+
 impl Pools {
     /// Split `config.max_db_connections` as `config.pools` says. The API waits `api_acquire_timeout_ms` for a
     /// connection (then answers 503); the other roles wait 5 s and retry.
@@ -66,10 +76,23 @@ impl Pools {
         let background = Duration::from_secs(5);
         let api_wait = Duration::from_millis(config.pools.api_acquire_timeout_ms.max(1));
         Ok(Self {
-            api: role_pool(url, sizes.api, api_wait, "integration-service api")?,
-            ingest: role_pool(url, sizes.ingest, background, "integration-service ingest")?,
-            worker: role_pool(url, sizes.worker, background, "integration-service worker")?,
+            api: role_pool(url, sizes.api, api_wait, API)?,
+            ingest: role_pool(url, sizes.ingest, background, INGEST)?,
+            worker: role_pool(url, sizes.worker, background, WORKER)?,
         })
+    }
+
+    /// Connect to `url` from now on (a rotated login): every new connection of every role uses it; open ones stay
+    /// as they are.
+    pub fn use_database_url(&self, url: &str) -> Result<(), sqlx::Error> {
+        for (pool, name) in [
+            (&self.api, API),
+            (&self.ingest, INGEST),
+            (&self.worker, WORKER),
+        ] {
+            pool.set_connect_options(connect_options(url, name)?);
+        }
+        Ok(())
     }
 
     /// Close all three.

@@ -1,10 +1,12 @@
 //! Secrets in Vault (or OpenBao), KV v2: `{mount}/{prefix}/webhook/{subscription_id}/secret`, and
 //! `{mount}/{prefix}/connector/{config_id}/api-key|api-secret`. Token or AppRole auth, renewed before expiry.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 use vaultrs::client::{Client, VaultClient, VaultClientSettingsBuilder};
@@ -93,6 +95,29 @@ impl VaultSecretStore {
                 let me = vaultrs::token::lookup_self(&*client).await?;
                 Ok((me.ttl > 0).then(|| Duration::from_secs(me.ttl)))
             }
+        }
+    }
+
+    /// Every field of the KV v2 secret at `<mount>/<path>` (outside this service's prefix: the platform's start-up
+    /// configuration has paths of its own), values that are not strings as JSON text; `None` when there is none.
+    pub async fn read_fields(
+        &self,
+        path: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, SecretStoreError> {
+        let client = self.client.read().await;
+        let path = path.trim_matches('/');
+        match vaultrs::kv2::read::<BTreeMap<String, Value>>(&*client, &self.mount, path).await {
+            Ok(fields) => Ok(Some(
+                fields
+                    .into_iter()
+                    .map(|(key, value)| match value {
+                        Value::String(text) => (key, text),
+                        other => (key, other.to_string()),
+                    })
+                    .collect(),
+            )),
+            Err(ClientError::APIError { code: 404, .. }) => Ok(None),
+            Err(e) => Err(unavailable(e)),
         }
     }
 

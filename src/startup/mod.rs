@@ -1,5 +1,6 @@
 //! Building and running the service from a config: shared by `main` and every integration test.
 
+mod database_login;
 mod roles;
 mod wiring;
 

@@ -31,6 +31,7 @@ impl Application {
                 Ok(())
             });
         }
+        self.follow_database_login(&roles_of, &shutdown);
         if roles.worker {
             self.start_worker(&roles_of, &shutdown).await?;
         }

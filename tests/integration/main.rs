@@ -36,3 +36,4 @@ mod rotation;
 mod stats;
 mod targets;
 mod vault;
+mod vault_startup;

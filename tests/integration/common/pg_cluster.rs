@@ -27,7 +27,12 @@ pub struct ThrowawayPg {
     pub port: u16,
     dir: PathBuf,
     bin: PathBuf,
+    /// The superuser's password, when the cluster checks passwords over TCP.
+    password: Option<&'static str>,
 }
+
+/// The superuser's password of [`ThrowawayPg::start_checking_passwords`].
+const SUPERUSER_PASSWORD: &str = "throwaway-superuser";
 
 /// The PostgreSQL server binaries (Debian's layout; PG_BIN overrides).
 fn bin_dir() -> PathBuf {
@@ -54,6 +59,16 @@ fn is_root() -> bool {
 impl ThrowawayPg {
     /// initdb and start on a free loopback port (as user postgres when run as root: initdb refuses root).
     pub fn start() -> Self {
+        Self::init(None)
+    }
+
+    /// The same, checking passwords over TCP (scram-sha-256), as production servers do; [`url`](Self::url)
+    /// carries the superuser's.
+    pub fn start_checking_passwords() -> Self {
+        Self::init(Some(SUPERUSER_PASSWORD))
+    }
+
+    fn init(password: Option<&'static str>) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -72,19 +87,31 @@ impl ThrowawayPg {
             port,
             dir,
             bin: bin_dir(),
+            password,
         };
         let data = pg.data();
-        pg.run(
-            "initdb",
-            &["-D", &data, "-U", "postgres", "--auth=trust", "--no-sync"],
-        );
+        let mut initdb = vec!["-D", &data, "-U", "postgres", "--no-sync"];
+        let pwfile = pg.dir.join("pwfile").to_string_lossy().into_owned();
+        match password {
+            None => initdb.push("--auth=trust"),
+            Some(password) => {
+                std::fs::write(&pwfile, password).expect("password file");
+                initdb.extend(["--auth-local=trust", "--auth-host=scram-sha-256"]);
+                initdb.extend(["--pwfile", &pwfile]);
+            }
+        }
+        pg.run("initdb", &initdb);
         pg.start_server();
         pg
     }
 
     /// The `postgres` database of this cluster.
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        let login = match self.password {
+            Some(password) => format!("postgres:{password}"),
+            None => "postgres".to_owned(),
+        };
+        format!("postgres://{login}@127.0.0.1:{}/postgres", self.port)
     }
 
     fn data(&self) -> String {

@@ -42,6 +42,8 @@ pub struct ServiceProcess {
     pub roles: String,
     /// The API's address as the process reports it once bound (`SS3_LISTEN_ADDR=127.0.0.1:0` picks a free port).
     listening: watch::Receiver<Option<String>>,
+    /// Every line logged so far, without colours.
+    lines: watch::Receiver<Vec<String>>,
 }
 
 impl ServiceProcess {
@@ -74,12 +76,14 @@ impl ServiceProcess {
             .spawn()
             .expect("spawn integration-service");
         let (report, listening) = watch::channel(None);
+        let (logged, lines) = watch::channel(Vec::new());
         let stderr = child.stderr.take().expect("piped stderr");
-        std::thread::spawn(move || copy_log(stderr, out, report));
+        std::thread::spawn(move || copy_log(stderr, out, report, logged));
         Self {
             child,
             roles: roles.to_owned(),
             listening,
+            lines,
         }
     }
 
@@ -93,6 +97,27 @@ impl ServiceProcess {
             .clone()
             .expect("an address");
         format!("http://{addr}")
+    }
+
+    /// The first line logged that contains `needle`, once it is; fails the test after `within`.
+    pub async fn log_line(&self, needle: &str, within: Duration) -> String {
+        let mut lines = self.lines.clone();
+        let found = tokio::time::timeout(
+            within,
+            lines.wait_for(|lines| lines.iter().any(|l| l.contains(needle))),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("the process logged {needle:?} in time:\n{}", self.log()))
+        .expect("the process's log is read")
+        .iter()
+        .find(|l| l.contains(needle))
+        .cloned();
+        found.expect("the line waited for")
+    }
+
+    /// Everything logged so far.
+    pub fn log(&self) -> String {
+        self.lines.borrow().join("\n")
     }
 
     /// SIGKILL: no drain, no final commit, no deregistration.
@@ -135,8 +160,14 @@ fn reported_address_logged(env: &BTreeMap<String, String>) -> Option<(&'static s
     })
 }
 
-/// Copy the process's log to `out`, reporting the address of its "API listening" line on `report`.
-fn copy_log(stderr: ChildStderr, mut out: std::fs::File, report: watch::Sender<Option<String>>) {
+/// Copy the process's log to `out` and, without colours, to `logged`, reporting the address of its "API
+/// listening" line on `report`.
+fn copy_log(
+    stderr: ChildStderr,
+    mut out: std::fs::File,
+    report: watch::Sender<Option<String>>,
+    logged: watch::Sender<Vec<String>>,
+) {
     let colours = regex::Regex::new("\x1b\\[[0-9;]*m").expect("regex");
     let addr = regex::Regex::new(r#"addr"?[=:]"?([0-9.]+:[0-9]+)"#).expect("regex");
     for line in std::io::BufReader::new(stderr).lines() {
@@ -148,6 +179,7 @@ fn copy_log(stderr: ChildStderr, mut out: std::fs::File, report: watch::Sender<O
         {
             report.send_replace(Some(found[1].to_owned()));
         }
+        logged.send_modify(|lines| lines.push(plain.into_owned()));
     }
 }
 
