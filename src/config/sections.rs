@@ -89,6 +89,8 @@ pub struct CredentialsConfig {
     /// A failed check (unknown, wrong, inactive or expired credential) is answered no sooner than this after it
     /// arrived.
     pub failure_delay_ms: u64,
+    /// A lookup of an uncached key or token waits this long for others, then one statement answers them all.
+    pub lookup_batch_ms: u64,
 }
 
 /// `[delivery]`: outgoing webhook requests.

@@ -28,6 +28,7 @@
 mod background;
 mod cache;
 mod gate;
+mod lookup;
 mod touch;
 
 use std::sync::Arc;
@@ -44,6 +45,7 @@ pub use cache::CacheStats;
 use cache::{CacheKey, Hit, ValidationCache};
 pub use gate::{GateLimits, Overloaded};
 use gate::{HashGate, Ticket};
+use lookup::Batched;
 use touch::Touches;
 
 use crate::db::credentials as repo;
@@ -112,6 +114,8 @@ pub struct ValidatorSettings {
     pub bcrypt_cost: u32,
     /// A failed check is answered no sooner than this after it arrived.
     pub failure_delay: Duration,
+    /// How long a lookup of an uncached key or token waits for others to share its statement.
+    pub lookup_batch: Duration,
     /// How long a successful validation is reused.
     pub cache_ttl: Duration,
     /// Most entries kept.
@@ -126,6 +130,10 @@ pub struct ValidatorSettings {
 #[derive(Clone)]
 pub struct Validator {
     pool: PgPool,
+    /// API keys and OAuth clients by client id.
+    keys: Batched<String, repo::SecretRow>,
+    /// Access tokens by the SHA-256 of the token.
+    tokens: Batched<Vec<u8>, repo::TokenRow>,
     cache: Arc<ValidationCache>,
     touches: Arc<Touches>,
     key: Arc<[u8; 32]>,
@@ -155,6 +163,12 @@ impl Validator {
             touches: Arc::new(Touches::new(settings.last_used_precision)),
             key: Arc::new(rand::random()),
             gate,
+            keys: Batched::new(pool.clone(), settings.lookup_batch, |pool, ids| {
+                Box::pin(async move { repo::by_client_ids(&pool, &ids).await })
+            }),
+            tokens: Batched::new(pool.clone(), settings.lookup_batch, |pool, hashes| {
+                Box::pin(async move { repo::tokens(&pool, &hashes).await })
+            }),
             pool,
             settings,
             listening: Arc::new(tokio::sync::watch::Sender::new(false)),
@@ -231,7 +245,7 @@ impl Validator {
         secret: &str,
     ) -> anyhow::Result<Option<(repo::SecretRow, String)>> {
         // The connection goes back to the pool when the lookup returns: none is held while hashing.
-        let Some(row) = repo::by_client_id(&self.pool, client_id).await? else {
+        let Some(row) = self.keys.get(client_id.to_owned()).await? else {
             // No bcrypt for an unknown prefix: the failure floor keeps its answer time the same as a wrong secret's.
             return Ok(None);
         };
@@ -303,7 +317,7 @@ impl Validator {
         let (Presented::ApiKey { prefix, .. }, Some(hash)) = (&parsed, cached.hash) else {
             return self.check_uncached(parsed, Utc::now()).await;
         };
-        let row = repo::by_client_id(&self.pool, prefix).await?;
+        let row = self.keys.get((*prefix).to_owned()).await?;
         let now = Utc::now();
         Ok(row
             .filter(|row| usable(row, now) && accepted_hashes(row, now).contains(&&hash))
@@ -327,22 +341,20 @@ impl Validator {
                     grant: row.into(),
                     hash: Some(hash),
                 }),
-            Presented::AccessToken(token) => repo::token(&self.pool, &sha256(token))
-                .await?
-                .and_then(|t| {
-                    let valid_until = t
-                        .client_expires_at
-                        .map_or(t.expires_at, |c| c.min(t.expires_at));
-                    (t.is_active && valid_until > now).then_some(Verified {
-                        grant: Grant {
-                            credential_id: t.credential_id,
-                            store_id: t.store_id,
-                            scopes: t.scopes,
-                            valid_until: Some(valid_until),
-                        },
-                        hash: None,
-                    })
-                }),
+            Presented::AccessToken(token) => self.tokens.get(sha256(token)).await?.and_then(|t| {
+                let valid_until = t
+                    .client_expires_at
+                    .map_or(t.expires_at, |c| c.min(t.expires_at));
+                (t.is_active && valid_until > now).then_some(Verified {
+                    grant: Grant {
+                        credential_id: t.credential_id,
+                        store_id: t.store_id,
+                        scopes: t.scopes,
+                        valid_until: Some(valid_until),
+                    },
+                    hash: None,
+                })
+            }),
             Presented::Malformed => None,
         })
     }

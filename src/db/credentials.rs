@@ -216,18 +216,28 @@ pub async fn delete(
     Ok(done.rows_affected() == 1)
 }
 
-/// Look a credential up by its public part (the validation path).
-pub async fn by_client_id(
+/// A row of [`SecretRow`] with the client id it was found by.
+#[derive(sqlx::FromRow)]
+struct KeyedSecretRow {
+    client_id: String,
+    #[sqlx(flatten)]
+    row: SecretRow,
+}
+
+/// Look credentials up by their public parts (the validation path, batched): the rows found, by client id.
+pub async fn by_client_ids(
     pool: &PgPool,
-    client_id: &str,
-) -> Result<Option<SecretRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT credential_id, store_id, scopes, is_active, expires_at, hashed_secret, previous_hashed_secret, previous_valid_until
-         FROM api_credentials WHERE client_id = $1",
+    client_ids: &[String],
+) -> Result<Vec<(String, SecretRow)>, sqlx::Error> {
+    let rows: Vec<KeyedSecretRow> = sqlx::query_as(
+        "SELECT client_id, credential_id, store_id, scopes, is_active, expires_at, hashed_secret, previous_hashed_secret,
+                previous_valid_until
+         FROM api_credentials WHERE client_id = ANY($1)",
     )
-    .bind(client_id)
-    .fetch_optional(pool)
-    .await
+    .bind(client_ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.client_id, r.row)).collect())
 }
 
 /// Store an access token's hash.
@@ -269,15 +279,28 @@ pub struct TokenRow {
     pub client_expires_at: Option<DateTime<Utc>>,
 }
 
-/// Look an access token up by its hash.
-pub async fn token(pool: &PgPool, hash: &[u8]) -> Result<Option<TokenRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT t.credential_id, c.store_id, t.scopes, t.expires_at, c.is_active, c.expires_at AS client_expires_at
-         FROM oauth_access_tokens t JOIN api_credentials c USING (credential_id) WHERE t.token_hash = $1",
+/// A row of [`TokenRow`] with the hash it was found by.
+#[derive(sqlx::FromRow)]
+struct KeyedTokenRow {
+    token_hash: Vec<u8>,
+    #[sqlx(flatten)]
+    row: TokenRow,
+}
+
+/// Look access tokens up by their hashes (batched): the rows found, by hash.
+pub async fn tokens(
+    pool: &PgPool,
+    hashes: &[Vec<u8>],
+) -> Result<Vec<(Vec<u8>, TokenRow)>, sqlx::Error> {
+    let rows: Vec<KeyedTokenRow> = sqlx::query_as(
+        "SELECT t.token_hash, t.credential_id, c.store_id, t.scopes, t.expires_at, c.is_active,
+                c.expires_at AS client_expires_at
+         FROM oauth_access_tokens t JOIN api_credentials c USING (credential_id) WHERE t.token_hash = ANY($1)",
     )
-    .bind(hash)
-    .fetch_optional(pool)
-    .await
+    .bind(hashes)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.token_hash, r.row)).collect())
 }
 
 /// Write coalesced `last_used_at` values in one statement (never moving one backwards).

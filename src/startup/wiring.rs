@@ -87,6 +87,7 @@ pub(super) async fn validator(config: &Config, pool: &PgPool) -> anyhow::Result<
         ValidatorSettings {
             bcrypt_cost: c.bcrypt_cost,
             failure_delay: Duration::from_millis(c.failure_delay_ms),
+            lookup_batch: Duration::from_millis(c.lookup_batch_ms),
             cache_ttl: Duration::from_secs(c.cache_ttl_secs),
             cache_max_entries: c.cache_max_entries,
             last_used_precision: Duration::from_secs(c.last_used_precision_secs),
