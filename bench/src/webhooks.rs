@@ -84,6 +84,7 @@ pub(super) async fn app_with_subscribers(
                 events: &["*".to_owned()],
                 is_active: true,
                 max_in_flight: None,
+                payload_filter: None,
             },
         )
         .await?;

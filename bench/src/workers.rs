@@ -85,6 +85,7 @@ async fn prepared(
                 events: &["*".to_owned()],
                 is_active: true,
                 max_in_flight: None,
+                payload_filter: None,
             },
         )
         .await?;

@@ -91,6 +91,8 @@ problem_codes! {
     InvalidName = "invalid_name", [422];
     /// A filter parameter is empty, too long or holds control characters.
     InvalidFilter = "invalid_filter", [422];
+    /// A subscription's payload filter is not an SQL/JSON path predicate (the detail says why).
+    InvalidPayloadFilter = "invalid_payload_filter", [422];
     /// Connector settings are not an object, hold NUL, or the connector refuses them.
     InvalidSettings = "invalid_settings", [422];
     /// An event type or pattern is malformed, or the list is empty or longer than 100.

@@ -123,6 +123,7 @@ type Apis = (
     connectors::ConnectorsApi,
     stats::StatsApi,
     subscriptions::RotateApi,
+    subscriptions::PayloadFilterApi,
 );
 
 /// The OpenAPI service (also printed by `integration-service openapi`).
@@ -139,6 +140,7 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
             connectors::api(),
             stats::StatsApi,
             subscriptions::RotateApi,
+            subscriptions::PayloadFilterApi,
         ),
         "integration-service",
         env!("CARGO_PKG_VERSION"),

@@ -41,6 +41,7 @@ pub fn refusal_code(reason: &str) -> Option<ProblemCode> {
     [
         (Name::NAME, Name::CODE),
         (FilterText::NAME, FilterText::CODE),
+        (PayloadFilter::NAME, PayloadFilter::CODE),
         (Settings::NAME, Settings::CODE),
     ]
     .into_iter()
@@ -180,6 +181,39 @@ impl FilterText {
 
 string_type!(FilterText, string_schema(NO_CONTROL));
 
+/// Longest payload filter, in characters.
+pub const MAX_PAYLOAD_FILTER_CHARS: usize = 1000;
+
+/// A subscription's payload filter: an SQL/JSON path predicate (PostgreSQL `jsonpath`) of 1–1000 characters without
+/// control characters. This type checks the characters only; Postgres parses the expression (see
+/// `db::subscriptions::check_payload_filter`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayloadFilter(String);
+
+impl PayloadFilter {
+    const NAME: &'static str = "PayloadFilter";
+    const CODE: ProblemCode = ProblemCode::InvalidPayloadFilter;
+
+    /// Check `raw` (kept as given).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if !(1..=MAX_PAYLOAD_FILTER_CHARS).contains(&raw.chars().count()) {
+            return Err(format!("must be 1-{MAX_PAYLOAD_FILTER_CHARS} characters"));
+        }
+        if raw.chars().any(is_control) {
+            return Err("must not contain control characters".into());
+        }
+        Ok(Self(raw.to_owned()))
+    }
+}
+
+string_type!(
+    PayloadFilter,
+    MetaSchema {
+        max_length: Some(MAX_PAYLOAD_FILTER_CHARS),
+        ..string_schema(NO_CONTROL)
+    }
+);
+
 /// Connector settings: a JSON object in which no key or string, at any depth, contains NUL (which `jsonb`
 /// cannot store). Other control characters are allowed: a setting may legitimately hold a multi-line text.
 #[derive(Debug, Clone, PartialEq)]
@@ -213,7 +247,7 @@ impl Settings {
 
 /// Where in `value` a NUL character occurs (in a key or a string), as a path like `settings.a[2]`.
 /// Recursion is bounded by serde_json's nesting limit (128), which refused anything deeper while parsing.
-fn nul_at(value: &Value, path: &str) -> Option<String> {
+pub(crate) fn nul_at(value: &Value, path: &str) -> Option<String> {
     match value {
         Value::String(s) if s.contains('\0') => Some(path.to_owned()),
         Value::Array(items) => items

@@ -1,7 +1,7 @@
 //! Validating API keys and OAuth access tokens: the API gateway's hot path.
 //!
 //! parse → cache (keyed hash of the presented token; no permit, no connection) → indexed lookup by the public part,
-//! connection released → unknown prefix: invalid, no bcrypt → a place at the bcrypt gate (or `Overloaded` when none
+//! batched with the lookups of the same few milliseconds (`lookup`), connection released → unknown prefix: invalid, no bcrypt → a place at the bcrypt gate (or `Overloaded` when none
 //! frees up in time) → bcrypt on a low-priority thread under the gate → active/expiry → coalesced `last_used_at` →
 //! answer. A failed check is answered no sooner than `failure_delay` after it arrived (see below). Changes evict
 //! cache entries at once in this process, and in every other process through Postgres NOTIFY; the cache TTL bounds
@@ -19,7 +19,7 @@
 //! `failure_delay` after it arrived, not before. Response times then do not tell an unknown prefix (a lookup) from a
 //! known one with a wrong secret (a lookup and bcrypt) as long as the check takes less than the floor, without
 //! hashing against a dummy for every random key; and a client re-sending as soon as it is answered gets at most one
-//! failure per connection and floor. A flood of random keys thus costs one indexed lookup per request and no bcrypt,
+//! failure per connection and floor. A flood of random keys thus costs a share of one batched lookup and no bcrypt,
 //! and is answered `valid: false`, never shed. Keys with a real prefix and wrong secrets do reach bcrypt, and the
 //! gate bounds them (503 + Retry-After past its limits). There is deliberately no negative cache of unknown prefixes:
 //! a flood of random keys brings a new prefix with every request, so it would never hit, and a missed NOTIFY would

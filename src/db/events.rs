@@ -131,8 +131,10 @@ async fn create_rows(
            SELECT gen_random_uuid(), s.subscription_id, s.store_id, $2, $3, $4
            FROM webhook_subscriptions s
            WHERE s.store_id = $1 AND s.is_active AND s.deleted_at IS NULL
-             -- A targeted (test) event goes to that subscription whatever its filter.
-             AND (CASE WHEN $6::uuid IS NULL THEN s.events && $5 ELSE s.subscription_id = $6 END)
+             -- A targeted (test) event goes to that subscription whatever its types and payload filter.
+             AND (CASE WHEN $6::uuid IS NULL
+                       THEN s.events && $5 AND (s.payload_filter IS NULL OR $4::jsonb @@ s.payload_filter)
+                       ELSE s.subscription_id = $6 END)
            ON CONFLICT ON CONSTRAINT webhook_deliveries_one_per_event_and_subscription DO NOTHING
            RETURNING delivery_id, subscription_id
          ), connector_jobs AS (

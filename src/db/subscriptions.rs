@@ -38,6 +38,8 @@ pub struct SubscriptionRow {
     pub disabled_reason: Option<String>,
     /// Since when every attempt had failed, when the service disabled it.
     pub failing_since: Option<DateTime<Utc>>,
+    /// Its payload filter (an SQL/JSON path predicate, as Postgres prints it); `None`: every event of its types.
+    pub payload_filter: Option<String>,
 }
 
 /// The columns of a [`SubscriptionRow`], from [`from!`].
@@ -45,7 +47,7 @@ macro_rules! columns {
     () => {
         "s.subscription_id, s.store_id, s.name, s.target_url, s.events, s.is_active, s.created_at, s.updated_at,
          o.max_in_flight, COALESCE(o.consecutive_slow, 0) AS consecutive_slow, o.slow_since,
-         s.disabled_at, s.disabled_reason, s.failing_since"
+         s.disabled_at, s.disabled_reason, s.failing_since, s.payload_filter::text AS payload_filter"
     };
 }
 
@@ -69,6 +71,49 @@ pub struct NewSubscription<'a> {
     pub is_active: bool,
     /// Its own limit of attempts in flight (already within the operator's bounds); `None`: the default.
     pub max_in_flight: Option<i32>,
+    /// Its payload filter, already checked by [`check_payload_filter`].
+    pub payload_filter: Option<&'a str>,
+}
+
+/// Why Postgres refuses `filter` as a payload filter, if it does: not `jsonpath` syntax, or not a predicate (a path
+/// such as `$.data.total` selects values; `$.data.total > 100` is a predicate). Evaluated against an empty object
+/// without silencing errors, which is when Postgres says a path is not a predicate.
+pub async fn check_payload_filter(
+    pool: &PgPool,
+    filter: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let checked =
+        sqlx::query("SELECT jsonb_path_match('{}'::jsonb, $1::jsonpath, '{}'::jsonb, false)")
+            .bind(filter)
+            .execute(pool)
+            .await;
+    match checked {
+        Ok(_) => Ok(None),
+        // 42601: syntax error; 54001: too complex; class 22: a path that yields no single boolean (22038), or another
+        // data exception (an invalid like_regex).
+        Err(sqlx::Error::Database(e))
+            if e.code()
+                .is_some_and(|c| c == "42601" || c.starts_with("22")) =>
+        {
+            Ok(Some(e.message().to_owned()))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `filter` matches `event` (a webhook body), as the fan-out statement decides it: `event @@ filter`, where
+/// a predicate that cannot be evaluated (a string compared with a number) does not match.
+pub async fn payload_filter_matches(
+    pool: &PgPool,
+    filter: &str,
+    event: &serde_json::Value,
+) -> Result<bool, sqlx::Error> {
+    let matched: Option<bool> = sqlx::query_scalar("SELECT $1::jsonb @@ $2::jsonpath")
+        .bind(event)
+        .bind(filter)
+        .fetch_one(pool)
+        .await?;
+    Ok(matched == Some(true))
 }
 
 /// Insert in the caller's transaction (the signing secret is written before it commits).
@@ -78,8 +123,8 @@ pub async fn insert(
     new: &NewSubscription<'_>,
 ) -> Result<SubscriptionRow, sqlx::Error> {
     let id: SubscriptionId = sqlx::query_scalar(
-        "INSERT INTO webhook_subscriptions (subscription_id, store_id, name, target_url, events, is_active)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING subscription_id",
+        "INSERT INTO webhook_subscriptions (subscription_id, store_id, name, target_url, events, is_active, payload_filter)
+         VALUES ($1, $2, $3, $4, $5, $6, $7::jsonpath) RETURNING subscription_id",
     )
     .bind(SubscriptionId::new())
     .bind(store_id.as_str())
@@ -87,6 +132,7 @@ pub async fn insert(
     .bind(new.target_url)
     .bind(new.events)
     .bind(new.is_active)
+    .bind(new.payload_filter)
     .fetch_one(&mut *conn)
     .await?;
     if let Some(limit) = new.max_in_flight {
@@ -192,6 +238,8 @@ pub struct Patch {
     pub is_active: Option<bool>,
     /// Set (`Some(Some)`) or clear (`Some(None)`) its own limit of attempts in flight.
     pub max_in_flight: Option<Option<i32>>,
+    /// Set (`Some(Some)`, already checked) or clear (`Some(None)`) its payload filter.
+    pub payload_filter: Option<Option<String>>,
     /// The service clock's time of the change: activating counts failures from then on.
     pub now: DateTime<Utc>,
 }
@@ -234,7 +282,8 @@ pub async fn update(
            failures_counted_from = CASE WHEN $7 THEN $8 ELSE failures_counted_from END,
            disabled_at = CASE WHEN $7 THEN NULL ELSE disabled_at END,
            disabled_reason = CASE WHEN $7 THEN NULL ELSE disabled_reason END,
-           failing_since = CASE WHEN $7 THEN NULL ELSE failing_since END
+           failing_since = CASE WHEN $7 THEN NULL ELSE failing_since END,
+           payload_filter = CASE WHEN $9 THEN $10::jsonpath ELSE payload_filter END
          WHERE subscription_id = $2 AND store_id = $1
          RETURNING is_active",
     )
@@ -246,6 +295,8 @@ pub async fn update(
     .bind(patch.is_active)
     .bind(activated)
     .bind(patch.now)
+    .bind(patch.payload_filter.is_some())
+    .bind(patch.payload_filter.clone().flatten())
     .fetch_one(&mut *tx)
     .await?;
     if !is_active {

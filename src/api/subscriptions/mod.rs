@@ -1,9 +1,11 @@
 //! `/subscriptions`: create (the signing secret is shown once), list, get, update, delete, test.
 
+mod filter;
 mod rotate;
 mod types;
 mod validate;
 
+pub use filter::{PayloadFilterApi, PayloadFilterResult, PayloadFilterTest};
 pub use rotate::{MAX_GRACE_SECS, RotateApi, RotateSigningSecret, RotatedSigningSecret, rotate};
 
 pub use types::{
@@ -109,6 +111,10 @@ impl SubscriptionsApi {
     ) -> Result<Created, Problems<{ STORE_CALLER | JSON_BODY }>> {
         let events = valid_events(&body.events)?;
         let target = valid_target(&state, &body.target_url).await?;
+        let payload_filter = match &body.payload_filter {
+            Some(filter) => Some(filter::valid_payload_filter(&state, filter).await?),
+            None => None,
+        };
         let new = NewSubscription {
             name: &body.name,
             target_url: &target,
@@ -118,6 +124,7 @@ impl SubscriptionsApi {
                 .max_in_flight
                 .map(|m| valid_max_in_flight(&state.lanes, m))
                 .transpose()?,
+            payload_filter: payload_filter.as_deref(),
         };
         let (row, secret) = create_with_secret(&state, &auth.0.store_id, &new)
             .await
@@ -194,6 +201,13 @@ impl SubscriptionsApi {
                 MaybeUndefined::Undefined => None,
                 MaybeUndefined::Null => Some(None),
                 MaybeUndefined::Value(m) => Some(Some(valid_max_in_flight(&state.lanes, m)?)),
+            },
+            payload_filter: match &body.payload_filter {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(f) => {
+                    Some(Some(filter::valid_payload_filter(&state, f).await?))
+                }
             },
             now: state.clock.now(),
         };

@@ -6,7 +6,7 @@ use poem_openapi::types::MaybeUndefined;
 use workflows::ids::{DeliveryId, EventId, SubscriptionId};
 use workflows::lanes::{Lane, LaneLimits, LaneState};
 
-use crate::api::types::Name;
+use crate::api::types::{Name, PayloadFilter};
 use crate::db::subscriptions::SubscriptionRow;
 
 /// A new subscription.
@@ -24,6 +24,10 @@ pub struct CreateSubscription {
     /// At most this many attempts to it in flight at once, across every worker (1 to the operator's
     /// `lanes.max_in_flight`, 128 by default); absent: the operator's default (`lanes.default_in_flight`, 32).
     pub max_in_flight: Option<u32>,
+    /// Deliver only the events of its types that this SQL/JSON path predicate (PostgreSQL `jsonpath`) matches,
+    /// evaluated on the webhook body: e.g. `$.data.total > 100 && $.data.currency == "EUR"`, or
+    /// `$.data.status == "shipped" && $.previousAttributes.status != "shipped"`. Absent: every event of its types.
+    pub payload_filter: Option<PayloadFilter>,
 }
 
 /// Changes; absent fields are kept.
@@ -40,6 +44,8 @@ pub struct UpdateSubscription {
     pub is_active: Option<bool>,
     /// New limit of attempts in flight (same rules as at creation); `null` returns to the operator's default.
     pub max_in_flight: MaybeUndefined<u32>,
+    /// New payload filter (same rules as at creation); `null` removes it.
+    pub payload_filter: MaybeUndefined<PayloadFilter>,
 }
 
 /// A subscription (never its secret).
@@ -69,6 +75,8 @@ pub struct Subscription {
     /// Present when the service disabled it because every attempt had failed (README, "Auto-disable"); cleared by
     /// activating it again.
     pub auto_disabled: Option<AutoDisabled>,
+    /// Its payload filter, as Postgres normalised it; absent: every event of its types.
+    pub payload_filter: Option<String>,
 }
 
 /// Why and when the service disabled a subscription.
@@ -190,6 +198,7 @@ impl Subscription {
                 }),
                 _ => None,
             },
+            payload_filter: r.payload_filter,
         }
     }
 }
