@@ -93,34 +93,3 @@ where
         step().await;
     }
 }
-
-/// Run `task` on a multi-threaded runtime of its own (one worker thread per core, named after `role`), on a thread
-/// of its own; the future returned resolves with its result. Its tasks then never queue ahead of, or behind, the
-/// rest of the process's in one run queue: the OS shares the cores between the two runtimes' threads.
-pub fn on_own_runtime<F, Fut>(
-    role: &'static str,
-    task: F,
-) -> impl Future<Output = anyhow::Result<()>> + Send + 'static
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = anyhow::Result<()>>,
-{
-    let (done, result) = tokio::sync::oneshot::channel();
-    let started = std::thread::Builder::new()
-        .name(format!("{role}-runtime"))
-        .spawn(move || {
-            let ran = tokio::runtime::Builder::new_multi_thread()
-                .thread_name(role)
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::from)
-                .and_then(|runtime| runtime.block_on(task()));
-            let _ = done.send(ran);
-        });
-    async move {
-        started?;
-        result
-            .await
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("its runtime's thread panicked")))
-    }
-}

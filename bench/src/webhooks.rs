@@ -85,6 +85,7 @@ pub(super) async fn app_with_subscribers(
                 is_active: true,
                 max_in_flight: None,
                 payload_filter: None,
+                max_per_second: None,
             },
         )
         .await?;

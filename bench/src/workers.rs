@@ -86,6 +86,7 @@ async fn prepared(
                 is_active: true,
                 max_in_flight: None,
                 payload_filter: None,
+                max_per_second: None,
             },
         )
         .await?;

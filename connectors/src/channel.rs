@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
+use uuid::Uuid;
 use workflows::connector::{StatusClass, SyncFailure, classify_status};
 use workflows::ids::ConnectorId;
 use workflows::ratelimit::{RateLimit, Reservation};
@@ -150,23 +151,24 @@ pub trait ChannelHttp: Send + Sync {
     async fn send(&self, request: &ChannelRequest) -> Result<ChannelResponse, String>;
 }
 
-/// The shared rate limits of connector configs (Postgres in the service): one state per config and bucket for
-/// every process. The bucket [`CONFIG_BUCKET`] is the config's own limit; others are operations' usage plans.
+/// The shared rate limits of lanes (Postgres in the service): one state per lane and bucket for every process. A
+/// lane is a connector config (the bucket [`CONFIG_BUCKET`] is its own limit; others are operations' usage plans)
+/// or a webhook subscription (its deliveries' limit).
 #[async_trait]
 pub trait RateGate: Send + Sync {
-    /// Reserve the next call slot of the config's `bucket` unless it is more than `max_wait` away.
+    /// Reserve the next call slot of the lane's `bucket` unless it is more than `max_wait` away.
     async fn reserve(
         &self,
-        config_id: ConnectorId,
+        lane: Uuid,
         bucket: &str,
         limit: RateLimit,
         max_wait: Duration,
     ) -> Result<Reservation, String>;
-    /// No call in the config's `bucket` before `pause` from now (the channel's `Retry-After`, or a bare 429's
+    /// No call in the lane's `bucket` before `pause` from now (the channel's `Retry-After`, or a bare 429's
     /// backoff).
     async fn pause(
         &self,
-        config_id: ConnectorId,
+        lane: Uuid,
         bucket: &str,
         limit: RateLimit,
         pause: Duration,
@@ -241,7 +243,7 @@ impl ChannelClient {
     async fn take_turn_in(&self, bucket: &str, limit: RateLimit) -> Result<(), ConnectorError> {
         match self
             .gate
-            .reserve(self.config_id, bucket, limit, self.max_inline_wait)
+            .reserve(self.config_id.uuid(), bucket, limit, self.max_inline_wait)
             .await
         {
             Ok(Reservation::Granted { wait, .. }) => {
@@ -291,7 +293,11 @@ impl ChannelClient {
                 let (bucket, limit) = self
                     .operation_bucket(request)
                     .map_or((CONFIG_BUCKET, self.limit), |op| (op.name, op.limit));
-                if let Err(e) = self.gate.pause(self.config_id, bucket, limit, wait).await {
+                if let Err(e) = self
+                    .gate
+                    .pause(self.config_id.uuid(), bucket, limit, wait)
+                    .await
+                {
                     tracing::warn!(error = %e, "could not record the channel's Retry-After");
                 }
                 if wait <= self.max_inline_wait && waited < INLINE_RETRIES {
@@ -392,7 +398,7 @@ mod tests {
     impl RateGate for Pauses {
         async fn reserve(
             &self,
-            _: ConnectorId,
+            _: uuid::Uuid,
             _: &str,
             _: RateLimit,
             _: Duration,
@@ -404,7 +410,7 @@ mod tests {
         }
         async fn pause(
             &self,
-            _: ConnectorId,
+            _: uuid::Uuid,
             bucket: &str,
             _: RateLimit,
             pause: Duration,

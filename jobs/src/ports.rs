@@ -27,6 +27,8 @@ pub struct DeliveryToSend {
     pub subscription_active: bool,
     /// The subscription's signing keys: the current version, and until when the previous one also signs.
     pub keys: KeyVersions,
+    /// The subscription's limit of deliveries per second, across every worker (`None`: unlimited).
+    pub max_per_second: Option<f64>,
 }
 
 /// Which signing secrets of a subscription sign its deliveries: version `current`, and during a rotation's grace

@@ -91,6 +91,8 @@ problem_codes! {
     InvalidName = "invalid_name", [422];
     /// A filter parameter is empty, too long or holds control characters.
     InvalidFilter = "invalid_filter", [422];
+    /// A subscription's `maxPerSecond` is not a number in (0, 10000].
+    InvalidMaxPerSecond = "invalid_max_per_second", [422];
     /// A subscription's payload filter is not an SQL/JSON path predicate (the detail says why).
     InvalidPayloadFilter = "invalid_payload_filter", [422];
     /// Connector settings are not an object, hold NUL, or the connector refuses them.

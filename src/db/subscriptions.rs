@@ -40,6 +40,8 @@ pub struct SubscriptionRow {
     pub failing_since: Option<DateTime<Utc>>,
     /// Its payload filter (an SQL/JSON path predicate, as Postgres prints it); `None`: every event of its types.
     pub payload_filter: Option<String>,
+    /// Its limit of deliveries per second, across every worker; `None`: none.
+    pub max_per_second: Option<f64>,
 }
 
 /// The columns of a [`SubscriptionRow`], from [`from!`].
@@ -47,7 +49,8 @@ macro_rules! columns {
     () => {
         "s.subscription_id, s.store_id, s.name, s.target_url, s.events, s.is_active, s.created_at, s.updated_at,
          o.max_in_flight, COALESCE(o.consecutive_slow, 0) AS consecutive_slow, o.slow_since,
-         s.disabled_at, s.disabled_reason, s.failing_since, s.payload_filter::text AS payload_filter"
+         s.disabled_at, s.disabled_reason, s.failing_since, s.payload_filter::text AS payload_filter,
+         s.max_per_second"
     };
 }
 
@@ -73,6 +76,8 @@ pub struct NewSubscription<'a> {
     pub max_in_flight: Option<i32>,
     /// Its payload filter, already checked by [`check_payload_filter`].
     pub payload_filter: Option<&'a str>,
+    /// Its limit of deliveries per second (already checked).
+    pub max_per_second: Option<f64>,
 }
 
 /// Why Postgres refuses `filter` as a payload filter, if it does: not `jsonpath` syntax, or not a predicate (a path
@@ -123,8 +128,9 @@ pub async fn insert(
     new: &NewSubscription<'_>,
 ) -> Result<SubscriptionRow, sqlx::Error> {
     let id: SubscriptionId = sqlx::query_scalar(
-        "INSERT INTO webhook_subscriptions (subscription_id, store_id, name, target_url, events, is_active, payload_filter)
-         VALUES ($1, $2, $3, $4, $5, $6, $7::jsonpath) RETURNING subscription_id",
+        "INSERT INTO webhook_subscriptions
+           (subscription_id, store_id, name, target_url, events, is_active, payload_filter, max_per_second)
+         VALUES ($1, $2, $3, $4, $5, $6, $7::jsonpath, $8) RETURNING subscription_id",
     )
     .bind(SubscriptionId::new())
     .bind(store_id.as_str())
@@ -133,6 +139,7 @@ pub async fn insert(
     .bind(new.events)
     .bind(new.is_active)
     .bind(new.payload_filter)
+    .bind(new.max_per_second)
     .fetch_one(&mut *conn)
     .await?;
     if let Some(limit) = new.max_in_flight {
@@ -240,6 +247,8 @@ pub struct Patch {
     pub max_in_flight: Option<Option<i32>>,
     /// Set (`Some(Some)`, already checked) or clear (`Some(None)`) its payload filter.
     pub payload_filter: Option<Option<String>>,
+    /// Set (`Some(Some)`, already checked) or clear (`Some(None)`) its limit of deliveries per second.
+    pub max_per_second: Option<Option<f64>>,
     /// The service clock's time of the change: activating counts failures from then on.
     pub now: DateTime<Utc>,
 }
@@ -283,7 +292,8 @@ pub async fn update(
            disabled_at = CASE WHEN $7 THEN NULL ELSE disabled_at END,
            disabled_reason = CASE WHEN $7 THEN NULL ELSE disabled_reason END,
            failing_since = CASE WHEN $7 THEN NULL ELSE failing_since END,
-           payload_filter = CASE WHEN $9 THEN $10::jsonpath ELSE payload_filter END
+           payload_filter = CASE WHEN $9 THEN $10::jsonpath ELSE payload_filter END,
+           max_per_second = CASE WHEN $11 THEN $12 ELSE max_per_second END
          WHERE subscription_id = $2 AND store_id = $1
          RETURNING is_active",
     )
@@ -297,6 +307,8 @@ pub async fn update(
     .bind(patch.now)
     .bind(patch.payload_filter.is_some())
     .bind(patch.payload_filter.clone().flatten())
+    .bind(patch.max_per_second.is_some())
+    .bind(patch.max_per_second.flatten())
     .fetch_one(&mut *tx)
     .await?;
     if !is_active {

@@ -142,7 +142,12 @@ impl Application {
             refuse_private: config.mode == Mode::Production,
             allowed_hosts: Arc::new(config.delivery.allowed_private_hosts.clone()),
         };
-        let webhook = wiring::webhook_deps(&config, &secrets, &target_policy, clock.clone())?;
+        let webhook = wiring::webhook_deps(
+            &config,
+            (&secrets, &pools.worker),
+            &target_policy,
+            clock.clone(),
+        )?;
         let connectors = wiring::connector_deps(&config, &secrets, &pool, clock.clone())?;
         let validator = wiring::validator(&config, &pool).await?;
         let state = AppState {

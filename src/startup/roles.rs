@@ -41,7 +41,7 @@ impl Application {
         if roles.api {
             let listener =
                 listener.ok_or_else(|| anyhow::anyhow!("the api role needs a listener"))?;
-            self.start_api(&roles_of, listener, shutdown, roles.worker || roles.ingest)?;
+            self.start_api(&roles_of, listener, shutdown)?;
         }
         roles_of.finish().await
     }
@@ -147,7 +147,6 @@ impl Application {
         roles_of: &Supervisor,
         listener: TcpListener,
         shutdown: CancellationToken,
-        shares_the_process: bool,
     ) -> anyhow::Result<()> {
         let flush = Duration::from_secs(self.config.credentials.last_used_flush_secs.max(1));
         let flusher = self.state.validator.clone().run(flush, shutdown.clone());
@@ -170,24 +169,11 @@ impl Application {
             header_read_timeout: Duration::from_millis(http.header_read_timeout_ms),
             shutdown_grace: Duration::from_secs(10),
         };
-        let serve = move |listener| async move {
+        roles_of.spawn("api", async move {
             api::server::serve(listener, app, limits, shutdown)
                 .await
                 .map_err(|e| anyhow::anyhow!("its listener failed: {e}"))
-        };
-        if !shares_the_process {
-            roles_of.spawn("api", serve(listener));
-            return Ok(());
-        }
-        // Beside other roles, the API gets a runtime of its own: a flood of requests then competes with the worker
-        // for the cores (the OS shares them out), but never queues ahead of the worker's tasks in one run queue.
-        let listener = listener.into_std()?;
-        roles_of.spawn(
-            "api",
-            crate::supervisor::on_own_runtime("api", move || async move {
-                serve(TcpListener::from_std(listener)?).await
-            }),
-        );
+        });
         Ok(())
     }
 }

@@ -18,10 +18,11 @@ use crate::delivery::http::HttpSender;
 use crate::delivery::target::TargetPolicy;
 use crate::secrets::{SecretStore, StoreSigningSecrets};
 
-/// What webhook deliveries need: the signed-POST sender (under the target policy) and the signing secrets.
+/// What webhook deliveries need: the signed-POST sender (under the target policy), the signing secrets, and the
+/// shared rate limiter (on the worker's pool).
 pub(super) fn webhook_deps(
     config: &Config,
-    secrets: &Arc<dyn SecretStore>,
+    (secrets, worker_pool): (&Arc<dyn SecretStore>, &PgPool),
     target_policy: &TargetPolicy,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<WebhookDeps> {
@@ -35,6 +36,7 @@ pub(super) fn webhook_deps(
         sender: Arc::new(sender),
         secrets: Arc::new(StoreSigningSecrets(secrets.clone())),
         pacing: pacing(config, clock),
+        rate_gate: Arc::new(PgRateGate(worker_pool.clone())),
     })
 }
 

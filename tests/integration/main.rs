@@ -30,6 +30,7 @@ mod payload_filters;
 mod pipeline;
 mod poison;
 mod processes;
+mod rate_limit;
 mod restart;
 mod retention;
 mod roles;

@@ -12,10 +12,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use connectors::RateGate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use workflows::attempt::AttemptState;
 use workflows::ids::{DeliveryId, SubscriptionId};
+use workflows::ratelimit::{RateLimit, Reservation};
 use workflows::{AttemptOutcome, FailureReason, signing};
 
 use crate::Job;
@@ -53,6 +55,48 @@ pub struct WebhookDeps {
     pub secrets: Arc<dyn SigningSecrets>,
     /// Clock, time scale, secret retry and worker name.
     pub pacing: Pacing,
+    /// The shared rate limiter: subscriptions' `maxPerSecond` (one state per subscription for every worker).
+    pub rate_gate: Arc<dyn RateGate>,
+}
+
+/// The bucket of a subscription's deliveries in the shared rate limiter (its lane is the subscription).
+pub const DELIVERIES_BUCKET: &str = "deliveries";
+
+/// Longest a rate-limited attempt waits in place for its turn; a later turn re-queues it instead (waiting never
+/// holds a worker slot longer, and never counts as an attempt).
+const MAX_INLINE_WAIT: Duration = Duration::from_millis(100);
+
+/// Whether `delivery` may go out now under its subscription's rate limit (after a wait of at most
+/// [`MAX_INLINE_WAIT`]), or when to try again.
+async fn take_turn(deps: &WebhookDeps, delivery: &DeliveryToSend) -> Result<(), Sent<SendResult>> {
+    let Some(per_second) = delivery.max_per_second else {
+        return Ok(());
+    };
+    let limit = RateLimit {
+        per_second,
+        burst: 1,
+    };
+    let lane = delivery.subscription_id.uuid();
+    let reserved = deps
+        .rate_gate
+        .reserve(lane, DELIVERIES_BUCKET, limit, MAX_INLINE_WAIT)
+        .await;
+    match reserved {
+        Ok(Reservation::Granted { wait, .. }) => {
+            if let Ok(wait) = wait.to_std() {
+                tokio::time::sleep(wait).await;
+            }
+            Ok(())
+        }
+        Ok(Reservation::Denied { wait }) => Err(Sent::Deferred {
+            run_in: wait.to_std().unwrap_or_default(),
+            reason: format!("paced: the subscription's limit of {per_second} deliveries/s"),
+        }),
+        Err(e) => Err(Sent::Deferred {
+            run_in: Duration::from_secs(1),
+            reason: format!("rate limiter unavailable: {e}"),
+        }),
+    }
 }
 
 #[async_trait]
@@ -124,6 +168,9 @@ impl OutboundKind for WebhookDeps {
         keys: SigningKeys,
         _started_at: DateTime<Utc>,
     ) -> Sent<SendResult> {
+        if let Err(deferred) = take_turn(self, delivery).await {
+            return deferred;
+        }
         // Receivers check this timestamp against their own clock (5 minutes either way), so it is the wall
         // clock, never the service clock (which runs fast under worker.time_scale, or is a test's manual clock).
         let request = build_request(delivery, &keys, Utc::now().timestamp());
@@ -270,6 +317,7 @@ mod tests {
             sender: receiver.clone(),
             secrets: Arc::new(Secrets(secret)),
             pacing: Pacing::manual(t0()),
+            rate_gate: Arc::new(Unlimited),
         };
         (deps, receiver)
     }
@@ -298,6 +346,29 @@ mod tests {
             target_url: "https://example.com/hook".into(),
             subscription_active: active,
             keys: crate::ports::KeyVersions::default(),
+            max_per_second: None,
+        }
+    }
+
+    /// Grants every turn (no delivery here has a rate limit).
+    struct Unlimited;
+
+    #[async_trait]
+    impl RateGate for Unlimited {
+        async fn reserve(
+            &self,
+            _: Uuid,
+            _: &str,
+            _: RateLimit,
+            _: Duration,
+        ) -> Result<Reservation, String> {
+            Ok(Reservation::Granted {
+                wait: chrono::Duration::zero(),
+                tat: t0(),
+            })
+        }
+        async fn pause(&self, _: Uuid, _: &str, _: RateLimit, _: Duration) -> Result<(), String> {
+            Ok(())
         }
     }
 

@@ -171,6 +171,7 @@ struct SendRow {
     subscription_active: bool,
     secret_version: i32,
     previous_secret_until: Option<DateTime<Utc>>,
+    max_per_second: Option<f64>,
 }
 
 /// Load the deliveries a batch of jobs refers to, with their subscriptions, in one query.
@@ -182,7 +183,7 @@ async fn load_for_send(
         "SELECT d.delivery_id, d.subscription_id, d.store_id, d.event_type, d.event_payload, d.status,
                 d.attempt_number, d.next_retry_at, d.dispatch_seq, s.target_url,
                 (s.is_active AND s.deleted_at IS NULL) AS subscription_active, s.secret_version,
-                s.previous_secret_until
+                s.previous_secret_until, s.max_per_second
          FROM webhook_deliveries d JOIN webhook_subscriptions s USING (subscription_id)
          WHERE d.delivery_id = ANY($1)",
     )
@@ -214,6 +215,7 @@ async fn load_for_send(
                         current: r.secret_version,
                         previous_until: r.previous_secret_until,
                     },
+                    max_per_second: r.max_per_second,
                 },
             ))
         })

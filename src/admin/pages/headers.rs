@@ -70,6 +70,7 @@ pub async fn sent(state: &AppState, d: &Delivery) -> Vec<(String, String)> {
         target_url: String::new(),
         subscription_active: true,
         keys: KeyVersions::default(),
+        max_per_second: None,
     };
     build_request(&delivery, &keys, at.timestamp())
         .headers

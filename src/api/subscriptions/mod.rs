@@ -33,7 +33,9 @@ use crate::db::events::{EventSource, Ingested};
 use crate::db::subscriptions::{self, NewSubscription, Patch, SubscriptionRow};
 use crate::secrets::{new_signing_secret, webhook_secret_path};
 use poem_openapi::types::MaybeUndefined;
-use validate::{catalog_warnings, valid_events, valid_max_in_flight, valid_target};
+use validate::{
+    catalog_warnings, valid_events, valid_max_in_flight, valid_max_per_second, valid_target,
+};
 
 /// The scope every route of this module and of `deliveries` requires (checked by [`WebhooksAuth`]).
 pub const SCOPE: &str = "webhooks:manage";
@@ -125,6 +127,7 @@ impl SubscriptionsApi {
                 .map(|m| valid_max_in_flight(&state.lanes, m))
                 .transpose()?,
             payload_filter: payload_filter.as_deref(),
+            max_per_second: body.max_per_second.map(valid_max_per_second).transpose()?,
         };
         let (row, secret) = create_with_secret(&state, &auth.0.store_id, &new)
             .await
@@ -208,6 +211,11 @@ impl SubscriptionsApi {
                 MaybeUndefined::Value(f) => {
                     Some(Some(filter::valid_payload_filter(&state, f).await?))
                 }
+            },
+            max_per_second: match body.max_per_second {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(m) => Some(Some(valid_max_per_second(m)?)),
             },
             now: state.clock.now(),
         };

@@ -24,6 +24,9 @@ pub struct CreateSubscription {
     /// At most this many attempts to it in flight at once, across every worker (1 to the operator's
     /// `lanes.max_in_flight`, 128 by default); absent: the operator's default (`lanes.default_in_flight`, 32).
     pub max_in_flight: Option<u32>,
+    /// At most this many deliveries per second to it, across every worker (more than 0, at most 10000; a
+    /// fraction such as 0.5 is one every 2 s). A backlog over it is paced, never dead-lettered. Absent: no limit.
+    pub max_per_second: Option<f64>,
     /// Deliver only the events of its types that this SQL/JSON path predicate (PostgreSQL `jsonpath`) matches,
     /// evaluated on the webhook body: e.g. `$.data.total > 100 && $.data.currency == "EUR"`, or
     /// `$.data.status == "shipped" && $.previousAttributes.status != "shipped"`. Absent: every event of its types.
@@ -46,6 +49,8 @@ pub struct UpdateSubscription {
     pub max_in_flight: MaybeUndefined<u32>,
     /// New payload filter (same rules as at creation); `null` removes it.
     pub payload_filter: MaybeUndefined<PayloadFilter>,
+    /// New rate limit (same rules as at creation); `null` removes it.
+    pub max_per_second: MaybeUndefined<f64>,
 }
 
 /// A subscription (never its secret).
@@ -77,6 +82,8 @@ pub struct Subscription {
     pub auto_disabled: Option<AutoDisabled>,
     /// Its payload filter, as Postgres normalised it; absent: every event of its types.
     pub payload_filter: Option<String>,
+    /// Its limit of deliveries per second; absent: none.
+    pub max_per_second: Option<f64>,
 }
 
 /// Why and when the service disabled a subscription.
@@ -199,6 +206,7 @@ impl Subscription {
                 _ => None,
             },
             payload_filter: r.payload_filter,
+            max_per_second: r.max_per_second,
         }
     }
 }

@@ -57,6 +57,20 @@ pub(super) fn valid_max_in_flight(limits: &LaneLimits, raw: u32) -> Result<i32, 
     Ok(i32::try_from(raw).unwrap_or(i32::MAX))
 }
 
+/// Most deliveries per second a subscription may ask for.
+pub const MAX_PER_SECOND: f64 = 10_000.0;
+
+/// A subscription's rate limit, checked: more than 0, at most [`MAX_PER_SECOND`].
+pub(super) fn valid_max_per_second(raw: f64) -> Result<f64, ApiError> {
+    if !(raw > 0.0 && raw <= MAX_PER_SECOND) {
+        return Err(ApiError::Invalid(
+            ProblemCode::InvalidMaxPerSecond,
+            format!("maxPerSecond must be more than 0 and at most {MAX_PER_SECOND}"),
+        ));
+    }
+    Ok(raw)
+}
+
 /// The target URLs this API accepts, as the OpenAPI document states them: `http(s)://`, a host name whose last label
 /// starts with a letter, an IPv4 address or a bracketed IPv6 address (RFC 3986's grammar), an optional port, then
 /// RFC 3986 path and query characters. Narrower than what a WHATWG parser accepts, on purpose: a document cannot

@@ -287,7 +287,7 @@ async fn amazon_orders_come_from_orders_api_v2026_once_per_status_and_a_429_keep
     );
 
     // searchOrders' plan (0.0056/s) allows the next call ~3 minutes after the 429: let that time pass.
-    sqlx::query("DELETE FROM connector_rate_limits WHERE bucket = 'searchOrders'")
+    sqlx::query("DELETE FROM rate_limits WHERE bucket = 'searchOrders'")
         .execute(&app.pool)
         .await
         .expect("pass time");

@@ -66,7 +66,7 @@ struct Gate(Option<Duration>);
 impl RateGate for Gate {
     async fn reserve(
         &self,
-        _: ConnectorId,
+        _: uuid::Uuid,
         _: &str,
         _: RateLimit,
         _: Duration,
@@ -81,13 +81,7 @@ impl RateGate for Gate {
             },
         })
     }
-    async fn pause(
-        &self,
-        _: ConnectorId,
-        _: &str,
-        _: RateLimit,
-        _: Duration,
-    ) -> Result<(), String> {
+    async fn pause(&self, _: uuid::Uuid, _: &str, _: RateLimit, _: Duration) -> Result<(), String> {
         Ok(())
     }
 }
