@@ -126,7 +126,9 @@ async fn stop_on_signal(shutdown: CancellationToken) {
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,rdkafka=warn"));
+        // vaultrs and its HTTP layer log every answer that is not 2xx at ERROR, a 404 for an absent secret too;
+        // the service reports the Vault failures that matter itself, with their context.
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,rdkafka=warn,vaultrs=off,rustify=off"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -102,6 +102,14 @@ impl NotCached {
         if timed_out {
             return Err(anyhow::Error::new(sqlx::Error::PoolTimedOut).context(format!("{e:#}")));
         }
+        // The database unreachable or refusing our login: still 503 (`database_unavailable`) for every caller.
+        let down = e
+            .chain()
+            .filter_map(|c| c.downcast_ref::<sqlx::Error>())
+            .any(crate::db::errors::is_unavailable);
+        if down {
+            return Err(anyhow::Error::new(sqlx::Error::PoolClosed).context(format!("{e:#}")));
+        }
         Err(anyhow::anyhow!("{e:#}"))
     }
 }

@@ -136,7 +136,7 @@ macro_rules! delivery_columns {
 /// after five executions, which walks the whole store's log for a filter that matches little or nothing). Indexes:
 /// `(store_id, created_at, delivery_id)`, `(subscription_id, …)` and `(store_id, event_type, …)`.
 pub async fn list(
-    pool: &PgPool,
+    conn: impl sqlx::PgExecutor<'_>,
     store_id: &str,
     filter: &LogFilter,
     limit: i64,
@@ -171,12 +171,12 @@ pub async fn list(
     }
     q.push(" ORDER BY created_at DESC, delivery_id DESC LIMIT ")
         .push_bind(limit);
-    q.build_query_as().fetch_all(pool).await
+    q.build_query_as().fetch_all(conn).await
 }
 
 /// One delivery of a store.
 pub async fn get(
-    pool: &PgPool,
+    conn: impl sqlx::PgExecutor<'_>,
     store_id: &str,
     delivery_id: DeliveryId,
 ) -> Result<Option<DeliveryRow>, sqlx::Error> {
@@ -187,13 +187,13 @@ pub async fn get(
     ))
     .bind(store_id)
     .bind(delivery_id)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await
 }
 
 /// Attempts of these deliveries, oldest first.
 pub async fn attempts(
-    pool: &PgPool,
+    conn: impl sqlx::PgExecutor<'_>,
     delivery_ids: &[DeliveryId],
 ) -> Result<Vec<AttemptRow>, sqlx::Error> {
     sqlx::query_as(
@@ -201,8 +201,17 @@ pub async fn attempts(
          FROM webhook_delivery_attempts WHERE delivery_id = ANY($1) ORDER BY delivery_id, dispatch_seq",
     )
     .bind(delivery_ids)
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await
+}
+
+/// A read-only transaction that sees one snapshot (REPEATABLE READ): a log page's rows and their attempts read in
+/// it agree, even while workers record attempts (a row still `PENDING` beside its `DELIVERED` attempt otherwise).
+pub async fn snapshot(
+    pool: &PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await
 }
 
 /// Dead letters of a subscription dead-lettered (or last changed) since `since`: what

@@ -22,6 +22,14 @@ async fn subscribe_filtered(app: &TestApp, target: &str, filter: Value) -> reqwe
         .expect("request sent")
 }
 
+/// `PATCH` a subscription's payload filter (`null` removes it); the subscription as changed.
+async fn set_filter(app: &TestApp, sub: Uuid, filter: Value) -> Value {
+    app.as_store(Method::PATCH, &format!("/subscriptions/{sub}"), "store-f")
+        .json(&json!({ "payloadFilter": filter }))
+        .json_answer()
+        .await
+}
+
 /// The event ids of a subscription's delivery log.
 async fn logged(app: &TestApp, sub: Uuid) -> Vec<String> {
     let page: Value = app
@@ -111,15 +119,7 @@ async fn only_events_the_filter_matches_are_delivered_to_the_filtered_subscripti
 
     // "only when status changed to shipped": previousAttributes is part of the document.
     let shipped = r#"$.data.status == "shipped" && $.previousAttributes.status != "shipped""#;
-    let patched: Value = app
-        .as_store(
-            Method::PATCH,
-            &format!("/subscriptions/{filtered}"),
-            "store-f",
-        )
-        .json(&json!({"payloadFilter": shipped}))
-        .json_answer()
-        .await;
+    let patched = set_filter(&app, filtered, json!(shipped)).await;
     assert!(patched["payloadFilter"].is_string());
     let mut changed = event("order.updated", "store-f", json!({"status": "shipped"}));
     changed["previousAttributes"] = json!({"status": "paid"});
@@ -135,15 +135,7 @@ async fn only_events_the_filter_matches_are_delivered_to_the_filtered_subscripti
     want.sort();
     assert_eq!(logged(&app, filtered).await, want);
 
-    let cleared: Value = app
-        .as_store(
-            Method::PATCH,
-            &format!("/subscriptions/{filtered}"),
-            "store-f",
-        )
-        .json(&json!({"payloadFilter": null}))
-        .json_answer()
-        .await;
+    let cleared = set_filter(&app, filtered, Value::Null).await;
     assert!(
         cleared.get("payloadFilter").is_none_or(Value::is_null),
         "{cleared}"

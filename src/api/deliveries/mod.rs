@@ -102,11 +102,14 @@ impl DeliveriesApi {
         state: Data<&AppState>,
         id: Path<DeliveryId>,
     ) -> Result<Json<Delivery>, Problems<{ STORE_CALLER | NOT_FOUND }>> {
-        let row = deliveries::get(&state.pool, auth.0.store_id.as_str(), id.0)
+        let mut snapshot = deliveries::snapshot(&state.pool)
+            .await
+            .map_err(ApiError::from)?;
+        let row = deliveries::get(&mut *snapshot, auth.0.store_id.as_str(), id.0)
             .await
             .map_err(ApiError::from)?;
         let row = row.ok_or_else(|| not_found(id.0))?;
-        let mut items = with_attempts(&state, vec![row]).await?;
+        let mut items = with_attempts(&mut snapshot, vec![row]).await?;
         Ok(Json(items.remove(0)))
     }
 

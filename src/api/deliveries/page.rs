@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use sqlx::PgConnection;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::{DateTime, Utc};
@@ -71,14 +73,14 @@ pub(super) fn log_filter(
     })
 }
 
-/// The deliveries in `rows`, each with its attempts (one query for all of them).
+/// The deliveries in `rows`, each with its attempts (one query for all of them), read in the rows' `snapshot`.
 pub(super) async fn with_attempts(
-    state: &AppState,
+    snapshot: &mut PgConnection,
     rows: Vec<DeliveryRow>,
 ) -> Result<Vec<Delivery>, ApiError> {
     let ids: Vec<_> = rows.iter().map(|r| r.delivery_id).collect();
     let mut by_delivery: HashMap<DeliveryId, Vec<Attempt>> = HashMap::new();
-    for a in deliveries::attempts(&state.pool, &ids).await? {
+    for a in deliveries::attempts(snapshot, &ids).await? {
         by_delivery.entry(a.delivery_id).or_default().push(a.into());
     }
     Ok(rows
@@ -106,7 +108,8 @@ pub(super) async fn page(
         ));
     }
     let limit = page_limit(limit);
-    let mut rows = deliveries::list(&state.pool, store_id.as_str(), &filter, limit + 1).await?;
+    let mut snapshot = deliveries::snapshot(&state.pool).await?;
+    let mut rows = deliveries::list(&mut *snapshot, store_id.as_str(), &filter, limit + 1).await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = if more {
@@ -115,7 +118,7 @@ pub(super) async fn page(
         None
     };
     Ok(DeliveryPage {
-        items: with_attempts(state, rows).await?,
+        items: with_attempts(&mut snapshot, rows).await?,
         next_cursor,
     })
 }
