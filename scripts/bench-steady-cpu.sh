@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Steady load, fan-out 1, over HTTP, with the CPU split (docs/benchmarks.md, "Ping only idle connections"): for each
+# binary given, in turn, ROUNDS times: a fresh database, one `serve` (all roles), the loadgen receiver, `send steady`
+# at RATE events/s for SECS seconds, and cpu_sampler.py over the middle SAMPLE seconds (service process and its
+# database's Postgres backends). Prints latency and cores per run.
+# DB_QUERY is appended to the database URL (e.g. `?options=-c%20plan_cache_mode%3Dforce_generic_plan`).
+# Usage: scripts/bench-steady-cpu.sh ROUNDS BIN_A [BIN_B …]   (env: LOADGEN, SAMPLER, RATE, SECS, SAMPLE, DB_QUERY, OUT)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=$1; shift
+LOADGEN=${LOADGEN:-$HOME/.cache/integration-service/loadgen/release}
+SAMPLER=${SAMPLER:-../shared/loadgen/cpu_sampler.py}
+RATE=${RATE:-200}; SECS=${SECS:-30}; SAMPLE=${SAMPLE:-20}
+OUT=${OUT:-/tmp/bench-steady-cpu}; mkdir -p "$OUT"
+PGPID=$(head -1 /var/lib/postgresql/*/main/postmaster.pid)
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+run() { # BIN LABEL
+  local db="steady_$$_$RANDOM" port recv_port
+  port=$(free_port); recv_port=$(free_port)
+  "$LOADGEN/recv" "127.0.0.1:$recv_port" 1 2>"$OUT/$2-recv.log" & local recv=$!
+  DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db${DB_QUERY:-}" SS3_ADMIN_TOKEN=tok SS3_LISTEN_ADDR=127.0.0.1:$port \
+    RUST_LOG=error "$1" serve 2>"$OUT/$2-serve.log" & local svc=$!
+  until curl -fs "http://127.0.0.1:$port/health" >/dev/null; do sleep 0.2; done
+  local store
+  store=$("$LOADGEN/send" setup --target ss3 --api "http://127.0.0.1:$port" --token tok --endpoints 1 \
+    --recv "http://127.0.0.1:$recv_port")
+  "$LOADGEN/send" steady --target ss3 --api "http://127.0.0.1:$port" --token tok --app "$store" --rate "$RATE" \
+    --duration "$SECS" --recv "http://127.0.0.1:$recv_port" --expect-per-msg 1 --max-inflight 256 --timeout 60 \
+    >"$OUT/$2.json" & local send=$!
+  sleep $(( (SECS - SAMPLE) / 2 ))
+  python3 "$SAMPLER" "$OUT/$2-cpu.json" 0 0 0 1.0 --ours "$svc" --pg-ours "$PGPID" --pg-ours-db "$db" & local samp=$!
+  sleep "$SAMPLE"; kill -INT "$samp"; wait "$samp"
+  wait "$send"
+  kill "$svc" "$recv"; wait "$svc" "$recv" 2>/dev/null || true
+  psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+  python3 - "$OUT/$2.json" "$OUT/$2-cpu.json" "$2" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1])); c = json.load(open(sys.argv[2]))["avg_cores"]
+lat = d["receiver"]["latency_ms"]
+print(f"{sys.argv[3]}: delivered {d['delivered']}, dup {d['receiver']['duplicates']}, p50 {lat['p50']:.2f} "
+      f"p95 {lat['p95']:.2f} p99 {lat['p99']:.2f} ms; cores: service {c['ours']:.3f}, postgres {c['pg_ours']:.3f}")
+PY
+}
+for round in $(seq 1 "$ROUNDS"); do
+  i=0
+  for bin in "$@"; do i=$((i + 1)); run "$bin" "r$round-b$i-$(basename "$bin")"; done
+done
