@@ -193,6 +193,12 @@ fn details(session: &Session, s: &Subscription) -> Markup {
         p.muted { "Target " code { (s.target_url) } " · created " (when(s.created_at))
             " · delivery lane " (format!("{:?}", s.delivery_lane.state).to_lowercase())
             ", at most " (s.delivery_lane.in_flight_limit) " in flight" }
+        @if let Some(filter) = &s.payload_filter {
+            p #payload-filter { "Only events matching the payload filter " code { (filter) } " (change it through the API)" }
+        }
+        @if let Some(limit) = s.max_per_second {
+            p #rate-limit { "At most " (limit) " deliveries per second (change it through the API)" }
+        }
         p { a #stats-link href=(format!("{base}/stats")) { "Statistics" } " · "
             a #log-link href=(format!("/admin/deliveries?subscription_id={id}")) { "Delivery log" } }
         (warnings(&s.events))

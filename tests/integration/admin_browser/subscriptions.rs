@@ -144,3 +144,38 @@ async fn a_test_webhook_sent_from_the_subscription_page_is_delivered_and_in_the_
     browser.wait_for(&row, WAIT).await;
     browser.quit().await;
 }
+
+/// Catches: a subscription's payload filter or rate limit set through the API and invisible in the panel (an admin
+/// wondering why events do not arrive, or arrive slowly, must see both).
+#[tokio::test]
+async fn the_subscription_page_shows_its_payload_filter_and_rate_limit() {
+    let app = super::spawn_app().await;
+    let created: serde_json::Value = app
+        .as_store(reqwest::Method::POST, "/subscriptions", STORE)
+        .json(
+            &json!({"name": "Big orders", "targetUrl": "http://127.0.0.1:9/", "events": ["order.*"],
+                      "payloadFilter": "$.data.total > 100", "maxPerSecond": 2.5}),
+        )
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("created");
+    let id = created["subscription"]["subscriptionId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let browser = signed_in(&app).await;
+    browser.goto(&format!("/admin/subscriptions/{id}")).await;
+    browser.wait_for("#payload-filter", WAIT).await;
+    // As Postgres normalises it.
+    let filter = browser.text("#payload-filter").await;
+    assert!(filter.contains(r#"($."data"."total" > 100)"#), "{filter}");
+    assert!(
+        browser
+            .text("#rate-limit")
+            .await
+            .contains("2.5 deliveries per second")
+    );
+}
