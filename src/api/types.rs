@@ -113,10 +113,11 @@ macro_rules! string_type {
     };
 }
 
-/// What every typed request string requires: 1–200 characters, none of them a control character.
-fn check_text(raw: &str) -> Result<(), String> {
-    if !(1..=MAX_CHARS).contains(&raw.chars().count()) {
-        return Err(format!("must be 1-{MAX_CHARS} characters"));
+/// What every typed request string requires: 1 to `max_chars` characters ([`MAX_CHARS`] unless the type says
+/// otherwise), none of them a control character.
+fn check_text(raw: &str, max_chars: usize) -> Result<(), String> {
+    if !(1..=max_chars).contains(&raw.chars().count()) {
+        return Err(format!("must be 1-{max_chars} characters"));
     }
     if raw.chars().any(is_control) {
         return Err("must not contain control characters".into());
@@ -143,7 +144,7 @@ impl Name {
 
     /// Check `raw` and trim it.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        check_text(raw)?;
+        check_text(raw, MAX_CHARS)?;
         let trimmed = raw.trim_matches(is_blank);
         if trimmed.is_empty() {
             return Err("must not be blank".into());
@@ -169,7 +170,7 @@ impl FilterText {
 
     /// Check `raw` (kept as given: a filter matches exactly).
     pub fn parse(raw: &str) -> Result<Self, String> {
-        check_text(raw)?;
+        check_text(raw, MAX_CHARS)?;
         Ok(Self(raw.to_owned()))
     }
 
@@ -196,12 +197,7 @@ impl PayloadFilter {
 
     /// Check `raw` (kept as given).
     pub fn parse(raw: &str) -> Result<Self, String> {
-        if !(1..=MAX_PAYLOAD_FILTER_CHARS).contains(&raw.chars().count()) {
-            return Err(format!("must be 1-{MAX_PAYLOAD_FILTER_CHARS} characters"));
-        }
-        if raw.chars().any(is_control) {
-            return Err("must not contain control characters".into());
-        }
+        check_text(raw, MAX_PAYLOAD_FILTER_CHARS)?;
         Ok(Self(raw.to_owned()))
     }
 }

@@ -33,10 +33,9 @@ pub struct FromVault {
 impl FromVault {
     /// Read both secrets (absent ones give nothing; Vault unreachable or a malformed value is an error).
     pub async fn read(vault: &VaultStore<'_>) -> anyhow::Result<Self> {
-        let own = vault.fields(&vault.config.prefix).await?;
         let shared = vault.fields(&vault.config.shared_path).await?;
         Ok(Self {
-            database_url: database_url(&own)?,
+            database_url: vault.database_url().await?,
             kafka_brokers: shared.get(KAFKA_BOOTSTRAP_SERVERS).cloned(),
         })
     }
@@ -83,6 +82,11 @@ pub struct VaultStore<'a> {
 }
 
 impl VaultStore<'_> {
+    /// `database_url` from the service's own secret (what a rotation changes), if it has `db.url`.
+    pub async fn database_url(&self) -> anyhow::Result<Option<Secret>> {
+        database_url(&self.fields(&self.config.prefix).await?)
+    }
+
     async fn fields(&self, path: &str) -> anyhow::Result<BTreeMap<String, String>> {
         let fields = self.store.read_fields(path).await.map_err(|e| {
             anyhow::anyhow!(

@@ -18,7 +18,7 @@ use moka::Expiry;
 use moka::future::Cache;
 use workflows::ids::CredentialId;
 
-use super::{Overloaded, Verified};
+use super::Verified;
 
 /// HMAC of the presented token under a per-process key: the raw token is never kept in memory.
 pub type CacheKey = [u8; 32];
@@ -87,30 +87,33 @@ enum NotCached {
 }
 
 impl NotCached {
-    /// The failure for one of the callers that shared it, keeping the causes the API answers 503 to.
-    fn for_caller(&self) -> anyhow::Result<Option<Verified>> {
-        let Self::Failed(e) = self else {
-            return Ok(None);
-        };
-        if e.chain().any(|c| c.is::<Overloaded>()) {
-            return Err(Overloaded.into());
+    /// The answer for one of the callers that shared this load: `None` (invalid), or the failure with every cause
+    /// of the chain still there (the API answers an overloaded gate, an exhausted pool or an unreachable database
+    /// with 503 by looking for them).
+    fn for_caller(self: Arc<Self>) -> anyhow::Result<Option<Verified>> {
+        match *self {
+            Self::Invalid => Ok(None),
+            Self::Failed(_) => Err(anyhow::Error::new(SharedFailure(self))),
         }
-        let timed_out = e
-            .chain()
-            .filter_map(|c| c.downcast_ref::<sqlx::Error>())
-            .any(|c| matches!(c, sqlx::Error::PoolTimedOut));
-        if timed_out {
-            return Err(anyhow::Error::new(sqlx::Error::PoolTimedOut).context(format!("{e:#}")));
+    }
+}
+
+/// A failed check as each caller that waited on it gets it: its cause is the check's own error, whole.
+#[derive(Debug)]
+struct SharedFailure(Arc<NotCached>);
+
+impl std::fmt::Display for SharedFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the credential check failed")
+    }
+}
+
+impl std::error::Error for SharedFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &*self.0 {
+            NotCached::Failed(e) => Some(e.as_ref()),
+            NotCached::Invalid => None,
         }
-        // The database unreachable or refusing our login: still 503 (`database_unavailable`) for every caller.
-        let down = e
-            .chain()
-            .filter_map(|c| c.downcast_ref::<sqlx::Error>())
-            .any(crate::db::errors::is_unavailable);
-        if down {
-            return Err(anyhow::Error::new(sqlx::Error::PoolClosed).context(format!("{e:#}")));
-        }
-        Err(anyhow::anyhow!("{e:#}"))
     }
 }
 
@@ -336,6 +339,38 @@ mod tests {
         let invalid = cache.load([6; 32], async { Ok(None) }).await;
         assert!(invalid.is_ok_and(|g| g.is_none()));
         assert!(cache.get(&[6; 32], Utc::now()).await.is_none());
+    }
+
+    /// Catches: a failed check losing its cause for the callers that shared it (the API would answer 500 where it
+    /// answers an overloaded gate, an exhausted pool or an unreachable database with 503).
+    #[tokio::test]
+    async fn every_caller_of_a_failed_check_gets_its_causes() {
+        let cache = ValidationCache::new(Duration::from_secs(60), 10);
+        let failing = |cause: fn() -> anyhow::Error| async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Err(cause().context("checking the key"))
+        };
+        let causes: [fn() -> anyhow::Error; 3] = [
+            || super::super::Overloaded.into(),
+            || sqlx::Error::PoolTimedOut.into(),
+            || sqlx::Error::PoolClosed.into(),
+        ];
+        for (n, cause) in causes.into_iter().enumerate() {
+            let key = [n as u8 + 10; 32];
+            let (a, b) = tokio::join!(
+                cache.load(key, failing(cause)),
+                cache.load(key, failing(cause))
+            );
+            for e in [a.expect_err("failed"), b.expect_err("failed")] {
+                let kept = e.chain().any(|c| {
+                    c.is::<super::super::Overloaded>()
+                        || c.downcast_ref::<sqlx::Error>().is_some_and(|e| {
+                            matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed)
+                        })
+                });
+                assert!(kept, "cause {n} lost: {e:#}");
+            }
+        }
     }
 
     /// Catches: a full cache dropping every entry (each live key then pays a bcrypt at once).

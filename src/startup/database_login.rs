@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Application;
 use crate::config::Secret;
-use crate::config::from_vault::{FromVault, VaultStore};
+use crate::config::from_vault::VaultStore;
 use crate::supervisor::{self, Supervisor};
 
 impl Application {
@@ -37,10 +37,7 @@ impl Application {
                     store: &vault,
                     config: &config,
                 };
-                match FromVault::read(&store)
-                    .await
-                    .map(|found| found.database_url)
-                {
+                match store.database_url().await {
                     Ok(Some(url)) if !same(&in_use, &url) => {
                         match pools.use_database_url(url.expose()) {
                             Ok(()) => {

@@ -30,6 +30,11 @@ async fn set_filter(app: &TestApp, sub: Uuid, filter: Value) -> Value {
         .await
 }
 
+/// An `order.placed` event of the tests' store.
+fn order(data: Value) -> Value {
+    event("order.placed", "store-f", data)
+}
+
 /// The event ids of a subscription's delivery log.
 async fn logged(app: &TestApp, sub: Uuid) -> Vec<String> {
     let page: Value = app
@@ -76,27 +81,11 @@ async fn only_events_the_filter_matches_are_delivered_to_the_filtered_subscripti
         .subscribe("store-f", &receiver.url(), &["order.*"])
         .await;
 
-    let big = event(
-        "order.placed",
-        "store-f",
-        json!({"total": 150, "currency": "EUR"}),
-    );
-    let small = event(
-        "order.placed",
-        "store-f",
-        json!({"total": 50, "currency": "EUR"}),
-    );
-    let dollars = event(
-        "order.placed",
-        "store-f",
-        json!({"total": 500, "currency": "USD"}),
-    );
+    let big = order(json!({"total": 150, "currency": "EUR"}));
+    let small = order(json!({"total": 50, "currency": "EUR"}));
+    let dollars = order(json!({"total": 500, "currency": "USD"}));
     // `total` a string: the comparison cannot be evaluated; the event is not delivered there, and ingest goes on.
-    let odd = event(
-        "order.placed",
-        "store-f",
-        json!({"total": "lots", "currency": "EUR"}),
-    );
+    let odd = order(json!({"total": "lots", "currency": "EUR"}));
     for e in [&big, &small, &dollars, &odd] {
         assert_eq!(app.post_event(e).await.status(), 202);
     }
@@ -141,7 +130,7 @@ async fn only_events_the_filter_matches_are_delivered_to_the_filtered_subscripti
         "{cleared}"
     );
     assert_eq!(app.post_event(&small).await.status(), 200, "a duplicate");
-    let fresh = event("order.placed", "store-f", json!({"total": 1}));
+    let fresh = order(json!({"total": 1}));
     assert_eq!(app.post_event(&fresh).await.status(), 202);
     assert_eq!(
         logged(&app, filtered).await.len(),

@@ -61,7 +61,6 @@ impl PayloadFilterApi {
         state: Data<&AppState>,
         body: Json<PayloadFilterTest>,
     ) -> Result<Json<PayloadFilterResult>, Problems<{ STORE_CALLER | JSON_BODY }>> {
-        let filter = valid_payload_filter(&state, &body.payload_filter).await?;
         if !body.event.is_object() {
             return Err(ApiError::Invalid(
                 ProblemCode::EventNotObject,
@@ -74,6 +73,7 @@ impl PayloadFilterApi {
                 format!("{path} contains a NUL character"),
             ))?;
         }
+        let filter = valid_payload_filter(&state, &body.payload_filter).await?;
         let matches = subscriptions::payload_filter_matches(&state.pool, &filter, &body.event)
             .await
             .map_err(ApiError::from)?;
