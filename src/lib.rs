@@ -13,3 +13,4 @@ pub mod publisher;
 pub mod secrets;
 pub mod startup;
 pub mod supervisor;
+pub mod telemetry;

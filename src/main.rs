@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use integration_service::config::Config;
 use integration_service::startup::{Application, Roles};
-use integration_service::{api, db};
+use integration_service::{api, db, telemetry};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -51,14 +51,27 @@ enum SecretsCommand {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    init_tracing();
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve { roles: Roles::ALL });
     if let Command::Openapi = command {
         print!("{}", api::spec::document_text());
         return Ok(());
     }
-    let config = Config::load_with_vault(cli.config.as_deref()).await?;
+    // Until the configuration says where traces go, only logs.
+    let early = tracing::subscriber::set_default(telemetry::logs_only());
+    let mut config = Config::load_with_vault(cli.config.as_deref()).await?;
+    drop(early);
+    if !matches!(command, Command::Serve { .. }) {
+        // One-off commands export no traces.
+        config.telemetry.otlp_endpoint.clear();
+    }
+    let telemetry = telemetry::init(&config.telemetry)?;
+    let done = run(command, config).await;
+    telemetry.shutdown().await;
+    done
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve { roles } => serve(config, roles).await,
         Command::Migrate => {
@@ -121,20 +134,4 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
     shutdown.cancel();
-}
-
-fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        // vaultrs and its HTTP layer log every answer that is not 2xx at ERROR, a 404 for an absent secret too;
-        // the service reports the Vault failures that matter itself, with their context.
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,rdkafka=warn,vaultrs=off,rustify=off"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::env::var("SS3_LOG_FORMAT").as_deref() == Ok("json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
 }

@@ -21,46 +21,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tracing::Instrument;
 use uuid::Uuid;
-use workflows::attempt::{
-    AttemptState, AttemptStatus, Outcome, OutcomeDecision, Preflight, decide, preflight,
-};
+use workflows::attempt::{AttemptState, Outcome, OutcomeDecision, Preflight, decide, preflight};
 
 use crate::Job;
 use crate::clock::{Clock, real_wait};
 
-/// What a job came to, for metrics and tests; one vocabulary for every kind of job.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Handled {
-    /// An attempt was made; the row moved to `status`.
-    Attempted {
-        /// The row's status after the attempt (`Delivered` when it succeeded).
-        status: AttemptStatus,
-    },
-    /// A poll ran (or failed; the next one is scheduled either way).
-    Polled {
-        /// Records the poll found (before deduplication).
-        published: usize,
-        /// Whether the poll failed.
-        failed: bool,
-    },
-    /// The job no longer applies (moved on, re-triggered, superseded, unknown): nothing was sent.
-    Stale,
-    /// The row's owner (subscription, connector) is inactive: its retries stop.
-    Cancelled,
-    /// The attempt could not be made now and was queued again without counting it.
-    Deferred(DeferCause),
-    /// The job ran before its due time (clock skew, whole-second queue precision): re-queued for then.
-    NotYetDue,
-}
-
-/// Why an attempt was deferred without counting it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeferCause {
-    /// The secret store could not be read (signing secret, connector credentials).
-    SecretsUnavailable,
-    /// The connector's rate limit has no room now.
-    RateLimited,
-}
+mod handled;
+pub use handled::{DeferCause, Handled};
 
 /// The record of one attempt: the shared part the writer applies to the row, and the kind's `extras`.
 #[derive(Debug, Clone)]
@@ -224,6 +191,12 @@ pub trait OutboundKind: Send + Sync {
         let _ = extras;
         Some(Duration::ZERO)
     }
+    /// The trace context stored with the row at the event's fan-out (see [`crate::trace`]): its attempts continue
+    /// the event's trace. Kinds that store none start a trace of their own.
+    fn trace_context(loaded: &Self::Loaded) -> Option<&str> {
+        let _ = loaded;
+        None
+    }
     /// Make the attempt. Never an error: the remote side failing is an outcome.
     async fn send(
         &self,
@@ -249,9 +222,17 @@ pub async fn run<K: OutboundKind>(
         kind = K::NAME,
         %id,
         dispatch_seq = queued_seq,
-        attempt = tracing::field::Empty
+        attempt = tracing::field::Empty,
+        outcome = tracing::field::Empty,
     );
-    attempt(kind, queued_seq, loaded).instrument(span).await
+    crate::trace::continue_from(&span, K::trace_context(&loaded));
+    let handled = attempt(kind, queued_seq, loaded)
+        .instrument(span.clone())
+        .await;
+    if let Ok((handled, _)) = &handled {
+        span.record("outcome", handled.outcome());
+    }
+    handled
 }
 
 /// The pre-flight, then the attempt when it says go.

@@ -9,6 +9,7 @@ pub mod connector;
 pub mod job;
 pub mod ports;
 pub mod queue;
+pub mod trace;
 pub mod webhook;
 pub mod worker;
 

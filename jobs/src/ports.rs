@@ -29,6 +29,8 @@ pub struct DeliveryToSend {
     pub keys: KeyVersions,
     /// The subscription's limit of deliveries per second, across every worker (`None`: unlimited).
     pub max_per_second: Option<f64>,
+    /// The event's trace context, stored at fan-out when tracing is exported (see [`crate::trace`]).
+    pub trace_context: Option<String>,
 }
 
 /// Which signing secrets of a subscription sign its deliveries: version `current`, and during a rotation's grace

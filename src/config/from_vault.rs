@@ -1,7 +1,8 @@
 //! Start-up configuration from Vault, at the platform's paths: the database login in the service's own secret
 //! (`<vault.mount>/<vault.prefix>`, keys `db.url`, `db.username`, `db.password`) and the settings every service
-//! shares (`<vault.mount>/<vault.shared_path>`, key `kafka.bootstrap.servers`). They sit between the embedded
-//! defaults and the config file: the file and the environment still override them.
+//! shares (`<vault.mount>/<vault.shared_path>`: `kafka.bootstrap.servers`, and the OpenTelemetry settings
+//! `otel.exporter.otlp.endpoint` and `otel.service.name`). They sit between the embedded defaults and the config
+//! file: the file and the environment still override them.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +21,18 @@ pub const DB_USERNAME: &str = "db.username";
 pub const DB_PASSWORD: &str = "db.password";
 /// Key of the shared secret: the Kafka bootstrap servers, as Kafka clients name them.
 pub const KAFKA_BOOTSTRAP_SERVERS: &str = "kafka.bootstrap.servers";
+/// Key of the shared secret: the OTLP receiver's base URL, as OpenTelemetry SDKs name it
+/// (`OTEL_EXPORTER_OTLP_ENDPOINT`).
+pub const OTEL_ENDPOINT: &str = "otel.exporter.otlp.endpoint";
+/// Key of the shared secret: the spans' `service.name` (`OTEL_SERVICE_NAME`).
+pub const OTEL_SERVICE_NAME: &str = "otel.service.name";
+
+/// The keys of the shared secret, each with the configuration key it sets.
+const SHARED: [(&str, &str); 3] = [
+    (KAFKA_BOOTSTRAP_SERVERS, "kafka.brokers"),
+    (OTEL_ENDPOINT, "telemetry.otlp_endpoint"),
+    (OTEL_SERVICE_NAME, "telemetry.service_name"),
+];
 
 /// What Vault holds for this service at start-up, as configuration keys.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,6 +41,10 @@ pub struct FromVault {
     pub database_url: Option<Secret>,
     /// `kafka.brokers`, from `kafka.bootstrap.servers`.
     pub kafka_brokers: Option<String>,
+    /// `telemetry.otlp_endpoint`, from `otel.exporter.otlp.endpoint`.
+    pub otlp_endpoint: Option<String>,
+    /// `telemetry.service_name`, from `otel.service.name`.
+    pub service_name: Option<String>,
 }
 
 impl FromVault {
@@ -36,8 +53,28 @@ impl FromVault {
         let shared = vault.fields(&vault.config.shared_path).await?;
         Ok(Self {
             database_url: vault.database_url().await?,
-            kafka_brokers: shared.get(KAFKA_BOOTSTRAP_SERVERS).cloned(),
+            ..Self::shared(&shared)
         })
+    }
+
+    /// What the shared secret's `fields` set.
+    fn shared(fields: &BTreeMap<String, String>) -> Self {
+        let [kafka, endpoint, service] = SHARED.map(|(key, _)| fields.get(key).cloned());
+        Self {
+            database_url: None,
+            kafka_brokers: kafka,
+            otlp_endpoint: endpoint,
+            service_name: service,
+        }
+    }
+
+    /// The shared values found, each with its configuration key (`table.key`).
+    fn shared_values(&self) -> impl Iterator<Item = (&'static str, &String)> {
+        let values = [&self.kafka_brokers, &self.otlp_endpoint, &self.service_name];
+        SHARED
+            .into_iter()
+            .zip(values)
+            .filter_map(|((_, key), value)| Some((key, value.as_ref()?)))
     }
 
     /// The configuration keys found, as a figment layer.
@@ -46,8 +83,10 @@ impl FromVault {
         if let Some(url) = &self.database_url {
             keys.insert("database_url".into(), json!(url.expose()));
         }
-        if let Some(brokers) = &self.kafka_brokers {
-            keys.insert("kafka".into(), json!({ "brokers": brokers }));
+        for (key, value) in self.shared_values() {
+            let (table, name) = key.split_once('.').unwrap_or((key, ""));
+            let table = keys.entry(table).or_insert_with(|| json!({}));
+            table[name] = json!(value);
         }
         Serialized::defaults(Value::Object(keys))
     }
@@ -58,9 +97,7 @@ impl FromVault {
         if self.database_url.is_some() {
             keys.push("database_url");
         }
-        if self.kafka_brokers.is_some() {
-            keys.push("kafka.brokers");
-        }
+        keys.extend(self.shared_values().map(|(key, _)| key));
         keys
     }
 
@@ -155,6 +192,35 @@ mod tests {
         let parsed: sqlx::postgres::PgConnectOptions =
             url.expose().parse().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(parsed.get_username(), "svc");
+    }
+
+    /// Catches: an OpenTelemetry setting of the shared secret read under another name (the platform's keys are
+    /// the SDKs' variables in lower case with dots), or set on the wrong configuration key.
+    #[test]
+    fn the_shared_secrets_kafka_and_opentelemetry_keys_map_to_their_configuration_keys() {
+        let found = FromVault::shared(&fields(&[
+            (KAFKA_BOOTSTRAP_SERVERS, "kafka-0:9092"),
+            (OTEL_ENDPOINT, "http://otel-collector:4318"),
+            (OTEL_SERVICE_NAME, "integration-service"),
+            ("otel.unrelated", "ignored"),
+        ]));
+        assert_eq!(
+            found.keys(),
+            [
+                "kafka.brokers",
+                "telemetry.otlp_endpoint",
+                "telemetry.service_name"
+            ]
+        );
+        let layer = figment::Figment::from(found.layer());
+        let endpoint: String = layer
+            .extract_inner("telemetry.otlp_endpoint")
+            .unwrap_or_default();
+        assert_eq!(endpoint, "http://otel-collector:4318");
+        let brokers: String = layer.extract_inner("kafka.brokers").unwrap_or_default();
+        assert_eq!(brokers, "kafka-0:9092");
+        let only_kafka = FromVault::shared(&fields(&[(KAFKA_BOOTSTRAP_SERVERS, "k:9092")]));
+        assert_eq!(only_kafka.keys(), ["kafka.brokers"]);
     }
 
     /// Catches: a half-configured login silently ignored, or a value echoed into an error message.

@@ -17,7 +17,7 @@ pub use infra::{
 };
 pub use sections::{
     AdminConfig, AutoDisableConfig, ConnectorsConfig, CredentialsConfig, DeliveryConfig,
-    HttpConfig, LanesConfig, RetentionConfig, WorkerConfig,
+    HttpConfig, LanesConfig, RetentionConfig, TelemetryConfig, WorkerConfig,
 };
 
 /// The defaults, with a comment on every key.
@@ -94,6 +94,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// The admin panel.
     pub admin: AdminConfig,
+    /// OpenTelemetry traces.
+    pub telemetry: TelemetryConfig,
     /// Whether `database_url` came from Vault (not overridden by the file or the environment): the service then
     /// follows its rotation there. Set by [`Config::load_with_vault`], never read from a file.
     #[serde(skip)]
@@ -199,6 +201,7 @@ impl Config {
         }
         figment
             .merge(vault_env())
+            .merge(otel_env())
             .merge(Env::prefixed("SS3_").split("__"))
             .merge(Env::raw().only(&["DATABASE_URL"]).lowercase(true))
     }
@@ -221,6 +224,16 @@ fn vault_env() -> Env {
     Env::raw().filter_map(|key| match key.as_str().to_ascii_uppercase().as_str() {
         "VAULT_ADDR" => Some("vault.addr".into()),
         "VAULT_TOKEN" => Some("vault.token".into()),
+        _ => None,
+    })
+}
+
+/// OpenTelemetry's own variables, as every OpenTelemetry SDK reads them: `OTEL_EXPORTER_OTLP_ENDPOINT` →
+/// `telemetry.otlp_endpoint`, `OTEL_SERVICE_NAME` → `telemetry.service_name`. Below `SS3_TELEMETRY__*`.
+fn otel_env() -> Env {
+    Env::raw().filter_map(|key| match key.as_str().to_ascii_uppercase().as_str() {
+        "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("telemetry.otlp_endpoint".into()),
+        "OTEL_SERVICE_NAME" => Some("telemetry.service_name".into()),
         _ => None,
     })
 }
@@ -309,6 +322,8 @@ mod tests {
         let found = from_vault::FromVault {
             database_url: Some(Secret::new("postgres://svc:pw@vault-db:5432/ss3")),
             kafka_brokers: Some("vault-kafka:9092".into()),
+            otlp_endpoint: Some("http://vault-collector:4318".into()),
+            service_name: Some("integration-service-eu".into()),
         };
         figment::Jail::expect_with(|jail| {
             let (c, overridden) = Config::with_vault(&found, None).map_err(|e| e.to_string())?;
@@ -317,6 +332,8 @@ mod tests {
                 "postgres://svc:pw@vault-db:5432/ss3"
             );
             assert_eq!(c.kafka.brokers, "vault-kafka:9092");
+            assert_eq!(c.telemetry.otlp_endpoint, "http://vault-collector:4318");
+            assert_eq!(c.telemetry.service_name, "integration-service-eu");
             assert!(overridden.is_empty() && c.database_login_from_vault);
             jail.create_file("ss3.toml", "[kafka]\nbrokers = \"file-kafka:9092\"")?;
             let file = Some(Path::new("ss3.toml"));
@@ -328,9 +345,48 @@ mod tests {
             let (c, overridden) = Config::with_vault(&found, file).map_err(|e| e.to_string())?;
             assert_eq!(c.database_url.expose(), "postgres://env-db/ss3");
             assert_eq!(overridden, ["database_url", "kafka.brokers"]);
+            jail.set_env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://env-collector:4318");
+            let (c, overridden) = Config::with_vault(&found, file).map_err(|e| e.to_string())?;
+            assert_eq!(c.telemetry.otlp_endpoint, "http://env-collector:4318");
+            assert_eq!(c.telemetry.service_name, "integration-service-eu");
+            assert_eq!(
+                overridden,
+                ["database_url", "kafka.brokers", "telemetry.otlp_endpoint"]
+            );
             assert!(
                 !c.database_login_from_vault,
                 "a login set here is not followed in Vault"
+            );
+            Ok(())
+        });
+    }
+
+    /// Catches: `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_SERVICE_NAME` ignored (every other service of the platform is
+    /// configured with them), or overriding the more specific `SS3_TELEMETRY__*`; or an endpoint that is not an
+    /// http(s) URL accepted, to fail only when the first spans are sent.
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns figment's own (large) error
+    fn opentelemetrys_own_variables_are_honoured_below_ss3_ones() {
+        let c = Config::defaults().unwrap_or_else(|e| panic!("{e}"));
+        assert!(!c.telemetry.enabled(), "no export unless configured");
+        assert_eq!(c.telemetry.service_name, "integration-service");
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318");
+            jail.set_env("OTEL_SERVICE_NAME", "ss3-integration");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert!(c.telemetry.enabled());
+            assert_eq!(c.telemetry.otlp_endpoint, "http://collector:4318");
+            assert_eq!(c.telemetry.service_name, "ss3-integration");
+            jail.set_env("SS3_TELEMETRY__OTLP_ENDPOINT", "http://ss3-collector:4318");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.telemetry.otlp_endpoint, "http://ss3-collector:4318");
+            jail.set_env("SS3_TELEMETRY__OTLP_ENDPOINT", "collector:4318");
+            let refused = Config::load(None).err().map(|e| e.to_string());
+            assert!(
+                refused
+                    .as_deref()
+                    .is_some_and(|e| e.contains("telemetry.otlp_endpoint")),
+                "{refused:?}"
             );
             Ok(())
         });

@@ -216,3 +216,25 @@ pub struct WorkerConfig {
     /// How long acknowledged jobs stay in apalis.jobs.
     pub job_retention_secs: u64,
 }
+
+/// `[telemetry]`: OpenTelemetry traces, exported over OTLP/HTTP (protobuf) when an endpoint is set.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TelemetryConfig {
+    /// Base URL of an OTLP/HTTP receiver, as `OTEL_EXPORTER_OTLP_ENDPOINT` (spans go to `<it>/v1/traces`); empty:
+    /// traces are not exported.
+    pub otlp_endpoint: String,
+    /// The spans' `service.name`.
+    pub service_name: String,
+    /// Share of the traces this service starts that are sampled, in [0, 1]; a continued trace follows its parent's
+    /// decision.
+    pub sample_ratio: f64,
+    /// Finished spans are sent in batches at least this often.
+    pub export_interval_ms: u64,
+}
+
+impl TelemetryConfig {
+    /// Whether traces are exported.
+    pub fn enabled(&self) -> bool {
+        !self.otlp_endpoint.trim().is_empty()
+    }
+}

@@ -23,7 +23,30 @@ impl Config {
         self.validate_http()?;
         self.validate_connections()?;
         self.validate_kafka()?;
+        self.validate_telemetry()?;
         self.validate_endpoints()
+    }
+
+    fn validate_telemetry(&self) -> Result<(), ConfigError> {
+        let t = &self.telemetry;
+        if t.enabled() {
+            let scheme = url::Url::parse(t.otlp_endpoint.trim()).map(|u| u.scheme().to_owned());
+            check(
+                !matches!(scheme.as_deref(), Ok("http" | "https")),
+                "telemetry.otlp_endpoint",
+                "must be an http:// or https:// URL (the OTLP/HTTP receiver's base)",
+            )?;
+        }
+        check(
+            !(0.0..=1.0).contains(&t.sample_ratio),
+            "telemetry.sample_ratio",
+            "must be in [0, 1]",
+        )?;
+        check(
+            t.export_interval_ms == 0,
+            "telemetry.export_interval_ms",
+            "must be at least 1",
+        )
     }
 
     fn validate_worker(&self) -> Result<(), ConfigError> {

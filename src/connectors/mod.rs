@@ -9,9 +9,10 @@ use ::connectors::{
 use async_trait::async_trait;
 use jobs::connector::handler::ConnectorSecrets;
 use jobs::ports::SecretError;
+use tracing::Instrument;
 use workflows::ids::ConnectorId;
 
-use crate::delivery::http::{capped_body, error_chain, retry_after};
+use crate::delivery::http::{capped_body, client_span, error_chain, record_answer, retry_after};
 use crate::delivery::target::{PublicOnlyResolver, TargetError, TargetPolicy};
 use crate::secrets::{SecretStore, SecretStoreError, connector_secret_path};
 
@@ -46,13 +47,26 @@ impl ReqwestChannelHttp {
 
 #[async_trait]
 impl ChannelHttp for ReqwestChannelHttp {
+    /// One call to a channel, in its own client span (a child of the sync attempt's).
     async fn send(&self, request: &ChannelRequest) -> Result<ChannelResponse, String> {
-        let method = match request.method {
-            Method::Get => reqwest::Method::GET,
-            Method::Post => reqwest::Method::POST,
-            Method::Put => reqwest::Method::PUT,
-            Method::Patch => reqwest::Method::PATCH,
+        let (name, method) = match request.method {
+            Method::Get => ("GET", reqwest::Method::GET),
+            Method::Post => ("POST", reqwest::Method::POST),
+            Method::Put => ("PUT", reqwest::Method::PUT),
+            Method::Patch => ("PATCH", reqwest::Method::PATCH),
         };
+        self.call(method, request)
+            .instrument(client_span(name, &request.url))
+            .await
+    }
+}
+
+impl ReqwestChannelHttp {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        request: &ChannelRequest,
+    ) -> Result<ChannelResponse, String> {
         let url = url::Url::parse(&request.url).map_err(|e| format!("invalid URL: {e}"))?;
         if let Err(TargetError::NotAllowed(why) | TargetError::Invalid(why)) =
             self.policy.check_literal(&url)
@@ -74,7 +88,12 @@ impl ChannelHttp for ReqwestChannelHttp {
             Body::Form(fields) => builder.form(fields),
         };
         let started = Instant::now();
-        let response = builder.send().await.map_err(|e| {
+        let sent = builder.send().await;
+        record_answer(
+            &tracing::Span::current(),
+            sent.as_ref().map(|r| r.status().as_u16()),
+        );
+        let response = sent.map_err(|e| {
             if e.is_timeout() {
                 format!("timed out after {:?}", started.elapsed())
             } else {

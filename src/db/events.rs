@@ -127,8 +127,8 @@ async fn create_rows(
 ) -> Result<Created, sqlx::Error> {
     let created: Vec<(bool, Uuid, Uuid)> = sqlx::query_as(
         "WITH deliveries AS (
-           INSERT INTO webhook_deliveries (delivery_id, subscription_id, store_id, event_type, event_id, event_payload)
-           SELECT gen_random_uuid(), s.subscription_id, s.store_id, $2, $3, $4
+           INSERT INTO webhook_deliveries (delivery_id, subscription_id, store_id, event_type, event_id, event_payload, trace_context)
+           SELECT gen_random_uuid(), s.subscription_id, s.store_id, $2, $3, $4, $7
            FROM webhook_subscriptions s
            WHERE s.store_id = $1 AND s.is_active AND s.deleted_at IS NULL
              -- A targeted (test) event goes to that subscription whatever its types and payload filter.
@@ -138,8 +138,8 @@ async fn create_rows(
            ON CONFLICT ON CONSTRAINT webhook_deliveries_one_per_event_and_subscription DO NOTHING
            RETURNING delivery_id, subscription_id
          ), connector_jobs AS (
-           INSERT INTO connector_jobs (job_id, config_id, store_id, event_type, event_id, event_payload)
-           SELECT gen_random_uuid(), c.config_id, c.store_id, $2, $3, $4
+           INSERT INTO connector_jobs (job_id, config_id, store_id, event_type, event_id, event_payload, trace_context)
+           SELECT gen_random_uuid(), c.config_id, c.store_id, $2, $3, $4, $7
            FROM connector_configs c
            WHERE $6::uuid IS NULL AND c.store_id = $1 AND c.is_active AND c.deleted_at IS NULL
              AND c.event_subscriptions && $5
@@ -155,6 +155,8 @@ async fn create_rows(
     .bind(event.webhook_body())
     .bind(candidate_patterns(&event.event_type))
     .bind(only_subscription)
+    // The event's span (NULL when traces are not exported): each attempt continues its trace.
+    .bind(jobs::trace::current())
     .fetch_all(&mut *conn)
     .await?;
     let (deliveries, jobs): (Vec<_>, Vec<_>) =

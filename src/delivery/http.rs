@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use jobs::ports::{OutgoingRequest, SendResult, WebhookSender};
+use tracing::Instrument;
 use workflows::delivery::is_success;
 use workflows::{AttemptOutcome, FailureReason};
 
@@ -63,9 +64,55 @@ pub async fn capped_body(
     (body, None)
 }
 
+/// The span of one HTTP request this service makes (OpenTelemetry's client-span conventions: named after the
+/// method, `server.address`, `server.port`, then `http.response.status_code` or `error.type` recorded on it).
+/// The URL itself is left out: a target's query may carry a token.
+pub fn client_span(method: &'static str, url: &str) -> tracing::Span {
+    let url = url::Url::parse(url).ok();
+    let host = url.as_ref().and_then(|u| u.host_str()).unwrap_or_default();
+    tracing::info_span!(
+        "http client",
+        otel.name = method,
+        otel.kind = "client",
+        http.request.method = method,
+        server.address = host,
+        server.port = url.as_ref().and_then(url::Url::port_or_known_default),
+        http.response.status_code = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+    )
+}
+
+/// Record a request's answer (or why there was none) on its [`client_span`].
+pub fn record_answer(span: &tracing::Span, answer: Result<u16, &reqwest::Error>) {
+    match answer {
+        Ok(status) => {
+            span.record("http.response.status_code", status);
+            if status >= 400 {
+                span.record("error.type", status);
+            }
+        }
+        Err(e) if e.is_timeout() => {
+            span.record("error.type", "timeout");
+        }
+        Err(_) => {
+            span.record("error.type", "connection");
+        }
+    }
+}
+
 #[async_trait]
 impl WebhookSender for HttpSender {
     async fn send(&self, request: OutgoingRequest) -> SendResult {
+        let span = client_span("POST", &request.url);
+        self.post(request).instrument(span).await
+    }
+}
+
+impl HttpSender {
+    /// The POST, in its client span: it carries that span's `traceparent` (not signed: the signature covers the
+    /// body, with the delivery id and timestamp).
+    async fn post(&self, mut request: OutgoingRequest) -> SendResult {
+        jobs::trace::inject(&mut request.headers);
         let started = Instant::now();
         let elapsed = |started: Instant| started.elapsed().as_millis() as i64;
         // IP literals bypass the resolver: check them here (names are checked by the resolver at connect time).
@@ -87,7 +134,12 @@ impl WebhookSender for HttpSender {
         for (name, value) in &request.headers {
             builder = builder.header(name, value);
         }
-        match builder.send().await {
+        let sent = builder.send().await;
+        record_answer(
+            &tracing::Span::current(),
+            sent.as_ref().map(|r| r.status().as_u16()),
+        );
+        match sent {
             Ok(response) => {
                 let status = response.status().as_u16();
                 let wait = retry_after(response.headers());

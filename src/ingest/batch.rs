@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use sqlx::{Connection, PgConnection};
+use tracing::Instrument;
 use workflows::EventEnvelope;
 
 use super::{Incoming, Ingestor, OffsetUpdate};
@@ -120,14 +121,19 @@ impl Ingestor {
                     reason: reason.to_string(),
                 },
                 (Ok(event), Isolation::Batch) => {
-                    let (ingested, new) =
-                        events::fan_out(&mut tx, event, &item.source(), None).await?;
+                    let (ingested, new) = events::fan_out(&mut tx, event, &item.source(), None)
+                        .instrument(item.span(event))
+                        .await?;
                     jobs.extend(new);
                     written.ingested.push(ingested);
                     continue;
                 }
                 (Ok(event), Isolation::PerMessage) => {
-                    match fan_out_in_savepoint(&mut tx, event, &item.source()).await? {
+                    let span = item.span(event);
+                    match fan_out_in_savepoint(&mut tx, event, &item.source())
+                        .instrument(span)
+                        .await?
+                    {
                         Ok(ingested) => {
                             written.ingested.push(ingested);
                             continue;

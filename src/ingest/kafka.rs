@@ -5,10 +5,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::Utc;
+use opentelemetry::propagation::Extractor;
+use opentelemetry::trace::TraceContextExt;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::{Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use workflows::EventEnvelope;
 
 use super::resume::{plan, seek_back};
@@ -53,6 +56,30 @@ fn to_incoming(msg: &OwnedMessage, max_bytes: usize) -> Incoming<'_> {
         // Oversized payloads are kept too (bounded by the broker's own message limit): nothing is dropped.
         payload: msg.payload(),
         parsed: EventEnvelope::parse(msg.payload().unwrap_or_default(), max_bytes, Utc::now()),
+        trace_parent: msg.headers().and_then(trace_parent),
+    }
+}
+
+/// The producer's span named by a message's W3C headers (`traceparent`, `tracestate`), when traces are exported
+/// (without them the global propagator reads nothing).
+fn trace_parent(headers: &OwnedHeaders) -> Option<opentelemetry::Context> {
+    let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&KafkaHeaders(headers)));
+    cx.span().span_context().is_valid().then_some(cx)
+}
+
+/// A message's headers, for the propagator.
+struct KafkaHeaders<'a>(&'a OwnedHeaders);
+
+impl Extractor for KafkaHeaders<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|h| h.key.eq_ignore_ascii_case(key))
+            .and_then(|h| std::str::from_utf8(h.value?).ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.iter().map(|h| h.key).collect()
     }
 }
 
@@ -86,7 +113,17 @@ pub async fn run(
         seek_steps: HashMap::new(),
     };
     while let Some(batch) = ingest.next_batch(&shutdown).await {
-        if ingest.write_until_stored(&batch, &shutdown).await.is_err() {
+        let span = tracing::info_span!(
+            "kafka batch",
+            messaging.system = "kafka",
+            messaging.operation.type = "process",
+            messaging.batch.message_count = batch.len(),
+        );
+        let written = ingest
+            .write_until_stored(&batch, &shutdown)
+            .instrument(span)
+            .await;
+        if written.is_err() {
             // Not committed: another member (or our successor) will read these messages again.
             tracing::info!("shutting down with an unwritten batch; its offsets stay uncommitted");
             return;

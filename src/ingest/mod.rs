@@ -6,7 +6,10 @@ mod resume;
 
 use std::sync::Arc;
 
+use opentelemetry::trace::TraceContextExt;
 use sqlx::PgPool;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use workflows::ids::SubscriptionId;
 use workflows::{EventEnvelope, RejectReason};
 
@@ -31,9 +34,30 @@ pub struct Incoming<'a> {
     pub payload: Option<&'a [u8]>,
     /// The parsed event, or why the parser refused it (the message is then quarantined with that reason).
     pub parsed: Result<EventEnvelope, RejectReason>,
+    /// The producer's span, from the message's `traceparent` header (only when traces are exported).
+    pub trace_parent: Option<opentelemetry::Context>,
 }
 
 impl Incoming<'_> {
+    /// The span of ingesting this message's `event`, in the producer's trace when the message carried one.
+    fn span(&self, event: &EventEnvelope) -> tracing::Span {
+        let span = event_span(event, "kafka");
+        span.record("messaging.destination.name", self.topic);
+        span.record("messaging.kafka.offset", self.offset);
+        if let Some(parent) = &self.trace_parent {
+            // The batch it came in stays reachable from the producer's trace.
+            span.add_link(
+                tracing::Span::current()
+                    .context()
+                    .span()
+                    .span_context()
+                    .clone(),
+            );
+            let _ = span.set_parent(parent.clone());
+        }
+        span
+    }
+
     fn source(&self) -> EventSource {
         EventSource::Kafka {
             topic: self.topic.to_owned(),
@@ -54,6 +78,19 @@ impl Incoming<'_> {
             reason,
         }
     }
+}
+
+/// The span of ingesting one event (its fan-out), a child of the span entered unless given another parent.
+fn event_span(event: &EventEnvelope, source: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "ingest event",
+        event_id = %event.event_id,
+        event_type = event.event_type.as_str(),
+        store_id = event.store_id.as_str(),
+        source,
+        messaging.destination.name = tracing::field::Empty,
+        messaging.kafka.offset = tracing::field::Empty,
+    )
 }
 
 /// The next offset of each partition a Kafka batch touched.
@@ -109,8 +146,14 @@ impl Ingestor {
         source: EventSource,
         only_subscription: Option<SubscriptionId>,
     ) -> Result<Ingested, sqlx::Error> {
+        let kind = match source {
+            EventSource::Test => "test",
+            _ => "http",
+        };
         let mut tx = self.pool.begin().await?;
-        let (ingested, jobs) = events::fan_out(&mut tx, event, &source, only_subscription).await?;
+        let (ingested, jobs) = events::fan_out(&mut tx, event, &source, only_subscription)
+            .instrument(event_span(event, kind))
+            .await?;
         queue::push(
             &mut tx,
             jobs.into_iter()

@@ -37,5 +37,6 @@ mod roles;
 mod rotation;
 mod stats;
 mod targets;
+mod telemetry;
 mod vault;
 mod vault_startup;

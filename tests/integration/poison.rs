@@ -173,6 +173,7 @@ fn incoming<'a>(offset: i64, payload: &'a [u8]) -> Incoming<'a> {
         key: None,
         payload: Some(payload),
         parsed: EventEnvelope::parse(payload, 1 << 20, chrono::Utc::now()),
+        trace_parent: None,
     }
 }
 

@@ -137,6 +137,10 @@ impl OutboundKind for WebhookDeps {
         &self.pacing
     }
 
+    fn trace_context(loaded: &DeliveryToSend) -> Option<&str> {
+        loaded.trace_context.as_deref()
+    }
+
     fn answer_time(sent: &SendResult) -> Option<Duration> {
         match &sent.outcome {
             AttemptOutcome::Failed {
@@ -347,6 +351,7 @@ mod tests {
             subscription_active: active,
             keys: crate::ports::KeyVersions::default(),
             max_per_second: None,
+            trace_context: None,
         }
     }
 

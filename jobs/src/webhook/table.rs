@@ -172,6 +172,7 @@ struct SendRow {
     secret_version: i32,
     previous_secret_until: Option<DateTime<Utc>>,
     max_per_second: Option<f64>,
+    trace_context: Option<String>,
 }
 
 /// Load the deliveries a batch of jobs refers to, with their subscriptions, in one query.
@@ -183,7 +184,7 @@ async fn load_for_send(
         "SELECT d.delivery_id, d.subscription_id, d.store_id, d.event_type, d.event_payload, d.status,
                 d.attempt_number, d.next_retry_at, d.dispatch_seq, s.target_url,
                 (s.is_active AND s.deleted_at IS NULL) AS subscription_active, s.secret_version,
-                s.previous_secret_until, s.max_per_second
+                s.previous_secret_until, s.max_per_second, d.trace_context
          FROM webhook_deliveries d JOIN webhook_subscriptions s USING (subscription_id)
          WHERE d.delivery_id = ANY($1)",
     )
@@ -216,6 +217,7 @@ async fn load_for_send(
                         previous_until: r.previous_secret_until,
                     },
                     max_per_second: r.max_per_second,
+                    trace_context: r.trace_context,
                 },
             ))
         })

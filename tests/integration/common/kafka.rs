@@ -87,3 +87,13 @@ pub fn one_topic(topic: &str) -> std::collections::BTreeMap<String, String> {
         .map(|t| ((*t).to_owned(), topic.to_owned()))
         .collect()
 }
+
+/// `SS3_KAFKA__PUBLISH_TOPICS` sending every event this service publishes to `topic` (a process test's own).
+pub fn publish_topics_env(topic: &str) -> String {
+    format!(
+        "{{{}}}",
+        jobs::queue::effects::PUBLISHED
+            .map(|t| format!("\"{t}\"=\"{topic}\""))
+            .join(",")
+    )
+}

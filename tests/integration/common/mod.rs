@@ -9,6 +9,7 @@ pub mod chromedriver;
 pub mod client;
 pub mod faults;
 pub mod kafka;
+pub mod otlp;
 pub mod pg_cluster;
 pub mod pg_proxy;
 pub mod process;

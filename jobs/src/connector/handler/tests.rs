@@ -156,6 +156,7 @@ fn job(attempts: u32) -> ConnectorJobToRun {
             event_type: "inventory.updated".into(),
             data: json!({"sku": "A", "quantity": 1}),
         },
+        trace_context: None,
     }
 }
 

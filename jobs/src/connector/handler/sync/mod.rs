@@ -44,6 +44,8 @@ pub struct ConnectorJobToRun {
     pub state: AttemptState,
     /// The event to push.
     pub event: ConnectorEvent,
+    /// The event's trace context, stored at fan-out when tracing is exported (see [`crate::trace`]).
+    pub trace_context: Option<String>,
 }
 
 /// The sync-log part of an outbound attempt's record.
@@ -91,6 +93,10 @@ impl OutboundKind for ConnectorDeps {
 
     fn owner(loaded: &ConnectorJobToRun) -> Uuid {
         loaded.config.config_id.uuid()
+    }
+
+    fn trace_context(loaded: &ConnectorJobToRun) -> Option<&str> {
+        loaded.trace_context.as_deref()
     }
 
     fn job(job_id: ConnectorJobId, owner: Uuid, dispatch_seq: i32) -> Job {

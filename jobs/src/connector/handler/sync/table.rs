@@ -155,6 +155,7 @@ struct JobLoad {
     event_id: EventId,
     event_type: String,
     event_payload: Value,
+    trace_context: Option<String>,
 }
 
 /// Load connector jobs (with their configs) for the worker, in one query; rows with an unknown status are left out.
@@ -168,7 +169,7 @@ async fn load_jobs(
     let rows: Vec<JobLoad> = sqlx::query_as(
         "SELECT j.job_id, j.config_id, c.store_id, c.connector_type, c.settings,
                 (c.is_active AND c.deleted_at IS NULL) AS config_active, j.status, j.attempt_number, j.next_retry_at,
-                j.dispatch_seq, j.event_id, j.event_type, j.event_payload
+                j.dispatch_seq, j.event_id, j.event_type, j.event_payload, j.trace_context
          FROM connector_jobs j JOIN connector_configs c USING (config_id)
          WHERE j.job_id = ANY($1)",
     )
@@ -199,6 +200,7 @@ async fn load_jobs(
                     event_type: r.event_type,
                     data: r.event_payload.get("data").cloned().unwrap_or(Value::Null),
                 },
+                trace_context: r.trace_context,
             };
             Some((r.job_id, job))
         })
