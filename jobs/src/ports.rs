@@ -29,6 +29,8 @@ pub struct DeliveryToSend {
     pub keys: KeyVersions,
     /// The subscription's limit of deliveries per second, across every worker (`None`: unlimited).
     pub max_per_second: Option<f64>,
+    /// It is in an ordered line (README, "Ordered delivery"): when it finishes, the line's next delivery goes on.
+    pub ordered: bool,
 }
 
 /// Which signing secrets of a subscription sign its deliveries: version `current`, and during a rotation's grace

@@ -71,6 +71,7 @@ pub async fn sent(state: &AppState, d: &Delivery) -> Vec<(String, String)> {
         subscription_active: true,
         keys: KeyVersions::default(),
         max_per_second: None,
+        ordered: false,
     };
     build_request(&delivery, &keys, at.timestamp())
         .headers
