@@ -154,6 +154,9 @@ async fn create_rows(
          ), heads AS (
            INSERT INTO webhook_order_heads AS h (subscription_id, ordering_key, head)
            SELECT subscription_id, ordering_key, delivery_id FROM deliveries WHERE ordering_key IS NOT NULL
+           -- Locked in the order a flush locks lines (jobs::webhook::order::advance), so the two cannot deadlock
+           -- over the lines of one event.
+           ORDER BY subscription_id, ordering_key
            ON CONFLICT (subscription_id, ordering_key) DO UPDATE SET head = COALESCE(h.head, EXCLUDED.head)
            RETURNING subscription_id, head
          ), connector_jobs AS (
