@@ -86,6 +86,7 @@ pub(super) async fn app_with_subscribers(
                 max_in_flight: None,
                 payload_filter: None,
                 max_per_second: None,
+                order: Default::default(),
             },
         )
         .await?;

@@ -87,6 +87,7 @@ async fn prepared(
                 max_in_flight: None,
                 payload_filter: None,
                 max_per_second: None,
+                order: Default::default(),
             },
         )
         .await?;

@@ -31,6 +31,8 @@ pub struct DeliveryToSend {
     pub max_per_second: Option<f64>,
     /// The event's trace context, stored at fan-out when tracing is exported (see [`crate::trace`]).
     pub trace_context: Option<String>,
+    /// It is in an ordered line (README, "Ordered delivery"): when it finishes, the line's next delivery goes on.
+    pub ordered: bool,
 }
 
 /// Which signing secrets of a subscription sign its deliveries: version `current`, and during a rotation's grace

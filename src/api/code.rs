@@ -95,6 +95,8 @@ problem_codes! {
     InvalidMaxPerSecond = "invalid_max_per_second", [422];
     /// A subscription's payload filter is not an SQL/JSON path predicate (the detail says why).
     InvalidPayloadFilter = "invalid_payload_filter", [422];
+    /// A subscription's ordering key is not an SQL/JSON path (the detail says why).
+    InvalidOrderingKey = "invalid_ordering_key", [422];
     /// Connector settings are not an object, hold NUL, or the connector refuses them.
     InvalidSettings = "invalid_settings", [422];
     /// An event type or pattern is malformed, or the list is empty or longer than 100.

@@ -42,6 +42,7 @@ pub fn refusal_code(reason: &str) -> Option<ProblemCode> {
         (Name::NAME, Name::CODE),
         (FilterText::NAME, FilterText::CODE),
         (PayloadFilter::NAME, PayloadFilter::CODE),
+        (OrderingKey::NAME, OrderingKey::CODE),
         (Settings::NAME, Settings::CODE),
     ]
     .into_iter()
@@ -187,7 +188,7 @@ pub const MAX_PAYLOAD_FILTER_CHARS: usize = 1000;
 
 /// A subscription's payload filter: an SQL/JSON path predicate (PostgreSQL `jsonpath`) of 1–1000 characters without
 /// control characters. This type checks the characters only; Postgres parses the expression (see
-/// `db::subscriptions::check_payload_filter`).
+/// `db::paths::check_payload_filter`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PayloadFilter(String);
 
@@ -206,6 +207,39 @@ string_type!(
     PayloadFilter,
     MetaSchema {
         max_length: Some(MAX_PAYLOAD_FILTER_CHARS),
+        ..string_schema(NO_CONTROL)
+    }
+);
+
+/// Longest ordering key path, in characters.
+pub const MAX_ORDERING_KEY_CHARS: usize = 200;
+
+/// An ordered subscription's ordering key: an SQL/JSON path (PostgreSQL `jsonpath`) of 1–200 characters without
+/// control characters. This type checks the characters only; Postgres parses the path (see
+/// `db::paths::check_ordering_key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderingKey(String);
+
+impl OrderingKey {
+    const NAME: &'static str = "OrderingKey";
+    const CODE: ProblemCode = ProblemCode::InvalidOrderingKey;
+
+    /// Check `raw` (kept as given).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        check_text(raw, MAX_ORDERING_KEY_CHARS)?;
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// A path as Postgres stored and printed it (checked when it was set).
+    pub fn stored(path: String) -> Self {
+        Self(path)
+    }
+}
+
+string_type!(
+    OrderingKey,
+    MetaSchema {
+        max_length: Some(MAX_ORDERING_KEY_CHARS),
         ..string_schema(NO_CONTROL)
     }
 );

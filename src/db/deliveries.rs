@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use jobs::queue::attempts::{self, Retriggered};
-use jobs::webhook::WebhookDeps;
+use jobs::webhook::{WebhookDeps, order};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use workflows::DeliveryStatus;
@@ -18,7 +18,22 @@ pub async fn cancel_waiting(
     reason: &str,
 ) -> Result<u64, sqlx::Error> {
     let owner = subscription_id.uuid();
-    attempts::cancel_waiting::<WebhookDeps>(conn, owner, reason).await
+    let cancelled = attempts::cancel_waiting::<WebhookDeps>(conn, owner, reason).await?;
+    // Its ordered lines go too (nothing waits in them any more).
+    release_ordered(conn, subscription_id).await?;
+    Ok(cancelled)
+}
+
+/// A subscription's deliveries stop waiting in ordered lines (it turned unordered, or they were cancelled): those
+/// that waited get their jobs now.
+pub async fn release_ordered(
+    conn: &mut PgConnection,
+    subscription_id: SubscriptionId,
+) -> Result<(), sqlx::Error> {
+    let jobs = order::release(conn, subscription_id).await?;
+    jobs::queue::push(conn, jobs)
+        .await
+        .map_err(jobs::queue::as_sqlx)
 }
 
 /// Restart the schedule of deliveries (the shared re-trigger path): attempt counter to 0, a fresh job due now.

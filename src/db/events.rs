@@ -48,10 +48,14 @@ pub async fn fan_out(
     if !record(conn, event, source).await? {
         return Ok((Ingested::Duplicate, Vec::new()));
     }
-    let (deliveries, connector_jobs) = create_rows(conn, event, only_subscription).await?;
+    let Created {
+        deliveries,
+        connector_jobs,
+    } = create_rows(conn, event, only_subscription).await?;
     let mut jobs: Vec<Job> = deliveries
         .iter()
-        .map(|&(delivery_id, subscription_id)| {
+        .filter(|(_, _, queued)| *queued)
+        .map(|&(delivery_id, subscription_id, _)| {
             Job::WebhookDelivery(DeliverWebhook {
                 delivery_id,
                 dispatch_seq: 1,
@@ -66,7 +70,7 @@ pub async fn fan_out(
             config_id,
         })
     }));
-    let deliveries = deliveries.into_iter().map(|(id, _)| id).collect();
+    let deliveries = deliveries.into_iter().map(|(id, _, _)| id).collect();
     let connector_jobs = connector_jobs.into_iter().map(|(id, _)| id).collect();
     let ingested = Ingested::New {
         deliveries,
@@ -113,22 +117,32 @@ async fn record(
     Ok(inserted.rows_affected() == 1)
 }
 
-/// The rows an event created, each with its owner (the lane its job is claimed in).
-type Created = (
-    Vec<(DeliveryId, SubscriptionId)>,
-    Vec<(ConnectorJobId, ConnectorId)>,
-);
+/// The rows an event created, each with its owner (the lane its job is claimed in). A delivery that waits in its
+/// ordered line behind an earlier one (README, "Ordered delivery") is created without a job: `queued` is false.
+struct Created {
+    deliveries: Vec<(DeliveryId, SubscriptionId, bool)>,
+    connector_jobs: Vec<(ConnectorJobId, ConnectorId)>,
+}
 
-/// Create the event's webhook deliveries and connector jobs in one statement (one round trip per event).
+/// Create the event's webhook deliveries and connector jobs in one statement (one round trip per event). A delivery
+/// to an ordered subscription joins its line (`webhook_order_heads`, locked by the upsert until the batch commits):
+/// it is the line's head, and queued, only when the line had none.
 async fn create_rows(
     conn: &mut PgConnection,
     event: &EventEnvelope,
     only_subscription: Option<SubscriptionId>,
 ) -> Result<Created, sqlx::Error> {
-    let created: Vec<(bool, Uuid, Uuid)> = sqlx::query_as(
+    let created: Vec<(bool, Uuid, Uuid, bool)> = sqlx::query_as(
         "WITH deliveries AS (
-           INSERT INTO webhook_deliveries (delivery_id, subscription_id, store_id, event_type, event_id, event_payload, trace_context)
-           SELECT gen_random_uuid(), s.subscription_id, s.store_id, $2, $3, $4, $7
+           INSERT INTO webhook_deliveries (delivery_id, subscription_id, store_id, event_type, event_id, event_payload,
+                                           trace_context, ordering_key, order_seq)
+           SELECT gen_random_uuid(), s.subscription_id, s.store_id, $2, $3, $4, $7,
+                  -- The line: '' for the whole subscription, else the JSON text of the key's value ('null' when
+                  -- the event has none), evaluated silently (an error is no value).
+                  CASE WHEN NOT s.ordered THEN NULL WHEN s.ordering_key IS NULL THEN ''
+                       ELSE left(COALESCE(jsonb_path_query_first($4::jsonb, s.ordering_key, '{}', TRUE)::text,
+                                          'null'), 200) END,
+                  CASE WHEN s.ordered THEN nextval('webhook_delivery_order') END
            FROM webhook_subscriptions s
            WHERE s.store_id = $1 AND s.is_active AND s.deleted_at IS NULL
              -- A targeted (test) event goes to that subscription whatever its types and payload filter.
@@ -136,7 +150,15 @@ async fn create_rows(
                        THEN s.events && $5 AND (s.payload_filter IS NULL OR $4::jsonb @@ s.payload_filter)
                        ELSE s.subscription_id = $6 END)
            ON CONFLICT ON CONSTRAINT webhook_deliveries_one_per_event_and_subscription DO NOTHING
-           RETURNING delivery_id, subscription_id
+           RETURNING delivery_id, subscription_id, ordering_key
+         ), heads AS (
+           INSERT INTO webhook_order_heads AS h (subscription_id, ordering_key, head)
+           SELECT subscription_id, ordering_key, delivery_id FROM deliveries WHERE ordering_key IS NOT NULL
+           -- Locked in the order a flush locks lines (jobs::webhook::order::advance), so the two cannot deadlock
+           -- over the lines of one event.
+           ORDER BY subscription_id, ordering_key
+           ON CONFLICT (subscription_id, ordering_key) DO UPDATE SET head = COALESCE(h.head, EXCLUDED.head)
+           RETURNING subscription_id, head
          ), connector_jobs AS (
            INSERT INTO connector_jobs (job_id, config_id, store_id, event_type, event_id, event_payload, trace_context)
            SELECT gen_random_uuid(), c.config_id, c.store_id, $2, $3, $4, $7
@@ -146,8 +168,9 @@ async fn create_rows(
            ON CONFLICT ON CONSTRAINT connector_jobs_one_per_event_and_config DO NOTHING
            RETURNING job_id, config_id
          )
-         SELECT TRUE, delivery_id, subscription_id FROM deliveries
-         UNION ALL SELECT FALSE, job_id, config_id FROM connector_jobs",
+         SELECT TRUE, d.delivery_id, d.subscription_id, d.ordering_key IS NULL OR h.head = d.delivery_id
+         FROM deliveries d LEFT JOIN heads h USING (subscription_id)
+         UNION ALL SELECT FALSE, job_id, config_id, TRUE FROM connector_jobs",
     )
     .bind(event.store_id.as_str())
     .bind(event.event_type.as_str())
@@ -159,17 +182,29 @@ async fn create_rows(
     .bind(jobs::trace::current())
     .fetch_all(&mut *conn)
     .await?;
-    let (deliveries, jobs): (Vec<_>, Vec<_>) =
-        created.into_iter().partition(|(webhook, _, _)| *webhook);
-    Ok((
-        deliveries
-            .into_iter()
-            .map(|(_, id, owner)| (DeliveryId(id), SubscriptionId(owner)))
-            .collect(),
-        jobs.into_iter()
-            .map(|(_, id, owner)| (ConnectorJobId(id), ConnectorId(owner)))
-            .collect(),
-    ))
+    Ok(Created::of(created))
+}
+
+impl Created {
+    /// The fan-out statement's rows: (webhook?, id, owner, queued).
+    fn of(rows: Vec<(bool, Uuid, Uuid, bool)>) -> Self {
+        let mut created = Self {
+            deliveries: Vec::new(),
+            connector_jobs: Vec::new(),
+        };
+        for (webhook, id, owner, queued) in rows {
+            if webhook {
+                created
+                    .deliveries
+                    .push((DeliveryId(id), SubscriptionId(owner), queued));
+            } else {
+                created
+                    .connector_jobs
+                    .push((ConnectorJobId(id), ConnectorId(owner)));
+            }
+        }
+        created
+    }
 }
 
 /// A message the parser or Postgres refused, kept whole (raw key and value bytes) with its reason.

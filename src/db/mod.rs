@@ -7,6 +7,7 @@ pub mod deliveries;
 pub mod errors;
 pub mod events;
 pub mod outbox;
+pub mod paths;
 pub mod rate_limits;
 pub mod retention;
 pub mod stats;

@@ -42,6 +42,35 @@ pub struct SubscriptionRow {
     pub payload_filter: Option<String>,
     /// Its limit of deliveries per second, across every worker; `None`: none.
     pub max_per_second: Option<f64>,
+    /// Whether its deliveries are ordered (README, "Ordered delivery").
+    pub ordered: bool,
+    /// The path of its ordering key, as Postgres prints it; `None` with `ordered`: the whole subscription.
+    pub ordering_key: Option<String>,
+}
+
+/// How a subscription's deliveries are ordered (README, "Ordered delivery").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum DeliveryOrder {
+    /// Side by side, in any order.
+    #[default]
+    Unordered,
+    /// One at a time, in ingest order, for the whole subscription.
+    Whole,
+    /// One at a time, in ingest order, per value of this SQL/JSON path (already checked by [`super::paths::check_ordering_key`]).
+    ByKey(String),
+}
+
+impl DeliveryOrder {
+    fn ordered(&self) -> bool {
+        *self != Self::Unordered
+    }
+
+    fn key(&self) -> Option<&str> {
+        match self {
+            Self::ByKey(path) => Some(path),
+            _ => None,
+        }
+    }
 }
 
 /// The columns of a [`SubscriptionRow`], from [`from!`].
@@ -50,7 +79,7 @@ macro_rules! columns {
         "s.subscription_id, s.store_id, s.name, s.target_url, s.events, s.is_active, s.created_at, s.updated_at,
          o.max_in_flight, COALESCE(o.consecutive_slow, 0) AS consecutive_slow, o.slow_since,
          s.disabled_at, s.disabled_reason, s.failing_since, s.payload_filter::text AS payload_filter,
-         s.max_per_second"
+         s.max_per_second, s.ordered, s.ordering_key::text AS ordering_key"
     };
 }
 
@@ -74,51 +103,12 @@ pub struct NewSubscription<'a> {
     pub is_active: bool,
     /// Its own limit of attempts in flight (already within the operator's bounds); `None`: the default.
     pub max_in_flight: Option<i32>,
-    /// Its payload filter, already checked by [`check_payload_filter`].
+    /// Its payload filter, already checked by [`super::paths::check_payload_filter`].
     pub payload_filter: Option<&'a str>,
     /// Its limit of deliveries per second (already checked).
     pub max_per_second: Option<f64>,
-}
-
-/// Why Postgres refuses `filter` as a payload filter, if it does: not `jsonpath` syntax, or not a predicate (a path
-/// such as `$.data.total` selects values; `$.data.total > 100` is a predicate). Evaluated against an empty object
-/// without silencing errors, which is when Postgres says a path is not a predicate.
-pub async fn check_payload_filter(
-    pool: &PgPool,
-    filter: &str,
-) -> Result<Option<String>, sqlx::Error> {
-    let checked =
-        sqlx::query("SELECT jsonb_path_match('{}'::jsonb, $1::jsonpath, '{}'::jsonb, false)")
-            .bind(filter)
-            .execute(pool)
-            .await;
-    match checked {
-        Ok(_) => Ok(None),
-        // 42601: syntax error; 54001: too complex; class 22: a path that yields no single boolean (22038), or another
-        // data exception (an invalid like_regex).
-        Err(sqlx::Error::Database(e))
-            if e.code()
-                .is_some_and(|c| c == "42601" || c.starts_with("22")) =>
-        {
-            Ok(Some(e.message().to_owned()))
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// Whether `filter` matches `event` (a webhook body), as the fan-out statement decides it: `event @@ filter`, where
-/// a predicate that cannot be evaluated (a string compared with a number) does not match.
-pub async fn payload_filter_matches(
-    pool: &PgPool,
-    filter: &str,
-    event: &serde_json::Value,
-) -> Result<bool, sqlx::Error> {
-    let matched: Option<bool> = sqlx::query_scalar("SELECT $1::jsonb @@ $2::jsonpath")
-        .bind(event)
-        .bind(filter)
-        .fetch_one(pool)
-        .await?;
-    Ok(matched == Some(true))
+    /// How its deliveries are ordered.
+    pub order: DeliveryOrder,
 }
 
 /// Insert in the caller's transaction (the signing secret is written before it commits).
@@ -129,8 +119,9 @@ pub async fn insert(
 ) -> Result<SubscriptionRow, sqlx::Error> {
     let id: SubscriptionId = sqlx::query_scalar(
         "INSERT INTO webhook_subscriptions
-           (subscription_id, store_id, name, target_url, events, is_active, payload_filter, max_per_second)
-         VALUES ($1, $2, $3, $4, $5, $6, $7::jsonpath, $8) RETURNING subscription_id",
+           (subscription_id, store_id, name, target_url, events, is_active, payload_filter, max_per_second, ordered,
+            ordering_key)
+         VALUES ($1, $2, $3, $4, $5, $6, $7::jsonpath, $8, $9, $10::jsonpath) RETURNING subscription_id",
     )
     .bind(SubscriptionId::new())
     .bind(store_id.as_str())
@@ -140,6 +131,8 @@ pub async fn insert(
     .bind(new.is_active)
     .bind(new.payload_filter)
     .bind(new.max_per_second)
+    .bind(new.order.ordered())
+    .bind(new.order.key())
     .fetch_one(&mut *conn)
     .await?;
     if let Some(limit) = new.max_in_flight {
@@ -249,6 +242,8 @@ pub struct Patch {
     pub payload_filter: Option<Option<String>>,
     /// Set (`Some(Some)`, already checked) or clear (`Some(None)`) its limit of deliveries per second.
     pub max_per_second: Option<Option<f64>>,
+    /// Change how its deliveries are ordered (turning unordered sends every waiting delivery at once).
+    pub order: Option<DeliveryOrder>,
     /// The service clock's time of the change: activating counts failures from then on.
     pub now: DateTime<Utc>,
 }
@@ -293,7 +288,9 @@ pub async fn update(
            disabled_reason = CASE WHEN $7 THEN NULL ELSE disabled_reason END,
            failing_since = CASE WHEN $7 THEN NULL ELSE failing_since END,
            payload_filter = CASE WHEN $9 THEN $10::jsonpath ELSE payload_filter END,
-           max_per_second = CASE WHEN $11 THEN $12 ELSE max_per_second END
+           max_per_second = CASE WHEN $11 THEN $12 ELSE max_per_second END,
+           ordered = CASE WHEN $13 THEN $14 ELSE ordered END,
+           ordering_key = CASE WHEN $13 THEN $15::jsonpath ELSE ordering_key END
          WHERE subscription_id = $2 AND store_id = $1
          RETURNING is_active",
     )
@@ -309,20 +306,36 @@ pub async fn update(
     .bind(patch.payload_filter.clone().flatten())
     .bind(patch.max_per_second.is_some())
     .bind(patch.max_per_second.flatten())
+    .bind(patch.order.is_some())
+    .bind(patch.order.as_ref().is_some_and(DeliveryOrder::ordered))
+    .bind(patch.order.as_ref().and_then(DeliveryOrder::key))
     .fetch_one(&mut *tx)
     .await?;
-    if !is_active {
-        deliveries::cancel_waiting(&mut tx, id, "subscription deactivated").await?;
-    }
-    if let Some(limit) = patch.max_in_flight {
-        set_lane_limit(&mut tx, id, limit).await?;
-    }
-    let row = row(&mut tx, id).await?;
+    let row = settle(&mut tx, id, is_active, patch).await?;
     tx.commit().await?;
     Ok(Some(Updated {
         row,
         was_failing_since: failing_since.filter(|_| activated),
     }))
+}
+
+/// What follows a patch in its transaction: deactivating cancels the waiting deliveries, turning unordered sends
+/// those that waited their turn, a lane limit is set. Returns the row as changed.
+async fn settle(
+    tx: &mut PgConnection,
+    id: SubscriptionId,
+    is_active: bool,
+    patch: &Patch,
+) -> Result<SubscriptionRow, sqlx::Error> {
+    if !is_active {
+        deliveries::cancel_waiting(tx, id, "subscription deactivated").await?;
+    } else if patch.order == Some(DeliveryOrder::Unordered) {
+        deliveries::release_ordered(tx, id).await?;
+    }
+    if let Some(limit) = patch.max_in_flight {
+        set_lane_limit(tx, id, limit).await?;
+    }
+    row(tx, id).await
 }
 
 /// Soft-delete: the delivery log keeps its rows; pending retries stop.

@@ -26,6 +26,7 @@ mod flood;
 mod kafka;
 mod lease;
 mod openapi;
+mod ordering;
 mod payload_filters;
 mod pipeline;
 mod poison;

@@ -2,6 +2,7 @@
 //! signing secret) and sent (a signed POST), and how its rows are stored (`table`). The engine
 //! ([`crate::attempt`]) and the writer ([`crate::queue::attempts`]) do the rest, as for every kind.
 
+pub mod order;
 mod stats;
 mod table;
 
@@ -352,6 +353,7 @@ mod tests {
             keys: crate::ports::KeyVersions::default(),
             max_per_second: None,
             trace_context: None,
+            ordered: false,
         }
     }
 

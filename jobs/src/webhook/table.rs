@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -14,10 +15,11 @@ use workflows::attempt::{AttemptState, AttemptStatus};
 use workflows::ids::{DeliveryId, SubscriptionId};
 use workflows::{AttemptOutcome, DeliveryStatus};
 
+use crate::Job;
 use crate::ports::{DeliveryToSend, KeyVersions};
 use crate::queue::attempts::{AttemptTable, RowUpdate};
 use crate::queue::effects::published_event;
-use crate::webhook::{WebhookDeps, WebhookRecord, stats};
+use crate::webhook::{WebhookDeps, WebhookRecord, order, stats};
 
 /// The receiver's answer as the row and the log store it: HTTP status, body, response time, outcome.
 struct Response {
@@ -139,6 +141,21 @@ impl AttemptTable for WebhookDeps {
         let event = published_event(kind, &d.store_id, data);
         Some((d.delivery_id.to_string(), event))
     }
+
+    fn sequenced(loaded: &DeliveryToSend) -> bool {
+        loaded.ordered
+    }
+
+    async fn finished(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<Vec<Job>> {
+        order::advance(conn, ids).await
+    }
+
+    async fn restarted(
+        conn: &mut PgConnection,
+        jobs: Vec<(Job, Duration)>,
+    ) -> sqlx::Result<Vec<(Job, Duration)>> {
+        order::restarted(conn, jobs).await
+    }
 }
 
 /// The attempts of a flush (`$1`–`$12`), then their counters ([`stats::COUNT_LOGGED`]).
@@ -173,6 +190,7 @@ struct SendRow {
     previous_secret_until: Option<DateTime<Utc>>,
     max_per_second: Option<f64>,
     trace_context: Option<String>,
+    ordered: bool,
 }
 
 /// Load the deliveries a batch of jobs refers to, with their subscriptions, in one query.
@@ -184,7 +202,8 @@ async fn load_for_send(
         "SELECT d.delivery_id, d.subscription_id, d.store_id, d.event_type, d.event_payload, d.status,
                 d.attempt_number, d.next_retry_at, d.dispatch_seq, s.target_url,
                 (s.is_active AND s.deleted_at IS NULL) AS subscription_active, s.secret_version,
-                s.previous_secret_until, s.max_per_second, d.trace_context
+                s.previous_secret_until, s.max_per_second, d.trace_context,
+                d.ordering_key IS NOT NULL AS ordered
          FROM webhook_deliveries d JOIN webhook_subscriptions s USING (subscription_id)
          WHERE d.delivery_id = ANY($1)",
     )
@@ -218,6 +237,7 @@ async fn load_for_send(
                     },
                     max_per_second: r.max_per_second,
                     trace_context: r.trace_context,
+                    ordered: r.ordered,
                 },
             ))
         })

@@ -231,17 +231,36 @@ impl Worker {
                 result: f.result.as_ref().map(|_| ()).map_err(Clone::clone),
             })
             .collect();
-        let mut tx = self.pool.begin().await?;
-        effects::apply(&mut tx, &batch, &self.topics).await?;
-        queue::ack(&mut tx, &self.context, &acks).await?;
+        // A deadlock or serialization failure rolled the whole flush back: write it again, rather than leave its
+        // jobs to the lease rescue (which would send them again).
+        let mut tries = 1;
+        loop {
+            match self.write(&batch, &acks).await {
+                Err(e) if tries < FLUSH_TRIES && rolled_back_by_conflict(&e) => {
+                    tracing::debug!(error = %e, tries, "flush rolled back by a lock conflict; writing it again");
+                    tokio::time::sleep(Duration::from_millis(5 * u64::from(tries))).await;
+                    tries += 1;
+                }
+                written => break written?,
+            }
+        }
         let injected = |e| anyhow::anyhow!("connection lost: {e}");
-        self.faults.at(Step::BeforeCommit).await.map_err(injected)?;
-        tx.commit().await?;
         self.faults.at(Step::Committed).await.map_err(injected)?;
         // Acknowledged: stop renewing their leases.
         self.held
             .release(finished.iter().map(|f| f.task_id.to_string()));
         finished.iter().for_each(|f| self.count(f));
+        Ok(())
+    }
+
+    /// One flush transaction: the batch's effects and acknowledgements.
+    async fn write(&self, batch: &Batch<'_>, acks: &[Ack]) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        effects::apply(&mut tx, batch, &self.topics).await?;
+        queue::ack(&mut tx, &self.context, acks).await?;
+        let injected = |e| anyhow::anyhow!("connection lost: {e}");
+        self.faults.at(Step::BeforeCommit).await.map_err(injected)?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -305,6 +324,24 @@ impl Worker {
             }
         }
     }
+}
+
+/// How many times a flush is written before its jobs are left to the lease rescue.
+const FLUSH_TRIES: u32 = 3;
+
+/// Whether Postgres rolled a transaction back for a deadlock (`40P01`) or a serialization failure (`40001`): the
+/// same writes in a new transaction can succeed.
+fn rolled_back_by_conflict(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        let code = match cause.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(db)) => db.code(),
+            _ => match cause.downcast_ref::<apalis_postgres::Error>() {
+                Some(apalis_postgres::Error::Database(sqlx::Error::Database(db))) => db.code(),
+                _ => None,
+            },
+        };
+        code.is_some_and(|c| c == "40P01" || c == "40001")
+    })
 }
 
 /// The text of a panic payload (`panic!` with a literal or a formatted message).

@@ -72,6 +72,7 @@ pub async fn sent(state: &AppState, d: &Delivery) -> Vec<(String, String)> {
         keys: KeyVersions::default(),
         max_per_second: None,
         trace_context: None,
+        ordered: false,
     };
     build_request(&delivery, &keys, at.timestamp())
         .headers

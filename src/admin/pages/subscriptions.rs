@@ -193,12 +193,7 @@ fn details(session: &Session, s: &Subscription) -> Markup {
         p.muted { "Target " code { (s.target_url) } " · created " (when(s.created_at))
             " · delivery lane " (format!("{:?}", s.delivery_lane.state).to_lowercase())
             ", at most " (s.delivery_lane.in_flight_limit) " in flight" }
-        @if let Some(filter) = &s.payload_filter {
-            p #payload-filter { "Only events matching the payload filter " code { (filter) } " (change it through the API)" }
-        }
-        @if let Some(limit) = s.max_per_second {
-            p #rate-limit { "At most " (limit) " deliveries per second (change it through the API)" }
-        }
+        (delivery_controls(s))
         p { a #stats-link href=(format!("{base}/stats")) { "Statistics" } " · "
             a #log-link href=(format!("/admin/deliveries?subscription_id={id}")) { "Delivery log" } }
         (warnings(&s.events))
@@ -387,5 +382,25 @@ pub async fn rotate_secret(req: &Request, Path(raw): Path<String>, body: Body) -
             )
         }
         Err(e) => refusal(&session, "Rotate", &e),
+    }
+}
+
+/// A subscription's payload filter, rate limit and ordering, those it has (changed through the API).
+fn delivery_controls(s: &Subscription) -> Markup {
+    html! {
+        @if let Some(filter) = &s.payload_filter {
+            p #payload-filter { "Only events matching the payload filter " code { (filter) } " (change it through the API)" }
+        }
+        @if let Some(limit) = s.max_per_second {
+            p #rate-limit { "At most " (limit) " deliveries per second (change it through the API)" }
+        }
+        @if let Some(ordering) = &s.ordering {
+            p #ordering { "Delivered in order, one at a time "
+                @match &ordering.key {
+                    Some(key) => { "per value of " code { (&**key) } }
+                    None => { "for the whole subscription" }
+                }
+                " (change it through the API)" }
+        }
     }
 }

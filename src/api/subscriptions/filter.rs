@@ -1,6 +1,6 @@
 //! Payload filters: a subscription's SQL/JSON path predicate over the webhook body (README, "Payload filters"),
 //! checked by Postgres at creation, evaluated by Postgres in the fan-out statement, and tried out on an example
-//! event with `POST /subscriptions/filter-test`.
+//! event with `POST /subscriptions/filter-test`. Ordering keys, SQL/JSON paths too, are checked here as well.
 
 use poem::web::Data;
 use poem_openapi::payload::Json;
@@ -13,7 +13,10 @@ use crate::api::problem::can::*;
 use crate::api::problem::{ApiError, Problems};
 use crate::api::types::{PayloadFilter, nul_at};
 use crate::api::{AppState, Tag};
-use crate::db::subscriptions;
+
+use super::Ordering;
+use crate::db::paths;
+use crate::db::subscriptions::DeliveryOrder;
 
 /// A payload filter to try on an example event.
 #[derive(Debug, Object)]
@@ -39,11 +42,31 @@ pub(super) async fn valid_payload_filter(
     state: &AppState,
     filter: &PayloadFilter,
 ) -> Result<String, ApiError> {
-    match subscriptions::check_payload_filter(&state.pool, filter).await? {
+    match paths::check_payload_filter(&state.pool, filter).await? {
         None => Ok(filter.to_string()),
         Some(why) => Err(ApiError::Invalid(
             ProblemCode::InvalidPayloadFilter,
             format!("payloadFilter is not an SQL/JSON path predicate: {why}"),
+        )),
+    }
+}
+
+/// The ordering to store (`None`: unordered), once Postgres has accepted its key as an SQL/JSON path.
+pub(super) async fn valid_ordering(
+    state: &AppState,
+    ordering: Option<&Ordering>,
+) -> Result<DeliveryOrder, ApiError> {
+    let Some(ordering) = ordering else {
+        return Ok(DeliveryOrder::Unordered);
+    };
+    let Some(key) = &ordering.key else {
+        return Ok(DeliveryOrder::Whole);
+    };
+    match paths::check_ordering_key(&state.pool, key).await? {
+        None => Ok(DeliveryOrder::ByKey(key.to_string())),
+        Some(why) => Err(ApiError::Invalid(
+            ProblemCode::InvalidOrderingKey,
+            format!("ordering.key is not an SQL/JSON path: {why}"),
         )),
     }
 }
@@ -74,7 +97,7 @@ impl PayloadFilterApi {
             ))?;
         }
         let filter = valid_payload_filter(&state, &body.payload_filter).await?;
-        let matches = subscriptions::payload_filter_matches(&state.pool, &filter, &body.event)
+        let matches = paths::payload_filter_matches(&state.pool, &filter, &body.event)
             .await
             .map_err(ApiError::from)?;
         Ok(Json(PayloadFilterResult { matches }))

@@ -9,7 +9,7 @@ pub use filter::{PayloadFilterApi, PayloadFilterResult, PayloadFilterTest};
 pub use rotate::{MAX_GRACE_SECS, RotateApi, RotateSigningSecret, RotatedSigningSecret, rotate};
 
 pub use types::{
-    AutoDisabled, CreateSubscription, CreatedSubscription, RetriggerOffer, Subscription,
+    AutoDisabled, CreateSubscription, CreatedSubscription, Ordering, RetriggerOffer, Subscription,
     SubscriptionPage, TestSent, UpdateSubscription, UpdatedSubscription,
 };
 pub use validate::target_url_pattern;
@@ -30,7 +30,7 @@ use super::types::{FilterText, Name};
 use super::{AppState, Tag, next_page, page_limit};
 use crate::db::deliveries;
 use crate::db::events::{EventSource, Ingested};
-use crate::db::subscriptions::{self, NewSubscription, Patch, SubscriptionRow};
+use crate::db::subscriptions::{self, DeliveryOrder, NewSubscription, Patch, SubscriptionRow};
 use crate::secrets::{new_signing_secret, webhook_secret_path};
 use poem_openapi::types::MaybeUndefined;
 use validate::{
@@ -128,6 +128,7 @@ impl SubscriptionsApi {
                 .transpose()?,
             payload_filter: payload_filter.as_deref(),
             max_per_second: body.max_per_second.map(valid_max_per_second).transpose()?,
+            order: filter::valid_ordering(&state, body.ordering.as_ref()).await?,
         };
         let (row, secret) = create_with_secret(&state, &auth.0.store_id, &new)
             .await
@@ -216,6 +217,11 @@ impl SubscriptionsApi {
                 MaybeUndefined::Undefined => None,
                 MaybeUndefined::Null => Some(None),
                 MaybeUndefined::Value(m) => Some(Some(valid_max_per_second(m)?)),
+            },
+            order: match &body.ordering {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(DeliveryOrder::Unordered),
+                MaybeUndefined::Value(o) => Some(filter::valid_ordering(&state, Some(o)).await?),
             },
             now: state.clock.now(),
         };

@@ -6,7 +6,7 @@ use poem_openapi::types::MaybeUndefined;
 use workflows::ids::{DeliveryId, EventId, SubscriptionId};
 use workflows::lanes::{Lane, LaneLimits, LaneState};
 
-use crate::api::types::{Name, PayloadFilter};
+use crate::api::types::{Name, OrderingKey, PayloadFilter};
 use crate::db::subscriptions::SubscriptionRow;
 
 /// A new subscription.
@@ -31,6 +31,20 @@ pub struct CreateSubscription {
     /// evaluated on the webhook body: e.g. `$.data.total > 100 && $.data.currency == "EUR"`, or
     /// `$.data.status == "shipped" && $.previousAttributes.status != "shipped"`. Absent: every event of its types.
     pub payload_filter: Option<PayloadFilter>,
+    /// Deliver in order (README, "Ordered delivery"). Absent: deliveries go side by side, in any order.
+    pub ordering: Option<Ordering>,
+}
+
+/// Ordered delivery: deliveries with the same ordering key reach the receiver one at a time, in the order their
+/// events were ingested. A failing delivery holds back the later ones of its key (only of its key) until it is
+/// delivered or dead-lettered.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct Ordering {
+    /// An SQL/JSON path (PostgreSQL `jsonpath`) selecting the key in the webhook body, e.g. `$.data.orderId`:
+    /// deliveries of events with the same value are ordered, those of different values go side by side (events
+    /// without a value share the key `null`). Absent: one order for the whole subscription.
+    pub key: Option<OrderingKey>,
 }
 
 /// Changes; absent fields are kept.
@@ -51,6 +65,9 @@ pub struct UpdateSubscription {
     pub payload_filter: MaybeUndefined<PayloadFilter>,
     /// New rate limit (same rules as at creation); `null` removes it.
     pub max_per_second: MaybeUndefined<f64>,
+    /// New ordering (same rules as at creation), for events ingested from now on; `null` makes it unordered, and
+    /// every delivery still waiting its turn is sent at once.
+    pub ordering: MaybeUndefined<Ordering>,
 }
 
 /// A subscription (never its secret).
@@ -84,6 +101,8 @@ pub struct Subscription {
     pub payload_filter: Option<String>,
     /// Its limit of deliveries per second; absent: none.
     pub max_per_second: Option<f64>,
+    /// How its deliveries are ordered; absent: not at all.
+    pub ordering: Option<Ordering>,
 }
 
 /// Why and when the service disabled a subscription.
@@ -207,6 +226,9 @@ impl Subscription {
             },
             payload_filter: r.payload_filter,
             max_per_second: r.max_per_second,
+            ordering: r.ordered.then(|| Ordering {
+                key: r.ordering_key.map(OrderingKey::stored),
+            }),
         }
     }
 }

@@ -145,16 +145,17 @@ async fn a_test_webhook_sent_from_the_subscription_page_is_delivered_and_in_the_
     browser.quit().await;
 }
 
-/// Catches: a subscription's payload filter or rate limit set through the API and invisible in the panel (an admin
-/// wondering why events do not arrive, or arrive slowly, must see both).
+/// Catches: a subscription's payload filter, rate limit or ordering set through the API and invisible in the panel
+/// (an admin wondering why events do not arrive, arrive slowly or one at a time must see all three).
 #[tokio::test]
-async fn the_subscription_page_shows_its_payload_filter_and_rate_limit() {
+async fn the_subscription_page_shows_its_payload_filter_rate_limit_and_ordering() {
     let app = super::spawn_app().await;
     let created: serde_json::Value = app
         .as_store(reqwest::Method::POST, "/subscriptions", STORE)
         .json(
             &json!({"name": "Big orders", "targetUrl": "http://127.0.0.1:9/", "events": ["order.*"],
-                      "payloadFilter": "$.data.total > 100", "maxPerSecond": 2.5}),
+                      "payloadFilter": "$.data.total > 100", "maxPerSecond": 2.5,
+                      "ordering": {"key": "$.data.orderId"}}),
         )
         .send()
         .await
@@ -177,5 +178,10 @@ async fn the_subscription_page_shows_its_payload_filter_and_rate_limit() {
             .text("#rate-limit")
             .await
             .contains("2.5 deliveries per second")
+    );
+    let ordering = browser.text("#ordering").await;
+    assert!(
+        ordering.contains(r#"one at a time per value of $."data"."orderId""#),
+        "{ordering}"
     );
 }

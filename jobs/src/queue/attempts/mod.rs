@@ -14,11 +14,13 @@
 pub mod lanes;
 mod retrigger;
 
+use crate::Job;
 use crate::attempt::{AttemptRecord, Effect, KindEffect, OutboundKind};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::collections::HashMap;
+use std::time::Duration;
 
 use sqlx::postgres::PgArguments;
 use sqlx::{PgConnection, PgPool};
@@ -68,6 +70,27 @@ pub trait AttemptTable: OutboundKind {
     async fn log(conn: &mut PgConnection, records: &[&Record<Self>]) -> sqlx::Result<()>;
     /// The event published once `record` was applied (`None`: nothing to publish), with its message key.
     fn published(record: &Record<Self>) -> Option<(String, Value)>;
+
+    /// Whether a row's finishing may let another row go on ([`AttemptTable::finished`]); rows that never do cost no
+    /// statement.
+    fn sequenced(_loaded: &Self::Loaded) -> bool {
+        false
+    }
+
+    /// Rows that finished in this flush (succeeded, dead-lettered, cancelled): the jobs of the rows that may go on
+    /// now (webhooks: the next delivery of an ordered line). None by default.
+    async fn finished(_conn: &mut PgConnection, _ids: &[Uuid]) -> sqlx::Result<Vec<Job>> {
+        Ok(Vec::new())
+    }
+
+    /// The jobs of rows just restarted by a re-trigger (their new jobs, due now): all of them by default; a kind
+    /// whose rows wait their turn keeps back those that must wait.
+    async fn restarted(
+        _conn: &mut PgConnection,
+        jobs: Vec<(Job, Duration)>,
+    ) -> sqlx::Result<Vec<(Job, Duration)>> {
+        Ok(jobs)
+    }
 }
 
 /// Apply the effects of a batch of jobs of kind `T`, adding their next jobs and events to `writes`.
@@ -83,12 +106,18 @@ pub async fn apply<T: AttemptTable>(
             _ => None,
         })
         .collect();
+    let mut finished = Vec::new();
     if !records.is_empty() {
         T::log(conn, &records).await?;
-        record::<T>(conn, &records, writes).await?;
+        finished = record::<T>(conn, &records, writes).await?;
         lanes::record_health(conn, records.iter().map(|r| (T::owner(&r.loaded), r.slow))).await?;
     }
-    cancel::<T>(conn, effects).await?;
+    finished.extend(cancel::<T>(conn, effects).await?);
+    if !finished.is_empty() {
+        for job in T::finished(conn, &finished).await? {
+            writes.queue(job, Duration::ZERO);
+        }
+    }
     defer::<T>(conn, effects, writes).await?;
     Ok(())
 }
@@ -123,12 +152,13 @@ impl RowColumns {
     }
 }
 
-/// Move recorded rows on; for those applied, queue their next attempt and publish their event.
+/// Move recorded rows on; for those applied, queue their next attempt and publish their event. Returns the
+/// sequenced rows that finished ([`AttemptTable::sequenced`]).
 async fn record<T: AttemptTable>(
     conn: &mut PgConnection,
     records: &[&Record<T>],
     writes: &mut Writes,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<Uuid>> {
     let (table, id, done_at) = (T::TABLE, T::ID, T::DONE_AT);
     let (extra_set, extra_unnest, extra_names) = (T::EXTRA_SET, T::EXTRA_UNNEST, T::EXTRA_NAMES);
     let sql = format!(
@@ -154,10 +184,14 @@ async fn record<T: AttemptTable>(
     let applied: Vec<Uuid> = T::bind_extras(update, records)
         .fetch_all(&mut *conn)
         .await?;
+    let mut finished = Vec::new();
     for r in records {
         let row_id = T::id(&r.loaded);
         if !applied.contains(&row_id.into()) {
             continue;
+        }
+        if !r.decision.status.awaits_attempt() && T::sequenced(&r.loaded) {
+            finished.push(row_id.into());
         }
         if let Some(run_in) = r.next_run_in.filter(|_| r.decision.queues_next_attempt()) {
             let job = T::job(row_id, T::owner(&r.loaded), r.state.dispatch_seq + 1);
@@ -167,14 +201,14 @@ async fn record<T: AttemptTable>(
             writes.publish_event(key, event);
         }
     }
-    Ok(())
+    Ok(finished)
 }
 
-/// Stop the retries of cancelled rows.
+/// Stop the retries of cancelled rows; returns those cancelled.
 async fn cancel<T: AttemptTable>(
     conn: &mut PgConnection,
     effects: &[&KindEffect<T>],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<Uuid>> {
     let (mut ids, mut seqs, mut reasons) = (Vec::<Uuid>::new(), Vec::new(), Vec::new());
     for e in effects {
         if let Effect::Cancel {
@@ -189,20 +223,20 @@ async fn cancel<T: AttemptTable>(
         }
     }
     if ids.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let (table, id) = (T::TABLE, T::ID);
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "UPDATE {table} t SET status = 'CANCELLED', next_retry_at = NULL, last_error = i.reason, updated_at = now()
          FROM unnest($1::uuid[], $2::int[], $3::text[]) AS i(id, dispatch_seq, reason)
-         WHERE t.{id} = i.id AND t.dispatch_seq = i.dispatch_seq AND t.status IN ('PENDING', 'FAILED')"
+         WHERE t.{id} = i.id AND t.dispatch_seq = i.dispatch_seq AND t.status IN ('PENDING', 'FAILED')
+         RETURNING t.{id}"
     )))
     .bind(&ids)
     .bind(&seqs)
     .bind(&reasons)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    .fetch_all(&mut *conn)
+    .await?)
 }
 
 /// Queue deferred attempts again without counting them: the row's `dispatch_seq` moves on, its counter does not.

@@ -66,6 +66,7 @@ pub async fn retrigger<T: AttemptTable>(
             (T::job(row_id.into(), owner, dispatch_seq), Duration::ZERO)
         })
         .collect();
+    let jobs = T::restarted(&mut tx, jobs).await?;
     queue::push(&mut tx, jobs).await.map_err(queue::as_sqlx)?;
     tx.commit().await?;
     Ok(rows.into_iter().map(|(id, seq, _)| (id, seq)).collect())

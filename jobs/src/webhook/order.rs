@@ -1,0 +1,163 @@
+//! Ordered delivery (README, "Ordered delivery"): the deliveries of an ordered subscription form lines, one per
+//! ordering key, and only a line's head has a job. The others wait, without a job and without a worker slot, until
+//! the head is DELIVERED, DEAD_LETTERED or CANCELLED; then the line moves on to its next delivery in ingest order.
+//!
+//! Every change to a line locks its `webhook_order_heads` row first: ingest (the fan-out statement adds a new
+//! delivery to its line with an upsert that locks the row), the worker's flush (moving a finished head on), a
+//! re-trigger (a restarted delivery rejoins its line at its old place), and the subscription turning unordered
+//! (every waiting delivery gets its job). Moving on reads the line's waiting deliveries in a statement that starts
+//! after the lock was taken, so it sees every delivery an ingest that held the lock before had added.
+
+use std::time::Duration;
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+use workflows::ids::{DeliveryId, SubscriptionId};
+
+use super::DeliverWebhook;
+use crate::Job;
+
+/// Lock the lines of `deliveries` (those of ordered subscriptions; others are ignored), creating a line that has
+/// no row, and move each on: a line whose head is missing or finished gets its earliest waiting delivery as the new
+/// head (returned as a job due now), and a line with nothing waiting is removed. A line whose head is still in
+/// progress is left alone, so this is safe to call for any delivery at any time.
+pub async fn advance(conn: &mut PgConnection, deliveries: &[Uuid]) -> sqlx::Result<Vec<Job>> {
+    if deliveries.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Sorted, so that two flushes lock shared lines in the same order.
+    let lines: Vec<(Uuid, String)> = sqlx::query_as(
+        "INSERT INTO webhook_order_heads AS h (subscription_id, ordering_key)
+         SELECT DISTINCT subscription_id, ordering_key FROM webhook_deliveries
+         WHERE delivery_id = ANY($1) AND ordering_key IS NOT NULL
+         ORDER BY subscription_id, ordering_key
+         ON CONFLICT (subscription_id, ordering_key) DO UPDATE SET head = h.head
+         RETURNING subscription_id, ordering_key",
+    )
+    .bind(deliveries)
+    .fetch_all(&mut *conn)
+    .await?;
+    if lines.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (subscriptions, keys): (Vec<Uuid>, Vec<String>) = lines.into_iter().unzip();
+    let heads: Vec<(Uuid, i32, Uuid)> = sqlx::query_as(MOVE_ON)
+        .bind(&subscriptions)
+        .bind(&keys)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(heads
+        .into_iter()
+        .map(|(delivery_id, dispatch_seq, subscription_id)| {
+            Job::WebhookDelivery(DeliverWebhook {
+                delivery_id: DeliveryId(delivery_id),
+                dispatch_seq,
+                subscription_id: SubscriptionId(subscription_id),
+            })
+        })
+        .collect())
+}
+
+/// Move locked lines on (`$1`, `$2`: their subscriptions and keys): the lines whose head is missing or finished
+/// take their earliest waiting delivery as head, or are removed when none waits. Returns the new heads.
+const MOVE_ON: &str = "
+    WITH lines AS (
+        SELECT h.subscription_id, h.ordering_key, h.head, n.delivery_id AS next, n.dispatch_seq
+        FROM unnest($1::uuid[], $2::text[]) AS l(subscription_id, ordering_key)
+        JOIN webhook_order_heads h USING (subscription_id, ordering_key)
+        LEFT JOIN LATERAL (
+            SELECT d.delivery_id, d.dispatch_seq FROM webhook_deliveries d
+            WHERE d.subscription_id = h.subscription_id AND d.ordering_key = h.ordering_key
+              AND d.ordering_key IS NOT NULL AND d.status IN ('PENDING', 'FAILED')
+            ORDER BY d.order_seq LIMIT 1) n ON TRUE
+        WHERE h.head IS NULL OR NOT EXISTS (
+            SELECT 1 FROM webhook_deliveries c WHERE c.delivery_id = h.head AND c.status IN ('PENDING', 'FAILED'))
+    ), removed AS (
+        DELETE FROM webhook_order_heads h USING lines l
+        WHERE h.subscription_id = l.subscription_id AND h.ordering_key = l.ordering_key AND l.next IS NULL
+    ), moved AS (
+        UPDATE webhook_order_heads h SET head = l.next FROM lines l
+        WHERE h.subscription_id = l.subscription_id AND h.ordering_key = l.ordering_key AND l.next IS NOT NULL
+        RETURNING l.next, l.dispatch_seq, h.subscription_id
+    )
+    SELECT next, dispatch_seq, subscription_id FROM moved";
+
+/// Of `deliveries` just restarted (re-triggered), the jobs to queue: an unordered delivery's own job, due now; an
+/// ordered one rejoins its line at its old place (its `order_seq`), so it gets a job only if it is now the head.
+pub async fn restarted(
+    conn: &mut PgConnection,
+    deliveries: Vec<(Job, Duration)>,
+) -> sqlx::Result<Vec<(Job, Duration)>> {
+    let ids: Vec<Uuid> = deliveries
+        .iter()
+        .filter_map(|(job, _)| delivery(job))
+        .collect();
+    let ordered: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT delivery_id FROM webhook_deliveries WHERE delivery_id = ANY($1) AND ordering_key IS NOT NULL",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    if ordered.is_empty() {
+        return Ok(deliveries);
+    }
+    let mut jobs: Vec<(Job, Duration)> = deliveries
+        .into_iter()
+        .filter(|(job, _)| delivery(job).is_none_or(|id| !ordered.contains(&id)))
+        .collect();
+    jobs.extend(
+        advance(conn, &ordered)
+            .await?
+            .into_iter()
+            .map(|job| (job, Duration::ZERO)),
+    );
+    Ok(jobs)
+}
+
+/// The delivery a job attempts.
+fn delivery(job: &Job) -> Option<Uuid> {
+    match job {
+        Job::WebhookDelivery(d) => Some(d.delivery_id.uuid()),
+        _ => None,
+    }
+}
+
+/// A subscription stops delivering in order (it turned unordered, or its waiting deliveries were cancelled): its
+/// lines are removed and its waiting deliveries leave them. Returns the jobs of those that were waiting without one
+/// (a head keeps its own job). Lines are locked (removed) before the waiting deliveries are read, so a concurrent
+/// ingest that added to a line is either seen here or, once this commits, starts a new line of its own.
+pub async fn release(
+    conn: &mut PgConnection,
+    subscription: SubscriptionId,
+) -> sqlx::Result<Vec<(Job, Duration)>> {
+    let heads: Vec<Option<Uuid>> = sqlx::query_scalar(
+        "DELETE FROM webhook_order_heads WHERE (subscription_id, ordering_key) IN (
+             SELECT subscription_id, ordering_key FROM webhook_order_heads WHERE subscription_id = $1
+             ORDER BY ordering_key FOR UPDATE)
+         RETURNING head",
+    )
+    .bind(subscription)
+    .fetch_all(&mut *conn)
+    .await?;
+    let heads: Vec<Uuid> = heads.into_iter().flatten().collect();
+    let waiting: Vec<(Uuid, i32)> = sqlx::query_as(
+        "UPDATE webhook_deliveries SET ordering_key = NULL, order_seq = NULL, updated_at = now()
+         WHERE subscription_id = $1 AND ordering_key IS NOT NULL AND status IN ('PENDING', 'FAILED')
+         RETURNING delivery_id, dispatch_seq",
+    )
+    .bind(subscription)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(waiting
+        .into_iter()
+        .filter(|(id, _)| !heads.contains(id))
+        .map(|(delivery_id, dispatch_seq)| {
+            let job = Job::WebhookDelivery(DeliverWebhook {
+                delivery_id: DeliveryId(delivery_id),
+                dispatch_seq,
+                subscription_id: subscription,
+            });
+            (job, Duration::ZERO)
+        })
+        .collect())
+}
