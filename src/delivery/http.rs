@@ -109,26 +109,32 @@ impl WebhookSender for HttpSender {
 }
 
 impl HttpSender {
+    /// IP literals bypass the resolver: they are checked here (names are checked by the resolver at connect time).
+    fn refused_literal(&self, url: &str) -> Option<SendResult> {
+        let url = TargetUrl::parse(url).ok()?;
+        let Err(TargetError::NotAllowed(ip)) = url.check_literal(&self.policy) else {
+            return None;
+        };
+        let reason = FailureReason::TargetRefused(format!("not a public address: {ip}"));
+        Some(SendResult {
+            outcome: AttemptOutcome::Failed {
+                reason,
+                status: None,
+                elapsed_ms: 0,
+                retry_after: None,
+            },
+            response_body: None,
+        })
+    }
+
     /// The POST, in its client span: it carries that span's `traceparent` (not signed: the signature covers the
     /// body, with the delivery id and timestamp).
     async fn post(&self, mut request: OutgoingRequest) -> SendResult {
         jobs::trace::inject(&mut request.headers);
         let started = Instant::now();
         let elapsed = |started: Instant| started.elapsed().as_millis() as i64;
-        // IP literals bypass the resolver: check them here (names are checked by the resolver at connect time).
-        if let Ok(url) = TargetUrl::parse(&request.url)
-            && let Err(TargetError::NotAllowed(ip)) = url.check_literal(&self.policy)
-        {
-            let reason = FailureReason::TargetRefused(format!("not a public address: {ip}"));
-            return SendResult {
-                outcome: AttemptOutcome::Failed {
-                    reason,
-                    status: None,
-                    elapsed_ms: 0,
-                    retry_after: None,
-                },
-                response_body: None,
-            };
+        if let Some(refused) = self.refused_literal(&request.url) {
+            return refused;
         }
         let mut builder = self.client.post(&request.url).body(request.body);
         for (name, value) in &request.headers {
