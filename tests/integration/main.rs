@@ -27,6 +27,7 @@ mod kafka;
 mod lease;
 mod openapi;
 mod ordering;
+mod ordering_kafka;
 mod payload_filters;
 mod pipeline;
 mod poison;

@@ -23,19 +23,19 @@ use integration_service::startup::Roles;
 
 /// One request the receiver answered: its key, its place in the key's order, and whether it was accepted.
 #[derive(Debug, Clone)]
-struct Arrival {
-    key: String,
-    seq: u64,
-    accepted: bool,
+pub(crate) struct Arrival {
+    pub key: String,
+    pub seq: u64,
+    pub accepted: bool,
 }
 
 /// What the receiver shares with its handler.
 #[derive(Clone)]
-struct Shared {
+pub(crate) struct Shared {
     /// Requests of each key being answered right now (an ordered key never has two).
     in_flight: Arc<Mutex<HashMap<String, usize>>>,
     /// Keys that ever had two requests in flight at once.
-    overlapped: Arc<Mutex<Vec<String>>>,
+    pub overlapped: Arc<Mutex<Vec<String>>>,
     /// While set, the first event (`seq` 0) of `held_key` is refused with 500.
     hold: Arc<AtomicBool>,
     held_key: String,
@@ -83,7 +83,9 @@ async fn answer(Json(body): Json<Value>, shared: Data<&Shared>) -> StatusCode {
 }
 
 /// Start the ordered receiver on a loopback port; returns its URL, its shared state and the arrivals.
-async fn ordered_receiver(held_key: &str) -> (String, Shared, mpsc::UnboundedReceiver<Arrival>) {
+pub(crate) async fn ordered_receiver(
+    held_key: &str,
+) -> (String, Shared, mpsc::UnboundedReceiver<Arrival>) {
     let (sender, arrivals) = mpsc::unbounded_channel();
     let shared = Shared {
         in_flight: Arc::default(),
