@@ -17,6 +17,7 @@ use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider,
 };
 use tracing::Subscriber;
+use tracing_subscriber::filter::{FilterFn, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -44,6 +45,7 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer("integration-service"))
             .with_tracked_inactivity(false)
+            .with_filter(not_http_server_requests())
     });
     if provider.is_some() {
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
@@ -75,6 +77,13 @@ impl Telemetry {
             Err(e) => tracing::warn!(error = %e, "exporting the last spans failed"),
         }
     }
+}
+
+/// The API's request spans (poem's `Tracing` middleware) are logged but not exported: the gateway validates a
+/// credential on every request it serves, and a trace per validation (or per health check) would bury the traces
+/// of events. An event posted over `POST /events` starts its own trace.
+fn not_http_server_requests() -> FilterFn<impl Fn(&tracing::Metadata<'_>) -> bool + Clone> {
+    filter_fn(|meta| !meta.target().starts_with("poem::"))
 }
 
 fn filter() -> EnvFilter {
