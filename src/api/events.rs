@@ -2,8 +2,10 @@
 
 use chrono::Utc;
 use poem::web::Data;
+use poem_openapi::param::Header;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
+use tracing::Instrument;
 use workflows::EventEnvelope;
 use workflows::ids::{ConnectorJobId, DeliveryId, EventId};
 
@@ -13,6 +15,21 @@ use super::problem::can::*;
 use super::problem::{ApiError, Problems};
 use super::{AppState, Tag};
 use crate::db::events::{EventSource, Ingested, list_quarantine};
+
+/// A span in the caller's trace, when it sent a `traceparent` and traces are exported (else a span that does
+/// nothing for tracing): the event's own span is its child.
+fn caller_trace(traceparent: Option<String>, tracestate: Option<String>) -> tracing::Span {
+    let Some(mut stored) = traceparent else {
+        return tracing::Span::none();
+    };
+    if let Some(state) = tracestate {
+        stored.push('\n');
+        stored.push_str(&state);
+    }
+    let span = tracing::info_span!("POST /events", otel.kind = "server");
+    jobs::trace::continue_from(&span, Some(&stored));
+    span
+}
 
 /// What ingesting the event did.
 #[derive(Debug, Object)]
@@ -73,6 +90,12 @@ impl EventsApi {
         _auth: OperatorAuth,
         state: Data<&AppState>,
         body: Json<serde_json::Value>,
+        /// W3C trace context: the event's fan-out continues the caller's trace (README, "Tracing").
+        #[oai(name = "traceparent")]
+        traceparent: Header<Option<String>>,
+        /// W3C trace state, with `traceparent`.
+        #[oai(name = "tracestate")]
+        tracestate: Header<Option<String>>,
     ) -> Result<Ingest, Problems<{ OPERATOR_CALLER | JSON_BODY | INVALID }>> {
         // Same parser as Kafka ingest, so both paths accept and refuse exactly the same envelopes.
         let bytes = serde_json::to_vec(&body.0).map_err(|e| ApiError::Internal(e.into()))?;
@@ -81,6 +104,7 @@ impl EventsApi {
         let ingested = state
             .ingestor
             .ingest_one(&event, EventSource::Http, None)
+            .instrument(caller_trace(traceparent.0, tracestate.0))
             .await
             .map_err(ApiError::from)?;
         Ok(match ingested {

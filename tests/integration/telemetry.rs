@@ -19,6 +19,8 @@ const WAIT: Duration = Duration::from_secs(60);
 /// The producer's trace and span, as its `traceparent` names them.
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PRODUCER_SPAN: &str = "00f067aa0ba902b7";
+/// The trace of the caller of `POST /events`.
+const HTTP_TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 
 fn named<'a>(spans: &'a [(String, Span)], name: &str) -> Option<&'a Span> {
     spans
@@ -143,4 +145,39 @@ async fn a_kafka_events_trace_continues_through_its_delivery_to_the_receiver_and
         .log_line(&format!(r#""trace_id":"{TRACE_ID}""#), WAIT)
         .await;
     assert!(logged.contains("attempt made"), "{logged}");
+
+    // Over `POST /events` a caller's `traceparent` is continued the same way.
+    let caller = format!("00-{HTTP_TRACE_ID}-{PRODUCER_SPAN}-01");
+    let posted = reqwest::Client::new()
+        .post(format!("{api}/events"))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("traceparent", &caller)
+        .json(&event("order.placed", "store-o", json!({"orderId": "o-2"})))
+        .send()
+        .await
+        .expect("posted");
+    assert_eq!(posted.status(), 202);
+    let in_http_trace = |spans: &[(String, Span)], name: &str| {
+        spans
+            .iter()
+            .map(|(_, s)| s.clone())
+            .find(|s| s.name == name && hex(&s.trace_id) == HTTP_TRACE_ID)
+    };
+    collector
+        .until(WAIT, |spans| {
+            ["POST /events", "ingest event", "attempt"]
+                .iter()
+                .all(|name| in_http_trace(spans, name).is_some())
+        })
+        .await;
+    let server = in_http_trace(&collector.spans, "POST /events").expect("server span");
+    assert_eq!(hex(&server.parent_span_id), PRODUCER_SPAN);
+    let ingested = in_http_trace(&collector.spans, "ingest event").expect("event span");
+    assert_eq!(ingested.parent_span_id, server.span_id);
+    let attempt = in_http_trace(&collector.spans, "attempt").expect("attempt span");
+    assert_eq!(attempt.parent_span_id, ingested.span_id);
+    assert!(
+        in_http_trace(&collector.spans, "request").is_none(),
+        "API request spans are not exported"
+    );
 }
