@@ -10,32 +10,28 @@ pub async fn check_payload_filter(
     pool: &PgPool,
     filter: &str,
 ) -> Result<Option<String>, sqlx::Error> {
-    let checked =
+    refusal(
         sqlx::query("SELECT jsonb_path_match('{}'::jsonb, $1::jsonpath, '{}'::jsonb, false)")
             .bind(filter)
             .execute(pool)
-            .await;
-    match checked {
-        Ok(_) => Ok(None),
-        // 42601: syntax error; 54001: too complex; class 22: a path that yields no single boolean (22038), or another
-        // data exception (an invalid like_regex).
-        Err(sqlx::Error::Database(e))
-            if e.code()
-                .is_some_and(|c| c == "42601" || c.starts_with("22")) =>
-        {
-            Ok(Some(e.message().to_owned()))
-        }
-        Err(e) => Err(e),
-    }
+            .await,
+    )
 }
 
 /// Why Postgres refuses `path` as an ordering key, if it does (not `jsonpath` syntax).
 pub async fn check_ordering_key(pool: &PgPool, path: &str) -> Result<Option<String>, sqlx::Error> {
-    match sqlx::query("SELECT $1::jsonpath")
-        .bind(path)
-        .execute(pool)
-        .await
-    {
+    refusal(
+        sqlx::query("SELECT $1::jsonpath")
+            .bind(path)
+            .execute(pool)
+            .await,
+    )
+}
+
+/// Postgres' reason when a check refused the path: 42601 (syntax error), class 22 (a path that yields no single
+/// boolean, 22038, or another data exception such as an invalid `like_regex`). Other errors are the database's.
+fn refusal<T>(checked: Result<T, sqlx::Error>) -> Result<Option<String>, sqlx::Error> {
+    match checked {
         Ok(_) => Ok(None),
         Err(sqlx::Error::Database(e))
             if e.code()

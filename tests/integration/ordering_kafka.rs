@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::common::kafka::{brokers, create_topics, producer, publish_topics_env};
 use crate::common::process::{ServiceProcess, cluster_env, wait_healthy};
 use crate::common::{ADMIN_TOKEN, Api, TestDb, event};
-use crate::ordering::{Arrival, ordered_receiver};
+use crate::ordering::{Arrival, assert_in_order, ordered_receiver};
 
 const WAIT: Duration = Duration::from_secs(60);
 const KEYS: usize = 8;
@@ -76,18 +76,8 @@ async fn events_keyed_by_order_reach_the_receiver_in_produce_order_across_proces
             .expect("receiver open");
         log.push(a);
     }
-    for k in 0..KEYS {
-        let key = format!("k{k}");
-        let got: Vec<u64> = log.iter().filter(|a| a.key == key).map(|a| a.seq).collect();
-        assert_eq!(got, (0..PER_KEY).collect::<Vec<_>>(), "{key} out of order");
-    }
-    let overlapped = shared
-        .overlapped
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    assert!(
-        overlapped.is_empty(),
-        "two deliveries of a key at once: {overlapped:?}"
-    );
+    let keys = (0..KEYS)
+        .map(|k| (format!("k{k}"), (0..PER_KEY).collect()))
+        .collect();
+    assert_in_order(&log, &shared, keys);
 }

@@ -2,8 +2,6 @@
 //! through the limiter the connectors share; a backlog over it waits without counting attempts or holding worker
 //! slots, so another subscription's deliveries go out meanwhile.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
@@ -13,25 +11,13 @@ use uuid::Uuid;
 use crate::common::client::JsonAnswer;
 use crate::common::process::ServiceProcess;
 use crate::common::receiver::Receiver;
-use crate::common::{ADMIN_TOKEN, TestApp, TestDb, event, problem, t0, test_config};
-use integration_service::startup::Roles;
+use crate::common::{TestApp, event, problem};
 
 /// Catches: a limit applied per process (two workers would deliver twice as fast), a paced delivery counted as an
 /// attempt or dead-lettered, and paced deliveries holding the worker slots another subscription needs.
 #[tokio::test]
 async fn two_worker_processes_pace_a_subscription_to_its_limit_while_another_is_not_held_back() {
-    let db = TestDb::create().await;
-    let config = test_config(&db);
-    let key = config.secrets.master_key.expose().to_owned();
-    let url = db.url.clone();
-    let app = TestApp::spawn_with_clock(
-        Arc::new(db),
-        config,
-        Roles::API,
-        jobs::ManualClock::new(t0()),
-        Arc::new(jobs::SystemClock),
-    )
-    .await;
+    let (app, env) = TestApp::api_only(&[]).await;
     let mut limited_to = Receiver::start(&[]).await;
     let mut free_to = Receiver::start(&[]).await;
     let created: Value = app
@@ -48,16 +34,6 @@ async fn two_worker_processes_pace_a_subscription_to_its_limit_while_another_is_
         assert_eq!(app.post_event(&e).await.status(), 202);
     }
 
-    let env: BTreeMap<String, String> = [
-        ("DATABASE_URL", url),
-        ("SS3_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
-        ("SS3_SECRETS__MASTER_KEY", key),
-        ("SS3_WORKER__POLL_INTERVAL_MS", "50".into()),
-        ("RUST_LOG", "warn".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
     let _w1 = ServiceProcess::spawn("worker", &env, "paced-worker-1");
     let _w2 = ServiceProcess::spawn("worker", &env, "paced-worker-2");
 

@@ -164,6 +164,42 @@ impl TestApp {
         Self::spawn_with_clock(Arc::new(db), config, roles, clock.clone(), Arc::new(clock)).await
     }
 
+    /// An API-only app on a fresh database, its clock manual at `t0`, and the environment of worker processes that
+    /// join it (`extra` added to it).
+    pub async fn api_only(
+        extra: &[(&str, &str)],
+    ) -> (Self, std::collections::BTreeMap<String, String>) {
+        let db = TestDb::create().await;
+        let config = test_config(&db);
+        let mut env: std::collections::BTreeMap<String, String> = [
+            ("DATABASE_URL", db.url.clone()),
+            ("SS3_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+            (
+                "SS3_SECRETS__MASTER_KEY",
+                config.secrets.master_key.expose().to_owned(),
+            ),
+            ("SS3_WORKER__POLL_INTERVAL_MS", "50".into()),
+            ("RUST_LOG", "warn".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let app = Self::spawn_with_clock(
+            Arc::new(db),
+            config,
+            Roles::API,
+            ManualClock::new(t0()),
+            Arc::new(jobs::SystemClock),
+        )
+        .await;
+        (app, env)
+    }
+
     /// A custom config and roles with a clock of the test's choosing (`clock` is the handle the test moves; `used`
     /// is what the app reads, which may be a different clock).
     pub async fn spawn_with_clock(
