@@ -355,7 +355,17 @@ fn recorded<K: OutboundKind>(
     let next_run_in = decision
         .next_retry_at
         .map(|at| real_wait(at - finished_at, pacing.time_scale));
-    tracing::debug!(status = decision.status.as_str(), "attempt made");
+    // A failed attempt is worth an operator's eye (and carries its trace id); a delivered one is routine.
+    if decision.status == workflows::attempt::AttemptStatus::Delivered {
+        tracing::debug!(status = decision.status.as_str(), "attempt made");
+    } else {
+        let next_retry_at = decision.next_retry_at.map(|at| at.to_rfc3339());
+        tracing::info!(
+            status = decision.status.as_str(),
+            ?next_retry_at,
+            "attempt failed"
+        );
+    }
     let handled = Handled::Attempted {
         status: decision.status,
     };

@@ -16,8 +16,8 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider,
 };
-use tracing::Subscriber;
-use tracing_subscriber::filter::{FilterFn, filter_fn};
+use tracing::{Level, Subscriber};
+use tracing_subscriber::filter::{FilterFn, LevelFilter, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -45,13 +45,17 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<Telemetry> {
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer("integration-service"))
             .with_tracked_inactivity(false)
-            .with_filter(not_http_server_requests())
+            .with_filter(exported())
     });
     if provider.is_some() {
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     }
+    // `RUST_LOG` selects spans and log lines alike (a span it leaves out is not exported either: keep the
+    // default INFO for the service's targets when exporting); the OpenTelemetry layer also filters out what it
+    // must not export.
     tracing_subscriber::registry()
         .with(filter())
+        .with(at_most_info(provider.is_some()))
         .with(otel)
         .with(log_layer())
         .try_init()?;
@@ -79,11 +83,22 @@ impl Telemetry {
     }
 }
 
-/// The API's request spans (poem's `Tracing` middleware) are logged but not exported: the gateway validates a
-/// credential on every request it serves, and a trace per validation (or per health check) would bury the traces
-/// of events. An event posted over `POST /events` starts its own trace.
-fn not_http_server_requests() -> FilterFn<impl Fn(&tracing::Metadata<'_>) -> bool + Clone> {
-    filter_fn(|meta| !meta.target().starts_with("poem::"))
+/// What is exported, whatever `RUST_LOG` says: the spans of the work (Kafka batches, events, attempts, HTTP calls)
+/// and warnings and errors as span events. Not exported: the API's request spans (poem's `Tracing` middleware), as
+/// the gateway validates a credential on every request it serves and a trace per validation (or per health check)
+/// would bury the traces of events; and the worker loop's own span, which lasts as long as the process (an attempt
+/// with no stored trace context starts a trace of its own rather than joining one that never ends).
+fn exported() -> FilterFn<impl Fn(&tracing::Metadata<'_>) -> bool + Clone> {
+    filter_fn(|meta| {
+        if meta.is_span() {
+            *meta.level() <= Level::INFO
+                && !meta.target().starts_with("poem::")
+                && !(meta.target().starts_with("jobs::worker") && meta.name() == "worker")
+        } else {
+            *meta.level() <= Level::WARN
+        }
+    })
+    .with_max_level_hint(Level::INFO)
 }
 
 fn filter() -> EnvFilter {
@@ -91,6 +106,18 @@ fn filter() -> EnvFilter {
         // vaultrs and its HTTP layer log every answer that is not 2xx at ERROR, a 404 for an absent secret too;
         // the service reports the Vault failures that matter itself, with their context.
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,rdkafka=warn,vaultrs=off,rustify=off"))
+}
+
+/// With traces exported, nothing is recorded above INFO, whatever `RUST_LOG` asks: with a DEBUG callsite enabled
+/// anywhere, tracing-subscriber's per-layer filter of the OpenTelemetry layer (0.3.23) loses track of new spans and
+/// they leave their trace (measured: `RUST_LOG=info,x=debug`, even for a target that does not exist). Without
+/// export, `RUST_LOG` is taken as it is.
+fn at_most_info(exporting: bool) -> LevelFilter {
+    if exporting {
+        LevelFilter::INFO
+    } else {
+        LevelFilter::TRACE
+    }
 }
 
 /// Log lines to stderr: JSON with `SS3_LOG_FORMAT=json`, else text; with the trace id when in a traced span.

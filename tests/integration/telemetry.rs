@@ -40,7 +40,8 @@ async fn a_kafka_events_trace_continues_through_its_delivery_to_the_receiver_and
     create_topics(&[topic.clone(), publish.clone()]).await;
     let db = TestDb::create().await;
     let mut collector = Collector::start().await;
-    let mut receiver = Receiver::start(&[]).await;
+    // The first attempt fails: a failed attempt is logged at INFO, inside its span.
+    let mut receiver = Receiver::start(&[500]).await;
     let env = cluster_env(
         &db.url,
         &[
@@ -54,8 +55,7 @@ async fn a_kafka_events_trace_continues_through_its_delivery_to_the_receiver_and
             ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint()),
             ("SS3_TELEMETRY__EXPORT_INTERVAL_MS", "100"),
             ("SS3_LOG_FORMAT", "json"),
-            // The attempt logs its decision at debug, inside its span.
-            ("RUST_LOG", "warn,jobs::attempt=debug"),
+            ("RUST_LOG", "info"),
         ],
     );
     let service = ServiceProcess::spawn("api,ingest,worker", &env, "telemetry");
@@ -125,7 +125,7 @@ async fn a_kafka_events_trace_continues_through_its_delivery_to_the_receiver_and
         (a["kind"].as_str(), a["attempt"].as_str()),
         ("webhook_delivery", "1")
     );
-    assert_eq!(a["outcome"], "delivered");
+    assert_eq!(a["outcome"], "failed");
 
     let http = named(spans, "POST").expect("HTTP client span");
     assert_eq!(http.parent_span_id, attempt.span_id);
@@ -133,7 +133,7 @@ async fn a_kafka_events_trace_continues_through_its_delivery_to_the_receiver_and
     let h = attributes(http);
     assert_eq!(h["server.address"], "127.0.0.1");
     assert_eq!(h["server.port"], receiver.addr.port().to_string());
-    assert_eq!(h["http.response.status_code"], "200");
+    assert_eq!(h["http.response.status_code"], "500");
     assert_eq!(h["http.request.method"], "POST");
     assert_eq!(
         sent[2],
@@ -144,7 +144,7 @@ async fn a_kafka_events_trace_continues_through_its_delivery_to_the_receiver_and
     let logged = service
         .log_line(&format!(r#""trace_id":"{TRACE_ID}""#), WAIT)
         .await;
-    assert!(logged.contains("attempt made"), "{logged}");
+    assert!(logged.contains("attempt failed"), "{logged}");
 
     // Over `POST /events` a caller's `traceparent` is continued the same way.
     let caller = format!("00-{HTTP_TRACE_ID}-{PRODUCER_SPAN}-01");
