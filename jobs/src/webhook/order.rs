@@ -59,25 +59,30 @@ pub async fn advance(conn: &mut PgConnection, deliveries: &[Uuid]) -> sqlx::Resu
 }
 
 /// Move locked lines on (`$1`, `$2`: their subscriptions and keys): the lines whose head is missing or finished
-/// take their earliest waiting delivery as head, or are removed when none waits. Returns the new heads.
+/// take their earliest waiting delivery as head, or are removed when none waits. Returns the new heads. Every
+/// lookup is by key (a line by its primary key, its head by id, its next delivery by the ordered index), so a flush
+/// costs the same whatever the number of lines and waiting deliveries; no plan depends on fresh statistics.
 const MOVE_ON: &str = "
     WITH lines AS (
-        SELECT h.subscription_id, h.ordering_key, h.head, n.delivery_id AS next, n.dispatch_seq
+        SELECT h.ctid AS line, h.subscription_id, n.delivery_id AS next, n.dispatch_seq
         FROM unnest($1::uuid[], $2::text[]) AS l(subscription_id, ordering_key)
-        JOIN webhook_order_heads h USING (subscription_id, ordering_key)
+        -- LIMIT keeps each lookup a subquery of its own (never flattened into a scan of every line).
+        CROSS JOIN LATERAL (
+            SELECT x.ctid, x.subscription_id, x.ordering_key, x.head FROM webhook_order_heads x
+            WHERE x.subscription_id = l.subscription_id AND x.ordering_key = l.ordering_key LIMIT 1) h
         LEFT JOIN LATERAL (
             SELECT d.delivery_id, d.dispatch_seq FROM webhook_deliveries d
             WHERE d.subscription_id = h.subscription_id AND d.ordering_key = h.ordering_key
               AND d.ordering_key IS NOT NULL AND d.status IN ('PENDING', 'FAILED')
-            ORDER BY d.order_seq LIMIT 1) n ON TRUE
-        WHERE h.head IS NULL OR NOT EXISTS (
-            SELECT 1 FROM webhook_deliveries c WHERE c.delivery_id = h.head AND c.status IN ('PENDING', 'FAILED'))
+            ORDER BY d.subscription_id, d.ordering_key, d.order_seq LIMIT 1) n ON TRUE
+        WHERE h.head IS NULL
+           OR COALESCE((SELECT c.status FROM webhook_deliveries c WHERE c.delivery_id = h.head), '')
+              NOT IN ('PENDING', 'FAILED')
     ), removed AS (
-        DELETE FROM webhook_order_heads h USING lines l
-        WHERE h.subscription_id = l.subscription_id AND h.ordering_key = l.ordering_key AND l.next IS NULL
+        DELETE FROM webhook_order_heads WHERE ctid = ANY(ARRAY(SELECT line FROM lines WHERE next IS NULL))
     ), moved AS (
         UPDATE webhook_order_heads h SET head = l.next FROM lines l
-        WHERE h.subscription_id = l.subscription_id AND h.ordering_key = l.ordering_key AND l.next IS NOT NULL
+        WHERE h.ctid = ANY(ARRAY(SELECT line FROM lines WHERE next IS NOT NULL)) AND h.ctid = l.line
         RETURNING l.next, l.dispatch_seq, h.subscription_id
     )
     SELECT next, dispatch_seq, subscription_id FROM moved";
