@@ -18,25 +18,24 @@ use super::DeliverWebhook;
 use crate::Job;
 
 /// Lock the lines of `deliveries` (those of ordered subscriptions; others are ignored), creating a line that has
-/// no row, and move each on: a line whose head is missing or finished gets its earliest waiting delivery as the new
-/// head (returned as a job due now), and a line with nothing waiting is removed. A line whose head is still in
-/// progress is left alone, so this is safe to call for any delivery at any time.
-pub async fn advance(conn: &mut PgConnection, deliveries: &[Uuid]) -> sqlx::Result<Vec<Job>> {
+/// no row when `create` (a re-trigger: its line may be gone), and move each on: a line whose head is missing or
+/// finished gets its earliest waiting delivery as the new head (returned as a job due now), and a line with nothing
+/// waiting is removed. A line whose head is still in progress is left alone, so this is safe to call for any
+/// delivery at any time.
+pub async fn advance(
+    conn: &mut PgConnection,
+    deliveries: &[Uuid],
+    create: bool,
+) -> sqlx::Result<Vec<Job>> {
     if deliveries.is_empty() {
         return Ok(Vec::new());
     }
     // Sorted, so that two flushes lock shared lines in the same order.
-    let lines: Vec<(Uuid, String)> = sqlx::query_as(
-        "INSERT INTO webhook_order_heads AS h (subscription_id, ordering_key)
-         SELECT DISTINCT subscription_id, ordering_key FROM webhook_deliveries
-         WHERE delivery_id = ANY($1) AND ordering_key IS NOT NULL
-         ORDER BY subscription_id, ordering_key
-         ON CONFLICT (subscription_id, ordering_key) DO UPDATE SET head = h.head
-         RETURNING subscription_id, ordering_key",
-    )
-    .bind(deliveries)
-    .fetch_all(&mut *conn)
-    .await?;
+    let lock = if create { CREATE_AND_LOCK } else { LOCK };
+    let lines: Vec<(Uuid, String)> = sqlx::query_as(lock)
+        .bind(deliveries)
+        .fetch_all(&mut *conn)
+        .await?;
     if lines.is_empty() {
         return Ok(Vec::new());
     }
@@ -57,6 +56,26 @@ pub async fn advance(conn: &mut PgConnection, deliveries: &[Uuid]) -> sqlx::Resu
         })
         .collect())
 }
+
+/// Lock the existing lines of deliveries `$1` (a row lock, no new row version), in line order.
+const LOCK: &str = "
+    SELECT h.subscription_id, h.ordering_key
+    FROM (SELECT DISTINCT subscription_id, ordering_key FROM webhook_deliveries
+          WHERE delivery_id = ANY($1) AND ordering_key IS NOT NULL
+          ORDER BY subscription_id, ordering_key) d
+    CROSS JOIN LATERAL (
+        SELECT x.subscription_id, x.ordering_key FROM webhook_order_heads x
+        WHERE x.subscription_id = d.subscription_id AND x.ordering_key = d.ordering_key
+        LIMIT 1 FOR UPDATE) h";
+
+/// Lock the lines of deliveries `$1`, creating those that have no row (with no head), in line order.
+const CREATE_AND_LOCK: &str = "
+    INSERT INTO webhook_order_heads AS h (subscription_id, ordering_key)
+    SELECT DISTINCT subscription_id, ordering_key FROM webhook_deliveries
+    WHERE delivery_id = ANY($1) AND ordering_key IS NOT NULL
+    ORDER BY subscription_id, ordering_key
+    ON CONFLICT (subscription_id, ordering_key) DO UPDATE SET head = h.head
+    RETURNING subscription_id, ordering_key";
 
 /// Move locked lines on (`$1`, `$2`: their subscriptions and keys): the lines whose head is missing or finished
 /// take their earliest waiting delivery as head, or are removed when none waits. Returns the new heads. Every
@@ -111,7 +130,7 @@ pub async fn restarted(
         .filter(|(job, _)| delivery(job).is_none_or(|id| !ordered.contains(&id)))
         .collect();
     jobs.extend(
-        advance(conn, &ordered)
+        advance(conn, &ordered, true)
             .await?
             .into_iter()
             .map(|job| (job, Duration::ZERO)),

@@ -147,7 +147,7 @@ impl AttemptTable for WebhookDeps {
     }
 
     async fn finished(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<Vec<Job>> {
-        order::advance(conn, ids).await
+        order::advance(conn, ids, false).await
     }
 
     async fn restarted(
