@@ -154,3 +154,25 @@ async fn two_worker_processes_share_one_rate_limit_per_config() {
         workers.len()
     );
 }
+
+/// Catches: marketplace calls made outside any exported span (an operator tracing a connector would see nothing of
+/// its calls to Amazon).
+#[tokio::test]
+async fn a_worker_exports_a_client_span_for_each_marketplace_call() {
+    let fake = FakeChannels::start().await;
+    let (app, mut env) = app_for_processes(5000, &fake).await;
+    let mut collector = crate::common::otlp::Collector::start().await;
+    env.insert("OTEL_EXPORTER_OTLP_ENDPOINT".into(), collector.endpoint());
+    env.insert("SS3_TELEMETRY__EXPORT_INTERVAL_MS".into(), "100".into());
+    env.insert("RUST_LOG".into(), "info".into());
+    let _worker = ServiceProcess::spawn("worker", &env, "traced-connector-worker");
+    create_id(&app, &amazon_body(1)).await;
+    let port = fake.url().rsplit(':').next().unwrap_or_default().to_owned();
+    let to_the_fake = |spans: &[(String, opentelemetry_proto::tonic::trace::v1::Span)]| {
+        spans.iter().any(|(_, s)| {
+            let a = crate::common::otlp::attributes(s);
+            a.get("server.port") == Some(&port) && a.contains_key("http.response.status_code")
+        })
+    };
+    collector.until(Duration::from_secs(30), to_the_fake).await;
+}
