@@ -6,6 +6,8 @@ pub mod attempt;
 pub mod backoff;
 pub mod clock;
 pub mod connector;
+#[cfg(test)]
+mod fakes;
 pub mod job;
 pub mod ports;
 pub mod queue;

@@ -322,7 +322,7 @@ mod tests {
             sender: receiver.clone(),
             secrets: Arc::new(Secrets(secret)),
             pacing: Pacing::manual(t0()),
-            rate_gate: Arc::new(Unlimited),
+            rate_gate: Arc::new(crate::fakes::Gate(None)),
         };
         (deps, receiver)
     }
@@ -354,28 +354,6 @@ mod tests {
             max_per_second: None,
             trace_context: None,
             ordered: false,
-        }
-    }
-
-    /// Grants every turn (no delivery here has a rate limit).
-    struct Unlimited;
-
-    #[async_trait]
-    impl RateGate for Unlimited {
-        async fn reserve(
-            &self,
-            _: Uuid,
-            _: &str,
-            _: RateLimit,
-            _: Duration,
-        ) -> Result<Reservation, String> {
-            Ok(Reservation::Granted {
-                wait: chrono::Duration::zero(),
-                tat: t0(),
-            })
-        }
-        async fn pause(&self, _: Uuid, _: &str, _: RateLimit, _: Duration) -> Result<(), String> {
-            Ok(())
         }
     }
 

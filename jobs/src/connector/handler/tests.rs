@@ -12,14 +12,14 @@ use uuid::Uuid;
 use workflows::DeliveryStatus;
 use workflows::attempt::AttemptState;
 use workflows::ids::{ConnectorId, ConnectorJobId};
-use workflows::ratelimit::{RateLimit, Reservation};
 
 use super::*;
 use crate::attempt::{Effect, Pacing};
+use crate::fakes::Gate;
 use crate::ports::SecretError;
 use connectors::{
     ChannelHttp, ChannelRequest, ChannelResponse, ConnectorConfig, ConnectorEvent, CredentialField,
-    Credentials, RateGate, Registry,
+    Credentials, Registry,
 };
 
 /// Answers token requests with a token and every other request with the next scripted status (200 when none).
@@ -57,32 +57,6 @@ impl ChannelHttp for ScriptedHttp {
             retry_after: None,
             body,
         })
-    }
-}
-
-struct Gate(Option<Duration>);
-
-#[async_trait]
-impl RateGate for Gate {
-    async fn reserve(
-        &self,
-        _: uuid::Uuid,
-        _: &str,
-        _: RateLimit,
-        _: Duration,
-    ) -> Result<Reservation, String> {
-        Ok(match self.0 {
-            None => Reservation::Granted {
-                wait: chrono::Duration::zero(),
-                tat: Utc::now(),
-            },
-            Some(wait) => Reservation::Denied {
-                wait: chrono::Duration::from_std(wait).unwrap_or_default(),
-            },
-        })
-    }
-    async fn pause(&self, _: uuid::Uuid, _: &str, _: RateLimit, _: Duration) -> Result<(), String> {
-        Ok(())
     }
 }
 
