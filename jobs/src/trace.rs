@@ -34,9 +34,14 @@ pub fn current() -> Option<String> {
 /// The remote parent a stored context names (an empty context when it is malformed).
 pub fn parent(stored: &str) -> Context {
     let mut lines = stored.splitn(2, '\n');
+    remote(lines.next().unwrap_or_default(), lines.next())
+}
+
+/// The remote parent W3C headers name (an empty context when they are malformed).
+fn remote(traceparent: &str, tracestate: Option<&str>) -> Context {
     let headers = Headers {
-        traceparent: lines.next().map(str::to_owned),
-        tracestate: lines.next().map(str::to_owned),
+        traceparent: Some(traceparent.to_owned()),
+        tracestate: tracestate.map(str::to_owned),
     };
     global::get_text_map_propagator(|p| p.extract(&headers))
 }
@@ -44,9 +49,18 @@ pub fn parent(stored: &str) -> Context {
 /// Make `span` (not yet entered) a child of the stored context, when there is one.
 pub fn continue_from(span: &tracing::Span, stored: Option<&str>) {
     if let Some(stored) = stored {
-        // Fails only when tracing is not exported or the span is disabled: then there is nothing to continue.
-        let _ = span.set_parent(parent(stored));
+        set_parent(span, parent(stored));
     }
+}
+
+/// Make `span` (not yet entered) a child of the caller that sent these W3C headers (`POST /events`).
+pub fn continue_caller(span: &tracing::Span, traceparent: &str, tracestate: Option<&str>) {
+    set_parent(span, remote(traceparent, tracestate));
+}
+
+fn set_parent(span: &tracing::Span, parent: Context) {
+    // Fails only when tracing is not exported or the span is disabled: then there is nothing to continue.
+    let _ = span.set_parent(parent);
 }
 
 /// Add `traceparent` (and `tracestate`) of the span now entered to `headers`, when it is traced.

@@ -19,15 +19,11 @@ use crate::db::events::{EventSource, Ingested, list_quarantine};
 /// A span in the caller's trace, when it sent a `traceparent` and traces are exported (else a span that does
 /// nothing for tracing): the event's own span is its child.
 fn caller_trace(traceparent: Option<String>, tracestate: Option<String>) -> tracing::Span {
-    let Some(mut stored) = traceparent else {
+    let Some(traceparent) = traceparent else {
         return tracing::Span::none();
     };
-    if let Some(state) = tracestate {
-        stored.push('\n');
-        stored.push_str(&state);
-    }
     let span = tracing::info_span!("POST /events", otel.kind = "server");
-    jobs::trace::continue_from(&span, Some(&stored));
+    jobs::trace::continue_caller(&span, &traceparent, tracestate.as_deref());
     span
 }
 
