@@ -166,13 +166,8 @@ async fn production_mode_refuses_private_targets_unless_allow_listed() {
         "http://169.254.169.254/latest",
         "http://localhost/x",
     ] {
-        let response = app
-            .as_store(Method::POST, "/subscriptions", "store-a")
-            .json(&json!({"name": "x", "targetUrl": target, "events": ["*"]}))
-            .send()
-            .await
-            .expect("req");
-        let (status, p) = problem(response).await;
+        let body = json!({"name": "x", "targetUrl": target, "events": ["*"]});
+        let (status, p) = app.post_refused("/subscriptions", "store-a", &body).await;
         assert_eq!(
             (status, p["code"].as_str()),
             (422, Some("target_not_allowed")),

@@ -158,13 +158,7 @@ async fn a_name_must_be_a_json_string_on_every_resource() {
             ("/credentials", credential(name.clone())),
             ("/connectors", connector(name.clone(), json!({}))),
         ] {
-            let response = app
-                .as_store(Method::POST, path, STORE)
-                .json(&body)
-                .send()
-                .await
-                .expect("req");
-            let (status, p) = problem(response).await;
+            let (status, p) = app.post_refused(path, STORE, &body).await;
             assert_eq!(
                 (status, p["code"].as_str()),
                 (422, Some("invalid_name")),

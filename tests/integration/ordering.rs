@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::common::client::JsonAnswer;
 use crate::common::process::ServiceProcess;
 use crate::common::receiver::Receiver;
-use crate::common::{TestApp, event, problem};
+use crate::common::{TestApp, event};
 
 /// One request the receiver answered: its key, its place in the key's order, and whether it was accepted.
 #[derive(Debug, Clone)]
@@ -264,13 +264,8 @@ async fn two_worker_processes_deliver_each_key_in_order_and_a_failing_head_holds
 async fn turning_ordering_off_sends_what_waited_and_a_bad_key_is_refused() {
     let (app, env) = TestApp::api_only(&[("SS3_WORKER__TIME_SCALE", "0.001")]).await;
     for bad in [json!("$.data.("), json!("not a path"), json!(7)] {
-        let response = app
-            .as_store(Method::POST, "/subscriptions", "store-o")
-            .json(&json!({"name": "x", "targetUrl": "http://127.0.0.1:9/", "events": ["*"], "ordering": {"key": bad}}))
-            .send()
-            .await
-            .expect("sent");
-        let (status, doc) = problem(response).await;
+        let body = json!({"name": "x", "targetUrl": "http://127.0.0.1:9/", "events": ["*"], "ordering": {"key": bad}});
+        let (status, doc) = app.post_refused("/subscriptions", "store-o", &body).await;
         assert_eq!(
             (status, doc["code"].as_str()),
             (422, Some("invalid_ordering_key")),

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::common::client::JsonAnswer;
 use crate::common::process::ServiceProcess;
 use crate::common::receiver::Receiver;
-use crate::common::{TestApp, event, problem};
+use crate::common::{TestApp, event};
 
 /// Catches: a limit applied per process (two workers would deliver twice as fast), a paced delivery counted as an
 /// attempt or dead-lettered, and paced deliveries holding the worker slots another subscription needs.
@@ -99,13 +99,8 @@ async fn two_worker_processes_pace_a_subscription_to_its_limit_while_another_is_
 async fn a_rate_limit_outside_its_range_is_refused_and_null_removes_it() {
     let app = TestApp::spawn().await;
     for bad in [json!(0), json!(-1), json!(10_001)] {
-        let response = app
-            .as_store(Method::POST, "/subscriptions", "store-r")
-            .json(&json!({"name": "x", "targetUrl": "http://127.0.0.1:9/", "events": ["*"], "maxPerSecond": bad}))
-            .send()
-            .await
-            .expect("sent");
-        let (status, doc) = problem(response).await;
+        let body = json!({"name": "x", "targetUrl": "http://127.0.0.1:9/", "events": ["*"], "maxPerSecond": bad});
+        let (status, doc) = app.post_refused("/subscriptions", "store-r", &body).await;
         assert_eq!(
             (status, doc["code"].as_str()),
             (422, Some("invalid_max_per_second")),

@@ -329,6 +329,17 @@ impl TestApp {
         (created.subscription.subscription_id, created.signing_secret)
     }
 
+    /// POST `body` to `path` as `store`, expecting a problem document: its status and the document.
+    pub async fn post_refused(&self, path: &str, store: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .as_store(reqwest::Method::POST, path, store)
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        problem(response).await
+    }
+
     /// POST /events as an operator.
     pub async fn post_event(&self, event: &Value) -> reqwest::Response {
         self.http
