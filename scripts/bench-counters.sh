@@ -22,16 +22,8 @@ PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
 CONC=${CONC:-16} N_FO1=${N_FO1:-20000} N_FO10=${N_FO10:-2000}
 mkdir -p "$OUT"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-POSTMASTER=$(pgrep -o -x postgres || pgrep -o postgres)
-KEY=$(python3 -c 'import os,base64; print(base64.b64encode(os.urandom(32)).decode())')
-PIDS=()
-DBS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for d in "${DBS[@]}"; do psql "$PGURL/postgres" -qAt -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1 || true; done
-}
-trap cleanup EXIT
+# shellcheck source=scripts/bench-burst.sh
+. "$(dirname "$0")/bench-burst.sh"
 
 run() { # build(A|B) bin scenario round
   local build=$1 bin=$2 sc=$3 rnd=$4 n eps expect
@@ -40,38 +32,9 @@ run() { # build(A|B) bin scenario round
     fo10) n=$N_FO10 eps=10 expect=$((N_FO10 * 10)) ;;
     *) echo "unknown scenario $sc" >&2; exit 2 ;;
   esac
-  local db=ss3_bench_ctr_$$_${build,,}_${sc}_$rnd tag=$OUT/$build-$sc-$rnd
-  DBS+=("$db")
-  psql "$PGURL/postgres" -v ON_ERROR_STOP=1 -qAt -c "CREATE DATABASE $db"
-  local rport; rport=$(free_port)
-  "$LOADGEN/recv" "127.0.0.1:$rport" 1 >"$tag.recv.log" 2>&1 &
-  local rpid=$!
-  PIDS+=("$rpid")
-  : >"$tag.serve.log"
-  DATABASE_URL="$PGURL/$db" SS3_ADMIN_TOKEN=tok SS3_SECRETS__MASTER_KEY="$KEY" SS3_KAFKA__BROKERS= \
-    SS3_LISTEN_ADDR=127.0.0.1:0 RUST_LOG=warn,integration_service::startup=info NO_COLOR=1 \
-    "$bin" serve --roles api,worker >"$tag.serve.log" 2>&1 &
-  local spid=$!
-  PIDS+=("$spid")
-  local port=""
-  for _ in $(seq 1 300); do
-    port=$(grep -m1 -o 'API listening addr=[0-9.:]*' "$tag.serve.log" | sed 's/.*://' || true)
-    [ -n "$port" ] && break
-    sleep 0.2
-  done
-  local api="http://127.0.0.1:$port"
-  for _ in $(seq 1 100); do curl -fs "$api/health" >/dev/null && curl -fs "http://127.0.0.1:$rport/_stats" >/dev/null && break; sleep 0.2; done
-  local store
-  store=$("$LOADGEN/send" setup --target ss3 --api "$api" --token tok --endpoints "$eps" --recv "http://127.0.0.1:$rport")
-  local load; load=$(cut -d' ' -f1 /proc/loadavg)
-  python3 "$SAMPLER" "$tag.cpu.json" 0 0 0 1.0 --ours "$spid" --pg-ours "$POSTMASTER" --pg-ours-db "$db" &
-  local cpid=$!
-  "$LOADGEN/send" burst --target ss3 --api "$api" --token tok --app "$store" --n "$n" --conc "$CONC" \
-    --recv "http://127.0.0.1:$rport" --expect "$expect" --timeout 60 >"$tag.send.json" 2>"$tag.send.err"
-  kill -INT "$cpid"; wait "$cpid" 2>/dev/null || true
-  kill "$spid" "$rpid" 2>/dev/null || true
-  wait "$spid" "$rpid" 2>/dev/null || true
-  psql "$PGURL/postgres" -qAt -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+  local tag=$OUT/$build-$sc-$rnd
+  burst "$bin" "ss3_bench_ctr_$$_${build,,}_${sc}_$rnd" "$tag" "$eps" "$n" "$expect" 60
+  local load=$BURST_LOAD
   python3 - "$tag" "$build" "$sc" "$rnd" "$load" <<'PY'
 import json, sys
 tag, build, sc, rnd, load = sys.argv[1:6]

@@ -19,16 +19,8 @@ CONC=${CONC:-16} N=${N:-20000} N_WHOLE=${N_WHOLE:-1000}
 mkdir -p "$OUT"
 rm -f "$OUT"/*.row.json
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-POSTMASTER=$(pgrep -o -x postgres || pgrep -o postgres)
-KEY=$(python3 -c 'import os,base64; print(base64.b64encode(os.urandom(32)).decode())')
-PIDS=()
-DBS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for d in "${DBS[@]}"; do psql "$PGURL/postgres" -qAt -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1 || true; done
-}
-trap cleanup EXIT
+# shellcheck source=scripts/bench-burst.sh
+. "$(dirname "$0")/bench-burst.sh"
 
 ordering_of() {
   case $1 in
@@ -40,44 +32,21 @@ ordering_of() {
   esac
 }
 
+# Set the one subscription of store $2 (API $1) to the ordering of $VARIANT.
+set_ordering() {
+  local sub
+  sub=$(curl -fs "$1/subscriptions" -H 'authorization: Bearer tok' -H "x-ss3-store-id: $2" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["subscriptionId"])')
+  curl -fs -o /dev/null -X PATCH "$1/subscriptions/$sub" -H 'authorization: Bearer tok' \
+    -H "x-ss3-store-id: $2" -H 'content-type: application/json' -d "{\"ordering\": $(ordering_of "$VARIANT")}"
+}
+
 run() { # variant round
   local v=$1 rnd=$2 n=$N
   [ "$v" = whole ] && n=$N_WHOLE
-  local db=ss3_bench_ord_$$_${v//-/_}_$rnd tag=$OUT/$v-$rnd
-  DBS+=("$db")
-  psql "$PGURL/postgres" -v ON_ERROR_STOP=1 -qAt -c "CREATE DATABASE $db"
-  local rport; rport=$(free_port)
-  "$LOADGEN/recv" "127.0.0.1:$rport" 1 >"$tag.recv.log" 2>&1 &
-  local rpid=$!
-  PIDS+=("$rpid")
-  DATABASE_URL="$PGURL/$db" SS3_ADMIN_TOKEN=tok SS3_SECRETS__MASTER_KEY="$KEY" SS3_KAFKA__BROKERS= \
-    SS3_LISTEN_ADDR=127.0.0.1:0 RUST_LOG=warn,integration_service::startup=info NO_COLOR=1 \
-    "$BIN" serve --roles api,worker >"$tag.serve.log" 2>&1 &
-  local spid=$!
-  PIDS+=("$spid")
-  local port=""
-  for _ in $(seq 1 300); do
-    port=$(grep -m1 -o 'API listening addr=[0-9.:]*' "$tag.serve.log" | sed 's/.*://' || true)
-    [ -n "$port" ] && break
-    sleep 0.2
-  done
-  local api="http://127.0.0.1:$port"
-  for _ in $(seq 1 100); do curl -fs "$api/health" >/dev/null && curl -fs "http://127.0.0.1:$rport/_stats" >/dev/null && break; sleep 0.2; done
-  local store sub
-  store=$("$LOADGEN/send" setup --target ss3 --api "$api" --token tok --endpoints 1 --recv "http://127.0.0.1:$rport")
-  sub=$(curl -fs "$api/subscriptions" -H 'authorization: Bearer tok' -H "x-ss3-store-id: $store" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["subscriptionId"])')
-  curl -fs -o /dev/null -X PATCH "$api/subscriptions/$sub" -H 'authorization: Bearer tok' \
-    -H "x-ss3-store-id: $store" -H 'content-type: application/json' -d "{\"ordering\": $(ordering_of "$v")}"
-  local load; load=$(cut -d' ' -f1 /proc/loadavg)
-  python3 "$SAMPLER" "$tag.cpu.json" 0 0 0 1.0 --ours "$spid" --pg-ours "$POSTMASTER" --pg-ours-db "$db" &
-  local cpid=$!
-  "$LOADGEN/send" burst --target ss3 --api "$api" --token tok --app "$store" --n "$n" --conc "$CONC" \
-    --recv "http://127.0.0.1:$rport" --expect "$n" --timeout 120 >"$tag.send.json" 2>"$tag.send.err"
-  kill -INT "$cpid"; wait "$cpid" 2>/dev/null || true
-  kill "$spid" "$rpid" 2>/dev/null || true
-  wait "$spid" "$rpid" 2>/dev/null || true
-  psql "$PGURL/postgres" -qAt -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+  local tag=$OUT/$v-$rnd
+  VARIANT=$v burst "$BIN" "ss3_bench_ord_$$_${v//-/_}_$rnd" "$tag" 1 "$n" "$n" 120 set_ordering
+  local load=$BURST_LOAD
   python3 - "$tag" "$v" "$rnd" "$load" <<'PY'
 import json, sys
 tag, v, rnd, load = sys.argv[1:5]
