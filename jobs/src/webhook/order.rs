@@ -14,8 +14,9 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 use workflows::ids::{DeliveryId, SubscriptionId};
 
-use super::DeliverWebhook;
+use super::WebhookDeps;
 use crate::Job;
+use crate::attempt::OutboundKind;
 
 /// Lock the lines of `deliveries` (those of ordered subscriptions; others are ignored), creating a line that has
 /// no row when `create` (a re-trigger: its line may be gone), and move each on: a line whose head is missing or
@@ -48,11 +49,7 @@ pub async fn advance(
     Ok(heads
         .into_iter()
         .map(|(delivery_id, dispatch_seq, subscription_id)| {
-            Job::WebhookDelivery(DeliverWebhook {
-                delivery_id: DeliveryId(delivery_id),
-                dispatch_seq,
-                subscription_id: SubscriptionId(subscription_id),
-            })
+            WebhookDeps::job(DeliveryId(delivery_id), subscription_id, dispatch_seq)
         })
         .collect())
 }
@@ -176,11 +173,7 @@ pub async fn release(
         .into_iter()
         .filter(|(id, _)| !heads.contains(id))
         .map(|(delivery_id, dispatch_seq)| {
-            let job = Job::WebhookDelivery(DeliverWebhook {
-                delivery_id: DeliveryId(delivery_id),
-                dispatch_seq,
-                subscription_id: subscription,
-            });
+            let job = WebhookDeps::job(DeliveryId(delivery_id), subscription.uuid(), dispatch_seq);
             (job, Duration::ZERO)
         })
         .collect())
