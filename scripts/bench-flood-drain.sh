@@ -6,7 +6,8 @@
 # been at full strength for FLOOD_LEAD seconds (or, alone, as long after the same start) to the last delivery.
 #   split:  the API process stays up (the flood hits it); the worker is a second process, `serve --roles worker`.
 #   single: the API-only process stops after pre-loading; one `serve --roles api,worker` drains and takes the flood.
-# Rounds alternate which of the pair runs first (see the loop at the end): run an even number.
+# Every measurement has a fresh database, so the pair differs only by the flood; rounds also alternate which of the
+# pair runs first (see the loop at the end): run an even number.
 # Usage: scripts/bench-flood-drain.sh [rounds]   (env: BIN, BENCH, LOADGEN, N, FLOOD_CONNECTIONS, FLOOD_SECS, OUT)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,19 +27,24 @@ OUT=${OUT:-/tmp/bench-flood-drain}
 # The loadgen receiver reports the address it was given, not the one it bound: its port is picked here.
 RECV_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 RECV=http://127.0.0.1:$RECV_PORT
-DB=flood_drain_$$
+DB=
 mkdir -p "$OUT"
 
 # Each API process binds a free port itself and logs it ("API listening addr=..."); `start` reads it back into API.
-export DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB SS3_ADMIN_TOKEN=flood-bench-token \
-  SS3_LISTEN_ADDR=127.0.0.1:0 RUST_LOG=error,integration_service::startup=info NO_COLOR=1
+export SS3_ADMIN_TOKEN=flood-bench-token SS3_LISTEN_ADDR=127.0.0.1:0 RUST_LOG=error,integration_service::startup=info \
+  NO_COLOR=1
 "$LOADGEN/recv" "127.0.0.1:$RECV_PORT" 1 2>"$OUT/recv.log" &
 RECV_PID=$!
 PIDS=()
+drop_db() {
+  if [ -n "$DB" ]; then
+    psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null || true
+  fi
+}
 cleanup() {
   kill "${PIDS[@]}" "$RECV_PID" 2>/dev/null || true
   wait 2>/dev/null || true
-  psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null || true
+  drop_db
 }
 trap cleanup EXIT
 
@@ -59,9 +65,17 @@ start() { # start ROLES → PID in $STARTED (api roles: their address in $API, o
 }
 stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
 
-start api
-API_PID=$STARTED
-STORE=$("$LOADGEN/send" setup --target ss3 --api "$API" --token "$SS3_ADMIN_TOKEN" --endpoints 1 --recv "$RECV")
+fresh() { # a new database, its API-only process ($API_PID) and the store with one subscription to the receiver
+  DB=flood_drain_$$_$(date +%s%N)
+  export DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB
+  start api
+  API_PID=$STARTED
+  STORE=$("$LOADGEN/send" setup --target ss3 --api "$API" --token "$SS3_ADMIN_TOKEN" --endpoints 1 --recv "$RECV")
+}
+finish() { # stop the API process and drop the database
+  stop "$API_PID"
+  drop_db
+}
 
 preload() { # COUNT events accepted, none delivered (no worker runs)
   BACKLOG=$1
@@ -99,6 +113,7 @@ flood_done() { # LABEL: the flood's report; warn when the drain outlasted it
   if [ "$last" -gt "$FLOOD_END" ]; then echo "WARNING: $1 drained past the end of the flood"; fi
 }
 measure_split() { # LABEL FLOODED(0|1)
+  fresh
   preload "$N"
   if [ "$2" = 1 ]; then flood "$1-flood"; fi
   sleep "$FLOOD_LEAD"
@@ -108,8 +123,10 @@ measure_split() { # LABEL FLOODED(0|1)
   drain_rate "$from" "$1"
   stop "$worker"
   if [ "$2" = 1 ]; then flood_done "$1"; fi
+  finish
 }
 measure_single() { # LABEL FLOODED(0|1): the API-only process pre-loads, then one all-roles process drains
+  fresh
   preload "$N_SINGLE"
   stop "$API_PID"
   start api,worker
@@ -119,11 +136,10 @@ measure_single() { # LABEL FLOODED(0|1): the API-only process pre-loads, then on
   drain_rate "$(now_ns)" "$1"
   if [ "$2" = 1 ]; then flood_done "$1"; fi
   stop "$all"
-  start api
-  API_PID=$STARTED
+  drop_db
 }
-# The one database grows with every measurement, which slows the later one of a pair: odd rounds measure alone
-# first, even rounds flooded first (ABBA), so that over an even number of rounds the growth favours neither.
+# Odd rounds measure alone first, even rounds flooded first (ABBA), so that a drift of the machine over a pair
+# favours neither.
 for round in $(seq 1 "$ROUNDS"); do
   if [ $((round % 2)) = 1 ]; then order="0 1"; else order="1 0"; fi
   for flooded in $order; do

@@ -77,6 +77,7 @@ pub(super) async fn run(base: Config, args: BenchArgs) -> anyhow::Result<()> {
             args.flood_connections,
             std::time::Duration::from_secs(args.flood_secs),
             std::time::Duration::from_millis(10),
+            args.probe_runtime,
         )
         .await?;
         println!("\n{}", super::flood::FloodReport::HEADER);

@@ -78,20 +78,89 @@ fn random_key() -> String {
     format!("ss3_live_{}_{}", random_base62(12), random_base62(32))
 }
 
+/// Where the probe runs in the flooding process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProbeRuntime {
+    /// An OS thread with a runtime of its own, as a gateway is a process apart from the attacker: the probe's
+    /// figures are the service's answer time and the machine's scheduling, not the flood tasks' queue.
+    Own,
+    /// On the flood's runtime, behind its 1,000 tasks (what the figures before 2026-11-28 22:00 measured).
+    Shared,
+}
+
+/// What the probe saw.
+#[derive(Debug, Default)]
+struct Probed {
+    valid: usize,
+    sent: usize,
+    latencies: Vec<u64>,
+}
+
+/// Validate `key` every `every` for `length` (from `started`).
+async fn probe_loop(
+    url: String,
+    key: String,
+    started: Instant,
+    length: Duration,
+    every: Duration,
+) -> Probed {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("a reqwest client with a timeout builds");
+    let mut seen = Probed::default();
+    let mut tick = tokio::time::interval(every);
+    while started.elapsed() < length {
+        tick.tick().await;
+        let t = Instant::now();
+        let valid = probe(&http, &url, &key).await;
+        seen.latencies.push(t.elapsed().as_micros() as u64);
+        seen.sent += 1;
+        seen.valid += usize::from(valid);
+    }
+    seen
+}
+
+/// Run the probe where `runtime` says, until it is done.
+async fn run_probe(
+    runtime: ProbeRuntime,
+    url: &str,
+    key: &str,
+    started: Instant,
+    length: Duration,
+    every: Duration,
+) -> anyhow::Result<Probed> {
+    let probing = probe_loop(url.to_owned(), key.to_owned(), started, length, every);
+    match runtime {
+        ProbeRuntime::Shared => Ok(probing.await),
+        ProbeRuntime::Own => {
+            let (done, seen) = tokio::sync::oneshot::channel();
+            std::thread::Builder::new()
+                .name("probe".into())
+                .spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("a current-thread runtime builds");
+                    let _ = done.send(rt.block_on(probing));
+                })?;
+            Ok(seen.await?)
+        }
+    }
+}
+
 /// `concurrency` connections each sending random keys back to back for `length`, while one more connection
-/// validates `probe_key` every `probe_every`.
+/// validates `probe_key` every `probe_every`, on the runtime `probe_runtime` says.
 pub(super) async fn flood(
     url: &str,
     probe_key: &str,
     concurrency: usize,
     length: Duration,
     probe_every: Duration,
+    probe_runtime: ProbeRuntime,
 ) -> anyhow::Result<FloodReport> {
     let flood_http = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
-        .timeout(Duration::from_secs(60))
-        .build()?;
-    let probe_http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()?;
     let stop = CancellationToken::new();
@@ -117,17 +186,14 @@ pub(super) async fn flood(
             seen
         });
     }
-    let mut report = FloodReport::default();
-    let mut tick = tokio::time::interval(probe_every);
-    while started.elapsed() < length {
-        tick.tick().await;
-        let t = Instant::now();
-        let valid = probe(&probe_http, url, probe_key).await;
-        report.probe_latencies.push(t.elapsed().as_micros() as u64);
-        report.probes += 1;
-        report.probe_valid += usize::from(valid);
-    }
+    let probed = run_probe(probe_runtime, url, probe_key, started, length, probe_every).await?;
     stop.cancel();
+    let mut report = FloodReport {
+        probe_valid: probed.valid,
+        probes: probed.sent,
+        probe_latencies: probed.latencies,
+        ..FloodReport::default()
+    };
     while let Some(seen) = floods.join_next().await {
         let seen = seen?;
         for (status, n) in seen.statuses {
@@ -182,6 +248,7 @@ pub(super) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         args.flood_connections,
         Duration::from_secs(args.flood_secs),
         Duration::from_millis(10),
+        args.probe_runtime,
     )
     .await?;
     println!("{}", FloodReport::HEADER);

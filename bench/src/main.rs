@@ -116,6 +116,9 @@ pub struct BenchArgs {
     /// Claim: also print `EXPLAIN (ANALYZE, BUFFERS)` of the claim's two statements.
     #[arg(long)]
     pub explain: bool,
+    /// Credentials and flood: where the cached-key probe runs (`own`: a thread and runtime apart from the flood's).
+    #[arg(long, value_enum, default_value = "own")]
+    pub probe_runtime: flood::ProbeRuntime,
     /// Flood: base URL of a running service (`serve`) to flood from this process.
     #[arg(long)]
     pub api: Option<String>,
