@@ -48,20 +48,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# shellcheck source=scripts/bench-api.sh
+. "$(dirname "$0")/bench-api.sh"
 start() { # start ROLES → PID in $STARTED (api roles: their address in $API, once /health answers)
   local log="$OUT/serve-$(date +%s%N).log"
   "$BIN" serve --roles "$1" 2>"$log" &
   STARTED=$!
   PIDS+=("$STARTED")
-  if [[ $1 == *api* ]]; then
-    local addr
-    until addr=$(grep -m1 -o 'API listening addr=[0-9.:]*' "$log"); do
-      kill -0 "$STARTED" || { cat "$log" >&2; exit 1; }
-      sleep 0.1
-    done
-    API=http://${addr#API listening addr=}
-    until curl -fs "$API/health" >/dev/null; do sleep 0.1; done
-  fi
+  if [[ $1 == *api* ]]; then wait_api "$log" "$STARTED"; fi
 }
 stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
 

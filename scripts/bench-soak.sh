@@ -33,12 +33,9 @@ cleanup() {
   psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null || true
 }
 trap cleanup EXIT
-until addr=$(grep -m1 -o 'API listening addr=[0-9.:]*' "$OUT/serve.log"); do
-  kill -0 "$SVC" || { cat "$OUT/serve.log" >&2; exit 1; }
-  sleep 0.1
-done
-API=http://${addr#API listening addr=}
-until curl -fs "$API/health" >/dev/null; do sleep 0.1; done
+# shellcheck source=scripts/bench-api.sh
+. "$(dirname "$0")/bench-api.sh"
+wait_api "$OUT/serve.log" "$SVC"
 STORE=$("$LOADGEN/send" setup --target ss3 --api "$API" --token "$SS3_ADMIN_TOKEN" --endpoints 1 --recv "$RECV")
 
 PGPID=$(head -1 /var/lib/postgresql/*/main/postmaster.pid)
