@@ -20,12 +20,8 @@ pub(super) struct FloodReport {
     pub shed_with_retry_after: u64,
     /// Flood requests that got no HTTP answer (connection errors, timeouts).
     pub transport_errors: u64,
-    /// Probe answers that were 200 `valid: true`.
-    pub probe_valid: usize,
-    /// Probe requests in all.
-    pub probes: usize,
-    /// Probe latencies (µs, sorted).
-    pub probe_latencies: Vec<u64>,
+    /// What the probe of the valid key saw (latencies sorted).
+    pub probe: Probed,
     /// Length of the flood.
     pub elapsed: Duration,
 }
@@ -61,11 +57,11 @@ impl FloodReport {
                 100.0 * shed as f64 / total as f64
             },
             self.shed_with_retry_after,
-            self.probe_valid,
-            self.probes,
-            percentile(&self.probe_latencies, 0.5),
-            percentile(&self.probe_latencies, 0.99),
-            percentile(&self.probe_latencies, 1.0),
+            self.probe.valid,
+            self.probe.sent,
+            percentile(&self.probe.latencies, 0.5),
+            percentile(&self.probe.latencies, 0.99),
+            percentile(&self.probe.latencies, 1.0),
         )
     }
 
@@ -90,10 +86,13 @@ pub enum ProbeRuntime {
 
 /// What the probe saw.
 #[derive(Debug, Default)]
-struct Probed {
-    valid: usize,
-    sent: usize,
-    latencies: Vec<u64>,
+pub(super) struct Probed {
+    /// Answers that were 200 `valid: true`.
+    pub valid: usize,
+    /// Requests in all.
+    pub sent: usize,
+    /// Latencies (µs).
+    pub latencies: Vec<u64>,
 }
 
 /// Validate `key` every `every` for `length` (from `started`).
@@ -186,12 +185,10 @@ pub(super) async fn flood(
             seen
         });
     }
-    let probed = run_probe(probe_runtime, url, probe_key, started, length, probe_every).await?;
+    let probe = run_probe(probe_runtime, url, probe_key, started, length, probe_every).await?;
     stop.cancel();
     let mut report = FloodReport {
-        probe_valid: probed.valid,
-        probes: probed.sent,
-        probe_latencies: probed.latencies,
+        probe,
         ..FloodReport::default()
     };
     while let Some(seen) = floods.join_next().await {
@@ -203,7 +200,7 @@ pub(super) async fn flood(
         report.transport_errors += seen.transport_errors;
     }
     report.elapsed = started.elapsed();
-    report.probe_latencies.sort_unstable();
+    report.probe.latencies.sort_unstable();
     Ok(report)
 }
 
