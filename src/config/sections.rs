@@ -215,6 +215,11 @@ pub struct WorkerConfig {
     pub sweep_interval_secs: u64,
     /// How long acknowledged jobs stay in apalis.jobs.
     pub job_retention_secs: u64,
+    /// Whether the sweep vacuums tables with many dead rows: `auto` (only while the server's autovacuum is off),
+    /// `always`, `never`.
+    pub vacuum: jobs::worker::VacuumMode,
+    /// Dead rows (plus 5 % of the live ones) past which the sweep vacuums a table.
+    pub vacuum_dead_rows: i64,
 }
 
 /// `[telemetry]`: OpenTelemetry traces, exported over OTLP/HTTP (protobuf) when an endpoint is set.

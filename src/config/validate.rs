@@ -72,6 +72,11 @@ impl Config {
             "worker.time_scale",
             "must be in (0, 1]",
         )?;
+        check(
+            w.vacuum_dead_rows < 0,
+            "worker.vacuum_dead_rows",
+            "must be at least 0",
+        )?;
         self.validate_lanes()
     }
 

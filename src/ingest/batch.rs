@@ -16,7 +16,7 @@ use workflows::EventEnvelope;
 use super::{Incoming, Ingestor, OffsetUpdate};
 use crate::db::errors::{Fault, fault};
 use crate::db::events::{self, EventSource, Ingested};
-use jobs::queue;
+use jobs::queue::{self, announce};
 
 /// Why a batch was not written. Data errors never end up here: their messages are quarantined instead.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +109,8 @@ impl Ingestor {
         isolation: Isolation,
     ) -> Result<Written, WriteError> {
         let mut tx = self.pool.begin().await?;
+        // Its jobs are announced after the commit, by one NOTIFY outside it (jobs::queue::announce).
+        announce::quiet(&mut tx).await?;
         if let Some(o) = offsets {
             events::store_offsets(&mut tx, &o.group, &o.topics, &o.partitions, &o.next).await?;
         }
@@ -149,6 +151,10 @@ impl Ingestor {
             .await
             .map_err(queue::as_sqlx)?;
         tx.commit().await.map_err(commit_error)?;
+        // Ingested events may have queued jobs (here or in their savepoints); a wake-up for none costs one claim.
+        if !written.ingested.is_empty() {
+            self.announcer.announce();
+        }
         Ok(written)
     }
 }

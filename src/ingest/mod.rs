@@ -15,7 +15,7 @@ use workflows::{EventEnvelope, RejectReason};
 
 use crate::db::events::{self, EventSource, Ingested, Quarantined};
 use crate::metrics::Metrics;
-use jobs::queue;
+use jobs::queue::{self, announce, announce::Announcer};
 
 pub use batch::BatchError;
 
@@ -111,12 +111,19 @@ pub struct OffsetUpdate {
 pub struct Ingestor {
     pool: PgPool,
     metrics: Arc<Metrics>,
+    /// Wakes workers after each commit that queued jobs (ingest transactions send no NOTIFY of their own).
+    announcer: Announcer,
 }
 
 impl Ingestor {
     /// An ingestor writing to `pool`.
     pub fn new(pool: PgPool, metrics: Arc<Metrics>) -> Self {
-        Self { pool, metrics }
+        let announcer = Announcer::new(pool.clone());
+        Self {
+            pool,
+            metrics,
+            announcer,
+        }
     }
 
     /// Where ingest must resume on these partitions, per Postgres.
@@ -154,6 +161,10 @@ impl Ingestor {
         let (ingested, jobs) = events::fan_out(&mut tx, event, &source, only_subscription)
             .instrument(event_span(event, kind))
             .await?;
+        let queued = !jobs.is_empty();
+        if queued {
+            announce::quiet(&mut tx).await?;
+        }
         queue::push(
             &mut tx,
             jobs.into_iter()
@@ -163,6 +174,9 @@ impl Ingestor {
         .await
         .map_err(queue::as_sqlx)?;
         tx.commit().await?;
+        if queued {
+            self.announcer.announce();
+        }
         self.count(&ingested);
         Ok(ingested)
     }

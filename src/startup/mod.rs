@@ -27,7 +27,7 @@ use crate::secrets::cached::CachedSecretStore;
 use crate::secrets::embedded::{EmbeddedSecretStore, load_master_key};
 use crate::secrets::vault::VaultSecretStore;
 use jobs::queue::effects::Topics;
-use jobs::worker::{Faults, LeaseSettings, NoFaults, Worker, WorkerSettings};
+use jobs::worker::{Faults, LeaseSettings, NoFaults, Vacuum, Worker, WorkerSettings};
 
 /// Which parts of the service this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,6 +267,10 @@ impl Application {
             topics: Topics::new(self.config.kafka.publish_topics.clone()),
             sweep_every: Duration::from_secs(w.sweep_interval_secs),
             job_retention: Duration::from_secs(w.job_retention_secs),
+            vacuum: Vacuum {
+                mode: w.vacuum,
+                dead_rows: w.vacuum_dead_rows,
+            },
             lease: LeaseSettings {
                 lease: Duration::from_millis(w.lease_ms),
                 renew_every: Duration::from_millis(w.lease_renew_ms),

@@ -42,3 +42,4 @@ mod targets;
 mod telemetry;
 mod vault;
 mod vault_startup;
+mod wakeups;

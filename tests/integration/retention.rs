@@ -201,3 +201,82 @@ async fn a_pass_removes_old_finished_rows_in_batches_and_keeps_waiting_work_and_
         "nothing more to remove"
     );
 }
+
+/// Dead rows in `vacuum_probe`, as `pg_stat_user_tables` reports them (statistics reach it when a backend is idle).
+async fn dead_rows(app: &TestApp) -> i64 {
+    sqlx::query_scalar(
+        "SELECT coalesce(max(n_dead_tup), 0) FROM pg_stat_user_tables WHERE relname = 'vacuum_probe'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("dead rows")
+}
+
+/// Catches: the sweep's vacuum ignoring its mode or threshold, vacuuming behind a server whose autovacuum runs in
+/// `auto` mode, or leaving a churned table's dead rows in place.
+#[tokio::test]
+async fn the_sweep_vacuums_a_table_past_its_dead_row_threshold_as_its_mode_says() {
+    use jobs::worker::{Vacuum, VacuumMode};
+    let app = TestApp::spawn().await;
+    sqlx::raw_sql(
+        "CREATE TABLE vacuum_probe (n int);
+         INSERT INTO vacuum_probe SELECT generate_series(1, 3000);
+         SELECT pg_stat_force_next_flush();
+         DELETE FROM vacuum_probe;",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("churn");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while dead_rows(&app).await < 3000 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the deletes never reached the statistics"
+        );
+        sqlx::query("SELECT pg_stat_force_next_flush()")
+            .execute(&app.pool)
+            .await
+            .expect("flush");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let vacuum = |mode, dead_rows| {
+        jobs::queue::vacuum::vacuum_churned(&app.pool, Vacuum { mode, dead_rows })
+    };
+    let probe = "public.vacuum_probe".to_owned();
+
+    assert!(
+        vacuum(VacuumMode::Never, 100)
+            .await
+            .expect("never")
+            .is_empty()
+    );
+    let above = vacuum(VacuumMode::Always, 10_000)
+        .await
+        .expect("high threshold");
+    assert!(
+        !above.contains(&probe),
+        "3,000 dead rows are under 10,000: {above:?}"
+    );
+    let autovacuum: bool = sqlx::query_scalar("SELECT current_setting('autovacuum')::bool")
+        .fetch_one(&app.pool)
+        .await
+        .expect("setting");
+    let auto = vacuum(VacuumMode::Auto, 100).await.expect("auto");
+    assert_eq!(
+        auto.contains(&probe),
+        !autovacuum,
+        "auto vacuums only while the server's autovacuum is off (it is {}): {auto:?}",
+        if autovacuum { "on" } else { "off" }
+    );
+    if autovacuum {
+        let always = vacuum(VacuumMode::Always, 100).await.expect("always");
+        assert!(always.contains(&probe), "{always:?}");
+    }
+    let (vacuums, dead): (i64, i64) = sqlx::query_as(
+        "SELECT vacuum_count, n_dead_tup FROM pg_stat_user_tables WHERE relname = 'vacuum_probe'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("stats");
+    assert_eq!((vacuums, dead), (1, 0), "vacuumed once, its dead rows gone");
+}

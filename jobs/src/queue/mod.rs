@@ -9,11 +9,13 @@
 //! heartbeats: a live worker can hold a claim it forgot (its reply was lost when a connection died after the
 //! commit). Every job carries its lane (`metadata -> 'lane'`), written when it is pushed.
 
+pub mod announce;
 pub mod attempts;
 pub mod claim;
 pub mod effects;
 pub mod load;
 pub mod polls;
+pub mod vacuum;
 
 use std::time::{Duration, SystemTime};
 
@@ -249,8 +251,8 @@ pub async fn depth(pool: &PgPool) -> Result<(i64, i64), sqlx::Error> {
 }
 
 /// Delete acknowledged jobs older than `retention` (our delivery rows are the record; apalis keeps finished
-/// jobs forever otherwise, and they would bloat the claim's indexes), then refresh the planner's statistics if
-/// anything was deleted. One worker at a time does it (advisory lock). Returns how many rows were deleted.
+/// jobs forever otherwise, and they would bloat the claim's indexes). One worker at a time does it (advisory lock).
+/// Returns how many rows were deleted.
 pub async fn sweep_finished(pool: &PgPool, retention: Duration) -> Result<u64, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let locked: bool = sqlx::query_scalar(
@@ -273,9 +275,14 @@ pub async fn sweep_finished(pool: &PgPool, retention: Duration) -> Result<u64, s
     .await?
     .rows_affected();
     tx.commit().await?;
-    // Statistics only move when rows went: an idle queue costs no ANALYZE every sweep.
-    if deleted > 0 {
-        sqlx::query("ANALYZE apalis.jobs").execute(pool).await?;
-    }
     Ok(deleted)
+}
+
+/// Refresh the planner's statistics of the queue (the claim's plan depends on how many jobs wait and how many are
+/// done).
+pub async fn analyze(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query("ANALYZE apalis.jobs")
+        .execute(pool)
+        .await
+        .map(|_| ())
 }

@@ -30,6 +30,7 @@ use self::dispatch::{Claimed, Done, Effects};
 pub use crate::backoff::Backoff;
 use crate::queue::claim::{self, Cursor, LaneLimits};
 use crate::queue::effects::{self, Batch, Topics};
+pub use crate::queue::vacuum::{Vacuum, VacuumMode};
 use crate::queue::{self, Ack};
 pub use faults::{Faults, NoFaults, Step};
 pub use lease::{Held, LeaseSettings};
@@ -49,6 +50,7 @@ pub struct Worker {
     topics: Topics,
     sweep_every: Duration,
     job_retention: Duration,
+    vacuum: Vacuum,
     lease: LeaseSettings,
     held: Held,
     lanes: LaneLimits,
@@ -92,6 +94,8 @@ pub struct WorkerSettings {
     pub sweep_every: Duration,
     /// How long acknowledged jobs stay in apalis.jobs.
     pub job_retention: Duration,
+    /// Whether the sweep vacuums churned tables, and when.
+    pub vacuum: Vacuum,
     /// Leases on claimed jobs.
     pub lease: LeaseSettings,
     /// Jobs in flight per lane (subscription, connector) across every worker.
@@ -122,6 +126,7 @@ impl Worker {
             topics: settings.topics,
             sweep_every: settings.sweep_every,
             job_retention: settings.job_retention,
+            vacuum: settings.vacuum,
             lease: settings.lease,
             held: Held::default(),
             lanes: settings.lanes,

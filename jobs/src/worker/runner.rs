@@ -226,17 +226,36 @@ impl Worker {
         }
     }
 
-    /// Every `every`, delete acknowledged jobs older than `retention` and refresh statistics.
+    /// Every `every`, delete acknowledged jobs older than `retention`, vacuum the tables with many dead rows if the
+    /// server will not (`queue::vacuum`), and refresh the queue's statistics if jobs went and no vacuum did.
     async fn sweep(self, every: Duration, retention: Duration, stop: CancellationToken) {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = stop.cancelled() => return,
             }
-            match queue::sweep_finished(&self.pool, retention).await {
-                Ok(0) => {}
-                Ok(deleted) => tracing::debug!(deleted, "swept finished jobs"),
-                Err(e) => tracing::warn!(error = %e, "sweeping finished jobs failed"),
+            let deleted = queue::sweep_finished(&self.pool, retention)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "sweeping finished jobs failed");
+                    0
+                });
+            let started = Instant::now();
+            let vacuumed = queue::vacuum::vacuum_churned(&self.pool, self.vacuum)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "vacuuming churned tables failed");
+                    Vec::new()
+                });
+            if !vacuumed.is_empty() {
+                tracing::debug!(deleted, tables = ?vacuumed, took = ?started.elapsed(), "swept and vacuumed");
+            }
+            // Statistics only move when rows went (an idle queue costs no ANALYZE), and VACUUM (ANALYZE) did it.
+            if deleted > 0
+                && !vacuumed.iter().any(|t| t == "apalis.jobs")
+                && let Err(e) = queue::analyze(&self.pool).await
+            {
+                tracing::warn!(error = %e, "analyzing the queue failed");
             }
         }
     }
@@ -249,7 +268,8 @@ async fn wait_for_permits(slots: &Semaphore, n: usize) {
     }
 }
 
-/// Wake the worker when apalis' insert trigger announces a job due now (retries scheduled later are found by polling).
+/// Wake the worker when new jobs due now are announced (by the insert trigger, or after an ingest commit); retries
+/// scheduled later are found by polling.
 async fn listen_for_new_jobs(pool: PgPool, wake: Arc<Notify>, shutdown: CancellationToken) {
     let mut backoff = Backoff::default();
     while !shutdown.is_cancelled() {
@@ -261,7 +281,7 @@ async fn listen_for_new_jobs(pool: PgPool, wake: Arc<Notify>, shutdown: Cancella
                 continue;
             }
         };
-        if listener.listen("apalis::job::insert").await.is_err() {
+        if listener.listen(queue::announce::CHANNEL).await.is_err() {
             let _ = backoff.wait(&shutdown).await;
             continue;
         }

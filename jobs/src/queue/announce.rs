@@ -1,0 +1,58 @@
+//! Waking workers for new jobs: one NOTIFY after a commit, not one inside it.
+//!
+//! Postgres serialises the commits of every transaction that sent a NOTIFY, each holding a database-wide lock
+//! through its WAL flush, so concurrent ingest transactions that notify cannot share a flush (group commit). apalis'
+//! trigger notifies for every job row it inserts. Our migrations replace it with one that notifies once per
+//! statement, and not at all in a transaction marked [`quiet`]: ingest marks its transactions so and calls
+//! [`Announcer::announce`] after they commit. Announcements made while one is being sent are folded into the next,
+//! so a busy ingest sends about one NOTIFY per round trip to Postgres, outside any transaction that writes.
+
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::mpsc;
+
+use crate::job::QUEUE;
+
+/// The channel apalis' trigger uses, and our workers listen on.
+pub const CHANNEL: &str = "apalis::job::insert";
+
+/// Sends "new jobs are due" to every worker listening, after the caller's commit. Cheap to clone.
+#[derive(Clone)]
+pub struct Announcer {
+    pending: mpsc::Sender<()>,
+}
+
+impl Announcer {
+    /// An announcer sending on `pool`, from a task that ends when the last clone is dropped.
+    pub fn new(pool: PgPool) -> Self {
+        let (pending, mut announcements) = mpsc::channel::<()>(1);
+        tokio::spawn(async move {
+            let payload = serde_json::json!({ "job_type": QUEUE }).to_string();
+            while announcements.recv().await.is_some() {
+                let sent = sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(CHANNEL)
+                    .bind(&payload)
+                    .execute(&pool)
+                    .await;
+                // A lost wake-up costs latency, not work: workers look again within their idle backstop.
+                if let Err(e) = sent {
+                    tracing::debug!(error = %e, "cannot announce new jobs; workers will find them by polling");
+                }
+            }
+        });
+        Self { pending }
+    }
+
+    /// Announce jobs committed due now. Never waits: one announcement pending is as good as many.
+    pub fn announce(&self) {
+        let _ = self.pending.try_send(());
+    }
+}
+
+/// Mark the caller's transaction: the jobs it inserts send no NOTIFY of their own (the caller announces after its
+/// commit). Must run inside the transaction.
+pub async fn quiet(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT set_config('ss3.announce', 'after_commit', true)")
+        .execute(conn)
+        .await
+        .map(|_| ())
+}

@@ -1,0 +1,79 @@
+//! Vacuuming the tables the engine churns, when the server does not.
+//!
+//! Every delivery updates its job twice (claim, acknowledgement) before the sweep deletes it, and updates its
+//! delivery row, lane and counters: each leaves a dead row version that only VACUUM makes reusable. With the server's
+//! autovacuum off (as on some CI and hand-tuned machines), those versions pile up and every claim, load and flush
+//! walks them: a 30-minute soak at 500 events/s fell from 500 to ~50 deliveries/s (docs/benchmarks.md, "Soak"). So
+//! the worker's sweep vacuums a table once its dead rows pass a threshold, as autovacuum would, one process at a time.
+//! With autovacuum on (the default), `auto` leaves it to the server and the per-table settings of our migrations.
+
+use serde::Deserialize;
+use sqlx::PgPool;
+
+/// Whether the sweep vacuums (`[worker] vacuum`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VacuumMode {
+    /// Only while the server's `autovacuum` setting is off.
+    Auto,
+    /// Whatever the server does.
+    Always,
+    /// Never (an operator vacuums, or autovacuum is trusted).
+    Never,
+}
+
+/// When the sweep vacuums a table.
+#[derive(Debug, Clone, Copy)]
+pub struct Vacuum {
+    /// Whether it vacuums at all.
+    pub mode: VacuumMode,
+    /// A table is vacuumed once it holds more dead rows than this plus 5 % of its live rows (autovacuum's rule,
+    /// with a base that suits a queue table: its default is 50 + 20 %).
+    pub dead_rows: i64,
+}
+
+/// `VACUUM (ANALYZE)` each of the database's own tables (ours and apalis') past the threshold, most dead rows first,
+/// unless another process is doing it. Returns the tables vacuumed.
+pub async fn vacuum_churned(pool: &PgPool, vacuum: Vacuum) -> Result<Vec<String>, sqlx::Error> {
+    if vacuum.mode == VacuumMode::Never {
+        return Ok(Vec::new());
+    }
+    // VACUUM cannot run in a transaction, so the lock is the session's, on one connection, released at the end
+    // (or when the connection dies).
+    let mut conn = pool.acquire().await?;
+    let locked: bool =
+        sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext('integration-service:vacuum'))")
+            .fetch_one(&mut *conn)
+            .await?;
+    if !locked {
+        return Ok(Vec::new());
+    }
+    let result = vacuum_locked(&mut conn, vacuum).await;
+    sqlx::query("SELECT pg_advisory_unlock(hashtext('integration-service:vacuum'))")
+        .execute(&mut *conn)
+        .await?;
+    result
+}
+
+async fn vacuum_locked(
+    conn: &mut sqlx::PgConnection,
+    vacuum: Vacuum,
+) -> Result<Vec<String>, sqlx::Error> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables
+         WHERE ($1 OR NOT current_setting('autovacuum')::bool)
+           AND n_dead_tup > $2 + 0.05 * n_live_tup
+         ORDER BY n_dead_tup DESC",
+    )
+    .bind(vacuum.mode == VacuumMode::Always)
+    .bind(vacuum.dead_rows)
+    .fetch_all(&mut *conn)
+    .await?;
+    for table in &tables {
+        // The name comes quoted from format('%I.%I'): identifiers, not input.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("VACUUM (ANALYZE) {table}")))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(tables)
+}
