@@ -49,9 +49,14 @@ pub async fn vacuum_churned(pool: &PgPool, vacuum: Vacuum) -> Result<Vec<String>
         return Ok(Vec::new());
     }
     let result = vacuum_locked(&mut conn, vacuum).await;
-    sqlx::query("SELECT pg_advisory_unlock(hashtext('integration-service:vacuum'))")
+    let unlocked = sqlx::query("SELECT pg_advisory_unlock(hashtext('integration-service:vacuum'))")
         .execute(&mut *conn)
-        .await?;
+        .await;
+    if unlocked.is_err() {
+        // Never hand a connection that may still hold the lock back to the pool.
+        conn.close_on_drop();
+    }
+    unlocked?;
     result
 }
 
