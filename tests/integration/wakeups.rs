@@ -33,16 +33,21 @@ async fn push(app: &TestApp, n: usize, delay: Duration, quiet: bool) {
     tx.commit().await.expect("commit");
 }
 
-/// The payloads on the workers' channel up to `marker`, which the caller notifies last: notifications arrive in
-/// commit order, so whatever earlier commits sent has arrived by then.
-async fn received_before(listener: &mut PgListener, marker: &str) -> Vec<String> {
+/// The payloads that reached `listener` on the workers' channel so far: it notifies a marker and collects what
+/// arrives before it (notifications arrive in commit order, so whatever earlier commits sent has arrived by then).
+async fn received_so_far(app: &TestApp, listener: &mut PgListener) -> Vec<String> {
+    sqlx::query("SELECT pg_notify($1, 'marker')")
+        .bind(announce::CHANNEL)
+        .execute(&app.pool)
+        .await
+        .expect("marker");
     let mut got = Vec::new();
     loop {
         let n = tokio::time::timeout(Duration::from_secs(10), listener.recv())
             .await
             .expect("the marker arrives")
             .expect("notification");
-        if n.payload() == marker {
+        if n.payload() == "marker" {
             return got;
         }
         got.push(n.payload().to_owned());
@@ -61,13 +66,7 @@ async fn one_notification_per_statement_of_due_jobs_and_none_from_a_quiet_transa
     push(&app, 3, Duration::ZERO, false).await;
     push(&app, 3, Duration::ZERO, true).await;
     push(&app, 2, Duration::from_secs(3600), false).await;
-    sqlx::query("SELECT pg_notify($1, 'marker')")
-        .bind(announce::CHANNEL)
-        .execute(&app.pool)
-        .await
-        .expect("marker");
-
-    let got = received_before(&mut listener, "marker").await;
+    let got = received_so_far(&app, &mut listener).await;
     assert_eq!(got.len(), 1, "only the first statement notifies: {got:?}");
     let payload: Value = serde_json::from_str(&got[0]).expect("json");
     assert_eq!(payload, json!({"job_type": jobs::job::QUEUE}));
@@ -109,12 +108,7 @@ async fn an_http_ingest_wakes_a_sleeping_worker_long_before_its_backstop() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    sqlx::query("SELECT pg_notify($1, 'marker')")
-        .bind(announce::CHANNEL)
-        .execute(&app.pool)
-        .await
-        .expect("marker");
-    let announced = received_before(&mut listener, "marker").await;
+    let announced = received_so_far(&app, &mut listener).await;
     assert!(!announced.is_empty(), "the ingest commits were announced");
     assert!(
         announced.iter().all(|p| !p.contains("\"id\"")),
