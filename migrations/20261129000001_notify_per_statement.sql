@@ -7,7 +7,7 @@ ALTER TABLE apalis.jobs DISABLE TRIGGER notify_workers;
 
 CREATE FUNCTION notify_new_jobs() RETURNS TRIGGER AS $$
 BEGIN
-    -- Set (transaction-local) by jobs::queue::announce::quiet.
+    -- Set (transaction-local) by jobs::queue::announce::begin_quiet.
     IF current_setting('ss3.announce', true) IS DISTINCT FROM 'after_commit' THEN
         PERFORM pg_notify('apalis::job::insert', json_build_object('job_type', due.job_type)::text)
         FROM (SELECT DISTINCT job_type FROM new_jobs WHERE run_at <= now()) AS due;

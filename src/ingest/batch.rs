@@ -108,9 +108,8 @@ impl Ingestor {
         offsets: Option<&OffsetUpdate>,
         isolation: Isolation,
     ) -> Result<Written, WriteError> {
-        let mut tx = self.pool.begin().await?;
         // Its jobs are announced after the commit, by one NOTIFY outside it (jobs::queue::announce).
-        announce::quiet(&mut tx).await?;
+        let mut tx = announce::begin_quiet(&self.pool).await?;
         if let Some(o) = offsets {
             events::store_offsets(&mut tx, &o.group, &o.topics, &o.partitions, &o.next).await?;
         }

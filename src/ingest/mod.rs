@@ -157,14 +157,12 @@ impl Ingestor {
             EventSource::Test => "test",
             _ => "http",
         };
-        let mut tx = self.pool.begin().await?;
+        // Its jobs are announced after the commit, by one NOTIFY outside it (jobs::queue::announce).
+        let mut tx = announce::begin_quiet(&self.pool).await?;
         let (ingested, jobs) = events::fan_out(&mut tx, event, &source, only_subscription)
             .instrument(event_span(event, kind))
             .await?;
         let queued = !jobs.is_empty();
-        if queued {
-            announce::quiet(&mut tx).await?;
-        }
         queue::push(
             &mut tx,
             jobs.into_iter()

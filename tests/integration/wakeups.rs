@@ -23,10 +23,12 @@ fn job() -> Job {
 
 /// Queue `n` jobs due after `delay` in one transaction, marked quiet or not.
 async fn push(app: &TestApp, n: usize, delay: Duration, quiet: bool) {
-    let mut tx = app.pool.begin().await.expect("begin");
-    if quiet {
-        announce::quiet(&mut tx).await.expect("quiet");
+    let mut tx = if quiet {
+        announce::begin_quiet(&app.pool).await
+    } else {
+        app.pool.begin().await
     }
+    .expect("begin");
     queue::push(&mut tx, (0..n).map(|_| (job(), delay)).collect())
         .await
         .expect("push");

@@ -3,11 +3,11 @@
 //! Postgres serialises the commits of every transaction that sent a NOTIFY, each holding a database-wide lock
 //! through its WAL flush, so concurrent ingest transactions that notify cannot share a flush (group commit). apalis'
 //! trigger notifies for every job row it inserts. Our migrations replace it with one that notifies once per
-//! statement, and not at all in a transaction marked [`quiet`]: ingest marks its transactions so and calls
+//! statement, and not at all in a transaction begun by [`begin_quiet`]: ingest begins its transactions so and calls
 //! [`Announcer::announce`] after they commit. Announcements made while one is being sent are folded into the next,
 //! so a busy ingest sends about one NOTIFY per round trip to Postgres, outside any transaction that writes.
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::mpsc;
 
 use crate::job::QUEUE;
@@ -48,11 +48,9 @@ impl Announcer {
     }
 }
 
-/// Mark the caller's transaction: the jobs it inserts send no NOTIFY of their own (the caller announces after its
-/// commit). Must run inside the transaction.
-pub async fn quiet(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT set_config('ss3.announce', 'after_commit', true)")
-        .execute(conn)
+/// Begin a transaction whose job inserts send no NOTIFY of their own (the caller announces after its commit). The
+/// mark rides in the same round trip as the `BEGIN`, so the hot path pays nothing for it.
+pub async fn begin_quiet(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    pool.begin_with("BEGIN; SELECT set_config('ss3.announce', 'after_commit', true)")
         .await
-        .map(|_| ())
 }
