@@ -2,7 +2,8 @@
 # loadgen's `recv` (one worker thread), `integration-service serve --roles api,worker` (HTTP ingest, no Kafka, default
 # configuration), `send setup`, an optional hook on the store, then `send burst` waiting for every delivery while the
 # CPU sampler runs (service process, its database's Postgres backends, everything else on the machine).
-# Needs LOADGEN, SAMPLER, PGURL, CONC set by the caller.
+# Needs LOADGEN, SAMPLER, PGURL, CONC set by the caller; with BURST_REUSE_DB=1 the database DB already exists (a
+# seeded one) and is neither created nor dropped.
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 BURST_POSTMASTER=$(pgrep -o -x postgres || pgrep -o postgres)
@@ -18,9 +19,11 @@ trap burst_cleanup EXIT
 # burst BIN DB TAG ENDPOINTS N EXPECT TIMEOUT [HOOK]: TAG.send.json, TAG.cpu.json, TAG.serve.log, TAG.recv.log are
 # written; HOOK, when given, is called as `HOOK API STORE` after set-up. Sets BURST_LOAD (1-minute load before).
 burst() {
-  local bin=$1 db=$2 tag=$3 eps=$4 n=$5 expect=$6 timeout=$7 hook=${8:-}
-  BURST_DBS+=("$db")
-  psql "$PGURL/postgres" -v ON_ERROR_STOP=1 -qAt -c "CREATE DATABASE $db"
+  local bin=$1 db=$2 tag=$3 eps=$4 n=$5 expect=$6 timeout=$7 hook=${8:-} reuse=${BURST_REUSE_DB:-0}
+  if [ "$reuse" != 1 ]; then
+    BURST_DBS+=("$db")
+    psql "$PGURL/postgres" -v ON_ERROR_STOP=1 -qAt -c "CREATE DATABASE $db"
+  fi
   local rport; rport=$(free_port)
   "$LOADGEN/recv" "127.0.0.1:$rport" 1 >"$tag.recv.log" 2>&1 &
   local rpid=$!
@@ -50,5 +53,5 @@ burst() {
   kill -INT "$cpid"; wait "$cpid" 2>/dev/null || true
   kill "$spid" "$rpid" 2>/dev/null || true
   wait "$spid" "$rpid" 2>/dev/null || true
-  psql "$PGURL/postgres" -qAt -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+  if [ "$reuse" != 1 ]; then psql "$PGURL/postgres" -qAt -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null; fi
 }

@@ -9,7 +9,8 @@
 #
 # Usage: scripts/bench-counters.sh BIN_A BIN_B [ROUNDS=3] [SCENARIOS="fo1 fo10"]
 #   LOADGEN (dir with send/recv, default /work/targets/loadgen/release), OUT (results dir, /tmp/bench-counters),
-#   PGURL (server, default postgres://postgres@127.0.0.1:5432), CONC (16), N_FO1 (20000), N_FO10 (2000) may be set.
+#   PGURL (server, default postgres://postgres@127.0.0.1:5432), CONC (16), N_FO1 (20000), N_FO10 (2000) may be set;
+#   DB_B names an existing database B's runs use instead of a fresh one (kept: scripts/bench-growth.sh's seeded one).
 # Prints one tab-separated line per run (build, scenario, round, deliveries, deliveries/s, service + its Postgres
 # CPU ms per delivery, other processes' average cores, 1-minute load) and then medians and ranges per build and
 # scenario; each run's `send` JSON, CPU summary and service log are kept in OUT.
@@ -33,7 +34,11 @@ run() { # build(A|B) bin scenario round
     *) echo "unknown scenario $sc" >&2; exit 2 ;;
   esac
   local tag=$OUT/$build-$sc-$rnd
-  burst "$bin" "ss3_bench_ctr_$$_${build,,}_${sc}_$rnd" "$tag" "$eps" "$n" "$expect" 60
+  if [ "$build" = B ] && [ -n "${DB_B:-}" ]; then
+    BURST_REUSE_DB=1 burst "$bin" "$DB_B" "$tag" "$eps" "$n" "$expect" 60
+  else
+    burst "$bin" "ss3_bench_ctr_$$_${build,,}_${sc}_$rnd" "$tag" "$eps" "$n" "$expect" 60
+  fi
   local load=$BURST_LOAD
   python3 - "$tag" "$build" "$sc" "$rnd" "$load" <<'PY'
 import json, sys

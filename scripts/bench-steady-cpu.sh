@@ -4,7 +4,12 @@
 # at RATE events/s for SECS seconds, and cpu_sampler.py over the middle SAMPLE seconds (service process and its
 # database's Postgres backends). Prints latency and cores per run.
 # DB_QUERY is appended to the database URL (e.g. `?options=-c%20plan_cache_mode%3Dforce_generic_plan`).
-# Usage: scripts/bench-steady-cpu.sh ROUNDS BIN_A [BIN_B …]   (env: LOADGEN, SAMPLER, RATE, SECS, SAMPLE, DB_QUERY, OUT)
+# BREAKDOWN=1 keeps finished jobs for 10 minutes and, after the run, prints where each delivery's time went, from what
+# the database recorded (latency breakdown, docs/benchmarks.md): the loadgen's send time (`ts` in the payload), the
+# ingest transaction's start (the delivery's created_at), the claim (the job's lock_at), the attempt's start and end,
+# and the acknowledgement (the job's done_at).
+# Usage: scripts/bench-steady-cpu.sh ROUNDS BIN_A [BIN_B …]   (env: LOADGEN, SAMPLER, RATE, SECS, SAMPLE, DB_QUERY,
+#   BREAKDOWN, OUT)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=$1; shift
@@ -20,6 +25,7 @@ run() { # BIN LABEL
   port=$(free_port); recv_port=$(free_port)
   "$LOADGEN/recv" "127.0.0.1:$recv_port" 1 2>"$OUT/$2-recv.log" & local recv=$!
   DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db${DB_QUERY:-}" SS3_ADMIN_TOKEN=tok SS3_LISTEN_ADDR=127.0.0.1:$port \
+    SS3_WORKER__JOB_RETENTION_SECS=$([ "${BREAKDOWN:-0}" = 1 ] && echo 600 || echo 60) \
     RUST_LOG=error "$1" serve 2>"$OUT/$2-serve.log" & local svc=$!
   until curl -fs "http://127.0.0.1:$port/health" >/dev/null; do sleep 0.2; done
   local store
@@ -33,6 +39,7 @@ run() { # BIN LABEL
   sleep "$SAMPLE"; kill -INT "$samp"; wait "$samp"
   wait "$send"
   kill "$svc" "$recv"; wait "$svc" "$recv" 2>/dev/null || true
+  if [ "${BREAKDOWN:-0}" = 1 ]; then breakdown "$db" | tee "$OUT/$2-breakdown.md"; fi
   psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
   python3 - "$OUT/$2.json" "$OUT/$2-cpu.json" "$2" <<'PY'
 import json, sys
@@ -41,6 +48,29 @@ lat = d["receiver"]["latency_ms"]
 print(f"{sys.argv[3]}: delivered {d['delivered']}, dup {d['receiver']['duplicates']}, p50 {lat['p50']:.2f} "
       f"p95 {lat['p95']:.2f} p99 {lat['p99']:.2f} ms; cores: service {c['ours']:.3f}, postgres {c['pg_ours']:.3f}")
 PY
+}
+breakdown() { # DB: percentiles of each stage of the first attempts, in ms
+  psql -qAt -F ' | ' -h 127.0.0.1 -U postgres -d "$1" <<'SQL'
+WITH t AS (
+  SELECT to_timestamp((d.event_payload -> 'data' ->> 'ts')::numeric / 1e9) AS sent, d.created_at AS ingested,
+         j.lock_at AS claimed, a.started_at, a.finished_at, j.done_at
+  FROM webhook_deliveries d
+  JOIN webhook_delivery_attempts a ON a.delivery_id = d.delivery_id AND a.dispatch_seq = 1
+  JOIN apalis.jobs j ON j.idempotency_key = 'delivery:' || d.delivery_id || ':attempt:1'
+), s(n, stage, ms) AS (
+  SELECT 1, 'send → ingest transaction begins', extract(epoch FROM ingested - sent) * 1000 FROM t UNION ALL
+  SELECT 2, 'ingest begins → job claimed (insert, commit, wake-up, claim)', extract(epoch FROM claimed - ingested) * 1000 FROM t UNION ALL
+  SELECT 3, 'claimed → POST starts (load, sign)', extract(epoch FROM started_at - claimed) * 1000 FROM t UNION ALL
+  SELECT 4, 'POST → answer read', extract(epoch FROM finished_at - started_at) * 1000 FROM t UNION ALL
+  SELECT 5, 'answer → job acknowledged (the flush)', extract(epoch FROM done_at - finished_at) * 1000 FROM t UNION ALL
+  SELECT 6, 'send → answer read', extract(epoch FROM finished_at - sent) * 1000 FROM t
+)
+SELECT '| ' || stage, count(*),
+       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 2),
+       round(percentile_cont(0.95) WITHIN GROUP (ORDER BY ms)::numeric, 2),
+       round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 2) || ' |'
+FROM s GROUP BY n, stage ORDER BY n;
+SQL
 }
 for round in $(seq 1 "$ROUNDS"); do
   i=0

@@ -19,9 +19,9 @@ const WORKER: &str = "bench-claim";
 /// One row of figures per lane count.
 pub(super) async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
     println!(
-        "| lanes | due jobs | due per lane | jobs scheduled later | claims | limit | p50 ms | p95 ms | p99 ms | max ms | jobs/claim | lanes/claim | jobs claimed per lane | lanes never claimed from |"
+        "| lanes | due jobs | due per lane | jobs scheduled later | in lanes | claims | limit | p50 ms | p95 ms | p99 ms | max ms | jobs/claim | lanes/claim | jobs claimed per lane | lanes never claimed from |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &lanes in &args.claim_lanes {
         scenario(&config, &args, lanes).await?;
     }
@@ -53,7 +53,7 @@ async fn measure(
 ) -> anyhow::Result<()> {
     integration_service::db::migrate(pool).await?;
     let per_lane = args.claim_due.div_ceil(lanes.max(1));
-    fill(pool, lanes, per_lane, args.claim_later).await?;
+    fill(pool, lanes, per_lane, args.claim_later, args.claim_later_lanes).await?;
     jobs::queue::register(pool, &WorkerContext::new(WORKER)).await?;
     if args.explain {
         explain(pool, lanes, args.claim_limit, limits).await?;
@@ -61,9 +61,14 @@ async fn measure(
     let timed = timed_claims(pool, args.claims, args.claim_limit, limits).await?;
     let (fewest, most, starved) = spread(pool).await?;
     println!(
-        "| {lanes} | {} | {per_lane} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {fewest}–{most} | {starved} |",
+        "| {lanes} | {} | {per_lane} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {fewest}–{most} | {starved} |",
         lanes * per_lane,
         args.claim_later,
+        if args.claim_later_lanes == 0 {
+            "the due ones".to_owned()
+        } else {
+            format!("{} others", args.claim_later_lanes)
+        },
         args.claims,
         args.claim_limit,
         percentile(&timed.latencies_us, 0.50),
@@ -77,16 +82,26 @@ async fn measure(
 }
 
 /// Insert `per_lane` due jobs in each of `lanes` new lanes (due from a minute ago, oldest first) and `later` jobs
-/// due hours ahead spread over the same lanes, as `jobs::queue::push` writes them (payload, lane, queue), then
-/// vacuum, analyze (as the worker's sweep refreshes statistics) and checkpoint.
-async fn fill(pool: &PgPool, lanes: usize, per_lane: usize, later: usize) -> anyhow::Result<()> {
-    sqlx::query(
-        "CREATE TABLE bench_lanes AS SELECT n, gen_random_uuid() AS lane FROM generate_series(0, $1 - 1) n",
-    )
-    .bind(i64::try_from(lanes)?)
-    .execute(pool)
-    .await?;
-    let insert = |rows: &'static str| {
+/// due hours ahead spread over the same lanes, or over `later_lanes` lanes of their own when it is not 0, as
+/// `jobs::queue::push` writes them (payload, lane, queue), then vacuum, analyze (as the worker's sweep refreshes
+/// statistics) and checkpoint.
+async fn fill(
+    pool: &PgPool,
+    lanes: usize,
+    per_lane: usize,
+    later: usize,
+    later_lanes: usize,
+) -> anyhow::Result<()> {
+    for (table, count) in [("bench_lanes", lanes), ("bench_later_lanes", later_lanes)] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE TABLE {table} AS SELECT n, gen_random_uuid() AS lane FROM generate_series(0, $1 - 1) n"
+        )))
+        .bind(i64::try_from(count)?)
+        .execute(pool)
+        .await?;
+    }
+    let later_table = if later_lanes == 0 { "bench_lanes" } else { "bench_later_lanes" };
+    let insert = |rows: &str| {
         format!(
             "INSERT INTO apalis.jobs (job, id, job_type, status, attempts, max_attempts, run_at, priority,
                                       metadata, idempotency_key)
@@ -106,14 +121,15 @@ async fn fill(pool: &PgPool, lanes: usize, per_lane: usize, later: usize) -> any
     .bind(i64::try_from(per_lane)?)
     .execute(pool)
     .await?;
-    // Later: round-robin over the lanes, due in 2 to 5 hours.
-    sqlx::query(sqlx::AssertSqlSafe(insert(
+    // Later: round-robin over their lanes, due in 2 to 5 hours.
+    let later_rows = format!(
         "(SELECT l.lane, gen_random_uuid() AS delivery,
                  now() + interval '2 hours' + (g % 10800) * interval '1 second' AS run_at
-          FROM generate_series(0, $1 - 1) g JOIN bench_lanes l ON l.n = g % $2) d",
-    )))
+          FROM generate_series(0, $1 - 1) g JOIN {later_table} l ON l.n = g % $2) d"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(insert(&later_rows)))
     .bind(i64::try_from(later)?)
-    .bind(i64::try_from(lanes)?)
+    .bind(i64::try_from(if later_lanes == 0 { lanes } else { later_lanes })?)
     .execute(pool)
     .await?;
     // Hint bits set, statistics fresh, and the fill's dirty pages written out: otherwise the first claims evict

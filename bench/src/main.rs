@@ -107,6 +107,10 @@ pub struct BenchArgs {
     /// Claim: jobs scheduled hours ahead (retries), spread over the same lanes.
     #[arg(long, default_value_t = 200_000)]
     pub claim_later: usize,
+    /// Claim: put the jobs scheduled later in this many lanes of their own, which hold nothing due (endpoints whose
+    /// retries are all waiting), instead of in the due lanes; 0 keeps them in the due lanes.
+    #[arg(long, default_value_t = 0)]
+    pub claim_later_lanes: usize,
     /// Claim: timed claims per lane count.
     #[arg(long, default_value_t = 200)]
     pub claims: usize,
