@@ -51,8 +51,7 @@ SELECT event_id, event_type, store_id, created_at, 'http', 1, created_at
 FROM webhook_deliveries WHERE store_id = :'store' AND created_at > now() - interval '7 days';
 
 -- The waiting retries: FAILED after their first attempt, the second queued 1 to 3 hours ahead (as an endpoint that
--- has been down for a while leaves them), each with its apalis job in its subscription's lane, as queue::push
--- writes it.
+-- has been down for a while leaves them), each with its apalis job, as queue::push writes it.
 INSERT INTO webhook_deliveries (delivery_id, subscription_id, store_id, event_type, event_id, event_payload, status,
     attempt_number, dispatch_seq, next_retry_at, http_status, response_body, response_time_ms, last_error,
     created_at, updated_at)
@@ -77,7 +76,10 @@ INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_
 SELECT apalis.generate_ulid(), 'integration-service',
        convert_to(json_build_object('kind', 'webhook_delivery', 'delivery_id', delivery_id, 'dispatch_seq', 2,
                                     'subscription_id', subscription_id)::text, 'UTF8'),
-       'Pending', 0, 25, next_retry_at, 0, hstore('lane', subscription_id::text),
+       'Pending', 0, 25, next_retry_at, 0,
+       -- Parked where the build parks jobs due this far ahead (jobs/src/queue/parked.rs), in the lane otherwise.
+       hstore(CASE WHEN to_regclass('apalis.apalis_jobs_parked') IS NULL THEN 'lane' ELSE 'parked' END,
+              subscription_id::text),
        'delivery:' || delivery_id || ':attempt:2'
 FROM webhook_deliveries WHERE store_id = :'store' AND status = 'FAILED';
 

@@ -101,6 +101,7 @@ async fn fill(
         .await?;
     }
     let later_table = if later_lanes == 0 { "bench_lanes" } else { "bench_later_lanes" };
+    // Jobs due hours ahead are written as `jobs::queue::push` writes them: parked where the build parks them.
     let insert = |rows: &str| {
         format!(
             "INSERT INTO apalis.jobs (job, id, job_type, status, attempts, max_attempts, run_at, priority,
@@ -108,7 +109,10 @@ async fn fill(
              SELECT convert_to(json_build_object('kind', 'webhook_delivery', 'delivery_id', d.delivery,
                                                  'dispatch_seq', 1, 'subscription_id', d.lane)::text, 'UTF8'),
                     apalis.generate_ulid(), 'integration-service', 'Pending', 0, 25, d.run_at, 0,
-                    hstore('lane', d.lane::text), 'delivery:' || d.delivery || ':attempt:1'
+                    hstore(CASE WHEN d.run_at > now() + interval '2 minutes'
+                                     AND to_regclass('apalis.apalis_jobs_parked') IS NOT NULL
+                                THEN 'parked' ELSE 'lane' END, d.lane::text),
+                    'delivery:' || d.delivery || ':attempt:1'
              FROM {rows}"
         )
     };
