@@ -28,6 +28,7 @@ mod lease;
 mod openapi;
 mod ordering;
 mod ordering_kafka;
+mod parked;
 mod payload_filters;
 mod pipeline;
 mod poison;

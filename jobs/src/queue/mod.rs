@@ -7,13 +7,15 @@
 //! by job id), renewing the leases of held jobs (`lock_at`), and re-queuing jobs whose lease expired, as its
 //! `reenqueue_orphaned` does. Unlike `reenqueue_orphaned`, the rescue does not care whether the job's worker still
 //! heartbeats: a live worker can hold a claim it forgot (its reply was lost when a connection died after the
-//! commit). Every job carries its lane (`metadata -> 'lane'`), written when it is pushed.
+//! commit). Every job carries its lane (`metadata -> 'lane'`), written when it is pushed; a job due much later carries
+//! it parked until shortly before it is due ([`parked`]).
 
 pub mod announce;
 pub mod attempts;
 pub mod claim;
 pub mod effects;
 pub mod load;
+pub mod parked;
 pub mod polls;
 pub mod vacuum;
 
@@ -31,7 +33,8 @@ use sqlx::{PgConnection, PgPool};
 /// How often apalis re-fetches a job whose handler hit an infrastructure error before giving up on it.
 const MAX_INFRA_RETRIES: usize = 25;
 
-/// Queue `jobs` (each with the real delay before it is due) in the caller's transaction.
+/// Queue `jobs` (each with the real delay before it is due) in the caller's transaction; those due later than
+/// [`parked::PARK_BEYOND`] are parked.
 pub async fn push(
     conn: &mut PgConnection,
     jobs: Vec<(Job, Duration)>,
@@ -44,8 +47,9 @@ pub async fn push(
         .into_iter()
         .map(|(job, delay)| {
             let mut metadata = MetadataStore::new();
+            let key = if parked::parks(delay) { parked::PARKED } else { "lane" };
             // A fresh store has no key yet: inserting the first one cannot collide.
-            let _ = metadata.insert("lane", job.lane().to_string());
+            let _ = metadata.insert(key, job.lane().to_string());
             TaskBuilder::new(job.encode())
                 .with_metadata(metadata)
                 .run_at_time(now + delay)

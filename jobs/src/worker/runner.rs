@@ -1,5 +1,5 @@
 //! The worker loop: a claimer, one task per running job, a writer, and the periodic helpers (lease renewal and
-//! rescue, heartbeat, sweep, the LISTEN that wakes the claimer).
+//! rescue, heartbeat, sweep, promotion of parked jobs, the LISTEN that wakes the claimer).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -64,7 +64,8 @@ impl Worker {
         .await
     }
 
-    /// LISTEN for new jobs (until `shutdown`); renew leases, rescue expired ones, heartbeat and sweep (until `helpers`).
+    /// LISTEN for new jobs (until `shutdown`); renew leases, rescue expired ones, heartbeat, sweep and promote parked
+    /// jobs (until `helpers`).
     fn spawn_helpers(
         &self,
         wake: &Arc<Notify>,
@@ -80,6 +81,7 @@ impl Worker {
             tokio::spawn(self.clone().renew_leases(helpers.clone())),
             tokio::spawn(self.clone().rescue_expired(wake.clone(), helpers.clone())),
             tokio::spawn(self.clone().heartbeat(helpers.clone())),
+            tokio::spawn(self.clone().promote_parked(helpers.clone())),
             tokio::spawn(
                 self.clone()
                     .sweep(self.sweep_every, self.job_retention, helpers.clone()),
@@ -222,6 +224,22 @@ impl Worker {
             }
             if let Err(e) = queue::heartbeat(&self.pool, &self.context).await {
                 tracing::warn!(error = %e, "heartbeat failed");
+            }
+        }
+    }
+
+    /// Every [`queue::parked::PROMOTE_EVERY`], put the parked jobs due soon into their lanes. Its own loop, so a long
+    /// vacuum in the sweep never makes a retry late.
+    async fn promote_parked(self, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(queue::parked::PROMOTE_EVERY) => {}
+                _ = stop.cancelled() => return,
+            }
+            match queue::parked::promote(&self.pool).await {
+                Ok(0) => {}
+                Ok(promoted) => tracing::debug!(promoted, "promoted parked jobs due soon"),
+                Err(e) => tracing::warn!(error = %e, "promoting parked jobs failed"),
             }
         }
     }
