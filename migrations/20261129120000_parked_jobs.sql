@@ -6,6 +6,6 @@
 CREATE INDEX apalis_jobs_parked ON apalis.jobs (run_at) WHERE metadata ? 'parked';
 
 -- Jobs already waiting that far ahead are parked now, as they would have been when pushed.
-UPDATE apalis.jobs SET metadata = (metadata - 'lane') || hstore('parked', metadata -> 'lane')
+UPDATE apalis.jobs SET metadata = (metadata - 'lane'::text) || hstore('parked', metadata -> 'lane')
 WHERE job_type = 'integration-service' AND status = 'Pending' AND metadata ? 'lane'
   AND run_at > now() + interval '2 minutes';

@@ -11,7 +11,10 @@
 # Usage: scripts/bench-admin.sh SERVICE_BIN
 #   PGURL (server, default postgres://postgres@127.0.0.1:5432), DB (ss3_bench_admin; dropped and recreated),
 #   DELIVERIES (1000000), PER (10), SUBS (10), N (60), WARMUP (5), OUT (/tmp/bench-admin: results, service log),
-#   KEEP=1 keeps the database afterwards, REUSE=1 skips the seed and measures an already seeded, kept DB.
+#   KEEP=1 keeps the database afterwards, REUSE=1 skips the seed and measures an already seeded, kept DB; STORE (bench)
+#   the store measured (`grown` for scripts/bench-growth.sh's database). PLANS=1 then requests every path once more
+#   from a second `serve` whose connections load auto_explain, and prints the plan Postgres ran for each statement
+#   over 1 ms (the service's own statement text and parameters; from the server log, PGLOG).
 set -euo pipefail
 BIN=$1
 PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
@@ -19,7 +22,7 @@ DB=${DB:-ss3_bench_admin}
 DELIVERIES=${DELIVERIES:-1000000} PER=${PER:-10} SUBS=${SUBS:-10} N=${N:-60} WARMUP=${WARMUP:-5}
 OUT=${OUT:-/tmp/bench-admin} KEEP=${KEEP:-0} REUSE=${REUSE:-0}
 HERE=$(cd "$(dirname "$0")" && pwd)
-STORE=bench
+STORE=${STORE:-bench}
 mkdir -p "$OUT"
 
 psql_() { psql "$PGURL/$DB" -v ON_ERROR_STOP=1 -qAt -c "$1"; }
@@ -87,7 +90,7 @@ DEL=$(psql_ "SELECT delivery_id FROM webhook_deliveries WHERE subscription_id = 
 cat >"$OUT/client.py" <<'PY'
 # Times GET requests on one keep-alive connection per caller; prints path, n, p50, p95, max (ms), status, bytes.
 import http.client, json, sys, time, urllib.parse
-host, port, key, sub, dlv, n, warmup, out = sys.argv[1:9]
+host, port, key, sub, dlv, n, warmup, out, store_id = sys.argv[1:10]
 port, n, warmup = int(port), int(n), int(warmup)
 
 def login(fields):
@@ -100,9 +103,36 @@ def login(fields):
     return cookie[0].split(";")[0]
 
 store = {"cookie": login({"api_key": key})}
-oper = {"cookie": login({"operator_token": "tok", "store_id": "bench"})}
+oper = {"cookie": login({"operator_token": "tok", "store_id": store_id})}
 bearer = {"authorization": "Bearer " + key}
+
+def cursor_of(path):
+    """The nextCursor of a page, so a later page can be timed (keyset paging: a cursor deep in the log costs what
+    the first page does)."""
+    c = http.client.HTTPConnection(host, port)
+    c.request("GET", path, headers=bearer)
+    r = c.getresponse(); page = json.loads(r.read())
+    assert r.status == 200 and page.get("nextCursor"), (path, r.status)
+    return urllib.parse.quote(page["nextCursor"])
+
+# Two weeks back (the middle of a 30-day log), and one day of it.
+day = lambda ago: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - ago * 86400))
+mid_from, mid_to = day(15), day(14)
+page2 = cursor_of("/deliveries")
+deep = cursor_of(f"/deliveries?to={mid_to}")
 paths = [
+    ("GET /deliveries", "/deliveries", bearer),
+    ("GET /deliveries (page 2, cursor)", f"/deliveries?cursor={page2}", bearer),
+    ("GET /deliveries (cursor two weeks back)", f"/deliveries?cursor={deep}", bearer),
+    ("GET /deliveries?status=FAILED", "/deliveries?status=FAILED", bearer),
+    ("GET /deliveries?status=DEAD_LETTERED", "/deliveries?status=DEAD_LETTERED", bearer),
+    ("GET /deliveries?eventType=order.paid", "/deliveries?eventType=order.paid", bearer),
+    ("GET /deliveries?from&to (one day, two weeks back)", f"/deliveries?from={mid_from}&to={mid_to}", bearer),
+    ("GET /deliveries?subscriptionId", f"/deliveries?subscriptionId={sub}", bearer),
+    ("GET /subscriptions/{id}/deliveries?status=DELIVERED&eventType=order.paid",
+     f"/subscriptions/{sub}/deliveries?status=DELIVERED&eventType=order.paid", bearer),
+    ("GET /subscriptions/{id}/deliveries?from&to", f"/subscriptions/{sub}/deliveries?from={mid_from}&to={mid_to}", bearer),
+    ("GET /dead-letters", "/dead-letters", bearer),
     ("GET /stats?days=30", "/stats?days=30", bearer),
     ("GET /subscriptions/{id}/stats?days=30", f"/subscriptions/{sub}/stats?days=30", bearer),
     ("/admin", "/admin", store),
@@ -151,7 +181,7 @@ json.dump(samples, open(out, "w"))
 PY
 
 echo "# load before timing: $(uptime | sed 's/.*load average: //')"
-python3 "$OUT/client.py" 127.0.0.1 "$port" "$API_KEY" "$SUB" "$DEL" "$N" "$WARMUP" "$OUT/samples.json" | tee "$OUT/table.md"
+python3 "$OUT/client.py" 127.0.0.1 "$port" "$API_KEY" "$SUB" "$DEL" "$N" "$WARMUP" "$OUT/samples.json" "$STORE" | tee "$OUT/table.md"
 echo "# load after timing: $(uptime | sed 's/.*load average: //')"
 
 # The statement of db::stats::daily as the service runs it (the window of db::stats::counters, 30 days), for one
@@ -191,3 +221,26 @@ STATEMENTS=(
   done
 } >"$OUT/explain.sql"
 psql "$PGURL/$DB" -v ON_ERROR_STOP=1 -qAt -f "$OUT/explain.sql" | tee "$OUT/explain.txt"
+
+if [ "${PLANS:-0}" = 1 ]; then
+  # The plans of the very statements the service sends, with its parameters: a second api process whose
+  # connections load auto_explain (superuser connection options), one round of the client, the log read back.
+  PGLOG=${PGLOG:-/var/log/postgresql/postgresql-15-main.log}
+  kill "$SPID"; wait "$SPID" 2>/dev/null || true
+  OPTS="options=-c%20session_preload_libraries%3Dauto_explain%20-c%20auto_explain.log_min_duration%3D1%20-c%20auto_explain.log_analyze%3Don%20-c%20auto_explain.log_buffers%3Don%20-c%20auto_explain.log_timing%3Doff"
+  : >"$OUT/serve-plans.log"
+  DATABASE_URL="$PGURL/$DB?$OPTS" SS3_ADMIN_TOKEN=tok SS3_SECRETS__MASTER_KEY="$KEY" SS3_KAFKA__BROKERS= \
+    SS3_LISTEN_ADDR=127.0.0.1:0 RUST_LOG=warn,integration_service::startup=info NO_COLOR=1 \
+    "$BIN" serve --roles api >"$OUT/serve-plans.log" 2>&1 &
+  SPID=$!
+  port=""
+  for _ in $(seq 1 300); do
+    port=$(grep -m1 -o 'API listening addr=[0-9.:]*' "$OUT/serve-plans.log" | sed 's/.*://' || true)
+    [ -n "$port" ] && break
+    sleep 0.2
+  done
+  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.2; done
+  from=$(stat -c %s "$PGLOG")
+  python3 "$OUT/client.py" 127.0.0.1 "$port" "$API_KEY" "$SUB" "$DEL" 1 0 "$OUT/samples-plans.json" "$STORE" >/dev/null
+  tail -c +"$((from + 1))" "$PGLOG" | tee "$OUT/plans.txt"
+fi

@@ -46,8 +46,8 @@ INSERT INTO webhook_delivery_attempts (delivery_id, dispatch_seq, attempt_number
 SELECT delivery_id, 1, 1, 'DELIVERED', created_at, delivered_at, 200, '{"ok":true}', response_time_ms, 'seed'
 FROM webhook_deliveries WHERE store_id = :'store' AND status = 'DELIVERED';
 
-INSERT INTO ingested_events (event_id, event_type, store_id, occurred_at, source, fanout, received_at)
-SELECT event_id, event_type, store_id, created_at, 'http', 1, created_at
+INSERT INTO ingested_events (event_id, event_type, store_id, occurred_at, source, received_at)
+SELECT event_id, event_type, store_id, created_at, 'http', created_at
 FROM webhook_deliveries WHERE store_id = :'store' AND created_at > now() - interval '7 days';
 
 -- The waiting retries: FAILED after their first attempt, the second queued 1 to 3 hours ahead (as an endpoint that

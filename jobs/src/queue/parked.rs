@@ -40,7 +40,7 @@ pub async fn promote(pool: &PgPool) -> Result<u64, sqlx::Error> {
     let mut promoted = 0;
     loop {
         let n = sqlx::query(
-            "UPDATE apalis.jobs j SET metadata = (j.metadata - 'parked') || hstore('lane', j.metadata -> 'parked')
+            "UPDATE apalis.jobs j SET metadata = (j.metadata - 'parked'::text) || hstore('lane', j.metadata -> 'parked')
              WHERE j.id IN (
                  SELECT id FROM apalis.jobs
                  WHERE metadata ? 'parked' AND run_at <= now() + make_interval(secs => $1)
