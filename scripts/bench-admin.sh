@@ -14,7 +14,7 @@
 #   KEEP=1 keeps the database afterwards, REUSE=1 skips the seed and measures an already seeded, kept DB; STORE (bench)
 #   the store measured (`grown` for scripts/bench-growth.sh's database). PLANS=1 then requests every path once more
 #   from a second `serve` whose connections load auto_explain, and prints the plan Postgres ran for each statement
-#   over 1 ms (the service's own statement text and parameters; from the server log, PGLOG).
+#   taking PLAN_MS (0) or more (the service's own statement text and parameters; from the server log, PGLOG).
 set -euo pipefail
 BIN=$1
 PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
@@ -227,7 +227,7 @@ if [ "${PLANS:-0}" = 1 ]; then
   # connections load auto_explain (superuser connection options), one round of the client, the log read back.
   PGLOG=${PGLOG:-/var/log/postgresql/postgresql-15-main.log}
   kill "$SPID"; wait "$SPID" 2>/dev/null || true
-  OPTS="options=-c%20session_preload_libraries%3Dauto_explain%20-c%20auto_explain.log_min_duration%3D1%20-c%20auto_explain.log_analyze%3Don%20-c%20auto_explain.log_buffers%3Don%20-c%20auto_explain.log_timing%3Doff"
+  OPTS="options=-c%20session_preload_libraries%3Dauto_explain%20-c%20auto_explain.log_min_duration%3D${PLAN_MS:-0}%20-c%20auto_explain.log_analyze%3Don%20-c%20auto_explain.log_buffers%3Don%20-c%20auto_explain.log_timing%3Doff"
   : >"$OUT/serve-plans.log"
   DATABASE_URL="$PGURL/$DB?$OPTS" SS3_ADMIN_TOKEN=tok SS3_SECRETS__MASTER_KEY="$KEY" SS3_KAFKA__BROKERS= \
     SS3_LISTEN_ADDR=127.0.0.1:0 RUST_LOG=warn,integration_service::startup=info NO_COLOR=1 \

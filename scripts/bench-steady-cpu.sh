@@ -6,7 +6,8 @@
 # DB_QUERY is appended to the database URL (e.g. `?options=-c%20plan_cache_mode%3Dforce_generic_plan`).
 # BREAKDOWN=1 keeps finished jobs for 10 minutes and, after the run, prints where each delivery's time went, from what
 # the database recorded (latency breakdown, docs/benchmarks.md): the loadgen's send time (`ts` in the payload), the
-# ingest transaction's start (the delivery's created_at), the claim (the job's lock_at), the attempt's start and end,
+# ingest transaction's start (the delivery's created_at), the claim transaction's start (the job's lock_at: now() of
+# that transaction), the attempt's start and end,
 # and the acknowledgement (the job's done_at).
 # Usage: scripts/bench-steady-cpu.sh ROUNDS BIN_A [BIN_B …]   (env: LOADGEN, SAMPLER, RATE, SECS, SAMPLE, DB_QUERY,
 #   BREAKDOWN, OUT)
@@ -59,8 +60,8 @@ WITH t AS (
   JOIN apalis.jobs j ON j.idempotency_key = 'delivery:' || d.delivery_id || ':attempt:1'
 ), s(n, stage, ms) AS (
   SELECT 1, 'send → ingest transaction begins', extract(epoch FROM ingested - sent) * 1000 FROM t UNION ALL
-  SELECT 2, 'ingest begins → job claimed (insert, commit, wake-up, claim)', extract(epoch FROM claimed - ingested) * 1000 FROM t UNION ALL
-  SELECT 3, 'claimed → POST starts (load, sign)', extract(epoch FROM started_at - claimed) * 1000 FROM t UNION ALL
+  SELECT 2, 'ingest begins → claim transaction begins (fan-out, commit, wake-up)', extract(epoch FROM claimed - ingested) * 1000 FROM t UNION ALL
+  SELECT 3, 'claim begins → POST starts (claim, load, sign)', extract(epoch FROM started_at - claimed) * 1000 FROM t UNION ALL
   SELECT 4, 'POST → answer read', extract(epoch FROM finished_at - started_at) * 1000 FROM t UNION ALL
   SELECT 5, 'answer → job acknowledged (the flush)', extract(epoch FROM done_at - finished_at) * 1000 FROM t UNION ALL
   SELECT 6, 'send → answer read', extract(epoch FROM finished_at - sent) * 1000 FROM t

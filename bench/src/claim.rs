@@ -53,7 +53,14 @@ async fn measure(
 ) -> anyhow::Result<()> {
     integration_service::db::migrate(pool).await?;
     let per_lane = args.claim_due.div_ceil(lanes.max(1));
-    fill(pool, lanes, per_lane, args.claim_later, args.claim_later_lanes).await?;
+    fill(
+        pool,
+        lanes,
+        per_lane,
+        args.claim_later,
+        args.claim_later_lanes,
+    )
+    .await?;
     jobs::queue::register(pool, &WorkerContext::new(WORKER)).await?;
     if args.explain {
         explain(pool, lanes, args.claim_limit, limits).await?;
@@ -100,7 +107,11 @@ async fn fill(
         .execute(pool)
         .await?;
     }
-    let later_table = if later_lanes == 0 { "bench_lanes" } else { "bench_later_lanes" };
+    let later_table = if later_lanes == 0 {
+        "bench_lanes"
+    } else {
+        "bench_later_lanes"
+    };
     // Jobs due hours ahead are written as `jobs::queue::push` writes them: parked where the build parks them.
     let insert = |rows: &str| {
         format!(
@@ -132,10 +143,14 @@ async fn fill(
           FROM generate_series(0, $1 - 1) g JOIN {later_table} l ON l.n = g % $2) d"
     );
     sqlx::query(sqlx::AssertSqlSafe(insert(&later_rows)))
-    .bind(i64::try_from(later)?)
-    .bind(i64::try_from(if later_lanes == 0 { lanes } else { later_lanes })?)
-    .execute(pool)
-    .await?;
+        .bind(i64::try_from(later)?)
+        .bind(i64::try_from(if later_lanes == 0 {
+            lanes
+        } else {
+            later_lanes
+        })?)
+        .execute(pool)
+        .await?;
     // Hint bits set, statistics fresh, and the fill's dirty pages written out: otherwise the first claims evict
     // (write) the fill's pages themselves, which no claim of a running service pays.
     sqlx::raw_sql("VACUUM (ANALYZE) apalis.jobs")

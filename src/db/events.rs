@@ -136,7 +136,7 @@ async fn create_rows(
         "WITH deliveries AS (
            INSERT INTO webhook_deliveries (delivery_id, subscription_id, store_id, event_type, event_id, event_payload,
                                            trace_context, ordering_key, order_seq)
-           SELECT gen_random_uuid(), s.subscription_id, s.store_id, $2, $3, $4, $7,
+           SELECT ss3_uuid_v7(), s.subscription_id, s.store_id, $2, $3, $4, $7,
                   -- The line: '' for the whole subscription, else the JSON text of the key's value ('null' when
                   -- the event has none), evaluated silently (an error is no value).
                   CASE WHEN NOT s.ordered THEN NULL WHEN s.ordering_key IS NULL THEN ''
@@ -161,7 +161,7 @@ async fn create_rows(
            RETURNING subscription_id, head
          ), connector_jobs AS (
            INSERT INTO connector_jobs (job_id, config_id, store_id, event_type, event_id, event_payload, trace_context)
-           SELECT gen_random_uuid(), c.config_id, c.store_id, $2, $3, $4, $7
+           SELECT ss3_uuid_v7(), c.config_id, c.store_id, $2, $3, $4, $7
            FROM connector_configs c
            WHERE $6::uuid IS NULL AND c.store_id = $1 AND c.is_active AND c.deleted_at IS NULL
              AND c.event_subscriptions && $5

@@ -53,9 +53,21 @@ async fn a_job_due_much_later_is_parked_until_a_promotion_puts_it_back_in_its_la
         ],
     )
     .await;
-    assert_eq!(keys(&app, soon).await, (Some(soon.to_string()), None), "the 1-minute retry is in its lane");
-    assert_eq!(keys(&app, later).await, (None, Some(later.to_string())), "the 5-minute retry is parked");
-    assert_eq!(parked::promote(&app.pool).await.expect("promote"), 0, "nothing is due within a minute yet");
+    assert_eq!(
+        keys(&app, soon).await,
+        (Some(soon.to_string()), None),
+        "the 1-minute retry is in its lane"
+    );
+    assert_eq!(
+        keys(&app, later).await,
+        (None, Some(later.to_string())),
+        "the 5-minute retry is parked"
+    );
+    assert_eq!(
+        parked::promote(&app.pool).await.expect("promote"),
+        0,
+        "nothing is due within a minute yet"
+    );
 
     // Time passes (as if no worker had promoted anything meanwhile): the first two are due.
     sqlx::query("UPDATE apalis.jobs SET run_at = now() - interval '1 second' WHERE convert_from(job, 'UTF8')::jsonb ->> 'subscription_id' <> $1")
@@ -67,14 +79,29 @@ async fn a_job_due_much_later_is_parked_until_a_promotion_puts_it_back_in_its_la
     queue::register(&app.pool, &worker).await.expect("register");
     let limits = app.app.config().lanes.limits();
     let mut cursor = claim::Cursor::default();
-    let first = claim::claim(&app.pool, worker.name(), 10, limits, &mut cursor).await.expect("claim");
+    let first = claim::claim(&app.pool, worker.name(), 10, limits, &mut cursor)
+        .await
+        .expect("claim");
     assert_eq!(first.len(), 1, "only the job in its lane is claimable");
     assert_eq!(Job::decode(&first[0].payload).expect("job").lane(), soon);
 
-    assert_eq!(parked::promote(&app.pool).await.expect("promote"), 1, "the overdue parked job, not the 2-hour one");
-    assert_eq!(keys(&app, later).await, (Some(later.to_string()), None), "back in its lane, as pushed");
-    assert_eq!(keys(&app, much_later).await, (None, Some(much_later.to_string())));
-    let second = claim::claim(&app.pool, worker.name(), 10, limits, &mut cursor).await.expect("claim");
+    assert_eq!(
+        parked::promote(&app.pool).await.expect("promote"),
+        1,
+        "the overdue parked job, not the 2-hour one"
+    );
+    assert_eq!(
+        keys(&app, later).await,
+        (Some(later.to_string()), None),
+        "back in its lane, as pushed"
+    );
+    assert_eq!(
+        keys(&app, much_later).await,
+        (None, Some(much_later.to_string()))
+    );
+    let second = claim::claim(&app.pool, worker.name(), 10, limits, &mut cursor)
+        .await
+        .expect("claim");
     assert_eq!(second.len(), 1);
     assert_eq!(Job::decode(&second[0].payload).expect("job").lane(), later);
 }
@@ -95,12 +122,16 @@ async fn a_running_worker_promotes_parked_jobs_due_within_a_minute() {
         .expect("due soon");
     let deadline = Instant::now() + parked::PROMOTE_EVERY * 3;
     while keys(&app, lane).await.0.is_none() {
-        assert!(Instant::now() < deadline, "not promoted within three promotion periods");
+        assert!(
+            Instant::now() < deadline,
+            "not promoted within three promotion periods"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(keys(&app, lane).await, (Some(lane.to_string()), None));
     assert_eq!(
-        app.count("SELECT count(*) FROM apalis.jobs WHERE status = 'Pending'").await,
+        app.count("SELECT count(*) FROM apalis.jobs WHERE status = 'Pending'")
+            .await,
         1,
         "promoted, not claimed before it is due"
     );

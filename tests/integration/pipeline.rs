@@ -250,6 +250,32 @@ async fn a_duplicate_event_id_creates_no_second_delivery() {
     assert_eq!(app.count("SELECT count(*) FROM apalis.jobs").await, 1);
 }
 
+/// Catches: delivery ids that are random again (each insert into the log's keys lands on a random, rarely cached
+/// page of a large index) rather than time-ordered UUIDv7s.
+#[tokio::test]
+async fn delivery_ids_are_time_ordered_uuid_v7s() {
+    let app = TestApp::spawn().await;
+    app.subscribe("store-a", "http://127.0.0.1:9/hook", &["*"])
+        .await;
+    for n in 0..3 {
+        let e = event("order.placed", "store-a", json!({"n": n}));
+        assert_eq!(app.post_event(&e).await.status(), 202);
+        // A millisecond apart at least: ids of one millisecond share their timestamp and order at random.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let ids: Vec<uuid::Uuid> =
+        sqlx::query_scalar("SELECT delivery_id FROM webhook_deliveries ORDER BY created_at")
+            .fetch_all(&app.pool)
+            .await
+            .expect("ids");
+    assert_eq!(ids.len(), 3);
+    assert!(ids.iter().all(|id| id.get_version_num() == 7), "{ids:?}");
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "in the order they were made: {ids:?}"
+    );
+}
+
 /// Catches: retries continuing to a subscription that was switched off, or the log losing a deleted subscription's rows.
 #[tokio::test]
 async fn deactivation_stops_pending_retries_and_deletion_keeps_the_log() {

@@ -47,7 +47,11 @@ pub async fn push(
         .into_iter()
         .map(|(job, delay)| {
             let mut metadata = MetadataStore::new();
-            let key = if parked::parks(delay) { parked::PARKED } else { "lane" };
+            let key = if parked::parks(delay) {
+                parked::PARKED
+            } else {
+                "lane"
+            };
             // A fresh store has no key yet: inserting the first one cannot collide.
             let _ = metadata.insert(key, job.lane().to_string());
             TaskBuilder::new(job.encode())
@@ -256,6 +260,7 @@ pub async fn depth(pool: &PgPool) -> Result<(i64, i64), sqlx::Error> {
 
 /// Delete acknowledged jobs older than `retention` (our delivery rows are the record; apalis keeps finished
 /// jobs forever otherwise, and they would bloat the claim's indexes). One worker at a time does it (advisory lock).
+/// The partial index `apalis_jobs_finished` keeps it to finished jobs, whatever waits in the queue.
 /// Returns how many rows were deleted.
 pub async fn sweep_finished(pool: &PgPool, retention: Duration) -> Result<u64, sqlx::Error> {
     let mut tx = pool.begin().await?;
@@ -283,10 +288,21 @@ pub async fn sweep_finished(pool: &PgPool, retention: Duration) -> Result<u64, s
 }
 
 /// Refresh the planner's statistics of the queue (the claim's plan depends on how many jobs wait and how many are
-/// done).
-pub async fn analyze(pool: &PgPool) -> Result<(), sqlx::Error> {
-    sqlx::query("ANALYZE apalis.jobs")
-        .execute(pool)
-        .await
-        .map(|_| ())
+/// done) once enough of it changed since its last `ANALYZE`, by whoever ran it (autovacuum, the sweep's vacuum):
+/// more than `rows` plus 5 % of its live rows inserted, updated or deleted, the rule the sweep's vacuum applies to
+/// dead rows. `ANALYZE` reads a sample of up to 30,000 pages: with a million retries waiting in the queue, analyzing
+/// after every sweep that deleted jobs read the queue's heap ten times over during one 20-second burst
+/// (docs/benchmarks.md, "Flat with growth"). Returns whether it analyzed.
+pub async fn analyze_if_changed(pool: &PgPool, rows: i64) -> Result<bool, sqlx::Error> {
+    let changed: bool = sqlx::query_scalar(
+        "SELECT COALESCE((SELECT n_mod_since_analyze > $1 + 0.05 * n_live_tup FROM pg_stat_user_tables
+                          WHERE relid = 'apalis.jobs'::regclass), FALSE)",
+    )
+    .bind(rows)
+    .fetch_one(pool)
+    .await?;
+    if changed {
+        sqlx::query("ANALYZE apalis.jobs").execute(pool).await?;
+    }
+    Ok(changed)
 }

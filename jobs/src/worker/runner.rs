@@ -245,7 +245,8 @@ impl Worker {
     }
 
     /// Every `every`, delete acknowledged jobs older than `retention`, vacuum the tables with many dead rows if the
-    /// server will not (`queue::vacuum`), and refresh the queue's statistics if jobs went and no vacuum did.
+    /// server will not (`queue::vacuum`), and refresh the queue's statistics if jobs went, no vacuum did, and enough
+    /// of the queue changed since they were last taken.
     async fn sweep(self, every: Duration, retention: Duration, stop: CancellationToken) {
         loop {
             tokio::select! {
@@ -268,10 +269,10 @@ impl Worker {
             if !vacuumed.is_empty() {
                 tracing::debug!(deleted, tables = ?vacuumed, took = ?started.elapsed(), "swept and vacuumed");
             }
-            // Statistics only move when rows went (an idle queue costs no ANALYZE), and VACUUM (ANALYZE) did it.
+            // Statistics only move when rows went (an idle queue costs no query), and VACUUM (ANALYZE) did it.
             if deleted > 0
                 && !vacuumed.iter().any(|t| t == "apalis.jobs")
-                && let Err(e) = queue::analyze(&self.pool).await
+                && let Err(e) = queue::analyze_if_changed(&self.pool, self.vacuum.dead_rows).await
             {
                 tracing::warn!(error = %e, "analyzing the queue failed");
             }
