@@ -39,21 +39,10 @@ if [ "$REUSE" != 1 ]; then
 fi
 
 # The service (api role: it serves the reads; no worker touches the seeded rows). It migrates the fresh database.
-KEY=$(python3 -c 'import os,base64; print(base64.b64encode(os.urandom(32)).decode())')
-: >"$OUT/serve.log" # truncated here, not by the child's redirection, so the wait below never reads an old address
-DATABASE_URL="$PGURL/$DB" SS3_ADMIN_TOKEN=tok SS3_SECRETS__MASTER_KEY="$KEY" SS3_KAFKA__BROKERS= \
-  SS3_LISTEN_ADDR=127.0.0.1:0 RUST_LOG=warn,integration_service::startup=info NO_COLOR=1 \
-  "$BIN" serve --roles api >"$OUT/serve.log" 2>&1 &
-SPID=$!
-port=""
-for _ in $(seq 1 300); do
-  port=$(grep -m1 -o 'API listening addr=[0-9.:]*' "$OUT/serve.log" | sed 's/.*://' || true)
-  [ -n "$port" ] && break
-  kill -0 "$SPID" 2>/dev/null || { cat "$OUT/serve.log"; exit 1; }
-  sleep 0.2
-done
-API="http://127.0.0.1:$port"
-for _ in $(seq 1 100); do curl -fs "$API/health" >/dev/null && break; sleep 0.2; done
+# shellcheck source=scripts/bench-serve.sh
+. "$HERE/bench-serve.sh"
+start_serve "$OUT/serve.log" "$PGURL/$DB" api "$BIN" || { kill "$SERVE_PID" 2>/dev/null; exit 1; }
+SPID=$SERVE_PID port=$SERVE_PORT API=$SERVE_API
 op() { curl -fsS -H 'authorization: Bearer tok' -H "x-ss3-store-id: $STORE" -H 'content-type: application/json' "$@"; }
 
 if [ "$REUSE" != 1 ]; then
@@ -71,7 +60,7 @@ if [ "$REUSE" != 1 ]; then
   # What a running service holds: the retention pass (a worker's, every retention.interval_secs) has rolled the
   # hours of days before yesterday into daily rows. Nothing else is removed: the seeded log is within 30 days.
   start=$(date +%s)
-  DATABASE_URL="$PGURL/$DB" SS3_SECRETS__MASTER_KEY="$KEY" "$BIN" retention | sed 's/^/# retention pass: /'
+  DATABASE_URL="$PGURL/$DB" SS3_SECRETS__MASTER_KEY="$SERVE_KEY" "$BIN" retention | sed 's/^/# retention pass: /'
   echo "# rolled up in $(($(date +%s) - start)) s"
   # As autovacuum does after a pass (the hourly rows it moved are dead tuples; the daily table is new).
   psql_ "VACUUM ANALYZE webhook_stats_hourly, webhook_stats_daily"
@@ -228,18 +217,8 @@ if [ "${PLANS:-0}" = 1 ]; then
   PGLOG=${PGLOG:-/var/log/postgresql/postgresql-15-main.log}
   kill "$SPID"; wait "$SPID" 2>/dev/null || true
   OPTS="options=-c%20session_preload_libraries%3Dauto_explain%20-c%20auto_explain.log_min_duration%3D${PLAN_MS:-0}%20-c%20auto_explain.log_analyze%3Don%20-c%20auto_explain.log_buffers%3Don%20-c%20auto_explain.log_timing%3Doff"
-  : >"$OUT/serve-plans.log"
-  DATABASE_URL="$PGURL/$DB?$OPTS" SS3_ADMIN_TOKEN=tok SS3_SECRETS__MASTER_KEY="$KEY" SS3_KAFKA__BROKERS= \
-    SS3_LISTEN_ADDR=127.0.0.1:0 RUST_LOG=warn,integration_service::startup=info NO_COLOR=1 \
-    "$BIN" serve --roles api >"$OUT/serve-plans.log" 2>&1 &
-  SPID=$!
-  port=""
-  for _ in $(seq 1 300); do
-    port=$(grep -m1 -o 'API listening addr=[0-9.:]*' "$OUT/serve-plans.log" | sed 's/.*://' || true)
-    [ -n "$port" ] && break
-    sleep 0.2
-  done
-  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.2; done
+  start_serve "$OUT/serve-plans.log" "$PGURL/$DB?$OPTS" api "$BIN" || { kill "$SERVE_PID" 2>/dev/null; exit 1; }
+  SPID=$SERVE_PID port=$SERVE_PORT
   from=$(stat -c %s "$PGLOG")
   python3 "$OUT/client.py" 127.0.0.1 "$port" "$API_KEY" "$SUB" "$DEL" 1 0 "$OUT/samples-plans.json" "$STORE" >/dev/null
   tail -c +"$((from + 1))" "$PGLOG" | tee "$OUT/plans.txt"

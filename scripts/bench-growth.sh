@@ -30,20 +30,10 @@ if [ "$REUSE" != 1 ]; then
   psql "$PGURL/postgres" -v ON_ERROR_STOP=1 -qAt -c "DROP DATABASE IF EXISTS $GROWN_DB WITH (FORCE)" \
     -c "CREATE DATABASE $GROWN_DB"
   # The service (api role) migrates the database; the store's subscriptions are created through its API.
-  KEY=$(python3 -c 'import os,base64; print(base64.b64encode(os.urandom(32)).decode())')
-  : >"$OUT/seed-serve.log"
-  DATABASE_URL="$PGURL/$GROWN_DB" SS3_ADMIN_TOKEN=tok SS3_SECRETS__MASTER_KEY="$KEY" SS3_KAFKA__BROKERS= \
-    SS3_LISTEN_ADDR=127.0.0.1:0 RUST_LOG=warn,integration_service::startup=info NO_COLOR=1 \
-    "$BIN" serve --roles api >"$OUT/seed-serve.log" 2>&1 &
-  SPID=$!
-  port=""
-  for _ in $(seq 1 300); do
-    port=$(grep -m1 -o 'API listening addr=[0-9.:]*' "$OUT/seed-serve.log" | sed 's/.*://' || true)
-    [ -n "$port" ] && break
-    kill -0 "$SPID" 2>/dev/null || { cat "$OUT/seed-serve.log"; exit 1; }
-    sleep 0.2
-  done
-  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.2; done
+  # shellcheck source=scripts/bench-serve.sh
+  . "$HERE/bench-serve.sh"
+  start_serve "$OUT/seed-serve.log" "$PGURL/$GROWN_DB" api "$BIN" || { kill "$SERVE_PID" 2>/dev/null; exit 1; }
+  SPID=$SERVE_PID port=$SERVE_PORT
   for i in $(seq 1 "$SUBS"); do
     curl -fsS -o /dev/null -H 'authorization: Bearer tok' -H 'x-ss3-store-id: grown' -H 'content-type: application/json' \
       -X POST "http://127.0.0.1:$port/subscriptions" \
