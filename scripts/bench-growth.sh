@@ -4,7 +4,8 @@
 # than the burst's, DELIVERED deliveries in the log (each with its attempt; the last 7 days' ingested events too)
 # and RETRIES deliveries waiting for their second attempt, queued in apalis 1 to 3 hours ahead, over SUBS
 # subscriptions (scripts/bench-growth-seed.sql). It is seeded once and kept between B's runs (each adds its burst's
-# deliveries to it, a fraction of a percent).
+# deliveries to it, a fraction of a percent). Measure within an hour of seeding: after that the seeded retries come
+# due, and a process without the seed's master key cannot read their subscriptions' secrets (it defers them).
 #
 # Usage: scripts/bench-growth.sh BIN [ROUNDS=3] [SCENARIOS="fo1 fo10"]
 #   DELIVERED (10000000), RETRIES (1000000), SUBS (1000), GROWN_DB (ss3_bench_grown), REUSE=1 skips the seed and

@@ -5,7 +5,8 @@
 # Postgres backends every 10 s. At the end, per minute: events accepted and delivered per second, latency p50/p99
 # (send → receiver, from the receiver's CSV), RSS, CPU; a markdown table on stdout and a PNG plot (PLOT).
 # Usage: BIN=… LOADGEN=… SAMPLER=… PY=<python with matplotlib> scripts/bench-soak.sh
-#        (env RATE=500 SECS=1800 OUT=/tmp/bench-soak PLOT=$OUT/soak.png)
+#        (env RATE=500 SECS=1800 OUT=/tmp/bench-soak PLOT=$OUT/soak.png; SOAK_DB=<name> soaks an existing database,
+#        e.g. scripts/bench-growth.sh's grown one, and keeps it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release/integration-service}
@@ -19,7 +20,7 @@ PLOT=${PLOT:-$OUT/soak.png}
 mkdir -p "$OUT"
 RECV_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 RECV=http://127.0.0.1:$RECV_PORT
-DB=soak_$$
+DB=${SOAK_DB:-soak_$$}
 export DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB SS3_ADMIN_TOKEN=soak-token SS3_LISTEN_ADDR=127.0.0.1:0 \
   RUST_LOG=error,integration_service::startup=info NO_COLOR=1
 "$LOADGEN/recv" "127.0.0.1:$RECV_PORT" 1 2>"$OUT/recv.log" &
@@ -30,7 +31,9 @@ PIDS=("$RECV_PID" "$SVC")
 cleanup() {
   kill "${PIDS[@]}" 2>/dev/null || true
   wait 2>/dev/null || true
-  psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null || true
+  if [ -z "${SOAK_DB:-}" ]; then
+    psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null || true
+  fi
 }
 trap cleanup EXIT
 # shellcheck source=scripts/bench-api.sh
