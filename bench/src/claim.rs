@@ -71,10 +71,10 @@ async fn measure(
         "| {lanes} | {} | {per_lane} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {fewest}–{most} | {starved} |",
         lanes * per_lane,
         args.claim_later,
-        if args.claim_later_lanes == 0 {
-            "the due ones".to_owned()
-        } else {
-            format!("{} others", args.claim_later_lanes)
+        match (args.claim_later, args.claim_later_lanes) {
+            (0, _) => "—".to_owned(),
+            (_, 0) => "the due ones".to_owned(),
+            (_, others) => format!("{others} others"),
         },
         args.claims,
         args.claim_limit,
