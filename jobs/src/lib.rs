@@ -4,6 +4,7 @@
 
 pub mod attempt;
 pub mod backoff;
+pub mod batched;
 pub mod clock;
 pub mod connector;
 #[cfg(test)]

@@ -17,6 +17,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use jobs::batched::drain;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -185,31 +186,6 @@ async fn remove_all(
         stats_hours_rolled_up: crate::db::stats::roll_up(pool, today - TimeDelta::days(1), batch)
             .await?,
     })
-}
-
-/// Run `statement` (which removes up to `$2` rows older than `$1`, and reports them as rows affected) until a batch
-/// comes back short. Each batch is its own short transaction.
-pub(super) async fn drain(
-    pool: &PgPool,
-    statement: &str,
-    before: DateTime<Utc>,
-    batch: i64,
-) -> Result<u64, sqlx::Error> {
-    let mut total = 0;
-    loop {
-        let done = sqlx::query(sqlx::AssertSqlSafe(statement))
-            .bind(before)
-            .bind(batch)
-            .execute(pool)
-            .await?
-            .rows_affected();
-        total += done;
-        if done < u64::try_from(batch).unwrap_or(u64::MAX) {
-            return Ok(total);
-        }
-        // Let delivery's statements through between batches.
-        tokio::task::yield_now().await;
-    }
 }
 
 /// Run a pass every `every` until `shutdown` (a failed pass is logged and tried again next time).

@@ -250,7 +250,7 @@ pub async fn roll_up(pool: &PgPool, before: DateTime<Utc>, batch: i64) -> sqlx::
             jobs::webhook::ADD_COUNTERS
         )
     });
-    super::retention::drain(pool, &ROLL_UP, before, batch).await
+    jobs::batched::drain(pool, &ROLL_UP, before, batch).await
 }
 
 /// Current dead letters per subscription of a store.

@@ -286,23 +286,3 @@ pub async fn sweep_finished(pool: &PgPool, retention: Duration) -> Result<u64, s
     tx.commit().await?;
     Ok(deleted)
 }
-
-/// Refresh the planner's statistics of the queue (the claim's plan depends on how many jobs wait and how many are
-/// done) once enough of it changed since its last `ANALYZE`, by whoever ran it (autovacuum, the sweep's vacuum):
-/// more than `rows` plus 5 % of its live rows inserted, updated or deleted, the rule the sweep's vacuum applies to
-/// dead rows. `ANALYZE` reads a sample of up to 30,000 pages: with a million retries waiting in the queue, analyzing
-/// after every sweep that deleted jobs read the queue's heap ten times over during one 20-second burst
-/// (docs/benchmarks.md, "Flat with growth"). Returns whether it analyzed.
-pub async fn analyze_if_changed(pool: &PgPool, rows: i64) -> Result<bool, sqlx::Error> {
-    let changed: bool = sqlx::query_scalar(
-        "SELECT COALESCE((SELECT n_mod_since_analyze > $1 + 0.05 * n_live_tup FROM pg_stat_user_tables
-                          WHERE relid = 'apalis.jobs'::regclass), FALSE)",
-    )
-    .bind(rows)
-    .fetch_one(pool)
-    .await?;
-    if changed {
-        sqlx::query("ANALYZE apalis.jobs").execute(pool).await?;
-    }
-    Ok(changed)
-}

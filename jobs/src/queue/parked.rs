@@ -12,6 +12,7 @@
 
 use std::time::Duration;
 
+use chrono::Utc;
 use sqlx::PgPool;
 
 /// The `metadata` key of a parked job's lane (the lane index has no entry for it).
@@ -35,27 +36,19 @@ pub fn parks(delay: Duration) -> bool {
     delay > PARK_BEYOND
 }
 
-/// Promote the parked jobs due within [`PROMOTE_AHEAD`], in batches; returns how many.
+/// Promote the parked jobs due within [`PROMOTE_AHEAD`], in batches; returns how many. "Within" is by this process's
+/// clock, the clock `queue::push` wrote their `run_at` with.
 pub async fn promote(pool: &PgPool) -> Result<u64, sqlx::Error> {
-    let mut promoted = 0;
-    loop {
-        let n = sqlx::query(
-            "UPDATE apalis.jobs j SET metadata = (j.metadata - 'parked'::text) || hstore('lane', j.metadata -> 'parked')
-             WHERE j.id IN (
-                 SELECT id FROM apalis.jobs
-                 WHERE metadata ? 'parked' AND run_at <= now() + make_interval(secs => $1)
-                 ORDER BY run_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
-        )
-        .bind(PROMOTE_AHEAD.as_secs_f64())
-        .bind(BATCH)
-        .execute(pool)
-        .await?
-        .rows_affected();
-        promoted += n;
-        if n < u64::try_from(BATCH).unwrap_or(u64::MAX) {
-            return Ok(promoted);
-        }
-    }
+    crate::batched::drain(
+        pool,
+        "UPDATE apalis.jobs j SET metadata = (j.metadata - 'parked'::text) || hstore('lane', j.metadata -> 'parked')
+         WHERE j.id IN (
+             SELECT id FROM apalis.jobs WHERE metadata ? 'parked' AND run_at <= $1
+             ORDER BY run_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        Utc::now() + PROMOTE_AHEAD,
+        BATCH,
+    )
+    .await
 }
 
 #[cfg(test)]

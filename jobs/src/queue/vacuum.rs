@@ -6,6 +6,8 @@
 //! walks them: a 30-minute soak at 500 events/s fell from 500 to ~50 deliveries/s (docs/benchmarks.md, "Soak"). So
 //! the worker's sweep vacuums a table once its dead rows pass a threshold, as autovacuum would, one process at a time.
 //! With autovacuum on (the default), `auto` leaves it to the server and the per-table settings of our migrations.
+//! The queue's planner statistics are refreshed by the same rule, applied to the rows changed since the last
+//! `ANALYZE` ([`analyze_if_changed`]).
 
 use serde::Deserialize;
 use sqlx::PgPool;
@@ -27,10 +29,14 @@ pub enum VacuumMode {
 pub struct Vacuum {
     /// Whether it vacuums at all.
     pub mode: VacuumMode,
-    /// A table is vacuumed once it holds more dead rows than this plus 5 % of its live rows (autovacuum's rule,
-    /// with a base that suits a queue table: its default is 50 + 20 %).
+    /// A table is vacuumed once it holds more dead rows than this plus [`SHARE_OF_LIVE`] of its live rows
+    /// (autovacuum's rule, with a base that suits a queue table: its default is 50 + 20 %).
     pub dead_rows: i64,
 }
+
+/// The share of a table's live rows added to [`Vacuum::dead_rows`] in both of the sweep's rules: dead rows before a
+/// vacuum, changed rows before an `ANALYZE` of the queue.
+const SHARE_OF_LIVE: f64 = 0.05;
 
 /// `VACUUM (ANALYZE)` each of the database's own tables (ours and apalis') past the threshold, most dead rows first,
 /// unless another process is doing it. Returns the tables vacuumed.
@@ -67,11 +73,12 @@ async fn vacuum_locked(
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables
          WHERE ($1 OR NOT current_setting('autovacuum')::bool)
-           AND n_dead_tup > $2 + 0.05 * n_live_tup
+           AND n_dead_tup > $2 + $3 * n_live_tup
          ORDER BY n_dead_tup DESC",
     )
     .bind(vacuum.mode == VacuumMode::Always)
     .bind(vacuum.dead_rows)
+    .bind(SHARE_OF_LIVE)
     .fetch_all(&mut *conn)
     .await?;
     for table in &tables {
@@ -81,4 +88,25 @@ async fn vacuum_locked(
             .await?;
     }
     Ok(tables)
+}
+
+/// Refresh the planner's statistics of the queue (the claim's plan depends on how many jobs wait and how many are
+/// done) once enough of it changed since its last `ANALYZE`, by whoever ran it (autovacuum, the sweep's vacuum):
+/// more than `rows` plus [`SHARE_OF_LIVE`] of its live rows inserted, updated or deleted, the rule the sweep's vacuum
+/// applies to dead rows. `ANALYZE` reads a sample of up to 30,000 pages: with a million retries waiting in the queue, analyzing
+/// after every sweep that deleted jobs read the queue's heap ten times over during one 20-second burst
+/// (docs/benchmarks.md, "Flat with growth"). Returns whether it analyzed.
+pub async fn analyze_if_changed(pool: &PgPool, rows: i64) -> Result<bool, sqlx::Error> {
+    let changed: bool = sqlx::query_scalar(
+        "SELECT COALESCE((SELECT n_mod_since_analyze > $1 + $2 * n_live_tup FROM pg_stat_user_tables
+                          WHERE relid = 'apalis.jobs'::regclass), FALSE)",
+    )
+    .bind(rows)
+    .bind(SHARE_OF_LIVE)
+    .fetch_one(pool)
+    .await?;
+    if changed {
+        sqlx::query("ANALYZE apalis.jobs").execute(pool).await?;
+    }
+    Ok(changed)
 }

@@ -272,7 +272,8 @@ impl Worker {
             // Statistics only move when rows went (an idle queue costs no query), and VACUUM (ANALYZE) did it.
             if deleted > 0
                 && !vacuumed.iter().any(|t| t == "apalis.jobs")
-                && let Err(e) = queue::analyze_if_changed(&self.pool, self.vacuum.dead_rows).await
+                && let Err(e) =
+                    queue::vacuum::analyze_if_changed(&self.pool, self.vacuum.dead_rows).await
             {
                 tracing::warn!(error = %e, "analyzing the queue failed");
             }
