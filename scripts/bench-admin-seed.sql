@@ -12,14 +12,18 @@ SET maintenance_work_mem = '512MB';
 
 -- Deliveries: 90 % DELIVERED, 5 % DEAD_LETTERED, 3 % FAILED (retry due), 1 % PENDING, 1 % CANCELLED; ten event
 -- types (order.paid is one in ten); a JSON envelope of ~500 bytes like the service's.
-INSERT INTO webhook_deliveries (delivery_id, subscription_id, store_id, event_type, event_id, event_payload, status,
-    attempt_number, dispatch_seq, next_retry_at, delivered_at, http_status, response_body, response_time_ms,
-    last_error, created_at, updated_at)
-SELECT md5('d' || i)::uuid,
-       (:'subs'::uuid[])[1 + (hashint4(i) & 2147483647) % cardinality(:'subs'::uuid[])],
-       :'store',
-       et,
-       md5('e' || i)::uuid,
+-- The events' bodies are stored once, on the ingested event (as the fan-out writes them).
+WITH g AS (
+  SELECT i,
+         now() - interval '3 hours' - interval '30 days' * (i::float8 / :deliveries) AS at,
+         (ARRAY['order.placed', 'order.placed', 'order.placed', 'order.paid', 'order.fulfilled', 'order.shipped',
+                'product.updated', 'product.updated', 'inventory.updated', 'customer.created'])[1 + (hashint4(-i) & 2147483647) % 10] AS et,
+         CASE WHEN i % 20 = 0 THEN 'DEAD_LETTERED' WHEN i % 100 IN (1, 2, 3) THEN 'FAILED'
+              WHEN i % 100 = 4 THEN 'PENDING' WHEN i % 100 = 5 THEN 'CANCELLED' ELSE 'DELIVERED' END AS st
+  FROM generate_series(1, :deliveries) AS i
+), ev AS (
+  INSERT INTO ingested_events (event_id, event_type, store_id, occurred_at, source, received_at, payload)
+  SELECT md5('e' || i)::uuid, et, :'store', at, 'http', at,
        jsonb_build_object(
          'id', md5('e' || i)::uuid, 'type', et, 'storeId', :'store', 'occurredAt', at,
          'data', jsonb_build_object(
@@ -29,7 +33,17 @@ SELECT md5('d' || i)::uuid,
              jsonb_build_object('sku', 'SKU-' || (i % 997), 'name', 'Blue cotton t-shirt, size M', 'qty', 1 + i % 3, 'price', 19.9),
              jsonb_build_object('sku', 'SKU-' || (i % 991), 'name', 'Canvas tote bag', 'qty', 1, 'price', 12.5)),
            'shippingAddress', jsonb_build_object('line1', (i % 200) || ' Rue de la Paix', 'city', 'Paris',
-             'postalCode', '750' || lpad((i % 20)::text, 2, '0'), 'country', 'FR'))),
+             'postalCode', '750' || lpad((i % 20)::text, 2, '0'), 'country', 'FR')))
+  FROM g
+)
+INSERT INTO webhook_deliveries (delivery_id, subscription_id, store_id, event_type, event_id, status,
+    attempt_number, dispatch_seq, next_retry_at, delivered_at, http_status, response_body, response_time_ms,
+    last_error, created_at, updated_at)
+SELECT md5('d' || i)::uuid,
+       (:'subs'::uuid[])[1 + (hashint4(i) & 2147483647) % cardinality(:'subs'::uuid[])],
+       :'store',
+       et,
+       md5('e' || i)::uuid,
        st,
        CASE st WHEN 'DELIVERED' THEN 1 + (i / 20) % 2 WHEN 'DEAD_LETTERED' THEN 5 WHEN 'FAILED' THEN 2 WHEN 'PENDING' THEN 0 ELSE 1 END,
        1,
@@ -41,15 +55,7 @@ SELECT md5('d' || i)::uuid,
        CASE st WHEN 'DEAD_LETTERED' THEN 'HTTP 503 after 5 attempts' WHEN 'FAILED' THEN 'HTTP 500' END,
        at,
        at + CASE st WHEN 'DEAD_LETTERED' THEN interval '90 minutes' ELSE interval '1 second' END
-FROM (
-  SELECT i,
-         now() - interval '3 hours' - interval '30 days' * (i::float8 / :deliveries) AS at,
-         (ARRAY['order.placed', 'order.placed', 'order.placed', 'order.paid', 'order.fulfilled', 'order.shipped',
-                'product.updated', 'product.updated', 'inventory.updated', 'customer.created'])[1 + (hashint4(-i) & 2147483647) % 10] AS et,
-         CASE WHEN i % 20 = 0 THEN 'DEAD_LETTERED' WHEN i % 100 IN (1, 2, 3) THEN 'FAILED'
-              WHEN i % 100 = 4 THEN 'PENDING' WHEN i % 100 = 5 THEN 'CANCELLED' ELSE 'DELIVERED' END AS st
-  FROM generate_series(1, :deliveries) AS i
-) g;
+FROM g;
 
 -- Attempts: `per` rows per delivery (dispatch_seq 1..per, attempt_number cycling 1..5 as re-triggers restart the
 -- schedule); 80 % delivered. Built without the primary key and the foreign key check (added back below, same

@@ -53,9 +53,9 @@ PY
 breakdown() { # DB: percentiles of each stage of the first attempts, in ms
   psql -qAt -F ' | ' -h 127.0.0.1 -U postgres -d "$1" <<'SQL'
 WITH t AS (
-  SELECT to_timestamp((d.event_payload -> 'data' ->> 'ts')::numeric / 1e9) AS sent, d.created_at AS ingested,
+  SELECT to_timestamp((e.payload -> 'data' ->> 'ts')::numeric / 1e9) AS sent, d.created_at AS ingested,
          j.lock_at AS claimed, a.started_at, a.finished_at, j.done_at
-  FROM webhook_deliveries d
+  FROM webhook_deliveries d JOIN ingested_events e USING (event_id)
   JOIN webhook_delivery_attempts a ON a.delivery_id = d.delivery_id AND a.dispatch_seq = 1
   JOIN apalis.jobs j ON j.idempotency_key = 'delivery:' || d.delivery_id || ':attempt:1'
 ), s(n, stage, ms) AS (

@@ -1,5 +1,7 @@
 //! The I/O a handler needs, as small traits implemented by the service (Postgres, reqwest, Vault…) and by tests.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde_json::Value;
 use workflows::AttemptOutcome;
@@ -17,8 +19,8 @@ pub struct DeliveryToSend {
     pub store_id: String,
     /// Event type (`X-SS3-Event`).
     pub event_type: String,
-    /// The body to POST.
-    pub payload: Value,
+    /// The body to POST: the event's, shared by its deliveries (stored and loaded once per event).
+    pub payload: Arc<Value>,
     /// Status, attempts made, due time and the attempt queued.
     pub state: AttemptState,
     /// Where to POST.

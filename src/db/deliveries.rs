@@ -71,8 +71,8 @@ pub struct DeliveryRow {
     pub event_type: String,
     /// The event delivered.
     pub event_id: EventId,
-    /// The exact body sent to the receiver.
-    pub event_payload: Value,
+    /// The exact body sent to the receiver (the event's, stored once with it; null should it be missing).
+    pub event_payload: Option<Value>,
     /// PENDING, FAILED, DELIVERED, DEAD_LETTERED or CANCELLED.
     pub status: String,
     /// Attempts in the current schedule (0 after a re-trigger).
@@ -141,8 +141,9 @@ pub struct LogFilter {
 
 macro_rules! delivery_columns {
     () => {
-        "delivery_id, subscription_id, store_id, event_type, event_id, event_payload, status, attempt_number,
-         next_retry_at, delivered_at, http_status, response_body, response_time_ms, last_error, created_at, updated_at"
+        "delivery_id, subscription_id, store_id, event_type, event_id, status, attempt_number, next_retry_at,
+         delivered_at, http_status, response_body, response_time_ms, last_error, created_at, updated_at,
+         (SELECT e.payload FROM ingested_events e WHERE e.event_id = webhook_deliveries.event_id) AS event_payload"
     };
 }
 

@@ -23,6 +23,26 @@ pub enum EventSource {
     Test,
 }
 
+impl EventSource {
+    /// Its columns of `ingested_events`: source, topic, partition, offset.
+    fn columns(&self) -> (&'static str, Option<&str>, Option<i32>, Option<i64>) {
+        match self {
+            Self::Kafka {
+                topic,
+                partition,
+                offset,
+            } => (
+                "kafka",
+                Some(topic.as_str()),
+                Some(*partition),
+                Some(*offset),
+            ),
+            Self::Http => ("http", None, None, None),
+            Self::Test => ("test", None, None, None),
+        }
+    }
+}
+
 /// What ingesting an event did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ingested {
@@ -37,21 +57,21 @@ pub enum Ingested {
     Duplicate,
 }
 
-/// Record the event and fan it out to matching active subscriptions of its store (or only `only_subscription`).
-/// Returns the jobs to queue in the same transaction.
+/// Record the event and fan it out to matching active subscriptions of its store (or only `only_subscription`), in
+/// one statement. Returns the jobs to queue in the same transaction.
 pub async fn fan_out(
     conn: &mut PgConnection,
     event: &EventEnvelope,
     source: &EventSource,
     only_subscription: Option<SubscriptionId>,
 ) -> Result<(Ingested, Vec<Job>), sqlx::Error> {
-    if !record(conn, event, source).await? {
-        return Ok((Ingested::Duplicate, Vec::new()));
-    }
-    let Created {
+    let Some(Created {
         deliveries,
         connector_jobs,
-    } = create_rows(conn, event, only_subscription).await?;
+    }) = record_and_create(conn, event, source, only_subscription).await?
+    else {
+        return Ok((Ingested::Duplicate, Vec::new()));
+    };
     let mut jobs: Vec<Job> = deliveries
         .iter()
         .filter(|(_, _, queued)| *queued)
@@ -79,44 +99,6 @@ pub async fn fan_out(
     Ok((ingested, jobs))
 }
 
-/// Record the event once; `false` when its id was recorded before (a duplicate: nothing else is written).
-async fn record(
-    conn: &mut PgConnection,
-    event: &EventEnvelope,
-    source: &EventSource,
-) -> Result<bool, sqlx::Error> {
-    let (kind, topic, partition, offset) = match source {
-        EventSource::Kafka {
-            topic,
-            partition,
-            offset,
-        } => (
-            "kafka",
-            Some(topic.as_str()),
-            Some(*partition),
-            Some(*offset),
-        ),
-        EventSource::Http => ("http", None, None, None),
-        EventSource::Test => ("test", None, None, None),
-    };
-    let inserted = sqlx::query(
-        "INSERT INTO ingested_events (event_id, event_type, store_id, occurred_at, source, kafka_topic, kafka_partition, kafka_offset)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (event_id) DO NOTHING",
-    )
-    .bind(event.event_id)
-    .bind(event.event_type.as_str())
-    .bind(event.store_id.as_str())
-    .bind(event.occurred_at)
-    .bind(kind)
-    .bind(topic)
-    .bind(partition)
-    .bind(offset)
-    .execute(&mut *conn)
-    .await?;
-    Ok(inserted.rows_affected() == 1)
-}
-
 /// The rows an event created, each with its owner (the lane its job is claimed in). A delivery that waits in its
 /// ordered line behind an earlier one (README, "Ordered delivery") is created without a job: `queued` is false.
 struct Created {
@@ -124,86 +106,116 @@ struct Created {
     connector_jobs: Vec<(ConnectorJobId, ConnectorId)>,
 }
 
-/// Create the event's webhook deliveries and connector jobs in one statement (one round trip per event). A delivery
-/// to an ordered subscription joins its line (`webhook_order_heads`, locked by the upsert until the batch commits):
-/// it is the line's head, and queued, only when the line had none.
-async fn create_rows(
+/// The statement of [`record_and_create`]: $1 store, $2 type, $3 event id, $4 body, $5 the type's subscription
+/// patterns, $6 the one subscription of a test event, $7 trace context, $8 occurred at, $9–$12 its source.
+const RECORD_AND_CREATE: &str = "WITH subscribed AS (
+       SELECT s.subscription_id, s.store_id, s.ordered, s.ordering_key
+       FROM webhook_subscriptions s
+       WHERE s.store_id = $1 AND s.is_active AND s.deleted_at IS NULL
+         -- A targeted (test) event goes to that subscription whatever its types and payload filter.
+         AND (CASE WHEN $6::uuid IS NULL
+                   THEN s.events && $5 AND (s.payload_filter IS NULL OR $4::jsonb @@ s.payload_filter)
+                   ELSE s.subscription_id = $6 END)
+     ), connected AS (
+       SELECT c.config_id, c.store_id
+       FROM connector_configs c
+       WHERE $6::uuid IS NULL AND c.store_id = $1 AND c.is_active AND c.deleted_at IS NULL
+         AND c.event_subscriptions && $5
+     ), event AS (
+       INSERT INTO ingested_events (event_id, event_type, store_id, occurred_at, source, kafka_topic,
+                                    kafka_partition, kafka_offset, payload)
+       VALUES ($3, $2, $1, $8, $9, $10, $11, $12,
+               CASE WHEN EXISTS (SELECT FROM subscribed) OR EXISTS (SELECT FROM connected) THEN $4::jsonb END)
+       ON CONFLICT (event_id) DO NOTHING
+       RETURNING event_id
+     ), deliveries AS (
+       INSERT INTO webhook_deliveries (delivery_id, subscription_id, store_id, event_type, event_id,
+                                       trace_context, ordering_key, order_seq)
+       SELECT ss3_uuid_v7(), s.subscription_id, s.store_id, $2, e.event_id, $7,
+              -- The line: '' for the whole subscription, else the JSON text of the key's value ('null' when
+              -- the event has none), evaluated silently (an error is no value).
+              CASE WHEN NOT s.ordered THEN NULL WHEN s.ordering_key IS NULL THEN ''
+                   ELSE left(COALESCE(jsonb_path_query_first($4::jsonb, s.ordering_key, '{}', TRUE)::text,
+                                      'null'), 200) END,
+              CASE WHEN s.ordered THEN nextval('webhook_delivery_order') END
+       FROM subscribed s CROSS JOIN event e
+       ON CONFLICT ON CONSTRAINT webhook_deliveries_one_per_event_and_subscription DO NOTHING
+       RETURNING delivery_id, subscription_id, ordering_key
+     ), heads AS (
+       INSERT INTO webhook_order_heads AS h (subscription_id, ordering_key, head)
+       SELECT subscription_id, ordering_key, delivery_id FROM deliveries WHERE ordering_key IS NOT NULL
+       -- Locked in the order a flush locks lines (jobs::webhook::order::advance), so the two cannot deadlock
+       -- over the lines of one event.
+       ORDER BY subscription_id, ordering_key
+       ON CONFLICT (subscription_id, ordering_key) DO UPDATE SET head = COALESCE(h.head, EXCLUDED.head)
+       RETURNING subscription_id, head
+     ), connector_jobs AS (
+       INSERT INTO connector_jobs (job_id, config_id, store_id, event_type, event_id, trace_context)
+       SELECT ss3_uuid_v7(), c.config_id, c.store_id, $2, e.event_id, $7
+       FROM connected c CROSS JOIN event e
+       ON CONFLICT ON CONSTRAINT connector_jobs_one_per_event_and_config DO NOTHING
+       RETURNING job_id, config_id
+     )
+     SELECT 'event', event_id, NULL::uuid, TRUE FROM event
+     UNION ALL
+     SELECT 'delivery', d.delivery_id, d.subscription_id, d.ordering_key IS NULL OR h.head = d.delivery_id
+     FROM deliveries d LEFT JOIN heads h USING (subscription_id)
+     UNION ALL SELECT 'connector_job', job_id, config_id, TRUE FROM connector_jobs";
+
+/// Record the event and create its webhook deliveries and connector jobs, in one statement (one round trip per
+/// event); `None` when its id was recorded before (a duplicate: nothing is written). The event's body is stored once,
+/// on its own row, and only when it created something; deliveries and jobs refer to it by `event_id`. A delivery to
+/// an ordered subscription joins its line (`webhook_order_heads`, locked by the upsert until the batch commits): it
+/// is the line's head, and queued, only when the line had none.
+async fn record_and_create(
     conn: &mut PgConnection,
     event: &EventEnvelope,
+    source: &EventSource,
     only_subscription: Option<SubscriptionId>,
-) -> Result<Created, sqlx::Error> {
-    let created: Vec<(bool, Uuid, Uuid, bool)> = sqlx::query_as(
-        "WITH deliveries AS (
-           INSERT INTO webhook_deliveries (delivery_id, subscription_id, store_id, event_type, event_id, event_payload,
-                                           trace_context, ordering_key, order_seq)
-           SELECT ss3_uuid_v7(), s.subscription_id, s.store_id, $2, $3, $4, $7,
-                  -- The line: '' for the whole subscription, else the JSON text of the key's value ('null' when
-                  -- the event has none), evaluated silently (an error is no value).
-                  CASE WHEN NOT s.ordered THEN NULL WHEN s.ordering_key IS NULL THEN ''
-                       ELSE left(COALESCE(jsonb_path_query_first($4::jsonb, s.ordering_key, '{}', TRUE)::text,
-                                          'null'), 200) END,
-                  CASE WHEN s.ordered THEN nextval('webhook_delivery_order') END
-           FROM webhook_subscriptions s
-           WHERE s.store_id = $1 AND s.is_active AND s.deleted_at IS NULL
-             -- A targeted (test) event goes to that subscription whatever its types and payload filter.
-             AND (CASE WHEN $6::uuid IS NULL
-                       THEN s.events && $5 AND (s.payload_filter IS NULL OR $4::jsonb @@ s.payload_filter)
-                       ELSE s.subscription_id = $6 END)
-           ON CONFLICT ON CONSTRAINT webhook_deliveries_one_per_event_and_subscription DO NOTHING
-           RETURNING delivery_id, subscription_id, ordering_key
-         ), heads AS (
-           INSERT INTO webhook_order_heads AS h (subscription_id, ordering_key, head)
-           SELECT subscription_id, ordering_key, delivery_id FROM deliveries WHERE ordering_key IS NOT NULL
-           -- Locked in the order a flush locks lines (jobs::webhook::order::advance), so the two cannot deadlock
-           -- over the lines of one event.
-           ORDER BY subscription_id, ordering_key
-           ON CONFLICT (subscription_id, ordering_key) DO UPDATE SET head = COALESCE(h.head, EXCLUDED.head)
-           RETURNING subscription_id, head
-         ), connector_jobs AS (
-           INSERT INTO connector_jobs (job_id, config_id, store_id, event_type, event_id, event_payload, trace_context)
-           SELECT ss3_uuid_v7(), c.config_id, c.store_id, $2, $3, $4, $7
-           FROM connector_configs c
-           WHERE $6::uuid IS NULL AND c.store_id = $1 AND c.is_active AND c.deleted_at IS NULL
-             AND c.event_subscriptions && $5
-           ON CONFLICT ON CONSTRAINT connector_jobs_one_per_event_and_config DO NOTHING
-           RETURNING job_id, config_id
-         )
-         SELECT TRUE, d.delivery_id, d.subscription_id, d.ordering_key IS NULL OR h.head = d.delivery_id
-         FROM deliveries d LEFT JOIN heads h USING (subscription_id)
-         UNION ALL SELECT FALSE, job_id, config_id, TRUE FROM connector_jobs",
-    )
-    .bind(event.store_id.as_str())
-    .bind(event.event_type.as_str())
-    .bind(event.event_id)
-    .bind(event.webhook_body())
-    .bind(candidate_patterns(&event.event_type))
-    .bind(only_subscription)
-    // The event's span (NULL when traces are not exported): each attempt continues its trace.
-    .bind(jobs::trace::current())
-    .fetch_all(&mut *conn)
-    .await?;
+) -> Result<Option<Created>, sqlx::Error> {
+    let (kind, topic, partition, offset) = source.columns();
+    let created: Vec<(String, Uuid, Option<Uuid>, bool)> = sqlx::query_as(RECORD_AND_CREATE)
+        .bind(event.store_id.as_str())
+        .bind(event.event_type.as_str())
+        .bind(event.event_id)
+        .bind(event.webhook_body())
+        .bind(candidate_patterns(&event.event_type))
+        .bind(only_subscription)
+        // The event's span (NULL when traces are not exported): each attempt continues its trace.
+        .bind(jobs::trace::current())
+        .bind(event.occurred_at)
+        .bind(kind)
+        .bind(topic)
+        .bind(partition)
+        .bind(offset)
+        .fetch_all(&mut *conn)
+        .await?;
     Ok(Created::of(created))
 }
 
 impl Created {
-    /// The fan-out statement's rows: (webhook?, id, owner, queued).
-    fn of(rows: Vec<(bool, Uuid, Uuid, bool)>) -> Self {
+    /// The fan-out statement's rows: (what, id, owner, queued); `None` without the event's own row (a duplicate).
+    fn of(rows: Vec<(String, Uuid, Option<Uuid>, bool)>) -> Option<Self> {
         let mut created = Self {
             deliveries: Vec::new(),
             connector_jobs: Vec::new(),
         };
-        for (webhook, id, owner, queued) in rows {
-            if webhook {
-                created
-                    .deliveries
-                    .push((DeliveryId(id), SubscriptionId(owner), queued));
-            } else {
-                created
+        let mut new = false;
+        for (what, id, owner, queued) in rows {
+            let owner = owner.unwrap_or_default();
+            match what.as_str() {
+                "event" => new = true,
+                "delivery" => {
+                    created
+                        .deliveries
+                        .push((DeliveryId(id), SubscriptionId(owner), queued))
+                }
+                _ => created
                     .connector_jobs
-                    .push((ConnectorJobId(id), ConnectorId(owner)));
+                    .push((ConnectorJobId(id), ConnectorId(owner))),
             }
         }
-        created
+        new.then_some(created)
     }
 }
 

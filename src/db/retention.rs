@@ -6,7 +6,8 @@
 //!   `DEAD_LETTERED`), created and last changed before the delivery-log horizon, with their attempt rows and
 //!   OUTBOUND sync-log rows; INBOUND sync-log rows by start time. Waiting rows (`PENDING`, `FAILED`) are never
 //!   removed. A dead letter can be re-triggered until it is removed: re-triggering one resets its age.
-//! - Ingested events (the dedupe window of event ids) after their own horizon.
+//! - Ingested events (the dedupe window of event ids) after their own horizon; an event that created deliveries or
+//!   connector jobs carries their body, and stays as long as they do (at least the delivery-log horizon).
 //! - Published outbox rows after a short grace; unpublished ones are never removed.
 //! - Quarantined messages after the delivery-log horizon.
 //! - Delivery statistics after their own horizon (the longest window they serve), and the hourly counters of days
@@ -107,10 +108,20 @@ const POLL_RUNS: &str = "DELETE FROM connector_sync_log WHERE run_id IN (
         SELECT run_id FROM connector_sync_log WHERE started_at < $1 AND job_id IS NULL
         ORDER BY started_at LIMIT $2 FOR UPDATE SKIP LOCKED)";
 
-/// Ingested events received before `$1`.
+/// Ingested events without a body (they created nothing: their ids are only the dedupe window) received before `$1`.
 const INGESTED: &str = "DELETE FROM ingested_events WHERE event_id IN (
-        SELECT event_id FROM ingested_events WHERE received_at < $1
+        SELECT event_id FROM ingested_events WHERE received_at < $1 AND payload IS NULL
         ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED)";
+
+/// Ingested events with a body, received before `$1` (the delivery-log horizon), once no delivery or connector job
+/// refers to them. A delivery refers only to the event its own fan-out statement inserted, so a delete can never
+/// race a new delivery of an event it judged unreferenced.
+const INGESTED_BODIES: &str = "DELETE FROM ingested_events WHERE event_id IN (
+        SELECT e.event_id FROM ingested_events e
+        WHERE e.received_at < $1 AND e.payload IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.event_id)
+          AND NOT EXISTS (SELECT 1 FROM connector_jobs j WHERE j.event_id = e.event_id)
+        ORDER BY e.received_at LIMIT $2 FOR UPDATE SKIP LOCKED)";
 
 /// Outbox rows published before `$1`.
 const OUTBOX: &str = "DELETE FROM outbox WHERE outbox_id IN (
@@ -177,7 +188,9 @@ async fn remove_all(
         deliveries: drain(pool, &DELIVERIES.statement(), log, batch).await?,
         connector_rows: drain(pool, &CONNECTOR_JOBS.statement(), log, batch).await?
             + drain(pool, POLL_RUNS, log, batch).await?,
-        ingested_events: drain(pool, INGESTED, events, batch).await?,
+        // After the deliveries and connector jobs above, so the bodies they referred to go in the same pass.
+        ingested_events: drain(pool, INGESTED, events, batch).await?
+            + drain(pool, INGESTED_BODIES, log.min(events), batch).await?,
         outbox: drain(pool, OUTBOX, outbox, batch).await?,
         quarantined: drain(pool, QUARANTINED, log, batch).await?,
         stats_and_sessions: drain(pool, STATS_HOURS, stats, batch).await?

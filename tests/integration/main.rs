@@ -30,6 +30,7 @@ mod ordering;
 mod ordering_kafka;
 mod parked;
 mod payload_filters;
+mod payload_once;
 mod pipeline;
 mod poison;
 mod processes;

@@ -64,13 +64,43 @@ async fn a_pass_removes_old_finished_rows_in_batches_and_keeps_waiting_work_and_
     age(&app, dead_old, "DEAD_LETTERED", 40, 31).await;
     // Re-triggered (then dead-lettered again) yesterday: it is a day old, not forty.
     age(&app, dead_touched, "DEAD_LETTERED", 40, 1).await;
-    sqlx::query(
-        "UPDATE ingested_events SET received_at = now() - make_interval(days => 8)
-         WHERE event_id IN (SELECT event_id FROM ingested_events ORDER BY received_at LIMIT 2)",
-    )
-    .execute(&app.pool)
-    .await
-    .expect("age events");
+    // Events: two whose deliveries go in this pass and one whose delivery waits, all 40 days old (they carry the
+    // body their deliveries send); two that created nothing (no body: only the dedupe window), 8 and 6 days old.
+    for id in [old_1, old_2, waiting] {
+        sqlx::query(
+            "UPDATE ingested_events SET received_at = now() - make_interval(days => 40)
+             WHERE event_id = (SELECT event_id FROM webhook_deliveries WHERE delivery_id = $1)",
+        )
+        .bind(id)
+        .execute(&app.pool)
+        .await
+        .expect("age event");
+    }
+    for days in [8, 6] {
+        let result = app
+            .api()
+            .ingest(&event(
+                "order.placed",
+                "store-without-subscriptions",
+                json!({}),
+            ))
+            .await;
+        assert!(result.delivery_ids.is_empty(), "nothing subscribed");
+        sqlx::query(
+            "UPDATE ingested_events SET received_at = now() - make_interval(days => $1)
+             WHERE store_id = 'store-without-subscriptions' AND received_at > now() - interval '1 day'",
+        )
+        .bind(days)
+        .execute(&app.pool)
+        .await
+        .expect("age event");
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM ingested_events WHERE payload IS NULL")
+            .await,
+        2,
+        "an event that created nothing keeps no body"
+    );
     sqlx::query(
         "INSERT INTO outbox (topic, messages, published_at) VALUES
              ('t', '[{\"key\": \"published long ago\", \"value\": {}}]', now() - interval '1 hour'),
@@ -143,14 +173,15 @@ async fn a_pass_removes_old_finished_rows_in_batches_and_keeps_waiting_work_and_
         Removed {
             deliveries: 4,
             connector_rows: 0,
-            ingested_events: 2,
+            ingested_events: 3,
             outbox: 1,
             quarantined: 0,
             stats_and_sessions: 3,
             stats_hours_rolled_up: u64::try_from(closed_hours).expect("count"),
         },
-        "three old deliveries and the old dead letter, across batches of two; the 91-day-old statistics hour, \
-         the expired and the signed-out session; the 89-day-old hour rolled up into its day"
+        "three old deliveries and the old dead letter, across batches of two; the old events of the first two \
+         and the 8-day-old event that created nothing; the 91-day-old statistics hour, the expired and the \
+         signed-out session; the 89-day-old hour rolled up into its day"
     );
     assert_eq!(
         app.count("SELECT count(*) FROM webhook_stats_hourly WHERE store_id = 's'")
@@ -173,6 +204,15 @@ async fn a_pass_removes_old_finished_rows_in_batches_and_keeps_waiting_work_and_
     for id in [recent, waiting, dead_touched] {
         assert!(exists(&app, id).await, "{id} stays");
     }
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM webhook_deliveries d LEFT JOIN ingested_events e USING (event_id)
+             WHERE e.payload IS NULL"
+        )
+        .await,
+        0,
+        "every delivery kept has its event's body, the waiting one's 40-day-old event included"
+    );
     assert_eq!(
         app.count("SELECT count(*) FROM webhook_delivery_attempts")
             .await,

@@ -268,7 +268,7 @@ impl EventEnvelope {
         })
     }
 
-    /// The JSON body POSTed to receivers (stored as the delivery's `event_payload`).
+    /// The JSON body POSTed to receivers (stored once, as the ingested event's `payload`).
     pub fn webhook_body(&self) -> Value {
         let mut body = serde_json::json!({
             "eventId": self.event_id,

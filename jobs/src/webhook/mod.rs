@@ -337,7 +337,7 @@ mod tests {
             subscription_id: SubscriptionId(Uuid::nil()),
             store_id: "s".into(),
             event_type: "order.created".into(),
-            payload: json!({"eventType": "order.created"}),
+            payload: std::sync::Arc::new(json!({"eventType": "order.created"})),
             state: AttemptState {
                 status: if attempts == 0 {
                     DeliveryStatus::Pending

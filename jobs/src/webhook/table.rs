@@ -3,7 +3,7 @@
 //! `webhook.dead_lettered` events.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -179,7 +179,9 @@ struct SendRow {
     subscription_id: SubscriptionId,
     store_id: String,
     event_type: String,
-    event_payload: Value,
+    event_id: Uuid,
+    /// The event's body, on the first row of each event only (the rows come ordered by event).
+    event_payload: Option<Value>,
     status: String,
     attempt_number: i32,
     next_retry_at: Option<DateTime<Utc>>,
@@ -193,25 +195,53 @@ struct SendRow {
     ordered: bool,
 }
 
-/// Load the deliveries a batch of jobs refers to, with their subscriptions, in one query.
+/// The statement of [`load_for_send`]: rows ordered by event, the body on the first row of each.
+const LOAD_FOR_SEND: &str =
+    "SELECT d.delivery_id, d.subscription_id, d.store_id, d.event_type, d.event_id, d.status,
+            d.attempt_number, d.next_retry_at, d.dispatch_seq, s.target_url,
+            (s.is_active AND s.deleted_at IS NULL) AS subscription_active, s.secret_version,
+            s.previous_secret_until, s.max_per_second, d.trace_context,
+            d.ordering_key IS NOT NULL AS ordered,
+            CASE WHEN lag(d.event_id) OVER by_event IS DISTINCT FROM d.event_id THEN e.payload END
+                AS event_payload
+     FROM webhook_deliveries d JOIN webhook_subscriptions s USING (subscription_id)
+          LEFT JOIN ingested_events e ON e.event_id = d.event_id
+     WHERE d.delivery_id = ANY($1)
+     WINDOW by_event AS (ORDER BY d.event_id)
+     ORDER BY d.event_id";
+
+/// Each row with its event's body, shared (one `Arc` per event). A row without one is left out: never expected (the
+/// fan-out writes the body with its deliveries, and retention keeps it while they exist), and the job then finds no
+/// delivery (stale) rather than sending a wrong body.
+fn with_shared_bodies(rows: Vec<SendRow>) -> impl Iterator<Item = (SendRow, Arc<Value>)> {
+    let mut body: Option<(Uuid, Arc<Value>)> = None;
+    rows.into_iter().filter_map(move |mut r| {
+        if let Some(payload) = r.event_payload.take() {
+            body = Some((r.event_id, Arc::new(payload)));
+        }
+        match &body {
+            Some((event, payload)) if *event == r.event_id => Some((r, Arc::clone(payload))),
+            _ => {
+                tracing::error!(delivery_id = %r.delivery_id, event_id = %r.event_id, "delivery has no event body");
+                None
+            }
+        }
+    })
+}
+
+/// Load the deliveries a batch of jobs refers to, with their subscriptions and their events' bodies, in one query.
+/// A body is read, sent and decoded once per event, and shared by its deliveries: a 1 MiB event fanned out to 100
+/// subscriptions is 1 MiB in memory, not 100.
 async fn load_for_send(
     pool: &PgPool,
     ids: &[DeliveryId],
 ) -> anyhow::Result<HashMap<DeliveryId, DeliveryToSend>> {
-    let rows: Vec<SendRow> = sqlx::query_as(
-        "SELECT d.delivery_id, d.subscription_id, d.store_id, d.event_type, d.event_payload, d.status,
-                d.attempt_number, d.next_retry_at, d.dispatch_seq, s.target_url,
-                (s.is_active AND s.deleted_at IS NULL) AS subscription_active, s.secret_version,
-                s.previous_secret_until, s.max_per_second, d.trace_context,
-                d.ordering_key IS NOT NULL AS ordered
-         FROM webhook_deliveries d JOIN webhook_subscriptions s USING (subscription_id)
-         WHERE d.delivery_id = ANY($1)",
-    )
-    .bind(ids)
-    .fetch_all(pool)
-    .await?;
-    rows.into_iter()
-        .map(|r| {
+    let rows: Vec<SendRow> = sqlx::query_as(LOAD_FOR_SEND)
+        .bind(ids)
+        .fetch_all(pool)
+        .await?;
+    with_shared_bodies(rows)
+        .map(|(r, payload)| {
             let status = DeliveryStatus::parse(&r.status).ok_or_else(|| {
                 anyhow::anyhow!("unknown delivery status {:?} in the database", r.status)
             })?;
@@ -222,7 +252,7 @@ async fn load_for_send(
                     subscription_id: r.subscription_id,
                     store_id: r.store_id,
                     event_type: r.event_type,
-                    payload: r.event_payload,
+                    payload,
                     state: AttemptState {
                         status,
                         attempt_number: r.attempt_number.max(0) as u32,

@@ -60,7 +60,7 @@ pub async fn sent(state: &AppState, d: &Delivery) -> Vec<(String, String)> {
         subscription_id: d.subscription_id,
         store_id: d.store_id.clone(),
         event_type: d.event_type.clone(),
-        payload: d.payload.clone(),
+        payload: std::sync::Arc::new(d.payload.clone()),
         state: AttemptState {
             status: DeliveryStatus::Pending,
             attempt_number: 0,

@@ -133,7 +133,7 @@ impl Delivery {
             response_body: r.response_body,
             response_time_ms: r.response_time_ms,
             last_error: r.last_error,
-            payload: r.event_payload,
+            payload: r.event_payload.unwrap_or_default(),
             created_at: r.created_at,
             updated_at: r.updated_at,
         }

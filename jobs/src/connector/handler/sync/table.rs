@@ -154,7 +154,8 @@ struct JobLoad {
     dispatch_seq: i32,
     event_id: EventId,
     event_type: String,
-    event_payload: Value,
+    /// The event's `data` (its body is stored once, on the ingested event).
+    event_data: Option<Value>,
     trace_context: Option<String>,
 }
 
@@ -169,8 +170,9 @@ async fn load_jobs(
     let rows: Vec<JobLoad> = sqlx::query_as(
         "SELECT j.job_id, j.config_id, c.store_id, c.connector_type, c.settings,
                 (c.is_active AND c.deleted_at IS NULL) AS config_active, j.status, j.attempt_number, j.next_retry_at,
-                j.dispatch_seq, j.event_id, j.event_type, j.event_payload, j.trace_context
+                j.dispatch_seq, j.event_id, j.event_type, e.payload -> 'data' AS event_data, j.trace_context
          FROM connector_jobs j JOIN connector_configs c USING (config_id)
+              LEFT JOIN ingested_events e ON e.event_id = j.event_id
          WHERE j.job_id = ANY($1)",
     )
     .bind(ids)
@@ -198,7 +200,7 @@ async fn load_jobs(
                 event: ConnectorEvent {
                     event_id: r.event_id,
                     event_type: r.event_type,
-                    data: r.event_payload.get("data").cloned().unwrap_or(Value::Null),
+                    data: r.event_data.unwrap_or(Value::Null),
                 },
                 trace_context: r.trace_context,
             };
