@@ -3,7 +3,9 @@
 # configuration), `send setup`, an optional hook on the store, then `send burst` waiting for every delivery while the
 # CPU sampler runs (service process, its database's Postgres backends, everything else on the machine).
 # Needs LOADGEN, SAMPLER, PGURL, CONC set by the caller; with BURST_REUSE_DB=1 the database DB already exists (a
-# seeded one) and is neither created nor dropped.
+# seeded one) and is neither created nor dropped. BURST_PAD (bytes of padding in each event's data, default 0) and
+# BURST_AFTER (a command called as `BURST_AFTER SERVICE_PID DB TAG` once the burst is over, before the service stops)
+# may be set too.
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 BURST_POSTMASTER=$(pgrep -o -x postgres || pgrep -o postgres)
@@ -29,7 +31,9 @@ burst() {
   local rpid=$!
   BURST_PIDS+=("$rpid")
   : >"$tag.serve.log"
-  DATABASE_URL="$PGURL/$db" SS3_ADMIN_TOKEN=tok SS3_SECRETS__MASTER_KEY="$BURST_KEY" SS3_KAFKA__BROKERS= \
+  # A padded event may exceed the default 1 MiB limit of an event; `env` execs the service, so $! is its pid.
+  env ${BURST_PAD:+SS3_KAFKA__MAX_MESSAGE_BYTES=$((1048576 + ${BURST_PAD:-0}))} \
+    DATABASE_URL="$PGURL/$db" SS3_ADMIN_TOKEN=tok SS3_SECRETS__MASTER_KEY="$BURST_KEY" SS3_KAFKA__BROKERS= \
     SS3_LISTEN_ADDR=127.0.0.1:0 RUST_LOG=warn,integration_service::startup=info NO_COLOR=1 \
     "$bin" serve --roles api,worker >"$tag.serve.log" 2>&1 &
   local spid=$!
@@ -49,8 +53,10 @@ burst() {
   python3 "$SAMPLER" "$tag.cpu.json" 0 0 0 1.0 --ours "$spid" --pg-ours "$BURST_POSTMASTER" --pg-ours-db "$db" &
   local cpid=$!
   "$LOADGEN/send" burst --target ss3 --api "$api" --token tok --app "$store" --n "$n" --conc "$CONC" \
-    --recv "http://127.0.0.1:$rport" --expect "$expect" --timeout "$timeout" >"$tag.send.json" 2>"$tag.send.err"
+    --recv "http://127.0.0.1:$rport" --expect "$expect" --timeout "$timeout" --pad "${BURST_PAD:-0}" \
+    >"$tag.send.json" 2>"$tag.send.err"
   kill -INT "$cpid"; wait "$cpid" 2>/dev/null || true
+  if [ -n "${BURST_AFTER:-}" ]; then "$BURST_AFTER" "$spid" "$db" "$tag"; fi
   kill "$spid" "$rpid" 2>/dev/null || true
   wait "$spid" "$rpid" 2>/dev/null || true
   if [ "$reuse" != 1 ]; then psql "$PGURL/postgres" -qAt -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null; fi

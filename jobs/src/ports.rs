@@ -1,9 +1,8 @@
 //! The I/O a handler needs, as small traits implemented by the service (Postgres, reqwest, Vault…) and by tests.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
-use serde_json::Value;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use workflows::AttemptOutcome;
 use workflows::attempt::AttemptState;
 use workflows::ids::{DeliveryId, SubscriptionId};
@@ -19,8 +18,11 @@ pub struct DeliveryToSend {
     pub store_id: String,
     /// Event type (`X-SS3-Event`).
     pub event_type: String,
-    /// The body to POST: the event's, shared by its deliveries (stored and loaded once per event).
-    pub payload: Arc<Value>,
+    /// The JSON body to POST, the exact bytes signed: the event's, stored once, loaded and serialised once per
+    /// claimed batch, and shared (not copied) by its deliveries and the requests that send them.
+    pub body: Bytes,
+    /// When the event occurred (where the delivery latency starts).
+    pub occurred_at: DateTime<Utc>,
     /// Status, attempts made, due time and the attempt queued.
     pub state: AttemptState,
     /// Where to POST.
@@ -73,7 +75,7 @@ pub struct OutgoingRequest {
     /// Headers, signature included.
     pub headers: Vec<(String, String)>,
     /// Exact bytes that were signed.
-    pub body: Vec<u8>,
+    pub body: Bytes,
 }
 
 /// What the sender observed.

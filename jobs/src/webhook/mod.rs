@@ -222,7 +222,7 @@ pub fn build_request(
     keys: &SigningKeys,
     unix_now: i64,
 ) -> OutgoingRequest {
-    let body = serde_json::to_vec(&delivery.payload).unwrap_or_default();
+    let body = delivery.body.clone();
     let id = delivery.delivery_id.to_string();
     let mut standard = signing::standard_signature(&keys.current, &id, unix_now, &body);
     if let Some(previous) = &keys.previous {
@@ -256,7 +256,6 @@ mod tests {
     use std::sync::Mutex;
 
     use chrono::TimeZone;
-    use serde_json::json;
     use uuid::Uuid;
     use workflows::DeliveryStatus;
     use workflows::ids::SubscriptionId;
@@ -337,7 +336,8 @@ mod tests {
             subscription_id: SubscriptionId(Uuid::nil()),
             store_id: "s".into(),
             event_type: "order.created".into(),
-            payload: std::sync::Arc::new(json!({"eventType": "order.created"})),
+            body: bytes::Bytes::from_static(br#"{"eventType":"order.created"}"#),
+            occurred_at: chrono::Utc::now(),
             state: AttemptState {
                 status: if attempts == 0 {
                     DeliveryStatus::Pending

@@ -3,10 +3,11 @@
 //! `webhook.dead_lettered` events.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
@@ -182,6 +183,8 @@ struct SendRow {
     event_id: Uuid,
     /// The event's body, on the first row of each event only (the rows come ordered by event).
     event_payload: Option<Value>,
+    /// When the event occurred (NULL only if the event's row is missing).
+    occurred_at: Option<DateTime<Utc>>,
     status: String,
     attempt_number: i32,
     next_retry_at: Option<DateTime<Utc>>,
@@ -201,7 +204,7 @@ const LOAD_FOR_SEND: &str =
             d.attempt_number, d.next_retry_at, d.dispatch_seq, s.target_url,
             (s.is_active AND s.deleted_at IS NULL) AS subscription_active, s.secret_version,
             s.previous_secret_until, s.max_per_second, d.trace_context,
-            d.ordering_key IS NOT NULL AS ordered,
+            d.ordering_key IS NOT NULL AS ordered, e.occurred_at,
             CASE WHEN lag(d.event_id) OVER by_event IS DISTINCT FROM d.event_id THEN e.payload END
                 AS event_payload
      FROM webhook_deliveries d JOIN webhook_subscriptions s USING (subscription_id)
@@ -210,17 +213,18 @@ const LOAD_FOR_SEND: &str =
      WINDOW by_event AS (ORDER BY d.event_id)
      ORDER BY d.event_id";
 
-/// Each row with its event's body, shared (one `Arc` per event). A row without one is left out: never expected (the
-/// fan-out writes the body with its deliveries, and retention keeps it while they exist), and the job then finds no
-/// delivery (stale) rather than sending a wrong body.
-fn with_shared_bodies(rows: Vec<SendRow>) -> impl Iterator<Item = (SendRow, Arc<Value>)> {
-    let mut body: Option<(Uuid, Arc<Value>)> = None;
+/// Each row with its event's body, serialised once per event and shared (a `Bytes` clone is a reference). A row
+/// without one is left out: never expected (the fan-out writes the body with its deliveries, and retention keeps it
+/// while they exist), and the job then finds no delivery (stale) rather than sending a wrong body.
+fn with_shared_bodies(rows: Vec<SendRow>) -> impl Iterator<Item = (SendRow, Bytes)> {
+    let mut body: Option<(Uuid, Bytes)> = None;
     rows.into_iter().filter_map(move |mut r| {
         if let Some(payload) = r.event_payload.take() {
-            body = Some((r.event_id, Arc::new(payload)));
+            let json = serde_json::to_vec(&payload).unwrap_or_default();
+            body = Some((r.event_id, Bytes::from(json)));
         }
         match &body {
-            Some((event, payload)) if *event == r.event_id => Some((r, Arc::clone(payload))),
+            Some((event, json)) if *event == r.event_id => Some((r, json.clone())),
             _ => {
                 tracing::error!(delivery_id = %r.delivery_id, event_id = %r.event_id, "delivery has no event body");
                 None
@@ -230,8 +234,8 @@ fn with_shared_bodies(rows: Vec<SendRow>) -> impl Iterator<Item = (SendRow, Arc<
 }
 
 /// Load the deliveries a batch of jobs refers to, with their subscriptions and their events' bodies, in one query.
-/// A body is read, sent and decoded once per event, and shared by its deliveries: a 1 MiB event fanned out to 100
-/// subscriptions is 1 MiB in memory, not 100.
+/// A body is read, decoded and serialised once per event, and shared by its deliveries: a 1 MiB event fanned out to
+/// 100 subscriptions is 1 MiB in memory, not 100.
 async fn load_for_send(
     pool: &PgPool,
     ids: &[DeliveryId],
@@ -241,7 +245,7 @@ async fn load_for_send(
         .fetch_all(pool)
         .await?;
     with_shared_bodies(rows)
-        .map(|(r, payload)| {
+        .map(|(r, body)| {
             let status = DeliveryStatus::parse(&r.status).ok_or_else(|| {
                 anyhow::anyhow!("unknown delivery status {:?} in the database", r.status)
             })?;
@@ -252,7 +256,8 @@ async fn load_for_send(
                     subscription_id: r.subscription_id,
                     store_id: r.store_id,
                     event_type: r.event_type,
-                    payload,
+                    body,
+                    occurred_at: r.occurred_at.unwrap_or_default(),
                     state: AttemptState {
                         status,
                         attempt_number: r.attempt_number.max(0) as u32,

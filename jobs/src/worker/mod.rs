@@ -284,13 +284,9 @@ impl Worker {
         };
         self.metrics.record_handled(Ok(&done.handled));
         let delivered = record.decision.status == workflows::DeliveryStatus::Delivered;
-        let created = record.loaded.payload["occurredAt"]
-            .as_str()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
-        let after = created
-            .map(|c| (record.finished_at - c.with_timezone(&chrono::Utc)).num_milliseconds());
+        let after = (record.finished_at - record.loaded.occurred_at).num_milliseconds();
         self.metrics
-            .record_attempt(record.attempt_number, after.filter(|_| delivered));
+            .record_attempt(record.attempt_number, Some(after).filter(|_| delivered));
     }
 
     /// Claim one batch of due jobs, run them all, write and acknowledge them. Nothing renews leases here (that is

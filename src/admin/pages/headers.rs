@@ -60,7 +60,9 @@ pub async fn sent(state: &AppState, d: &Delivery) -> Vec<(String, String)> {
         subscription_id: d.subscription_id,
         store_id: d.store_id.clone(),
         event_type: d.event_type.clone(),
-        payload: std::sync::Arc::new(d.payload.clone()),
+        // Serialised as the worker serialises it, so the signatures shown are those sent.
+        body: serde_json::to_vec(&d.payload).unwrap_or_default().into(),
+        occurred_at: d.created_at,
         state: AttemptState {
             status: DeliveryStatus::Pending,
             attempt_number: 0,
