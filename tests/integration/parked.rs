@@ -136,3 +136,37 @@ async fn a_running_worker_promotes_parked_jobs_due_within_a_minute() {
         "promoted, not claimed before it is due"
     );
 }
+
+/// Catches: a queue depth that counts every waiting job on each scrape (0.4 s with a million retries), or one whose
+/// figures are wrong: exact while few jobs wait, Postgres' estimate (close) above 10,000 scheduled.
+#[tokio::test]
+async fn the_queue_depth_is_exact_while_small_and_estimated_when_many_retries_wait() {
+    let db = TestDb::create().await;
+    let config = test_config(&db);
+    let app = TestApp::spawn_with(db, config, Roles::API).await;
+    let lane = Uuid::new_v4();
+    let mut jobs: Vec<(Job, Duration)> = (0..3).map(|_| (retry(lane), Duration::ZERO)).collect();
+    jobs.extend((0..5).map(|_| (retry(lane), Duration::from_secs(3600))));
+    push(&app, jobs).await;
+    assert_eq!(queue::depth(&app.pool).await.expect("depth"), (3, 5));
+
+    let many = 12_000;
+    push(
+        &app,
+        (0..many)
+            .map(|i| (retry(lane), Duration::from_secs(3600 + i)))
+            .collect(),
+    )
+    .await;
+    sqlx::query("ANALYZE apalis.jobs")
+        .execute(&app.pool)
+        .await
+        .expect("analyze");
+    let (due, scheduled) = queue::depth(&app.pool).await.expect("depth");
+    assert_eq!(due, 3);
+    let exact = i64::try_from(many).expect("count") + 5;
+    assert!(
+        (scheduled - exact).abs() <= exact / 10,
+        "{scheduled} scheduled, {exact} waiting"
+    );
+}

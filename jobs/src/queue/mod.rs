@@ -247,15 +247,37 @@ pub async fn next_due(pool: &PgPool) -> Result<Option<Duration>, sqlx::Error> {
     Ok(seconds.map(|s| Duration::from_secs_f64(s.max(0.0))))
 }
 
-/// Jobs waiting in our queue: due now, and scheduled for later.
+/// Scheduled jobs are counted exactly up to this many; above it, the figure is Postgres' estimate.
+const EXACT_SCHEDULED: i64 = 10_000;
+
+/// Jobs waiting in our queue: due now (or claimed), and scheduled for later. A scrape must stay cheap however many
+/// retries wait: the due count walks apalis' fetch index up to now (every job of ours has priority 0) and the
+/// claimed jobs' index; the scheduled count stops at [`EXACT_SCHEDULED`], and above it is the planner's estimate
+/// from the table's statistics (kept fresh by the sweep's `analyze_if_changed`), within a few percent. Before, both
+/// were one `count(*)` over every waiting job: 0.4 s per scrape with a million retries waiting.
 pub async fn depth(pool: &PgPool) -> Result<(i64, i64), sqlx::Error> {
-    sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE run_at <= now()), count(*) FILTER (WHERE run_at > now())
-         FROM apalis.jobs WHERE job_type = $1 AND status IN ('Pending', 'Queued', 'Running')",
+    let (due, scheduled): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM apalis.jobs WHERE job_type = $1
+                   AND ((status = 'Pending' AND priority = 0 AND run_at <= now()) OR status IN ('Queued', 'Running'))),
+                (SELECT count(*) FROM (SELECT 1 FROM apalis.jobs
+                   WHERE job_type = $1 AND status = 'Pending' AND run_at > now() LIMIT $2) s)",
     )
     .bind(QUEUE)
+    .bind(EXACT_SCHEDULED + 1)
     .fetch_one(pool)
-    .await
+    .await?;
+    if scheduled <= EXACT_SCHEDULED {
+        return Ok((due, scheduled));
+    }
+    // EXPLAIN takes no parameters: the queue's name is a constant, never input.
+    let plan: serde_json::Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "EXPLAIN (FORMAT JSON) SELECT 1 FROM apalis.jobs
+         WHERE job_type = '{QUEUE}' AND status = 'Pending' AND run_at > now()"
+    )))
+    .fetch_one(pool)
+    .await?;
+    let estimate = plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0) as i64;
+    Ok((due, estimate.max(scheduled)))
 }
 
 /// Delete acknowledged jobs older than `retention` (our delivery rows are the record; apalis keeps finished
