@@ -158,7 +158,8 @@ impl AutoDisableConfig {
 pub struct RetentionConfig {
     /// Delivery log and attempts, connector jobs and sync log, quarantined messages (matches the 30-day statistics).
     pub log_days: u32,
-    /// Ingested events: their ids are the dedupe window of event ids.
+    /// Ingested events: their ids are the dedupe window of event ids (an event carrying a body its deliveries or
+    /// connector jobs send stays as long as they do).
     pub ingested_events_days: u32,
     /// Published outbox rows, after publication.
     pub published_outbox_secs: u64,
