@@ -214,6 +214,12 @@ pub async fn handle(
     run(deps, job.dispatch_seq, delivery).await
 }
 
+/// The bytes POSTed (and signed) for an event's body: serialised once per event by the worker's load, and the same
+/// way wherever the signatures sent are recomputed (the admin panel's headers).
+pub fn body_bytes(payload: &serde_json::Value) -> bytes::Bytes {
+    serde_json::to_vec(payload).unwrap_or_default().into()
+}
+
 /// The signed POST for a delivery. The body is serialised once and those exact bytes are signed and sent:
 /// `X-SS3-Signature` with the current secret, `webhook-signature` with the current and, during a rotation's grace,
 /// the previous one (`v1,<new> v1,<old>`, as Standard Webhooks allows).

@@ -220,8 +220,7 @@ fn with_shared_bodies(rows: Vec<SendRow>) -> impl Iterator<Item = (SendRow, Byte
     let mut body: Option<(Uuid, Bytes)> = None;
     rows.into_iter().filter_map(move |mut r| {
         if let Some(payload) = r.event_payload.take() {
-            let json = serde_json::to_vec(&payload).unwrap_or_default();
-            body = Some((r.event_id, Bytes::from(json)));
+            body = Some((r.event_id, super::body_bytes(&payload)));
         }
         match &body {
             Some((event, json)) if *event == r.event_id => Some((r, json.clone())),

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use jobs::ports::{DeliveryToSend, KeyVersions, SigningKeys};
-use jobs::webhook::build_request;
+use jobs::webhook::{body_bytes, build_request};
 use workflows::DeliveryStatus;
 use workflows::attempt::AttemptState;
 
@@ -61,7 +61,7 @@ pub async fn sent(state: &AppState, d: &Delivery) -> Vec<(String, String)> {
         store_id: d.store_id.clone(),
         event_type: d.event_type.clone(),
         // Serialised as the worker serialises it, so the signatures shown are those sent.
-        body: serde_json::to_vec(&d.payload).unwrap_or_default().into(),
+        body: body_bytes(&d.payload),
         occurred_at: d.created_at,
         state: AttemptState {
             status: DeliveryStatus::Pending,
