@@ -214,7 +214,7 @@ pub struct WorkerConfig {
     pub outbox_poll_ms: u64,
     /// How often finished jobs are swept from apalis.jobs.
     pub sweep_interval_secs: u64,
-    /// How long acknowledged jobs stay in apalis.jobs.
+    /// How long finished jobs stay in apalis.jobs (0: the acknowledgement deletes them).
     pub job_retention_secs: u64,
     /// Whether the sweep vacuums tables with many dead rows: `auto` (only while the server's autovacuum is off),
     /// `always`, `never`.

@@ -137,12 +137,8 @@ async fn a_flush_whose_commit_reply_was_lost_is_written_again_without_counting_a
         .await;
     assert_eq!(receiver.next(WAIT).await.header("x-ss3-delivery"), id);
     assert_eq!(faults.next_fired(WAIT).await, Some(Step::Committed));
-    until_count(
-        &app,
-        "SELECT count(*) FROM apalis.jobs WHERE status = 'Done'",
-        1,
-    )
-    .await;
+    // Acknowledged: the job is deleted (worker.job_retention_secs = 0), and no second one was queued.
+    until_count(&app, "SELECT count(*) FROM apalis.jobs", 0).await;
     assert_eq!(
         app.count("SELECT count(*) FROM webhook_delivery_attempts")
             .await,
@@ -155,7 +151,6 @@ async fn a_flush_whose_commit_reply_was_lost_is_written_again_without_counting_a
         .await,
         1
     );
-    assert_eq!(app.count("SELECT count(*) FROM apalis.jobs").await, 1);
     receiver.expect_silence(Duration::from_millis(1500)).await;
 }
 
@@ -198,10 +193,48 @@ async fn a_rescued_copy_of_a_job_sends_again_with_the_same_id_but_counts_one_att
         "SELECT count(*) FROM webhook_delivery_attempts",
         "SELECT count(*) FROM webhook_deliveries WHERE status = 'DELIVERED' AND attempt_number = 1",
         "SELECT count(*) FROM outbox_messages WHERE payload->>'eventType' = 'webhook.delivered'",
-        "SELECT count(*) FROM apalis.jobs WHERE status = 'Done'",
     ];
     for sql in counts {
         assert_eq!(app.count(sql).await, 1, "{sql}");
     }
+    // B's acknowledgement deleted the job; A's late one found nothing to write, and queued nothing.
+    assert_eq!(app.count("SELECT count(*) FROM apalis.jobs").await, 0);
     receiver.expect_silence(Duration::from_millis(300)).await;
+}
+
+/// Catches: an acknowledgement that leaves finished jobs behind by default (each one a second write into every index
+/// of `apalis.jobs`, and a third when the sweep deletes it), or deletes them when the operator keeps them.
+#[tokio::test]
+async fn a_finished_job_is_deleted_when_acknowledged_unless_finished_jobs_are_kept() {
+    for (keep_secs, finished_left) in [(0, 0), (60, 1)] {
+        let db = TestDb::create().await;
+        let mut config = test_config(&db);
+        config.worker.job_retention_secs = keep_secs;
+        let app = TestApp::spawn_with(db, config, Roles::API).await;
+        let mut receiver = Receiver::start(&[]).await;
+        app.subscribe("store-a", &receiver.url(), &["*"]).await;
+        let id = app
+            .first_delivery(&event("order.placed", "store-a", json!({})))
+            .await;
+        let worker = app.worker("a").await;
+        assert_eq!(worker.run_pending_jobs().await.expect("run"), 1);
+        assert_eq!(receiver.next(WAIT).await.header("x-ss3-delivery"), id);
+        assert_eq!(
+            app.count("SELECT count(*) FROM webhook_deliveries WHERE status = 'DELIVERED'")
+                .await,
+            1
+        );
+        assert_eq!(
+            app.count("SELECT count(*) FROM apalis.jobs").await,
+            finished_left,
+            "job_retention_secs = {keep_secs}"
+        );
+        assert_eq!(
+            app.count(
+                "SELECT count(*) FROM apalis.jobs WHERE status = 'Done' AND last_result = '{\"Ok\": null}'"
+            )
+            .await,
+            finished_left
+        );
+    }
 }

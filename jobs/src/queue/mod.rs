@@ -183,15 +183,21 @@ pub struct Ack {
     pub result: Result<(), String>,
 }
 
-/// Report finished jobs to apalis in one statement, in the caller's transaction, writing what apalis'
-/// `handle_results` writes (status `Done` or `Failed`, the attempt count, `last_result` as `{"Ok": null}` or
-/// `{"Err": …}`, `done_at`) for the jobs this worker holds. Ours is keyed by job id: apalis' statement joins its
-/// payload to every job the worker ever locked (`lock_by`), finished ones included, and was half of Postgres'
-/// statement time at 200 deliveries/s (issue 11).
+/// Report finished jobs to apalis in one statement, in the caller's transaction, for the jobs this worker holds.
+/// A job that failed (only our infrastructure errors get here) is written as apalis' `handle_results` writes it
+/// (`Failed`, the attempt count, `last_result` as `{"Err": …}`, `done_at`), so it is fetched again while attempts
+/// remain. A job that finished is deleted when `keep_finished` is false (`worker.job_retention_secs = 0`, the
+/// default): our delivery and connector-job rows are its record, and deleting costs the table one dead row version,
+/// where marking it `Done` writes a new version into every index of `apalis.jobs` (status is in their predicates)
+/// and the sweep's delete later writes again. With `keep_finished` it is marked `Done` (`{"Ok": null}`) and swept
+/// after the retention. Ours is keyed by job id: apalis' statement joins its payload to every job the worker ever
+/// locked (`lock_by`), finished ones included, and was half of Postgres' statement time at 200 deliveries/s
+/// (issue 11).
 pub async fn ack(
     conn: &mut PgConnection,
     worker: &WorkerContext,
     acks: &[Ack],
+    keep_finished: bool,
 ) -> Result<(), sqlx::Error> {
     if acks.is_empty() {
         return Ok(());
@@ -216,18 +222,22 @@ pub async fn ack(
         "WITH i AS (
              SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::jsonb[]) AS i(id, status, attempts, result)
          ), locked AS (
-             SELECT j.id FROM apalis.jobs j JOIN i USING (id) WHERE j.lock_by = $5 ORDER BY j.id FOR UPDATE
+             SELECT j.id, i.status = 'Done' AND NOT $6 AS remove
+             FROM apalis.jobs j JOIN i USING (id) WHERE j.lock_by = $5 ORDER BY j.id FOR UPDATE OF j
+         ), removed AS (
+             DELETE FROM apalis.jobs j USING locked WHERE j.id = locked.id AND locked.remove
          )
          UPDATE apalis.jobs j
          SET status = i.status, attempts = i.attempts, last_result = i.result, done_at = now()
          FROM i JOIN locked USING (id)
-         WHERE j.id = i.id",
+         WHERE j.id = i.id AND NOT locked.remove",
     )
     .bind(&ids)
     .bind(&statuses)
     .bind(&attempts)
     .bind(&results)
     .bind(worker.name())
+    .bind(keep_finished)
     .execute(conn)
     .await?;
     Ok(())

@@ -92,7 +92,7 @@ pub struct WorkerSettings {
     pub topics: Topics,
     /// How often finished jobs are swept.
     pub sweep_every: Duration,
-    /// How long acknowledged jobs stay in apalis.jobs.
+    /// How long finished jobs stay in apalis.jobs (`ZERO`: deleted when acknowledged).
     pub job_retention: Duration,
     /// Whether the sweep vacuums churned tables, and when.
     pub vacuum: Vacuum,
@@ -262,7 +262,7 @@ impl Worker {
     async fn write(&self, batch: &Batch<'_>, acks: &[Ack]) -> anyhow::Result<()> {
         let mut tx = self.pool.begin().await?;
         effects::apply(&mut tx, batch, &self.topics).await?;
-        queue::ack(&mut tx, &self.context, acks).await?;
+        queue::ack(&mut tx, &self.context, acks, !self.job_retention.is_zero()).await?;
         let injected = |e| anyhow::anyhow!("connection lost: {e}");
         self.faults.at(Step::BeforeCommit).await.map_err(injected)?;
         tx.commit().await?;
