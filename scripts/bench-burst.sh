@@ -1,7 +1,8 @@
 # One external delivery burst, shared by the A/B and variant benches (sourced, not run): a fresh database, the
 # loadgen's `recv` (one worker thread), `integration-service serve --roles api,worker` (HTTP ingest, no Kafka, default
 # configuration), `send setup`, an optional hook on the store, then `send burst` waiting for every delivery while the
-# CPU sampler runs (service process, its database's Postgres backends, everything else on the machine).
+# CPU sampler runs (service process, its database's Postgres backends, everything else on the machine); once the
+# service stopped, the database's row writes (TAG.writes: inserts + updates + deletes, and finished jobs left to sweep).
 # Needs LOADGEN, SAMPLER, PGURL, CONC set by the caller; with BURST_REUSE_DB=1 the database DB already exists (a
 # seeded one) and is neither created nor dropped. BURST_PAD (bytes of padding in each event's data, default 0) and
 # BURST_AFTER (a command called as `BURST_AFTER SERVICE_PID DB TAG` once the burst is over, before the service stops)
@@ -59,5 +60,13 @@ burst() {
   if [ -n "${BURST_AFTER:-}" ]; then "$BURST_AFTER" "$spid" "$db" "$tag"; fi
   kill "$spid" "$rpid" 2>/dev/null || true
   wait "$spid" "$rpid" 2>/dev/null || true
+  if [ "$reuse" != 1 ]; then
+    # Row writes of the whole run (set-up included: a few dozen rows), reported by each backend as it exited, and
+    # finished jobs still in apalis.jobs (each a delete the sweep will write later): "writes deferred".
+    sleep 1
+    psql "$PGURL/$db" -qAt -F ' ' -c "SELECT (SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)
+        FROM pg_stat_all_tables WHERE schemaname IN ('public', 'apalis')),
+      (SELECT count(*) FROM apalis.jobs WHERE status = 'Done')" >"$tag.writes" || true
+  fi
   if [ "$reuse" != 1 ]; then psql "$PGURL/postgres" -qAt -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null; fi
 }
