@@ -103,7 +103,7 @@ async fn prepared(
         };
         app.state()
             .ingestor
-            .ingest_one(&event, EventSource::Http, None)
+            .ingest_one(event, EventSource::Http, None)
             .await?;
     }
     Ok((scenario, app, state))

@@ -97,9 +97,10 @@ impl EventsApi {
         let bytes = serde_json::to_vec(&body.0).map_err(|e| ApiError::Internal(e.into()))?;
         let event = EventEnvelope::parse(&bytes, state.max_event_bytes, Utc::now())
             .map_err(|e| ApiError::Invalid(ProblemCode::from(&e), e.to_string()))?;
+        let event_id = event.event_id;
         let ingested = state
             .ingestor
-            .ingest_one(&event, EventSource::Http, None)
+            .ingest_one(event, EventSource::Http, None)
             .instrument(caller_trace(traceparent.0, tracestate.0))
             .await
             .map_err(ApiError::from)?;
@@ -108,13 +109,13 @@ impl EventsApi {
                 deliveries,
                 connector_jobs,
             } => Ingest::Accepted(Json(IngestResult {
-                event_id: event.event_id,
+                event_id,
                 accepted: true,
                 delivery_ids: deliveries,
                 connector_job_ids: connector_jobs,
             })),
             Ingested::Duplicate => Ingest::Duplicate(Json(IngestResult {
-                event_id: event.event_id,
+                event_id,
                 accepted: false,
                 delivery_ids: vec![],
                 connector_job_ids: vec![],

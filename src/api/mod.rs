@@ -28,7 +28,7 @@ use sqlx::PgPool;
 use crate::config::{CredentialsConfig, Secret};
 use crate::credentials::Validator;
 use crate::delivery::target::TargetPolicy;
-use crate::ingest::Ingestor;
+use crate::ingest::HttpIngest;
 use crate::metrics::Metrics;
 use crate::secrets::SecretStore;
 use jobs::connector::handler::ConnectorDeps;
@@ -40,8 +40,8 @@ pub struct AppState {
     pub pool: PgPool,
     /// Webhook signing secrets and connector credentials.
     pub secrets: Arc<dyn SecretStore>,
-    /// Event fan-out for `POST /events` and subscription tests (the same as Kafka ingest's).
-    pub ingestor: Ingestor,
+    /// Event fan-out for `POST /events` and subscription tests (the same as Kafka ingest's), in shared transactions.
+    pub ingestor: HttpIngest,
     /// Which targets subscriptions may use.
     pub target_policy: TargetPolicy,
     /// The platform operator's bearer token; empty: no operator access.

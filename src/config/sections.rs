@@ -12,9 +12,13 @@ pub struct AdminConfig {
     pub session_ttl_secs: u64,
 }
 
-/// `[http]`: what a client may cost the API's HTTP server.
+/// `[http]`: what a client may cost the API's HTTP server, and how `POST /events` writes.
 #[derive(Debug, Clone, Deserialize)]
 pub struct HttpConfig {
+    /// `POST /events` writers: concurrent requests share their transactions, this many writing at once.
+    pub ingest_writers: usize,
+    /// Most events one `POST /events` transaction carries.
+    pub ingest_batch: usize,
     /// Largest request body of every route but `POST /events` (which takes `kafka.max_message_bytes`).
     pub max_body_bytes: usize,
     /// Time to send a request's header block (and, on a kept-alive connection, to start the next request).

@@ -140,6 +140,16 @@ impl Config {
             "must be at least 1",
         )?;
         check(
+            h.ingest_writers == 0,
+            "http.ingest_writers",
+            "must be at least 1",
+        )?;
+        check(
+            h.ingest_batch == 0,
+            "http.ingest_batch",
+            "must be at least 1",
+        )?;
+        check(
             h.body_read_timeout_ms == 0,
             "http.body_read_timeout_ms",
             "must be at least 1",

@@ -1,6 +1,7 @@
 //! Ingest: domain events → delivery rows and their jobs, one Postgres transaction per batch of messages.
 
 mod batch;
+mod http;
 pub mod kafka;
 mod resume;
 
@@ -8,16 +9,15 @@ use std::sync::Arc;
 
 use opentelemetry::trace::TraceContextExt;
 use sqlx::PgPool;
-use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use workflows::ids::SubscriptionId;
 use workflows::{EventEnvelope, RejectReason};
 
 use crate::db::events::{self, EventSource, Ingested, Quarantined};
 use crate::metrics::Metrics;
-use jobs::queue::{self, announce, announce::Announcer};
+use jobs::queue::announce::Announcer;
 
 pub use batch::BatchError;
+pub use http::HttpIngest;
 
 /// One Kafka message as it arrived (where it sits and its raw bytes, kept for quarantine) and what the
 /// envelope parser made of it.
@@ -143,39 +143,5 @@ impl Ingestor {
             Ingested::New { .. } => &self.metrics.events_ingested,
         };
         counter.inc();
-    }
-
-    /// Ingest one event (HTTP); `only_subscription` restricts fan-out (the test endpoint).
-    /// A data error (SQLSTATE class 22/23…) comes back as such, for the API to answer with a problem, not a 500.
-    pub async fn ingest_one(
-        &self,
-        event: &EventEnvelope,
-        source: EventSource,
-        only_subscription: Option<SubscriptionId>,
-    ) -> Result<Ingested, sqlx::Error> {
-        let kind = match source {
-            EventSource::Test => "test",
-            _ => "http",
-        };
-        // Its jobs are announced after the commit, by one NOTIFY outside it (jobs::queue::announce).
-        let mut tx = announce::begin_quiet(&self.pool).await?;
-        let (ingested, jobs) = events::fan_out(&mut tx, event, &source, only_subscription)
-            .instrument(event_span(event, kind))
-            .await?;
-        let queued = !jobs.is_empty();
-        queue::push(
-            &mut tx,
-            jobs.into_iter()
-                .map(|j| (j, std::time::Duration::ZERO))
-                .collect(),
-        )
-        .await
-        .map_err(queue::as_sqlx)?;
-        tx.commit().await?;
-        if queued {
-            self.announcer.announce();
-        }
-        self.count(&ingested);
-        Ok(ingested)
     }
 }

@@ -20,7 +20,7 @@ use crate::config::{Config, Mode};
 use crate::db;
 use crate::db::rate_limits::PgRateGate;
 use crate::delivery::target::TargetPolicy;
-use crate::ingest::Ingestor;
+use crate::ingest::{HttpIngest, Ingestor};
 use crate::metrics::Metrics;
 use crate::secrets::SecretStore;
 use crate::secrets::cached::CachedSecretStore;
@@ -153,7 +153,11 @@ impl Application {
         let state = AppState {
             validator,
             credentials: config.credentials.clone(),
-            ingestor: Ingestor::new(pool.clone(), metrics.clone()),
+            ingestor: HttpIngest::start(
+                Ingestor::new(pool.clone(), metrics.clone()),
+                config.http.ingest_writers,
+                config.http.ingest_batch,
+            ),
             pool,
             secrets,
             target_policy,

@@ -23,6 +23,7 @@ mod edge_limits;
 mod event_types;
 mod fair;
 mod flood;
+mod group_commit;
 mod kafka;
 mod lease;
 mod openapi;

@@ -21,14 +21,14 @@ use crate::common::{Receiver, TestApp, TestDb, event, problem, test_config};
 const WAIT: Duration = Duration::from_secs(30);
 
 /// A store whose events Postgres refuses with a CHECK constraint (SQLSTATE 23514).
-const CHECK_REFUSED: &str = "refused-by-check";
+pub(crate) const CHECK_REFUSED: &str = "refused-by-check";
 /// A store whose events Postgres refuses with a data exception raised by a trigger (SQLSTATE 22023).
-const DATA_REFUSED: &str = "refused-by-trigger";
+pub(crate) const DATA_REFUSED: &str = "refused-by-trigger";
 
 /// Make Postgres itself refuse two stores' events. The envelope parser now catches every data error we could find
 /// (NUL, non-objects), so this test-only schema change is how a message that only Postgres refuses is made,
 /// exercising the savepoint replay for real (a constraint violation and a data exception).
-async fn make_postgres_refuse_some_stores(pool: &PgPool) {
+pub(crate) async fn make_postgres_refuse_some_stores(pool: &PgPool) {
     for statement in [
         format!(
             "ALTER TABLE ingested_events ADD CONSTRAINT test_refuses_a_store CHECK (store_id <> '{CHECK_REFUSED}')"
@@ -203,7 +203,10 @@ async fn a_batch_replayed_with_savepoints_commits_the_good_events_quarantines_th
         partitions: vec![3],
         next: vec![105],
     };
-    let ingestor = app.app.state().ingestor.clone();
+    let ingestor = integration_service::ingest::Ingestor::new(
+        app.pool.clone(),
+        Arc::clone(&app.app.state().metrics),
+    );
     let ingested = ingestor
         .ingest_batch(&batch, Some(&update))
         .await

@@ -325,13 +325,14 @@ pub async fn send_test(
         data,
         previous_attributes: None,
     };
+    let event_id = event.event_id;
     match state
         .ingestor
-        .ingest_one(&event, EventSource::Test, Some(row.subscription_id))
+        .ingest_one(event, EventSource::Test, Some(row.subscription_id))
         .await?
     {
         Ingested::New { deliveries, .. } if deliveries.len() == 1 => Ok(TestSent {
-            event_id: event.event_id,
+            event_id,
             delivery_id: deliveries[0],
         }),
         other => Err(ApiError::Internal(anyhow::anyhow!(
