@@ -80,6 +80,16 @@ impl HttpIngest {
     }
 }
 
+/// The error of each request of a batch whose commit's answer was lost: the database was unreachable, as it was
+/// for a request written alone (a 503 that tells the client to retry; the same event id is then a duplicate if it
+/// was written).
+fn lost_commit(text: &str) -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::ConnectionAborted,
+        format!("the commit's answer was lost: {text}"),
+    ))
+}
+
 /// The error of a request whose writer stopped (the service is shutting down).
 fn stopped() -> sqlx::Error {
     sqlx::Error::PoolClosed
@@ -112,14 +122,7 @@ impl Ingestor {
             Err(Together::Unknown(e)) => {
                 let text = e.to_string();
                 tracing::warn!(error = %text, events = requests.len(), "an ingest commit's answer was lost");
-                requests
-                    .iter()
-                    .map(|_| {
-                        Err(sqlx::Error::Protocol(format!(
-                            "the commit's answer was lost: {text}"
-                        )))
-                    })
-                    .collect()
+                requests.iter().map(|_| Err(lost_commit(&text))).collect()
             }
             Err(Together::RolledBack(e)) if requests.len() == 1 => vec![Err(e)],
             Err(Together::RolledBack(e)) => {
