@@ -4,7 +4,7 @@
 # at RATE events/s for SECS seconds, and cpu_sampler.py over the middle SAMPLE seconds (service process and its
 # database's Postgres backends). Prints latency and cores per run.
 # DB_QUERY is appended to the database URL (e.g. `?options=-c%20plan_cache_mode%3Dforce_generic_plan`).
-# BREAKDOWN=1 keeps finished jobs for 10 minutes and, after the run, prints where each delivery's time went, from what
+# BREAKDOWN=1 keeps finished jobs for 10 minutes (else the build's default applies) and, after the run, prints where each delivery's time went, from what
 # the database recorded (latency breakdown, docs/benchmarks.md): the loadgen's send time (`ts` in the payload), the
 # ingest transaction's start (the delivery's created_at), the claim transaction's start (the job's lock_at: now() of
 # that transaction), the attempt's start and end,
@@ -25,8 +25,10 @@ run() { # BIN LABEL
   local db="steady_$$_$RANDOM" port recv_port
   port=$(free_port); recv_port=$(free_port)
   "$LOADGEN/recv" "127.0.0.1:$recv_port" 1 2>"$OUT/$2-recv.log" & local recv=$!
-  DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db${DB_QUERY:-}" SS3_ADMIN_TOKEN=tok SS3_LISTEN_ADDR=127.0.0.1:$port \
-    SS3_WORKER__JOB_RETENTION_SECS=$([ "${BREAKDOWN:-0}" = 1 ] && echo 600 || echo 60) \
+  local keep=""; if [ "${BREAKDOWN:-0}" = 1 ]; then keep=600; fi
+  # `env` execs the service, so $! is its pid.
+  env ${keep:+SS3_WORKER__JOB_RETENTION_SECS=$keep} \
+    DATABASE_URL="postgres://postgres@127.0.0.1:5432/$db${DB_QUERY:-}" SS3_ADMIN_TOKEN=tok SS3_LISTEN_ADDR=127.0.0.1:$port \
     RUST_LOG=error "$1" serve 2>"$OUT/$2-serve.log" & local svc=$!
   until curl -fs "http://127.0.0.1:$port/health" >/dev/null; do sleep 0.2; done
   local store
