@@ -55,7 +55,7 @@ pub async fn claim(
     cursor: &mut Cursor,
 ) -> Result<Vec<ClaimedJob>, sqlx::Error> {
     debug_assert_eq!(QUEUE, "integration-service", "CLAIMABLE names the queue");
-    let mut tx = begin_claim(pool).await?;
+    let mut tx = pool.begin().await?;
     let lanes = due_lanes(&mut tx, limit.max(1), cursor).await?;
     if lanes.is_empty() {
         return Ok(Vec::new());
@@ -87,20 +87,6 @@ pub async fn claim(
             })
         })
         .collect())
-}
-
-/// A claim's transaction, whose commit does not wait for its WAL to reach the disk (`synchronous_commit = off`,
-/// for this transaction only). A claim is the one write whose loss a crash may cause without harm: had Postgres
-/// crashed before flushing it, the jobs would come back `Pending` and run again, which at-least-once delivery
-/// allows, and the lease rescue does the same for a claim that survived a crashed worker. Whatever the worker writes
-/// next (attempts, rows, acknowledgements) commits synchronously, and the WAL is flushed in order, so nothing
-/// written after a claim can survive it while the claim is lost. The commit's flush (an fsync on most disks) was on
-/// every delivery's path from ingest to the receiver.
-async fn begin_claim(
-    pool: &PgPool,
-) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-    pool.begin_with("BEGIN; SELECT set_config('synchronous_commit', 'off', true)")
-        .await
 }
 
 /// Up to `wanted` lanes with due jobs, each locked for this transaction, walking on from `cursor` (wrapping
