@@ -2,7 +2,7 @@
 # Steady load, fan-out 1, over HTTP, with the CPU split (docs/benchmarks.md, "Ping only idle connections"): for each
 # binary given, in turn, ROUNDS times: a fresh database, one `serve` (all roles), the loadgen receiver, `send steady`
 # at RATE events/s for SECS seconds, and cpu_sampler.py over the middle SAMPLE seconds (service process and its
-# database's Postgres backends). Prints latency and cores per run.
+# database's Postgres backends). Prints latency, cores and the database's transactions per delivery per run.
 # DB_QUERY is appended to the database URL (e.g. `?options=-c%20plan_cache_mode%3Dforce_generic_plan`).
 # BREAKDOWN=1 keeps finished jobs for 10 minutes (else the build's default applies) and, after the run, prints where each delivery's time went, from what
 # the database recorded (latency breakdown, docs/benchmarks.md): the loadgen's send time (`ts` in the payload), the
@@ -42,14 +42,21 @@ run() { # BIN LABEL
   sleep "$SAMPLE"; kill -INT "$samp"; wait "$samp"
   wait "$send"
   kill "$svc" "$recv"; wait "$svc" "$recv" 2>/dev/null || true
+  # Transactions of the whole run (set-up included; each statement outside a transaction is one), as each backend
+  # reported them when it exited.
+  sleep 1
+  psql -qAt -h 127.0.0.1 -U postgres -d postgres \
+    -c "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '$db'" >"$OUT/$2.xacts"
   if [ "${BREAKDOWN:-0}" = 1 ]; then breakdown "$db" | tee "$OUT/$2-breakdown.md"; fi
   psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
-  python3 - "$OUT/$2.json" "$OUT/$2-cpu.json" "$2" <<'PY'
+  python3 - "$OUT/$2.json" "$OUT/$2-cpu.json" "$2" "$OUT/$2.xacts" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1])); c = json.load(open(sys.argv[2]))["avg_cores"]
 lat = d["receiver"]["latency_ms"]
+xacts = int(open(sys.argv[4]).read().strip() or 0)
 print(f"{sys.argv[3]}: delivered {d['delivered']}, dup {d['receiver']['duplicates']}, p50 {lat['p50']:.2f} "
-      f"p95 {lat['p95']:.2f} p99 {lat['p99']:.2f} ms; cores: service {c['ours']:.3f}, postgres {c['pg_ours']:.3f}")
+      f"p95 {lat['p95']:.2f} p99 {lat['p99']:.2f} ms; cores: service {c['ours']:.3f}, postgres {c['pg_ours']:.3f}; "
+      f"transactions/delivery {xacts / max(d['delivered'], 1):.2f}")
 PY
 }
 breakdown() { # DB: percentiles of each stage of the first attempts, in ms
