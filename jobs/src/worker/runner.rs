@@ -3,6 +3,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
@@ -43,8 +44,14 @@ impl Worker {
             let helper_tasks = self.spawn_helpers(&wake, &shutdown, &helpers);
             let slots = Arc::new(Semaphore::new(self.concurrency));
             let (to_writer, from_jobs) = tokio::sync::mpsc::channel::<ToWrite>(self.concurrency);
-            let writer = tokio::spawn(self.clone().write_finished(from_jobs, wake.clone()));
-            self.claim_until(&shutdown, &slots, &to_writer, &wake).await;
+            let lanes_full = Arc::new(AtomicBool::new(false));
+            let writer = tokio::spawn(self.clone().write_finished(
+                from_jobs,
+                wake.clone(),
+                lanes_full.clone(),
+            ));
+            self.claim_until(&shutdown, &slots, &to_writer, (&wake, &lanes_full))
+                .await;
             // Drain: every running job finishes and hands its result to the writer, which writes it and stops.
             // Bounded: if Postgres stays down, stop anyway; unacknowledged jobs are re-queued when their lease expires.
             let drained = tokio::time::timeout(DRAIN_TIMEOUT, slots.acquire_many(self.concurrency as u32)).await;
@@ -95,7 +102,7 @@ impl Worker {
         shutdown: &CancellationToken,
         slots: &Arc<Semaphore>,
         to_writer: &tokio::sync::mpsc::Sender<ToWrite>,
-        wake: &Notify,
+        (wake, lanes_full): (&Notify, &AtomicBool),
     ) {
         let mut backoff = Backoff::default();
         let claim_at_least = (self.apalis.batch_size / 2).clamp(1, self.concurrency);
@@ -131,7 +138,8 @@ impl Worker {
                 });
             }
             if drained {
-                let pause = self.pause_when_drained().await;
+                let (pause, due_left) = self.pause_when_drained().await;
+                lanes_full.store(due_left, Ordering::Relaxed);
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
                     _ = wake.notified() => {}
@@ -142,15 +150,15 @@ impl Worker {
     }
 
     /// How long a claimer that got less than it asked for waits before claiming again, unless woken (a new job
-    /// announced, a flush freeing lane room): until the next scheduled job is due, so a retry starts on time
-    /// without polling, and at most `idle_poll` as a backstop; `poll_interval` while jobs are due that it could not
-    /// claim (their lanes full, or another worker claiming them).
-    async fn pause_when_drained(&self) -> Duration {
+    /// announced, or a flush freeing lane room while jobs are due): until the next scheduled job is due, so a retry
+    /// starts on time without polling, and at most `idle_poll` as a backstop; `poll_interval` while jobs are due
+    /// that it could not claim (their lanes full, or another worker claiming them). Also whether such jobs are left.
+    async fn pause_when_drained(&self) -> (Duration, bool) {
         match queue::next_due(&self.pool).await {
-            Ok(None) => self.idle_poll,
-            Ok(Some(due)) if due.is_zero() => self.poll_interval,
-            Ok(Some(due)) => due.min(self.idle_poll),
-            Err(_) => self.poll_interval,
+            Ok(None) => (self.idle_poll, false),
+            Ok(Some(due)) if due.is_zero() => (self.poll_interval, true),
+            Ok(Some(due)) => (due.min(self.idle_poll), false),
+            Err(_) => (self.poll_interval, true),
         }
     }
 
@@ -158,12 +166,15 @@ impl Worker {
     /// A write that keeps failing for longer than a lease stops renewing its jobs' leases (the rescue hands them
     /// to whichever worker can run them) but is still retried: its results are never dropped, and the delivery
     /// row's `dispatch_seq` makes whichever of the two writes comes second a no-op.
-    /// Each written flush wakes the claimer: the finished jobs freed room in their lanes, which a claim that found
-    /// them full is waiting for.
+    /// A written flush wakes the claimer when its last claim left due jobs it could not take (`lanes_full`): the
+    /// finished jobs freed room in their lanes. Otherwise nothing is due that the room could serve, and waking
+    /// would cost an empty claim and a look at the queue per flush (at a steady 200 events/s, one of each per
+    /// delivery); new jobs wake the claimer by their own notification.
     async fn write_finished(
         self,
         mut from_jobs: tokio::sync::mpsc::Receiver<ToWrite>,
         wake: Arc<Notify>,
+        lanes_full: Arc<AtomicBool>,
     ) {
         let mut pending: Vec<Finished> = Vec::new();
         let mut slots: Vec<OwnedSemaphorePermit> = Vec::new();
@@ -196,7 +207,9 @@ impl Worker {
                     pending.clear();
                     // Written and acknowledged: these jobs' slots (and their lanes' room) may take new work.
                     slots.clear();
-                    wake.notify_one();
+                    if lanes_full.load(Ordering::Relaxed) {
+                        wake.notify_one();
+                    }
                     backoff.reset();
                     failing_since = None;
                 }
