@@ -82,17 +82,21 @@ impl Writes {
 }
 
 /// Apply a batch of effects; conditional updates skip rows that moved on meanwhile (re-triggered, cancelled).
+/// Returns how many jobs it queued (next attempts, polls, deferrals).
 pub async fn apply(
     conn: &mut PgConnection,
     batch: &Batch<'_>,
     topics: &Topics,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<usize> {
     let mut writes = Writes::default();
     attempts::apply::<WebhookDeps>(conn, &batch.webhook, &mut writes).await?;
     attempts::apply::<ConnectorDeps>(conn, &batch.sync, &mut writes).await?;
     polls::apply(conn, &batch.poll, &mut writes).await?;
-    queue::push(conn, std::mem::take(&mut writes.next_jobs)).await?;
-    write_outbox(conn, writes, topics).await
+    let next_jobs = std::mem::take(&mut writes.next_jobs);
+    let queued = next_jobs.len();
+    queue::push(conn, next_jobs).await?;
+    write_outbox(conn, writes, topics).await?;
+    Ok(queued)
 }
 
 /// Publish `events` (key, envelope from [`published_event`]) through the outbox, in the caller's transaction.

@@ -216,9 +216,11 @@ impl Worker {
     }
 
     /// Write the effects of finished jobs and acknowledge them, atomically: a crash before commit re-runs them.
-    async fn flush(&self, finished: &[Finished]) -> anyhow::Result<()> {
+    /// Returns whether the flush left work for a claim: jobs it queued (next attempts, polls, deferrals, due now or
+    /// later) or jobs it failed (due again at once).
+    async fn flush(&self, finished: &[Finished]) -> anyhow::Result<bool> {
         if finished.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let mut batch = Batch::default();
         for done in finished.iter().filter_map(|f| f.result.as_ref().ok()) {
@@ -239,7 +241,7 @@ impl Worker {
         // A deadlock or serialization failure rolled the whole flush back: write it again, rather than leave its
         // jobs to the lease rescue (which would send them again).
         let mut tries = 1;
-        loop {
+        let queued = loop {
             match self.write(&batch, &acks).await {
                 Err(e) if tries < FLUSH_TRIES && rolled_back_by_conflict(&e) => {
                     tracing::debug!(error = %e, tries, "flush rolled back by a lock conflict; writing it again");
@@ -248,25 +250,25 @@ impl Worker {
                 }
                 written => break written?,
             }
-        }
+        };
         let injected = |e| anyhow::anyhow!("connection lost: {e}");
         self.faults.at(Step::Committed).await.map_err(injected)?;
         // Acknowledged: stop renewing their leases.
         self.held
             .release(finished.iter().map(|f| f.task_id.to_string()));
         finished.iter().for_each(|f| self.count(f));
-        Ok(())
+        Ok(queued > 0 || finished.iter().any(|f| f.result.is_err()))
     }
 
     /// One flush transaction: the batch's effects and acknowledgements.
-    async fn write(&self, batch: &Batch<'_>, acks: &[Ack]) -> anyhow::Result<()> {
+    async fn write(&self, batch: &Batch<'_>, acks: &[Ack]) -> anyhow::Result<usize> {
         let mut tx = self.pool.begin().await?;
-        effects::apply(&mut tx, batch, &self.topics).await?;
+        let queued = effects::apply(&mut tx, batch, &self.topics).await?;
         queue::ack(&mut tx, &self.context, acks, !self.job_retention.is_zero()).await?;
         let injected = |e| anyhow::anyhow!("connection lost: {e}");
         self.faults.at(Step::BeforeCommit).await.map_err(injected)?;
         tx.commit().await?;
-        Ok(())
+        Ok(queued)
     }
 
     /// Count a written job in the metrics.

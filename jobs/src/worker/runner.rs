@@ -166,10 +166,12 @@ impl Worker {
     /// A write that keeps failing for longer than a lease stops renewing its jobs' leases (the rescue hands them
     /// to whichever worker can run them) but is still retried: its results are never dropped, and the delivery
     /// row's `dispatch_seq` makes whichever of the two writes comes second a no-op.
-    /// A written flush wakes the claimer when its last claim left due jobs it could not take (`lanes_full`): the
-    /// finished jobs freed room in their lanes. Otherwise nothing is due that the room could serve, and waking
-    /// would cost an empty claim and a look at the queue per flush (at a steady 200 events/s, one of each per
-    /// delivery); new jobs wake the claimer by their own notification.
+    /// A written flush wakes the claimer when its last claim left due jobs it could not take (`lanes_full`: the
+    /// finished jobs freed room in their lanes), or when the flush itself left work: jobs it queued, which the
+    /// claimer's sleep (until the next job due) does not know of yet, or jobs that failed and are due again.
+    /// Otherwise nothing is due that the room could serve, and waking would cost an empty claim and a look at the
+    /// queue per flush (at a steady 200 events/s, one of each per delivery); new jobs from ingest wake the claimer
+    /// by their own notification.
     async fn write_finished(
         self,
         mut from_jobs: tokio::sync::mpsc::Receiver<ToWrite>,
@@ -203,11 +205,11 @@ impl Worker {
                     Err(anyhow::anyhow!("flush panicked: {}", panic_message(&panic)))
                 });
             match written {
-                Ok(()) => {
+                Ok(left_work) => {
                     pending.clear();
                     // Written and acknowledged: these jobs' slots (and their lanes' room) may take new work.
                     slots.clear();
-                    if lanes_full.load(Ordering::Relaxed) {
+                    if left_work || lanes_full.load(Ordering::Relaxed) {
                         wake.notify_one();
                     }
                     backoff.reset();
