@@ -160,13 +160,21 @@ impl Ingestor {
 
 /// A failed COMMIT: if the server answered, it rolled back and we know it; if the connection failed, we don't.
 fn commit_error(e: sqlx::Error) -> WriteError {
-    match e {
-        sqlx::Error::Database(_) => WriteError::from(e),
-        other => WriteError::Batch(BatchError::CommitUnknown(other)),
+    if commit_outcome_unknown(&e) {
+        WriteError::Batch(BatchError::CommitUnknown(e))
+    } else {
+        WriteError::from(e)
     }
 }
 
-fn due_now(jobs: Vec<jobs::Job>) -> Vec<(jobs::Job, Duration)> {
+/// Whether a failed COMMIT may still have committed: the server did not answer (the connection failed), so nobody
+/// knows. An answer from the server (a database error) means it rolled back.
+pub(super) fn commit_outcome_unknown(e: &sqlx::Error) -> bool {
+    !matches!(e, sqlx::Error::Database(_))
+}
+
+/// `jobs`, each due now.
+pub(super) fn due_now(jobs: Vec<jobs::Job>) -> Vec<(jobs::Job, Duration)> {
     jobs.into_iter().map(|j| (j, Duration::ZERO)).collect()
 }
 

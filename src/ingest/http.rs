@@ -15,6 +15,7 @@ use tracing::Instrument;
 use workflows::EventEnvelope;
 use workflows::ids::SubscriptionId;
 
+use super::batch::{commit_outcome_unknown, due_now};
 use super::{Ingestor, event_span};
 use crate::db::events::{self, EventSource, Ingested};
 use jobs::queue::{self, announce};
@@ -160,16 +161,19 @@ impl Ingestor {
                     .instrument(r.span.clone())
                     .await
                     .map_err(Together::RolledBack)?;
-            jobs.extend(queued.into_iter().map(|j| (j, std::time::Duration::ZERO)));
+            jobs.extend(queued);
             answers.push(ingested);
         }
         let queued = !jobs.is_empty();
-        queue::push(&mut tx, jobs)
+        queue::push(&mut tx, due_now(jobs))
             .await
             .map_err(|e| Together::RolledBack(queue::as_sqlx(e)))?;
-        tx.commit().await.map_err(|e| match e {
-            sqlx::Error::Database(_) => Together::RolledBack(e),
-            other => Together::Unknown(other),
+        tx.commit().await.map_err(|e| {
+            if commit_outcome_unknown(&e) {
+                Together::Unknown(e)
+            } else {
+                Together::RolledBack(e)
+            }
         })?;
         if queued {
             self.announcer.announce();

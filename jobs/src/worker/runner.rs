@@ -44,13 +44,14 @@ impl Worker {
             let helper_tasks = self.spawn_helpers(&wake, &shutdown, &helpers);
             let slots = Arc::new(Semaphore::new(self.concurrency));
             let (to_writer, from_jobs) = tokio::sync::mpsc::channel::<ToWrite>(self.concurrency);
-            let lanes_full = Arc::new(AtomicBool::new(false));
+            // Set by the claimer while due jobs wait that it could not take; read by the writer after each flush.
+            let due_left = Arc::new(AtomicBool::new(false));
             let writer = tokio::spawn(self.clone().write_finished(
                 from_jobs,
                 wake.clone(),
-                lanes_full.clone(),
+                due_left.clone(),
             ));
-            self.claim_until(&shutdown, &slots, &to_writer, (&wake, &lanes_full))
+            self.claim_until(&shutdown, &slots, &to_writer, &wake, &due_left)
                 .await;
             // Drain: every running job finishes and hands its result to the writer, which writes it and stops.
             // Bounded: if Postgres stays down, stop anyway; unacknowledged jobs are re-queued when their lease expires.
@@ -102,7 +103,8 @@ impl Worker {
         shutdown: &CancellationToken,
         slots: &Arc<Semaphore>,
         to_writer: &tokio::sync::mpsc::Sender<ToWrite>,
-        (wake, lanes_full): (&Notify, &AtomicBool),
+        wake: &Notify,
+        due_left: &AtomicBool,
     ) {
         let mut backoff = Backoff::default();
         let claim_at_least = (self.apalis.batch_size / 2).clamp(1, self.concurrency);
@@ -138,8 +140,8 @@ impl Worker {
                 });
             }
             if drained {
-                let (pause, due_left) = self.pause_when_drained().await;
-                lanes_full.store(due_left, Ordering::Relaxed);
+                let (pause, left) = self.pause_when_drained().await;
+                due_left.store(left, Ordering::Relaxed);
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
                     _ = wake.notified() => {}
@@ -166,8 +168,8 @@ impl Worker {
     /// A write that keeps failing for longer than a lease stops renewing its jobs' leases (the rescue hands them
     /// to whichever worker can run them) but is still retried: its results are never dropped, and the delivery
     /// row's `dispatch_seq` makes whichever of the two writes comes second a no-op.
-    /// A written flush wakes the claimer when its last claim left due jobs it could not take (`lanes_full`: the
-    /// finished jobs freed room in their lanes), or when the flush itself left work: jobs it queued, which the
+    /// A written flush wakes the claimer when its last claim left due jobs it could not take (`due_left`: lanes
+    /// full, which the finished jobs freed room in, or jobs another worker was claiming), or when the flush itself left work: jobs it queued, which the
     /// claimer's sleep (until the next job due) does not know of yet, or jobs that failed and are due again.
     /// Otherwise nothing is due that the room could serve, and waking would cost an empty claim and a look at the
     /// queue per flush (at a steady 200 events/s, one of each per delivery); new jobs from ingest wake the claimer
@@ -176,7 +178,7 @@ impl Worker {
         self,
         mut from_jobs: tokio::sync::mpsc::Receiver<ToWrite>,
         wake: Arc<Notify>,
-        lanes_full: Arc<AtomicBool>,
+        due_left: Arc<AtomicBool>,
     ) {
         let mut pending: Vec<Finished> = Vec::new();
         let mut slots: Vec<OwnedSemaphorePermit> = Vec::new();
@@ -209,7 +211,7 @@ impl Worker {
                     pending.clear();
                     // Written and acknowledged: these jobs' slots (and their lanes' room) may take new work.
                     slots.clear();
-                    if left_work || lanes_full.load(Ordering::Relaxed) {
+                    if left_work || due_left.load(Ordering::Relaxed) {
                         wake.notify_one();
                     }
                     backoff.reset();
