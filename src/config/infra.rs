@@ -28,6 +28,9 @@ pub struct KafkaConfig {
     pub batch_linger_ms: u64,
     /// Broker-side fetch wait.
     pub fetch_wait_ms: u64,
+    /// How long a partition may give nothing after being assigned or sought before ingest seeks back before its
+    /// stored offset (tansu answers nothing to a fetch inside its last record batch; see `ingest::quiet`).
+    pub stall_check_ms: u64,
     /// Topic of each event type we publish (the outbox relay publishes there); unmapped: a topic named after it.
     pub publish_topics: std::collections::BTreeMap<String, String>,
     /// Topics to create at start-up (tansu does not create them on first use).

@@ -1,8 +1,8 @@
 //! The ingest role: a Kafka consumer-group member. Offsets are committed only after the Postgres
 //! transaction holding the batch has committed; redelivered messages are no-ops (unique event ids).
 
-use std::collections::HashMap;
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use opentelemetry::propagation::Extractor;
@@ -14,18 +14,20 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use workflows::EventEnvelope;
 
+use super::quiet::{self, IngestContext, Partition, Quiet};
 use super::resume::{plan, seek_back};
+pub use super::topics::create_topics;
 use super::{BatchError, Incoming, Ingestor, OffsetUpdate};
 use crate::config::KafkaConfig;
 use jobs::backoff::Backoff;
 
 /// Build the consumer and subscribe to the configured regex and topics.
-pub fn consumer(config: &KafkaConfig) -> anyhow::Result<StreamConsumer> {
+pub fn consumer(config: &KafkaConfig) -> anyhow::Result<StreamConsumer<IngestContext>> {
     let mut client = ClientConfig::new();
     if !config.group_instance_id.trim().is_empty() {
         client.set("group.instance.id", config.group_instance_id.trim());
     }
-    let consumer: StreamConsumer = client
+    let consumer: StreamConsumer<IngestContext> = client
         .set("bootstrap.servers", &config.brokers)
         .set("group.id", &config.group_id)
         .set("enable.auto.commit", "false")
@@ -36,7 +38,7 @@ pub fn consumer(config: &KafkaConfig) -> anyhow::Result<StreamConsumer> {
         .set("fetch.wait.max.ms", config.fetch_wait_ms.to_string())
         // Pick up topics created after start-up that match the regex.
         .set("topic.metadata.refresh.interval.ms", "10000")
-        .create()?;
+        .create_with_context(IngestContext::default())?;
     let mut topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
     let regex = config.topic_regex.trim();
     if !regex.is_empty() {
@@ -101,7 +103,7 @@ fn commit_list(batch: &[OwnedMessage]) -> anyhow::Result<TopicPartitionList> {
 /// Consume until `shutdown`: gather a batch, write it in one transaction (retrying until it commits), then commit
 /// offsets to the broker.
 pub async fn run(
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<IngestContext>,
     ingestor: Ingestor,
     config: KafkaConfig,
     shutdown: CancellationToken,
@@ -111,6 +113,8 @@ pub async fn run(
         ingestor,
         config,
         seek_steps: HashMap::new(),
+        quiet: Quiet::default(),
+        next_check: tokio::time::Instant::now(),
     };
     while let Some(batch) = ingest.next_batch(&shutdown).await {
         let span = tracing::info_span!(
@@ -137,6 +141,9 @@ pub async fn run(
             }
             Err(e) => tracing::warn!(error = %e, "cannot build offset list"),
         }
+        if tokio::time::Instant::now() >= ingest.next_check {
+            ingest.check_quiet().await;
+        }
     }
     // Commit synchronously what was consumed before leaving the group.
     if let Err(e) = ingest.consumer.commit_consumer_state(CommitMode::Sync) {
@@ -150,21 +157,29 @@ struct ShuttingDown;
 
 /// The consumer loop's state.
 struct KafkaIngest {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<IngestContext>,
     ingestor: Ingestor,
     config: KafkaConfig,
     /// Per partition: how far before our stored offset the last seek went (see `seek_back`).
     seek_steps: HashMap<(String, i32), i64>,
+    /// Partitions that gave nothing since they were assigned or sought (see `quiet`).
+    quiet: Quiet,
+    /// When `quiet` is next looked at.
+    next_check: tokio::time::Instant,
 }
 
 impl KafkaIngest {
     /// Wait for a message, then gather more for up to `batch_linger_ms` (or `batch_max`). `None` on shutdown.
-    async fn next_batch(&self, shutdown: &CancellationToken) -> Option<Vec<OwnedMessage>> {
+    async fn next_batch(&mut self, shutdown: &CancellationToken) -> Option<Vec<OwnedMessage>> {
         let mut backoff = Backoff::default();
         let first = loop {
             let received = tokio::select! {
                 _ = shutdown.cancelled() => return None,
                 msg = self.consumer.recv() => msg,
+                () = tokio::time::sleep_until(self.next_check) => {
+                    self.check_quiet().await;
+                    continue;
+                }
             };
             match received {
                 Ok(msg) => break msg.detach(),
@@ -187,7 +202,85 @@ impl KafkaIngest {
                 Err(_) => break,
             }
         }
+        quiet::apply(
+            &mut self.quiet,
+            self.consumer.context().take(),
+            Instant::now(),
+        );
+        for msg in &batch {
+            self.quiet.heard(msg.topic(), msg.partition());
+        }
         Some(batch)
+    }
+
+    /// Seek back the partitions quiet for `kafka.stall_check_ms` since they were assigned or sought (see `quiet`).
+    async fn check_quiet(&mut self) {
+        let after = Duration::from_millis(self.config.stall_check_ms.max(100));
+        self.next_check = tokio::time::Instant::now() + after;
+        // Partitions sought now are looked at again at the next check: their wait starts at this instant.
+        let now = Instant::now();
+        quiet::apply(&mut self.quiet, self.consumer.context().take(), now);
+        let quiet = self.quiet.quiet_for(now, after);
+        if quiet.is_empty() {
+            return;
+        }
+        let (topics, partitions): (Vec<String>, Vec<i32>) = quiet.iter().cloned().unzip();
+        let stored = match self
+            .ingestor
+            .resume_points(&self.config.group_id, topics, partitions)
+            .await
+        {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the stored offsets of quiet partitions");
+                return;
+            }
+        };
+        // Nothing stored: nothing was ingested from it, so the broker has no committed offset of ours either.
+        let known: HashSet<Partition> = stored.iter().map(|(t, p, _)| (t.clone(), *p)).collect();
+        for (topic, partition) in quiet.iter().filter(|p| !known.contains(*p)) {
+            self.quiet.heard(topic, *partition);
+        }
+        for (topic, partition, next) in stored {
+            match self.seek_before(
+                &topic,
+                partition,
+                next,
+                "gave nothing since it was assigned or sought",
+                now,
+            ) {
+                Ok(true) => {}
+                Ok(false) => self.quiet.heard(&topic, partition),
+                Err(e) => {
+                    tracing::warn!(%topic, partition, error = %e, "cannot seek a quiet partition")
+                }
+            }
+        }
+    }
+
+    /// Seek `partition` back before `next`, its stored offset (`seek_back`'s growing step), because it `why`, and
+    /// watch it from `now`. `false` when seeking further back cannot help: the broker no longer has these offsets.
+    fn seek_before(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        next: i64,
+        why: &str,
+        now: Instant,
+    ) -> anyhow::Result<bool> {
+        let Some(target) = seek_back(&mut self.seek_steps, topic, partition, next) else {
+            tracing::error!(%topic, partition, offset = next, why, "messages after our stored offset are gone from the broker");
+            return Ok(false);
+        };
+        tracing::warn!(%topic, partition, offset = next, target, why, "seeking back before our stored offset");
+        self.consumer.seek(
+            topic,
+            partition,
+            Offset::Offset(target),
+            Duration::from_secs(5),
+        )?;
+        self.quiet.watch((topic.to_owned(), partition), now);
+        Ok(true)
     }
 
     /// Write `batch` until Postgres holds it. Only infrastructure errors get here (a message Postgres refuses is
@@ -260,45 +353,24 @@ impl KafkaIngest {
         resume: &HashMap<(String, i32), i64>,
     ) -> anyhow::Result<Vec<usize>> {
         let mut plan = plan(positions, resume);
-        for (topic, partition, offset) in std::mem::take(&mut plan.seek) {
-            match seek_back(&mut self.seek_steps, &topic, partition, offset) {
-                Some(target) => {
-                    tracing::warn!(
-                        %topic,
-                        partition,
-                        offset,
-                        target,
-                        "the broker resumed past our stored offset; seeking back"
-                    );
-                    self.consumer.seek(
-                        &topic,
-                        partition,
-                        Offset::Offset(target),
-                        Duration::from_secs(5),
-                    )?;
-                }
-                None => {
-                    // Seeking back further cannot help: the broker no longer has these offsets.
-                    tracing::error!(
-                        %topic,
-                        partition,
-                        offset,
-                        "messages after our stored offset are gone from the broker; accepting the gap"
-                    );
-                    plan.keep.extend(
-                        positions
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, (t, p, _))| *t == topic && *p == partition)
-                            .map(|(i, _)| i),
-                    );
-                }
+        let gaps = std::mem::take(&mut plan.seek);
+        // A partition that resumed at or before our stored offset is back on track.
+        for (topic, partition, _) in positions {
+            if !gaps.iter().any(|(t, p, _)| t == topic && p == partition) {
+                self.seek_steps.remove(&(topic.clone(), *partition));
             }
         }
-        // A partition that delivered what we expected is back on track.
-        for &i in &plan.keep {
-            let (topic, partition, _) = &positions[i];
-            self.seek_steps.remove(&(topic.clone(), *partition));
+        for (topic, partition, offset) in gaps {
+            if !self.seek_before(&topic, partition, offset, "resumed past it", Instant::now())? {
+                // Accept the gap.
+                plan.keep.extend(
+                    positions
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, (t, p, _))| *t == topic && *p == partition)
+                        .map(|(i, _)| i),
+                );
+            }
         }
         plan.keep.sort_unstable();
         Ok(plan.keep)
@@ -345,32 +417,4 @@ fn offset_update(group: &str, kept: &[&OwnedMessage]) -> OffsetUpdate {
         update.next.push(offset);
     }
     update
-}
-
-/// Create `topics` if missing (tansu does not auto-create topics).
-pub async fn create_topics(
-    brokers: &str,
-    topics: &[String],
-    partitions: i32,
-) -> anyhow::Result<()> {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    use rdkafka::client::DefaultClientContext;
-    use rdkafka::types::RDKafkaErrorCode;
-    if topics.is_empty() {
-        return Ok(());
-    }
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()?;
-    let new: Vec<NewTopic<'_>> = topics
-        .iter()
-        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
-        .collect();
-    for result in admin.create_topics(&new, &AdminOptions::new()).await? {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => anyhow::bail!("cannot create topic {topic}: {code}"),
-        }
-    }
-    Ok(())
 }

@@ -3,7 +3,9 @@
 mod batch;
 mod http;
 pub mod kafka;
+mod quiet;
 mod resume;
+mod topics;
 
 use std::sync::Arc;
 

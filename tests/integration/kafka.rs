@@ -238,3 +238,95 @@ async fn by_default_each_published_event_type_has_its_own_topic_and_a_dead_lette
     assert_eq!(delivered[0]["eventType"], "webhook.delivered");
     assert_eq!(delivered[0]["data"]["subscriptionId"], ok_sub.to_string());
 }
+
+/// Catches: a partition whose committed offset falls inside its last record batch waiting forever. tansu answers a
+/// fetch that starts inside a record batch with the batches after it: inside the last one, with nothing until more
+/// is produced. A killed ingest leaves exactly that (seen in `processes`: the restarted one never ingested the rest).
+#[tokio::test]
+async fn a_partition_resumed_inside_its_last_record_batch_is_sought_back_and_the_rest_ingested() {
+    const EVENTS: usize = 40;
+    const STORED: i64 = 20;
+    let t = topics();
+    create_topics(&[t.orders.clone(), t.publish.clone()]).await;
+    let db = TestDb::create().await;
+    let url = db.url.clone();
+    let group = format!("g-{}", Uuid::new_v4());
+    let mut config = kafka_config(&db, &t, &group);
+    config.kafka.stall_check_ms = 200;
+    let delivering = Roles {
+        ingest: false,
+        ..Roles::ALL
+    };
+    let app = TestApp::spawn_with(db, config.clone(), delivering).await;
+    let mut receiver = Receiver::start(&[]).await;
+    app.subscribe("store-q", &receiver.url(), &["*"]).await;
+
+    // One produce request (the producer lingers to gather every send), so one record batch.
+    let p: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("linger.ms", "500")
+        .create()
+        .expect("producer");
+    let events: Vec<String> = (0..EVENTS)
+        .map(|n| event("order.placed", "store-q", json!({"n": n})).to_string())
+        .collect();
+    let sent = futures::future::join_all(events.iter().map(|e| {
+        p.send(
+            rdkafka::producer::FutureRecord::<str, str>::to(&t.orders)
+                .key("k")
+                .payload(e)
+                .partition(0),
+            Duration::from_secs(10),
+        )
+    }))
+    .await;
+    assert!(sent.iter().all(Result::is_ok), "produced");
+
+    // As a killed ingest leaves it: Postgres holds the first 20 events' offsets, and so does the broker.
+    sqlx::query("INSERT INTO kafka_offsets (group_id, topic, partition, next_offset) VALUES ($1, $2, 0, $3)")
+        .bind(&group)
+        .bind(&t.orders)
+        .bind(STORED)
+        .execute(&app.pool)
+        .await
+        .expect("stored offset");
+    commit_offset(&group, &t.orders, STORED);
+
+    let ingest = Roles {
+        ingest: true,
+        api: false,
+        worker: false,
+    };
+    let shared = TestDb {
+        name: format!("unused_{}", Uuid::new_v4().simple()),
+        url,
+    };
+    let _ingest = TestApp::spawn_with(shared, config, ingest).await;
+    let mut got: Vec<i64> = Vec::new();
+    for _ in STORED..EVENTS as i64 {
+        let body: Value = serde_json::from_slice(&receiver.next(WAIT).await.body).expect("json");
+        got.push(body["data"]["n"].as_i64().expect("n"));
+    }
+    got.sort_unstable();
+    assert_eq!(
+        got,
+        (STORED..EVENTS as i64).collect::<Vec<_>>(),
+        "the events after the stored offset, once each"
+    );
+    receiver.expect_silence(Duration::from_millis(500)).await;
+}
+
+/// Commit `offset` of partition 0 of `topic` for `group` to the broker.
+fn commit_offset(group: &str, topic: &str, offset: i64) {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut list = rdkafka::TopicPartitionList::new();
+    list.add_partition_offset(topic, 0, rdkafka::Offset::Offset(offset))
+        .expect("offset");
+    consumer.commit(&list, CommitMode::Sync).expect("commit");
+}
