@@ -34,9 +34,8 @@ impl Quiet {
 
     /// `partition` gave a message (or is no longer ours): stop watching it.
     pub(super) fn heard(&mut self, topic: &str, partition: i32) {
-        if !self.since.is_empty() {
-            self.since.remove(&(topic.to_owned(), partition));
-        }
+        // A handful of assigned partitions at most: a scan, without building a key per message.
+        self.since.retain(|(t, p), _| !(t == topic && *p == partition));
     }
 
     /// The watched partitions quiet for at least `after`.
