@@ -5,10 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use opentelemetry::propagation::Extractor;
-use opentelemetry::trace::TraceContextExt;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -17,6 +15,7 @@ use workflows::EventEnvelope;
 use super::quiet::{self, IngestContext, Partition, Quiet};
 use super::resume::{plan, seek_back};
 pub use super::topics::create_topics;
+use super::trace_headers::trace_parent;
 use super::{BatchError, Incoming, Ingestor, OffsetUpdate};
 use crate::config::KafkaConfig;
 use jobs::backoff::Backoff;
@@ -59,29 +58,6 @@ fn to_incoming(msg: &OwnedMessage, max_bytes: usize) -> Incoming<'_> {
         payload: msg.payload(),
         parsed: EventEnvelope::parse(msg.payload().unwrap_or_default(), max_bytes, Utc::now()),
         trace_parent: msg.headers().and_then(trace_parent),
-    }
-}
-
-/// The producer's span named by a message's W3C headers (`traceparent`, `tracestate`), when traces are exported
-/// (without them the global propagator reads nothing).
-fn trace_parent(headers: &OwnedHeaders) -> Option<opentelemetry::Context> {
-    let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&KafkaHeaders(headers)));
-    cx.span().span_context().is_valid().then_some(cx)
-}
-
-/// A message's headers, for the propagator.
-struct KafkaHeaders<'a>(&'a OwnedHeaders);
-
-impl Extractor for KafkaHeaders<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|h| h.key.eq_ignore_ascii_case(key))
-            .and_then(|h| std::str::from_utf8(h.value?).ok())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.iter().map(|h| h.key).collect()
     }
 }
 
@@ -242,18 +218,16 @@ impl KafkaIngest {
             self.quiet.heard(topic, *partition);
         }
         for (topic, partition, next) in stored {
-            match self.seek_before(
-                &topic,
-                partition,
-                next,
-                "gave nothing since it was assigned or sought",
-                now,
-            ) {
-                Ok(true) => {}
-                Ok(false) => self.quiet.heard(&topic, partition),
-                Err(e) => {
-                    tracing::warn!(%topic, partition, error = %e, "cannot seek a quiet partition")
-                }
+            let key = (topic, partition);
+            if quiet::sought_far_enough(self.seek_steps.get(&key).copied(), next) {
+                tracing::info!(topic = %key.0, partition, offset = next, "a quiet partition gave nothing even sought back: taken as idle");
+                self.quiet.heard(&key.0, partition);
+                self.seek_steps.remove(&key);
+                continue;
+            }
+            let why = "gave nothing since it was assigned or sought";
+            if let Err(e) = self.seek_before(&key.0, partition, next, why, now) {
+                tracing::warn!(topic = %key.0, partition, error = %e, "cannot seek a quiet partition");
             }
         }
     }

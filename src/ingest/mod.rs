@@ -6,6 +6,7 @@ pub mod kafka;
 mod quiet;
 mod resume;
 mod topics;
+mod trace_headers;
 
 use std::sync::Arc;
 

@@ -35,7 +35,8 @@ impl Quiet {
     /// `partition` gave a message (or is no longer ours): stop watching it.
     pub(super) fn heard(&mut self, topic: &str, partition: i32) {
         // A handful of assigned partitions at most: a scan, without building a key per message.
-        self.since.retain(|(t, p), _| !(t == topic && *p == partition));
+        self.since
+            .retain(|(t, p), _| !(t == topic && *p == partition));
     }
 
     /// The watched partitions quiet for at least `after`.
@@ -49,6 +50,16 @@ impl Quiet {
         quiet.sort();
         quiet
     }
+}
+
+/// How far back a quiet partition is sought at most: past any record batch a producer makes (librdkafka puts at
+/// most 10,000 messages in one by default). Beyond that, or once at the partition's start, the partition is taken
+/// as idle (or its broker as unreachable), and re-reading further would cost more than it could find.
+const SEEK_AT_MOST: i64 = 1 << 14;
+
+/// Whether a quiet partition whose last seek went `step` before `next`, its stored offset, was sought far enough.
+pub(super) fn sought_far_enough(step: Option<i64>, next: i64) -> bool {
+    step.is_some_and(|step| step >= SEEK_AT_MOST || step >= next)
 }
 
 /// A rebalance, as the ingest loop applies it to its [`Quiet`].
@@ -139,6 +150,17 @@ mod tests {
         );
         quiet.heard("t", 0);
         assert_eq!(quiet.quiet_for(later, Duration::from_secs(3)), vec![p(1)]);
+    }
+
+    #[test]
+    fn a_quiet_partition_is_sought_back_until_its_start_or_past_any_record_batch() {
+        assert!(!sought_far_enough(None, 5000), "not sought yet");
+        assert!(!sought_far_enough(Some(64), 5000));
+        assert!(
+            sought_far_enough(Some(64), 40),
+            "the last seek reached offset 0"
+        );
+        assert!(sought_far_enough(Some(SEEK_AT_MOST), 1_000_000));
     }
 
     #[test]
