@@ -2,7 +2,7 @@
 //! the same due jobs in few lanes. `apalis.jobs` is filled with SQL (no service, no receiver): only the claim runs,
 //! so the figures are the statement pair's own latency on this Postgres.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use apalis_core::worker::context::WorkerContext;
@@ -66,7 +66,7 @@ async fn measure(
         explain(pool, lanes, args.claim_limit, limits).await?;
     }
     let timed = timed_claims(pool, args.claims, args.claim_limit, limits).await?;
-    let (fewest, most, starved) = spread(pool).await?;
+    let (fewest, most, starved) = spread(pool, &timed.per_lane).await?;
     println!(
         "| {lanes} | {} | {per_lane} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {fewest}–{most} | {starved} |",
         lanes * per_lane,
@@ -168,10 +168,13 @@ struct Timed {
     jobs: usize,
     /// Sum over the claims of the distinct lanes each one claimed from.
     lanes: usize,
+    /// Jobs claimed per lane over the run.
+    per_lane: HashMap<String, i64>,
 }
 
 /// `claims` claims of up to `limit` jobs, each timed alone; between two claims (untimed) the claimed jobs are
-/// marked `Done`, as acknowledging them would, so every lane has its room again.
+/// deleted, as the worker's acknowledgement does (`worker.job_retention_secs` = 0, the default), so every lane has
+/// its room again.
 async fn timed_claims(
     pool: &PgPool,
     claims: usize,
@@ -183,6 +186,7 @@ async fn timed_claims(
         latencies_us: Vec::with_capacity(claims),
         jobs: 0,
         lanes: 0,
+        per_lane: HashMap::new(),
     };
     for _ in 0..claims {
         let started = Instant::now();
@@ -192,30 +196,37 @@ async fn timed_claims(
             .push(u64::try_from(started.elapsed().as_micros())?);
         let ids: Vec<String> = batch.iter().map(|j| j.task_id.to_string()).collect();
         let lanes: Vec<String> = sqlx::query_scalar(
-            "UPDATE apalis.jobs SET status = 'Done', done_at = now() WHERE id = ANY($1)
-             RETURNING metadata -> 'lane'",
+            "DELETE FROM apalis.jobs WHERE id = ANY($1) RETURNING metadata -> 'lane'",
         )
         .bind(&ids)
         .fetch_all(pool)
         .await?;
         timed.jobs += batch.len();
+        for lane in &lanes {
+            *timed.per_lane.entry(lane.clone()).or_default() += 1;
+        }
         timed.lanes += lanes.into_iter().collect::<HashSet<_>>().len();
     }
     timed.latencies_us.sort_unstable();
     Ok(timed)
 }
 
-/// The fewest and most jobs claimed from one lane over the run, and the lanes never claimed from: lanes taking
-/// strict turns would all be within one of each other (while every lane still has due jobs).
-async fn spread(pool: &PgPool) -> anyhow::Result<(i64, i64, i64)> {
-    Ok(sqlx::query_as(
-        "SELECT min(c), max(c), count(*) FILTER (WHERE c = 0) FROM (
-             SELECT l.lane, count(j.id) AS c FROM bench_lanes l
-             LEFT JOIN apalis.jobs j ON j.metadata -> 'lane' = l.lane::text AND j.status = 'Done'
-             GROUP BY l.lane) per_lane",
-    )
-    .fetch_one(pool)
-    .await?)
+/// The fewest and most jobs claimed from one lane over the run (`per_lane`), and the lanes never claimed from:
+/// lanes taking strict turns would all be within one of each other (while every lane still has due jobs).
+async fn spread(pool: &PgPool, per_lane: &HashMap<String, i64>) -> anyhow::Result<(i64, i64, i64)> {
+    let lanes: Vec<String> = sqlx::query_scalar("SELECT lane::text FROM bench_lanes")
+        .fetch_all(pool)
+        .await?;
+    let counts: Vec<i64> = lanes
+        .iter()
+        .map(|lane| per_lane.get(lane).copied().unwrap_or(0))
+        .collect();
+    let starved = counts.iter().filter(|c| **c == 0).count();
+    Ok((
+        counts.iter().copied().min().unwrap_or(0),
+        counts.iter().copied().max().unwrap_or(0),
+        i64::try_from(starved)?,
+    ))
 }
 
 /// `EXPLAIN (ANALYZE, BUFFERS)` of the walk (from the first lane, for `limit` due lanes within a claim's budget of
