@@ -219,15 +219,21 @@ impl KafkaIngest {
         }
         for (topic, partition, next) in stored {
             let key = (topic, partition);
+            let topic = key.0.as_str();
             if quiet::sought_far_enough(self.seek_steps.get(&key).copied(), next) {
-                tracing::info!(topic = %key.0, partition, offset = next, "a quiet partition gave nothing even sought back: taken as idle");
-                self.quiet.heard(&key.0, partition);
+                tracing::info!(
+                    topic,
+                    partition,
+                    offset = next,
+                    "a quiet partition gave nothing even sought back: taken as idle"
+                );
+                self.quiet.heard(topic, partition);
                 self.seek_steps.remove(&key);
                 continue;
             }
             let why = "gave nothing since it was assigned or sought";
-            if let Err(e) = self.seek_before(&key.0, partition, next, why, now) {
-                tracing::warn!(topic = %key.0, partition, error = %e, "cannot seek a quiet partition");
+            if let Err(e) = self.seek_before(topic, partition, next, why, now) {
+                tracing::warn!(topic, partition, error = %e, "cannot seek a quiet partition");
             }
         }
     }
@@ -243,7 +249,13 @@ impl KafkaIngest {
         now: Instant,
     ) -> anyhow::Result<bool> {
         let Some(target) = seek_back(&mut self.seek_steps, topic, partition, next) else {
-            tracing::error!(%topic, partition, offset = next, why, "messages after our stored offset are gone from the broker");
+            tracing::error!(
+                %topic,
+                partition,
+                offset = next,
+                why,
+                "messages after our stored offset are gone from the broker"
+            );
             return Ok(false);
         };
         tracing::warn!(%topic, partition, offset = next, target, why, "seeking back before our stored offset");

@@ -169,8 +169,9 @@ impl Worker {
     /// to whichever worker can run them) but is still retried: its results are never dropped, and the delivery
     /// row's `dispatch_seq` makes whichever of the two writes comes second a no-op.
     /// A written flush wakes the claimer when its last claim left due jobs it could not take (`due_left`: lanes
-    /// full, which the finished jobs freed room in, or jobs another worker was claiming), or when the flush itself left work: jobs it queued, which the
-    /// claimer's sleep (until the next job due) does not know of yet, or jobs that failed and are due again.
+    /// full, which the finished jobs freed room in, or jobs another worker was claiming), or when the flush itself
+    /// left work: jobs it queued, which the claimer's sleep (until the next job due) does not know of yet, or jobs
+    /// that failed and are due again.
     /// Otherwise nothing is due that the room could serve, and waking would cost an empty claim and a look at the
     /// queue per flush (at a steady 200 events/s, one of each per delivery); new jobs from ingest wake the claimer
     /// by their own notification.
