@@ -61,16 +61,23 @@ fn to_incoming(msg: &OwnedMessage, max_bytes: usize) -> Incoming<'_> {
     }
 }
 
-/// The next offset to commit per partition: one past the highest offset in the batch
-/// (a batch is a contiguous run of each partition's stream, so every offset below it is done).
-fn commit_list(batch: &[OwnedMessage]) -> anyhow::Result<TopicPartitionList> {
+/// Per partition of `messages`, the next offset: one past the highest.
+fn next_offsets<'a>(
+    messages: impl IntoIterator<Item = &'a OwnedMessage>,
+) -> HashMap<(&'a str, i32), i64> {
     let mut next: HashMap<(&str, i32), i64> = HashMap::new();
-    for msg in batch {
+    for msg in messages {
         let entry = next.entry((msg.topic(), msg.partition())).or_insert(0);
         *entry = (*entry).max(msg.offset() + 1);
     }
+    next
+}
+
+/// The next offset to commit per partition: one past the highest offset in the batch
+/// (a batch is a contiguous run of each partition's stream, so every offset below it is done).
+fn commit_list(batch: &[OwnedMessage]) -> anyhow::Result<TopicPartitionList> {
     let mut list = TopicPartitionList::new();
-    for ((topic, partition), offset) in next {
+    for ((topic, partition), offset) in next_offsets(batch) {
         list.add_partition_offset(topic, partition, Offset::Offset(offset))?;
     }
     Ok(list)
@@ -388,11 +395,7 @@ fn log_write_failure(e: &anyhow::Error, messages: usize) -> bool {
 
 /// The next offset per partition of the messages written: one past the highest.
 fn offset_update(group: &str, kept: &[&OwnedMessage]) -> OffsetUpdate {
-    let mut next: HashMap<(&str, i32), i64> = HashMap::new();
-    for m in kept {
-        let e = next.entry((m.topic(), m.partition())).or_insert(0);
-        *e = (*e).max(m.offset() + 1);
-    }
+    let next = next_offsets(kept.iter().copied());
     let mut update = OffsetUpdate {
         group: group.to_owned(),
         ..OffsetUpdate::default()
