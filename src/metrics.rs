@@ -23,6 +23,22 @@ pub const LATENCY_BUCKETS_SECS: [f64; 10] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 10.0, 60.0, 3_600.0,
 ];
 
+/// The ingest and outbox counters' names and help, in the order `register_events` lists them.
+const EVENT_COUNTERS: [(&str, &str); 6] = [
+    ("events_ingested", "Domain events accepted"),
+    ("events_duplicate", "Domain events ignored as duplicates"),
+    (
+        "jobs_handed_off",
+        "Jobs ingest handed to its process's worker (no claim)",
+    ),
+    ("messages_quarantined", "Kafka messages quarantined"),
+    ("events_published", "Events published to Kafka"),
+    (
+        "connector_polled_records",
+        "Records found by connector polls (before deduplication)",
+    ),
+];
+
 /// Which kind of outbound job an outcome belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JobKind {
@@ -139,6 +155,8 @@ pub struct Metrics {
     pub events_ingested: Counter,
     /// Domain events ignored as duplicates of one already stored.
     pub events_duplicate: Counter,
+    /// Jobs the ingest handed to this process's worker as it queued them (no claim).
+    pub jobs_handed_off: Counter,
     /// Kafka messages quarantined instead of ingested.
     pub messages_quarantined: Counter,
     /// Events the outbox relay published to Kafka.
@@ -174,33 +192,14 @@ impl Metrics {
     /// Ingest and outbox counters.
     fn register_events(&self, r: &mut Registry) {
         let counters = [
-            (
-                "events_ingested",
-                "Domain events accepted",
-                &self.events_ingested,
-            ),
-            (
-                "events_duplicate",
-                "Domain events ignored as duplicates",
-                &self.events_duplicate,
-            ),
-            (
-                "messages_quarantined",
-                "Kafka messages quarantined",
-                &self.messages_quarantined,
-            ),
-            (
-                "events_published",
-                "Events published to Kafka",
-                &self.published,
-            ),
-            (
-                "connector_polled_records",
-                "Records found by connector polls (before deduplication)",
-                &self.connector_polled_records,
-            ),
+            &self.events_ingested,
+            &self.events_duplicate,
+            &self.jobs_handed_off,
+            &self.messages_quarantined,
+            &self.published,
+            &self.connector_polled_records,
         ];
-        for (name, help, counter) in counters {
+        for ((name, help), counter) in EVENT_COUNTERS.into_iter().zip(counters) {
             r.register(name, help, counter.clone());
         }
     }
@@ -294,6 +293,7 @@ impl Metrics {
             registry: Registry::default(),
             events_ingested: Counter::default(),
             events_duplicate: Counter::default(),
+            jobs_handed_off: Counter::default(),
             messages_quarantined: Counter::default(),
             published: Counter::default(),
             jobs: Family::default(),

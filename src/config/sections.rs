@@ -225,6 +225,9 @@ pub struct WorkerConfig {
     pub vacuum: jobs::worker::VacuumMode,
     /// Dead rows (plus 5 % of the live ones) past which the sweep vacuums a table.
     pub vacuum_dead_rows: i64,
+    /// Whether this process's ingest hands the jobs it queues to this process's worker (when both roles run here)
+    /// instead of waking a worker to claim them.
+    pub handoff: bool,
 }
 
 /// `[telemetry]`: OpenTelemetry traces, exported over OTLP/HTTP (protobuf) when an endpoint is set.

@@ -146,14 +146,11 @@ impl Ingestor {
             events::quarantine(&mut tx, &item.quarantined(refused.code, refused.reason)).await?;
             written.quarantined += 1;
         }
-        queue::push(&mut tx, due_now(jobs))
-            .await
-            .map_err(queue::as_sqlx)?;
+        let mut queued = self.queue(&mut tx, jobs).await?;
         tx.commit().await.map_err(commit_error)?;
-        // Ingested events may have queued jobs (here or in their savepoints); a wake-up for none costs one claim.
-        if !written.ingested.is_empty() {
-            self.announcer.announce();
-        }
+        // Events ingested in their savepoints queued their jobs there, for a claim; a wake-up for none costs one.
+        queued.waiting |= isolation == Isolation::PerMessage && !written.ingested.is_empty();
+        self.committed(queued);
         Ok(written)
     }
 }

@@ -8,17 +8,18 @@
 //! lost fails every request of the batch with the same error: they may or may not be stored, and a client retrying
 //! with the same event id is told so (a duplicate) rather than having its event fanned out twice.
 
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 use workflows::EventEnvelope;
 use workflows::ids::SubscriptionId;
 
-use super::batch::{commit_outcome_unknown, due_now};
+use super::batch::commit_outcome_unknown;
 use super::{Ingestor, event_span};
 use crate::db::events::{self, EventSource, Ingested};
-use jobs::queue::{self, announce};
+use jobs::queue::announce;
 
 /// One request waiting to be written.
 struct Request {
@@ -31,24 +32,34 @@ struct Request {
 }
 
 /// The writers of `POST /events`. Cheap to clone; the writers stop when the last clone is dropped.
+///
+/// Each store's events go to one writer (by a hash of its id), so two writers never queue jobs for the same lane
+/// (a subscription belongs to one store) at once: each would otherwise find the lane locked by the other's
+/// transaction and leave its jobs to a claim instead of handing them to the worker (`jobs::queue::push`).
 #[derive(Clone)]
 pub struct HttpIngest {
-    queue: mpsc::Sender<Request>,
+    queues: Arc<[mpsc::Sender<Request>]>,
 }
 
 impl HttpIngest {
     /// Start `writers` writers (at least one) for `ingestor`, each writing up to `batch` events per transaction.
     pub fn start(ingestor: Ingestor, writers: usize, batch: usize) -> Self {
-        let (queue, waiting) = mpsc::channel(writers.max(1) * batch.max(1));
-        let waiting = Arc::new(Mutex::new(waiting));
-        for _ in 0..writers.max(1) {
-            tokio::spawn(write_until_closed(
-                ingestor.clone(),
-                waiting.clone(),
-                batch.max(1),
-            ));
-        }
-        Self { queue }
+        let queues = (0..writers.max(1))
+            .map(|_| {
+                let (queue, waiting) = mpsc::channel(batch.max(1));
+                tokio::spawn(write_until_closed(ingestor.clone(), waiting, batch.max(1)));
+                queue
+            })
+            .collect();
+        Self { queues }
+    }
+
+    /// The writer of `store`'s events.
+    fn queue_of(&self, store: &str) -> &mpsc::Sender<Request> {
+        let mut hasher = std::hash::DefaultHasher::new();
+        store.hash(&mut hasher);
+        let n = u64::try_from(self.queues.len()).unwrap_or(1);
+        &self.queues[usize::try_from(hasher.finish() % n).unwrap_or_default()]
     }
 
     /// Ingest one event; `only_subscription` restricts fan-out (the test endpoint). A data error (SQLSTATE class
@@ -64,6 +75,7 @@ impl HttpIngest {
             _ => "http",
         };
         let (reply, answer) = oneshot::channel();
+        let queue = self.queue_of(event.store_id.as_str()).clone();
         let request = Request {
             span: event_span(&event, kind),
             event,
@@ -71,13 +83,16 @@ impl HttpIngest {
             only_subscription,
             reply,
         };
-        self.queue.send(request).await.map_err(|_| stopped())?;
+        queue.send(request).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 
     /// Requests waiting for a writer.
     pub fn waiting(&self) -> usize {
-        self.queue.max_capacity() - self.queue.capacity()
+        self.queues
+            .iter()
+            .map(|q| q.max_capacity() - q.capacity())
+            .sum()
     }
 }
 
@@ -99,17 +114,11 @@ fn stopped() -> sqlx::Error {
 /// Take the first waiting request, then whatever else waits (up to `batch`), write them, repeat.
 async fn write_until_closed(
     ingestor: Ingestor,
-    waiting: Arc<Mutex<mpsc::Receiver<Request>>>,
+    mut waiting: mpsc::Receiver<Request>,
     batch: usize,
 ) {
     let mut requests = Vec::with_capacity(batch);
-    loop {
-        {
-            let mut waiting = waiting.lock().await;
-            if waiting.recv_many(&mut requests, batch).await == 0 {
-                return;
-            }
-        }
+    while waiting.recv_many(&mut requests, batch).await > 0 {
         ingestor.write_requests(std::mem::take(&mut requests)).await;
     }
 }
@@ -164,10 +173,10 @@ impl Ingestor {
             jobs.extend(queued);
             answers.push(ingested);
         }
-        let queued = !jobs.is_empty();
-        queue::push(&mut tx, due_now(jobs))
+        let queued = self
+            .queue(&mut tx, jobs)
             .await
-            .map_err(|e| Together::RolledBack(queue::as_sqlx(e)))?;
+            .map_err(Together::RolledBack)?;
         tx.commit().await.map_err(|e| {
             if commit_outcome_unknown(&e) {
                 Together::Unknown(e)
@@ -175,9 +184,7 @@ impl Ingestor {
                 Together::RolledBack(e)
             }
         })?;
-        if queued {
-            self.announcer.announce();
-        }
+        self.committed(queued);
         Ok(answers)
     }
 }

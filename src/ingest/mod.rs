@@ -11,13 +11,15 @@ mod trace_headers;
 use std::sync::Arc;
 
 use opentelemetry::trace::TraceContextExt;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use workflows::{EventEnvelope, RejectReason};
 
 use crate::db::events::{self, EventSource, Ingested, Quarantined};
 use crate::metrics::Metrics;
-use jobs::queue::announce::Announcer;
+use jobs::Job;
+use jobs::queue::{self, announce::Announcer, claim::ClaimedJob};
+use jobs::worker::{Handoff, Reservation};
 
 pub use batch::BatchError;
 pub use http::HttpIngest;
@@ -114,18 +116,54 @@ pub struct OffsetUpdate {
 pub struct Ingestor {
     pool: PgPool,
     metrics: Arc<Metrics>,
-    /// Wakes workers after each commit that queued jobs (ingest transactions send no NOTIFY of their own).
+    /// Wakes workers after each commit that queued jobs it did not hand off (ingest transactions send no NOTIFY of
+    /// their own).
     announcer: Announcer,
+    /// This process's worker, which takes the jobs it may as they are queued (`None`: every job is claimed).
+    handoff: Option<Handoff>,
+}
+
+/// Jobs queued in an ingest transaction: those handed to this process's worker, and whether any wait for a claim.
+#[must_use = "call Ingestor::committed after the commit, or drop it if the transaction rolled back"]
+struct Queued {
+    handed: Option<(Reservation, Vec<ClaimedJob>)>,
+    waiting: bool,
 }
 
 impl Ingestor {
-    /// An ingestor writing to `pool`.
-    pub fn new(pool: PgPool, metrics: Arc<Metrics>) -> Self {
+    /// An ingestor writing to `pool`, handing the jobs it queues to `handoff`'s worker when it runs.
+    pub fn new(pool: PgPool, metrics: Arc<Metrics>, handoff: Option<Handoff>) -> Self {
         let announcer = Announcer::new(pool.clone());
         Self {
             pool,
             metrics,
             announcer,
+            handoff,
+        }
+    }
+
+    /// Queue `jobs`, all due now, in the ingest transaction `conn`: those this process's worker may take are written
+    /// claimed by it (`jobs::queue::push`), the rest wait for a claim.
+    async fn queue(&self, conn: &mut PgConnection, jobs: Vec<Job>) -> Result<Queued, sqlx::Error> {
+        let due = batch::due_now(jobs);
+        let count = due.len();
+        let reservation = self.handoff.as_ref().and_then(|h| h.reserve(count));
+        let taker = reservation.as_ref().map(Reservation::taker);
+        let taken = queue::push::push_taking(conn, due, taker).await?;
+        Ok(Queued {
+            waiting: taken.len() < count,
+            handed: reservation.map(|r| (r, taken)),
+        })
+    }
+
+    /// After the ingest transaction committed: the worker runs what it took; a NOTIFY wakes a worker for the rest.
+    fn committed(&self, queued: Queued) {
+        if let Some((reservation, taken)) = queued.handed {
+            self.metrics.jobs_handed_off.inc_by(taken.len() as u64);
+            reservation.start(taken);
+        }
+        if queued.waiting {
+            self.announcer.announce();
         }
     }
 

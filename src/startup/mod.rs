@@ -27,7 +27,7 @@ use crate::secrets::cached::CachedSecretStore;
 use crate::secrets::embedded::{EmbeddedSecretStore, load_master_key};
 use crate::secrets::vault::VaultSecretStore;
 use jobs::queue::effects::Topics;
-use jobs::worker::{Faults, LeaseSettings, NoFaults, Vacuum, Worker, WorkerSettings};
+use jobs::worker::{Faults, Handoff, LeaseSettings, NoFaults, Vacuum, Worker, WorkerSettings};
 
 /// Which parts of the service this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +98,8 @@ pub struct Application {
     webhook: WebhookDeps,
     vault: Option<Arc<VaultSecretStore>>,
     worker_faults: Arc<dyn Faults>,
+    /// Where this process's ingest finds its running worker (`worker.handoff`).
+    handoff: Handoff,
 }
 
 /// A unique worker name: host, pid and a random suffix.
@@ -150,11 +152,16 @@ impl Application {
         )?;
         let connectors = wiring::connector_deps(&config, &secrets, &pool, clock.clone())?;
         let validator = wiring::validator(&config, &pool).await?;
+        let handoff = Handoff::default();
         let state = AppState {
             validator,
             credentials: config.credentials.clone(),
             ingestor: HttpIngest::start(
-                Ingestor::new(pool.clone(), metrics.clone()),
+                Ingestor::new(
+                    pool.clone(),
+                    metrics.clone(),
+                    Self::handoff_of(&config, &handoff),
+                ),
                 config.http.ingest_writers,
                 config.http.ingest_batch,
             ),
@@ -178,7 +185,18 @@ impl Application {
             webhook,
             vault,
             worker_faults: Arc::new(NoFaults),
+            handoff,
         })
+    }
+
+    /// The hand-off an ingest of this process uses: none when `worker.handoff` is off.
+    fn handoff_of(config: &Config, handoff: &Handoff) -> Option<Handoff> {
+        config.worker.handoff.then(|| handoff.clone())
+    }
+
+    /// The hand-off of this application's ingest.
+    pub(crate) fn ingest_handoff(&self) -> Option<Handoff> {
+        Self::handoff_of(&self.config, &self.handoff)
     }
 
     /// The `/ready` probe's Kafka client, when Kafka is configured.
@@ -281,6 +299,7 @@ impl Application {
                 rescue_every: Duration::from_millis(w.lease_rescue_ms),
             },
             lanes: self.config.lanes.limits(),
+            handoff: self.handoff.clone(),
             faults: self.worker_faults.clone(),
         };
         Worker::new(

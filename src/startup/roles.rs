@@ -130,7 +130,11 @@ impl Application {
         let consumer = kafka::consumer(k)?;
         let ingest = kafka::run(
             consumer,
-            Ingestor::new(self.pools.ingest.clone(), self.state.metrics.clone()),
+            Ingestor::new(
+                self.pools.ingest.clone(),
+                self.state.metrics.clone(),
+                self.ingest_handoff(),
+            ),
             k.clone(),
             shutdown.clone(),
         );

@@ -24,6 +24,7 @@ mod event_types;
 mod fair;
 mod flood;
 mod group_commit;
+mod handoff;
 mod kafka;
 mod lease;
 mod openapi;

@@ -206,6 +206,7 @@ async fn a_batch_replayed_with_savepoints_commits_the_good_events_quarantines_th
     let ingestor = integration_service::ingest::Ingestor::new(
         app.pool.clone(),
         Arc::clone(&app.app.state().metrics),
+        None,
     );
     let ingested = ingestor
         .ingest_batch(&batch, Some(&update))
@@ -255,6 +256,7 @@ async fn an_infrastructure_failure_quarantines_nothing_and_is_reported_for_a_ret
             .connect_lazy("postgres://postgres@127.0.0.1:1/nowhere")
             .expect("lazy pool"),
         Arc::clone(&app.app.state().metrics),
+        None,
     );
     let err = ingestor
         .ingest_batch(&batch, None)

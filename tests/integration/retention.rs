@@ -320,3 +320,71 @@ async fn the_sweep_vacuums_a_table_past_its_dead_row_threshold_as_its_mode_says(
     .expect("stats");
     assert_eq!((vacuums, dead), (1, 0), "vacuumed once, its dead rows gone");
 }
+
+/// Catches: a table that only grows (no dead rows, so the vacuum rule never reaches it) left without planner
+/// statistics while the server's autovacuum is off, so plans cached while it was small keep scanning it whole; or
+/// analyzing it again when nothing changed since.
+#[tokio::test]
+async fn the_sweep_analyzes_a_table_that_only_grew_and_not_again_until_it_changes() {
+    use jobs::worker::{Vacuum, VacuumMode};
+    let app = TestApp::spawn().await;
+    sqlx::raw_sql(
+        "CREATE TABLE growth_probe (n int);
+         INSERT INTO growth_probe SELECT generate_series(1, 1000);",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("grow");
+    let changed = async || -> i64 {
+        sqlx::query("SELECT pg_stat_force_next_flush()")
+            .execute(&app.pool)
+            .await
+            .expect("flush");
+        sqlx::query_scalar(
+            "SELECT n_mod_since_analyze FROM pg_stat_user_tables WHERE relname = 'growth_probe'",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .expect("stats")
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while changed().await < 1000 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the inserts never reached the statistics"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let analyze = |mode| {
+        jobs::queue::vacuum::analyze_grown(
+            &app.pool,
+            Vacuum {
+                mode,
+                dead_rows: 5000,
+            },
+        )
+    };
+    let probe = "public.growth_probe".to_owned();
+    assert!(analyze(VacuumMode::Never).await.expect("never").is_empty());
+    let analyzed = analyze(VacuumMode::Always).await.expect("always");
+    assert!(analyzed.contains(&probe), "1,000 new rows: {analyzed:?}");
+    let rows: f32 =
+        sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE relname = 'growth_probe'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("reltuples");
+    assert!(
+        (rows - 1000.0).abs() < 1.0,
+        "its statistics count its rows: {rows}"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while changed().await != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the analyze never reached the statistics"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let again = analyze(VacuumMode::Always).await.expect("again");
+    assert!(!again.contains(&probe), "nothing changed since: {again:?}");
+}

@@ -13,6 +13,9 @@
 //! - **Cost.** The walk is a loose index scan (one index descent per lane visited, at most a few per free slot),
 //!   never a scan of the waiting jobs: a claim costs the same with 10 or 10,000 lanes holding due work.
 //!
+//! - **The hand-off.** Jobs the ingest queues for a worker of its own process are written claimed by it under these
+//!   same rules, with the same lock and room (`super::push`), and only in lanes with no due job waiting.
+//!
 //! Two statements in one transaction: the first walks the lanes and takes a transaction-scoped advisory lock per
 //! due lane (lanes another worker is claiming right now are skipped); the second, whose snapshot is taken after
 //! those locks, counts each locked lane's jobs in flight and claims within its room. A lane's count therefore
@@ -176,13 +179,10 @@ pub fn statements() -> (String, String) {
 
 /// The claim statement: each locked lane's room, then up to that many of its oldest due jobs, interleaved by turn.
 fn claim_sql() -> String {
+    let room = room_sql("l.lane", 3, 4, 5);
     format!(
         "WITH lanes AS (
-             SELECT l.lane, l.turn,
-                    CASE WHEN COALESCE(o.consecutive_slow, 0) >= $3 THEN 1
-                         ELSE LEAST(COALESCE(o.max_in_flight, $4), $5) END
-                    - (SELECT count(*) FROM apalis.jobs b
-                       WHERE b.metadata -> 'lane' = l.lane AND b.status IN ('Queued', 'Running')) AS room
+             SELECT l.lane, l.turn, {room} AS room
              FROM unnest($1::text[]) WITH ORDINALITY AS l(lane, turn)
              LEFT JOIN outbound_lanes o ON o.lane = l.lane::uuid
          ), candidates AS (
@@ -205,15 +205,14 @@ fn claim_sql() -> String {
 /// whether it has a job due), from a seed row at the lane to start after, stopping once `$3` due lanes were seen or
 /// `$2` lanes visited, and an advisory lock on each due one.
 fn walk_sql() -> String {
+    let due = due_in_lane_sql("nxt.lane");
     format!(
         "WITH RECURSIVE walk(lane, n, due, found) AS (
              SELECT COALESCE($1, ''), 0, FALSE, 0
              UNION ALL
              SELECT x.lane, w.n + 1, x.due, w.found + x.due::int
              FROM walk w CROSS JOIN LATERAL (
-                 SELECT nxt.lane, EXISTS (
-                     SELECT 1 FROM apalis.jobs
-                     WHERE {CLAIMABLE} AND metadata -> 'lane' = nxt.lane AND run_at <= now()) AS due
+                 SELECT nxt.lane, EXISTS ({due}) AS due
                  FROM (SELECT (SELECT metadata -> 'lane' FROM apalis.jobs
                                WHERE {CLAIMABLE} AND metadata -> 'lane' > w.lane
                                ORDER BY metadata -> 'lane' LIMIT 1) AS lane) nxt) x
@@ -222,5 +221,30 @@ fn walk_sql() -> String {
          SELECT lane, CASE WHEN due THEN pg_try_advisory_xact_lock(hashtextextended('ss3-lane:' || lane, 0))
                            ELSE FALSE END
          FROM walk WHERE n > 0 AND lane IS NOT NULL ORDER BY n"
+    )
+}
+
+/// A lane's room, in SQL: its limit (1 while it is slow; else its owner's limit within the bounds, or the default)
+/// less its jobs claimed now (`Queued` or `Running`, by any worker). `lane` names the lane's column, joined to
+/// `outbound_lanes o`; the numbers are the parameters holding slow_after, default_in_flight and max_in_flight.
+pub(super) fn room_sql(
+    lane: &str,
+    slow_after: u8,
+    default_in_flight: u8,
+    max_in_flight: u8,
+) -> String {
+    format!(
+        "(CASE WHEN COALESCE(o.consecutive_slow, 0) >= ${slow_after} THEN 1
+               ELSE LEAST(COALESCE(o.max_in_flight, ${default_in_flight}), ${max_in_flight}) END
+          - (SELECT count(*) FROM apalis.jobs b
+             WHERE b.metadata -> 'lane' = {lane} AND b.status IN ('Queued', 'Running')))"
+    )
+}
+
+/// The due jobs of a lane, in SQL (for `EXISTS`): claimable, in the lane named by `lane`, `run_at` passed.
+pub(super) fn due_in_lane_sql(lane: &str) -> String {
+    format!(
+        "SELECT 1 FROM apalis.jobs
+         WHERE {CLAIMABLE} AND metadata -> 'lane' = {lane} AND run_at <= now()"
     )
 }

@@ -1,8 +1,9 @@
 //! The apalis-postgres queue: enqueue inside our transactions, claim, acknowledge, heartbeat, leases.
 //!
-//! We use apalis-postgres' storage and schema, and its own queries where they fit (`push_tasks`, `keep_alive`; the
-//! `apalis.workers` row is inserted here because `register_worker` takes a crate-private type). Four statements
-//! are ours, each writing apalis' own columns and statuses as its queries do: the fair claim ([`claim`], by lane,
+//! We use apalis-postgres' storage and schema, and its own queries where they fit (`keep_alive`; the
+//! `apalis.workers` row is inserted here because `register_worker` takes a crate-private type). Five statements
+//! are ours, each writing apalis' own columns and statuses as its queries do: the insert ([`push`], which writes a
+//! job as `push_tasks` does, or already claimed when a worker of the process takes it), the fair claim ([`claim`], by lane,
 //! where apalis' `get_jobs` takes the oldest due jobs whoever they belong to), the acknowledgement ([`ack`], keyed
 //! by job id), renewing the leases of held jobs (`lock_at`), and re-queuing jobs whose lease expired, as its
 //! `reenqueue_orphaned` does. Unlike `reenqueue_orphaned`, the rescue does not care whether the job's worker still
@@ -17,52 +18,36 @@ pub mod effects;
 pub mod load;
 pub mod parked;
 pub mod polls;
+pub mod push;
 pub mod vacuum;
+
+pub use push::{Taker, push};
 
 use std::time::{Duration, SystemTime};
 
-use crate::Job;
 use crate::job::QUEUE;
-use apalis_core::task::builder::TaskBuilder;
-use apalis_core::task::metadata::MetadataStore;
 use apalis_core::task::task_id::TaskId;
 use apalis_core::worker::context::WorkerContext;
-use apalis_postgres::{Config as ApalisConfig, PgTask, queries};
-use sqlx::{PgConnection, PgPool};
+use apalis_postgres::{Config as ApalisConfig, queries};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 /// How often apalis re-fetches a job whose handler hit an infrastructure error before giving up on it.
-const MAX_INFRA_RETRIES: usize = 25;
+pub(crate) const MAX_INFRA_RETRIES: usize = 25;
 
-/// Queue `jobs` (each with the real delay before it is due) in the caller's transaction; those due later than
-/// [`parked::PARK_BEYOND`] are parked.
-pub async fn push(
-    conn: &mut PgConnection,
-    jobs: Vec<(Job, Duration)>,
-) -> Result<(), apalis_postgres::Error> {
-    if jobs.is_empty() {
-        return Ok(());
-    }
-    let now = SystemTime::now();
-    let tasks: Vec<PgTask> = jobs
-        .into_iter()
-        .map(|(job, delay)| {
-            let mut metadata = MetadataStore::new();
-            let key = if parked::parks(delay) {
-                parked::PARKED
-            } else {
-                "lane"
-            };
-            // A fresh store has no key yet: inserting the first one cannot collide.
-            let _ = metadata.insert(key, job.lane().to_string());
-            TaskBuilder::new(job.encode())
-                .with_metadata(metadata)
-                .run_at_time(now + delay)
-                .idempotency_key(job.idempotency_key())
-                .max_attempts(MAX_INFRA_RETRIES)
-                .build()
-        })
-        .collect();
-    queries::push_tasks(conn, QUEUE, tasks).await
+/// A transaction holding the advisory lock of the periodic task `task` (`integration-service:<task>`) until it ends,
+/// so one process at a time runs it; `None` when another process holds it (the caller skips this round).
+pub async fn begin_alone(
+    pool: &PgPool,
+    task: &str,
+) -> Result<Option<Transaction<'static, Postgres>>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let locked: bool = sqlx::query_scalar(
+        "SELECT pg_try_advisory_xact_lock(hashtext('integration-service:' || $1))",
+    )
+    .bind(task)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(locked.then_some(tx))
 }
 
 /// A queue error inside a repository function that returns `sqlx::Error` (apalis wraps sqlx underneath).
@@ -145,15 +130,9 @@ pub async fn renew_leases(pool: &PgPool, worker: &str, ids: &[String]) -> Result
 /// acknowledged right now are skipped (`SKIP LOCKED`) and found at the next round if still expired. The index
 /// `apalis_jobs_lease` keeps it to the claimed jobs. Returns how many were re-queued.
 pub async fn rescue_expired(pool: &PgPool, lease: Duration) -> Result<u64, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let locked: bool = sqlx::query_scalar(
-        "SELECT pg_try_advisory_xact_lock(hashtext('integration-service:rescue'))",
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    if !locked {
+    let Some(mut tx) = begin_alone(pool, "rescue").await? else {
         return Ok(0);
-    }
+    };
     let rescued = sqlx::query(
         "UPDATE apalis.jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL, done_at = NULL,
              attempts = attempts + 1, last_result = '{\"Err\": \"Re-enqueued: its lease expired.\"}'
@@ -295,15 +274,9 @@ pub async fn depth(pool: &PgPool) -> Result<(i64, i64), sqlx::Error> {
 /// The partial index `apalis_jobs_finished` keeps it to finished jobs, whatever waits in the queue.
 /// Returns how many rows were deleted.
 pub async fn sweep_finished(pool: &PgPool, retention: Duration) -> Result<u64, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let locked: bool = sqlx::query_scalar(
-        "SELECT pg_try_advisory_xact_lock(hashtext('integration-service:sweep'))",
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    if !locked {
+    let Some(mut tx) = begin_alone(pool, "sweep").await? else {
         return Ok(0);
-    }
+    };
     let deleted = sqlx::query(
         "DELETE FROM apalis.jobs WHERE id IN (
              SELECT id FROM apalis.jobs

@@ -7,7 +7,8 @@
 //! the worker's sweep vacuums a table once its dead rows pass a threshold, as autovacuum would, one process at a time.
 //! With autovacuum on (the default), `auto` leaves it to the server and the per-table settings of our migrations.
 //! The queue's planner statistics are refreshed by the same rule, applied to the rows changed since the last
-//! `ANALYZE` ([`analyze_if_changed`]).
+//! `ANALYZE` ([`analyze_if_changed`]); every other table's by autovacuum's own rule for analyzing ([`analyze_grown`]),
+//! which also covers the tables that only grow (no dead rows, so the vacuum rule never reaches them).
 
 use serde::Deserialize;
 use sqlx::PgPool;
@@ -81,12 +82,7 @@ async fn vacuum_locked(
     .bind(SHARE_OF_LIVE)
     .fetch_all(&mut *conn)
     .await?;
-    for table in &tables {
-        // The name comes quoted from format('%I.%I'): identifiers, not input.
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("VACUUM (ANALYZE) {table}")))
-            .execute(&mut *conn)
-            .await?;
-    }
+    on_each(conn, "VACUUM (ANALYZE)", &tables).await?;
     Ok(tables)
 }
 
@@ -109,4 +105,56 @@ pub async fn analyze_if_changed(pool: &PgPool, rows: i64) -> Result<bool, sqlx::
         sqlx::query("ANALYZE apalis.jobs").execute(pool).await?;
     }
     Ok(changed)
+}
+
+/// Autovacuum's defaults for analyzing a table (`autovacuum_analyze_threshold`, `autovacuum_analyze_scale_factor`):
+/// once more than this many rows plus this share of its live rows changed since its statistics were taken.
+const ANALYZE_BASE: i64 = 50;
+const ANALYZE_SHARE: f64 = 0.1;
+
+/// `ANALYZE` each of the database's own tables (ours; the queue has [`analyze_if_changed`]) whose rows changed by
+/// more than autovacuum's rule for analyzing since their statistics were taken, when the sweep vacuums (`mode`, as
+/// [`vacuum_churned`]), one process at a time. Returns the tables analyzed.
+///
+/// The vacuum rule counts dead rows, so it never reaches a table that only grows (ingested events, the attempt log).
+/// Without statistics the planner takes such a table for a few hundred rows, and a plan cached while it was small
+/// (a prepared statement's generic plan) keeps scanning it whole as it grows: on a fresh database with autovacuum
+/// off, loading one delivery for its send scanned every ingested event and took 4–5 ms after 20 s at 200 events/s
+/// (docs/benchmarks.md, "The hand-off"). An `ANALYZE` also invalidates the plans cached on it.
+pub async fn analyze_grown(pool: &PgPool, vacuum: Vacuum) -> Result<Vec<String>, sqlx::Error> {
+    if vacuum.mode == VacuumMode::Never {
+        return Ok(Vec::new());
+    }
+    let Some(mut tx) = super::begin_alone(pool, "analyze").await? else {
+        return Ok(Vec::new());
+    };
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables
+         WHERE ($1 OR NOT current_setting('autovacuum')::bool) AND relid <> 'apalis.jobs'::regclass
+           AND n_mod_since_analyze > $2 + $3 * n_live_tup
+         ORDER BY n_mod_since_analyze DESC",
+    )
+    .bind(vacuum.mode == VacuumMode::Always)
+    .bind(ANALYZE_BASE)
+    .bind(ANALYZE_SHARE)
+    .fetch_all(&mut *tx)
+    .await?;
+    on_each(&mut tx, "ANALYZE", &tables).await?;
+    tx.commit().await?;
+    Ok(tables)
+}
+
+/// Run `command` (a constant: VACUUM, ANALYZE) on each of `tables`, names quoted by `format('%I.%I')` (identifiers,
+/// not input).
+async fn on_each(
+    conn: &mut sqlx::PgConnection,
+    command: &'static str,
+    tables: &[String],
+) -> Result<(), sqlx::Error> {
+    for table in tables {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("{command} {table}")))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }

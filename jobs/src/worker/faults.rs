@@ -8,7 +8,8 @@ use futures::future::BoxFuture;
 /// A step of the worker's cycle where a fault can be injected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Step {
-    /// A claim committed: its jobs are locked by this worker. A fault here loses the claim's reply.
+    /// A claim committed, or an ingest commit handed this worker jobs: they are locked by this worker. A fault here
+    /// loses them, as a claim whose reply was lost (they run again once their leases expire).
     Claimed,
     /// A job's handler returned (its HTTP request, if any, was answered). A panic here is a panicking handler.
     Ran,
@@ -21,7 +22,7 @@ pub enum Step {
 /// Decides whether a step fails. `Err` makes the step behave as if its connection had died at that point; an
 /// implementation may also panic (at `Step::Ran`), restart a server, or wait, to place a real outage exactly there.
 pub trait Faults: Send + Sync {
-    /// Called once per claim, per job run and per flush, at `step`.
+    /// Called once per claim (or hand-off), per job run and per flush, at `step`.
     fn at(&self, step: Step) -> BoxFuture<'_, Result<(), String>>;
 }
 

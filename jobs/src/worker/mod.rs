@@ -7,6 +7,7 @@
 
 mod dispatch;
 pub mod faults;
+pub mod handoff;
 pub mod lease;
 pub mod metrics;
 mod runner;
@@ -33,6 +34,7 @@ use crate::queue::effects::{self, Batch, Topics};
 pub use crate::queue::vacuum::{Vacuum, VacuumMode};
 use crate::queue::{self, Ack};
 pub use faults::{Faults, NoFaults, Step};
+pub use handoff::{Handoff, Reservation};
 pub use lease::{Held, LeaseSettings};
 pub use metrics::{JobMetrics, NoMetrics};
 
@@ -54,6 +56,8 @@ pub struct Worker {
     lease: LeaseSettings,
     held: Held,
     lanes: LaneLimits,
+    /// Where this process's ingest hands this worker the jobs it queues, while it runs.
+    handoff: Handoff,
     /// Where this worker's next claim resumes its walk over the lanes (one claim at a time).
     cursor: Arc<tokio::sync::Mutex<Cursor>>,
     faults: Arc<dyn Faults>,
@@ -100,6 +104,9 @@ pub struct WorkerSettings {
     pub lease: LeaseSettings,
     /// Jobs in flight per lane (subscription, connector) across every worker.
     pub lanes: LaneLimits,
+    /// Where this process's ingest finds the worker to hand its jobs to (`Handoff::default()`: one nobody else
+    /// knows, so nothing is handed off).
+    pub handoff: Handoff,
     /// Where tests inject failures (`NoFaults` in production).
     pub faults: Arc<dyn Faults>,
 }
@@ -130,6 +137,7 @@ impl Worker {
             lease: settings.lease,
             held: Held::default(),
             lanes: settings.lanes,
+            handoff: settings.handoff,
             cursor: Arc::default(),
             faults: settings.faults,
             metrics,
@@ -170,6 +178,12 @@ impl Worker {
         if tasks.is_empty() {
             return Ok(Vec::new());
         }
+        self.take(tasks).await
+    }
+
+    /// Take jobs claimed for this worker (by its claim, or handed off by ingest): decode them, load the rows they
+    /// refer to in one query per kind, then hold them.
+    async fn take(&self, tasks: Vec<claim::ClaimedJob>) -> anyhow::Result<Vec<Claimed>> {
         self.faults
             .at(Step::Claimed)
             .await

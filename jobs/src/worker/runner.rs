@@ -20,7 +20,7 @@ use crate::queue;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A finished job on its way to the writer, with the slot it frees once written.
-type ToWrite = (Finished, OwnedSemaphorePermit);
+pub(super) type ToWrite = (Finished, OwnedSemaphorePermit);
 
 impl Worker {
     /// The worker loop: until `shutdown`, keep up to `concurrency` jobs running; then drain, write and acknowledge.
@@ -51,8 +51,14 @@ impl Worker {
                 wake.clone(),
                 due_left.clone(),
             ));
+            self.handoff.connect(super::handoff::Link {
+                worker: self.clone(),
+                slots: slots.clone(),
+                to_writer: to_writer.clone(),
+            });
             self.claim_until(&shutdown, &slots, &to_writer, &wake, &due_left)
                 .await;
+            self.handoff.disconnect(self.name());
             // Drain: every running job finishes and hands its result to the writer, which writes it and stops.
             // Bounded: if Postgres stays down, stop anyway; unacknowledged jobs are re-queued when their lease expires.
             let drained = tokio::time::timeout(DRAIN_TIMEOUT, slots.acquire_many(self.concurrency as u32)).await;
@@ -262,9 +268,9 @@ impl Worker {
         }
     }
 
-    /// Every `every`, delete acknowledged jobs older than `retention`, vacuum the tables with many dead rows if the
-    /// server will not (`queue::vacuum`), and refresh the queue's statistics if jobs went, no vacuum did, and enough
-    /// of the queue changed since they were last taken.
+    /// Every `every`, delete acknowledged jobs older than `retention`, vacuum the tables with many dead rows and
+    /// analyze those that grew if the server will not (`queue::vacuum`), and refresh the queue's statistics if jobs
+    /// went, no vacuum did, and enough of the queue changed since they were last taken.
     async fn sweep(self, every: Duration, retention: Duration, stop: CancellationToken) {
         loop {
             tokio::select! {
@@ -286,6 +292,13 @@ impl Worker {
                 });
             if !vacuumed.is_empty() {
                 tracing::debug!(deleted, tables = ?vacuumed, took = ?started.elapsed(), "swept and vacuumed");
+            }
+            match queue::vacuum::analyze_grown(&self.pool, self.vacuum).await {
+                Ok(analyzed) if !analyzed.is_empty() => {
+                    tracing::debug!(tables = ?analyzed, "analyzed tables that grew");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "analyzing grown tables failed"),
             }
             // Statistics only move when rows went (an idle queue costs no query), and VACUUM (ANALYZE) did it.
             if deleted > 0
