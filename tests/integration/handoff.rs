@@ -8,12 +8,12 @@ use integration_service::startup::Roles;
 use jobs::Job;
 use jobs::queue::{self, Taker, announce, claim::LaneLimits, push::push_taking};
 use jobs::webhook::DeliverWebhook;
-use serde_json::json;
 use sqlx::postgres::PgListener;
 use uuid::Uuid;
 use workflows::ids::{DeliveryId, SubscriptionId};
 
-use crate::common::{Receiver, TestApp, TestDb, event, test_config};
+use crate::common::{TestApp, TestDb, test_config};
+use crate::wakeups::deliver_one_at_a_time;
 
 /// A first attempt of a delivery in `lane`.
 fn first_attempt(lane: Uuid) -> Job {
@@ -126,34 +126,19 @@ async fn the_jobs_taken_as_they_are_queued_follow_the_claims_rules() {
 /// hand-off saves), a handed-off job the worker never runs (the worker sleeps two minutes between looks here), or
 /// one run but never acknowledged.
 #[tokio::test]
-async fn events_posted_to_a_process_running_a_worker_are_handed_to_it_and_delivered_without_a_wake_up()
- {
+async fn events_posted_to_a_process_with_a_worker_are_handed_to_it_without_a_wake_up() {
     let db = TestDb::create().await;
     let mut config = test_config(&db);
     config.worker.idle_poll_ms = 120_000;
     let app = TestApp::spawn_with(db, config, Roles::ALL).await;
     let mut listener = PgListener::connect_with(&app.pool).await.expect("listener");
     listener.listen(announce::CHANNEL).await.expect("listen");
-    let mut receiver = Receiver::start(&[]).await;
-    let stores = ["h-1", "h-2", "h-3"];
-    for store in stores {
-        app.subscribe(store, &receiver.url(), &["*"]).await;
-    }
-    for (n, store) in stores.into_iter().enumerate() {
-        let id = app
-            .first_delivery(&event("order.placed", store, json!({ "n": n })))
-            .await;
-        let got = receiver.next(Duration::from_secs(20)).await;
-        assert_eq!(got.header("x-ss3-delivery"), id);
-    }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while app.count("SELECT count(*) FROM apalis.jobs").await > 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the handed-off jobs were never acknowledged"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    deliver_one_at_a_time(&app, &["h-1", "h-2", "h-3"]).await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM apalis.jobs").await,
+        0,
+        "the handed-off jobs were acknowledged"
+    );
     assert_eq!(
         app.count("SELECT count(*) FROM webhook_deliveries WHERE status = 'DELIVERED' AND attempt_number = 1")
             .await,

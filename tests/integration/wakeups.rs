@@ -79,25 +79,15 @@ async fn one_notification_per_statement_of_due_jobs_and_none_from_a_quiet_transa
     );
 }
 
-/// Catches: an ingest commit that neither notifies nor announces (its jobs would wait for the worker's backstop),
-/// announcing before the commit, or a worker that ignores the announcement.
-#[tokio::test]
-async fn an_http_ingest_wakes_a_sleeping_worker_long_before_its_backstop() {
-    let db = TestDb::create().await;
-    let mut config = test_config(&db);
-    config.worker.idle_poll_ms = 120_000;
-    // Every job is claimed, as in a process whose worker is busy or runs elsewhere (`handoff` has its own tests).
-    config.worker.handoff = false;
-    let app = TestApp::spawn_with(db, config, Roles::ALL).await;
-    let mut listener = PgListener::connect_with(&app.pool).await.expect("listener");
-    listener.listen(announce::CHANNEL).await.expect("listen");
+/// Subscribe a receiver to each of `stores`, then post one event to each, each once the one before is delivered and
+/// its flush committed: by then the worker has looked again, found nothing and gone to sleep (for two minutes in
+/// these tests), so only a wake-up or a hand-off brings it back in time.
+pub(crate) async fn deliver_one_at_a_time(app: &TestApp, stores: &[&str]) {
     let mut receiver = Receiver::start(&[]).await;
-    for store in ["s-1", "s-2", "s-3"] {
+    for store in stores {
         app.subscribe(store, &receiver.url(), &["*"]).await;
     }
-    // Each event is posted once the one before is delivered and its flush committed: by then the worker has
-    // claimed again, found nothing and gone to sleep for two minutes, so only a wake-up brings it back in time.
-    for (n, store) in ["s-1", "s-2", "s-3"].into_iter().enumerate() {
+    for (n, store) in stores.iter().enumerate() {
         let id = app
             .first_delivery(&event("order.placed", store, json!({ "n": n })))
             .await;
@@ -112,6 +102,21 @@ async fn an_http_ingest_wakes_a_sleeping_worker_long_before_its_backstop() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// Catches: an ingest commit that neither notifies nor announces (its jobs would wait for the worker's backstop),
+/// announcing before the commit, or a worker that ignores the announcement.
+#[tokio::test]
+async fn an_http_ingest_wakes_a_sleeping_worker_long_before_its_backstop() {
+    let db = TestDb::create().await;
+    let mut config = test_config(&db);
+    config.worker.idle_poll_ms = 120_000;
+    // Every job is claimed, as in a process whose worker is busy or runs elsewhere (`handoff` has its own tests).
+    config.worker.handoff = false;
+    let app = TestApp::spawn_with(db, config, Roles::ALL).await;
+    let mut listener = PgListener::connect_with(&app.pool).await.expect("listener");
+    listener.listen(announce::CHANNEL).await.expect("listen");
+    deliver_one_at_a_time(&app, &["s-1", "s-2", "s-3"]).await;
     let announced = received_so_far(&app, &mut listener).await;
     assert!(!announced.is_empty(), "the ingest commits were announced");
     assert!(
