@@ -206,6 +206,7 @@ fn claim_sql() -> String {
 /// `$2` lanes visited, and an advisory lock on each due one.
 fn walk_sql() -> String {
     let due = due_in_lane_sql("nxt.lane");
+    let lock = try_lock_lane_sql("lane");
     format!(
         "WITH RECURSIVE walk(lane, n, due, found) AS (
              SELECT COALESCE($1, ''), 0, FALSE, 0
@@ -218,8 +219,7 @@ fn walk_sql() -> String {
                                ORDER BY metadata -> 'lane' LIMIT 1) AS lane) nxt) x
              WHERE w.lane IS NOT NULL AND w.n < $2 AND w.found < $3
          )
-         SELECT lane, CASE WHEN due THEN pg_try_advisory_xact_lock(hashtextextended('ss3-lane:' || lane, 0))
-                           ELSE FALSE END
+         SELECT lane, CASE WHEN due THEN {lock} ELSE FALSE END
          FROM walk WHERE n > 0 AND lane IS NOT NULL ORDER BY n"
     )
 }
@@ -239,6 +239,12 @@ pub(super) fn room_sql(
           - (SELECT count(*) FROM apalis.jobs b
              WHERE b.metadata -> 'lane' = {lane} AND b.status IN ('Queued', 'Running')))"
     )
+}
+
+/// Take a lane's claim lock for the transaction if no other transaction holds it, in SQL (true when taken): every
+/// claim and hand-off of the lane named by `lane` holds it while it counts the lane's room and claims within it.
+pub(super) fn try_lock_lane_sql(lane: &str) -> String {
+    format!("pg_try_advisory_xact_lock(hashtextextended('ss3-lane:' || {lane}, 0))")
 }
 
 /// The due jobs of a lane, in SQL (for `EXISTS`): claimable, in the lane named by `lane`, `run_at` passed.

@@ -83,6 +83,9 @@ pub async fn push_taking(
         .bind(i64::try_from(taker.map_or(0, |t| t.most)).unwrap_or(i64::MAX))
         .fetch_all(&mut *conn)
         .await?;
+    if taken.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut payloads: HashMap<String, Vec<u8>> = rows.ids.into_iter().zip(rows.payloads).collect();
     Ok(taken
         .into_iter()
@@ -152,13 +155,14 @@ async fn lock_lanes(conn: &mut PgConnection, lanes: &[String]) -> Result<Vec<Str
     if lanes.is_empty() {
         return Ok(Vec::new());
     }
-    sqlx::query_scalar(
-        "SELECT lane FROM unnest($1::text[]) AS l(lane)
-         WHERE pg_try_advisory_xact_lock(hashtextextended('ss3-lane:' || lane, 0))",
-    )
-    .bind(lanes)
-    .fetch_all(conn)
-    .await
+    static LOCK: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let lock = claim::try_lock_lane_sql("lane");
+        format!("SELECT lane FROM unnest($1::text[]) AS l(lane) WHERE {lock}")
+    });
+    sqlx::query_scalar(sqlx::AssertSqlSafe(LOCK.as_str()))
+        .bind(lanes)
+        .fetch_all(conn)
+        .await
 }
 
 /// The insert: every job, those picked for the taker written claimed; returns the ids of those. `$8` the locked
