@@ -1,8 +1,11 @@
 //! Ingest: one event → its webhook delivery rows and connector job rows, and their first jobs, in the caller's transaction.
 
+use chrono::{DateTime, Utc};
 use jobs::Job;
 use jobs::connector::handler::SyncConnector;
-use jobs::webhook::DeliverWebhook;
+use jobs::webhook::{DeliverWebhook, SendRow};
+use jobs::worker::Known;
+use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 use workflows::ids::{ConnectorId, ConnectorJobId, DeliveryId, SubscriptionId};
@@ -57,6 +60,24 @@ pub enum Ingested {
     Duplicate,
 }
 
+/// The jobs ingest queues in one transaction, with the deliveries they send as the fan-out wrote them: a job handed
+/// to this process's worker as it is queued runs from these and is not loaded back (`jobs::worker::Known`).
+#[derive(Default)]
+pub struct NewJobs {
+    /// The jobs, due now.
+    pub jobs: Vec<Job>,
+    /// The deliveries of the webhook jobs among them.
+    pub known: Known,
+}
+
+impl NewJobs {
+    /// Add `other`'s jobs and deliveries to these.
+    pub fn append(&mut self, other: Self) {
+        self.jobs.extend(other.jobs);
+        self.known.extend(other.known);
+    }
+}
+
 /// Record the event and fan it out to matching active subscriptions of its store (or only `only_subscription`), in
 /// one statement. Returns the jobs to queue in the same transaction.
 pub async fn fan_out(
@@ -64,13 +85,14 @@ pub async fn fan_out(
     event: &EventEnvelope,
     source: &EventSource,
     only_subscription: Option<SubscriptionId>,
-) -> Result<(Ingested, Vec<Job>), sqlx::Error> {
+) -> Result<(Ingested, NewJobs), sqlx::Error> {
     let Some(Created {
         deliveries,
         connector_jobs,
+        to_send,
     }) = record_and_create(conn, event, source, only_subscription).await?
     else {
-        return Ok((Ingested::Duplicate, Vec::new()));
+        return Ok((Ingested::Duplicate, NewJobs::default()));
     };
     let mut jobs: Vec<Job> = deliveries
         .iter()
@@ -90,26 +112,55 @@ pub async fn fan_out(
             config_id,
         })
     }));
+    // Never expected to fail (the rows were just written); the worker then loads them as it does claimed jobs.
+    let known = jobs::webhook::to_send(to_send).unwrap_or_else(|e| {
+        tracing::warn!(error = %format!("{e:#}"), "fan-out answered a delivery the worker cannot send; it loads it");
+        Known::new()
+    });
     let deliveries = deliveries.into_iter().map(|(id, _, _)| id).collect();
     let connector_jobs = connector_jobs.into_iter().map(|(id, _)| id).collect();
     let ingested = Ingested::New {
         deliveries,
         connector_jobs,
     };
-    Ok((ingested, jobs))
+    Ok((ingested, NewJobs { jobs, known }))
 }
 
 /// The rows an event created, each with its owner (the lane its job is claimed in). A delivery that waits in its
 /// ordered line behind an earlier one (README, "Ordered delivery") is created without a job: `queued` is false.
+/// `to_send` are the queued deliveries as the worker sends them.
 struct Created {
     deliveries: Vec<(DeliveryId, SubscriptionId, bool)>,
     connector_jobs: Vec<(ConnectorJobId, ConnectorId)>,
+    to_send: Vec<SendRow>,
+}
+
+/// A row of the fan-out statement: the event's (with its stored body), a delivery's (with its subscription), or a
+/// connector job's.
+#[derive(sqlx::FromRow)]
+struct CreatedRow {
+    what: String,
+    id: Uuid,
+    owner: Option<Uuid>,
+    queued: bool,
+    payload: Option<Value>,
+    occurred_at: Option<DateTime<Utc>>,
+    status: Option<String>,
+    attempt_number: Option<i32>,
+    next_retry_at: Option<DateTime<Utc>>,
+    dispatch_seq: Option<i32>,
+    target_url: Option<String>,
+    secret_version: Option<i32>,
+    previous_secret_until: Option<DateTime<Utc>>,
+    max_per_second: Option<f64>,
+    ordered: Option<bool>,
 }
 
 /// The statement of [`record_and_create`]: $1 store, $2 type, $3 event id, $4 body, $5 the type's subscription
 /// patterns, $6 the one subscription of a test event, $7 trace context, $8 occurred at, $9–$12 its source.
 const RECORD_AND_CREATE: &str = "WITH subscribed AS (
-       SELECT s.subscription_id, s.store_id, s.ordered, s.ordering_key
+       SELECT s.subscription_id, s.store_id, s.ordered, s.ordering_key, s.target_url, s.secret_version,
+              s.previous_secret_until, s.max_per_second
        FROM webhook_subscriptions s
        WHERE s.store_id = $1 AND s.is_active AND s.deleted_at IS NULL
          -- A targeted (test) event goes to that subscription whatever its types and payload filter.
@@ -127,7 +178,7 @@ const RECORD_AND_CREATE: &str = "WITH subscribed AS (
        VALUES ($3, $2, $1, $8, $9, $10, $11, $12,
                CASE WHEN EXISTS (SELECT FROM subscribed) OR EXISTS (SELECT FROM connected) THEN $4::jsonb END)
        ON CONFLICT (event_id) DO NOTHING
-       RETURNING event_id
+       RETURNING event_id, payload, occurred_at
      ), deliveries AS (
        INSERT INTO webhook_deliveries (delivery_id, subscription_id, store_id, event_type, event_id,
                                        trace_context, ordering_key, order_seq)
@@ -140,7 +191,7 @@ const RECORD_AND_CREATE: &str = "WITH subscribed AS (
               CASE WHEN s.ordered THEN nextval('webhook_delivery_order') END
        FROM subscribed s CROSS JOIN event e
        ON CONFLICT ON CONSTRAINT webhook_deliveries_one_per_event_and_subscription DO NOTHING
-       RETURNING delivery_id, subscription_id, ordering_key
+       RETURNING delivery_id, subscription_id, ordering_key, status, attempt_number, next_retry_at, dispatch_seq
      ), heads AS (
        INSERT INTO webhook_order_heads AS h (subscription_id, ordering_key, head)
        SELECT subscription_id, ordering_key, delivery_id FROM deliveries WHERE ordering_key IS NOT NULL
@@ -156,11 +207,20 @@ const RECORD_AND_CREATE: &str = "WITH subscribed AS (
        ON CONFLICT ON CONSTRAINT connector_jobs_one_per_event_and_config DO NOTHING
        RETURNING job_id, config_id
      )
-     SELECT 'event', event_id, NULL::uuid, TRUE FROM event
+     SELECT 'event' AS what, event_id AS id, NULL::uuid AS owner, TRUE AS queued, payload, occurred_at,
+            NULL::text AS status, NULL::int AS attempt_number, NULL::timestamptz AS next_retry_at,
+            NULL::int AS dispatch_seq, NULL::text AS target_url, NULL::int AS secret_version,
+            NULL::timestamptz AS previous_secret_until, NULL::float8 AS max_per_second, NULL::bool AS ordered
+     FROM event
      UNION ALL
-     SELECT 'delivery', d.delivery_id, d.subscription_id, d.ordering_key IS NULL OR h.head = d.delivery_id
-     FROM deliveries d LEFT JOIN heads h USING (subscription_id)
-     UNION ALL SELECT 'connector_job', job_id, config_id, TRUE FROM connector_jobs";
+     -- What the worker needs to send the delivery: a job handed off as it is queued is not loaded again.
+     SELECT 'delivery', d.delivery_id, d.subscription_id, d.ordering_key IS NULL OR h.head = d.delivery_id, NULL,
+            NULL, d.status, d.attempt_number, d.next_retry_at, d.dispatch_seq, s.target_url, s.secret_version,
+            s.previous_secret_until, s.max_per_second, d.ordering_key IS NOT NULL
+     FROM deliveries d JOIN subscribed s USING (subscription_id) LEFT JOIN heads h USING (subscription_id)
+     UNION ALL
+     SELECT 'connector_job', job_id, config_id, TRUE, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+     FROM connector_jobs";
 
 /// Record the event and create its webhook deliveries and connector jobs, in one statement (one round trip per
 /// event); `None` when its id was recorded before (a duplicate: nothing is written). The event's body is stored once,
@@ -174,7 +234,8 @@ async fn record_and_create(
     only_subscription: Option<SubscriptionId>,
 ) -> Result<Option<Created>, sqlx::Error> {
     let (kind, topic, partition, offset) = source.columns();
-    let created: Vec<(String, Uuid, Option<Uuid>, bool)> = sqlx::query_as(RECORD_AND_CREATE)
+    let trace_context = jobs::trace::current();
+    let created: Vec<CreatedRow> = sqlx::query_as(RECORD_AND_CREATE)
         .bind(event.store_id.as_str())
         .bind(event.event_type.as_str())
         .bind(event.event_id)
@@ -182,7 +243,7 @@ async fn record_and_create(
         .bind(candidate_patterns(&event.event_type))
         .bind(only_subscription)
         // The event's span (NULL when traces are not exported): each attempt continues its trace.
-        .bind(jobs::trace::current())
+        .bind(&trace_context)
         .bind(event.occurred_at)
         .bind(kind)
         .bind(topic)
@@ -190,32 +251,62 @@ async fn record_and_create(
         .bind(offset)
         .fetch_all(&mut *conn)
         .await?;
-    Ok(Created::of(created))
+    Ok(Created::of(created, event, trace_context))
 }
 
 impl Created {
-    /// The fan-out statement's rows: (what, id, owner, queued); `None` without the event's own row (a duplicate).
-    fn of(rows: Vec<(String, Uuid, Option<Uuid>, bool)>) -> Option<Self> {
+    /// The fan-out statement's rows; `None` without the event's own row (a duplicate).
+    fn of(
+        rows: Vec<CreatedRow>,
+        event: &EventEnvelope,
+        trace_context: Option<String>,
+    ) -> Option<Self> {
         let mut created = Self {
             deliveries: Vec::new(),
             connector_jobs: Vec::new(),
+            to_send: Vec::new(),
         };
-        let mut new = false;
-        for (what, id, owner, queued) in rows {
-            let owner = owner.unwrap_or_default();
-            match what.as_str() {
-                "event" => new = true,
-                "delivery" => {
-                    created
-                        .deliveries
-                        .push((DeliveryId(id), SubscriptionId(owner), queued))
-                }
-                _ => created
+        let (event_row, rows): (Vec<CreatedRow>, Vec<CreatedRow>) =
+            rows.into_iter().partition(|r| r.what == "event");
+        let event_row = event_row.into_iter().next()?;
+        // The body goes on the first delivery only ([`jobs::webhook::to_send`] shares it).
+        let mut body = event_row.payload;
+        for r in rows {
+            let owner = r.owner.unwrap_or_default();
+            if r.what != "delivery" {
+                created
                     .connector_jobs
-                    .push((ConnectorJobId(id), ConnectorId(owner))),
+                    .push((ConnectorJobId(r.id), ConnectorId(owner)));
+                continue;
+            }
+            created
+                .deliveries
+                .push((DeliveryId(r.id), SubscriptionId(owner), r.queued));
+            if r.queued {
+                created.to_send.push(SendRow {
+                    delivery_id: DeliveryId(r.id),
+                    subscription_id: SubscriptionId(owner),
+                    store_id: event.store_id.as_str().to_owned(),
+                    event_type: event.event_type.as_str().to_owned(),
+                    event_id: event_row.id,
+                    event_payload: body.take(),
+                    occurred_at: event_row.occurred_at,
+                    status: r.status.unwrap_or_default(),
+                    attempt_number: r.attempt_number.unwrap_or_default(),
+                    next_retry_at: r.next_retry_at,
+                    dispatch_seq: r.dispatch_seq.unwrap_or_default(),
+                    target_url: r.target_url.unwrap_or_default(),
+                    // The statement fans out to active subscriptions only.
+                    subscription_active: true,
+                    secret_version: r.secret_version.unwrap_or_default(),
+                    previous_secret_until: r.previous_secret_until,
+                    max_per_second: r.max_per_second,
+                    trace_context: trace_context.clone(),
+                    ordered: r.ordered.unwrap_or_default(),
+                });
             }
         }
-        new.then_some(created)
+        Some(created)
     }
 }
 
@@ -292,46 +383,4 @@ pub async fn list_quarantine(
     .bind(limit)
     .fetch_all(pool)
     .await
-}
-
-/// Where ingest must resume on each of these partitions (`None`: never ingested from).
-pub async fn next_offsets(
-    conn: &mut PgConnection,
-    group: &str,
-    topics: &[String],
-    partitions: &[i32],
-) -> Result<Vec<(String, i32, i64)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT o.topic, o.partition, o.next_offset FROM kafka_offsets o
-         JOIN unnest($2::text[], $3::int[]) AS i(topic, partition) ON (o.topic, o.partition) = (i.topic, i.partition)
-         WHERE o.group_id = $1",
-    )
-    .bind(group)
-    .bind(topics)
-    .bind(partitions)
-    .fetch_all(conn)
-    .await
-}
-
-/// Record the next offsets after a batch, in its transaction (never moving backwards).
-pub async fn store_offsets(
-    conn: &mut PgConnection,
-    group: &str,
-    topics: &[String],
-    partitions: &[i32],
-    next: &[i64],
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO kafka_offsets (group_id, topic, partition, next_offset)
-         SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bigint[])
-         ON CONFLICT (group_id, topic, partition) DO UPDATE
-           SET next_offset = GREATEST(kafka_offsets.next_offset, EXCLUDED.next_offset), updated_at = now()",
-    )
-    .bind(group)
-    .bind(topics)
-    .bind(partitions)
-    .bind(next)
-    .execute(conn)
-    .await?;
-    Ok(())
 }

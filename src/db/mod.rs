@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod deliveries;
 pub mod errors;
 pub mod events;
+pub mod offsets;
 pub mod outbox;
 pub mod paths;
 pub mod rate_limits;

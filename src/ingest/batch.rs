@@ -15,7 +15,7 @@ use workflows::EventEnvelope;
 
 use super::{Incoming, Ingestor, OffsetUpdate};
 use crate::db::errors::{Fault, fault};
-use crate::db::events::{self, EventSource, Ingested};
+use crate::db::events::{self, EventSource, Ingested, NewJobs};
 use jobs::queue::{self, announce};
 
 /// Why a batch was not written. Data errors never end up here: their messages are quarantined instead.
@@ -111,10 +111,11 @@ impl Ingestor {
         // Its jobs are announced after the commit, by one NOTIFY outside it (jobs::queue::announce).
         let mut tx = announce::begin_quiet(&self.pool).await?;
         if let Some(o) = offsets {
-            events::store_offsets(&mut tx, &o.group, &o.topics, &o.partitions, &o.next).await?;
+            crate::db::offsets::store_offsets(&mut tx, &o.group, &o.topics, &o.partitions, &o.next)
+                .await?;
         }
         let mut written = Written::default();
-        let mut jobs = Vec::new();
+        let mut jobs = NewJobs::default();
         for item in batch {
             let refused = match (&item.parsed, isolation) {
                 (Err(reason), _) => Refused {
@@ -125,7 +126,7 @@ impl Ingestor {
                     let (ingested, new) = events::fan_out(&mut tx, event, &item.source(), None)
                         .instrument(item.span(event))
                         .await?;
-                    jobs.extend(new);
+                    jobs.append(new);
                     written.ingested.push(ingested);
                     continue;
                 }
@@ -184,8 +185,8 @@ async fn fan_out_in_savepoint(
 ) -> Result<Result<Ingested, Refused>, WriteError> {
     let mut savepoint = conn.begin().await?;
     let result = async {
-        let (ingested, jobs) = events::fan_out(&mut savepoint, event, source, None).await?;
-        queue::push(&mut savepoint, due_now(jobs))
+        let (ingested, new) = events::fan_out(&mut savepoint, event, source, None).await?;
+        queue::push(&mut savepoint, due_now(new.jobs))
             .await
             .map_err(queue::as_sqlx)?;
         Ok::<_, sqlx::Error>(ingested)

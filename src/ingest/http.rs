@@ -18,7 +18,7 @@ use workflows::ids::SubscriptionId;
 
 use super::batch::commit_outcome_unknown;
 use super::{Ingestor, event_span};
-use crate::db::events::{self, EventSource, Ingested};
+use crate::db::events::{self, EventSource, Ingested, NewJobs};
 use jobs::queue::announce;
 
 /// One request waiting to be written.
@@ -163,14 +163,14 @@ impl Ingestor {
             .await
             .map_err(Together::RolledBack)?;
         let mut answers = Vec::with_capacity(requests.len());
-        let mut jobs = Vec::new();
+        let mut jobs = NewJobs::default();
         for r in requests {
             let (ingested, queued) =
                 events::fan_out(&mut tx, &r.event, &r.source, r.only_subscription)
                     .instrument(r.span.clone())
                     .await
                     .map_err(Together::RolledBack)?;
-            jobs.extend(queued);
+            jobs.append(queued);
             answers.push(ingested);
         }
         let queued = self

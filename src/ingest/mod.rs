@@ -15,11 +15,11 @@ use sqlx::{PgConnection, PgPool};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use workflows::{EventEnvelope, RejectReason};
 
-use crate::db::events::{self, EventSource, Ingested, Quarantined};
+use crate::db::events::{EventSource, Ingested, NewJobs, Quarantined};
+use crate::db::offsets;
 use crate::metrics::Metrics;
-use jobs::Job;
 use jobs::queue::{self, announce::Announcer, claim::ClaimedJob};
-use jobs::worker::{Handoff, Reservation};
+use jobs::worker::{Handoff, Known, Reservation};
 
 pub use batch::BatchError;
 pub use http::HttpIngest;
@@ -126,7 +126,7 @@ pub struct Ingestor {
 /// Jobs queued in an ingest transaction: those handed to this process's worker, and whether any wait for a claim.
 #[must_use = "call Ingestor::committed after the commit, or drop it if the transaction rolled back"]
 struct Queued {
-    handed: Option<(Reservation, Vec<ClaimedJob>)>,
+    handed: Option<(Reservation, Vec<ClaimedJob>, Known)>,
     waiting: bool,
 }
 
@@ -144,23 +144,23 @@ impl Ingestor {
 
     /// Queue `jobs`, all due now, in the ingest transaction `conn`: those this process's worker may take are written
     /// claimed by it (`jobs::queue::push`), the rest wait for a claim.
-    async fn queue(&self, conn: &mut PgConnection, jobs: Vec<Job>) -> Result<Queued, sqlx::Error> {
-        let due = batch::due_now(jobs);
+    async fn queue(&self, conn: &mut PgConnection, new: NewJobs) -> Result<Queued, sqlx::Error> {
+        let due = batch::due_now(new.jobs);
         let count = due.len();
         let reservation = self.handoff.as_ref().and_then(|h| h.reserve(count));
         let taker = reservation.as_ref().map(Reservation::taker);
         let taken = queue::push::push_taking(conn, due, taker).await?;
         Ok(Queued {
             waiting: taken.len() < count,
-            handed: reservation.map(|r| (r, taken)),
+            handed: reservation.map(|r| (r, taken, new.known)),
         })
     }
 
     /// After the ingest transaction committed: the worker runs what it took; a NOTIFY wakes a worker for the rest.
     fn committed(&self, queued: Queued) {
-        if let Some((reservation, taken)) = queued.handed {
+        if let Some((reservation, taken, known)) = queued.handed {
             self.metrics.jobs_handed_off.inc_by(taken.len() as u64);
-            reservation.start(taken);
+            reservation.start(taken, known);
         }
         if queued.waiting {
             self.announcer.announce();
@@ -175,7 +175,7 @@ impl Ingestor {
         partitions: Vec<i32>,
     ) -> Result<Vec<(String, i32, i64)>, sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
-        events::next_offsets(&mut conn, group, &topics, &partitions).await
+        offsets::next_offsets(&mut conn, group, &topics, &partitions).await
     }
 
     fn count(&self, ingested: &Ingested) {

@@ -1,6 +1,7 @@
 //! The hand-off: jobs the ingest queues are written claimed by this process's worker, within the claim's rules, and
 //! run from memory; the rest wait for a claim.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use apalis_core::worker::context::WorkerContext;
@@ -8,12 +9,18 @@ use integration_service::startup::Roles;
 use jobs::Job;
 use jobs::queue::{self, Taker, announce, claim::LaneLimits, push::push_taking};
 use jobs::webhook::DeliverWebhook;
+use jobs::{ManualClock, ScaledClock};
+use serde_json::{Value, json};
 use sqlx::postgres::PgListener;
 use uuid::Uuid;
 use workflows::ids::{DeliveryId, SubscriptionId};
+use workflows::signing::verify_ss3;
 
-use crate::common::{TestApp, TestDb, test_config};
+use crate::common::client::{IngestResult, expect_json};
+use crate::common::{Receiver, TestApp, TestDb, event, t0, test_config};
 use crate::wakeups::deliver_one_at_a_time;
+
+const WAIT: Duration = Duration::from_secs(10);
 
 /// A first attempt of a delivery in `lane`.
 fn first_attempt(lane: Uuid) -> Job {
@@ -148,4 +155,76 @@ async fn events_posted_to_a_process_with_a_worker_are_handed_to_it_without_a_wak
     tokio::time::timeout(Duration::from_millis(300), listener.recv())
         .await
         .expect_err("nothing was announced: no worker had to be woken");
+}
+
+/// Catches: a handed-off first attempt sending other bytes, headers or keys than the worker sends when it loads the
+/// delivery (a retry). The first attempt runs from the fan-out's answer and is never loaded; its body must be the
+/// stored one (Postgres' `jsonb` order of keys), not the posted one.
+#[tokio::test]
+async fn a_handed_off_attempt_sends_what_a_loaded_retry_of_it_sends() {
+    let db = TestDb::create().await;
+    let mut config = test_config(&db);
+    config.worker.time_scale = 0.0001;
+    // Retries on the scaled clock: the first one is due 6 ms after the failure.
+    let app = TestApp::spawn_with_clock(
+        Arc::new(db),
+        config,
+        Roles::ALL,
+        ManualClock::new(t0()),
+        Arc::new(ScaledClock::new(0.0001)),
+    )
+    .await;
+    let mut receiver = Receiver::start(&[500]).await;
+    let (_, secret) = app
+        .subscribe("store-h", &receiver.url(), &["order.placed"])
+        .await;
+    let data = json!({"zeta": 1, "a": {"y": [1.5, "x"], "b": null}, "mm": "é"});
+    let response = app
+        .post_event(&event("order.placed", "store-h", data.clone()))
+        .await;
+    let ingested: IngestResult = expect_json(response, 202).await;
+    let id = ingested
+        .delivery_ids
+        .first()
+        .expect("one delivery")
+        .to_string();
+
+    let first = receiver.next(WAIT).await;
+    let retry = receiver.next(WAIT).await;
+    assert_eq!(
+        app.app.state().metrics.jobs_handed_off.get(),
+        1,
+        "the first attempt was handed off"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&first.body),
+        String::from_utf8_lossy(&retry.body),
+        "the same bytes"
+    );
+    let sent: Value = serde_json::from_slice(&first.body).expect("JSON body");
+    assert_eq!(sent["data"], data);
+    for header in [
+        "content-type",
+        "x-ss3-event",
+        "x-ss3-delivery",
+        "webhook-id",
+    ] {
+        assert_eq!(first.header(header), retry.header(header), "{header}");
+    }
+    assert_eq!(first.header("x-ss3-delivery"), id);
+    for got in [&first, &retry] {
+        assert_eq!(
+            verify_ss3(&secret, &got.body, got.header("x-ss3-signature")),
+            Ok(())
+        );
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while app.delivery("store-h", &id).await.status != "DELIVERED" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the retry was never recorded"
+        );
+        crate::common::wait::pause().await;
+    }
+    assert_eq!(app.delivery("store-h", &id).await.attempts.len(), 2);
 }

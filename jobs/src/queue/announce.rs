@@ -49,8 +49,9 @@ impl Announcer {
 }
 
 /// Begin a transaction whose job inserts send no NOTIFY of their own (the caller announces after its commit). The
-/// mark rides in the same round trip as the `BEGIN`, so the hot path pays nothing for it.
+/// mark rides in the same round trip as the `BEGIN`, and is a `SET LOCAL` (a utility statement, which Postgres neither
+/// plans nor executes as a query), so the hot path pays nothing for it.
 pub async fn begin_quiet(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    pool.begin_with("BEGIN; SELECT set_config('ss3.announce', 'after_commit', true)")
+    pool.begin_with("BEGIN; SET LOCAL ss3.announce = 'after_commit'")
         .await
 }

@@ -6,6 +6,8 @@ pub mod order;
 mod stats;
 mod table;
 
+pub use table::{SendRow, to_send};
+
 pub use stats::ADD_COUNTERS;
 
 use std::sync::Arc;

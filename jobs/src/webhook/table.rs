@@ -174,28 +174,30 @@ static LOG_AND_COUNT: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// A delivery as the worker sends it, row by row: what [`load_for_send`] reads, and what the fan-out returns for the
+/// deliveries it creates (so a job handed off as it is queued is not loaded again).
 #[derive(sqlx::FromRow)]
-struct SendRow {
-    delivery_id: DeliveryId,
-    subscription_id: SubscriptionId,
-    store_id: String,
-    event_type: String,
-    event_id: Uuid,
+pub struct SendRow {
+    pub delivery_id: DeliveryId,
+    pub subscription_id: SubscriptionId,
+    pub store_id: String,
+    pub event_type: String,
+    pub event_id: Uuid,
     /// The event's body, on the first row of each event only (the rows come ordered by event).
-    event_payload: Option<Value>,
+    pub event_payload: Option<Value>,
     /// When the event occurred (NULL only if the event's row is missing).
-    occurred_at: Option<DateTime<Utc>>,
-    status: String,
-    attempt_number: i32,
-    next_retry_at: Option<DateTime<Utc>>,
-    dispatch_seq: i32,
-    target_url: String,
-    subscription_active: bool,
-    secret_version: i32,
-    previous_secret_until: Option<DateTime<Utc>>,
-    max_per_second: Option<f64>,
-    trace_context: Option<String>,
-    ordered: bool,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub status: String,
+    pub attempt_number: i32,
+    pub next_retry_at: Option<DateTime<Utc>>,
+    pub dispatch_seq: i32,
+    pub target_url: String,
+    pub subscription_active: bool,
+    pub secret_version: i32,
+    pub previous_secret_until: Option<DateTime<Utc>>,
+    pub max_per_second: Option<f64>,
+    pub trace_context: Option<String>,
+    pub ordered: bool,
 }
 
 /// The statement of [`load_for_send`]: rows ordered by event, the body on the first row of each; `which` selects
@@ -251,6 +253,7 @@ async fn load_for_send(
     ids: &[DeliveryId],
 ) -> anyhow::Result<HashMap<DeliveryId, DeliveryToSend>> {
     let rows: Vec<SendRow> = match ids {
+        [] => Vec::new(),
         [one] => {
             sqlx::query_as(sqlx::AssertSqlSafe(LOAD_ONE.as_str()))
                 .bind(one)
@@ -264,6 +267,11 @@ async fn load_for_send(
                 .await?
         }
     };
+    to_send(rows)
+}
+
+/// The deliveries of `rows` (ordered by event, the body on the first row of each event), ready to send.
+pub fn to_send(rows: Vec<SendRow>) -> anyhow::Result<HashMap<DeliveryId, DeliveryToSend>> {
     with_shared_bodies(rows)
         .map(|(r, body)| {
             let status = DeliveryStatus::parse(&r.status).ok_or_else(|| {

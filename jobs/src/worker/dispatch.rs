@@ -46,6 +46,10 @@ pub(super) enum Work {
     Undecodable(String),
 }
 
+/// Deliveries as the ingest that queued their jobs wrote them, by id: a job handed off is run from these instead of
+/// loading its delivery back (its row, subscription and body were all in the fan-out's answer).
+pub type Known = HashMap<DeliveryId, DeliveryToSend>;
+
 /// The rows a batch of claimed jobs refers to, by kind, loaded with one query per kind.
 pub(super) struct Loaded {
     deliveries: HashMap<DeliveryId, DeliveryToSend>,
@@ -107,11 +111,16 @@ impl Worker {
         result
     }
 
-    /// Load the rows a batch of jobs refers to: one query per kind.
-    pub(super) async fn load(&self, jobs: &[Result<Job, String>]) -> anyhow::Result<Loaded> {
+    /// Load the rows a batch of jobs refers to: one query per kind, for the deliveries not `known` already.
+    pub(super) async fn load(
+        &self,
+        jobs: &[Result<Job, String>],
+        mut known: Known,
+    ) -> anyhow::Result<Loaded> {
         let (mut delivery_ids, mut job_ids, mut poll_ids) = (Vec::new(), Vec::new(), Vec::new());
         for job in jobs.iter().flatten() {
             match job {
+                Job::WebhookDelivery(d) if known.contains_key(&d.delivery_id) => {}
                 Job::WebhookDelivery(d) => delivery_ids.push(d.delivery_id),
                 Job::ConnectorSync(j) => job_ids.push(j.job_id),
                 Job::ConnectorPoll(p) => poll_ids.push(p.config_id),
@@ -122,8 +131,9 @@ impl Worker {
             ConnectorDeps::load(&self.pool, &job_ids),
             async { Ok::<_, anyhow::Error>(load::load_polls(&self.pool, &poll_ids).await?) },
         )?;
+        known.extend(deliveries);
         Ok(Loaded {
-            deliveries,
+            deliveries: known,
             connector_jobs,
             polls,
         })

@@ -3,16 +3,16 @@
 //!
 //! Before its transaction, the ingest reserves free slots of the worker ([`Handoff::reserve`]); the insert writes
 //! the jobs the worker may take already claimed by it ([`crate::queue::push`] has the rules: the claim's lane lock,
-//! room and order); after the commit, [`Reservation::start`] loads and runs them in the reserved slots, and the
-//! worker's writer acknowledges them as it does claimed jobs. Slots not used go back at once. A rolled-back
-//! transaction drops its reservation. A worker that is stopping takes nothing: it disconnects before it drains.
+//! room and order); after the commit, [`Reservation::start`] runs them in the reserved slots, from the deliveries
+//! the fan-out statement returned (nothing is loaded back), and the worker's writer acknowledges them as it does
+//! claimed jobs. Slots not used go back at once. A rolled-back transaction drops its reservation. A worker that is stopping takes nothing: it disconnects before it drains.
 
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use super::Worker;
 use super::runner::ToWrite;
+use super::{Known, Worker};
 use crate::queue::Taker;
 use crate::queue::claim::ClaimedJob;
 
@@ -77,16 +77,17 @@ impl Reservation {
         }
     }
 
-    /// After the commit: load and run the jobs taken, each in a reserved slot; the other slots go back now. A job
-    /// that cannot be loaded is left to the lease rescue, as a claimed one is.
-    pub fn start(self, taken: Vec<ClaimedJob>) {
+    /// After the commit: run the jobs taken, each in a reserved slot, with their deliveries from `known` (those it
+    /// lacks are loaded); the other slots go back now. A job that cannot be loaded is left to the lease rescue, as a
+    /// claimed one is.
+    pub fn start(self, taken: Vec<ClaimedJob>, known: Known) {
         let Self { link, mut slots } = self;
         slots.truncate(taken.len());
         if taken.is_empty() {
             return;
         }
         tokio::spawn(async move {
-            let claimed = match link.worker.take(taken).await {
+            let claimed = match link.worker.take(taken, known).await {
                 Ok(claimed) => claimed,
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "cannot load jobs handed off by ingest; their leases will expire and they run again");

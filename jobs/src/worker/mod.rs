@@ -27,6 +27,7 @@ use futures::FutureExt;
 use sqlx::PgPool;
 use tokio::task::JoinSet;
 
+pub use self::dispatch::Known;
 use self::dispatch::{Claimed, Done, Effects};
 pub use crate::backoff::Backoff;
 use crate::queue::claim::{self, Cursor, LaneLimits};
@@ -178,12 +179,17 @@ impl Worker {
         if tasks.is_empty() {
             return Ok(Vec::new());
         }
-        self.take(tasks).await
+        self.take(tasks, Known::new()).await
     }
 
     /// Take jobs claimed for this worker (by its claim, or handed off by ingest): decode them, load the rows they
-    /// refer to in one query per kind, then hold them.
-    async fn take(&self, tasks: Vec<claim::ClaimedJob>) -> anyhow::Result<Vec<Claimed>> {
+    /// refer to in one query per kind (but the deliveries in `known`, as the ingest that queued them wrote them),
+    /// then hold them.
+    async fn take(
+        &self,
+        tasks: Vec<claim::ClaimedJob>,
+        known: Known,
+    ) -> anyhow::Result<Vec<Claimed>> {
         self.faults
             .at(Step::Claimed)
             .await
@@ -192,7 +198,7 @@ impl Worker {
             .iter()
             .map(|t| Job::decode(&t.payload).map_err(|e| e.to_string()))
             .collect();
-        let mut loaded = self.load(&jobs).await?;
+        let mut loaded = self.load(&jobs, known).await?;
         let claimed: Vec<Claimed> = tasks
             .into_iter()
             .zip(jobs)
