@@ -79,18 +79,20 @@ impl NewJobs {
 }
 
 /// Record the event and fan it out to matching active subscriptions of its store (or only `only_subscription`), in
-/// one statement. Returns the jobs to queue in the same transaction.
+/// one statement. Returns the jobs to queue in the same transaction, and, when `sendable` (a worker of this process
+/// may take them), their deliveries as the worker sends them; otherwise the body is not read back.
 pub async fn fan_out(
     conn: &mut PgConnection,
     event: &EventEnvelope,
     source: &EventSource,
     only_subscription: Option<SubscriptionId>,
+    sendable: bool,
 ) -> Result<(Ingested, NewJobs), sqlx::Error> {
     let Some(Created {
         deliveries,
         connector_jobs,
         to_send,
-    }) = record_and_create(conn, event, source, only_subscription).await?
+    }) = record_and_create(conn, event, source, only_subscription, sendable).await?
     else {
         return Ok((Ingested::Duplicate, NewJobs::default()));
     };
@@ -128,7 +130,7 @@ pub async fn fan_out(
 
 /// The rows an event created, each with its owner (the lane its job is claimed in). A delivery that waits in its
 /// ordered line behind an earlier one (README, "Ordered delivery") is created without a job: `queued` is false.
-/// `to_send` are the queued deliveries as the worker sends them.
+/// `to_send` are the queued deliveries as the worker sends them (none unless asked for).
 struct Created {
     deliveries: Vec<(DeliveryId, SubscriptionId, bool)>,
     connector_jobs: Vec<(ConnectorJobId, ConnectorId)>,
@@ -157,7 +159,8 @@ struct CreatedRow {
 }
 
 /// The statement of [`record_and_create`]: $1 store, $2 type, $3 event id, $4 body, $5 the type's subscription
-/// patterns, $6 the one subscription of a test event, $7 trace context, $8 occurred at, $9–$12 its source.
+/// patterns, $6 the one subscription of a test event, $7 trace context, $8 occurred at, $9–$12 its source, $13
+/// whether to answer the stored body (for the deliveries a worker of this process may take).
 const RECORD_AND_CREATE: &str = "WITH subscribed AS (
        SELECT s.subscription_id, s.store_id, s.ordered, s.ordering_key, s.target_url, s.secret_version,
               s.previous_secret_until, s.max_per_second
@@ -207,7 +210,8 @@ const RECORD_AND_CREATE: &str = "WITH subscribed AS (
        ON CONFLICT ON CONSTRAINT connector_jobs_one_per_event_and_config DO NOTHING
        RETURNING job_id, config_id
      )
-     SELECT 'event' AS what, event_id AS id, NULL::uuid AS owner, TRUE AS queued, payload, occurred_at,
+     SELECT 'event' AS what, event_id AS id, NULL::uuid AS owner, TRUE AS queued,
+            CASE WHEN $13::bool THEN payload END AS payload, occurred_at,
             NULL::text AS status, NULL::int AS attempt_number, NULL::timestamptz AS next_retry_at,
             NULL::int AS dispatch_seq, NULL::text AS target_url, NULL::int AS secret_version,
             NULL::timestamptz AS previous_secret_until, NULL::float8 AS max_per_second, NULL::bool AS ordered
@@ -232,6 +236,7 @@ async fn record_and_create(
     event: &EventEnvelope,
     source: &EventSource,
     only_subscription: Option<SubscriptionId>,
+    sendable: bool,
 ) -> Result<Option<Created>, sqlx::Error> {
     let (kind, topic, partition, offset) = source.columns();
     let trace_context = jobs::trace::current();
@@ -249,17 +254,20 @@ async fn record_and_create(
         .bind(topic)
         .bind(partition)
         .bind(offset)
+        .bind(sendable)
         .fetch_all(&mut *conn)
         .await?;
-    Ok(Created::of(created, event, trace_context))
+    Ok(Created::of(created, event, trace_context, sendable))
 }
 
 impl Created {
-    /// The fan-out statement's rows; `None` without the event's own row (a duplicate).
+    /// The fan-out statement's rows; `None` without the event's own row (a duplicate). The queued deliveries are
+    /// made sendable only when asked for (`sendable`: the statement then answered the body).
     fn of(
         rows: Vec<CreatedRow>,
         event: &EventEnvelope,
         trace_context: Option<String>,
+        sendable: bool,
     ) -> Option<Self> {
         let mut created = Self {
             deliveries: Vec::new(),
@@ -282,7 +290,7 @@ impl Created {
             created
                 .deliveries
                 .push((DeliveryId(r.id), SubscriptionId(owner), r.queued));
-            if r.queued {
+            if r.queued && sendable {
                 created.to_send.push(SendRow {
                     delivery_id: DeliveryId(r.id),
                     subscription_id: SubscriptionId(owner),

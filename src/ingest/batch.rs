@@ -123,9 +123,10 @@ impl Ingestor {
                     reason: reason.to_string(),
                 },
                 (Ok(event), Isolation::Batch) => {
-                    let (ingested, new) = events::fan_out(&mut tx, event, &item.source(), None)
-                        .instrument(item.span(event))
-                        .await?;
+                    let (ingested, new) =
+                        events::fan_out(&mut tx, event, &item.source(), None, self.sendable())
+                            .instrument(item.span(event))
+                            .await?;
                     jobs.append(new);
                     written.ingested.push(ingested);
                     continue;
@@ -185,7 +186,7 @@ async fn fan_out_in_savepoint(
 ) -> Result<Result<Ingested, Refused>, WriteError> {
     let mut savepoint = conn.begin().await?;
     let result = async {
-        let (ingested, new) = events::fan_out(&mut savepoint, event, source, None).await?;
+        let (ingested, new) = events::fan_out(&mut savepoint, event, source, None, false).await?;
         queue::push(&mut savepoint, due_now(new.jobs))
             .await
             .map_err(queue::as_sqlx)?;

@@ -165,11 +165,16 @@ impl Ingestor {
         let mut answers = Vec::with_capacity(requests.len());
         let mut jobs = NewJobs::default();
         for r in requests {
-            let (ingested, queued) =
-                events::fan_out(&mut tx, &r.event, &r.source, r.only_subscription)
-                    .instrument(r.span.clone())
-                    .await
-                    .map_err(Together::RolledBack)?;
+            let (ingested, queued) = events::fan_out(
+                &mut tx,
+                &r.event,
+                &r.source,
+                r.only_subscription,
+                self.sendable(),
+            )
+            .instrument(r.span.clone())
+            .await
+            .map_err(Together::RolledBack)?;
             jobs.append(queued);
             answers.push(ingested);
         }

@@ -142,6 +142,12 @@ impl Ingestor {
         }
     }
 
+    /// Whether the fan-out should answer its deliveries as the worker sends them: only while a worker of this
+    /// process takes jobs handed off (elsewhere the body would be read back for nothing).
+    fn sendable(&self) -> bool {
+        self.handoff.as_ref().is_some_and(Handoff::connected)
+    }
+
     /// Queue `jobs`, all due now, in the ingest transaction `conn`: those this process's worker may take are written
     /// claimed by it (`jobs::queue::push`), the rest wait for a claim.
     async fn queue(&self, conn: &mut PgConnection, new: NewJobs) -> Result<Queued, sqlx::Error> {

@@ -5,7 +5,8 @@
 //! the jobs the worker may take already claimed by it ([`crate::queue::push`] has the rules: the claim's lane lock,
 //! room and order); after the commit, [`Reservation::start`] runs them in the reserved slots, from the deliveries
 //! the fan-out statement returned (nothing is loaded back), and the worker's writer acknowledges them as it does
-//! claimed jobs. Slots not used go back at once. A rolled-back transaction drops its reservation. A worker that is stopping takes nothing: it disconnects before it drains.
+//! claimed jobs. Slots not used go back at once. A rolled-back transaction drops its reservation. A worker that is
+//! stopping takes nothing: it disconnects before it drains.
 
 use std::sync::{Arc, Mutex};
 
@@ -35,6 +36,11 @@ pub struct Reservation {
 }
 
 impl Handoff {
+    /// Whether a worker runs here and takes jobs now.
+    pub fn connected(&self) -> bool {
+        self.0.lock().is_ok_and(|link| link.is_some())
+    }
+
     /// Reserve up to `most` free slots of the running worker: `None` when no worker runs here or none is free.
     pub fn reserve(&self, most: usize) -> Option<Reservation> {
         let link = self.0.lock().ok()?.clone()?;

@@ -215,8 +215,8 @@ async fn record<T: AttemptTable>(
 /// element per row): `unnest` of them, or, for one row, a subquery of their first elements. Postgres estimates an
 /// `unnest` of parameters at ten rows in a generic plan and at the array's length in a custom one, so for one row it
 /// finds a custom plan cheaper every time and plans the statement on every call (the flush's row update: 0.19 ms of
-/// planning per call, more than half its execution; docs/benchmarks.md, "Plans kept"); the one-row form is estimated
-/// alike both ways, and its generic plan is kept.
+/// planning per call, more than half its execution; docs/benchmarks.md, "Nothing loaded back"); the one-row form is
+/// estimated alike both ways, and its generic plan is kept.
 fn rows_of(arrays: &str, rows: usize) -> String {
     if rows != 1 {
         return format!("unnest({arrays})");
