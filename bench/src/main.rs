@@ -7,6 +7,7 @@ mod claim;
 mod connectors;
 mod credentials;
 mod flood;
+mod send;
 mod webhooks;
 mod workers;
 

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use poem::web::Data;
 use poem::{EndpointExt, Route, handler};
-use serde_json::json;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -18,6 +17,7 @@ use integration_service::config::{Config, Secret};
 use integration_service::db::subscriptions::NewSubscription;
 use integration_service::startup::{Application, Roles};
 
+use super::send::{Sender, stamped_event};
 use super::{BenchArgs, percentile};
 
 #[derive(Default)]
@@ -173,9 +173,10 @@ async fn scenario(base: &Config, via: &str, fanout: usize, load: Load) -> anyhow
     let running = tokio::spawn(async move { runner.run(Roles::ALL, Some(listener), token).await });
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let sender = Sender::new(via, &config, api, topic)?;
+    let sender = Arc::new(Sender::new(via, &config, api, topic)?);
     let writes_before = row_writes(&config).await?;
     let started = Instant::now();
+    let latency_run = matches!(load, Load::Rate(..));
     let (mode, events) = drive(&sender, load, state.base).await?;
     let expected = events * fanout;
     wait_for_deliveries(&state, expected).await;
@@ -183,6 +184,11 @@ async fn scenario(base: &Config, via: &str, fanout: usize, load: Load) -> anyhow
     let mut seen = std::mem::take(&mut *state.seen.lock().unwrap_or_else(|p| p.into_inner()));
     seen.latencies_us.sort_unstable();
     let got = seen.deliveries.len();
+    let stages = if latency_run {
+        Some(stages(&config).await?)
+    } else {
+        None
+    };
     // Stop the service first: its connections close, and Postgres counts what they wrote (backends report their
     // table statistics in batches, at the latest when they exit).
     shutdown.cancel();
@@ -198,6 +204,14 @@ async fn scenario(base: &Config, via: &str, fanout: usize, load: Load) -> anyhow
         percentile(&seen.latencies_us, 0.99),
         writes as f64 / got.max(1) as f64,
     );
+    if let Some(stages) = stages {
+        let acked = sender.acked();
+        let acked = [0.50, 0.95, 0.99].map(|p| percentile(&acked, p));
+        println!(
+            "|   stages, ms p50/p95/p99 | {via} | {fanout} | send acknowledged {:.1}/{:.1}/{:.1} · {stages} |",
+            acked[0], acked[1], acked[2]
+        );
+    }
     scenario.drop_db().await;
     Ok(())
 }
@@ -217,6 +231,39 @@ async fn row_writes(config: &Config) -> anyhow::Result<i64> {
     .await?;
     pool.close().await;
     Ok(total)
+}
+
+/// Where a latency run's first attempts spent their time, from the run's own rows (p50/p95/p99 in ms): from the
+/// event's `occurredAt` (stamped by the bench as it sends) to the ingest transaction (`received_at`, its `now()`:
+/// broker, consumer fetch and batching for Kafka, the request for HTTP); from there to the attempt's start (ingest
+/// statements, commit, hand-off or claim); the attempt itself (signing, POST, the receiver's answer).
+async fn stages(config: &Config) -> anyhow::Result<String> {
+    let pool = sqlx::PgPool::connect(config.database_url.expose()).await?;
+    let rows: Vec<(String, f64, f64, f64)> = sqlx::query_as(
+        "WITH s AS (
+           SELECT extract(epoch FROM e.received_at - e.occurred_at) * 1000 AS ingest,
+                  extract(epoch FROM a.started_at - e.received_at) * 1000 AS queued,
+                  extract(epoch FROM a.finished_at - a.started_at) * 1000 AS attempt
+           FROM webhook_delivery_attempts a JOIN webhook_deliveries d USING (delivery_id)
+           JOIN ingested_events e USING (event_id)
+           WHERE a.attempt_number = 1)
+         SELECT stage, q[1], q[2], q[3] FROM (
+           SELECT 'event → ingest tx' AS stage, 1 AS n,
+                  percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY ingest) AS q FROM s
+           UNION ALL SELECT 'ingest tx → attempt', 2,
+                  percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY queued) FROM s
+           UNION ALL SELECT 'attempt', 3,
+                  percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY attempt) FROM s) AS p
+         ORDER BY n",
+    )
+    .fetch_all(&pool)
+    .await?;
+    pool.close().await;
+    Ok(rows
+        .iter()
+        .map(|(stage, p50, p95, p99)| format!("{stage} {p50:.1}/{p95:.1}/{p99:.1}"))
+        .collect::<Vec<_>>()
+        .join(" · "))
 }
 
 /// A fresh database and the config of one run: its own topic (created when events go through Kafka, otherwise
@@ -242,69 +289,8 @@ async fn configured(base: &Config, via: &str) -> anyhow::Result<(Scenario, Confi
     Ok((scenario, config, topic))
 }
 
-/// Sends one event, to Kafka (when a producer is set) or to `POST /events`.
-struct Sender {
-    producer: Option<rdkafka::producer::FutureProducer>,
-    http: reqwest::Client,
-    api: String,
-    topic: String,
-}
-
-impl Sender {
-    fn new(via: &str, config: &Config, api: String, topic: String) -> anyhow::Result<Self> {
-        let producer = if via == "kafka" {
-            Some(
-                rdkafka::ClientConfig::new()
-                    .set("bootstrap.servers", &config.kafka.brokers)
-                    .set("linger.ms", "1")
-                    .create()?,
-            )
-        } else {
-            None
-        };
-        Ok(Self {
-            producer,
-            http: reqwest::Client::new(),
-            api,
-            topic,
-        })
-    }
-
-    async fn send(&self, body: String) -> anyhow::Result<()> {
-        match &self.producer {
-            Some(p) => {
-                let record =
-                    rdkafka::producer::FutureRecord::<str, str>::to(&self.topic).payload(&body);
-                p.send(record, Duration::from_secs(10))
-                    .await
-                    .map(|_| ())
-                    .map_err(|(e, _)| anyhow::anyhow!(e))
-            }
-            None => {
-                let r = self
-                    .http
-                    .post(format!("{}/events", self.api))
-                    .bearer_auth("bench-token")
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await?;
-                anyhow::ensure!(r.status().is_success(), "POST /events: {}", r.status());
-                Ok(())
-            }
-        }
-    }
-}
-
-/// An event stamped with its send time (microseconds since `base`), which the receiver turns into latency.
-fn stamped_event(base: Instant) -> String {
-    json!({"eventId": Uuid::new_v4(), "eventType": "order.placed", "storeId": "bench",
-           "data": {"orderId": "o", "sentAtUs": base.elapsed().as_micros() as u64}})
-    .to_string()
-}
-
 /// Send the load; returns its label and the number of events sent.
-async fn drive(sender: &Sender, load: Load, base: Instant) -> anyhow::Result<(String, usize)> {
+async fn drive(sender: &Arc<Sender>, load: Load, base: Instant) -> anyhow::Result<(String, usize)> {
     match load {
         Load::Burst(n) => {
             let results: Vec<anyhow::Result<()>> =
@@ -319,15 +305,18 @@ async fn drive(sender: &Sender, load: Load, base: Instant) -> anyhow::Result<(St
             let n = (rate as u64 * length.as_secs()) as usize;
             let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
             let mut inflight = futures::stream::FuturesUnordered::new();
+            // Each send is a task of its own, so it makes progress between ticks (a future only polled at the
+            // ticks waited for the next one to open its connection or write its request: 1 s at 1 event/s).
             for _ in 0..n {
                 tick.tick().await;
-                inflight.push(sender.send(stamped_event(base)));
+                let (sender, body) = (Arc::clone(sender), stamped_event(base));
+                inflight.push(tokio::spawn(async move { sender.send(body).await }));
                 while let Some(Some(r)) = futures::FutureExt::now_or_never(inflight.next()) {
-                    r?;
+                    r??;
                 }
             }
             while let Some(r) = inflight.next().await {
-                r?;
+                r??;
             }
             Ok((format!("{rate}/s"), n))
         }

@@ -24,7 +24,7 @@ pub struct KafkaConfig {
     pub max_message_bytes: usize,
     /// Messages per ingest transaction.
     pub batch_max: usize,
-    /// How long a batch waits to fill after its first message.
+    /// How long a batch waits to fill after its first message (0: it takes what the consumer already holds).
     pub batch_linger_ms: u64,
     /// Broker-side fetch wait.
     pub fetch_wait_ms: u64,

@@ -76,7 +76,7 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// Fair delivery: attempts in flight per subscription (connector), and the slow-receiver circuit breaker.
     pub lanes: LanesConfig,
-    /// How long the delivery log, ingested events and published outbox rows are kept.
+    /// How long the delivery log, ingested events and statistics are kept.
     pub retention: RetentionConfig,
     /// Subscriptions whose every attempt fails are deactivated.
     pub auto_disable: AutoDisableConfig,

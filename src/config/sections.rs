@@ -165,8 +165,6 @@ pub struct RetentionConfig {
     /// Ingested events: their ids are the dedupe window of event ids (an event carrying a body its deliveries or
     /// connector jobs send stays as long as they do).
     pub ingested_events_days: u32,
-    /// Published outbox rows, after publication.
-    pub published_outbox_secs: u64,
     /// Hourly delivery statistics (the longest window the statistics serve is 90 days).
     pub stats_days: u32,
     /// How often a worker runs a pass (one process at a time).
@@ -182,7 +180,6 @@ impl RetentionConfig {
         crate::db::retention::Retention {
             log: days(self.log_days),
             ingested_events: days(self.ingested_events_days),
-            published_outbox: std::time::Duration::from_secs(self.published_outbox_secs),
             stats: days(self.stats_days),
             batch: i64::from(self.batch),
         }

@@ -1,10 +1,10 @@
 //! The outbox: events we publish, written with the state change that caused them (one row per topic per flush,
-//! carrying that flush's events), relayed to Kafka after.
+//! carrying that flush's events), relayed to Kafka after and deleted once relayed.
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
-use sqlx::PgPool;
+use sqlx::PgConnection;
 
 /// One event of an outbox row: a Kafka record to be.
 #[derive(Debug, Clone, Deserialize)]
@@ -28,31 +28,26 @@ pub struct OutboxRow {
     pub created_at: DateTime<Utc>,
 }
 
-/// Claim up to `limit` unpublished rows for `lease` seconds (no lock is held while publishing).
-pub async fn claim(
-    pool: &PgPool,
+/// Lock up to `limit` rows (every row is unpublished), oldest first, in the caller's transaction (the relay's, held
+/// while it publishes them); rows another relay holds are skipped. Taking them writes nothing.
+pub async fn lock_unpublished(
+    conn: &mut PgConnection,
     limit: i64,
-    lease_secs: i64,
 ) -> Result<Vec<OutboxRow>, sqlx::Error> {
     sqlx::query_as(
-        "UPDATE outbox SET claimed_until = now() + make_interval(secs => $2)
-         WHERE outbox_id IN (
-             SELECT outbox_id FROM outbox
-             WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
-             ORDER BY outbox_id LIMIT $1 FOR UPDATE SKIP LOCKED)
-         RETURNING outbox_id, topic, messages, created_at",
+        "SELECT outbox_id, topic, messages, created_at FROM outbox
+         ORDER BY outbox_id LIMIT $1 FOR UPDATE SKIP LOCKED",
     )
     .bind(limit)
-    .bind(lease_secs as f64)
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await
 }
 
-/// Mark rows published (every one of their events was).
-pub async fn mark_published(pool: &PgPool, ids: &[i64]) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE outbox SET published_at = now() WHERE outbox_id = ANY($1)")
+/// Delete rows whose every event was published, in the transaction that locked them.
+pub async fn delete_published(conn: &mut PgConnection, ids: &[i64]) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM outbox WHERE outbox_id = ANY($1)")
         .bind(ids)
-        .execute(pool)
+        .execute(conn)
         .await?;
     Ok(())
 }

@@ -8,7 +8,8 @@
 //!   removed. A dead letter can be re-triggered until it is removed: re-triggering one resets its age.
 //! - Ingested events (the dedupe window of event ids) after their own horizon; an event that created deliveries or
 //!   connector jobs carries their body, and stays as long as they do (at least the delivery-log horizon).
-//! - Published outbox rows after a short grace; unpublished ones are never removed.
+//! - Outbox rows are not removed here: the relay deletes each once it is published (`crate::publisher`); without
+//!   Kafka they stay.
 //! - Quarantined messages after the delivery-log horizon.
 //! - Delivery statistics after their own horizon (the longest window they serve), and the hourly counters of days
 //!   before yesterday rolled up into daily rows (`db::stats::roll_up`); admin sessions once expired or signed out.
@@ -29,8 +30,6 @@ pub struct Retention {
     pub log: Duration,
     /// Ingested events (their ids are the dedupe window).
     pub ingested_events: Duration,
-    /// Published outbox rows, after publication.
-    pub published_outbox: Duration,
     /// Hourly delivery statistics.
     pub stats: Duration,
     /// Rows removed per statement.
@@ -46,8 +45,6 @@ pub struct Removed {
     pub connector_rows: u64,
     /// Ingested events.
     pub ingested_events: u64,
-    /// Published outbox rows.
-    pub outbox: u64,
     /// Quarantined messages.
     pub quarantined: u64,
     /// Statistics rows (hourly and daily), and ended admin sessions.
@@ -123,11 +120,6 @@ const INGESTED_BODIES: &str = "DELETE FROM ingested_events WHERE event_id IN (
           AND NOT EXISTS (SELECT 1 FROM connector_jobs j WHERE j.event_id = e.event_id)
         ORDER BY e.received_at LIMIT $2 FOR UPDATE SKIP LOCKED)";
 
-/// Outbox rows published before `$1`.
-const OUTBOX: &str = "DELETE FROM outbox WHERE outbox_id IN (
-        SELECT outbox_id FROM outbox WHERE published_at < $1
-        ORDER BY outbox_id LIMIT $2 FOR UPDATE SKIP LOCKED)";
-
 /// Quarantined messages received before `$1`.
 const QUARANTINED: &str = "DELETE FROM quarantined_messages WHERE quarantine_id IN (
         SELECT quarantine_id FROM quarantined_messages WHERE received_at < $1
@@ -179,7 +171,6 @@ async fn remove_all(
 ) -> Result<Removed, sqlx::Error> {
     let horizon = |keep: Duration| now - chrono::Duration::from_std(keep).unwrap_or_default();
     let (log, events) = (horizon(retention.log), horizon(retention.ingested_events));
-    let outbox = horizon(retention.published_outbox);
     let batch = retention.batch.max(1);
     let stats = horizon(retention.stats);
     // Hours of days before yesterday: today's and yesterday's stay hourly, for the last 24 hours.
@@ -191,7 +182,6 @@ async fn remove_all(
         // After the deliveries and connector jobs above, so the bodies they referred to go in the same pass.
         ingested_events: drain(pool, INGESTED, events, batch).await?
             + drain(pool, INGESTED_BODIES, log.min(events), batch).await?,
-        outbox: drain(pool, OUTBOX, outbox, batch).await?,
         quarantined: drain(pool, QUARANTINED, log, batch).await?,
         stats_and_sessions: drain(pool, STATS_HOURS, stats, batch).await?
             + drain(pool, STATS_DAYS, stats, batch).await?

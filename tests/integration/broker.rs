@@ -79,9 +79,7 @@ async fn while_the_broker_is_frozen_ingest_and_publishing_wait_then_resume_with_
     // The behaviour under test: for a while with Kafka down, nothing is published (a silence, so a fixed wait).
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
-        app.count("SELECT count(*) FROM outbox_messages WHERE published_at IS NULL")
-            .await
-            >= 20,
+        app.count("SELECT count(*) FROM outbox_messages").await >= 20,
         "the relay waits while Kafka is down"
     );
     broker.thaw();
@@ -107,9 +105,7 @@ async fn while_the_broker_is_frozen_ingest_and_publishing_wait_then_resume_with_
     assert_eq!(delivered, 120);
     let mut backlog = i64::MAX;
     for _ in 0..600 {
-        backlog = app
-            .count("SELECT count(*) FROM outbox_messages WHERE published_at IS NULL")
-            .await;
+        backlog = app.count("SELECT count(*) FROM outbox_messages").await;
         if backlog == 0 {
             break;
         }

@@ -18,7 +18,7 @@ use workflows::{AttemptOutcome, DeliveryStatus};
 
 use crate::Job;
 use crate::ports::{DeliveryToSend, KeyVersions};
-use crate::queue::attempts::{AttemptTable, RowUpdate};
+use crate::queue::attempts::{AttemptTable, RowUpdate, lanes};
 use crate::queue::effects::published_event;
 use crate::webhook::{WebhookDeps, WebhookRecord, order, stats};
 
@@ -103,8 +103,8 @@ impl AttemptTable for WebhookDeps {
         let workers: Vec<&str> = records.iter().map(|r| r.worker.as_str()).collect();
         let classes: Vec<Option<String>> = records.iter().map(|r| stats::class_of(r)).collect();
         let counted = stats::Counted::of(records);
-        // One statement: the attempts, and the counters of those it inserted (an attempt a rescued twin already
-        // logged is neither inserted nor counted again).
+        // One statement: the attempts, the counters of those it inserted (an attempt a rescued twin already
+        // logged is neither inserted nor counted again), and the health of their subscriptions' lanes.
         sqlx::query(sqlx::AssertSqlSafe(LOG_AND_COUNT.as_str()))
             .bind(&ids)
             .bind(&seqs)
@@ -123,6 +123,7 @@ impl AttemptTable for WebhookDeps {
             .bind(&counted.store)
             .bind(&counted.result)
             .bind(&counted.bucket)
+            .bind(records.iter().map(|r| r.slow).collect::<Vec<bool>>())
             .execute(&mut *conn)
             .await?;
         Ok(())
@@ -162,7 +163,7 @@ impl AttemptTable for WebhookDeps {
 /// The attempts of a flush (`$1`–`$12`), then their counters ([`stats::COUNT_LOGGED`]).
 static LOG_AND_COUNT: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH logged AS (
+        "WITH {}, logged AS (
            INSERT INTO webhook_delivery_attempts
              (delivery_id, dispatch_seq, attempt_number, outcome, started_at, finished_at, http_status, response_body,
               response_time_ms, error, worker, error_class)
@@ -170,6 +171,7 @@ static LOG_AND_COUNT: LazyLock<String> = LazyLock::new(|| {
                                 $7::int[], $8::text[], $9::int[], $10::text[], $11::text[], $12::text[])
            ON CONFLICT (delivery_id, dispatch_seq) DO NOTHING
            RETURNING delivery_id, dispatch_seq){}",
+        lanes::health("$13", "$18"),
         stats::COUNT_LOGGED.as_str()
     )
 });

@@ -69,7 +69,7 @@ pub async fn quarantine(req: &Request) -> Response {
 pub async fn outbox(req: &Request) -> Response {
     let session = or_answer!(signed_in_operator(req).await);
     let rows: Vec<(String, i64, Option<chrono::DateTime<chrono::Utc>>)> = match sqlx::query_as(
-        "SELECT topic, count(*), min(created_at) FROM outbox_messages WHERE published_at IS NULL GROUP BY topic ORDER BY topic",
+        "SELECT topic, count(*), min(created_at) FROM outbox_messages GROUP BY topic ORDER BY topic",
     )
     .fetch_all(&state(req).pool)
     .await

@@ -66,7 +66,8 @@ pub trait AttemptTable: OutboundKind {
     ) -> anyhow::Result<HashMap<Self::Id, Self::Loaded>>;
     /// Bind the extra columns of `records`, in the order of [`AttemptTable::EXTRA_UNNEST`].
     fn bind_extras<'q>(update: RowUpdate<'q>, records: &[&Record<Self>]) -> RowUpdate<'q>;
-    /// Append `records` to the kind's attempt log (every attempt, even one whose row moved on while it ran).
+    /// Append `records` to the kind's attempt log (every attempt, even one whose row moved on while it ran), and
+    /// count their lanes' health ([`lanes::health`], their owners and `slow`) in the same statement.
     async fn log(conn: &mut PgConnection, records: &[&Record<Self>]) -> sqlx::Result<()>;
     /// The event published once `record` was applied (`None`: nothing to publish), with its message key.
     fn published(record: &Record<Self>) -> Option<(String, Value)>;
@@ -112,7 +113,6 @@ pub async fn apply<T: AttemptTable>(
         // instead of locking it (`FOR KEY SHARE`, a WAL record and a dirtied page per row) just before the update.
         finished = record::<T>(conn, &records, writes).await?;
         T::log(conn, &records).await?;
-        lanes::record_health(conn, records.iter().map(|r| (T::owner(&r.loaded), r.slow))).await?;
     }
     finished.extend(cancel::<T>(conn, effects).await?);
     if !finished.is_empty() {

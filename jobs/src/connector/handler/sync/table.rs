@@ -2,6 +2,7 @@
 //! `connector_sync_log` row per attempt, and a `connector.dead_lettered` event.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -14,7 +15,7 @@ use workflows::connector::{job_status_name, parse_job_status};
 use workflows::ids::{ConnectorId, ConnectorJobId, EventId};
 
 use crate::connector::handler::{ConnectorDeps, ConnectorJobToRun, SyncRecord};
-use crate::queue::attempts::{AttemptTable, RowUpdate};
+use crate::queue::attempts::{AttemptTable, RowUpdate, lanes};
 use crate::queue::effects::published_event;
 
 /// The sync-log status of an attempt: it failed, had nothing to do, or wrote its records.
@@ -68,6 +69,22 @@ impl<'a> LogColumns<'a> {
     }
 }
 
+/// The sync-log insert of recorded attempts, with their lanes' health (`$2`, the connector, is the lane).
+static LOG: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH {}
+         INSERT INTO connector_sync_log (run_id, config_id, store_id, direction, entity_type, record_count, status, error_summary,
+                                         job_id, event_type, attempt_number, requests, worker, started_at, finished_at)
+         SELECT run_id, config_id, store_id, 'OUTBOUND', entity_type, record_count, status, error_summary, job_id, event_type,
+                attempt_number, requests, worker, started_at, finished_at
+         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::uuid[], $9::text[],
+                     $10::int[], $11::int[], $12::text[], $13::timestamptz[], $14::timestamptz[])
+           AS i(run_id, config_id, store_id, entity_type, record_count, status, error_summary, job_id, event_type,
+                attempt_number, requests, worker, started_at, finished_at)",
+        lanes::health("$2", "$15")
+    )
+});
+
 #[async_trait]
 impl AttemptTable for ConnectorDeps {
     const TABLE: &'static str = "connector_jobs";
@@ -96,32 +113,25 @@ impl AttemptTable for ConnectorDeps {
 
     async fn log(conn: &mut PgConnection, records: &[&SyncRecord]) -> sqlx::Result<()> {
         let c = LogColumns::of(records);
-        sqlx::query(
-            "INSERT INTO connector_sync_log (run_id, config_id, store_id, direction, entity_type, record_count, status, error_summary,
-                                             job_id, event_type, attempt_number, requests, worker, started_at, finished_at)
-             SELECT run_id, config_id, store_id, 'OUTBOUND', entity_type, record_count, status, error_summary, job_id, event_type,
-                    attempt_number, requests, worker, started_at, finished_at
-             FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::uuid[], $9::text[],
-                         $10::int[], $11::int[], $12::text[], $13::timestamptz[], $14::timestamptz[])
-               AS i(run_id, config_id, store_id, entity_type, record_count, status, error_summary, job_id, event_type,
-                    attempt_number, requests, worker, started_at, finished_at)",
-        )
-        .bind(&c.run_id)
-        .bind(&c.config_id)
-        .bind(&c.store_id)
-        .bind(&c.entity_type)
-        .bind(&c.records)
-        .bind(&c.run_status)
-        .bind(&c.error)
-        .bind(&c.job_id)
-        .bind(&c.event_type)
-        .bind(&c.attempt)
-        .bind(&c.requests)
-        .bind(&c.worker)
-        .bind(&c.started_at)
-        .bind(&c.finished_at)
-        .execute(conn)
-        .await?;
+        // One statement: the log rows, and the health of their connectors' lanes.
+        sqlx::query(sqlx::AssertSqlSafe(LOG.as_str()))
+            .bind(&c.run_id)
+            .bind(&c.config_id)
+            .bind(&c.store_id)
+            .bind(&c.entity_type)
+            .bind(&c.records)
+            .bind(&c.run_status)
+            .bind(&c.error)
+            .bind(&c.job_id)
+            .bind(&c.event_type)
+            .bind(&c.attempt)
+            .bind(&c.requests)
+            .bind(&c.worker)
+            .bind(&c.started_at)
+            .bind(&c.finished_at)
+            .bind(records.iter().map(|r| r.slow).collect::<Vec<bool>>())
+            .execute(conn)
+            .await?;
         Ok(())
     }
 
