@@ -28,17 +28,20 @@ pub struct OutboxRow {
     pub created_at: DateTime<Utc>,
 }
 
-/// Lock up to `limit` rows (every row is unpublished), oldest first, in the caller's transaction (the relay's, held
-/// while it publishes them); rows another relay holds are skipped. Taking them writes nothing.
+/// Lock up to `limit` rows (every row is unpublished) but those `held_back`, oldest first, in the caller's
+/// transaction (the relay's, held while it publishes them); rows another relay holds are skipped. A row lock writes
+/// no new row version and no index entry.
 pub async fn lock_unpublished(
     conn: &mut PgConnection,
     limit: i64,
+    held_back: &[i64],
 ) -> Result<Vec<OutboxRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT outbox_id, topic, messages, created_at FROM outbox
+        "SELECT outbox_id, topic, messages, created_at FROM outbox WHERE outbox_id <> ALL($2)
          ORDER BY outbox_id LIMIT $1 FOR UPDATE SKIP LOCKED",
     )
     .bind(limit)
+    .bind(held_back)
     .fetch_all(conn)
     .await
 }

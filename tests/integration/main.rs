@@ -37,6 +37,7 @@ mod pipeline;
 mod poison;
 mod processes;
 mod rate_limit;
+mod relay;
 mod restart;
 mod retention;
 mod roles;
