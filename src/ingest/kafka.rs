@@ -153,7 +153,8 @@ struct KafkaIngest {
 
 impl KafkaIngest {
     /// Wait for a message, then gather more for up to `batch_linger_ms` (or `batch_max`); with 0, what the consumer
-    /// already holds (`timeout_at` polls `recv` once before it looks at the deadline). `None` on shutdown.
+    /// already holds (`timeout_at` polls `recv` before it looks at the deadline, which the timer rounds up to its
+    /// next millisecond, so what arrives within that joins too). `None` on shutdown.
     async fn next_batch(&mut self, shutdown: &CancellationToken) -> Option<Vec<OwnedMessage>> {
         let mut backoff = Backoff::default();
         let first = loop {

@@ -5,7 +5,8 @@
 /// The common table expressions that count a flush's slow attempts against their lanes, for the statement that logs
 /// the attempts (one round trip for both): `lanes` and `slow` name its array parameters, one element per attempt
 /// (`"$13"`, `"$18"`). Within a flush, one attempt of a lane answered in time is enough to reset it: the receiver
-/// answers again. Lanes that stay healthy cost no write.
+/// answers again. Lanes that stay healthy cost no write. Slowed lanes are written in key order, so two flushes
+/// slowing the same lanes wait for each other instead of deadlocking.
 pub fn health(lanes: &str, slow: &str) -> String {
     format!(
         "health AS (
@@ -16,7 +17,7 @@ pub fn health(lanes: &str, slow: &str) -> String {
            FROM health h WHERE o.lane = h.lane AND h.answered AND o.consecutive_slow > 0),
          slowed AS (
            INSERT INTO outbound_lanes AS o (lane, consecutive_slow, slow_since)
-           SELECT lane, slow, now() FROM health WHERE NOT answered
+           SELECT lane, slow, now() FROM health WHERE NOT answered ORDER BY lane
            ON CONFLICT (lane) DO UPDATE SET consecutive_slow = o.consecutive_slow + EXCLUDED.consecutive_slow,
              slow_since = COALESCE(o.slow_since, now()), updated_at = now())"
     )
